@@ -1,0 +1,195 @@
+// Package normalize turns vendor-shaped FHIR R4 resources into one clinical
+// model that application code can use without knowing which EHR or coding
+// produced it. It never invents data: every field the source lacked is listed
+// in Missing, and values are never guessed.
+package normalize
+
+// Ref links a normalized resource to the raw resource it came from.
+type Ref struct {
+	Connection string `json:"connection,omitempty"`
+	Type       string `json:"type"`
+	ID         string `json:"id"`
+	VersionID  string `json:"versionId,omitempty"`
+}
+
+// Concept is a coded concept reduced to its best standard coding, keeping the
+// original codings and text.
+type Concept struct {
+	System   string   `json:"system,omitempty"`   // the chosen coding's system
+	Code     string   `json:"code,omitempty"`     // the chosen coding's code
+	Display  string   `json:"display,omitempty"`  // the chosen coding's display
+	Text     string   `json:"text,omitempty"`     // CodeableConcept.text or best label
+	Standard bool     `json:"standard,omitempty"` // chosen coding is LOINC, SNOMED CT, ICD-10-CM, RxNorm, CVX...
+	Original []Coding `json:"original,omitempty"` // every coding as received
+}
+
+// Coding is a compact copy of a FHIR Coding.
+type Coding struct {
+	System  string `json:"system,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Display string `json:"display,omitempty"`
+}
+
+// Label returns the best human-readable label.
+func (c Concept) Label() string {
+	switch {
+	case c.Text != "":
+		return c.Text
+	case c.Display != "":
+		return c.Display
+	default:
+		return c.Code
+	}
+}
+
+// Common carries the fields every normalized resource has.
+type Common struct {
+	Source    Ref      `json:"source"`
+	PatientID string   `json:"patientId,omitempty"`
+	Missing   []string `json:"missing,omitempty"` // fields the source did not provide
+}
+
+// Identifier is a business identifier.
+type Identifier struct {
+	System string `json:"system,omitempty"`
+	Value  string `json:"value"`
+	Type   string `json:"type,omitempty"` // e.g. MR for medical record number
+}
+
+// Patient is a normalized patient.
+type Patient struct {
+	Common
+	Name        string       `json:"name,omitempty"` // "Given Family"
+	Family      string       `json:"family,omitempty"`
+	Given       []string     `json:"given,omitempty"`
+	BirthDate   string       `json:"birthDate,omitempty"`
+	Gender      string       `json:"gender,omitempty"`
+	MRN         string       `json:"mrn,omitempty"`
+	Identifiers []Identifier `json:"identifiers,omitempty"`
+	Address     string       `json:"address,omitempty"`
+	Phone       string       `json:"phone,omitempty"`
+	Email       string       `json:"email,omitempty"`
+	Language    string       `json:"language,omitempty"`
+	Race        string       `json:"race,omitempty"`
+	Ethnicity   string       `json:"ethnicity,omitempty"`
+	Deceased    bool         `json:"deceased,omitempty"`
+}
+
+// Encounter is a normalized encounter.
+type Encounter struct {
+	Common
+	Status     string  `json:"status,omitempty"`
+	Class      string  `json:"class,omitempty"` // AMB, IMP, EMER, VR, ...
+	Type       Concept `json:"type,omitempty"`
+	Telehealth bool    `json:"telehealth"`
+	Start      string  `json:"start,omitempty"`
+	End        string  `json:"end,omitempty"`
+}
+
+// Condition is a normalized condition (problem or diagnosis).
+type Condition struct {
+	Common
+	Code               Concept  `json:"code"`
+	Category           []string `json:"category,omitempty"`
+	ClinicalStatus     string   `json:"clinicalStatus,omitempty"`
+	VerificationStatus string   `json:"verificationStatus,omitempty"`
+	Active             bool     `json:"active"`
+	Onset              string   `json:"onset,omitempty"`
+	Abatement          string   `json:"abatement,omitempty"`
+	Recorded           string   `json:"recorded,omitempty"`
+}
+
+// Value is an observation value of any FHIR value type.
+type Value struct {
+	Kind       string   `json:"kind"` // quantity, concept, string, boolean, integer, range, ratio, period, time, datetime, sampled, absent
+	Number     *float64 `json:"number,omitempty"`
+	Comparator string   `json:"comparator,omitempty"`
+	Unit       string   `json:"unit,omitempty"`
+	UnitCode   string   `json:"unitCode,omitempty"`
+	Concept    *Concept `json:"concept,omitempty"`
+	Text       string   `json:"text,omitempty"`
+	Bool       *bool    `json:"bool,omitempty"`
+	Low        *float64 `json:"low,omitempty"`
+	High       *float64 `json:"high,omitempty"`
+}
+
+// Component is one part of a multi-part observation, such as the systolic
+// value of a blood-pressure panel.
+type Component struct {
+	Code  Concept `json:"code"`
+	Value Value   `json:"value"`
+}
+
+// Observation is a normalized observation (vital sign, lab result, ...).
+type Observation struct {
+	Common
+	Status         string      `json:"status,omitempty"`
+	Category       []string    `json:"category,omitempty"` // vital-signs, laboratory, ...
+	Code           Concept     `json:"code"`
+	Effective      string      `json:"effective,omitempty"`
+	Value          *Value      `json:"value,omitempty"`
+	Components     []Component `json:"components,omitempty"`
+	Interpretation string      `json:"interpretation,omitempty"`
+	ReferenceRange string      `json:"referenceRange,omitempty"`
+}
+
+// MedicationRequest is a normalized medication order.
+type MedicationRequest struct {
+	Common
+	Medication Concept `json:"medication"`
+	Status     string  `json:"status,omitempty"`
+	Intent     string  `json:"intent,omitempty"`
+	AuthoredOn string  `json:"authoredOn,omitempty"`
+	Dosage     string  `json:"dosage,omitempty"`
+	Active     bool    `json:"active"`
+}
+
+// AllergyIntolerance is a normalized allergy or intolerance.
+type AllergyIntolerance struct {
+	Common
+	Substance      Concept  `json:"substance"`
+	ClinicalStatus string   `json:"clinicalStatus,omitempty"`
+	Criticality    string   `json:"criticality,omitempty"`
+	Category       []string `json:"category,omitempty"`
+	Reactions      []string `json:"reactions,omitempty"`
+	Recorded       string   `json:"recorded,omitempty"`
+	Active         bool     `json:"active"`
+}
+
+// Immunization is a normalized immunization.
+type Immunization struct {
+	Common
+	Vaccine    Concept `json:"vaccine"`
+	Status     string  `json:"status,omitempty"`
+	Occurrence string  `json:"occurrence,omitempty"`
+}
+
+// Procedure is a normalized procedure.
+type Procedure struct {
+	Common
+	Code      Concept `json:"code"`
+	Status    string  `json:"status,omitempty"`
+	Performed string  `json:"performed,omitempty"`
+}
+
+// DiagnosticReport is a normalized diagnostic report.
+type DiagnosticReport struct {
+	Common
+	Code          Concept  `json:"code"`
+	Status        string   `json:"status,omitempty"`
+	Category      []string `json:"category,omitempty"`
+	Effective     string   `json:"effective,omitempty"`
+	Results       int      `json:"results"`
+	NarrativeOnly bool     `json:"narrativeOnly"`
+	Conclusion    string   `json:"conclusion,omitempty"`
+}
+
+// DocumentReference is a normalized clinical document pointer.
+type DocumentReference struct {
+	Common
+	Type        Concept `json:"type"`
+	Status      string  `json:"status,omitempty"`
+	Date        string  `json:"date,omitempty"`
+	ContentType string  `json:"contentType,omitempty"`
+	Title       string  `json:"title,omitempty"`
+}
