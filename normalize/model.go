@@ -73,6 +73,8 @@ type Patient struct {
 	Race        string       `json:"race,omitempty"`
 	Ethnicity   string       `json:"ethnicity,omitempty"`
 	Deceased    bool         `json:"deceased,omitempty"`
+	// DeceasedDate is deceasedDateTime when the source gave one.
+	DeceasedDate string `json:"deceasedDate,omitempty"`
 }
 
 // Encounter is a normalized encounter.
@@ -111,6 +113,12 @@ type Value struct {
 	Bool       *bool    `json:"bool,omitempty"`
 	Low        *float64 `json:"low,omitempty"`
 	High       *float64 `json:"high,omitempty"`
+	// Numerator and Denominator hold a ratio (kind "ratio"); Text renders it.
+	Numerator   *float64 `json:"numerator,omitempty"`
+	Denominator *float64 `json:"denominator,omitempty"`
+	// Start and End hold a period (kind "period").
+	Start string `json:"start,omitempty"`
+	End   string `json:"end,omitempty"`
 }
 
 // Component is one part of a multi-part observation, such as the systolic
@@ -147,13 +155,15 @@ type MedicationRequest struct {
 // AllergyIntolerance is a normalized allergy or intolerance.
 type AllergyIntolerance struct {
 	Common
-	Substance      Concept  `json:"substance"`
-	ClinicalStatus string   `json:"clinicalStatus,omitempty"`
-	Criticality    string   `json:"criticality,omitempty"`
-	Category       []string `json:"category,omitempty"`
-	Reactions      []string `json:"reactions,omitempty"`
-	Recorded       string   `json:"recorded,omitempty"`
-	Active         bool     `json:"active"`
+	Substance      Concept `json:"substance"`
+	ClinicalStatus string  `json:"clinicalStatus,omitempty"`
+	// VerificationStatus is unconfirmed, confirmed, refuted or entered-in-error.
+	VerificationStatus string   `json:"verificationStatus,omitempty"`
+	Criticality        string   `json:"criticality,omitempty"`
+	Category           []string `json:"category,omitempty"`
+	Reactions          []string `json:"reactions,omitempty"`
+	Recorded           string   `json:"recorded,omitempty"`
+	Active             bool     `json:"active"`
 }
 
 // Immunization is a normalized immunization.

@@ -1,0 +1,108 @@
+package normalize
+
+import (
+	"encoding/json"
+	"strings"
+
+	"ehrgate/terminology"
+)
+
+type medicationRequestJSON struct {
+	header
+	Status                    string           `json:"status"`
+	Intent                    string           `json:"intent"`
+	MedicationCodeableConcept *codeableConcept `json:"medicationCodeableConcept"`
+	MedicationReference       *reference       `json:"medicationReference"`
+	Subject                   *reference       `json:"subject"`
+	AuthoredOn                string           `json:"authoredOn"`
+	DosageInstruction         []struct {
+		Text string `json:"text"`
+	} `json:"dosageInstruction"`
+	Contained []json.RawMessage `json:"contained"`
+}
+
+// normalizeMedicationRequest maps a MedicationRequest. The medication comes
+// from medicationCodeableConcept, else from a contained Medication the
+// medicationReference points at, else from the reference's display. Active
+// means status active or on-hold (stale orders are not detected here).
+// Missing lists "medication", "status", "authoredOn" and "dosage".
+func normalizeMedicationRequest(ref Ref, raw []byte) (Resource, error) {
+	var in medicationRequestJSON
+	if err := decode(&ref, raw, &in, &in); err != nil {
+		return nil, err
+	}
+	out := &MedicationRequest{
+		Common:     Common{Source: ref, PatientID: patientRef(in.Subject)},
+		Status:     in.Status,
+		Intent:     in.Intent,
+		AuthoredOn: in.AuthoredOn,
+		Active:     in.Status == "active" || in.Status == "on-hold",
+	}
+	switch {
+	case !in.MedicationCodeableConcept.isZero():
+		out.Medication = concept(terminology.MedicationCode, in.MedicationCodeableConcept)
+	case in.MedicationReference != nil:
+		mr := in.MedicationReference
+		if id, ok := strings.CutPrefix(mr.Reference, "#"); ok {
+			c, err := containedMedication(in.Contained, id)
+			if err != nil {
+				return nil, err
+			}
+			if !c.isZero() {
+				out.Medication = concept(terminology.MedicationCode, c)
+			}
+		}
+		if out.Medication.Text == "" {
+			out.Medication.Text = mr.Display
+		}
+	}
+	if len(in.DosageInstruction) > 0 {
+		texts := make([]string, 0, len(in.DosageInstruction))
+		for _, d := range in.DosageInstruction {
+			if d.Text != "" {
+				texts = append(texts, d.Text)
+			}
+		}
+		out.Dosage = strings.Join(texts, "; ")
+	}
+	var m missing
+	m.check(out.Medication.Code == "" && out.Medication.Text == "", "medication")
+	m.check(in.Status == "", "status")
+	m.check(in.AuthoredOn == "", "authoredOn")
+	m.check(out.Dosage == "", "dosage")
+	out.Missing = m
+	return out, nil
+}
+
+// containedMedication finds the contained Medication with the given id and
+// returns its code. Other contained resources are not decoded.
+func containedMedication(contained []json.RawMessage, id string) (*codeableConcept, error) {
+	for i, raw := range contained {
+		var h struct {
+			ResourceType string `json:"resourceType"`
+			ID           string `json:"id"`
+		}
+		if err := json.Unmarshal(raw, &h); err != nil {
+			return nil, prefixField(malformed("MedicationRequest", err), "contained")
+		}
+		if h.ResourceType != "Medication" || h.ID != id {
+			continue
+		}
+		var med struct {
+			Code *codeableConcept `json:"code"`
+		}
+		if err := json.Unmarshal(contained[i], &med); err != nil {
+			return nil, prefixField(malformed("MedicationRequest", err), "contained")
+		}
+		return med.Code, nil
+	}
+	return nil, nil
+}
+
+// prefixField prefixes the field path of a *MalformedError.
+func prefixField(err error, prefix string) error {
+	if me, ok := err.(*MalformedError); ok {
+		me.Field = joinNonEmpty(".", prefix, me.Field)
+	}
+	return err
+}
