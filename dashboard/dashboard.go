@@ -1,0 +1,226 @@
+// Package dashboard serves ehrgate's server-rendered pages: an overview of
+// what the store holds, a demographic patient search and a patient chart.
+//
+// It reads through the store's role interfaces only (see [Reader]) and
+// decodes each record's normalized JSON into the normalize model. Pages are
+// rendered with html/template from embedded files and styled by one embedded
+// stylesheet; there is no JavaScript and no external asset.
+//
+// Every response carries headers suited to protected health information:
+// a restrictive Content-Security-Policy, nosniff, no-referrer and
+// Cache-Control: no-store. Error pages never show internal error text: the
+// cause is logged with a reference that the page shows to the user.
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"ehrgate/store"
+)
+
+// Reader is what the dashboard reads: current resources, patient search,
+// fetch states and store-wide counts. Implementations must be safe for
+// concurrent use; every store backend satisfies it.
+type Reader interface {
+	store.Reader
+	store.Statter
+}
+
+// ConnectionStatus describes one configured EHR connection as the
+// application sees it. The dashboard only displays it.
+type ConnectionStatus struct {
+	Name     string    // connection name, as used in store keys
+	BaseURL  string    // FHIR base URL
+	Vendor   string    // vendor profile, e.g. "epic"
+	LastSync time.Time // end of the last successful sync; zero if never
+	State    string    // "ok", "needs re-authorization", "error", ...
+	Detail   string    // user-safe explanation of State; never tokens or internal errors
+}
+
+// OK reports whether the connection is in its normal state.
+func (c ConnectionStatus) OK() bool { return c.State == "" || c.State == "ok" }
+
+// Options configures a Dashboard. The zero value is usable.
+type Options struct {
+	// Title is shown in the header and page titles; "ehrgate" when empty.
+	Title string
+	// Clock returns the current time, for ages and relative freshness;
+	// time.Now when nil.
+	Clock func() time.Time
+	// Logger receives errors (with the reference shown to users) and
+	// warnings about records that cannot be decoded; discarded when nil.
+	// Only identifiers are logged, never clinical content.
+	Logger *slog.Logger
+	// Status returns per-connection information supplied by the
+	// application; nil means connection status is not shown.
+	Status func(ctx context.Context) []ConnectionStatus
+	// RequestID returns the request id assigned by the serving middleware,
+	// shown on error pages so users can quote it. When nil or when it
+	// returns "", the dashboard makes up a reference and logs it.
+	RequestID func(ctx context.Context) string
+}
+
+// Dashboard renders the pages. Create it with New; it is safe for
+// concurrent use.
+type Dashboard struct {
+	r     Reader
+	opts  Options
+	log   *slog.Logger
+	now   func() time.Time
+	pages map[string]*template.Template
+}
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// New returns a Dashboard reading from r. It panics if the embedded
+// templates do not parse, which is a build defect, not a run-time condition.
+func New(r Reader, opts Options) *Dashboard {
+	if opts.Title == "" {
+		opts.Title = "ehrgate"
+	}
+	d := &Dashboard{r: r, opts: opts, log: opts.Logger, now: opts.Clock}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	d.pages = make(map[string]*template.Template)
+	for _, name := range []string{"overview", "search", "chart", "error"} {
+		t := template.New("layout.html").Funcs(d.funcs())
+		d.pages[name] = template.Must(t.ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
+	}
+	return d
+}
+
+// Handler returns the dashboard's routes, meant to be mounted at "/":
+//
+//	GET /                               overview and search form
+//	GET /patients                       patient search (q, birthdate, connection)
+//	GET /patients/{connection}/{id}     patient chart
+//	GET /static/                        the embedded stylesheet
+//
+// Every other path gets the dashboard's 404 page.
+func (d *Dashboard) Handler() http.Handler {
+	static, err := fs.Sub(assets, "static")
+	if err != nil {
+		panic(err) // embedded directory; cannot fail
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", d.overview)
+	mux.HandleFunc("GET /patients", d.search)
+	mux.HandleFunc("GET /patients/{connection}/{id}", d.chart)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("/", d.notFound)
+	return secure(mux)
+}
+
+// secure sets the headers every dashboard response carries.
+func secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// page is the data every template receives.
+type page struct {
+	Title   string // page title, before the dashboard title
+	AppName string
+	Nav     string // which navigation entry is current
+	Body    any
+}
+
+// render executes the named page into a buffer first so that a template
+// failure becomes a clean error page instead of half a page.
+func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name, title string, body any) {
+	var buf bytes.Buffer
+	p := page{Title: title, AppName: d.opts.Title, Nav: name, Body: body}
+	if err := d.pages[name].Execute(&buf, p); err != nil {
+		if name == "error" {
+			d.log.ErrorContext(r.Context(), "dashboard: rendering error page", "err", err)
+			http.Error(w, "Internal error", http.StatusInternalServerError)
+			return
+		}
+		d.fail(w, r, "rendering "+name, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(buf.Bytes())
+	}
+}
+
+// errorBody is the data of the error page.
+type errorBody struct {
+	Status    int
+	Heading   string
+	Message   string
+	Reference string
+}
+
+// fail logs err with a reference and shows a generic 500 page quoting it.
+func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, doing string, err error) {
+	ref := d.reference(r.Context())
+	d.log.ErrorContext(r.Context(), "dashboard: "+doing, "err", err, "ref", ref, "path", r.URL.Path)
+	d.render(w, r, http.StatusInternalServerError, "error", "Something went wrong", errorBody{
+		Status:    http.StatusInternalServerError,
+		Heading:   "Something went wrong",
+		Message:   "The page could not be shown. Please try again; if the problem persists, contact support and quote the reference below.",
+		Reference: ref,
+	})
+}
+
+// reference returns the request id if the application provides one, or a
+// fresh random reference otherwise.
+func (d *Dashboard) reference(ctx context.Context) string {
+	if d.opts.RequestID != nil {
+		if id := d.opts.RequestID(ctx); id != "" {
+			return id
+		}
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (d *Dashboard) notFound(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		d.render(w, r, http.StatusMethodNotAllowed, "error", "Method not allowed", errorBody{
+			Status:  http.StatusMethodNotAllowed,
+			Heading: "Method not allowed",
+			Message: "This dashboard is read-only.",
+		})
+		return
+	}
+	d.render(w, r, http.StatusNotFound, "error", "Page not found", errorBody{
+		Status:  http.StatusNotFound,
+		Heading: "Page not found",
+		Message: "There is no page at this address.",
+	})
+}
+
+// statuses returns the application's connection statuses, or nil.
+func (d *Dashboard) statuses(ctx context.Context) []ConnectionStatus {
+	if d.opts.Status == nil {
+		return nil
+	}
+	return d.opts.Status(ctx)
+}
