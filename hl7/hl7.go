@@ -1,0 +1,436 @@
+// Package hl7 parses, navigates, escapes and encodes HL7 version 2 messages
+// (v2.3 through v2.8) and builds acknowledgements.
+//
+// Parsing is offset based: a Message keeps the bytes it was parsed from and
+// each Segment is a sub-slice of them. Fields, repetitions, components and
+// sub-components are located on access by scanning for delimiters, so a parse
+// costs one allocation for typical messages and accessors allocate only the
+// strings they return. A Message is immutable after Parse and safe for
+// concurrent readers; the caller must not modify the parsed bytes afterwards.
+//
+// Message content is protected health information. Nothing in this package
+// logs, and errors carry positions (segment index, field number), never data.
+// Field, Repetition and Component deliberately have no String method so that
+// they cannot end up in a log line by accident.
+package hl7
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// Sentinel errors. Parse wraps them in a *ParseError carrying the position.
+var (
+	// ErrEmpty reports an input with no segments.
+	ErrEmpty = errors.New("hl7: empty message")
+	// ErrNoMSH reports a message that does not start with an MSH segment
+	// (or, in lenient mode, contains no MSH, FHS or BHS header at all).
+	ErrNoMSH = errors.New("hl7: missing MSH segment")
+	// ErrBadDelimiters reports unusable MSH-1/MSH-2 delimiters.
+	ErrBadDelimiters = errors.New("hl7: bad delimiters")
+	// ErrBadSegmentName reports a segment whose name is not three upper-case
+	// letters or digits starting with a letter.
+	ErrBadSegmentName = errors.New("hl7: invalid segment name")
+	// ErrBadEscape reports an unterminated or unknown escape sequence.
+	ErrBadEscape = errors.New("hl7: bad escape sequence")
+	// ErrBadPath reports a malformed field path such as "PID-x".
+	ErrBadPath = errors.New("hl7: bad path")
+)
+
+// ParseError locates a parse failure without quoting message content.
+type ParseError struct {
+	// Segment is the 1-based index of the offending segment (0 when the
+	// failure is not tied to a segment).
+	Segment int
+	// Field is the HL7 field number (MSH-1 is the field separator), 0 when
+	// not applicable.
+	Field int
+	// Err is one of the package's sentinel errors.
+	Err error
+}
+
+// Error implements error; it never includes message content.
+func (e *ParseError) Error() string {
+	var b strings.Builder
+	b.WriteString("parsing hl7 message")
+	if e.Segment > 0 {
+		b.WriteString(": segment ")
+		b.WriteString(strconv.Itoa(e.Segment))
+	}
+	if e.Field > 0 {
+		b.WriteString(" field ")
+		b.WriteString(strconv.Itoa(e.Field))
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+// Unwrap returns the sentinel error.
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// Delimiters are the separators a message declares in MSH-1 and MSH-2.
+type Delimiters struct {
+	Field        byte // MSH-1, usually '|'
+	Component    byte // usually '^'
+	Repetition   byte // usually '~'
+	Escape       byte // usually '\'
+	SubComponent byte // usually '&'
+	// Truncation is the v2.7+ truncation character (usually '#'), or 0 when
+	// MSH-2 has only four characters.
+	Truncation byte
+}
+
+// DefaultDelimiters are the delimiters recommended by the standard, without
+// a truncation character.
+var DefaultDelimiters = Delimiters{Field: '|', Component: '^', Repetition: '~', Escape: '\\', SubComponent: '&'}
+
+// EncodingCharacters returns the MSH-2 value for d ("^~\&" or "^~\&#").
+func (d Delimiters) EncodingCharacters() string {
+	b := []byte{d.Component, d.Repetition, d.Escape, d.SubComponent}
+	if d.Truncation != 0 {
+		b = append(b, d.Truncation)
+	}
+	return string(b)
+}
+
+// Validate reports whether d can be used to encode a message: all characters
+// set (Truncation optional), distinct, and neither letters, digits nor
+// segment terminators.
+func (d Delimiters) Validate() error {
+	buf := [6]byte{d.Field, d.Component, d.Repetition, d.Escape, d.SubComponent, d.Truncation}
+	all := buf[:5]
+	if d.Truncation != 0 {
+		all = buf[:6]
+	}
+	for i, c := range all {
+		if !validDelimiter(c) {
+			return ErrBadDelimiters
+		}
+		for _, o := range all[:i] {
+			if o == c {
+				return ErrBadDelimiters
+			}
+		}
+	}
+	return nil
+}
+
+func validDelimiter(c byte) bool {
+	switch {
+	case c == 0, c == '\r', c == '\n', c == ' ':
+		return false
+	case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		return false
+	case c >= 0x80:
+		return false
+	}
+	return true
+}
+
+// isDelim reports whether c is one of the structural delimiters.
+func (d *Delimiters) isDelim(c byte) bool {
+	return c == d.Field || c == d.Component || c == d.Repetition || c == d.SubComponent
+}
+
+// Message is a parsed HL7 v2 message. Create it with Parse.
+type Message struct {
+	raw    []byte
+	delims Delimiters
+	segs   []Segment
+	inline [16]Segment // backing store for segs so small messages cost one allocation
+}
+
+// Delimiters returns the delimiters declared by the message header.
+func (m *Message) Delimiters() Delimiters { return m.delims }
+
+// Bytes returns the bytes the message was parsed from (shared, do not modify).
+func (m *Message) Bytes() []byte { return m.raw }
+
+// Len returns the number of segments.
+func (m *Message) Len() int { return len(m.segs) }
+
+// SegmentAt returns the i-th segment (0-based) in message order.
+func (m *Message) SegmentAt(i int) Segment { return m.segs[i] }
+
+// Segments returns the segments named name (for example "OBX") in message
+// order, Z-segments included.
+func (m *Message) Segments(name string) []Segment {
+	var out []Segment
+	for _, s := range m.segs {
+		if string(s.nameBytes()) == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Segment returns the n-th (1-based) segment named name.
+func (m *Message) Segment(name string, n int) (Segment, bool) {
+	for _, s := range m.segs {
+		if string(s.nameBytes()) == name {
+			n--
+			if n == 0 {
+				return s, true
+			}
+		}
+	}
+	return Segment{}, false
+}
+
+// Segment is one segment of a message; it refers to the message's bytes.
+// The zero Segment is empty.
+type Segment struct {
+	raw []byte // without terminator
+	d   Delimiters
+}
+
+// Raw returns the encoded segment without its terminator (shared, do not modify).
+func (s Segment) Raw() []byte { return s.raw }
+
+func (s Segment) nameBytes() []byte {
+	if i := bytes.IndexByte(s.raw, s.d.Field); i >= 0 {
+		return s.raw[:i]
+	}
+	return s.raw
+}
+
+// Name returns the segment ID, such as "PID" or "ZPI".
+func (s Segment) Name() string { return string(s.nameBytes()) }
+
+func (s Segment) isHeader() bool {
+	if len(s.raw) < 4 || s.raw[3] != s.d.Field {
+		return false
+	}
+	switch string(s.raw[:3]) {
+	case "MSH", "FHS", "BHS":
+		return true
+	}
+	return false
+}
+
+// NumFields returns the number of the last field present (MSH counts MSH-1).
+func (s Segment) NumFields() int {
+	if len(s.raw) == 0 {
+		return 0
+	}
+	n := bytes.Count(s.raw, []byte{s.d.Field})
+	if s.isHeader() {
+		n++
+	}
+	return n
+}
+
+// Field returns field n (1-based). For MSH, FHS and BHS, field 1 is the
+// field separator itself and field 2 the encoding characters, both returned
+// verbatim and never split. Field(0) is the segment name. A missing field is
+// empty.
+func (s Segment) Field(n int) Field {
+	if n < 0 {
+		return Field{d: s.d}
+	}
+	if s.isHeader() {
+		switch {
+		case n == 1:
+			return Field{raw: s.raw[3:4], d: s.d, literal: true}
+		case n == 2:
+			f := s.nth(1)
+			f.literal = true
+			return f
+		case n > 2:
+			return s.nth(n - 1)
+		}
+	}
+	f := s.nth(n)
+	if n == 0 {
+		f.literal = true
+	}
+	return f
+}
+
+// nth returns the i-th element of the segment split on the field separator.
+func (s Segment) nth(i int) Field {
+	p := s.raw
+	for ; i > 0; i-- {
+		j := bytes.IndexByte(p, s.d.Field)
+		if j < 0 {
+			return Field{d: s.d}
+		}
+		p = p[j+1:]
+	}
+	if j := bytes.IndexByte(p, s.d.Field); j >= 0 {
+		p = p[:j]
+	}
+	return Field{raw: p, d: s.d}
+}
+
+// split returns the i-th (1-based) part of p split on sep; empty if absent.
+func split(p []byte, sep byte, i int) []byte {
+	if i < 1 {
+		return nil
+	}
+	for ; i > 1; i-- {
+		j := bytes.IndexByte(p, sep)
+		if j < 0 {
+			return nil
+		}
+		p = p[j+1:]
+	}
+	if j := bytes.IndexByte(p, sep); j >= 0 {
+		p = p[:j]
+	}
+	return p
+}
+
+func count(p []byte, sep byte) int {
+	if len(p) == 0 {
+		return 0
+	}
+	return bytes.Count(p, []byte{sep}) + 1
+}
+
+// Field is one field of a segment, possibly with repetitions.
+type Field struct {
+	raw     []byte
+	d       Delimiters
+	literal bool // MSH-1, MSH-2 and segment names are never split or unescaped
+}
+
+// Raw returns the encoded field (shared, do not modify).
+func (f Field) Raw() []byte { return f.raw }
+
+// IsEmpty reports whether the field is absent or empty.
+func (f Field) IsEmpty() bool { return len(f.raw) == 0 }
+
+// IsNull reports whether the field holds the explicit HL7 null `""`.
+func (f Field) IsNull() bool { return string(f.raw) == `""` }
+
+// NumRepetitions returns the number of repetitions (0 for an empty field).
+func (f Field) NumRepetitions() int {
+	if f.literal {
+		return min(len(f.raw), 1)
+	}
+	return count(f.raw, f.d.Repetition)
+}
+
+// Repetition returns repetition i (1-based).
+func (f Field) Repetition(i int) Repetition {
+	if f.literal {
+		if i == 1 {
+			return Repetition{raw: f.raw, d: f.d, literal: true}
+		}
+		return Repetition{d: f.d}
+	}
+	return Repetition{raw: split(f.raw, f.d.Repetition, i), d: f.d}
+}
+
+// Component returns component i (1-based) of the first repetition.
+func (f Field) Component(i int) Component { return f.Repetition(1).Component(i) }
+
+// Value returns the unescaped first primitive value of the field: its first
+// repetition's first component's first sub-component (HAPI Terser semantics).
+func (f Field) Value() string { return f.Repetition(1).Component(1).SubComponent(1) }
+
+// Repetition is one repetition of a field.
+type Repetition struct {
+	raw     []byte
+	d       Delimiters
+	literal bool
+}
+
+// Raw returns the encoded repetition (shared, do not modify).
+func (r Repetition) Raw() []byte { return r.raw }
+
+// IsEmpty reports whether the repetition is absent or empty.
+func (r Repetition) IsEmpty() bool { return len(r.raw) == 0 }
+
+// NumComponents returns the number of components (0 when empty).
+func (r Repetition) NumComponents() int {
+	if r.literal {
+		return min(len(r.raw), 1)
+	}
+	return count(r.raw, r.d.Component)
+}
+
+// Component returns component i (1-based).
+func (r Repetition) Component(i int) Component {
+	if r.literal {
+		if i == 1 {
+			return Component{raw: r.raw, d: r.d, literal: true}
+		}
+		return Component{d: r.d}
+	}
+	return Component{raw: split(r.raw, r.d.Component, i), d: r.d}
+}
+
+// Value returns the unescaped first sub-component of the first component.
+func (r Repetition) Value() string { return r.Component(1).SubComponent(1) }
+
+// Component is one component of a repetition.
+type Component struct {
+	raw     []byte
+	d       Delimiters
+	literal bool
+}
+
+// Raw returns the encoded component (shared, do not modify).
+func (c Component) Raw() []byte { return c.raw }
+
+// IsEmpty reports whether the component is absent or empty.
+func (c Component) IsEmpty() bool { return len(c.raw) == 0 }
+
+// NumSubComponents returns the number of sub-components (0 when empty).
+func (c Component) NumSubComponents() int {
+	if c.literal {
+		return min(len(c.raw), 1)
+	}
+	return count(c.raw, c.d.SubComponent)
+}
+
+// SubComponent returns sub-component i (1-based), unescaped.
+func (c Component) SubComponent(i int) string {
+	if c.literal {
+		if i == 1 {
+			return string(c.raw)
+		}
+		return ""
+	}
+	v := split(c.raw, c.d.SubComponent, i)
+	if c.d.Escape == 0 || bytes.IndexByte(v, c.d.Escape) < 0 {
+		return string(v)
+	}
+	return string(unescape(make([]byte, 0, len(v)), v, &c.d))
+}
+
+// Value returns the unescaped first sub-component.
+func (c Component) Value() string { return c.SubComponent(1) }
+
+// MessageType is MSH-9.
+type MessageType struct {
+	Code      string // MSH-9.1, e.g. "ADT"
+	Trigger   string // MSH-9.2, e.g. "A01"
+	Structure string // MSH-9.3, e.g. "ADT_A01" (v2.3.1+)
+}
+
+// Header returns the first MSH segment.
+func (m *Message) Header() Segment {
+	s, _ := m.Segment("MSH", 1)
+	return s
+}
+
+// MessageType returns MSH-9.
+func (m *Message) MessageType() MessageType {
+	r := m.Header().Field(9).Repetition(1)
+	return MessageType{Code: r.Component(1).Value(), Trigger: r.Component(2).Value(), Structure: r.Component(3).Value()}
+}
+
+// ControlID returns the message control ID, MSH-10.
+func (m *Message) ControlID() string { return m.Header().Field(10).Value() }
+
+// ProcessingID returns MSH-11.1 ("P", "T" or "D").
+func (m *Message) ProcessingID() string { return m.Header().Field(11).Value() }
+
+// Version returns the version ID, MSH-12.1 (e.g. "2.5.1").
+func (m *Message) Version() string { return m.Header().Field(12).Value() }
