@@ -170,12 +170,24 @@ func malformed(typ string, err error) error {
 	switch {
 	case errors.As(err, &ute):
 		got, _, _ := strings.Cut(ute.Value, " ") // "number 1.5" -> "number"
-		return &MalformedError{Type: typ, Field: ute.Field, Reason: "got " + jsonKind(got) + ", want " + wantKind(ute.Type)}
+		return &MalformedError{Type: typ, Field: jsonPath(ute.Field), Reason: "got " + jsonKind(got) + ", want " + wantKind(ute.Type)}
 	case errors.As(err, &se):
 		return &MalformedError{Type: typ, Reason: "invalid JSON at byte offset " + strconv.FormatInt(se.Offset, 10)}
 	default:
 		return &MalformedError{Type: typ, Reason: "invalid JSON"}
 	}
+}
+
+// embeddedNames are Go struct names encoding/json puts in field paths for
+// embedded structs; they are not JSON names.
+var embeddedNames = []string{"header.", "valueX."}
+
+// jsonPath removes Go embedded struct names from an encoding/json field path.
+func jsonPath(field string) string {
+	for _, e := range embeddedNames {
+		field = strings.ReplaceAll(field, e, "")
+	}
+	return field
 }
 
 func jsonKind(v string) string {
