@@ -307,6 +307,9 @@ func (e *entry) extract(doc map[string]any, ps paramSet) {
 							if r.typ == "" {
 								r.typ = d.target
 							}
+							if d.onlyTarget && r.typ != d.target {
+								continue
+							}
 							e.refs[name] = append(e.refs[name], r)
 						}
 					}

@@ -29,6 +29,9 @@ type paramDef struct {
 	// patient marks the reference parameter whose Patient references feed
 	// the per-patient index, so that searches on it skip scanning.
 	patient bool
+	// onlyTarget drops references to other types than target: "patient"
+	// reads subject but only where the subject is a Patient.
+	onlyTarget bool
 	// doc is the CapabilityStatement documentation of a parameter whose
 	// meaning differs from the FHIR R4 definition.
 	doc string
@@ -55,7 +58,7 @@ func ref(name, target string, paths ...string) paramDef {
 
 // patientRef is the "patient" parameter read from the given element.
 func patientRef(path string) paramDef {
-	return paramDef{name: "patient", typ: paramReference, paths: []string{path}, target: "Patient", patient: true}
+	return paramDef{name: "patient", typ: paramReference, paths: []string{path}, target: "Patient", patient: true, onlyTarget: true}
 }
 
 // subjectRef is the "subject" parameter. A bare id means a Patient (most
@@ -143,7 +146,7 @@ var builtinParams = map[string][]paramDef{
 
 // defaultParams serve a loaded type the table does not list.
 var defaultParams = []paramDef{
-	{name: "patient", typ: paramReference, paths: []string{"subject", "patient"}, target: "Patient", patient: true},
+	{name: "patient", typ: paramReference, paths: []string{"subject", "patient"}, target: "Patient", patient: true, onlyTarget: true},
 	tok("status"),
 }
 

@@ -377,8 +377,8 @@ func (q *query) run(ix *index) page {
 		}
 		if len(p.matches) < q.count {
 			p.matches = append(p.matches, e)
-		} else {
-			p.more = true
+		} else if q.count > 0 {
+			p.more = true // _count=0 asks for the total only: no next link
 		}
 	}
 	if len(q.includes) == 0 {
