@@ -173,9 +173,15 @@ func TestRules(t *testing.T) {
 		get  func(Resource) any
 		want any
 	}{
-		{"obs-quantity", "Observation", func(r Resource) any { o := r.(*Observation); return []any{o.Value.Kind, *o.Value.Number, o.Interpretation, o.ReferenceRange} }, []any{"quantity", 5.6, "H", "3.5–5.1 mmol/L"}},
+		{"obs-quantity", "Observation", func(r Resource) any {
+			o := r.(*Observation)
+			return []any{o.Value.Kind, *o.Value.Number, o.Interpretation, o.ReferenceRange}
+		}, []any{"quantity", 5.6, "H", "3.5–5.1 mmol/L"}},
 		{"obs-quantity-comparator", "Observation", func(r Resource) any { o := r.(*Observation); return []any{o.Value.Comparator, o.ReferenceRange} }, []any{"<", "≤10 mg/L"}},
-		{"obs-concept", "Observation", func(r Resource) any { o := r.(*Observation); return []any{o.Value.Kind, o.Value.Concept.Code, o.Value.Text} }, []any{"concept", "266919005", "Never smoker"}},
+		{"obs-concept", "Observation", func(r Resource) any {
+			o := r.(*Observation)
+			return []any{o.Value.Kind, o.Value.Concept.Code, o.Value.Text}
+		}, []any{"concept", "266919005", "Never smoker"}},
 		{"obs-string", "Observation", func(r Resource) any { return r.(*Observation).Value.Kind }, "string"},
 		{"obs-boolean", "Observation", func(r Resource) any { v := r.(*Observation).Value; return []any{v.Kind, *v.Bool} }, []any{"boolean", false}},
 		{"obs-integer", "Observation", func(r Resource) any { o := r.(*Observation); return []any{o.Value.Kind, *o.Value.Number, o.Effective} }, []any{"integer", 7.0, "2024-02-01"}},
@@ -191,8 +197,14 @@ func TestRules(t *testing.T) {
 			return []any{o.Value == nil, len(o.Components), o.Components[0].Code.Code, o.Components[1].Value.Kind, o.Missing}
 		}, []any{true, 2, "8480-6", "absent", []string(nil)}},
 		{"obs-local-code", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Standard} }, []any{"12345", false}},
-		{"obs-local-and-loinc", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.System, c.Code, c.Standard, len(c.Original)} }, []any{"http://loinc.org", "2823-3", true, 2}},
-		{"obs-uncoded", "Observation", func(r Resource) any { o := r.(*Observation); return []any{o.Code.Text, o.Code.Standard, o.PatientID, o.Missing} }, []any{"Patient feels well", false, "p1", []string{"value", "effective", "status"}}},
+		{"obs-local-and-loinc", "Observation", func(r Resource) any {
+			c := r.(*Observation).Code
+			return []any{c.System, c.Code, c.Standard, len(c.Original)}
+		}, []any{"http://loinc.org", "2823-3", true, 2}},
+		{"obs-uncoded", "Observation", func(r Resource) any {
+			o := r.(*Observation)
+			return []any{o.Code.Text, o.Code.Standard, o.PatientID, o.Missing}
+		}, []any{"Patient feels well", false, "p1", []string{"value", "effective", "status"}}},
 		{"obs-duplicate-codings", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Display, len(c.Original)} }, []any{"2823-3", "Potassium SerPl-sCnc", 2}},
 		{"obs-group-subject", "Observation", func(r Resource) any { return r.Base().PatientID }, ""},
 		{"cond-active", "Condition", func(r Resource) any { c := r.(*Condition); return []any{c.Active, c.Code.System, c.PatientID} }, []any{true, "http://snomed.info/sct", "0b3c2a4e-1111-4222-8333-944455556666"}},
@@ -202,12 +214,18 @@ func TestRules(t *testing.T) {
 		{"cond-refuted", "Condition", func(r Resource) any { c := r.(*Condition); return []any{c.Active, c.Onset} }, []any{false, "childhood"}},
 		{"cond-missing", "Condition", func(r Resource) any { return r.Base().Missing }, []string{"clinicalStatus", "onset"}},
 		{"med-rxnorm", "MedicationRequest", func(r Resource) any { m := r.(*MedicationRequest); return []any{m.Medication.Code, m.Active} }, []any{"197361", true}},
-		{"med-ndc-only", "MedicationRequest", func(r Resource) any { m := r.(*MedicationRequest); return []any{m.Medication.System, m.Medication.Standard, m.Active} }, []any{"http://hl7.org/fhir/sid/ndc", false, false}},
+		{"med-ndc-only", "MedicationRequest", func(r Resource) any {
+			m := r.(*MedicationRequest)
+			return []any{m.Medication.System, m.Medication.Standard, m.Active}
+		}, []any{"http://hl7.org/fhir/sid/ndc", false, false}},
 		{"med-reference", "MedicationRequest", func(r Resource) any { m := r.(*MedicationRequest); return []any{m.Medication.Text, m.Active, m.Dosage} }, []any{"Lisinopril 10 mg tablet", true, "1 tab daily; hold if SBP < 100"}},
 		{"med-contained", "MedicationRequest", func(r Resource) any { return r.(*MedicationRequest).Medication.Code }, "314076"},
 		{"med-missing", "MedicationRequest", func(r Resource) any { return r.Base().Missing }, []string{"medication", "status", "authoredOn", "dosage"}},
 		{"dr-structured", "DiagnosticReport", func(r Resource) any { d := r.(*DiagnosticReport); return []any{d.Results, d.NarrativeOnly} }, []any{2, false}},
-		{"dr-narrative", "DiagnosticReport", func(r Resource) any { d := r.(*DiagnosticReport); return []any{d.NarrativeOnly, d.Code.Code, d.Effective} }, []any{true, "36643-5", "2024-03-02T10:00:00Z"}},
+		{"dr-narrative", "DiagnosticReport", func(r Resource) any {
+			d := r.(*DiagnosticReport)
+			return []any{d.NarrativeOnly, d.Code.Code, d.Effective}
+		}, []any{true, "36643-5", "2024-03-02T10:00:00Z"}},
 		{"dr-text-only", "DiagnosticReport", func(r Resource) any { return r.(*DiagnosticReport).NarrativeOnly }, true},
 		{"enc-in-person", "Encounter", func(r Resource) any { e := r.(*Encounter); return []any{e.Telehealth, e.Class, e.Type.Code} }, []any{false, "AMB", "185349003"}},
 		{"enc-virtual-class", "Encounter", func(r Resource) any { return r.(*Encounter).Telehealth }, true},
@@ -231,7 +249,10 @@ func TestRules(t *testing.T) {
 		{"allergy-no-clinical-status", "AllergyIntolerance", func(r Resource) any { a := r.(*AllergyIntolerance); return []any{a.Active, a.Missing} }, []any{true, []string{"clinicalStatus"}}},
 		{"allergy-refuted", "AllergyIntolerance", func(r Resource) any { return r.(*AllergyIntolerance).Active }, false},
 		{"allergy-resolved", "AllergyIntolerance", func(r Resource) any { return r.(*AllergyIntolerance).Active }, false},
-		{"imm-cvx", "Immunization", func(r Resource) any { i := r.(*Immunization); return []any{i.Vaccine.System, i.Vaccine.Code, i.Vaccine.Standard} }, []any{"http://hl7.org/fhir/sid/cvx", "150", true}},
+		{"imm-cvx", "Immunization", func(r Resource) any {
+			i := r.(*Immunization)
+			return []any{i.Vaccine.System, i.Vaccine.Code, i.Vaccine.Standard}
+		}, []any{"http://hl7.org/fhir/sid/cvx", "150", true}},
 		{"imm-string", "Immunization", func(r Resource) any { i := r.(*Immunization); return []any{i.Occurrence, i.PatientID} }, []any{"childhood", "p1"}},
 		{"proc-cpt", "Procedure", func(r Resource) any { p := r.(*Procedure); return []any{p.Code.Code, p.Code.Standard, p.Performed} }, []any{"45378", true, "2024-01-10T08:00:00Z"}},
 		{"proc-string", "Procedure", func(r Resource) any { p := r.(*Procedure); return []any{p.Code.Code, p.Performed} }, []any{"80146002", "1998"}},
