@@ -38,6 +38,7 @@ type cell struct {
 	Note  string
 	Badge string
 	Alert bool
+	Date  bool // keep on one line
 }
 
 // source names the fetch states a section depends on: a resource type and,
@@ -293,7 +294,7 @@ func (c *chartLoader) problems() *section {
 		if p.VerificationStatus != "" && p.VerificationStatus != "confirmed" {
 			status.Badge = capitalize(p.VerificationStatus)
 		}
-		s.Rows = append(s.Rows, []cell{codeCell(p.Code), {Text: displayDate(p.Onset)}, status})
+		s.Rows = append(s.Rows, []cell{codeCell(p.Code), {Date: true, Text: displayDate(p.Onset)}, status})
 	}
 	if inactive > 0 {
 		s.Hidden = append(s.Hidden, plural(inactive, "inactive or resolved problem", "inactive or resolved problems")+" not shown")
@@ -316,7 +317,7 @@ func (c *chartLoader) medications() *section {
 		if dose == "" {
 			dose = "—"
 		}
-		s.Rows = append(s.Rows, []cell{codeCell(m.Medication), {Text: dose}, {Text: displayDate(m.AuthoredOn)}, {Text: capitalize(m.Status)}})
+		s.Rows = append(s.Rows, []cell{codeCell(m.Medication), {Text: dose}, {Date: true, Text: displayDate(m.AuthoredOn)}, {Text: capitalize(m.Status)}})
 	}
 	if inactive > 0 {
 		s.Hidden = append(s.Hidden, plural(inactive, "inactive medication order", "inactive medication orders")+" not shown")
@@ -355,7 +356,7 @@ func (c *chartLoader) allergies() *section {
 			sub.Note = strings.TrimSpace(strings.Join(a.Category, ", ") + " · " + sub.Note)
 			sub.Note = strings.TrimSuffix(sub.Note, " ·")
 		}
-		s.Rows = append(s.Rows, []cell{sub, crit, {Text: reactions}, {Text: displayDate(a.Recorded)}})
+		s.Rows = append(s.Rows, []cell{sub, crit, {Text: reactions}, {Date: true, Text: displayDate(a.Recorded)}})
 	}
 	if inactive > 0 {
 		s.Hidden = append(s.Hidden, plural(inactive, "inactive or resolved allergy", "inactive or resolved allergies")+" not shown")
@@ -413,7 +414,7 @@ func (c *chartLoader) observations() (vitals, labs *section) {
 		s.Note = "" // vitals are familiar; codes add noise
 		s.Text = cmp.Or(o.Code.Label(), "(no description)")
 		s.Text = cmp.Or(map[string]string{loincBPPanel: "Blood pressure"}[o.Code.Code], s.Text)
-		vitals.Rows = append(vitals.Rows, []cell{s, {Text: observationValue(o)}, {Text: displayDate(o.Effective)}})
+		vitals.Rows = append(vitals.Rows, []cell{s, {Text: observationValue(o)}, {Date: true, Text: displayDate(o.Effective)}})
 	}
 	for _, o := range ls {
 		flag, abnormal := interpretationFlag(o.Interpretation)
@@ -422,7 +423,7 @@ func (c *chartLoader) observations() (vitals, labs *section) {
 			ref = "—"
 		}
 		labs.Rows = append(labs.Rows, []cell{codeCell(o.Code), {Text: observationValue(o)}, {Text: ref},
-			{Badge: flag, Alert: abnormal}, {Text: displayDate(o.Effective)}})
+			{Badge: flag, Alert: abnormal}, {Date: true, Text: displayDate(o.Effective)}})
 	}
 	labs.limit(labLimit, "result")
 	return c.finish(vitals), c.finish(labs)
@@ -438,7 +439,7 @@ func (c *chartLoader) encounters() *section {
 		if e.Telehealth {
 			class.Badge = "Telehealth"
 		}
-		date := cell{Text: displayDate(e.Start)}
+		date := cell{Date: true, Text: displayDate(e.Start)}
 		if e.End != "" && e.End != e.Start {
 			date.Note = "until " + displayDate(e.End)
 		}
@@ -455,7 +456,7 @@ func (c *chartLoader) immunizations() *section {
 	all := decode[normalize.Immunization](c, s, c.list("Immunization", s))
 	slices.SortStableFunc(all, func(a, b normalize.Immunization) int { return byNewest(a.Occurrence, b.Occurrence) })
 	for _, im := range all {
-		s.Rows = append(s.Rows, []cell{codeCell(im.Vaccine), {Text: displayDate(im.Occurrence)}, {Text: capitalize(im.Status)}})
+		s.Rows = append(s.Rows, []cell{codeCell(im.Vaccine), {Date: true, Text: displayDate(im.Occurrence)}, {Text: capitalize(im.Status)}})
 	}
 	s.limit(otherLimit, "immunization")
 	return c.finish(s)
@@ -467,7 +468,7 @@ func (c *chartLoader) procedures() *section {
 	all := decode[normalize.Procedure](c, s, c.list("Procedure", s))
 	slices.SortStableFunc(all, func(a, b normalize.Procedure) int { return byNewest(a.Performed, b.Performed) })
 	for _, p := range all {
-		s.Rows = append(s.Rows, []cell{codeCell(p.Code), {Text: displayDate(p.Performed)}, {Text: capitalize(p.Status)}})
+		s.Rows = append(s.Rows, []cell{codeCell(p.Code), {Date: true, Text: displayDate(p.Performed)}, {Text: capitalize(p.Status)}})
 	}
 	s.limit(otherLimit, "procedure")
 	return c.finish(s)
@@ -487,7 +488,7 @@ func (c *chartLoader) reports() *section {
 		if rep.NarrativeOnly || rep.Results == 0 {
 			kind = cell{Badge: "Narrative only"}
 		}
-		s.Rows = append(s.Rows, []cell{name, {Text: displayDate(rep.Effective)}, kind, {Text: capitalize(rep.Status)}})
+		s.Rows = append(s.Rows, []cell{name, {Date: true, Text: displayDate(rep.Effective)}, kind, {Text: capitalize(rep.Status)}})
 	}
 	s.limit(otherLimit, "report")
 	return c.finish(s)
@@ -503,7 +504,7 @@ func (c *chartLoader) documents() *section {
 		if doc.Title != "" && doc.Type.Label() != "" {
 			title.Note = doc.Type.Label()
 		}
-		s.Rows = append(s.Rows, []cell{title, {Text: displayDate(doc.Date)}, {Text: cmp.Or(doc.ContentType, "—")}, {Text: capitalize(doc.Status)}})
+		s.Rows = append(s.Rows, []cell{title, {Date: true, Text: displayDate(doc.Date)}, {Text: cmp.Or(doc.ContentType, "—")}, {Text: capitalize(doc.Status)}})
 	}
 	s.limit(otherLimit, "document")
 	return c.finish(s)

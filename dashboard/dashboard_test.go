@@ -103,7 +103,7 @@ func TestSearch(t *testing.T) {
 		wantNot    []string
 	}{
 		{"by name", url.Values{"q": {"lovelace"}}, 200,
-			[]string{`href="/patients/sim-epic/p-ada"`, "Ada Lovelace", "MRN-1001", "1980-12-10", "female", "1 patient matches"},
+			[]string{`href="/patients/sim-epic/p-ada"`, "Ada Lovelace", "MRN-1001", "1980-12-10", "Female", "1 patient matches"},
 			[]string{"Grace Hopper"}},
 		{"by MRN", url.Values{"q": {"C-42"}}, 200,
 			[]string{`href="/patients/sim-cerner/g-7"`, "Grace Hopper"}, []string{"Ada Lovelace"}},
@@ -118,7 +118,7 @@ func TestSearch(t *testing.T) {
 		{"no criteria", url.Values{}, 200,
 			[]string{"Enter part of a name"}, []string{"No patients match", "<table"}},
 		{"malformed birth date", url.Values{"birthdate": {"12/10/1980"}}, 400,
-			[]string{"Birth date must be a valid date written as YYYY-MM-DD", `value="12/10/1980"`}, []string{"<table"}},
+			[]string{"Birth date must be a valid date written as YYYY-MM-DD", `value="12/10/1980"`, `aria-invalid="true"`}, []string{"<table"}},
 		{"impossible birth date", url.Values{"birthdate": {"1980-02-30"}}, 400,
 			[]string{"Birth date must be a valid date"}, nil},
 		{"query too long", url.Values{"q": {strings.Repeat("x", 201)}}, 400,

@@ -197,7 +197,7 @@ func fixture() *fakeStore {
 
 	c := normalize.Common{PatientID: adaID}
 	f.add(connEpic, "Condition", "c1", adaID, normalize.Condition{Common: c, Active: true, ClinicalStatus: "active",
-		Code: normalize.Concept{System: "http://snomed.info/sct", Code: "38341003", Display: "Hypertensive disorder", Text: "Essential hypertension"},
+		Code:  normalize.Concept{System: "http://snomed.info/sct", Code: "38341003", Display: "Hypertensive disorder", Text: "Essential hypertension"},
 		Onset: "2019-04-01"})
 	f.add(connEpic, "Condition", "c2", adaID, normalize.Condition{Common: c, Active: false, ClinicalStatus: "resolved",
 		Code: normalize.Concept{Text: "Acute bronchitis"}, Onset: "2023-01-05"})
@@ -205,7 +205,7 @@ func fixture() *fakeStore {
 
 	f.add(connEpic, "MedicationRequest", "m1", adaID, normalize.MedicationRequest{Common: c, Active: true, Status: "active",
 		Medication: normalize.Concept{System: "http://www.nlm.nih.gov/research/umls/rxnorm", Code: "314076", Text: "Lisinopril 10 mg tablet"},
-		Dosage: "1 tablet by mouth daily", AuthoredOn: "2024-02-01"})
+		Dosage:     "1 tablet by mouth daily", AuthoredOn: "2024-02-01"})
 	f.state(connEpic, adaID, "MedicationRequest", store.Available, 1, fetched, "")
 
 	f.state(connEpic, adaID, "AllergyIntolerance", store.Available, 0, fetched, "")

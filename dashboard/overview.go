@@ -11,10 +11,11 @@ import (
 
 // searchForm is the patient search form, pre-filled with the last query.
 type searchForm struct {
-	Q           string
-	BirthDate   string
-	Connection  string
-	Connections []string // choices for the connection filter
+	Q            string
+	BirthDate    string
+	Connection   string
+	Connections  []string // choices for the connection filter
+	BadBirthDate bool     // BirthDate failed validation
 }
 
 // countRow is one resource type's counts across connections.

@@ -50,7 +50,7 @@ func (d *Dashboard) search(w http.ResponseWriter, r *http.Request) {
 	if body.Form.Connection != "" && !slices.Contains(body.Form.Connections, body.Form.Connection) {
 		body.Form.Connections = append(body.Form.Connections, body.Form.Connection)
 	}
-	body.Problems = validateSearch(body.Form)
+	body.Problems, body.Form.BadBirthDate = validateSearch(body.Form)
 	if len(body.Problems) > 0 {
 		d.render(w, r, http.StatusBadRequest, "search", "Patient search", body)
 		return
@@ -84,9 +84,9 @@ func (d *Dashboard) search(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, http.StatusOK, "search", "Patient search", body)
 }
 
-// validateSearch returns a user-facing message for each bad parameter.
-func validateSearch(f searchForm) []string {
-	var problems []string
+// validateSearch returns a user-facing message for each bad parameter and
+// whether the birth date is one of them.
+func validateSearch(f searchForm) (problems []string, badBirthDate bool) {
 	if len(f.Q) > maxQueryLen {
 		problems = append(problems, "The name or MRN is too long (at most 200 characters).")
 	}
@@ -96,9 +96,10 @@ func validateSearch(f searchForm) []string {
 	if f.BirthDate != "" {
 		if _, err := time.Parse("2006-01-02", f.BirthDate); err != nil {
 			problems = append(problems, "Birth date must be a valid date written as YYYY-MM-DD, for example 1984-03-07.")
+			badBirthDate = true
 		}
 	}
-	return problems
+	return problems, badBirthDate
 }
 
 // patientRow summarises a Patient record, falling back to the store's
@@ -110,7 +111,7 @@ func (d *Dashboard) patientRow(r *http.Request, rec store.Record) patientRow {
 		d.log.WarnContext(r.Context(), "dashboard: decoding normalized patient", "err", err,
 			"connection", rec.Connection, "id", rec.ID)
 	}
-	row.Name, row.MRN, row.BirthDate, row.Gender = p.Name, p.MRN, p.BirthDate, p.Gender
+	row.Name, row.MRN, row.BirthDate, row.Gender = p.Name, p.MRN, p.BirthDate, capitalize(p.Gender)
 	if k := rec.Patient; k != nil {
 		if row.Name == "" && len(k.Names) > 0 {
 			row.Name = k.Names[0]
