@@ -1,0 +1,197 @@
+// Package config is ehrgate's typed configuration: a YAML file, overridden
+// by EHRGATE_* environment variables, overridden by command-line flags.
+//
+//	# ehrgate.yaml
+//	data: /var/lib/ehrgate
+//	http_addr: 127.0.0.1:8080
+//	log_level: info
+//	connections:
+//	  - name: hospital-a
+//	    base_url: https://fhir.hospital-a.example/api/FHIR/R4
+//	    workers: 8
+//	    page_size: 100
+//	    types: [Patient, Condition, Observation]
+//
+// Validate reports every problem at once, so a person fixes a file in one go.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults.
+const (
+	DefaultHTTPAddr = "127.0.0.1:8080"
+	DefaultDataDir  = "ehrgate-data"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Data        string       `yaml:"data"`        // data directory (embedded store, keys)
+	HTTPAddr    string       `yaml:"http_addr"`   // dashboard, API and metrics listener
+	LogLevel    string       `yaml:"log_level"`   // debug, info, warn, error
+	LogFormat   string       `yaml:"log_format"`  // text or json
+	Connections []Connection `yaml:"connections"` // EHR endpoints
+	SyncEvery   Duration     `yaml:"sync_every"`  // scheduled full sync interval for `serve` (0 = never)
+}
+
+// Connection is one EHR FHIR endpoint.
+type Connection struct {
+	Name     string   `yaml:"name"`
+	BaseURL  string   `yaml:"base_url"`
+	Types    []string `yaml:"types"`     // resource types to pull (default: the ten chart types)
+	Workers  int      `yaml:"workers"`   // concurrent fetches (default 8)
+	PageSize int      `yaml:"page_size"` // _count (default 100)
+}
+
+// Duration is a time.Duration written as "5m" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 30s or 5m", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{Data: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, LogLevel: "info", LogFormat: "text"}
+}
+
+// Load reads the YAML file at path over the defaults (path "" skips the
+// file) and then applies EHRGATE_* variables from env (os.Environ form).
+func Load(path string, env []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("reading config file: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	applyEnv(&cfg, env)
+	return cfg, nil
+}
+
+// Env variable names.
+const (
+	EnvConfig    = "EHRGATE_CONFIG"
+	EnvData      = "EHRGATE_DATA"
+	EnvHTTPAddr  = "EHRGATE_HTTP_ADDR"
+	EnvLogLevel  = "EHRGATE_LOG_LEVEL"
+	EnvLogFormat = "EHRGATE_LOG_FORMAT"
+	EnvSyncEvery = "EHRGATE_SYNC_EVERY"
+)
+
+func applyEnv(cfg *Config, env []string) {
+	get := func(k string) (string, bool) {
+		for _, kv := range env {
+			if strings.HasPrefix(kv, k+"=") {
+				return kv[len(k)+1:], true
+			}
+		}
+		return "", false
+	}
+	if v, ok := get(EnvData); ok {
+		cfg.Data = v
+	}
+	if v, ok := get(EnvHTTPAddr); ok {
+		cfg.HTTPAddr = v
+	}
+	if v, ok := get(EnvLogLevel); ok {
+		cfg.LogLevel = v
+	}
+	if v, ok := get(EnvLogFormat); ok {
+		cfg.LogFormat = v
+	}
+	if v, ok := get(EnvSyncEvery); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			cfg.SyncEvery = Duration(d)
+		} else {
+			cfg.SyncEvery = -1 // reported by Validate
+		}
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Validate reports every problem in the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if strings.TrimSpace(c.Data) == "" {
+		errs = append(errs, errors.New("data: a data directory is required"))
+	}
+	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("http_addr: %q is not HOST:PORT", c.HTTPAddr))
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		errs = append(errs, fmt.Errorf("http_addr: %q has no valid port", c.HTTPAddr))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log_format: %q is not text or json", c.LogFormat))
+	}
+	if c.SyncEvery < 0 {
+		errs = append(errs, errors.New("sync_every: not a valid duration"))
+	}
+	seen := map[string]bool{}
+	for i, conn := range c.Connections {
+		where := fmt.Sprintf("connections[%d]", i)
+		if !nameRE.MatchString(conn.Name) {
+			errs = append(errs, fmt.Errorf("%s.name: %q must be lower-case letters, digits, - or _", where, conn.Name))
+		}
+		if seen[conn.Name] {
+			errs = append(errs, fmt.Errorf("%s.name: %q is used twice", where, conn.Name))
+		}
+		seen[conn.Name] = true
+		u, err := url.Parse(conn.BaseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s.base_url: %q is not an absolute http(s) URL", where, conn.BaseURL))
+		}
+		if conn.Workers < 0 || conn.Workers > 64 {
+			errs = append(errs, fmt.Errorf("%s.workers: %d is outside 0..64", where, conn.Workers))
+		}
+		if conn.PageSize < 0 || conn.PageSize > 1000 {
+			errs = append(errs, fmt.Errorf("%s.page_size: %d is outside 0..1000", where, conn.PageSize))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Connection returns the named connection.
+func (c Config) Connection(name string) (Connection, bool) {
+	for _, conn := range c.Connections {
+		if conn.Name == name {
+			return conn, true
+		}
+	}
+	return Connection{}, false
+}

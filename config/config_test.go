@@ -1,0 +1,91 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ehrgate.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadLayers(t *testing.T) {
+	p := writeFile(t, `
+data: /from/file
+http_addr: 127.0.0.1:9000
+sync_every: 5m
+connections:
+  - name: hospital-a
+    base_url: https://fhir.example.org/R4
+    workers: 4
+`)
+	cfg, err := Load(p, []string{"EHRGATE_HTTP_ADDR=0.0.0.0:7000", "OTHER=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Data != "/from/file" || cfg.HTTPAddr != "0.0.0.0:7000" || time.Duration(cfg.SyncEvery) != 5*time.Minute {
+		t.Errorf("Load() = %+v; want data from file, addr from env, sync_every 5m", cfg)
+	}
+	if c, ok := cfg.Connection("hospital-a"); !ok || c.Workers != 4 {
+		t.Errorf("Connection(hospital-a) = %+v, %v", c, ok)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate() = %v, want nil", err)
+	}
+}
+
+func TestLoadEmptyFileGivesDefaults(t *testing.T) {
+	cfg, err := Load(writeFile(t, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != DefaultHTTPAddr || cfg.Data != DefaultDataDir {
+		t.Errorf("Load(empty) = %+v, want defaults", cfg)
+	}
+}
+
+func TestLoadRejectsUnknownKeys(t *testing.T) {
+	_, err := Load(writeFile(t, "datadir: /x\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "datadir") {
+		t.Errorf("Load with an unknown key = %v, want an error naming it", err)
+	}
+}
+
+func TestValidateReportsEverything(t *testing.T) {
+	cfg := Default()
+	cfg.HTTPAddr = "nope"
+	cfg.LogLevel = "loud"
+	cfg.Connections = []Connection{
+		{Name: "A B", BaseURL: "ftp://x"},
+		{Name: "ok", BaseURL: "https://x/fhir", Workers: 1000},
+		{Name: "ok", BaseURL: "https://y/fhir"},
+	}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil, want errors")
+	}
+	for _, want := range []string{"http_addr", "log_level", "connections[0].name", "connections[0].base_url",
+		"connections[1].workers", "connections[2].name"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestBadEnvDurationIsReported(t *testing.T) {
+	cfg, err := Load("", []string{"EHRGATE_SYNC_EVERY=soon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "sync_every") {
+		t.Errorf("Validate() = %v, want a sync_every error", err)
+	}
+}
