@@ -484,9 +484,14 @@ func (c *chartLoader) reports() *section {
 		if rep.Conclusion != "" {
 			name.Note = rep.Conclusion
 		}
-		kind := cell{Text: "Structured", Note: plural(rep.Results, "result", "results")}
-		if rep.NarrativeOnly || rep.Results == 0 {
+		var kind cell
+		switch {
+		case rep.NarrativeOnly:
 			kind = cell{Badge: "Narrative only"}
+		case rep.Results > 0:
+			kind = cell{Text: "Structured", Note: plural(rep.Results, "result", "results")}
+		default:
+			kind = cell{Text: "No results attached"}
 		}
 		s.Rows = append(s.Rows, []cell{name, {Date: true, Text: displayDate(rep.Effective)}, kind, {Text: capitalize(rep.Status)}})
 	}

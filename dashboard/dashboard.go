@@ -35,6 +35,9 @@ type Reader interface {
 	store.Statter
 }
 
+// Every store satisfies Reader.
+var _ Reader = store.Store(nil)
+
 // ConnectionStatus describes one configured EHR connection as the
 // application sees it. The dashboard only displays it.
 type ConnectionStatus struct {
