@@ -90,6 +90,7 @@ var builtinParams = map[string][]paramDef{
 		patientRef("subject"), subjectRef(),
 		tok("category"), tok("code"), tok("status"),
 		date("date", "effectiveDateTime", "effectivePeriod", "effectiveInstant"),
+		ref("encounter", "Encounter", "encounter"),
 	},
 	"Condition": {
 		patientRef("subject"), subjectRef(),
@@ -97,6 +98,7 @@ var builtinParams = map[string][]paramDef{
 		tok("clinical-status", "clinicalStatus"), tok("verification-status", "verificationStatus"),
 		date("onset-date", "onsetDateTime", "onsetPeriod"),
 		date("recorded-date", "recordedDate"),
+		ref("encounter", "Encounter", "encounter"),
 		withDoc(date("date", "onsetDateTime", "onsetPeriod"), "simulator extension: same as onset-date"),
 	},
 	"AllergyIntolerance": {
@@ -111,6 +113,7 @@ var builtinParams = map[string][]paramDef{
 		tok("code", "medicationCodeableConcept"),
 		ref("medication", "Medication", "medicationReference"),
 		date("authoredon", "authoredOn"),
+		ref("encounter", "Encounter", "encounter"),
 		withDoc(date("date", "authoredOn"), "simulator extension: same as authoredon (R4 date is the dosage timing)"),
 	},
 	"Medication": {
@@ -120,7 +123,9 @@ var builtinParams = map[string][]paramDef{
 		patientRef("subject"), subjectRef(),
 		tok("category"), tok("code"), tok("status"),
 		date("date", "effectiveDateTime", "effectivePeriod"),
+		date("issued", "issued"),
 		ref("result", "Observation", "result"),
+		ref("encounter", "Encounter", "encounter"),
 	},
 	"Encounter": {
 		patientRef("subject"), subjectRef(),
@@ -131,6 +136,7 @@ var builtinParams = map[string][]paramDef{
 		patientRef("subject"), subjectRef(),
 		tok("status"), tok("category"), tok("code"),
 		date("date", "performedDateTime", "performedPeriod"),
+		ref("encounter", "Encounter", "encounter"),
 	},
 	"Immunization": {
 		patientRef("patient"),
@@ -141,6 +147,7 @@ var builtinParams = map[string][]paramDef{
 		patientRef("subject"), subjectRef(),
 		tok("status"), tok("category"), tok("type"),
 		date("date", "date"),
+		ref("encounter", "Encounter", "context.encounter"),
 	},
 }
 

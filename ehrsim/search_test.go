@@ -120,6 +120,9 @@ func TestSearch(t *testing.T) {
 		{"Observation?patient=p1&_include=Observation:patient", []string{"Observation/o1", "Observation/o2", "Observation/o3"}, []string{"Patient/p1"}},
 		{"Observation?subject=Group/g1&_include=Observation:subject", []string{"Observation/o6"}, nil}, // Group not loaded
 		{"Observation?code=8867-4&_include=Observation:subject", []string{"Observation/o1", "Observation/o4"}, []string{"Patient/p1", "Patient/p2"}},
+		{"Observation?encounter=e1&_include=Observation:encounter", []string{"Observation/o1"}, []string{"Encounter/e1"}},
+		{"Observation?encounter=Encounter/e2", nil, nil},
+		{"DiagnosticReport?issued=2024", nil, nil},
 		// Empty values are ignored; _format json is accepted.
 		{"Condition?code=&_format=json", []string{"Condition/c1", "Condition/c2"}, nil},
 	}

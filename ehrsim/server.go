@@ -110,7 +110,7 @@ func New(opts Options) *Server {
 }
 
 // Load indexes one resource, which must be a JSON object with a
-// resourceType and an id. Loading a type and id already present replaces the
+// resourceType and a valid FHIR id. Loading a type and id already present replaces the
 // old resource and gives it the next meta.versionId and a meta.lastUpdated
 // from the clock. A first load keeps the resource's own versionId and
 // lastUpdated, setting "1" and the clock's time where they are missing.
@@ -129,8 +129,8 @@ func (s *Server) Load(raw json.RawMessage) error {
 	if typ == "" || id == "" {
 		return errors.New("loading resource: resourceType and id are required strings")
 	}
-	if !isTypeName(typ) || strings.ContainsAny(typ+id, "/?#") {
-		return fmt.Errorf("loading %s/%s: invalid resource type or id", typ, id)
+	if !validType(typ) || !validID(id) {
+		return fmt.Errorf("loading %q/%q: invalid resource type or id", typ, id)
 	}
 	var doc map[string]any
 	if err := json.Unmarshal(raw, &doc); err != nil {
@@ -169,6 +169,33 @@ func (s *Server) Load(raw json.RawMessage) error {
 	e.extract(doc, ps)
 	s.ix.put(e, old)
 	return nil
+}
+
+// validType reports whether s looks like a FHIR resource type name.
+func validType(s string) bool {
+	if !isTypeName(s) {
+		return false
+	}
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// validID reports whether s is a FHIR id: [A-Za-z0-9\-\.]{1,64}
+// (http://hl7.org/fhir/R4/datatypes.html#id).
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s == "." || s == ".." {
+		return false
+	}
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // Counts returns how many resources of each type the server holds: what a
