@@ -28,7 +28,7 @@ type env struct {
 	client *fhir.Client
 }
 
-func newEnv(t *testing.T, patients int, opts ehrsim.Options, keep func(typ string) bool, wrap func(http.Handler) http.Handler) *env {
+func newEnv(t testing.TB, patients int, opts ehrsim.Options, keep func(typ string) bool, wrap func(http.Handler) http.Handler) *env {
 	t.Helper()
 	sim := ehrsim.New(opts)
 	gen := synth.New(synth.Options{Patients: patients, Seed: 7})
@@ -62,7 +62,7 @@ func newEnv(t *testing.T, patients int, opts ehrsim.Options, keep func(typ strin
 	return &env{sim: sim, srv: srv, store: st, client: client}
 }
 
-func (e *env) sync(t *testing.T) refresh.Summary {
+func (e *env) sync(t testing.TB) refresh.Summary {
 	t.Helper()
 	s, err := refresh.New(e.client, e.store, refresh.Options{Connection: "sim", Workers: 4})
 	if err != nil {
@@ -75,7 +75,7 @@ func (e *env) sync(t *testing.T) refresh.Summary {
 	return sum
 }
 
-func (e *env) storeCounts(t *testing.T) (map[string]int, int) {
+func (e *env) storeCounts(t testing.TB) (map[string]int, int) {
 	t.Helper()
 	st, err := e.store.Stats(context.Background())
 	if err != nil {
