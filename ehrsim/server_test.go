@@ -278,3 +278,28 @@ func TestNoSynthImport(t *testing.T) {
 		}
 	}
 }
+
+func TestReplaceMovesPatient(t *testing.T) {
+	s, ts := startSmall(t, Options{})
+	if err := s.Load(json.RawMessage(`{"resourceType":"Observation","id":"o1","status":"final","subject":{"reference":"Patient/p2"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		query string
+		want  []string
+	}{
+		{"Observation?patient=p1", []string{"Observation/o2", "Observation/o3"}},
+		{"Observation?patient=p2", []string{"Observation/o1", "Observation/o4", "Observation/o5"}},
+		{"Observation?patient=p1,p2&status=final", []string{"Observation/o1", "Observation/o2", "Observation/o5"}},
+	}
+	for _, tt := range tests {
+		_, body := get(t, ts.Client(), ts.URL+"/fhir/"+tt.query)
+		_, got, _ := decodeBundle(t, body)
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("GET %s after moving o1 (-want +got):\n%s", tt.query, diff)
+		}
+	}
+	if got := s.Counts()["Observation"]; got != 6 {
+		t.Errorf("Counts()[Observation] = %d, want 6", got)
+	}
+}
