@@ -28,8 +28,15 @@ type medicationRequestJSON struct {
 // Missing lists "medication", "status", "authoredOn" and "dosage".
 func normalizeMedicationRequest(ref Ref, raw []byte) (Resource, error) {
 	var in medicationRequestJSON
-	if err := decode(&ref, raw, &in, &in); err != nil {
-		return nil, err
+	if fastMedicationRequest(raw, &in) {
+		if err := checkHeader(&ref, &in.header); err != nil {
+			return nil, err
+		}
+	} else {
+		in = medicationRequestJSON{}
+		if err := decode(&ref, raw, &in, &in); err != nil {
+			return nil, err
+		}
 	}
 	out := &MedicationRequest{
 		Common:     Common{Source: ref, PatientID: patientRef(in.Subject)},

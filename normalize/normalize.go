@@ -121,7 +121,11 @@ func decode(ref *Ref, raw []byte, v any, e enveloped) error {
 	if err := json.Unmarshal(raw, v); err != nil {
 		return malformed(ref.Type, err)
 	}
-	h := e.env()
+	return checkHeader(ref, e.env())
+}
+
+// checkHeader checks a decoded envelope against ref and completes ref.
+func checkHeader(ref *Ref, h *header) error {
 	switch {
 	case h.ResourceType == "":
 		return &MalformedError{Type: ref.Type, Field: "resourceType", Reason: "missing"}

@@ -151,8 +151,15 @@ type observationJSON struct {
 // not split and units are not converted.
 func normalizeObservation(ref Ref, raw []byte) (Resource, error) {
 	var in observationJSON
-	if err := decode(&ref, raw, &in, &in); err != nil {
-		return nil, err
+	if fastObservation(raw, &in) {
+		if err := checkHeader(&ref, &in.header); err != nil {
+			return nil, err
+		}
+	} else {
+		in = observationJSON{}
+		if err := decode(&ref, raw, &in, &in); err != nil {
+			return nil, err
+		}
 	}
 	out := &Observation{
 		Common:   Common{Source: ref, PatientID: patientRef(in.Subject)},
