@@ -113,7 +113,8 @@ func New(opts Options) *Server {
 // resourceType and a valid FHIR id. Loading a type and id already present replaces the
 // old resource and gives it the next meta.versionId and a meta.lastUpdated
 // from the clock. A first load keeps the resource's own versionId and
-// lastUpdated, setting "1" and the clock's time where they are missing.
+// lastUpdated, setting "1" and the clock's time where they are missing; a
+// resource loaded with both is served exactly as given (compacted).
 func (s *Server) Load(raw json.RawMessage) error {
 	obj, err := parseObject(raw)
 	if err != nil {
@@ -143,6 +144,7 @@ func (s *Server) Load(raw json.RawMessage) error {
 	defer s.mu.Unlock()
 	old := s.ix.get(typ, id)
 	version, lastUpdated := existingMeta(obj)
+	stamp := true
 	switch {
 	case old != nil:
 		version, lastUpdated = nextVersion(old.version), s.opts.Clock()
@@ -153,10 +155,13 @@ func (s *Server) Load(raw json.RawMessage) error {
 		}
 	case lastUpdated.IsZero():
 		lastUpdated = s.opts.Clock()
+	default:
+		stamp = false // a complete meta is served as loaded, byte for byte
 	}
-	obj, err = stampMeta(obj, version, lastUpdated)
-	if err != nil {
-		return fmt.Errorf("loading %s/%s: %w", typ, id, err)
+	if stamp {
+		if obj, err = stampMeta(obj, version, lastUpdated); err != nil {
+			return fmt.Errorf("loading %s/%s: %w", typ, id, err)
+		}
 	}
 	if malformed {
 		obj = corrupt(typ, obj)

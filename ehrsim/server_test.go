@@ -303,3 +303,43 @@ func TestReplaceMovesPatient(t *testing.T) {
 		t.Errorf("Counts()[Observation] = %d, want 6", got)
 	}
 }
+
+func TestLoadKeepsBytes(t *testing.T) {
+	tests := []struct {
+		name, raw, want string
+	}{
+		{
+			name: "complete meta kept byte for byte",
+			raw:  `{"resourceType":"Observation","id":"x","meta":{"versionId":"7","lastUpdated":"2022-01-19T03:01:52Z"},"status":"final","valueQuantity":{"value":1.50}}`,
+			want: `{"resourceType":"Observation","id":"x","meta":{"versionId":"7","lastUpdated":"2022-01-19T03:01:52Z"},"status":"final","valueQuantity":{"value":1.50}}`,
+		},
+		{
+			name: "whitespace compacted",
+			raw:  "{\n  \"resourceType\": \"Observation\",\n  \"id\": \"x\",\n  \"meta\": {\"versionId\": \"7\", \"lastUpdated\": \"2022-01-19T03:01:52Z\"}\n}",
+			want: `{"resourceType":"Observation","id":"x","meta":{"versionId":"7","lastUpdated":"2022-01-19T03:01:52Z"}}`,
+		},
+		{
+			name: "missing meta stamped after id, order kept",
+			raw:  `{"resourceType":"Observation","id":"x","status":"final","code":{"text":"a"}}`,
+			want: `{"resourceType":"Observation","id":"x","meta":{"versionId":"1","lastUpdated":"2025-01-02T03:04:05.000Z"},"status":"final","code":{"text":"a"}}`,
+		},
+		{
+			name: "missing lastUpdated filled, other meta kept",
+			raw:  `{"resourceType":"Observation","id":"x","meta":{"profile":["p"],"versionId":"2"}}`,
+			want: `{"resourceType":"Observation","id":"x","meta":{"profile":["p"],"versionId":"2","lastUpdated":"2025-01-02T03:04:05.000Z"}}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Options{Clock: fixedClock})
+			if err := s.Load(json.RawMessage(tt.raw)); err != nil {
+				t.Fatal(err)
+			}
+			ts := newHTTPServer(t, s)
+			_, body := get(t, ts.Client(), ts.URL+"/fhir/Observation/x")
+			if string(body) != tt.want {
+				t.Errorf("Load(%s) then read =\n%s\nwant\n%s", tt.raw, body, tt.want)
+			}
+		})
+	}
+}
