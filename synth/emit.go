@@ -342,12 +342,14 @@ func (p *patientGen) vitals(k int) {
 		p.end()
 	}
 	if !e.inPerson() {
-		if r.chance(0.4) {
+		if a >= 13 && r.chance(0.4) {
 			bp()
 		}
 		return
 	}
-	bp()
+	if a >= 3 {
+		bp()
+	}
 	var hr, rr float64
 	switch {
 	case a < 1:
@@ -371,7 +373,7 @@ func (p *patientGen) vitals(k int) {
 		p.vital(k, t, "Body temperature", temp, 1, uCel, lTemp)
 	}
 	spo2 := r.fbetween(95, 100.4)
-	if p.has["copd"] || p.has["hf"] || p.has["pneumonia"] {
+	if p.has["copd"] || p.has["hf"] || e.dx == "pneumonia" || e.dx == "covid" {
 		spo2 = r.fbetween(89, 96)
 	}
 	p.vital(k, t, "Oxygen saturation", spo2, 0, uPct, lSpO2, lSaO2)

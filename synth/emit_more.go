@@ -65,7 +65,13 @@ func (p *patientGen) planMedications() []medOrder {
 			if r.chance(0.08) {
 				o.status = "stopped"
 			}
-			if prev := o.at.Add(-r.dur(330*day, 430*day)); r.chance(0.5) && prev.After(c.onset) {
+			// Earlier orders of the same drug, renewed about yearly.
+			prev := o.at
+			for renew := 0; renew < 2 && r.chance(0.6); renew++ {
+				prev = prev.Add(-r.dur(330*day, 430*day))
+				if prev.Before(c.onset) {
+					break
+				}
 				orders = append(orders, medOrder{m: m, status: "completed", at: prev, enc: -1, reason: c.id})
 			}
 			orders = append(orders, o)
@@ -78,10 +84,12 @@ func (p *patientGen) planMedications() []medOrder {
 				continue
 			}
 			t := p.now.Add(-time.Duration(r.fbetween(2.1, 5) * float64(year)))
-			if min := p.birth.Add(year); t.Before(min) {
+			if t.Before(p.birth.Add(year)) {
 				break
 			}
 			orders[k].at, orders[k].enc = t, -1
+			stale := orders[k].m.c
+			orders = slices.DeleteFunc(orders, func(o medOrder) bool { return o.m.c == stale && o.status == "completed" })
 			break
 		}
 	}

@@ -28,7 +28,8 @@ type encPlan struct {
 	inProgress bool
 	facility   string
 	clinician  string
-	draw       int // index into draws, or -1
+	draw       int    // index into draws, or -1
+	dx         string // key of the acute problem diagnosed here, if any
 }
 
 func (e *encPlan) inPerson() bool { return e.class != classVR }
@@ -499,6 +500,7 @@ func (p *patientGen) addAcute(k int) {
 		cp.abate = ab
 	}
 	p.has[c.key] = true
+	e.dx = c.key
 	p.conds = append(p.conds, cp)
 }
 

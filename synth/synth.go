@@ -65,9 +65,14 @@ var Anchor = time.Date(2026, time.June, 30, 12, 0, 0, 0, time.UTC)
 
 // Edge-case patient indices; see the package documentation.
 const (
-	IndexDemo         = 0
+	// IndexDemo is an ordinary, rich patient suited to demos.
+	IndexDemo = 0
+	// IndexNoConditions is a patient without any Condition.
 	IndexNoConditions = 1
-	IndexManyMeds     = 2
+	// IndexManyMeds is a patient with more than 200 MedicationRequests.
+	IndexManyMeds = 2
+	// IndexNoRecentLabs is a patient without laboratory Observations in the
+	// two years before Now.
 	IndexNoRecentLabs = 3
 )
 
@@ -141,7 +146,8 @@ func (g *Generator) Resources(i int) []Resource {
 }
 
 // Patient returns every resource of patient i (0 <= i < Patients), Patient
-// resource first, as compact JSON. It depends only on (Seed, Now, i).
+// resource first, as compact JSON. It depends only on (Seed, Now, i); i is
+// not checked against Patients, so any non-negative index yields a patient.
 func (g *Generator) Patient(i int) []json.RawMessage {
 	rs := g.Resources(i)
 	out := make([]json.RawMessage, len(rs))
