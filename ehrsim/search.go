@@ -15,6 +15,7 @@ const (
 	paramCount   = "_count"
 	paramInclude = "_include"
 	paramFormat  = "_format"
+	paramSummary = "_summary" // only _summary=count, the same as _count=0
 	// paramCursor carries the paging position in next links. Its value is
 	// opaque to clients: the base64url id of the last match already sent.
 	paramCursor = "_cursor"
@@ -64,13 +65,16 @@ type query struct {
 	count    int
 	after    string // id of the last match already sent, "" for the first page
 	includes []include
+	ignored  []string // unknown parameters skipped under lenient handling
 }
 
 // parseQuery validates the parameters of a search on resourceType. Unknown
-// parameters and modifiers are rejected (strict handling, as a client asking
-// Prefer: handling=strict would get): silently ignoring a filter would hand
-// the client more data than it asked for.
-func parseQuery(resourceType string, params url.Values, pageSize, maxPageSize int) (*query, error) {
+// parameters and modifiers are rejected: strict handling is the default
+// because silently ignoring a filter would hand the client more data than it
+// asked for. With lenient (the client sent Prefer: handling=lenient, see
+// http://hl7.org/fhir/R4/search.html#errors) unknown parameter names are
+// skipped and listed in query.ignored; bad values are still errors.
+func parseQuery(resourceType string, params url.Values, pageSize, maxPageSize int, lenient bool) (*query, error) {
 	ps := paramsFor(resourceType)
 	q := &query{typ: resourceType, count: pageSize}
 	names := make([]string, 0, len(params))
@@ -96,6 +100,12 @@ func parseQuery(resourceType string, params url.Values, pageSize, maxPageSize in
 			}
 			q.after = string(id)
 			continue
+		case paramSummary:
+			if v := last(values); v != "count" {
+				return nil, notSupported("_summary=%s is not supported (only _summary=count)", v)
+			}
+			q.count = 0
+			continue
 		case paramFormat:
 			if f := last(values); f != "" && !strings.Contains(f, "json") {
 				return nil, notSupported("_format %q is not supported: the simulator serves JSON only", f)
@@ -112,6 +122,10 @@ func parseQuery(resourceType string, params url.Values, pageSize, maxPageSize in
 			continue
 		}
 		def, ok := ps[name]
+		if !ok && lenient {
+			q.ignored = append(q.ignored, full)
+			continue
+		}
 		if !ok {
 			return nil, notSupported("unknown search parameter %q for %s", full, resourceType)
 		}

@@ -197,6 +197,7 @@ func TestSearchErrors(t *testing.T) {
 		{"Observation?_include=DiagnosticReport:result", "not-supported", "DiagnosticReport:result"},
 		{"Observation?_include=Observation:code", "not-supported", "Observation:code"},
 		{"Observation?_format=xml", "not-supported", "xml"},
+		{"Observation?_summary=true", "not-supported", "_summary"},
 		{"Observation?date=yesterday", "invalid", "date"},
 		{"Observation?date=xx2024", "invalid", "xx"},
 		{"Observation?_count=-1", "invalid", "_count"},
@@ -305,6 +306,30 @@ func TestCountZero(t *testing.T) {
 	b, matches, _ := decodeBundle(t, body)
 	if *b.Total != 3 || len(matches) != 0 || b.LinkURL("next") != "" {
 		t.Errorf("_count=0: total %d, %d entries, next %q; want total 3, no entries, no next", *b.Total, len(matches), b.LinkURL("next"))
+	}
+}
+
+func TestLenientHandling(t *testing.T) {
+	_, ts := startSmall(t, Options{})
+	_, body := get(t, ts.Client(), ts.URL+"/fhir/Observation?patient=p1&foo=bar&_count=2", "Prefer", "handling=lenient")
+	b, matches, _ := decodeBundle(t, body)
+	if diff := cmp.Diff([]string{"Observation/o1", "Observation/o2"}, matches); diff != "" {
+		t.Errorf("lenient search (-want +got):\n%s", diff)
+	}
+	for _, rel := range []string{"self", "next"} {
+		if u := b.LinkURL(rel); strings.Contains(u, "foo") || !strings.Contains(u, "patient=p1") {
+			t.Errorf("%s link %q should keep patient and drop the ignored foo", rel, u)
+		}
+	}
+	// Bad values stay errors under lenient handling.
+	resp, _ := get(t, ts.Client(), ts.URL+"/fhir/Observation?date=never", "Prefer", "handling=lenient")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("lenient bad date: status %d, want 400", resp.StatusCode)
+	}
+	// _summary=count is the total only.
+	_, body = get(t, ts.Client(), ts.URL+"/fhir/Observation?patient=p1&_summary=count")
+	if b, matches, _ := decodeBundle(t, body); *b.Total != 3 || len(matches) != 0 {
+		t.Errorf("_summary=count: total %d, %d entries; want 3, 0", *b.Total, len(matches))
 	}
 }
 

@@ -402,7 +402,7 @@ func (s *Server) serveSearch(w http.ResponseWriter, r *http.Request) {
 		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "cannot read search parameters")
 		return
 	}
-	q, err := parseQuery(typ, r.Form, s.opts.PageSize, s.opts.MaxPageSize)
+	q, err := parseQuery(typ, r.Form, s.opts.PageSize, s.opts.MaxPageSize, preferLenient(r.Header))
 	if err != nil {
 		var se *searchError
 		if errors.As(err, &se) {
@@ -416,21 +416,39 @@ func (s *Server) serveSearch(w http.ResponseWriter, r *http.Request) {
 	p := q.run(s.ix)
 	s.mu.RUnlock()
 
+	// Links carry the parameters used: ignored ones are left out, so the
+	// self link says what the page really is.
+	used := cloneValues(r.Form)
+	for _, name := range q.ignored {
+		used.Del(name)
+	}
 	base := baseURL(r)
 	self := base + "/" + typ
-	if enc := r.Form.Encode(); enc != "" {
+	if enc := used.Encode(); enc != "" {
 		self += "?" + enc
 	}
 	var next string
 	if p.more {
-		v := cloneValues(r.Form)
-		v.Set(paramCursor, encodeCursor(p.matches[len(p.matches)-1].id))
-		next = base + "/" + typ + "?" + v.Encode()
+		used.Set(paramCursor, encodeCursor(p.matches[len(p.matches)-1].id))
+		next = base + "/" + typ + "?" + used.Encode()
 	}
 	w.Header().Set("Content-Type", contentType)
 	if err := s.writeBundle(w, base, self, next, p); err != nil {
 		s.log.Debug("ehrsim: writing bundle", "type", typ, "err", err)
 	}
+}
+
+// preferLenient reports whether the client asked for lenient search
+// handling (Prefer: handling=lenient).
+func preferLenient(h http.Header) bool {
+	for _, v := range h.Values("Prefer") {
+		for pref := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.ReplaceAll(strings.TrimSpace(pref), " ", ""), "handling=lenient") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func cloneValues(v url.Values) url.Values {
