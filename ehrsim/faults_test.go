@@ -291,3 +291,15 @@ func TestSyncUnderFaults(t *testing.T) {
 	}
 	t.Logf("%d requests, faults %v", st.Requests, maps.Collect(maps.All(st.Faults)))
 }
+
+func TestUnknownFaultKindsOnly(t *testing.T) {
+	s, ts := startSmall(t, Options{Faults: Faults{Rate: 1, Kinds: []FaultKind{"teapot"}}})
+	for range 5 {
+		if resp, body := get(t, ts.Client(), ts.URL+"/fhir/Patient/p1"); resp.StatusCode != http.StatusOK || !json.Valid(body) {
+			t.Fatalf("status %d with only unknown fault kinds configured", resp.StatusCode)
+		}
+	}
+	if got := s.Stats().Faults; len(got) != 0 {
+		t.Errorf("faults %v, want none", got)
+	}
+}

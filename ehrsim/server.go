@@ -47,8 +47,9 @@ type Options struct {
 }
 
 // Validate reports every problem with the options at once. New applies
-// defaults and ignores unknown fault kinds instead of failing, so call
-// Validate on user-supplied options first.
+// defaults and drops unknown fault kinds instead of failing (turning faults
+// off when no valid kind is left), so call Validate on user-supplied options
+// first.
 func (o Options) Validate() error {
 	var errs []error
 	if o.PageSize < 0 || o.MaxPageSize < 0 {
@@ -105,14 +106,18 @@ func New(opts Options) *Server {
 			log.Warn("ehrsim: ignoring unknown fault kind", "kind", string(k))
 		}
 	}
+	if len(opts.Faults.Kinds) > 0 && len(kinds) == 0 {
+		log.Warn("ehrsim: no valid fault kind configured; fault injection off")
+		opts.Faults.Rate = 0
+	}
 	opts.Faults.Kinds = kinds
 	return &Server{opts: opts, log: log, faults: newFaulter(opts.Faults), ix: newIndex()}
 }
 
 // Load indexes one resource, which must be a JSON object with a
-// resourceType and a valid FHIR id. Loading a type and id already present replaces the
-// old resource and gives it the next meta.versionId and a meta.lastUpdated
-// from the clock. A first load keeps the resource's own versionId and
+// resourceType and a valid FHIR id. Loading a type and id already present
+// replaces the old resource and gives it the next meta.versionId and a
+// meta.lastUpdated from the clock. A first load keeps the resource's own versionId and
 // lastUpdated, setting "1" and the clock's time where they are missing; a
 // resource loaded with both is served exactly as given (compacted).
 func (s *Server) Load(raw json.RawMessage) error {
