@@ -2,6 +2,33 @@
 // model that application code can use without knowing which EHR or coding
 // produced it. It never invents data: every field the source lacked is listed
 // in Missing, and values are never guessed.
+//
+// Normalize is the entry point. Each of the ten modelled resource types
+// (Patient, Encounter, Condition, Observation, MedicationRequest,
+// AllergyIntolerance, Immunization, Procedure, DiagnosticReport,
+// DocumentReference) is decoded into a purpose-built struct holding only the
+// elements read here; every other type becomes an *Other carrying Common.
+//
+// Coded concepts are reduced by package terminology: the coding in the most
+// preferred system for the context (Condition.code: SNOMED CT, then
+// ICD-10-CM; Observation.code: LOINC; medications: RxNorm, then NDC;
+// vaccines: CVX; ...), else any standard system, else the first coding with a
+// code. Concept.Standard is true only when the chosen system is standard
+// (LOINC, SNOMED CT, ICD-10-CM, RxNorm, CVX, UCUM, CPT; NDC is not).
+//
+// Missing uses the model's JSON field names. Per type it can list:
+// Patient name, birthDate, gender, mrn; Encounter status, class, start;
+// Condition code, clinicalStatus, onset; Observation code, value, effective,
+// status (value is not missing for panels with components or hasMember, nor
+// when dataAbsentReason explains it: Value.Kind is then "absent");
+// MedicationRequest medication, status, authoredOn, dosage;
+// AllergyIntolerance substance, clinicalStatus; Immunization vaccine, status,
+// occurrence; Procedure code, status, performed; DiagnosticReport code,
+// status, effective; DocumentReference type, status, date, content.
+//
+// Not done here yet (later issues): unit conversion, BMI derivation,
+// splitting blood-pressure panels, stale-order detection, resolving
+// medicationReference to a non-contained Medication.
 package normalize
 
 // Ref links a normalized resource to the raw resource it came from.
@@ -20,7 +47,7 @@ type Concept struct {
 	Display  string   `json:"display,omitempty"`  // the chosen coding's display
 	Text     string   `json:"text,omitempty"`     // CodeableConcept.text or best label
 	Standard bool     `json:"standard,omitempty"` // chosen coding is LOINC, SNOMED CT, ICD-10-CM, RxNorm, CVX...
-	Original []Coding `json:"original,omitempty"` // every coding as received
+	Original []Coding `json:"original,omitempty"` // every coding as received, exact duplicates dropped
 }
 
 // Coding is a compact copy of a FHIR Coding.

@@ -32,7 +32,8 @@ type sampledData struct {
 	Data   string    `json:"data"`
 }
 
-// Value kinds.
+// Value kinds: the values Value.Kind takes, one per FHIR value[x] type plus
+// KindAbsent for a dataAbsentReason.
 const (
 	KindQuantity = "quantity"
 	KindConcept  = "concept"
