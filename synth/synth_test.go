@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -575,4 +577,58 @@ func BenchmarkPatient(b *testing.B) {
 	}
 	b.ReportMetric(float64(resources)/b.Elapsed().Seconds(), "resources/s")
 	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/patient")
+}
+
+var update = flag.Bool("update", false, "rewrite testdata golden files")
+
+// TestGolden pins the exact bytes of the demo patient so that any change to
+// the output is deliberate. Run with -update after an intended change.
+func TestGolden(t *testing.T) {
+	var buf bytes.Buffer
+	for _, raw := range New(Options{Patients: 1, Seed: 1}).Patient(IndexDemo) {
+		buf.Write(raw)
+		buf.WriteByte('\n')
+	}
+	path := filepath.Join("testdata", "seed1-patient0.ndjson")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading golden file (run with -update to create it): %v", err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Errorf("Patient(0) with seed 1 differs from %s; run go test -update if the change is intended", path)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	g := New(Options{Patients: 16, Seed: 2})
+	want := make([][]json.RawMessage, 16)
+	for i := range want {
+		want[i] = g.Patient(i)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 16)
+	for i := range 16 {
+		wg.Go(func() {
+			got := g.Patient(i)
+			for k := range got {
+				if !bytes.Equal(got[k], want[i][k]) {
+					errs <- g.PatientID(i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for id := range errs {
+		t.Errorf("concurrent generation of %s differs from sequential", id)
+	}
 }
