@@ -15,7 +15,7 @@ func (m *Message) Encode() []byte { return m.AppendEncode(nil) }
 // AppendEncode appends the encoded message to dst.
 func (m *Message) AppendEncode(dst []byte) []byte {
 	for _, s := range m.segs {
-		dst = append(dst, s.raw...)
+		dst = append(dst, s.bytes()...)
 		dst = append(dst, '\r')
 	}
 	return dst

@@ -35,6 +35,8 @@ var (
 	ErrBadSegmentName = errors.New("hl7: invalid segment name")
 	// ErrBadEscape reports an unterminated or unknown escape sequence.
 	ErrBadEscape = errors.New("hl7: bad escape sequence")
+	// ErrTooLarge reports an input of 4 GiB or more.
+	ErrTooLarge = errors.New("hl7: message too large")
 	// ErrBadPath reports a malformed field path such as "PID-x".
 	ErrBadPath = errors.New("hl7: bad path")
 )
@@ -183,40 +185,53 @@ func (m *Message) Segment(name string, n int) (Segment, bool) {
 // Segment is one segment of a message; it refers to the message's bytes.
 // The zero Segment is empty.
 type Segment struct {
-	raw []byte // without terminator
-	d   Delimiters
+	m        *Message
+	off, end uint32 // m.raw[off:end] is the segment without terminator
+}
+
+func (s Segment) bytes() []byte {
+	if s.m == nil {
+		return nil
+	}
+	return s.m.raw[s.off:s.end]
+}
+
+func (s Segment) delims() Delimiters {
+	if s.m == nil {
+		return Delimiters{}
+	}
+	return s.m.delims
 }
 
 // Raw returns the encoded segment without its terminator (shared, do not modify).
-func (s Segment) Raw() []byte { return s.raw }
+func (s Segment) Raw() []byte { return s.bytes() }
 
 func (s Segment) nameBytes() []byte {
-	if i := bytes.IndexByte(s.raw, s.d.Field); i >= 0 {
-		return s.raw[:i]
+	raw := s.bytes()
+	if i := bytes.IndexByte(raw, s.delims().Field); i >= 0 {
+		return raw[:i]
 	}
-	return s.raw
+	return raw
 }
 
 // Name returns the segment ID, such as "PID" or "ZPI".
 func (s Segment) Name() string { return string(s.nameBytes()) }
 
 func (s Segment) isHeader() bool {
-	if len(s.raw) < 4 || s.raw[3] != s.d.Field {
+	raw := s.bytes()
+	if len(raw) < 4 || raw[3] != s.delims().Field {
 		return false
 	}
-	switch string(s.raw[:3]) {
-	case "MSH", "FHS", "BHS":
-		return true
-	}
-	return false
+	return isHeaderName(raw[:3])
 }
 
 // NumFields returns the number of the last field present (MSH counts MSH-1).
 func (s Segment) NumFields() int {
-	if len(s.raw) == 0 {
+	raw := s.bytes()
+	if len(raw) == 0 {
 		return 0
 	}
-	n := bytes.Count(s.raw, []byte{s.d.Field})
+	n := bytes.Count(raw, []byte{s.delims().Field})
 	if s.isHeader() {
 		n++
 	}
@@ -229,12 +244,12 @@ func (s Segment) NumFields() int {
 // empty.
 func (s Segment) Field(n int) Field {
 	if n < 0 {
-		return Field{d: s.d}
+		return Field{d: s.delims()}
 	}
 	if s.isHeader() {
 		switch {
 		case n == 1:
-			return Field{raw: s.raw[3:4], d: s.d, literal: true}
+			return Field{raw: s.bytes()[3:4], d: s.delims(), literal: true}
 		case n == 2:
 			f := s.nth(1)
 			f.literal = true
@@ -252,18 +267,19 @@ func (s Segment) Field(n int) Field {
 
 // nth returns the i-th element of the segment split on the field separator.
 func (s Segment) nth(i int) Field {
-	p := s.raw
+	d := s.delims()
+	p := s.bytes()
 	for ; i > 0; i-- {
-		j := bytes.IndexByte(p, s.d.Field)
+		j := bytes.IndexByte(p, d.Field)
 		if j < 0 {
-			return Field{d: s.d}
+			return Field{d: d}
 		}
 		p = p[j+1:]
 	}
-	if j := bytes.IndexByte(p, s.d.Field); j >= 0 {
+	if j := bytes.IndexByte(p, d.Field); j >= 0 {
 		p = p[:j]
 	}
-	return Field{raw: p, d: s.d}
+	return Field{raw: p, d: d}
 }
 
 // split returns the i-th (1-based) part of p split on sep; empty if absent.

@@ -1,6 +1,9 @@
 package hl7
 
-import "bytes"
+import (
+	"bytes"
+	"math"
+)
 
 // ParseOptions select how forgiving Parse is.
 type ParseOptions struct {
@@ -20,6 +23,9 @@ var bom = []byte{0xEF, 0xBB, 0xBF}
 // returned Message refers to data, which the caller must not modify
 // afterwards. Errors are *ParseError values wrapping the package sentinels.
 func Parse(data []byte, opts ParseOptions) (*Message, error) {
+	if uint64(len(data)) > math.MaxUint32 {
+		return nil, &ParseError{Err: ErrTooLarge}
+	}
 	m := &Message{raw: data}
 	m.segs = m.inline[:0]
 	p := data
@@ -76,7 +82,7 @@ func Parse(data []byte, opts ParseOptions) (*Message, error) {
 		} else if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		m.segs = append(m.segs, Segment{raw: line, d: d})
+		m.segs = append(m.segs, Segment{m: m, off: uint32(end - len(line)), end: uint32(end)})
 	}
 	return m, nil
 }
