@@ -39,7 +39,7 @@ func (p *patientGen) planMedications() []medOrder {
 			continue
 		}
 		n := 1
-		if len(meds) > 1 && (c.def.key == "hf" || c.def.key == "af" || r.chance(0.4)) {
+		if len(meds) > 1 && r.chance(secondDrug[c.def.key]) {
 			n = 2
 		}
 		start := r.intn(len(meds))
@@ -131,6 +131,11 @@ func (p *patientGen) planMedications() []medOrder {
 	slices.SortStableFunc(orders, func(a, b medOrder) int { return a.at.Compare(b.at) })
 	return orders
 }
+
+// secondDrug is the chance that a problem is treated with two of its drugs
+// at once; never for problems where that would be a duplicate therapy
+// (two statins).
+var secondDrug = map[string]float64{"htn": 0.4, "asthma": 0.6, "copd": 0.6, "hf": 1, "af": 1, "dm2": 0.4, "oaknee": 0.3}
 
 // refillHistory is the polypharmacy edge case: a monthly order for each of
 // eight chronic medications over thirty months.
