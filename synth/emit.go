@@ -287,7 +287,7 @@ func (p *patientGen) emitObservations() {
 			v = smokingValues[0].v
 		}
 		p.obsHead(p.newID("obs", &p.n.obs), p.lastUpdated(t), catSocial, "Tobacco smoking status", last, t,
-			loinc("72166-2", "Tobacco smoking status"))
+			lSmoking)
 		p.w.concept("valueCodeableConcept", trimTag(v.display), v)
 		p.end()
 	}

@@ -60,8 +60,9 @@ import (
 	"time"
 )
 
-// Anchor is the reference "today" used when Options.Now is zero.
-var Anchor = time.Date(2026, time.June, 30, 12, 0, 0, 0, time.UTC)
+// anchor is the reference "today" used when Options.Now is zero
+// (2026-06-30T12:00:00Z). Generator.Now reports it.
+var anchor = time.Date(2026, time.June, 30, 12, 0, 0, 0, time.UTC)
 
 // Edge-case patient indices; see the package documentation.
 const (
@@ -92,7 +93,7 @@ type Options struct {
 	// byte-identical output.
 	Seed int64
 	// Now is the reference "today"; every date is on or before it. Zero
-	// means Anchor (never the wall clock, so output stays deterministic).
+	// means 2026-06-30T12:00:00Z (never the wall clock, so output stays deterministic).
 	Now time.Time
 }
 
@@ -107,7 +108,7 @@ type Generator struct {
 func New(opts Options) *Generator {
 	now := opts.Now
 	if now.IsZero() {
-		now = Anchor
+		now = anchor
 	}
 	now = now.UTC().Truncate(time.Second)
 	if opts.Patients < 0 {
@@ -135,7 +136,9 @@ func patientID(i int) string {
 
 // Resource is one generated resource with its type.
 type Resource struct {
+	// Type is the FHIR resourceType, e.g. "Observation".
 	Type string
+	// JSON is the resource as compact JSON.
 	JSON json.RawMessage
 }
 

@@ -115,7 +115,7 @@ func TestDeterminism(t *testing.T) {
 		wantEqual bool
 	}{
 		{"same seed", Options{Patients: 30, Seed: 7}, Options{Patients: 30, Seed: 7}, true},
-		{"zero Now is the anchor", Options{Patients: 30, Seed: 7}, Options{Patients: 30, Seed: 7, Now: Anchor}, true},
+		{"zero Now is the anchor", Options{Patients: 30, Seed: 7}, Options{Patients: 30, Seed: 7, Now: time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC)}, true},
 		{"same seed and Now", Options{Patients: 30, Seed: 7, Now: now}, Options{Patients: 30, Seed: 7, Now: now}, true},
 		{"different seed", Options{Patients: 30, Seed: 7}, Options{Patients: 30, Seed: 8}, false},
 		{"different Now", Options{Patients: 30, Seed: 7}, Options{Patients: 30, Seed: 7, Now: now}, false},
@@ -365,7 +365,7 @@ func TestContentVariety(t *testing.T) {
 		cs := codings(r.m, path)
 		return len(cs) > 0 && !slicesAny(cs, func(c string) bool { return !strings.HasPrefix(c, system+"|") })
 	}
-	stale := Anchor.AddDate(-2, 0, 0)
+	stale := New(Options{}).Now().AddDate(-2, 0, 0)
 	cases := []struct {
 		name string
 		typ  string
