@@ -17,8 +17,17 @@ import (
 // FuzzFastDecoderAgrees check it matches encoding/json.
 type fastDecoder struct {
 	data []byte
-	i    int
-	ok   bool // false once the decoder has given up
+	// src is data as one string: decoded strings without escapes are
+	// substrings of it, one allocation per resource instead of one per
+	// string (the outputs then share, and keep alive, this copy of the
+	// resource).
+	src string
+	i   int
+	ok  bool // false once the decoder has given up
+}
+
+func newFastDecoder(raw []byte) fastDecoder {
+	return fastDecoder{data: raw, src: string(raw), ok: true}
 }
 
 const maxFastDepth = 256
@@ -225,7 +234,7 @@ func (d *fastDecoder) stringLit() (string, bool) {
 	}
 	d.i = j + 1
 	if simple {
-		return string(d.data[start+1 : j]), true
+		return d.src[start+1 : j], true
 	}
 	var s string
 	if json.Unmarshal(d.data[start:j+1], &s) != nil {
@@ -789,7 +798,7 @@ var componentKeys = append([]string{"code"}, valueXKeys...)
 // fastObservation decodes raw into in, reporting false when the caller
 // must decode with encoding/json instead (in is then partly filled).
 func fastObservation(raw []byte, in *observationJSON) bool {
-	d := fastDecoder{data: raw, ok: true}
+	d := newFastDecoder(raw)
 	if !d.openObject() {
 		return false
 	}
@@ -892,7 +901,7 @@ var medicationRequestKeys = append([]string{"status", "intent", "medicationCodea
 // caller must decode with encoding/json instead. Resources with contained
 // resources always take the encoding/json path.
 func fastMedicationRequest(raw []byte, in *medicationRequestJSON) bool {
-	d := fastDecoder{data: raw, ok: true}
+	d := newFastDecoder(raw)
 	if !d.openObject() {
 		return false
 	}
