@@ -169,7 +169,7 @@ func checkSegment(line []byte, d *Delimiters, idx int) error {
 	}
 	body := line[3:]
 	field := 0
-	if idx == 1 || isHeaderName(line[:3]) {
+	if len(body) > 0 && (idx == 1 || isHeaderName(line[:3])) {
 		// Skip MSH-1 and MSH-2: they contain the escape character itself.
 		rest := body[1:]
 		i := bytes.IndexByte(rest, d.Field)

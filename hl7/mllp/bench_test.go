@@ -3,8 +3,8 @@ package mllp
 import (
 	"context"
 	"os"
-	"sync"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"

@@ -24,7 +24,8 @@ import (
 // then acknowledges positively without storing again, which is what makes a
 // sender's retries after a lost ACK safe. Any other error makes the server
 // answer AE (CE in enhanced mode) so that the sender keeps the message and
-// retries; the error text is logged, never sent.
+// retries; the error text is logged (so it must not carry message content),
+// never sent.
 //
 // HandleMessage is called concurrently for different connections (at most
 // Server.QueueSize at once) and sequentially, in arrival order, for messages
@@ -565,3 +566,6 @@ func (s *Server) writeAck(c *serverConn, ack []byte, log *slog.Logger) bool {
 	}
 	return true
 }
+
+// Interface guards.
+var _ Handler = HandlerFunc(nil)
