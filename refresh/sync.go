@@ -38,6 +38,30 @@ type Source interface {
 	SearchAll(ctx context.Context, typ string, q *fhir.Query, fn fhir.PageFunc) error
 }
 
+// Planner decides how one resource type is fetched for one patient. Vendor
+// adapters supply it: some EHRs reject an Observation search without a
+// category, so the plan fans out over categories; some need extra
+// parameters. Queries may overlap: a resource found by two of them is stored
+// and counted once.
+type Planner interface {
+	// Plan returns the searches that together fetch every resource of typ in
+	// the patient's compartment. An empty list means the type is not
+	// available from this source, and reason says why (user-safe).
+	Plan(typ, patientID string) (queries []*fhir.Query, reason string)
+}
+
+// DefaultPlanner searches each type once by patient with a page size.
+type DefaultPlanner struct{ PageSize int }
+
+// Plan implements Planner.
+func (p DefaultPlanner) Plan(typ, patientID string) ([]*fhir.Query, string) {
+	q := fhir.NewQuery().Patient(patientID)
+	if p.PageSize > 0 {
+		q.Count(p.PageSize)
+	}
+	return []*fhir.Query{q}, ""
+}
+
 // Recorder receives sync outcomes for monitoring (a *metrics.Metrics).
 type Recorder interface {
 	SyncCompleted(connection string, at time.Time, took time.Duration, returned map[string]int)
@@ -52,6 +76,7 @@ type Options struct {
 	Clock      func() time.Time
 	Logger     *slog.Logger
 	Recorder   Recorder
+	Planner    Planner // default DefaultPlanner{PageSize}
 }
 
 // Syncer pulls charts from one connection into a store.
@@ -79,6 +104,9 @@ func New(src Source, st store.Writer, opts Options) (*Syncer, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
+	}
+	if opts.Planner == nil {
+		opts.Planner = DefaultPlanner{PageSize: opts.PageSize}
 	}
 	log := opts.Logger
 	if log == nil {
@@ -230,14 +258,31 @@ func (s *Syncer) fetchType(ctx context.Context, t *tally, tk task, supported map
 		s.putState(ctx, state)
 		return
 	}
-	count := 0
-	q := fhir.NewQuery().Patient(tk.patient).Count(s.opts.PageSize)
-	err := s.src.SearchAll(ctx, tk.typ, q, func(ctx context.Context, b *fhir.Bundle, pageURL string) error {
-		ids, err := s.storePage(ctx, t, tk.typ, b, pageURL)
-		count += len(ids)
-		return err
-	})
-	state.Count = count
+	queries, reason := s.opts.Planner.Plan(tk.typ, tk.patient)
+	if len(queries) == 0 {
+		state.Availability = store.NotAvailable
+		state.Detail = reason
+		s.putState(ctx, state)
+		return
+	}
+	seen := map[string]bool{}
+	var err error
+	for _, q := range queries {
+		err = s.src.SearchAll(ctx, tk.typ, q, func(ctx context.Context, b *fhir.Bundle, pageURL string) error {
+			if len(queries) > 1 {
+				b.Entry = unseen(b.Entry, seen)
+			}
+			ids, err := s.storePage(ctx, t, tk.typ, b, pageURL)
+			for _, id := range ids {
+				seen[id] = true
+			}
+			return err
+		})
+		if err != nil {
+			break
+		}
+	}
+	state.Count = len(seen)
 	switch {
 	case err == nil:
 		state.Availability = store.Available
@@ -254,6 +299,19 @@ func (s *Syncer) fetchType(ctx context.Context, t *tally, tk task, supported map
 		s.log.WarnContext(ctx, "fetch failed", "type", tk.typ, "error", err)
 	}
 	s.putState(ctx, state)
+}
+
+// unseen drops entries whose resource id was already stored by an earlier
+// query of the same fan-out.
+func unseen(entries []fhir.BundleEntry, seen map[string]bool) []fhir.BundleEntry {
+	out := entries[:0:0]
+	for _, e := range entries {
+		if h, err := fhir.ParseHeader(e.Resource); err == nil && seen[h.ID] {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func (s *Syncer) putState(ctx context.Context, st store.FetchState) {

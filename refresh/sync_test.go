@@ -354,3 +354,52 @@ func TestCancelledSyncStops(t *testing.T) {
 		t.Errorf("cancelled Run took %s", time.Since(start))
 	}
 }
+
+// categoryPlanner fans Observation searches out over categories, with a
+// deliberately overlapping catch-all query, like an adapter for an EHR that
+// requires a category would (without the catch-all).
+type categoryPlanner struct{}
+
+func (categoryPlanner) Plan(typ, patient string) ([]*fhir.Query, string) {
+	if typ == "DocumentReference" {
+		return nil, "Documents are switched off for this site."
+	}
+	if typ != "Observation" {
+		return []*fhir.Query{fhir.NewQuery().Patient(patient)}, ""
+	}
+	return []*fhir.Query{
+		fhir.NewQuery().Patient(patient).Add("category", "vital-signs"),
+		fhir.NewQuery().Patient(patient).Add("category", "laboratory"),
+		fhir.NewQuery().Patient(patient),
+	}, ""
+}
+
+func TestPlannerFanOutCountsEachResourceOnce(t *testing.T) {
+	e := newEnv(t, 5, ehrsim.Options{PageSize: 7}, nil, nil)
+	s, _ := refresh.New(e.client, e.store, refresh.Options{Connection: "sim", Planner: categoryPlanner{}})
+	sum, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := e.sim.Counts()
+	if sum.Resources["Observation"] != want["Observation"] || sum.New != total(want)-want["DocumentReference"] {
+		t.Errorf("fan-out sync = %d Observations, %d new; want %d and %d", sum.Resources["Observation"], sum.New,
+			want["Observation"], total(want)-want["DocumentReference"])
+	}
+	states, _ := e.store.FetchStates(context.Background(), "sim", e.sim.PatientIDs()[0])
+	for _, st := range states {
+		if st.Type == "DocumentReference" && (st.Availability != store.NotAvailable || !strings.Contains(st.Detail, "switched off")) {
+			t.Errorf("DocumentReference state = %+v, want not available with the planner's reason", st)
+		}
+		if st.Type == "Observation" {
+			n := 0
+			for _, ty := range []string{"Observation"} {
+				recs, _ := e.store.ListByPatient(context.Background(), "sim", e.sim.PatientIDs()[0], ty)
+				n = len(recs)
+			}
+			if st.Count != n {
+				t.Errorf("Observation fetch state count = %d, store holds %d", st.Count, n)
+			}
+		}
+	}
+}
