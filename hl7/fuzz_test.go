@@ -7,11 +7,14 @@ import (
 var fuzzPaths = []string{"MSH-1", "MSH-2", "MSH-9.2", "MSH-10", "PID-3[2].1", "PID-11.2.2", "OBX(2)-5", "ZPI-1.2", "ZZZ-99[9].9.9"}
 
 func FuzzParse(f *testing.F) {
-	for _, tt := range parseCases {
-		f.Add([]byte(tt.in))
+	for i, tt := range parseCases {
+		f.Add([]byte(tt.in), fuzzPaths[i%len(fuzzPaths)])
+		if tt.path != "" {
+			f.Add([]byte(tt.in), tt.path)
+		}
 	}
-	f.Add([]byte(adt))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add([]byte(adt), "PID-3[2].1")
+	f.Fuzz(func(t *testing.T, data []byte, path string) {
 		for _, strict := range []bool{true, false} {
 			m, err := Parse(data, ParseOptions{Strict: strict})
 			if err != nil {
@@ -20,6 +23,7 @@ func FuzzParse(f *testing.F) {
 			for _, p := range fuzzPaths {
 				_ = m.Get(p)
 			}
+			_, _ = m.Lookup(path)
 			_ = m.MessageType()
 			_ = m.ControlID()
 			// Walk everything; nothing may panic.

@@ -29,7 +29,9 @@ import (
 //
 // HandleMessage is called concurrently for different connections (at most
 // Server.QueueSize at once) and sequentially, in arrival order, for messages
-// of one connection. msg and its bytes may be retained. ctx is canceled when
+// of one connection. The same message can arrive on two connections at once
+// (a client that timed out and resent while the first attempt was still
+// being stored), so duplicate detection must be atomic, e.g. a unique key. msg and its bytes may be retained. ctx is canceled when
 // the server is stopped forcefully.
 type Handler interface {
 	HandleMessage(ctx context.Context, msg *hl7.Message) error

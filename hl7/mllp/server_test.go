@@ -398,6 +398,9 @@ func TestEnhancedMode(t *testing.T) {
 		t.Errorf("application ACK sent after CE")
 	}
 
+	c.send([]byte("garbage"))
+	c.mustAck(hl7.AckCommitReject, "")
+
 	cl := dialClient(t, addr, ClientOptions{WaitForApplicationAck: true})
 	store.fail = nil
 	ack, err := cl.Send(context.Background(), testMsg("EN4"))
