@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"strings"
@@ -648,4 +649,65 @@ func testTLSConfigs(t *testing.T) (server, client *tls.Config) {
 	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
 	client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	return server, client
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestLogsCarryNoMessageContent drives every server path that logs and
+// checks that no message content reaches the log.
+func TestLogsCarryNoMessageContent(t *testing.T) {
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	store := newMemStore()
+	store.fail = func(id string) error {
+		if id == "FAIL1" {
+			return errors.New("store unavailable")
+		}
+		return nil
+	}
+	q := &memQuarantine{}
+	addr, stop := startServer(t, &Server{Handler: store, Quarantiner: q, Logger: logger, MaxFrameSize: 300,
+		ParseOptions: hl7.ParseOptions{Strict: true}})
+	c := dialRaw(t, addr)
+	c.send(testMsg("OK1"))
+	c.mustAck(hl7.AckApplicationAccept, "OK1")
+	c.send(testMsg("OK1"))
+	c.mustAck(hl7.AckApplicationAccept, "OK1")
+	c.send(testMsg("FAIL1"))
+	c.mustAck(hl7.AckApplicationError, "FAIL1")
+	c.send([]byte("SECRETGARBAGE"))
+	c.mustAck(hl7.AckApplicationReject, "")
+	c.send(append(testMsg("BIG1"), []byte("NTE|1||"+strings.Repeat("SECRETNOTE", 50)+"\r")...))
+	c.mustAck(hl7.AckApplicationReject, "BIG1")
+	_, _ = c.nc.Write([]byte("\x0bMSH|^~\\&|SECRETPARTIAL"))
+	_ = c.nc.Close()
+	stop()
+	out := logs.String()
+	for _, secret := range []string{"DOE", "JOHN", "SECRET", "HOSP"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log contains message content %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "control_id=FAIL1") {
+		t.Errorf("log lacks the control ID of the failed message:\n%s", out)
+	}
+	if len(store.stored) != 1 {
+		t.Errorf("stored %d, want 1 (partial frame must not be stored)", len(store.stored))
+	}
 }
