@@ -13,7 +13,9 @@ type ParseOptions struct {
 	// that are not [A-Z][A-Z0-9]{2}, and unterminated or unknown escape
 	// sequences. Lenient mode (the default) accepts those when the message is
 	// still navigable, skips whitespace-only lines, fills missing encoding
-	// characters from the defaults, and keeps odd segments as they are.
+	// characters from the defaults, keeps odd segments as they are, and
+	// treats a bare LF that is not followed by a segment name as part of
+	// the field text (line-wrapped notes) rather than a terminator.
 	Strict bool
 }
 
@@ -53,18 +55,30 @@ func Parse(data []byte, opts ParseOptions) (*Message, error) {
 	off := len(data) - len(p)
 	nextCR, nextLF := -2, -2
 	for off < len(data) {
-		if nextCR != -1 && nextCR < off {
-			nextCR = indexFrom(data, off, '\r')
-		}
-		if nextLF != -1 && nextLF < off {
-			nextLF = indexFrom(data, off, '\n')
-		}
-		end := len(data)
-		if nextCR >= 0 {
-			end = nextCR
-		}
-		if nextLF >= 0 && nextLF < end {
-			end = nextLF
+		from := off
+		var end int
+		for {
+			if nextCR != -1 && nextCR < from {
+				nextCR = indexFrom(data, from, '\r')
+			}
+			if nextLF != -1 && nextLF < from {
+				nextLF = indexFrom(data, from, '\n')
+			}
+			end = len(data)
+			if nextCR >= 0 {
+				end = nextCR
+			}
+			if nextLF >= 0 && nextLF < end {
+				end = nextLF
+			}
+			// Lenient: a bare LF not followed by something that looks like
+			// a segment is line-wrapped text inside a field (senders that
+			// put multi-line notes in OBX-5/NTE-3); keep it in the segment.
+			if !opts.Strict && end < len(data) && data[end] == '\n' && !segmentStartsAt(data[end+1:], d.Field) {
+				from = end + 1
+				continue
+			}
+			break
 		}
 		line := data[off:end]
 		off = end + 1
@@ -200,5 +214,24 @@ func checkSegment(line []byte, d *Delimiters, idx int) error {
 	}
 	return nil
 }
+
+// segmentStartsAt reports whether p (the bytes after a bare LF) starts a new
+// segment: a three-character alphanumeric name followed by the field
+// separator or a line end, or a blank line, or the end of the data.
+func segmentStartsAt(p []byte, fs byte) bool {
+	i := 0
+	for i < len(p) && (p[i] == ' ' || p[i] == '\t') {
+		i++
+	}
+	if i == len(p) || p[i] == '\r' || p[i] == '\n' {
+		return true
+	}
+	if len(p) < 3 || !alnum(p[0]) || !alnum(p[1]) || !alnum(p[2]) {
+		return false
+	}
+	return len(p) == 3 || p[3] == fs || p[3] == '\r' || p[3] == '\n'
+}
+
+func alnum(c byte) bool { return nameChar(c) || (c >= 'a' && c <= 'z') }
 
 func nameChar(c byte) bool { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') }
