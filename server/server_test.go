@@ -1,0 +1,119 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestRoutesAndMiddleware(t *testing.T) {
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "ehrgate_test_total", Help: "t"})
+	reg.MustRegister(c)
+	c.Inc()
+	dash := http.NewServeMux()
+	dash.HandleFunc("GET /patients/{conn}/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if RequestIDFrom(r.Context()) == "" {
+			t.Error("handler saw no request id in its context")
+		}
+		io.WriteString(w, "chart")
+	})
+	dash.HandleFunc("GET /boom", func(w http.ResponseWriter, r *http.Request) { panic("kaboom with secret detail") })
+	s := New(Options{Dashboard: dash, Gatherer: reg, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	tests := []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/healthz", 200, "ok"},
+		{"/readyz", 200, "ready"},
+		{"/metrics", 200, "ehrgate_test_total 1"},
+		{"/patients/demo/p1?q=Jane+Doe", 200, "chart"},
+		{"/boom", 500, "OperationOutcome"},
+		{"/nope", 404, ""},
+	}
+	for _, tc := range tests {
+		resp, err := http.Get(srv.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.body) {
+			t.Errorf("GET %s = %d %q, want %d containing %q", tc.path, resp.StatusCode, b, tc.status, tc.body)
+		}
+		if resp.Header.Get(RequestIDHeader) == "" {
+			t.Errorf("GET %s: no %s header", tc.path, RequestIDHeader)
+		}
+	}
+	out := logs.String()
+	if strings.Contains(out, "Jane") || strings.Contains(out, "p1") {
+		t.Errorf("access log contains path or query data:\n%s", out)
+	}
+	if !strings.Contains(out, `"route":"GET /patients/{conn}/{id}"`) {
+		t.Errorf("access log lacks the route pattern:\n%s", out)
+	}
+	// Every line is valid JSON: the panic was logged, not printed raw.
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line is not JSON: %s", line)
+		}
+	}
+}
+
+func TestReadinessFailure(t *testing.T) {
+	s := New(Options{Ready: func(context.Context) error { return io.ErrUnexpectedEOF }})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable || strings.Contains(rec.Body.String(), "EOF") {
+		t.Errorf("/readyz = %d %q; want 503 without internal detail", rec.Code, rec.Body.String())
+	}
+}
+
+func TestServeShutsDownGracefully(t *testing.T) {
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, "done")
+	})
+	s := New(Options{Dashboard: slow})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	got := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve = %v, want nil after cancel", err)
+	}
+	if body := <-got; body != "done" {
+		t.Errorf("in-flight request got %q, want it to finish", body)
+	}
+}
