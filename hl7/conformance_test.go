@@ -68,6 +68,12 @@ func TestConformanceFixtures(t *testing.T) {
 			if err != nil || m2.Len() != m.Len() {
 				t.Errorf("re-parse of Encode() = %v segments, err %v; want %d", m2.Len(), err, m.Len())
 			}
+			// Every message of a batch parses on its own.
+			for i, part := range SplitBatch(data) {
+				if _, err := Parse(part, ParseOptions{}); err != nil {
+					t.Errorf("message %d of batch: %v", i+1, err)
+				}
+			}
 			if _, err := Parse(data, ParseOptions{Strict: true}); err == nil {
 				strictOK++
 			}

@@ -15,6 +15,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(adt), "PID-3[2].1")
 	f.Fuzz(func(t *testing.T, data []byte, path string) {
+		for _, part := range SplitBatch(data) {
+			_, _ = Parse(part, ParseOptions{})
+		}
 		for _, strict := range []bool{true, false} {
 			m, err := Parse(data, ParseOptions{Strict: strict})
 			if err != nil {

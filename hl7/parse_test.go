@@ -353,8 +353,10 @@ func segmentsOf(m *Message) []string {
 // valuesOf lists every non-empty primitive as path=value.
 func valuesOf(m *Message) []string {
 	var out []string
+	occ := map[string]int{}
 	for i := range m.Len() {
 		s := m.SegmentAt(i)
+		occ[s.Name()]++
 		for n := 1; n <= s.NumFields(); n++ {
 			if s.isHeader() && n == 2 {
 				continue // encoding characters: compared via Delimiters
@@ -366,7 +368,7 @@ func valuesOf(m *Message) []string {
 					comp := rep.Component(c)
 					for sc := 1; sc <= comp.NumSubComponents(); sc++ {
 						if v := comp.SubComponent(sc); v != "" {
-							out = append(out, Path{s.Name(), 0, n, r, c, sc}.String()+"="+v)
+							out = append(out, Path{s.Name(), occ[s.Name()], n, r, c, sc}.String()+"="+v)
 						}
 					}
 				}

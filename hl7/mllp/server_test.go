@@ -711,3 +711,37 @@ func TestLogsCarryNoMessageContent(t *testing.T) {
 		t.Errorf("stored %d, want 1 (partial frame must not be stored)", len(store.stored))
 	}
 }
+
+func TestClientReconnectsAfterIdleClose(t *testing.T) {
+	store := newMemStore()
+	addr, _ := startServer(t, &Server{Handler: store, IdleTimeout: 50 * time.Millisecond})
+	cl := dialClient(t, addr, ClientOptions{InitialBackoff: time.Millisecond})
+	for i := range 3 {
+		id := fmt.Sprintf("IC%d", i)
+		if _, err := cl.Send(context.Background(), testMsg(id)); err != nil {
+			t.Fatalf("Send(%s) = %v", id, err)
+		}
+		time.Sleep(150 * time.Millisecond) // the server closes the idle connection
+	}
+	if len(store.stored) != 3 || store.dups != 0 {
+		t.Errorf("stored %d with %d duplicates, want 3 and 0", len(store.stored), store.dups)
+	}
+}
+
+func TestClientContextCanceled(t *testing.T) {
+	store := newMemStore()
+	store.gate = make(chan struct{})
+	defer close(store.gate)
+	addr, _ := startServer(t, &Server{Handler: store})
+	cl := dialClient(t, addr, ClientOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := cl.Send(ctx, testMsg("CC1"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Send() = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Send() returned after %v", d)
+	}
+}
