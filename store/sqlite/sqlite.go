@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -40,8 +41,49 @@ const FileName = "ehrgate.db"
 // Store is the SQLite implementation of store.Store. It is safe for
 // concurrent use.
 type Store struct {
-	w *sql.DB // single writer connection
-	r *sql.DB // pool of read connections
+	w     *sql.DB // single writer connection
+	r     *sql.DB // pool of read connections
+	stmts writeStmts
+
+	writes     chan writeReq
+	writerDone chan struct{}
+	closeMu    sync.RWMutex
+	closed     bool
+}
+
+// writeStmts are prepared once on the writer connection.
+type writeStmts struct {
+	cur, verHash, insVer, upCur, upPat, quarantine, fetchState *sql.Stmt
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	prep := func(dst **sql.Stmt, q string) error {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("preparing statement: %w", err)
+		}
+		*dst = st
+		return nil
+	}
+	return errors.Join(
+		prep(&s.stmts.cur, `SELECT version_id, hash FROM resources WHERE connection=? AND type=? AND id=?`),
+		prep(&s.stmts.verHash, `SELECT hash FROM resource_versions WHERE connection=? AND type=? AND id=? AND version_id=?`),
+		prep(&s.stmts.insVer, `INSERT INTO resource_versions
+		(connection, type, id, version_id, patient_id, hash, raw, normalized, last_updated, fetched_at, source)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (connection, type, id, version_id) DO NOTHING`),
+		prep(&s.stmts.upCur, `INSERT INTO resources (connection, type, id, version_id, hash, patient_id)
+		VALUES (?,?,?,?,?,?)
+		ON CONFLICT (connection, type, id) DO UPDATE SET version_id=excluded.version_id, hash=excluded.hash, patient_id=excluded.patient_id`),
+		prep(&s.stmts.upPat, `INSERT INTO patients (connection, id, search, birth_date) VALUES (?,?,?,?)
+		ON CONFLICT (connection, id) DO UPDATE SET search=excluded.search, birth_date=excluded.birth_date`),
+		prep(&s.stmts.quarantine, `INSERT INTO quarantine (connection, type, resource_id, source, reason, raw, received_at)
+		VALUES (?,?,?,?,?,?,?)`),
+		prep(&s.stmts.fetchState, `INSERT INTO fetch_state (connection, patient_id, type, availability, count, fetched_at, detail)
+		VALUES (?,?,?,?,?,?,?)
+		ON CONFLICT (connection, patient_id, type) DO UPDATE SET availability=excluded.availability,
+		count=excluded.count, fetched_at=excluded.fetched_at, detail=excluded.detail`),
+	)
 }
 
 // OpenDir opens (creating if needed) the store in data directory dir.
@@ -84,7 +126,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("opening %s for reading: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{w: w, r: r}, nil
+	s := &Store{w: w, r: r}
+	if err := s.prepare(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	s.startWriter()
+	return s, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -114,6 +163,7 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 
 // Close releases the database.
 func (s *Store) Close() error {
+	s.stopWriter()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -147,55 +197,38 @@ func storedVersion(rec *store.Record, hash []byte) string {
 }
 
 // PutResources implements store.Writer. All records are written in one
-// transaction.
+// transaction (shared with concurrent writers, see writer.go).
 func (s *Store) PutResources(ctx context.Context, recs []store.Record) ([]store.Change, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("starting write: %w", err)
+	for i := range recs {
+		if recs[i].Connection == "" || recs[i].Type == "" || recs[i].ID == "" {
+			return nil, fmt.Errorf("record %d: connection, type and id are required", i)
+		}
 	}
-	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	var changes []store.Change
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		changes, err = s.putResources(ctx, tx, recs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return changes, nil
+}
 
-	cur, err := tx.PrepareContext(ctx, `SELECT version_id, hash FROM resources WHERE connection=? AND type=? AND id=?`)
-	if err != nil {
-		return nil, fmt.Errorf("preparing lookup: %w", err)
-	}
-	defer cur.Close()
-	verHash, err := tx.PrepareContext(ctx, `SELECT hash FROM resource_versions WHERE connection=? AND type=? AND id=? AND version_id=?`)
-	if err != nil {
-		return nil, fmt.Errorf("preparing version lookup: %w", err)
-	}
-	defer verHash.Close()
-	insVer, err := tx.PrepareContext(ctx, `INSERT INTO resource_versions
-		(connection, type, id, version_id, patient_id, hash, raw, normalized, last_updated, fetched_at, source)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT (connection, type, id, version_id) DO NOTHING`)
-	if err != nil {
-		return nil, fmt.Errorf("preparing insert: %w", err)
-	}
-	defer insVer.Close()
-	upCur, err := tx.PrepareContext(ctx, `INSERT INTO resources (connection, type, id, version_id, hash, patient_id)
-		VALUES (?,?,?,?,?,?)
-		ON CONFLICT (connection, type, id) DO UPDATE SET version_id=excluded.version_id, hash=excluded.hash, patient_id=excluded.patient_id`)
-	if err != nil {
-		return nil, fmt.Errorf("preparing current upsert: %w", err)
-	}
-	defer upCur.Close()
-	upPat, err := tx.PrepareContext(ctx, `INSERT INTO patients (connection, id, search, birth_date) VALUES (?,?,?,?)
-		ON CONFLICT (connection, id) DO UPDATE SET search=excluded.search, birth_date=excluded.birth_date`)
-	if err != nil {
-		return nil, fmt.Errorf("preparing patient upsert: %w", err)
-	}
-	defer upPat.Close()
+func (s *Store) putResources(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Change, error) {
+	cur := tx.StmtContext(ctx, s.stmts.cur)
+	verHash := tx.StmtContext(ctx, s.stmts.verHash)
+	insVer := tx.StmtContext(ctx, s.stmts.insVer)
+	upCur := tx.StmtContext(ctx, s.stmts.upCur)
+	upPat := tx.StmtContext(ctx, s.stmts.upPat)
 
 	changes := make([]store.Change, len(recs))
 	for i := range recs {
 		rec := &recs[i]
-		if rec.Connection == "" || rec.Type == "" || rec.ID == "" {
-			return nil, fmt.Errorf("record %d: connection, type and id are required", i)
-		}
 		sum := sha256.Sum256(rec.Raw)
 		hash := sum[:]
 		version := storedVersion(rec, hash)
@@ -236,9 +269,6 @@ func (s *Store) PutResources(ctx context.Context, recs []store.Record) ([]store.
 			}
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("committing write: %w", err)
-	}
 	return changes, nil
 }
 
@@ -270,8 +300,11 @@ func (s *Store) Quarantine(ctx context.Context, item store.QuarantineItem) error
 	if raw == nil {
 		raw = []byte{}
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO quarantine (connection, type, resource_id, source, reason, raw, received_at)
-		VALUES (?,?,?,?,?,?,?)`, item.Connection, item.Type, item.ResourceID, item.Source, item.Reason, raw, formatTime(item.ReceivedAt))
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, s.stmts.quarantine).ExecContext(ctx, item.Connection, item.Type, item.ResourceID,
+			item.Source, item.Reason, raw, formatTime(item.ReceivedAt))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("quarantining input: %w", err)
 	}
@@ -283,27 +316,18 @@ func (s *Store) PutFetchStates(ctx context.Context, states []store.FetchState) e
 	if len(states) == 0 {
 		return nil
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("starting write: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck
-	st, err := tx.PrepareContext(ctx, `INSERT INTO fetch_state (connection, patient_id, type, availability, count, fetched_at, detail)
-		VALUES (?,?,?,?,?,?,?)
-		ON CONFLICT (connection, patient_id, type) DO UPDATE SET availability=excluded.availability,
-		count=excluded.count, fetched_at=excluded.fetched_at, detail=excluded.detail`)
-	if err != nil {
-		return fmt.Errorf("preparing fetch state: %w", err)
-	}
-	defer st.Close()
-	for _, fs := range states {
-		if _, err := st.ExecContext(ctx, fs.Connection, fs.PatientID, fs.Type, string(fs.Availability), fs.Count,
-			formatTime(fs.FetchedAt), fs.Detail); err != nil {
-			return fmt.Errorf("storing fetch state: %w", err)
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		st := tx.StmtContext(ctx, s.stmts.fetchState)
+		for _, fs := range states {
+			if _, err := st.ExecContext(ctx, fs.Connection, fs.PatientID, fs.Type, string(fs.Availability), fs.Count,
+				formatTime(fs.FetchedAt), fs.Detail); err != nil {
+				return err
+			}
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("committing fetch state: %w", err)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing fetch state: %w", err)
 	}
 	return nil
 }

@@ -2,6 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
 	"path/filepath"
 	"testing"
 
@@ -41,5 +45,57 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "c", "Patient", "p"); err != nil {
 		t.Errorf("Get after reopen: %v", err)
+	}
+}
+
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenDir(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	errBoom := errors.New("boom")
+	var wg sync.WaitGroup
+	results := make([]error, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i] = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO quarantine (connection, reason, raw, received_at) VALUES (?, 'r', x'00', '')`,
+					fmt.Sprintf("c%d", i)); err != nil {
+					return err
+				}
+				if i%3 == 0 {
+					return errBoom // its insert must be rolled back, the others kept
+				}
+				return nil
+			})
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range results {
+		if (i%3 == 0) != errors.Is(err, errBoom) {
+			t.Errorf("write %d = %v", i, err)
+		}
+	}
+	st, err := s.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 40 - 14; st.Quarantined != want {
+		t.Errorf("rows = %d, want %d (failed writes rolled back alone)", st.Quarantined, want)
+	}
+}
+
+func TestWriteAfterCloseFails(t *testing.T) {
+	s, err := OpenDir(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := s.PutResources(context.Background(), []store.Record{{Key: store.Key{Connection: "c", Type: "T", ID: "i"}, Raw: []byte("{}")}}); err == nil {
+		t.Error("PutResources after Close succeeded")
 	}
 }
