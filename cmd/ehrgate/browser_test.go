@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -21,26 +19,8 @@ import (
 // on, including the edge-case patient with no conditions.
 func TestDemoInARealBrowser(t *testing.T) {
 	ctx := browsertest.NewBrowser(t)
-	addr := freeAddr(t)
-	data := t.TempDir()
-	runCtx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, logs bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		cmd := newRootCmd(&out, &logs, nil)
-		cmd.SetArgs([]string{"demo", "--data", data, "--http-addr", addr, "--patients", "10", "--log-level", "warn", "--sync-every", "0"})
-		done <- cmd.ExecuteContext(runCtx)
-	}()
-	base := "http://" + addr
-	waitFor(t, base+"/healthz")
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(get(t, base+"/metrics"), "ehrgate_sync_last_success_timestamp_seconds") {
-		if time.Now().After(deadline) {
-			t.Fatal("first sync did not complete")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	d := startDemo(t, 10, "--log-level", "warn")
+	base, data := d.base, d.data
 
 	// The demo patient's MRN, read from the store (what a clinician would type).
 	st, err := sqlite.OpenDir(context.Background(), data)
@@ -99,6 +79,4 @@ func TestDemoInARealBrowser(t *testing.T) {
 	if pr := read("problems"); !strings.Contains(pr, "None recorded") {
 		t.Errorf("problems for the patient with no conditions = %q, want None recorded", pr)
 	}
-	cancel()
-	<-done
 }

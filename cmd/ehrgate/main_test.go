@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -255,27 +256,62 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
-func TestDemoServesDashboardAndMetricsWithoutLeakingPHI(t *testing.T) {
+// demoRun is a demo started in-process for a test.
+type demoRun struct {
+	base, data string
+	logs       *bytes.Buffer
+	cancel     context.CancelFunc
+	done       chan error
+}
+
+// startDemo runs `ehrgate demo` with extra args on a free port and waits
+// until its first sync has completed.
+func startDemo(t *testing.T, patients int, extra ...string) *demoRun {
+	t.Helper()
 	addr := freeAddr(t)
-	data := t.TempDir()
+	d := &demoRun{base: "http://" + addr, data: t.TempDir(), logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, logs bytes.Buffer
-	done := make(chan error, 1)
+	d.cancel = cancel
+	args := append([]string{"demo", "--data", d.data, "--http-addr", addr, "--patients", fmt.Sprint(patients),
+		"--sync-every", "0"}, extra...)
 	go func() {
-		cmd := newRootCmd(&out, &logs, nil)
-		cmd.SetArgs([]string{"demo", "--data", data, "--http-addr", addr, "--patients", "20", "--log-level", "debug", "--sync-every", "0"})
-		done <- cmd.ExecuteContext(ctx)
+		cmd := newRootCmd(io.Discard, d.logs, nil)
+		cmd.SetArgs(args)
+		d.done <- cmd.ExecuteContext(ctx)
 	}()
-	base := "http://" + addr
-	waitFor(t, base+"/healthz")
-	// Wait for the first sync to land.
+	t.Cleanup(func() { d.stop(t) })
+	waitFor(t, d.base+"/healthz")
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(get(t, base+"/metrics"), "ehrgate_sync_last_success_timestamp_seconds") {
+	for !strings.Contains(get(t, d.base+"/metrics"), "ehrgate_sync_last_success_timestamp_seconds") {
 		if time.Now().After(deadline) {
 			t.Fatal("the demo's first sync did not complete")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return d
+}
+
+// stop cancels the demo and waits for it to exit cleanly.
+func (d *demoRun) stop(t *testing.T) {
+	t.Helper()
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	d.cancel = nil
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Errorf("demo returned %v after cancel", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("demo did not stop after cancel")
+	}
+}
+
+func TestDemoServesDashboardAndMetricsWithoutLeakingPHI(t *testing.T) {
+	d := startDemo(t, 20, "--log-level", "debug")
+	base, data := d.base, d.data
 	metrics := get(t, base+"/metrics")
 	for _, m := range []string{`ehrgate_fhir_request_duration_seconds_bucket{code="200",connection="demo",interaction="search",resource_type="Observation"`,
 		`ehrgate_sync_last_returned_resources{connection="demo",resource_type="Condition"}`} {
@@ -287,15 +323,7 @@ func TestDemoServesDashboardAndMetricsWithoutLeakingPHI(t *testing.T) {
 		t.Errorf("overview page does not mention the demo connection")
 	}
 	get(t, base+"/readyz")
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("demo returned %v after cancel", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("demo did not stop after cancel")
-	}
+	d.stop(t)
 
 	// No patient name, MRN or birth date may appear in the logs.
 	st, err := sqlite.OpenDir(context.Background(), data)
@@ -307,7 +335,7 @@ func TestDemoServesDashboardAndMetricsWithoutLeakingPHI(t *testing.T) {
 	if err != nil || len(pats) != 20 {
 		t.Fatalf("SearchPatients = %d, %v", len(pats), err)
 	}
-	logText := logs.String()
+	logText := d.logs.String()
 	if !strings.Contains(logText, "sync finished") {
 		t.Fatalf("logs were not captured:\n%s", logText)
 	}
