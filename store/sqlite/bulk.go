@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"ehrgate/store"
@@ -123,7 +124,7 @@ func putFast(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Chan
 		}
 		sum := sha256.Sum256(rec.Raw)
 		hash := sum[:]
-		version := storedVersion(rec, hash)
+		version := bulkVersion(rec.VersionID, hash)
 
 		var curVersion string
 		var curHash []byte
@@ -165,12 +166,35 @@ func putFast(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Chan
 			return nil, fmt.Errorf("updating current %s/%s: %w", rec.Type, rec.ID, err)
 		}
 		if rec.Patient != nil {
-			if _, err := upPat.ExecContext(ctx, rec.Connection, rec.ID, searchText(rec.Patient), rec.Patient.BirthDate); err != nil {
+			if _, err := upPat.ExecContext(ctx, rec.Connection, rec.ID, bulkSearchText(rec.Patient), rec.Patient.BirthDate); err != nil {
 				return nil, fmt.Errorf("indexing patient %s: %w", rec.ID, err)
 			}
 		}
 	}
 	return changes, nil
+}
+
+// bulkVersion is the version key a record is stored under: its
+// meta.versionId, or a content-hash key when the server sent none. It must
+// match what PutResources uses.
+func bulkVersion(versionID string, hash []byte) string {
+	if versionID != "" {
+		return versionID
+	}
+	return "h:" + hex.EncodeToString(hash[:8])
+}
+
+// bulkSearchText is the patient search haystack; it must match what
+// PutResources stores.
+func bulkSearchText(k *store.PatientKeys) string {
+	parts := make([]string, 0, len(k.Names)+len(k.MRNs))
+	for _, n := range k.Names {
+		parts = append(parts, strings.ToLower(n))
+	}
+	for _, m := range k.MRNs {
+		parts = append(parts, strings.ToLower(m))
+	}
+	return "\x1f" + strings.Join(parts, "\x1f") + "\x1f"
 }
 
 // applyDelete tombstones one resource: it stops being current (its row in
