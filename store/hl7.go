@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrDuplicateMessage is returned by HL7Log.PutHL7 for a message whose
+// identity (sending application, sending facility, MSH-10 control ID) is
+// already in the log.
+var ErrDuplicateMessage = errors.New("store: duplicate HL7 message")
+
+// HL7Message is one inbound HL7 v2 message in the durable message log.
+type HL7Message struct {
+	Seq             int64  // assigned by the store, increasing in commit order
+	Connection      string // the listener (connection name) that received it
+	SendingApp      string // MSH-3, encoded as received (components joined by ^)
+	SendingFacility string // MSH-4, same
+	ControlID       string // MSH-10
+	MessageType     string // MSH-9.1^MSH-9.2, e.g. "ADT^A01"
+	Raw             []byte // the message exactly as received
+	ReceivedAt      time.Time
+	// Processed is true once the message's converted resources are stored
+	// (with it, or later by CompleteHL7).
+	Processed bool
+	// Error is why conversion failed ("" when it did not); user-safe, never
+	// message content. A message with an error stays unprocessed and is not
+	// returned by PendingHL7 (it waits for an operator or a fixed converter).
+	Error string
+}
+
+// HL7Counts summarises the message log of one connection ("" = all).
+type HL7Counts struct {
+	Messages  int // messages stored (each identity once)
+	Processed int // of which converted and stored
+	Failed    int // of which conversion failed (Error set)
+}
+
+// HL7Log is the durable log of inbound HL7 v2 messages behind the MLLP
+// listener (store-and-forward: a message is acknowledged only once PutHL7
+// returned nil).
+//
+// Contract: implementations are safe for concurrent use; duplicate
+// detection is atomic (two PutHL7 of the same identity at once store one
+// and return ErrDuplicateMessage for the other). PutHL7 stores the message
+// and, when m.Processed is set, recs (with the upsert semantics of
+// Writer.PutResources) in one transaction: either all of it is durable or
+// none. Frames that cannot be parsed go to Writer.Quarantine (Type "HL7v2"),
+// not here.
+type HL7Log interface {
+	// PutHL7 appends m (Seq is ignored) and returns its Seq.
+	PutHL7(ctx context.Context, m HL7Message, recs []Record) (int64, error)
+	// PendingHL7 lists messages of connection ("" = all) with Seq > after
+	// that are neither processed nor failed, oldest first.
+	PendingHL7(ctx context.Context, connection string, after int64, limit int) ([]HL7Message, error)
+	// CompleteHL7 stores recs and marks message seq processed, in one
+	// transaction; with errText != "" it only records the failure.
+	CompleteHL7(ctx context.Context, seq int64, recs []Record, errText string) error
+	// HL7Counts counts the log of connection ("" = all).
+	HL7Counts(ctx context.Context, connection string) (HL7Counts, error)
+}

@@ -1,0 +1,158 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"ehrgate/store"
+)
+
+// The HL7 v2 message log. PutHL7 and CompleteHL7 go through the group
+// commit (writer.go): many listener connections storing at once share one
+// transaction and one fsync, each message under its own savepoint, which is
+// what lets the MLLP listener acknowledge only after commit and still take
+// thousands of messages a second.
+
+const insertHL7 = `INSERT INTO hl7_messages
+	(connection, sending_app, sending_facility, control_id, message_type, raw, received_at, processed, error)
+	VALUES (?,?,?,?,?,?,?,?,?)
+	ON CONFLICT (sending_app, sending_facility, control_id) DO NOTHING`
+
+// PutHL7 implements store.HL7Log.
+func (s *Store) PutHL7(ctx context.Context, m store.HL7Message, recs []store.Record) (int64, error) {
+	if m.Connection == "" {
+		return 0, errors.New("storing HL7 message: connection is required")
+	}
+	if m.ReceivedAt.IsZero() {
+		m.ReceivedAt = time.Now()
+	}
+	raw := m.Raw
+	if raw == nil {
+		raw = []byte{}
+	}
+	if !m.Processed {
+		recs = nil
+	}
+	for i := range recs {
+		if recs[i].Connection == "" || recs[i].Type == "" || recs[i].ID == "" {
+			return 0, fmt.Errorf("storing HL7 message %s: record %d: connection, type and id are required", m.ControlID, i)
+		}
+	}
+	var seq int64
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, insertHL7, m.Connection, m.SendingApp, m.SendingFacility, m.ControlID,
+			m.MessageType, raw, formatTime(m.ReceivedAt), boolInt(m.Processed), m.Error)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrDuplicateMessage
+		}
+		if seq, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		if len(recs) > 0 {
+			if _, err := s.putResources(ctx, tx, recs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrDuplicateMessage) {
+		return 0, fmt.Errorf("storing HL7 message %s: %w", m.ControlID, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("storing HL7 message %s: %w", m.ControlID, err)
+	}
+	return seq, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// PendingHL7 implements store.HL7Log.
+func (s *Store) PendingHL7(ctx context.Context, connection string, after int64, limit int) ([]store.HL7Message, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, connection, sending_app, sending_facility, control_id, message_type,
+		raw, received_at, processed, error FROM hl7_messages
+		WHERE processed=0 AND error='' AND seq>? AND (?='' OR connection=?) ORDER BY seq LIMIT ?`,
+		after, connection, connection, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending HL7 messages: %w", err)
+	}
+	defer rows.Close()
+	var out []store.HL7Message
+	for rows.Next() {
+		var m store.HL7Message
+		var at string
+		var processed int
+		if err := rows.Scan(&m.Seq, &m.Connection, &m.SendingApp, &m.SendingFacility, &m.ControlID, &m.MessageType,
+			&m.Raw, &at, &processed, &m.Error); err != nil {
+			return nil, fmt.Errorf("listing pending HL7 messages: %w", err)
+		}
+		m.ReceivedAt = parseTime(at)
+		m.Processed = processed != 0
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing pending HL7 messages: %w", err)
+	}
+	return out, nil
+}
+
+// CompleteHL7 implements store.HL7Log.
+func (s *Store) CompleteHL7(ctx context.Context, seq int64, recs []store.Record, errText string) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var res sql.Result
+		var err error
+		if errText != "" {
+			res, err = tx.ExecContext(ctx, `UPDATE hl7_messages SET error=? WHERE seq=?`, errText, seq)
+		} else {
+			res, err = tx.ExecContext(ctx, `UPDATE hl7_messages SET processed=1, error='' WHERE seq=?`, seq)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		if errText == "" && len(recs) > 0 {
+			if _, err := s.putResources(ctx, tx, recs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("completing HL7 message %d: %w", seq, err)
+	}
+	return nil
+}
+
+// HL7Counts implements store.HL7Log.
+func (s *Store) HL7Counts(ctx context.Context, connection string) (store.HL7Counts, error) {
+	var c store.HL7Counts
+	err := s.r.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(processed),0), coalesce(sum(error<>''),0)
+		FROM hl7_messages WHERE (?='' OR connection=?)`, connection, connection).Scan(&c.Messages, &c.Processed, &c.Failed)
+	if err != nil {
+		return c, fmt.Errorf("counting HL7 messages: %w", err)
+	}
+	return c, nil
+}
+
+var _ store.HL7Log = (*Store)(nil)
