@@ -12,10 +12,8 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -187,15 +185,6 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-// storedVersion is the version key a record is stored under: its
-// meta.versionId, or a content hash when the server sent none.
-func storedVersion(rec *store.Record, hash []byte) string {
-	if rec.VersionID != "" {
-		return rec.VersionID
-	}
-	return "h:" + hex.EncodeToString(hash[:8])
-}
-
 // PutResources implements store.Writer. All records are written in one
 // transaction (shared with concurrent writers, see writer.go).
 func (s *Store) PutResources(ctx context.Context, recs []store.Record) ([]store.Change, error) {
@@ -229,9 +218,8 @@ func (s *Store) putResources(ctx context.Context, tx *sql.Tx, recs []store.Recor
 	changes := make([]store.Change, len(recs))
 	for i := range recs {
 		rec := &recs[i]
-		sum := sha256.Sum256(rec.Raw)
-		hash := sum[:]
-		version := storedVersion(rec, hash)
+		hash := store.ContentHash(rec.Raw)
+		version := store.StoredVersion(rec.VersionID, hash)
 
 		var curVersion string
 		var curHash []byte
@@ -252,7 +240,7 @@ func (s *Store) putResources(ctx context.Context, tx *sql.Tx, recs []store.Recor
 		var oldHash []byte
 		err = verHash.QueryRowContext(ctx, rec.Connection, rec.Type, rec.ID, version).Scan(&oldHash)
 		if err == nil && !bytes.Equal(oldHash, hash) {
-			version += "~" + hex.EncodeToString(hash[:6])
+			version = store.DisambiguatedVersion(version, hash)
 		} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("looking up version of %s/%s: %w", rec.Type, rec.ID, err)
 		}
@@ -264,7 +252,7 @@ func (s *Store) putResources(ctx context.Context, tx *sql.Tx, recs []store.Recor
 			return nil, fmt.Errorf("updating current %s/%s: %w", rec.Type, rec.ID, err)
 		}
 		if rec.Patient != nil {
-			if _, err := upPat.ExecContext(ctx, rec.Connection, rec.ID, searchText(rec.Patient), rec.Patient.BirthDate); err != nil {
+			if _, err := upPat.ExecContext(ctx, rec.Connection, rec.ID, rec.Patient.SearchText(), rec.Patient.BirthDate); err != nil {
 				return nil, fmt.Errorf("indexing patient %s: %w", rec.ID, err)
 			}
 		}
@@ -277,18 +265,6 @@ func nullBytes(b []byte) any {
 		return nil
 	}
 	return b
-}
-
-// searchText is the lower-cased haystack patient search matches against.
-func searchText(k *store.PatientKeys) string {
-	parts := make([]string, 0, len(k.Names)+len(k.MRNs))
-	for _, n := range k.Names {
-		parts = append(parts, strings.ToLower(n))
-	}
-	for _, m := range k.MRNs {
-		parts = append(parts, strings.ToLower(m))
-	}
-	return "\x1f" + strings.Join(parts, "\x1f") + "\x1f"
 }
 
 // Quarantine implements store.Writer.
@@ -403,11 +379,9 @@ func (s *Store) SearchPatients(ctx context.Context, q store.PatientQuery) ([]sto
 		where = append(where, "p.connection=?")
 		args = append(args, q.Connection)
 	}
-	if t := strings.TrimSpace(strings.ToLower(q.Text)); t != "" {
-		for _, word := range strings.Fields(t) {
-			where = append(where, "instr(p.search, ?) > 0")
-			args = append(args, word)
-		}
+	for _, word := range store.SearchWords(q.Text) {
+		where = append(where, "instr(p.search, ?) > 0")
+		args = append(args, word)
 	}
 	if q.BirthDate != "" {
 		where = append(where, "p.birth_date=?")
@@ -501,3 +475,11 @@ func (s *Store) Quarantined(ctx context.Context, connection string, limit int) (
 }
 
 var _ store.Store = (*Store)(nil)
+
+// storedVersion and searchText adapt the store package's shared key helpers
+// for code in this package that works on records.
+func storedVersion(rec *store.Record, hash []byte) string {
+	return store.StoredVersion(rec.VersionID, hash)
+}
+
+func searchText(k *store.PatientKeys) string { return k.SearchText() }

@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"ehrgate/store"
