@@ -1,0 +1,656 @@
+// Package bulkexport is the simulated EHR's FHIR Bulk Data Access server:
+// system, Patient and Group $export over a population generated on the fly
+// (10,000+ patients in constant memory), with the fault knobs real servers
+// show: slow status, 429 on polls, a transient 5xx on a file, a truncated
+// transfer, an access token expiring between kick-off and download, and a
+// cap on concurrent downloads.
+//
+// Lifecycle of a job: kick-off (202, Content-Location = status URL) starts a
+// planning pass that generates every patient once to count what each output
+// file will hold; status polls answer 202 with X-Progress and Retry-After
+// until planning is done and Options.Polls polls have been answered, then
+// 200 with the manifest; each file regenerates its patients and streams
+// NDJSON; DELETE on the status URL cancels or deletes the job (its files are
+// gone: 404). Nothing is kept but the per-file plan.
+//
+// Mount it beside the FHIR server with Register (patterns under
+// Options.Prefix, default "/fhir"):
+//
+//	mux := http.NewServeMux()
+//	mux.Handle("/", sim.Handler())
+//	bulk.Register(mux)
+package bulkexport
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ehrgate/fhir"
+	"ehrgate/fhir/bulk"
+	"ehrgate/synth"
+)
+
+// Source is the population served. *synth.Generator satisfies it.
+// Resources must be deterministic: a file is generated again on every
+// download.
+type Source interface {
+	Patients() int
+	Resources(i int) []synth.Resource
+}
+
+// Faults are misbehaviours to inject. The zero value injects none.
+type Faults struct {
+	SlowStatus     time.Duration // every status poll waits this long before answering
+	StatusThrottle int           // the first N status polls of each job answer 429 with Retry-After
+	// FileError is the 1-based index (in the manifest's output) of a file
+	// whose first download answers 503.
+	FileError int
+	// TruncateFile is the 1-based index of a file whose first download is
+	// cut off in the middle of a line (the connection is dropped).
+	TruncateFile int
+	// ExpireToken makes the first file download of each job answer 401, as
+	// when the access token expired after kick-off; the client must get a
+	// fresh one.
+	ExpireToken bool
+	// MaxConcurrentDownloads answers 429 to downloads beyond this many at
+	// a time (0 = no cap).
+	MaxConcurrentDownloads int
+	// ThrottleRetryAfter is the Retry-After sent with 429s (default 1s;
+	// negative = no header).
+	ThrottleRetryAfter time.Duration
+}
+
+// Options configure a Server.
+type Options struct {
+	Source   Source
+	Prefix   string // path prefix of the FHIR base (default "/fhir")
+	FileSize int    // resources per output file (default 5,000; small values emulate thousands of tiny files)
+	// Groups maps Group ids to patient indices. Nil serves one group "all"
+	// with every patient.
+	Groups map[string][]int
+	// Updated marks patients whose resources were changed: they are served
+	// with meta.versionId "2" and meta.lastUpdated = UpdatedAt.
+	Updated   func(i int) bool
+	UpdatedAt time.Time
+	// Deleted lists "Type/id" references reported in the deleted output of
+	// exports that give _since.
+	Deleted []string
+	// Authorize, when set, checks kick-off, status and file requests (nil
+	// error = allowed) and makes manifests say requiresAccessToken.
+	Authorize func(r *http.Request) error
+	Clock     func() time.Time // transactionTime; default time.Now
+	// Polls is the number of status polls answered 202 before the
+	// manifest (default 1; planning may add more).
+	Polls      int
+	RetryAfter time.Duration // Retry-After on 202 (default 1s; negative = no header)
+	Gzip       bool          // gzip files for clients that accept it
+	Faults     Faults
+	Logger     *slog.Logger // identifiers and statuses only
+}
+
+// Stats counts what the server did.
+type Stats struct {
+	Kickoffs, Polls, Downloads, Throttled, Deletes, Faults int64
+	MaxActiveDownloads                                     int64
+}
+
+// Server serves Bulk Data. Create it with New; it is safe for concurrent use.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	jobs map[string]*job
+	seq  int
+
+	kickoffs, polls, downloads, throttled, deletes, faults atomic.Int64
+	active, maxActive                                      atomic.Int64
+}
+
+type file struct {
+	typ          string
+	firstPatient int // index into the job's patient list
+	skip         int // resources of typ to skip in the first patient
+	count        int
+}
+
+type job struct {
+	id       string
+	since    time.Time
+	types    map[string]bool
+	patients []int // nil = all
+	txTime   time.Time
+	request  string
+	cancel   context.CancelFunc
+
+	mu        sync.Mutex
+	planned   bool
+	progress  int // patients planned
+	files     []file
+	polls     int
+	throttled int
+	attempts  map[int]int // downloads started per file
+	expired   bool
+}
+
+// New returns a server for opts.
+func New(opts Options) *Server {
+	if opts.Prefix == "" {
+		opts.Prefix = "/fhir"
+	}
+	opts.Prefix = "/" + strings.Trim(opts.Prefix, "/")
+	if opts.FileSize <= 0 {
+		opts.FileSize = 5000
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Polls <= 0 {
+		opts.Polls = 1
+	}
+	if opts.RetryAfter == 0 {
+		opts.RetryAfter = time.Second
+	}
+	if opts.Faults.ThrottleRetryAfter == 0 {
+		opts.Faults.ThrottleRetryAfter = time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{opts: opts, log: log, jobs: map[string]*job{}}
+}
+
+// Register adds the server's routes to mux under Options.Prefix:
+// GET {prefix}/$export, GET {prefix}/Patient/$export,
+// GET {prefix}/Group/{id}/$export, GET|DELETE {prefix}/$bulk-status/{job}
+// and GET {prefix}/$bulk-file/{job}/{file}. They are more specific than
+// ehrsim's "/fhir/{type}/{id}" patterns, so both can share one mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	p := s.opts.Prefix
+	mux.HandleFunc("GET "+p+"/$export", s.kickoff)
+	mux.HandleFunc("GET "+p+"/Patient/$export", s.kickoff)
+	mux.HandleFunc("GET "+p+"/Group/{group}/$export", s.kickoff)
+	mux.HandleFunc("GET "+p+"/$bulk-status/{job}", s.status)
+	mux.HandleFunc("DELETE "+p+"/$bulk-status/{job}", s.deleteJob)
+	mux.HandleFunc("GET "+p+"/$bulk-file/{job}/{file}", s.file)
+}
+
+// Handler returns a handler serving only the Bulk Data routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.Register(mux)
+	return mux
+}
+
+// Stats returns counters since New.
+func (s *Server) Stats() Stats {
+	return Stats{Kickoffs: s.kickoffs.Load(), Polls: s.polls.Load(), Downloads: s.downloads.Load(),
+		Throttled: s.throttled.Load(), Deletes: s.deletes.Load(), Faults: s.faults.Load(),
+		MaxActiveDownloads: s.maxActive.Load()}
+}
+
+var typeName = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}$`)
+
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
+	if s.opts.Authorize == nil {
+		return true
+	}
+	if err := s.opts.Authorize(r); err != nil {
+		fhir.WriteOutcome(w, http.StatusUnauthorized, "error", "login", "authorization failed")
+		return false
+	}
+	return true
+}
+
+func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
+	s.kickoffs.Add(1)
+	if !s.authorize(w, r) {
+		return
+	}
+	if !strings.Contains(r.Header.Get("Prefer"), "respond-async") {
+		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "Prefer: respond-async is required")
+		return
+	}
+	lenient := strings.Contains(r.Header.Get("Prefer"), "handling=lenient")
+	j := &job{txTime: s.opts.Clock().UTC(), attempts: map[int]int{}, request: r.URL.String()}
+	if g := r.PathValue("group"); g != "" {
+		members, ok := s.group(g)
+		if !ok {
+			fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "unknown Group")
+			return
+		}
+		j.patients = members
+	}
+	q := r.URL.Query()
+	for k, vs := range q {
+		v := vs[0]
+		switch k {
+		case "_outputFormat":
+			switch v {
+			case "application/fhir+ndjson", "application/ndjson", "ndjson":
+			default:
+				fhir.WriteOutcome(w, http.StatusBadRequest, "error", "not-supported", "_outputFormat must be application/fhir+ndjson")
+				return
+			}
+		case "_since":
+			t, err := fhir.ParseDateTime(v)
+			if err != nil {
+				fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "_since is not a FHIR instant")
+				return
+			}
+			j.since = t
+		case "_type":
+			j.types = map[string]bool{}
+			for _, t := range strings.Split(strings.Join(vs, ","), ",") {
+				if !typeName.MatchString(t) {
+					fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "_type lists an invalid resource type")
+					return
+				}
+				j.types[t] = true
+			}
+		default:
+			if !lenient {
+				fhir.WriteOutcome(w, http.StatusBadRequest, "error", "not-supported", "parameter "+k+" is not supported")
+				return
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	j.cancel = cancel
+	s.mu.Lock()
+	s.seq++
+	j.id = "job" + strconv.Itoa(s.seq)
+	s.jobs[j.id] = j
+	s.mu.Unlock()
+	go s.plan(ctx, j)
+	w.Header().Set("Content-Location", baseURL(r, s.opts.Prefix)+"/$bulk-status/"+j.id)
+	w.WriteHeader(http.StatusAccepted)
+	s.log.Debug("bulk export kicked off", "job", j.id)
+}
+
+func (s *Server) group(id string) ([]int, bool) {
+	if s.opts.Groups == nil {
+		if id != "all" {
+			return nil, false
+		}
+		return nil, true
+	}
+	m, ok := s.opts.Groups[id]
+	return m, ok
+}
+
+func baseURL(r *http.Request, prefix string) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + prefix
+}
+
+func (j *job) patientCount(src Source) int {
+	if j.patients != nil {
+		return len(j.patients)
+	}
+	return src.Patients()
+}
+
+func (j *job) patient(k int) int {
+	if j.patients != nil {
+		return j.patients[k]
+	}
+	return k
+}
+
+// resources returns patient k's resources as served to this job (after the
+// Updated rewrite), filtered by type and _since, grouped per type in order.
+func (s *Server) resources(j *job, k int) map[string][][]byte {
+	i := j.patient(k)
+	out := map[string][][]byte{}
+	updated := s.opts.Updated != nil && s.opts.Updated(i)
+	for _, res := range s.opts.Source.Resources(i) {
+		if j.types != nil && !j.types[res.Type] {
+			continue
+		}
+		raw := []byte(res.JSON)
+		if updated {
+			raw = bump(raw, s.opts.UpdatedAt)
+		}
+		if !j.since.IsZero() {
+			lu, ok := lastUpdated(raw)
+			if !ok || !lu.After(j.since) {
+				continue
+			}
+		}
+		out[res.Type] = append(out[res.Type], raw)
+	}
+	return out
+}
+
+// plan counts, per type, what each output file will hold.
+func (s *Server) plan(ctx context.Context, j *job) {
+	n := j.patientCount(s.opts.Source)
+	type open struct {
+		f    file
+		have bool
+	}
+	cur := map[string]*open{}
+	var order []string
+	var files []file
+	for k := 0; k < n; k++ {
+		if ctx.Err() != nil {
+			return
+		}
+		byType := s.resources(j, k)
+		for typ, list := range byType {
+			o := cur[typ]
+			if o == nil {
+				o = &open{}
+				cur[typ] = o
+				order = append(order, typ)
+			}
+			for idx := range list {
+				if !o.have {
+					o.f = file{typ: typ, firstPatient: k, skip: idx}
+					o.have = true
+				}
+				o.f.count++
+				if o.f.count == s.opts.FileSize {
+					files = append(files, o.f)
+					o.have = false
+				}
+			}
+		}
+		if k%100 == 0 {
+			j.mu.Lock()
+			j.progress = k
+			j.mu.Unlock()
+		}
+	}
+	for _, typ := range order {
+		if o := cur[typ]; o.have {
+			files = append(files, o.f)
+		}
+	}
+	// Group the files by type, in first-seen order, keeping their order.
+	rank := map[string]int{}
+	for i, t := range order {
+		rank[t] = i
+	}
+	sorted := make([]file, 0, len(files))
+	for _, t := range order {
+		for _, f := range files {
+			if f.typ == t {
+				sorted = append(sorted, f)
+			}
+		}
+	}
+	j.mu.Lock()
+	j.files, j.planned, j.progress = sorted, true, n
+	j.mu.Unlock()
+}
+
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request) *job {
+	s.mu.Lock()
+	j := s.jobs[r.PathValue("job")]
+	s.mu.Unlock()
+	if j == nil {
+		fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "no such export job")
+	}
+	return j
+}
+
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
+	if d >= 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	}
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	s.polls.Add(1)
+	if d := s.opts.Faults.SlowStatus; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if !s.authorize(w, r) {
+		return
+	}
+	j := s.lookup(w, r)
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	if j.throttled < s.opts.Faults.StatusThrottle {
+		j.throttled++
+		j.mu.Unlock()
+		s.throttled.Add(1)
+		s.faults.Add(1)
+		setRetryAfter(w, s.opts.Faults.ThrottleRetryAfter)
+		fhir.WriteOutcome(w, http.StatusTooManyRequests, "error", "throttled", "polling too often")
+		return
+	}
+	j.polls++
+	if !j.planned || j.polls <= s.opts.Polls {
+		pct := 100 * j.progress / max(j.patientCount(s.opts.Source), 1)
+		j.mu.Unlock()
+		w.Header().Set("X-Progress", fmt.Sprintf("planning %d%%", pct))
+		setRetryAfter(w, s.opts.RetryAfter)
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	files := j.files
+	j.mu.Unlock()
+	base := baseURL(r, s.opts.Prefix)
+	m := bulk.Manifest{TransactionTime: j.txTime, Request: base + strings.TrimPrefix(j.request, s.opts.Prefix),
+		RequiresAccessToken: s.opts.Authorize != nil, Output: []bulk.OutputFile{}, Error: []bulk.OutputFile{}}
+	for i, f := range files {
+		c := int64(f.count)
+		m.Output = append(m.Output, bulk.OutputFile{Type: f.typ, URL: fmt.Sprintf("%s/$bulk-file/%s/%d.ndjson", base, j.id, i+1), Count: &c})
+	}
+	if !j.since.IsZero() && len(s.opts.Deleted) > 0 {
+		c := int64(len(s.opts.Deleted))
+		m.Deleted = []bulk.OutputFile{{Type: "Bundle", URL: fmt.Sprintf("%s/$bulk-file/%s/deleted.ndjson", base, j.id), Count: &c}}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Expires", j.txTime.Add(time.Hour).Format(http.TimeFormat))
+	_ = json.NewEncoder(w).Encode(m)
+}
+
+func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
+	s.deletes.Add(1)
+	if !s.authorize(w, r) {
+		return
+	}
+	j := s.lookup(w, r)
+	if j == nil {
+		return
+	}
+	j.cancel()
+	s.mu.Lock()
+	delete(s.jobs, j.id)
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) file(w http.ResponseWriter, r *http.Request) {
+	s.downloads.Add(1)
+	n := s.active.Add(1)
+	defer s.active.Add(-1)
+	for {
+		m := s.maxActive.Load()
+		if n <= m || s.maxActive.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if max := s.opts.Faults.MaxConcurrentDownloads; max > 0 && n > int64(max) {
+		s.throttled.Add(1)
+		s.faults.Add(1)
+		setRetryAfter(w, s.opts.Faults.ThrottleRetryAfter)
+		fhir.WriteOutcome(w, http.StatusTooManyRequests, "error", "throttled", "too many concurrent downloads")
+		return
+	}
+	j := s.lookup(w, r)
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	if s.opts.Faults.ExpireToken && !j.expired {
+		j.expired = true
+		j.mu.Unlock()
+		s.faults.Add(1)
+		fhir.WriteOutcome(w, http.StatusUnauthorized, "error", "expired", "access token expired")
+		return
+	}
+	j.mu.Unlock()
+	if !s.authorize(w, r) {
+		return
+	}
+	name := strings.TrimSuffix(r.PathValue("file"), ".ndjson")
+	if name == "deleted" {
+		s.writeDeleted(w, r)
+		return
+	}
+	idx, err := strconv.Atoi(name)
+	j.mu.Lock()
+	if err != nil || idx < 1 || idx > len(j.files) {
+		j.mu.Unlock()
+		fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "no such file")
+		return
+	}
+	f := j.files[idx-1]
+	j.attempts[idx]++
+	attempt := j.attempts[idx]
+	j.mu.Unlock()
+	if idx == s.opts.Faults.FileError && attempt == 1 {
+		s.faults.Add(1)
+		fhir.WriteOutcome(w, http.StatusServiceUnavailable, "error", "transient", "storage unavailable")
+		return
+	}
+	truncate := idx == s.opts.Faults.TruncateFile && attempt == 1
+	if truncate {
+		s.faults.Add(1)
+	}
+	w.Header().Set("Content-Type", "application/fhir+ndjson")
+	var out interface {
+		Write([]byte) (int, error)
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	out = bw
+	var zw *gzip.Writer
+	if s.opts.Gzip && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		zw = gzip.NewWriter(bw)
+		out = zw
+	}
+	written := 0
+	for k := f.firstPatient; written < f.count && k < j.patientCount(s.opts.Source); k++ {
+		if r.Context().Err() != nil {
+			return
+		}
+		list := s.resources(j, k)[f.typ]
+		if k == f.firstPatient {
+			list = list[min(f.skip, len(list)):]
+		}
+		for _, raw := range list {
+			if written == f.count {
+				break
+			}
+			if truncate && written == f.count/2 {
+				_, _ = out.Write(raw[:len(raw)/2])
+				if zw != nil {
+					_ = zw.Flush()
+				}
+				_ = bw.Flush()
+				panic(http.ErrAbortHandler) // drop the connection mid-line
+			}
+			_, _ = out.Write(raw)
+			_, _ = out.Write([]byte{'\n'})
+			written++
+		}
+	}
+	if zw != nil {
+		_ = zw.Close()
+	}
+	_ = bw.Flush()
+}
+
+func (s *Server) writeDeleted(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/fhir+ndjson")
+	base := baseURL(r, s.opts.Prefix)
+	for _, ref := range s.opts.Deleted {
+		b := map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+			map[string]any{"fullUrl": base + "/" + ref, "request": map[string]string{"method": "DELETE", "url": ref}},
+		}}
+		line, _ := json.Marshal(b)
+		_, _ = w.Write(append(line, '\n'))
+	}
+}
+
+var (
+	luKey  = []byte(`"lastUpdated":"`)
+	verKey = []byte(`"versionId":"`)
+)
+
+// lastUpdated reads meta.lastUpdated from a compact resource.
+func lastUpdated(raw []byte) (time.Time, bool) {
+	i := bytes.Index(raw, luKey)
+	if i < 0 {
+		return time.Time{}, false
+	}
+	rest := raw[i+len(luKey):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	t, err := fhir.ParseDateTime(string(rest[:j]))
+	return t, err == nil
+}
+
+// bump rewrites meta.versionId to "2" and meta.lastUpdated to at.
+func bump(raw []byte, at time.Time) []byte {
+	out := replaceValue(raw, verKey, "2")
+	return replaceValue(out, luKey, at.UTC().Format(time.RFC3339))
+}
+
+func replaceValue(raw, key []byte, v string) []byte {
+	i := bytes.Index(raw, key)
+	if i < 0 {
+		return raw
+	}
+	start := i + len(key)
+	j := bytes.IndexByte(raw[start:], '"')
+	if j < 0 {
+		return raw
+	}
+	out := make([]byte, 0, len(raw)+len(v))
+	out = append(out, raw[:start]...)
+	out = append(out, v...)
+	return append(out, raw[start+j:]...)
+}
+
+// Validate reports problems with the options.
+func (o Options) Validate() error {
+	if o.Source == nil {
+		return fmt.Errorf("bulkexport: a Source is required")
+	}
+	if _, err := url.Parse(o.Prefix); err != nil {
+		return fmt.Errorf("bulkexport: prefix: %w", err)
+	}
+	return nil
+}
