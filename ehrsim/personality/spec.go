@@ -1,0 +1,208 @@
+// Package personality makes the simulated EHR behave like a particular
+// vendor's FHIR API. Wrap puts middleware around the core ehrsim handler
+// that, over the same synthetic patients, reproduces the vendor's
+// CapabilityStatement (software, publisher, the subset of types and search
+// parameters it offers), its error style for a missing required parameter
+// or an unsupported type or parameter, its paging (page-size caps, "prev"
+// versus "previous", a last page whose next link repeats self), vendor
+// extensions on resources, rate limits, and a site profile on top (types
+// switched off, parameters refused, local codes).
+//
+// A personality is data (a Spec); the middleware branches on Spec fields,
+// never on vendor names. The simulator's behaviour is written here
+// independently of the ehr adapters' handling of it, except for the list of
+// search parameters each vendor offers, which both read from the vendor's
+// ehr.Profile so that they cannot drift apart. Each Spec field cites where
+// the behaviour comes from; "simulated" marks a choice made for testing
+// that is not a claim about the vendor.
+package personality
+
+import "net/http"
+
+// Spec is one vendor personality.
+type Spec struct {
+	Vendor string
+
+	// CapabilityStatement fields, shaped like the vendor's.
+	SoftwareName, SoftwareVersion, SoftwareReleaseDate string
+	Name, Publisher, Copyright, Description             string
+	URL                                                string // CapabilityStatement.url
+
+	// Required maps a type to a search parameter it refuses to search
+	// without; MissingRequired writes the refusal.
+	Required map[string]string
+	// MissingRequired is the vendor's answer to a search lacking a required
+	// parameter.
+	MissingRequired ErrorStyle
+	// UnsupportedType is the answer for a type the vendor or site does not
+	// serve.
+	UnsupportedType ErrorStyle
+	// UnsupportedParam is the answer for a parameter the vendor does not
+	// accept; Lenient drops such parameters silently instead.
+	UnsupportedParam ErrorStyle
+	Lenient          bool
+
+	// MaxPageSize silently caps _count (0 = the core's cap).
+	MaxPageSize int
+	// PrevRelation, when set, adds a backward link with this relation on
+	// every page after the first ("prev" or "previous").
+	PrevRelation string
+	// NextEqualsSelfOnLast makes the last page carry a next link equal to
+	// its self link.
+	NextEqualsSelfOnLast bool
+
+	// Extension is added to every resource of ExtensionTypes.
+	ExtensionURL   string
+	ExtensionTypes []string
+	ExtensionValue string
+
+	// RateLimit is the requests per second served before answering 429
+	// (0 = unlimited); Burst is the bucket size.
+	RateLimit float64
+	Burst     int
+}
+
+// ErrorStyle is how a vendor writes one kind of error.
+type ErrorStyle struct {
+	Status   int    // HTTP status
+	Severity string // OperationOutcome issue severity
+	Code     string // OperationOutcome issue code
+}
+
+var (
+	styleNotSupported400 = ErrorStyle{Status: http.StatusBadRequest, Severity: "error", Code: "not-supported"}
+	styleNotSupported404 = ErrorStyle{Status: http.StatusNotFound, Severity: "error", Code: "not-supported"}
+	styleInvalid400      = ErrorStyle{Status: http.StatusBadRequest, Severity: "error", Code: "invalid"}
+)
+
+// specs are the personalities. Where a recorded capture exists in the
+// shared fixtures (smart-config/capability/*), CapabilityStatement fields
+// copy its shape and vendor markers.
+var specs = map[string]Spec{
+	"generic": {
+		Vendor:       "generic",
+		SoftwareName: "HAPI FHIR Server", SoftwareVersion: "6.4.0", // simulated: a common open-source server
+		Publisher: "Not provided", Description: "HAPI FHIR",
+		UnsupportedType:  styleNotSupported404, // HAPI's answer (ehrsim/README.md)
+		UnsupportedParam: styleNotSupported400,
+		MissingRequired:  styleInvalid400,
+		PrevRelation:     "prev", // HAPI names it "prev"; fhir.Bundle.LinkURL accepts both
+		// A last page whose next repeats self: a known server quirk
+		// (fhir/client.go SearchAll doc); simulated here.
+		NextEqualsSelfOnLast: true,
+	},
+	"epic": {
+		Vendor: "epic",
+		// fixtures smart-config/capability/epic-dstu2.Conformance.json:
+		// software.name is the release, version the build, with releaseDate;
+		// copyright names Epic; url under /api/FHIR/; no name or publisher.
+		SoftwareName: "November 2025", SoftwareVersion: "11.2.0", SoftwareReleaseDate: "2025-11-14T00:00:00Z",
+		Copyright: "Copyright Epic 1979-2026",
+		URL:       "https://fhir.epic.example/interconnect-fhir-oauth/api/FHIR/R4/metadata",
+		// Observation without category → HTTP 400, severity fatal, code
+		// required (https://github.com/jwilleke/yourphr/issues/754).
+		Required:         map[string]string{"Observation": "category", "CarePlan": "category"},
+		MissingRequired:  ErrorStyle{Status: http.StatusBadRequest, Severity: "fatal", Code: "required"},
+		UnsupportedType:  styleNotSupported400, // simulated
+		UnsupportedParam: styleNotSupported400, // simulated
+		PrevRelation:     "previous",
+		MaxPageSize:      1000,
+		ExtensionURL:     "http://open.epic.com/FHIR/StructureDefinition/extension/legal-sex", // Epic Patient.Read (R4) spec; unverified
+		ExtensionTypes:   []string{"Patient"},
+		ExtensionValue:   "unknown",
+	},
+	"oracle": {
+		Vendor: "oracle",
+		// fixtures smart-config/capability/cerner-dstu2.Conformance.json:
+		// name "Cerner Conformance Statement", publisher "Cerner", no software.
+		Name: "Cerner Conformance Statement", Publisher: "Cerner",
+		Description:      "Describes capabilities of this server",
+		URL:              "https://fhir-ehr.cerner.com/r4/ec2458f2-1e24-41c8-b71b-0e701af7583d/metadata",
+		UnsupportedType:  styleNotSupported404, // simulated
+		UnsupportedParam: styleNotSupported400, // simulated
+		MissingRequired:  styleInvalid400,
+		MaxPageSize:      100, // see ehr/profiles/oracle.yaml (unverified)
+		PrevRelation:     "previous",
+		ExtensionURL:     "https://fhir-ehr.cerner.com/r4/StructureDefinition/custom-attribute", // simulated shape of a Millennium extension
+		ExtensionTypes:   []string{"Encounter"},
+		ExtensionValue:   "simulated",
+	},
+	"athena": {
+		Vendor:       "athena",
+		SoftwareName: "athenaOne", SoftwareVersion: "26.1", // simulated
+		Publisher: "athenahealth", Name: "athenahealth FHIR R4 Capability Statement",
+		// MedicationRequest without intent is refused (ehr/profiles/athena.yaml).
+		Required:         map[string]string{"MedicationRequest": "intent"},
+		MissingRequired:  styleInvalid400,
+		UnsupportedType:  styleNotSupported404,
+		UnsupportedParam: styleNotSupported400,
+		PrevRelation:     "previous",
+		// Rate limit a little above the adapter's client-side cap (15/s,
+		// burst 5) so that an adapter-paced client is never refused.
+		RateLimit: 20, Burst: 10,
+	},
+	"ecw": {
+		Vendor:       "ecw",
+		SoftwareName: "eClinicalWorks FHIR Server", SoftwareVersion: "12.0", // simulated
+		Publisher:        "eClinicalWorks",
+		UnsupportedType:  styleNotSupported404,
+		UnsupportedParam: styleNotSupported400,
+		MissingRequired:  styleInvalid400,
+		MaxPageSize:      50,
+		PrevRelation:     "previous",
+	},
+	"meditech": {
+		Vendor: "meditech",
+		// fixtures smart-config/capability/meditech-dstu2.Conformance.json:
+		// name "argonaut", publisher and copyright name Medical Information
+		// Technology, version "1.0.0", no software element.
+		Name: "argonaut", Publisher: "Medical Information Technology, Inc",
+		Copyright:        "Copyright © 2026 Medical Information Technology, Inc.",
+		Description:      "This profile defines the capabilities expressed by the Argonaut specification.",
+		URL:              "https://expanse.meditech.example/v1/argonaut/v1/metadata",
+		UnsupportedType:  styleNotSupported404,
+		UnsupportedParam: styleNotSupported400,
+		MissingRequired:  styleInvalid400,
+		PrevRelation:     "previous",
+	},
+	"veradigm": {
+		Vendor: "veradigm",
+		// fixtures smart-config/capability/allscripts-dstu2.Conformance.json:
+		// name, publisher "Allscripts", software {name "Allscripts FHIR",
+		// version, releaseDate}, implementation.description.
+		SoftwareName: "Allscripts FHIR", SoftwareVersion: "23.1.100.0", SoftwareReleaseDate: "2025-06-01",
+		Name: "Allscripts FHIR Server Implementation", Publisher: "Allscripts",
+		Description:      "Local Client Implementation",
+		URL:              "https://fhir.fhirpoint.open.allscripts.example/fhirroute/fhir/10028551",
+		UnsupportedType:  styleNotSupported404,
+		UnsupportedParam: styleNotSupported400,
+		Lenient:          true, // simulated: unknown parameters ignored, as FHIR's default handling allows
+		MissingRequired:  styleInvalid400,
+		PrevRelation:     "previous",
+	},
+	"nextgen": {
+		Vendor:       "nextgen",
+		SoftwareName: "NextGen Enterprise FHIR", SoftwareVersion: "8.4", // simulated
+		Publisher:        "NextGen Healthcare",
+		UnsupportedType:  styleNotSupported404,
+		UnsupportedParam: styleNotSupported400,
+		MissingRequired:  styleInvalid400,
+		MaxPageSize:      50,
+		PrevRelation:     "prev", // simulated
+	},
+}
+
+// Lookup returns the personality for a vendor name.
+func Lookup(vendor string) (Spec, bool) {
+	s, ok := specs[vendor]
+	return s, ok
+}
+
+// Vendors returns the vendors with a personality.
+func Vendors() []string {
+	out := make([]string, 0, len(specs))
+	for v := range specs {
+		out = append(out, v)
+	}
+	return out
+}
