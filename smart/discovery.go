@@ -48,7 +48,9 @@ type Configuration struct {
 
 // Has reports whether the server declares a SMART capability
 // ("permission-v2", "client-confidential-asymmetric", ...).
-func (c *Configuration) Has(capability string) bool { return slices.Contains(c.Capabilities, capability) }
+func (c *Configuration) Has(capability string) bool {
+	return slices.Contains(c.Capabilities, capability)
+}
 
 // ScopeStyle is the scope syntax to request from this server: V2 when it
 // declares permission-v2, V1 otherwise.

@@ -16,7 +16,7 @@ type Sealed struct {
 
 // Token authorization states of a connection.
 const (
-	TokenOK                   = "ok"                     // tokens usable (or refreshable)
+	TokenOK                   = "ok"                    // tokens usable (or refreshable)
 	TokenNeedsReauthorization = "needs_reauthorization" // the server refused the grant; a person must authorize again
 )
 
