@@ -16,7 +16,7 @@ import (
 	"sync"
 )
 
-//go:embed data/*.json
+//go:embed data/*.json data/*.csv
 var dataFS embed.FS
 
 // Context names a place a coded concept occurs, as "ResourceType.element",
