@@ -304,6 +304,13 @@ func (a *Adapter) Classify(err error) ErrorClass {
 				return c
 			}
 		}
+		// The specification's own issue code beats a status reading: HAPI
+		// answers 404 not-supported for an unknown type (ehrsim/README.md).
+		for _, is := range fe.Outcome.Issue {
+			if is.Code == "not-supported" {
+				return ClassNotSupported
+			}
+		}
 	}
 	if c, ok := r.Status[fe.StatusCode]; ok {
 		return c

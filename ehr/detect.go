@@ -42,10 +42,11 @@ func Detect(ctx context.Context, capabilityJSON, smartConfigJSON []byte) (vendor
 			URL         string `json:"url"`
 		} `json:"implementation"`
 	}
-	_ = json.Unmarshal(capabilityJSON, &cs)
+	readable := json.Unmarshal(capabilityJSON, &cs) == nil
 	var smartURLs []string
 	var sc map[string]json.RawMessage
 	if json.Unmarshal(smartConfigJSON, &sc) == nil {
+		readable = true
 		for _, k := range slices.Sorted(func(yield func(string) bool) {
 			for k := range sc {
 				if !yield(k) {
@@ -96,7 +97,7 @@ func Detect(ctx context.Context, capabilityJSON, smartConfigJSON []byte) (vendor
 	if bestScore < minConfidence {
 		best = Generic
 		bestScore = 0
-		if len(capabilityJSON) > 0 || len(smartConfigJSON) > 0 {
+		if readable {
 			// A readable document with no vendor marks: a plain FHIR server.
 			bestScore = 0.5
 		}

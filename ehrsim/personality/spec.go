@@ -25,7 +25,7 @@ type Spec struct {
 
 	// CapabilityStatement fields, shaped like the vendor's.
 	SoftwareName, SoftwareVersion, SoftwareReleaseDate string
-	Name, Publisher, Copyright, Description             string
+	Name, Publisher, Copyright, Description            string
 	URL                                                string // CapabilityStatement.url
 
 	// Required maps a type to a search parameter it refuses to search
@@ -172,6 +172,7 @@ var specs = map[string]Spec{
 		// version, releaseDate}, implementation.description.
 		SoftwareName: "Allscripts FHIR", SoftwareVersion: "23.1.100.0", SoftwareReleaseDate: "2025-06-01",
 		Name: "Allscripts FHIR Server Implementation", Publisher: "Allscripts",
+		Copyright:        "Copyright 2026 Allscripts Healthcare Solutions, Inc.. All rights reserved",
 		Description:      "Local Client Implementation",
 		URL:              "https://fhir.fhirpoint.open.allscripts.example/fhirroute/fhir/10028551",
 		UnsupportedType:  styleNotSupported404,

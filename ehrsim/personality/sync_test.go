@@ -87,7 +87,7 @@ func TestQuirksNeedTheirHandling(t *testing.T) {
 		typ    string // the type whose fetch fails without the handling
 		status int
 	}{
-		{"epic", "Observation", 400},        // category fan-out
+		{"epic", "Observation", 400},         // category fan-out
 		{"athena", "MedicationRequest", 400}, // intent required
 	}
 	for _, tc := range tests {
