@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"ehrgate/fhir"
@@ -113,7 +114,64 @@ type Client struct {
 	base *url.URL
 	opts Options
 	log  *slog.Logger
-	sem  chan struct{}
+	lim  *limiter
+}
+
+// limiter bounds concurrent downloads. Its limit starts at
+// Options.MaxDownloads and drops (never below 1) each time the server
+// answers 429 to a download, for servers that allow fewer parallel
+// downloads than configured.
+type limiter struct {
+	mu     sync.Mutex
+	limit  int
+	active int
+	wake   chan struct{}
+}
+
+func newLimiter(n int) *limiter { return &limiter{limit: n, wake: make(chan struct{})} }
+
+func (l *limiter) acquire(ctx context.Context) error {
+	for {
+		l.mu.Lock()
+		if l.active < l.limit {
+			l.active++
+			l.mu.Unlock()
+			return nil
+		}
+		ch := l.wake
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (l *limiter) release() {
+	l.mu.Lock()
+	l.active--
+	close(l.wake)
+	l.wake = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// throttled lowers the limit below the current number of downloads and
+// reports whether it changed.
+func (l *limiter) throttled() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := max(1, min(l.limit, l.active-1))
+	changed := n < l.limit
+	l.limit = n
+	return changed
+}
+
+// Limit returns the current download concurrency limit.
+func (c *Client) Limit() int {
+	c.lim.mu.Lock()
+	defer c.lim.mu.Unlock()
+	return c.lim.limit
 }
 
 // NewClient returns a client for the FHIR server at baseURL.
@@ -153,7 +211,7 @@ func NewClient(baseURL string, opts Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{base: u, opts: opts, log: log, sem: make(chan struct{}, opts.MaxDownloads)}, nil
+	return &Client{base: u, opts: opts, log: log, lim: newLimiter(opts.MaxDownloads)}, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -289,21 +347,34 @@ func (c *Client) Delete(ctx context.Context, job *Job) error {
 // 429 and 5xx answers are retried with backoff, a 401 once after
 // re-authorization.
 func (c *Client) Open(ctx context.Context, m *Manifest, f OutputFile, offset int64) (io.ReadCloser, error) {
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("bulk: waiting for a download slot: %w", ctx.Err())
+	if err := c.lim.acquire(ctx); err != nil {
+		return nil, fmt.Errorf("bulk: waiting for a download slot: %w", err)
 	}
-	release := func() { <-c.sem }
+	held := true
+	release := func() {
+		if held {
+			held = false
+			c.lim.release()
+		}
+	}
 	u, err := url.Parse(f.URL)
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("bulk: file URL: %w", err)
 	}
 	auth := m.RequiresAccessToken && (c.sameOrigin(u) || c.opts.TokenToOtherOrigins)
-	resp, err := c.do(ctx, http.MethodGet, f.URL, "download "+f.Type, auth, func(h http.Header) {
+	resp, err := c.doThrottled(ctx, http.MethodGet, f.URL, "download "+f.Type, auth, func(h http.Header) {
 		h.Set("Accept", "application/fhir+ndjson")
 		h.Set("Accept-Encoding", "gzip")
+	}, func(ctx context.Context) (bool, error) {
+		// Give the slot back, lower the limit and queue again.
+		lowered := c.lim.throttled()
+		release()
+		if err := c.lim.acquire(ctx); err != nil {
+			return lowered, err
+		}
+		held = true
+		return lowered, nil
 	})
 	if err != nil {
 		release()
@@ -418,6 +489,13 @@ func (c *Client) retryable(status int) bool {
 // backoff (honouring Retry-After), and returns a 2xx response or an error
 // (*fhir.Error for HTTP failures).
 func (c *Client) do(ctx context.Context, method, u, op string, auth bool, hdr func(http.Header)) (*http.Response, error) {
+	return c.doThrottled(ctx, method, u, op, auth, hdr, nil)
+}
+
+// doThrottled is do with a hook run on each 429: it may give back resources
+// and report whether it adapted (then the attempt is not counted).
+func (c *Client) doThrottled(ctx context.Context, method, u, op string, auth bool, hdr func(http.Header),
+	on429 func(ctx context.Context) (bool, error)) (*http.Response, error) {
 	var lastErr error
 	for attempt := 1; attempt <= c.opts.Retry.MaxAttempts; attempt++ {
 		resp, err := c.send(ctx, method, u, auth, hdr)
@@ -443,6 +521,15 @@ func (c *Client) do(ctx context.Context, method, u, op string, auth bool, hdr fu
 		if ra > c.opts.Retry.MaxRetryAfter {
 			return nil, fmt.Errorf("%w (server asked to retry after %s)", ferr, ra)
 		}
+		if resp.StatusCode == http.StatusTooManyRequests && on429 != nil {
+			adapted, err := on429(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("bulk: %s: %w", op, err)
+			}
+			if adapted {
+				attempt-- // the server's limit was learnt, not a failure
+			}
+		}
 		c.log.DebugContext(ctx, "bulk request retried", "connection", c.opts.Connection, "op", op,
 			"status", resp.StatusCode, "attempt", attempt)
 		if err := c.wait(ctx, attempt, ra); err != nil {
@@ -465,6 +552,7 @@ func (c *Client) wait(ctx context.Context, attempt int, retryAfter time.Duration
 
 // jitter is exponential backoff with full jitter for the given attempt.
 func (c *Client) jitter(attempt int) time.Duration {
+	attempt = max(attempt, 1)
 	ceil := c.opts.Retry.BaseDelay << (attempt - 1)
 	if ceil > c.opts.Retry.MaxDelay || ceil <= 0 {
 		ceil = c.opts.Retry.MaxDelay
