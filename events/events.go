@@ -1,0 +1,192 @@
+// Package events is ehrgate's internal event bus and its subscribers.
+//
+// Ingestion (the HL7 v2 listener) publishes an Event for each clinical
+// happening it stores: admissions, transfers, discharges, registrations,
+// updates, merges, cancellations, results and immunizations. An Event
+// carries identifiers and resource references only, never clinical
+// payload, so it can leave the process (webhooks, server-sent events)
+// without carrying PHI beyond the patient identifier.
+//
+// Publish never blocks and never fails: every subscriber takes events into
+// its own bounded queue and drops (and counts) what it cannot hold, so a
+// slow webhook or browser can never slow down acknowledging messages.
+// Subscribers: RefreshQueue (event-driven FHIR refresh), Webhooks (signed
+// POSTs with retries) and SSEHandler (GET /events/stream with
+// Last-Event-ID resume from the bus's ring buffer).
+package events
+
+import (
+	"sync"
+	"time"
+
+	"ehrgate/fhir"
+)
+
+// Kind says what happened.
+type Kind string
+
+// Event kinds.
+const (
+	Admitted          Kind = "admitted"           // ADT A01
+	Transferred       Kind = "transferred"        // ADT A02
+	Discharged        Kind = "discharged"         // ADT A03
+	Registered        Kind = "registered"         // ADT A04, A28
+	Updated           Kind = "updated"            // ADT A08, A31
+	Merged            Kind = "merged"             // ADT A40
+	Cancelled         Kind = "cancelled"          // ADT A11 (cancel admit), A13 (cancel discharge)
+	ResultFinal       Kind = "result-final"       // ORU R01, final or corrected report
+	ResultPreliminary Kind = "result-preliminary" // ORU R01, any other report status
+	Immunization      Kind = "immunization"       // VXU V04
+)
+
+// Event is one happening. It never carries clinical content.
+type Event struct {
+	// ID is assigned by Bus.Publish, increasing from 1 within a process.
+	ID   uint64    `json:"id"`
+	Kind Kind      `json:"kind"`
+	Time time.Time `json:"time"`
+	// Connection is the ingesting connection (e.g. "hl7").
+	Connection string `json:"connection"`
+	// Source is the originating message, "urn:hl7v2:<app>|<facility>|<control id>".
+	Source string `json:"source,omitempty"`
+	// MessageType is e.g. "ADT^A01".
+	MessageType string `json:"messageType,omitempty"`
+	// Patient is the patient's identifier (system from its assigning authority).
+	Patient fhir.Identifier `json:"patient"`
+	// PatientRef is the stored Patient, "Patient/<id>".
+	PatientRef string `json:"patientRef,omitempty"`
+	// Resources are the stored resources concerned, "Type/id".
+	Resources []string `json:"resources,omitempty"`
+	// Replaced is, for Merged, the identifier of the retired patient.
+	Replaced *fhir.Identifier `json:"replaced,omitempty"`
+}
+
+// Subscriber receives published events. Notify must not block (queue the
+// event or drop it) and must be safe for concurrent use.
+type Subscriber interface {
+	Notify(e Event)
+}
+
+// SubscriberFunc adapts a non-blocking function to Subscriber.
+type SubscriberFunc func(e Event)
+
+// Notify calls f.
+func (f SubscriberFunc) Notify(e Event) { f(e) }
+
+// DefaultRingSize is how many recent events a Bus keeps for resume.
+const DefaultRingSize = 1024
+
+// BusOptions configure a Bus. The zero value is usable.
+type BusOptions struct {
+	RingSize int              // recent events kept for Since (default DefaultRingSize)
+	Clock    func() time.Time // default time.Now
+}
+
+// Bus is an in-process publish/subscribe hub with a ring buffer of recent
+// events. It is safe for concurrent use.
+type Bus struct {
+	clock func() time.Time
+
+	mu     sync.Mutex
+	nextID uint64
+	ring   []Event // circular, len == cap once full
+	start  int     // index of the oldest event in ring
+	subs   map[*subEntry]struct{}
+}
+
+type subEntry struct{ s Subscriber }
+
+// NewBus returns an empty bus.
+func NewBus(o BusOptions) *Bus {
+	if o.RingSize <= 0 {
+		o.RingSize = DefaultRingSize
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	return &Bus{clock: o.Clock, ring: make([]Event, 0, o.RingSize), subs: map[*subEntry]struct{}{}}
+}
+
+// Publish assigns e its ID (and Time when zero), keeps it in the ring
+// buffer and hands it to every subscriber, in that order, under one lock:
+// subscribers see events in ID order. It returns the published event.
+func (b *Bus) Publish(e Event) Event {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.nextID++
+	e.ID = b.nextID
+	if e.Time.IsZero() {
+		e.Time = b.clock().UTC()
+	}
+	if len(b.ring) < cap(b.ring) {
+		b.ring = append(b.ring, e)
+	} else {
+		b.ring[b.start] = e
+		b.start = (b.start + 1) % len(b.ring)
+	}
+	for s := range b.subs {
+		s.s.Notify(e)
+	}
+	return e
+}
+
+// Subscribe registers s until the returned function is called.
+func (b *Bus) Subscribe(s Subscriber) (unsubscribe func()) {
+	ent := &subEntry{s}
+	b.mu.Lock()
+	b.subs[ent] = struct{}{}
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		delete(b.subs, ent)
+		b.mu.Unlock()
+	}
+}
+
+// Since returns the kept events with ID > after, oldest first. complete is
+// false when events after `after` have already left the ring buffer (the
+// caller missed some).
+func (b *Bus) Since(after uint64) (evs []Event, complete bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sinceLocked(after)
+}
+
+func (b *Bus) sinceLocked(after uint64) ([]Event, bool) {
+	n := len(b.ring)
+	if n == 0 {
+		return nil, after >= b.nextID
+	}
+	oldest := b.ring[b.start].ID
+	complete := after+1 >= oldest
+	var out []Event
+	for i := 0; i < n; i++ {
+		e := b.ring[(b.start+i)%n]
+		if e.ID > after {
+			out = append(out, e)
+		}
+	}
+	return out, complete
+}
+
+// subscribeSince atomically takes the kept events after `after` and
+// subscribes s, so that nothing published in between is missed.
+func (b *Bus) subscribeSince(after uint64, s Subscriber) ([]Event, bool, func()) {
+	ent := &subEntry{s}
+	b.mu.Lock()
+	evs, complete := b.sinceLocked(after)
+	b.subs[ent] = struct{}{}
+	b.mu.Unlock()
+	return evs, complete, func() {
+		b.mu.Lock()
+		delete(b.subs, ent)
+		b.mu.Unlock()
+	}
+}
+
+// LastID is the ID of the most recent event (0 before the first).
+func (b *Bus) LastID() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.nextID
+}

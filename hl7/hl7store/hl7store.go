@@ -1,0 +1,356 @@
+// Package hl7store is the store-backed mllp.Handler and mllp.Quarantiner:
+// what turns the MLLP listener into a store-and-forward interface engine.
+//
+// For each message HandleMessage converts it to FHIR (hl7/tofhir),
+// normalizes each resource like FHIR-sourced ones (normalize.Normalize),
+// and stores the raw message and the resources in ONE transaction of the
+// store's group commit (store.HL7Log.PutHL7). It returns nil, and the
+// listener sends AA, only after that commit. Conversion costs microseconds,
+// so doing it inline keeps one durable write per message and makes "stored"
+// and "converted" the same moment: a crash before commit loses nothing
+// (no ACK was sent, the sender resends), a crash after commit has both.
+//
+// A message that cannot be converted (unsupported type, no PID-3, a
+// resource normalize rejects) is still stored durably, unprocessed, with the
+// reason (store.HL7Message.Error), and acknowledged AA: the interface engine
+// owns it from then on and nothing is lost; the failure is visible in
+// HL7Counts and can be replayed after a fix. Frames that do not parse go to
+// the quarantine with their raw bytes (Quarantine).
+//
+// Deferred mode (Options.Deferred) stores only the raw message before the
+// ACK and converts later from the durable log (Run, PendingHL7 →
+// CompleteHL7 with the processed flag): the lowest ACK latency, at the cost
+// of resources appearing shortly after the ACK.
+//
+// Duplicate identity (MSH-3, MSH-4, MSH-10) is detected atomically by the
+// store's unique key; HandleMessage then returns mllp.ErrDuplicate and the
+// listener ACKs AA without storing again.
+//
+// Events (events.Bus) are published after commit: never for duplicates,
+// never before the message is durable.
+package hl7store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"ehrgate/events"
+	"ehrgate/hl7"
+	"ehrgate/hl7/mllp"
+	"ehrgate/hl7/tofhir"
+	"ehrgate/normalize"
+	"ehrgate/refresh"
+	"ehrgate/store"
+)
+
+// Backend is what the handler needs from a store.
+type Backend interface {
+	store.HL7Log
+	Quarantine(ctx context.Context, item store.QuarantineItem) error
+	Get(ctx context.Context, connection, typ, id string) (store.Record, error)
+}
+
+// DefaultConnection is the connection name resources are stored under.
+const DefaultConnection = "hl7"
+
+// Options configure a Handler. The zero value (plus a Backend) is usable.
+type Options struct {
+	// Connection names the source of the stored resources and messages
+	// (store.Record.Connection; default DefaultConnection). Use one per
+	// listener to keep feeds apart.
+	Connection string
+	// Convert tunes the FHIR conversion (assigning-authority systems, time zone).
+	Convert tofhir.Options
+	// Bus, optional, receives an event per stored message.
+	Bus *events.Bus
+	// Deferred stores only the raw message before the ACK; Run converts.
+	Deferred bool
+	// Clock stamps received/fetched times (default time.Now).
+	Clock  func() time.Time
+	Logger *slog.Logger
+}
+
+// Handler implements mllp.Handler and mllp.Quarantiner over a Backend. It
+// is safe for concurrent use.
+type Handler struct {
+	s   Backend
+	o   Options
+	log *slog.Logger
+}
+
+// New returns a handler storing into s.
+func New(s Backend, o Options) *Handler {
+	if o.Connection == "" {
+		o.Connection = DefaultConnection
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{s: s, o: o, log: o.Logger}
+}
+
+// ErrNoControlID is returned for a message without MSH-10: it cannot be
+// de-duplicated, so it is refused (AE) rather than risk storing resends twice.
+var ErrNoControlID = errors.New("hl7store: message has no control ID (MSH-10)")
+
+// HandleMessage implements mllp.Handler: it returns nil once msg (and, unless
+// deferred, its converted resources) is committed.
+func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
+	now := h.o.Clock()
+	m, err := h.message(msg, now)
+	if err != nil {
+		return err
+	}
+	if h.o.Deferred {
+		_, err := h.s.PutHL7(ctx, m, nil)
+		return h.putErr(err)
+	}
+	res, recs, convErr := h.convert(ctx, msg, now)
+	if convErr != nil {
+		m.Error = convErr.Error()
+		h.log.WarnContext(ctx, "HL7 message stored but not converted", "control_id", m.ControlID,
+			"type", m.MessageType, "reason", m.Error)
+	} else {
+		m.Processed = true
+	}
+	if _, err := h.s.PutHL7(ctx, m, recs); err != nil {
+		return h.putErr(err)
+	}
+	if res != nil {
+		h.publish(res)
+	}
+	return nil
+}
+
+func (h *Handler) putErr(err error) error {
+	if errors.Is(err, store.ErrDuplicateMessage) {
+		return fmt.Errorf("%w: %w", mllp.ErrDuplicate, err)
+	}
+	return err
+}
+
+func (h *Handler) message(msg *hl7.Message, now time.Time) (store.HL7Message, error) {
+	hdr := msg.Header()
+	m := store.HL7Message{
+		Connection:      h.o.Connection,
+		SendingApp:      string(hdr.Field(3).Raw()),
+		SendingFacility: string(hdr.Field(4).Raw()),
+		ControlID:       msg.ControlID(),
+		Raw:             msg.Bytes(),
+		ReceivedAt:      now,
+	}
+	mt := msg.MessageType()
+	m.MessageType = mt.Code + "^" + mt.Trigger
+	if m.ControlID == "" {
+		return m, ErrNoControlID
+	}
+	return m, nil
+}
+
+// convert turns msg into store records. Errors are user-safe reasons (no
+// message content).
+func (h *Handler) convert(ctx context.Context, msg *hl7.Message, now time.Time) (*tofhir.Result, []store.Record, error) {
+	res, err := tofhir.Convert(msg, h.o.Convert)
+	if err != nil {
+		return nil, nil, err
+	}
+	var recs []store.Record
+	for _, r := range res.Resources {
+		raw := r.JSON
+		if r.StatusOnly {
+			// Cancel / un-cancel: change the status of what is stored, keep the rest.
+			cur, err := h.s.Get(ctx, h.o.Connection, r.Type, r.ID)
+			switch {
+			case err == nil:
+				if raw, err = tofhir.ApplyStatus(cur.Raw, r.Status, res.Source); err != nil {
+					return nil, nil, err
+				}
+			case !errors.Is(err, store.ErrNotFound):
+				return nil, nil, fmt.Errorf("reading current %s: %w", r.Type, err)
+			}
+		}
+		rec, err := h.record(r.Type, r.ID, raw, res.Source, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		recs = append(recs, rec)
+	}
+	if mg := res.Merge; mg != nil {
+		var existing []byte
+		cur, err := h.s.Get(ctx, h.o.Connection, "Patient", mg.RetiredID)
+		switch {
+		case err == nil:
+			existing = cur.Raw
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, nil, fmt.Errorf("reading retired patient: %w", err)
+		}
+		raw, err := tofhir.LinkRetired(existing, mg, res.Source)
+		if err != nil {
+			return nil, nil, err
+		}
+		rec, err := h.record("Patient", mg.RetiredID, raw, res.Source, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		recs = append(recs, rec)
+	}
+	return res, recs, nil
+}
+
+// record normalizes one resource exactly like refresh does for FHIR input.
+func (h *Handler) record(typ, id string, raw []byte, source string, now time.Time) (store.Record, error) {
+	ref := normalize.Ref{Connection: h.o.Connection, Type: typ, ID: id}
+	n, err := normalize.Normalize(ref, raw)
+	if err != nil {
+		return store.Record{}, fmt.Errorf("normalizing converted %s: %w", typ, err)
+	}
+	norm, err := json.Marshal(n)
+	if err != nil {
+		return store.Record{}, fmt.Errorf("encoding normalized %s: %w", typ, err)
+	}
+	rec := store.Record{Key: store.Key{Connection: h.o.Connection, Type: typ, ID: id}, PatientID: n.Base().PatientID,
+		Raw: raw, Normalized: norm, FetchedAt: now, Source: source}
+	if p, ok := n.(*normalize.Patient); ok {
+		rec.Patient = refresh.PatientKeys(p)
+	}
+	return rec, nil
+}
+
+// Quarantine implements mllp.Quarantiner: unparseable frames are kept with
+// their raw bytes under Type "HL7v2".
+func (h *Handler) Quarantine(ctx context.Context, raw []byte, reason string) error {
+	return h.s.Quarantine(ctx, store.QuarantineItem{Connection: h.o.Connection, Type: "HL7v2",
+		Source: "mllp", Reason: reason, Raw: raw, ReceivedAt: h.o.Clock()})
+}
+
+// kindOf maps a conversion to its event kind.
+func kindOf(res *tofhir.Result) events.Kind {
+	switch res.MessageType + "^" + res.Trigger {
+	case "ADT^A01":
+		return events.Admitted
+	case "ADT^A02":
+		return events.Transferred
+	case "ADT^A03":
+		return events.Discharged
+	case "ADT^A04", "ADT^A28":
+		return events.Registered
+	case "ADT^A08", "ADT^A31":
+		return events.Updated
+	case "ADT^A40":
+		return events.Merged
+	case "ADT^A11", "ADT^A13":
+		return events.Cancelled
+	case "ORU^R01":
+		switch res.ResultStatus {
+		case "final", "corrected", "amended":
+			return events.ResultFinal
+		}
+		return events.ResultPreliminary
+	case "VXU^V04":
+		return events.Immunization
+	}
+	return ""
+}
+
+// Event returns the event a conversion raises on connection.
+func Event(connection string, res *tofhir.Result) events.Event {
+	e := events.Event{Kind: kindOf(res), Connection: connection, Source: res.Source,
+		MessageType: res.MessageType + "^" + res.Trigger, Patient: res.Patient, PatientRef: "Patient/" + res.PatientID}
+	for _, r := range res.Resources {
+		e.Resources = append(e.Resources, r.Type+"/"+r.ID)
+	}
+	if res.Merge != nil {
+		old := res.Merge.Retired
+		e.Replaced = &old
+		e.Resources = append(e.Resources, "Patient/"+res.Merge.RetiredID)
+	}
+	return e
+}
+
+func (h *Handler) publish(res *tofhir.Result) {
+	if h.o.Bus == nil || kindOf(res) == "" {
+		return
+	}
+	h.o.Bus.Publish(Event(h.o.Connection, res))
+}
+
+// Run converts messages stored unprocessed (Deferred mode, or left by an
+// earlier process) until ctx is done, polling every interval (default 200
+// ms) when idle. Each message is completed in its own write (grouped by the
+// store with concurrent writes); a conversion failure is recorded on the
+// message and not retried.
+func (h *Handler) Run(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = 200 * time.Millisecond
+	}
+	var after int64
+	for {
+		n, last, err := h.processPending(ctx, after)
+		if err != nil && ctx.Err() == nil {
+			h.log.ErrorContext(ctx, "converting stored HL7 messages", "error", err)
+		}
+		after = last
+		if n == 0 {
+			after = 0 // rescan from the start when idle: cheap, catches anything skipped
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(interval):
+			}
+		}
+	}
+}
+
+// ProcessPending converts every message currently pending and returns how
+// many it completed.
+func (h *Handler) ProcessPending(ctx context.Context) (int, error) {
+	total := 0
+	var after int64
+	for {
+		n, last, err := h.processPending(ctx, after)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+		after = last
+	}
+}
+
+func (h *Handler) processPending(ctx context.Context, after int64) (int, int64, error) {
+	pend, err := h.s.PendingHL7(ctx, h.o.Connection, after, 256)
+	if err != nil {
+		return 0, after, err
+	}
+	for i, m := range pend {
+		after = m.Seq
+		msg, err := hl7.Parse(m.Raw, hl7.ParseOptions{})
+		var res *tofhir.Result
+		var recs []store.Record
+		if err == nil {
+			res, recs, err = h.convert(ctx, msg, h.o.Clock())
+		}
+		errText := ""
+		if err != nil {
+			errText = err.Error()
+		}
+		if err := h.s.CompleteHL7(ctx, m.Seq, recs, errText); err != nil {
+			return i, after, err
+		}
+		if res != nil && errText == "" {
+			h.publish(res)
+		}
+	}
+	return len(pend), after, nil
+}
+
+var (
+	_ mllp.Handler     = (*Handler)(nil)
+	_ mllp.Quarantiner = (*Handler)(nil)
+)

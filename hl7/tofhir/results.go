@@ -1,0 +1,371 @@
+package tofhir
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"ehrgate/hl7"
+)
+
+// reportStatus maps OBR-25 / OBX-11 result status (table 0123 / 0085).
+var reportStatus = map[string]string{
+	"F": "final", "P": "preliminary", "C": "corrected", "A": "partial", "I": "registered", "O": "registered",
+	"R": "partial", "S": "partial", "X": "cancelled", "D": "entered-in-error", "W": "entered-in-error", "Y": "registered", "Z": "registered",
+}
+
+var obsStatus = map[string]string{
+	"F": "final", "P": "preliminary", "C": "corrected", "A": "amended", "R": "preliminary", "S": "preliminary",
+	"I": "registered", "O": "registered", "X": "cancelled", "D": "entered-in-error", "W": "entered-in-error", "U": "final", "N": "unknown",
+}
+
+func (c *conv) oru() error {
+	p, err := c.patient()
+	if err != nil {
+		return err
+	}
+	c.addPatient(p)
+	// Walk segments: each OBR opens a report; OBX and NTE attach to it.
+	type report struct {
+		obr  hl7.Segment
+		obxs []hl7.Segment
+	}
+	var reps []*report
+	for i := 0; i < c.m.Len(); i++ {
+		s := c.m.SegmentAt(i)
+		switch s.Name() {
+		case "OBR":
+			reps = append(reps, &report{obr: s})
+		case "OBX":
+			if len(reps) > 0 {
+				reps[len(reps)-1].obxs = append(reps[len(reps)-1].obxs, s)
+			}
+		}
+	}
+	if len(reps) == 0 {
+		return errors.New("tofhir: ORU without OBR")
+	}
+	for n, r := range reps {
+		c.report(n+1, r.obr, r.obxs)
+	}
+	return nil
+}
+
+// orderKey identifies an order: filler number (OBR-3) else placer (OBR-2),
+// with their namespace; else the message and OBR position.
+func (c *conv) orderKey(obr hl7.Segment, n int) (key string, ident obj) {
+	for _, f := range []int{3, 2} {
+		r := obr.Field(f).Repetition(1)
+		if v := r.Component(1).Value(); v != "" {
+			ns := firstNonEmpty(r.Component(2).Value(), r.Component(3).Value())
+			sys := c.system(hd{namespace: r.Component(2).Value(), universal: r.Component(3).Value(), typ: r.Component(4).Value()})
+			code := map[int]string{3: "FILL", 2: "PLAC"}[f]
+			return ns + "|" + v, obj{"value": v, "system": sys,
+				"type": obj{"coding": []any{obj{"system": sysV2_0203, "code": code}}}}
+		}
+	}
+	return fmt.Sprintf("%s#%d", c.source, n), nil
+}
+
+func (c *conv) report(n int, obr hl7.Segment, obxs []hl7.Segment) {
+	key, ident := c.orderKey(obr, n)
+	rid := id("rpt", c.res.PatientID, key)
+	status := reportStatus[obr.Field(25).Value()]
+	if status == "" {
+		status = "final"
+		if len(obxs) > 0 {
+			if s := obsStatus[obxs[0].Field(11).Value()]; s != "" {
+				status = s
+			}
+		}
+	}
+	if c.res.ResultStatus == "" {
+		c.res.ResultStatus = status
+	}
+	effective, _ := dateTime(obr.Field(7).Value(), c.o.Location)
+	var results []any
+	for i, obx := range obxs {
+		oid := c.observation(rid, i+1, obx, effective)
+		results = append(results, obj{"reference": "Observation/" + oid})
+	}
+	d := obj{"status": status, "subject": c.patientRef(), "code": cwe(obr.Field(4).Repetition(1)),
+		"category": []any{obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "LAB"}}}}}
+	if sec := obr.Field(24).Value(); sec != "" {
+		d["category"] = []any{obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": sec}}}}
+	}
+	if ident != nil {
+		d["identifier"] = []any{ident}
+	}
+	set(d, "effectiveDateTime", effective)
+	if s, ok := dateTime(obr.Field(22).Value(), c.o.Location); ok {
+		d["issued"] = instant(s)
+	}
+	set(d, "result", results)
+	c.add("DiagnosticReport", rid, d)
+}
+
+// instant widens a dateTime to an instant-compatible value when it has a
+// time; date-only values are kept (FHIR instant needs a time, but keeping
+// the sender's precision is preferred over inventing one).
+func instant(s string) string { return s }
+
+func (c *conv) observation(reportID string, n int, obx hl7.Segment, effective string) string {
+	code := cwe(obx.Field(3).Repetition(1))
+	key := obx.Field(3).Component(1).Value() + "^" + obx.Field(3).Component(3).Value() + "^" + obx.Field(4).Value()
+	if key == "^^" {
+		key = fmt.Sprint(n)
+	}
+	oid := id("obs", reportID, key)
+	o := obj{"subject": c.patientRef(), "code": code,
+		"category": []any{obj{"coding": []any{obj{"system": sysObsCat, "code": "laboratory"}}}}}
+	o["status"] = firstNonEmpty(obsStatus[obx.Field(11).Value()], "final")
+	if e, ok := dateTime(obx.Field(14).Value(), c.o.Location); ok {
+		o["effectiveDateTime"] = e
+	} else {
+		set(o, "effectiveDateTime", effective)
+	}
+	c.value(o, obx)
+	if rr := obx.Field(7).Value(); rr != "" {
+		o["referenceRange"] = []any{referenceRange(rr, obx.Field(6).Component(1).Value())}
+	}
+	var interp []any
+	f := obx.Field(8)
+	for i := 1; i <= f.NumRepetitions(); i++ {
+		if v := f.Repetition(i).Component(1).Value(); v != "" {
+			interp = append(interp, obj{"coding": []any{obj{"system": sysInterp, "code": v}}})
+		}
+	}
+	set(o, "interpretation", interp)
+	c.add("Observation", oid, o)
+	return oid
+}
+
+// value sets value[x] from OBX-2 and OBX-5 (first repetition).
+func (c *conv) value(o obj, obx hl7.Segment) {
+	f := obx.Field(5)
+	if f.IsEmpty() {
+		return
+	}
+	r := f.Repetition(1)
+	switch obx.Field(2).Value() {
+	case "NM":
+		if q := quantity(r.Component(1).Value(), obx.Field(6).Repetition(1)); q != nil {
+			o["valueQuantity"] = q
+			return
+		}
+	case "SN":
+		cmp, num, sep := r.Component(1).Value(), r.Component(2).Value(), r.Component(3).Value()
+		if sep == "" {
+			if q := quantity(num, obx.Field(6).Repetition(1)); q != nil {
+				if cmp == "<" || cmp == ">" || cmp == "<=" || cmp == ">=" {
+					q["comparator"] = cmp
+				}
+				o["valueQuantity"] = q
+				return
+			}
+		}
+		o["valueString"] = strings.Join(nonEmpty(cmp, num, sep, r.Component(4).Value()), "")
+		return
+	case "CE", "CWE", "CNE", "CF":
+		o["valueCodeableConcept"] = cwe(r)
+		return
+	case "DT", "TS", "DTM":
+		if d, ok := dateTime(r.Component(1).Value(), c.o.Location); ok {
+			o["valueDateTime"] = d
+			return
+		}
+	}
+	// ST, TX, FT and anything else: the text, repetitions joined by lines.
+	var lines []string
+	for i := 1; i <= f.NumRepetitions(); i++ {
+		lines = append(lines, hl7.Unescape(string(f.Repetition(i).Raw()), c.m.Delimiters()))
+	}
+	set(o, "valueString", strings.Join(lines, "\n"))
+}
+
+func quantity(num string, units hl7.Repetition) obj {
+	num = strings.TrimSpace(num)
+	if num == "" {
+		return nil
+	}
+	var v json.Number = json.Number(strings.TrimPrefix(num, "+"))
+	if _, err := v.Float64(); err != nil {
+		return nil
+	}
+	q := obj{"value": v}
+	u := units.Component(1).Value()
+	set(q, "unit", firstNonEmpty(units.Component(2).Value(), u))
+	if u != "" {
+		sys := units.Component(3).Value()
+		if sys == "" || strings.EqualFold(sys, "UCUM") || sys == "ANS+" || sys == "ISO+" {
+			q["system"] = sysUCUM
+		} else {
+			q["system"] = codingSystem(sys)
+		}
+		q["code"] = u
+	}
+	return q
+}
+
+// referenceRange parses "low-high", "<x", ">x" and keeps the text.
+func referenceRange(s, unit string) obj {
+	rr := obj{"text": s}
+	bound := func(v string) any {
+		v = strings.TrimSpace(v)
+		if _, err := json.Number(v).Float64(); err != nil || v == "" {
+			return nil
+		}
+		q := obj{"value": json.Number(v)}
+		if unit != "" {
+			q["unit"] = unit
+		}
+		return q
+	}
+	if i := strings.Index(s[1:], "-"); i >= 0 {
+		lo, hi := bound(s[:i+1]), bound(s[i+2:])
+		if lo != nil && hi != nil {
+			rr["low"], rr["high"] = lo, hi
+		}
+	}
+	return rr
+}
+
+var immunizationStatus = map[string]string{"CP": "completed", "PA": "completed", "RE": "not-done", "NA": "not-done"}
+
+func (c *conv) vxu() error {
+	p, err := c.patient()
+	if err != nil {
+		return err
+	}
+	c.addPatient(p)
+	segs := c.m.Segments("RXA")
+	if len(segs) == 0 {
+		return errors.New("tofhir: VXU without RXA")
+	}
+	// RXR follows its RXA.
+	routes := map[int]hl7.Segment{}
+	n := -1
+	for i := 0; i < c.m.Len(); i++ {
+		switch s := c.m.SegmentAt(i); s.Name() {
+		case "RXA":
+			n++
+		case "RXR":
+			if n >= 0 {
+				routes[n] = s
+			}
+		}
+	}
+	for i, rxa := range segs {
+		im := obj{"patient": c.patientRef(), "vaccineCode": cwe(rxa.Field(5).Repetition(1))}
+		when, ok := dateTime(rxa.Field(3).Value(), c.o.Location)
+		if ok {
+			im["occurrenceDateTime"] = when
+		} else {
+			im["occurrenceString"] = "unknown"
+		}
+		status := firstNonEmpty(immunizationStatus[rxa.Field(20).Value()], "completed")
+		if rxa.Field(21).Value() == "D" {
+			status = "entered-in-error"
+		}
+		im["status"] = status
+		if amt := rxa.Field(6).Value(); amt != "" && amt != "999" {
+			if q := quantity(amt, rxa.Field(7).Repetition(1)); q != nil {
+				im["doseQuantity"] = q
+			}
+		}
+		set(im, "lotNumber", rxa.Field(15).Value())
+		set(im, "expirationDate", date(rxa.Field(16).Value(), c.o.Location))
+		if m := rxa.Field(17).Repetition(1); m.Component(1).Value() != "" || m.Component(2).Value() != "" {
+			im["manufacturer"] = obj{"display": firstNonEmpty(m.Component(2).Value(), m.Component(1).Value())}
+			if m.Component(1).Value() != "" {
+				im["manufacturer"].(obj)["identifier"] = obj{"system": sysMVX, "value": m.Component(1).Value()}
+			}
+		}
+		switch rxa.Field(9).Component(1).Value() {
+		case "00":
+			im["primarySource"] = true
+		case "":
+		default:
+			im["primarySource"] = false
+		}
+		if rxr, ok := routes[i]; ok {
+			if r := rxr.Field(1).Repetition(1); r.Component(1).Value() != "" {
+				im["route"] = cwe(r)
+			}
+			if r := rxr.Field(2).Repetition(1); r.Component(1).Value() != "" {
+				im["site"] = cwe(r)
+			}
+		}
+		key := rxa.Field(5).Component(1).Value() + "|" + rxa.Field(3).Value()
+		var ids []any
+		if orc, ok := c.m.Segment("ORC", i+1); ok {
+			if v := orc.Field(3).Component(1).Value(); v != "" {
+				key = "fill|" + orc.Field(3).Component(2).Value() + "|" + v
+				ids = append(ids, obj{"value": v, "system": c.system(hd{namespace: orc.Field(3).Component(2).Value(),
+					universal: orc.Field(3).Component(3).Value(), typ: orc.Field(3).Component(4).Value()})})
+			}
+		}
+		set(im, "identifier", ids)
+		c.add("Immunization", id("imm", c.res.PatientID, key), im)
+	}
+	return nil
+}
+
+// LinkRetired returns the retired patient of an A40 with a replaced-by link
+// to the surviving one and active=false, keeping everything else of
+// existing (its current stored JSON; nil when the store has none, in which
+// case a minimal Patient with the retired identifier is made). meta.source
+// becomes source.
+func LinkRetired(existing []byte, m *Merge, source string) ([]byte, error) {
+	p := obj{}
+	if len(existing) > 0 {
+		if err := json.Unmarshal(existing, &p); err != nil {
+			return nil, fmt.Errorf("reading retired patient: %w", err)
+		}
+	} else {
+		p["identifier"] = []any{obj{"system": m.Retired.System, "value": m.Retired.Value}}
+	}
+	p["resourceType"], p["id"] = "Patient", m.RetiredID
+	link := obj{"other": obj{"reference": "Patient/" + m.SurvivingID}, "type": "replaced-by"}
+	var links []any
+	if old, ok := p["link"].([]any); ok {
+		for _, l := range old {
+			if lo, ok := l.(obj); ok {
+				if t, _ := lo["type"].(string); t == "replaced-by" {
+					continue // a later merge supersedes the earlier target
+				}
+			}
+			links = append(links, l)
+		}
+	}
+	p["link"] = append(links, link)
+	p["active"] = false
+	setSource(p, source)
+	return json.Marshal(p)
+}
+
+// ApplyStatus returns existing (a stored resource's JSON) with status and
+// meta.source replaced, everything else kept: how a cancel (A11) or
+// un-cancel (A13) changes an Encounter without losing what earlier
+// messages said about it.
+func ApplyStatus(existing []byte, status, source string) ([]byte, error) {
+	p := obj{}
+	if err := json.Unmarshal(existing, &p); err != nil {
+		return nil, fmt.Errorf("reading current resource: %w", err)
+	}
+	p["status"] = status
+	setSource(p, source)
+	return json.Marshal(p)
+}
+
+func setSource(p obj, source string) {
+	meta, _ := p["meta"].(obj)
+	if meta == nil {
+		meta = obj{}
+	}
+	delete(meta, "versionId")
+	delete(meta, "lastUpdated")
+	meta["source"] = source
+	p["meta"] = meta
+}

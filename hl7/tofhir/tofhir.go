@@ -1,0 +1,424 @@
+// Package tofhir converts HL7 v2 messages to FHIR R4 resources: ADT
+// (A01/A02/A03/A04/A08/A11/A13/A28/A31, A40 merge) to Patient and
+// Encounter, ORU^R01 to DiagnosticReport and Observations, VXU^V04 to
+// Immunization.
+//
+// Conversion is a pure function of the message and Options: resource ids
+// are deterministic (hashes of the identifiers they stand for), so a later
+// message about the same patient, visit, order or observation produces the
+// same id and becomes a new version of the same resource ("updates are
+// updates"). Every resource records the message it came from in
+// meta.source as "urn:hl7v2:<MSH-3.1>|<MSH-4.1>|<MSH-10>". See README.md for
+// the field mapping and where it differs from the FHIR-Converter reference
+// output.
+package tofhir
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"ehrgate/fhir"
+	"ehrgate/hl7"
+)
+
+// ErrUnsupported is returned for a message type tofhir does not convert.
+var ErrUnsupported = errors.New("tofhir: unsupported message type")
+
+// ErrNoPatient is returned when a message has no usable PID-3 identifier.
+var ErrNoPatient = errors.New("tofhir: no patient identifier (PID-3)")
+
+// Options tune the conversion. The zero value is usable.
+type Options struct {
+	// Authorities maps an assigning authority (CX-4.1 namespace id, or
+	// CX-4.2 universal id) to the FHIR identifier.system to use for it,
+	// e.g. {"MRN-NORTH": "urn:oid:1.2.3.4"}. Unmapped authorities with an
+	// ISO universal id become urn:oid:<id>; others become
+	// urn:ehrgate:hl7v2:authority:<namespace>.
+	Authorities map[string]string
+	// Location is the time zone of v2 times without an offset (default UTC).
+	Location *time.Location
+}
+
+// Resource is one converted resource.
+type Resource struct {
+	Type string
+	ID   string
+	JSON []byte
+	// StatusOnly marks a resource produced by a cancel trigger (A11, A13):
+	// when a current version exists the caller should change only its
+	// status (see ApplyStatus) rather than replace it with the thinner
+	// content of the cancel message.
+	StatusOnly bool
+	Status     string
+}
+
+// Merge describes an A40: the retired patient (MRG-1) is linked to the
+// surviving one (PID-3). Nothing is deleted: the caller keeps the retired
+// Patient and adds the replaced-by link to it (see LinkRetired).
+type Merge struct {
+	SurvivingID string
+	RetiredID   string
+	Retired     fhir.Identifier
+}
+
+// Result is the outcome of converting one message.
+type Result struct {
+	Source      string          // meta.source value of every resource
+	Trigger     string          // e.g. "A01", "R01", "V04"
+	MessageType string          // e.g. "ADT"
+	PatientID   string          // id of the Patient resource
+	Patient     fhir.Identifier // the patient's primary identifier (system from its authority)
+	Resources   []Resource      // Patient first
+	Merge       *Merge
+	// ResultStatus is the status of the first DiagnosticReport (ORU).
+	ResultStatus string
+}
+
+// Of returns the resources of type typ.
+func (r *Result) Of(typ string) []Resource {
+	var out []Resource
+	for _, res := range r.Resources {
+		if res.Type == typ {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// Source returns the meta.source string of a message.
+func Source(m *hl7.Message) string {
+	h := m.Header()
+	return "urn:hl7v2:" + h.Field(3).Value() + "|" + h.Field(4).Value() + "|" + m.ControlID()
+}
+
+type conv struct {
+	m      *hl7.Message
+	o      Options
+	source string
+	res    *Result
+
+	primaryIsMR bool
+}
+
+// Convert converts m. It returns ErrUnsupported for message types outside
+// the list in the package comment and ErrNoPatient when PID-3 is empty.
+func Convert(m *hl7.Message, o Options) (*Result, error) {
+	if o.Location == nil {
+		o.Location = time.UTC
+	}
+	mt := m.MessageType()
+	c := &conv{m: m, o: o, source: Source(m), res: &Result{MessageType: mt.Code, Trigger: mt.Trigger}}
+	c.res.Source = c.source
+	var err error
+	switch mt.Code + "^" + mt.Trigger {
+	case "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A08", "ADT^A11", "ADT^A13":
+		err = c.adt(true)
+	case "ADT^A28", "ADT^A31":
+		err = c.adt(false)
+	case "ADT^A40":
+		err = c.merge()
+	case "ORU^R01":
+		err = c.oru()
+	case "VXU^V04":
+		err = c.vxu()
+	default:
+		return nil, fmt.Errorf("%w: %s^%s", ErrUnsupported, mt.Code, mt.Trigger)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.res, nil
+}
+
+func (c *conv) add(typ, rid string, o obj) Resource {
+	o["resourceType"] = typ
+	o["id"] = rid
+	o["meta"] = obj{"source": c.source}
+	b, err := json.Marshal(o)
+	if err != nil { // maps of strings, slices and maps always encode
+		panic(fmt.Sprintf("tofhir: encoding %s: %v", typ, err))
+	}
+	r := Resource{Type: typ, ID: rid, JSON: b}
+	c.res.Resources = append(c.res.Resources, r)
+	return r
+}
+
+// system returns identifier.system for an assigning authority; an empty
+// authority falls back to the sending facility (MSH-4), so an identifier
+// always carries one.
+func (c *conv) system(a hd) string {
+	if a.namespace == "" && a.universal == "" {
+		a = hdOfField(c.m.Header().Field(4))
+		a.namespace = firstNonEmpty(a.namespace, c.m.Header().Field(3).Value())
+	}
+	for _, k := range []string{a.namespace, a.universal} {
+		if s, ok := c.o.Authorities[k]; ok && k != "" {
+			return s
+		}
+	}
+	if a.universal != "" && strings.EqualFold(a.typ, "ISO") {
+		return "urn:oid:" + a.universal
+	}
+	if a.universal != "" && strings.EqualFold(a.typ, "UUID") {
+		return "urn:uuid:" + a.universal
+	}
+	if a.universal != "" && strings.EqualFold(a.typ, "URI") {
+		return a.universal
+	}
+	return "urn:ehrgate:hl7v2:authority:" + a.String()
+}
+
+// identifier converts a CX repetition.
+func (c *conv) identifier(r hl7.Repetition) (obj, fhir.Identifier) {
+	value := r.Component(1).Value()
+	sys := c.system(hdOf(r.Component(4)))
+	o := obj{"value": value, "system": sys}
+	if t := r.Component(5).Value(); t != "" {
+		o["type"] = obj{"coding": []any{obj{"system": sysV2_0203, "code": t}}}
+	}
+	return o, fhir.Identifier{System: sys, Value: value}
+}
+
+// patient converts PID into the Patient resource; the primary identifier
+// (and so the id) is the first PID-3 repetition typed MR, else the first.
+func (c *conv) patient() (obj, error) {
+	pid, ok := c.m.Segment("PID", 1)
+	if !ok {
+		return nil, ErrNoPatient
+	}
+	p := obj{"active": true}
+	var ids []any
+	var primary fhir.Identifier
+	f := pid.Field(3)
+	for i := 1; i <= f.NumRepetitions(); i++ {
+		r := f.Repetition(i)
+		if r.Component(1).Value() == "" {
+			continue
+		}
+		o, ident := c.identifier(r)
+		ids = append(ids, o)
+		if primary.Value == "" || (r.Component(5).Value() == "MR" && !c.primaryIsMR) {
+			primary = ident
+			c.primaryIsMR = r.Component(5).Value() == "MR"
+		}
+	}
+	if primary.Value == "" {
+		// v2.3 and earlier sometimes carry the id in PID-2 (external id) only.
+		if r := pid.Field(2).Repetition(1); r.Component(1).Value() != "" {
+			o, ident := c.identifier(r)
+			ids = append(ids, o)
+			primary = ident
+		}
+	}
+	if primary.Value == "" {
+		return nil, ErrNoPatient
+	}
+	set(p, "identifier", ids)
+	c.res.Patient = primary
+	c.res.PatientID = PatientID(primary)
+	var names []any
+	f = pid.Field(5)
+	for i := 1; i <= f.NumRepetitions(); i++ {
+		if n := xpn(f.Repetition(i)); len(n) > 0 {
+			names = append(names, n)
+		}
+	}
+	set(p, "name", names)
+	set(p, "birthDate", date(pid.Field(7).Value(), c.o.Location))
+	set(p, "gender", map[string]string{"M": "male", "F": "female", "O": "other", "U": "unknown", "A": "other", "N": "unknown"}[pid.Field(8).Value()])
+	var addrs []any
+	f = pid.Field(11)
+	for i := 1; i <= f.NumRepetitions(); i++ {
+		if a := xad(f.Repetition(i)); len(a) > 0 {
+			addrs = append(addrs, a)
+		}
+	}
+	set(p, "address", addrs)
+	var tel []any
+	for _, ft := range []struct {
+		n   int
+		use string
+	}{{13, "home"}, {14, "work"}} {
+		f = pid.Field(ft.n)
+		for i := 1; i <= f.NumRepetitions(); i++ {
+			if t := xtn(f.Repetition(i), ft.use); t != nil {
+				tel = append(tel, t)
+			}
+		}
+	}
+	set(p, "telecom", tel)
+	if ms := pid.Field(16).Repetition(1); ms.Component(1).Value() != "" {
+		p["maritalStatus"] = obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
+			"code": ms.Component(1).Value()}}}
+	}
+	if d, ok := dateTime(pid.Field(29).Value(), c.o.Location); ok {
+		p["deceasedDateTime"] = d
+	} else if pid.Field(30).Value() == "Y" {
+		p["deceasedBoolean"] = true
+	}
+	return p, nil
+}
+
+// PatientID is the deterministic Patient id for an identifier.
+func PatientID(ident fhir.Identifier) string { return id("pat", ident.System, ident.Value) }
+
+func (c *conv) addPatient(p obj) {
+	c.add("Patient", c.res.PatientID, p)
+}
+
+func (c *conv) patientRef() obj { return obj{"reference": "Patient/" + c.res.PatientID} }
+
+func (c *conv) adt(withEncounter bool) error {
+	p, err := c.patient()
+	if err != nil {
+		return err
+	}
+	c.addPatient(p)
+	if !withEncounter {
+		return nil
+	}
+	pv1, ok := c.m.Segment("PV1", 1)
+	if !ok {
+		return nil
+	}
+	return c.encounter(pv1)
+}
+
+// encounterStatus is the Encounter.status each ADT trigger sets.
+var encounterStatus = map[string]string{
+	"A01": "in-progress", "A02": "in-progress", "A03": "finished", "A04": "arrived",
+	"A11": "entered-in-error", "A13": "in-progress",
+}
+
+var patientClass = map[string][2]string{
+	"I": {"IMP", "inpatient encounter"}, "O": {"AMB", "ambulatory"}, "E": {"EMER", "emergency"},
+	"P": {"PRENC", "pre-admission"}, "R": {"AMB", "ambulatory"}, "B": {"OBSENC", "observation encounter"},
+	"N": {"AMB", "ambulatory"},
+}
+
+// EncounterID is the deterministic Encounter id for a visit number and its
+// assigning authority system.
+func EncounterID(system, visit string) string { return id("enc", system, visit) }
+
+func (c *conv) encounter(pv1 hl7.Segment) error {
+	e := obj{"subject": c.patientRef()}
+	trig := c.res.Trigger
+	visit := pv1.Field(19).Repetition(1)
+	var rid string
+	if v := visit.Component(1).Value(); v != "" {
+		ident, fi := c.identifier(visit)
+		if visit.Component(5).Value() == "" {
+			ident["type"] = obj{"coding": []any{obj{"system": sysV2_0203, "code": "VN"}}}
+		}
+		e["identifier"] = []any{ident}
+		rid = EncounterID(fi.System, fi.Value)
+	} else {
+		// No visit number: one encounter per patient and admit time (or,
+		// without one, per message), documented as a limitation.
+		rid = id("enc", c.res.PatientID, firstNonEmpty(pv1.Field(44).Value(), c.source))
+	}
+	status := encounterStatus[trig]
+	if status == "" { // A08: from the visit itself
+		status = "in-progress"
+		if pv1.Field(45).Value() != "" {
+			status = "finished"
+		}
+	}
+	e["status"] = status
+	cls := pv1.Field(2).Value()
+	if pc, ok := patientClass[cls]; ok {
+		e["class"] = obj{"system": sysActCode, "code": pc[0], "display": pc[1]}
+	} else {
+		e["class"] = obj{"system": "http://terminology.hl7.org/CodeSystem/v2-0004", "code": firstNonEmpty(cls, "U")}
+	}
+	period := obj{}
+	if s, ok := dateTime(pv1.Field(44).Value(), c.o.Location); ok {
+		period["start"] = s
+	}
+	if s, ok := dateTime(pv1.Field(45).Value(), c.o.Location); ok {
+		period["end"] = s
+	}
+	set(e, "period", period)
+	var locs []any
+	if l := locationDisplay(pv1.Field(3).Repetition(1)); l != "" {
+		st := "active"
+		if status == "finished" {
+			st = "completed"
+		}
+		locs = append(locs, obj{"location": obj{"display": l}, "status": st})
+	}
+	if trig == "A02" {
+		if l := locationDisplay(pv1.Field(6).Repetition(1)); l != "" {
+			locs = append(locs, obj{"location": obj{"display": l}, "status": "completed"})
+		}
+	}
+	set(e, "location", locs)
+	var parts []any
+	for _, pf := range []struct {
+		n    int
+		code string
+	}{{7, "ATND"}, {8, "REF"}, {9, "CON"}, {17, "ADM"}} {
+		if d := xcnDisplay(pv1.Field(pf.n).Repetition(1)); d != "" {
+			parts = append(parts, obj{"type": []any{obj{"coding": []any{obj{
+				"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": pf.code}}}},
+				"individual": obj{"display": d}})
+		}
+	}
+	set(e, "participant", parts)
+	if svc := pv1.Field(10).Value(); svc != "" {
+		e["serviceType"] = obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/v2-0069", "code": svc}}}
+	}
+	hosp := obj{}
+	if d := pv1.Field(36).Repetition(1); d.Component(1).Value() != "" {
+		hosp["dischargeDisposition"] = obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/v2-0112", "code": d.Component(1).Value()}}}
+	}
+	if a := pv1.Field(4).Value(); a != "" {
+		hosp["admitSource"] = obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/v2-0007", "code": a}}}
+	}
+	set(e, "hospitalization", hosp)
+	if pv2, ok := c.m.Segment("PV2", 1); ok {
+		if r := pv2.Field(3).Repetition(1); r.Component(1).Value() != "" || r.Component(2).Value() != "" {
+			e["reasonCode"] = []any{cwe(r)}
+		}
+	}
+	c.add("Encounter", rid, e)
+	if trig == "A11" || trig == "A13" {
+		last := &c.res.Resources[len(c.res.Resources)-1]
+		last.StatusOnly, last.Status = true, status
+	}
+	return nil
+}
+
+// locationDisplay renders a PL (point of care^room^bed^facility...).
+func locationDisplay(r hl7.Repetition) string {
+	var parts []string
+	for _, i := range []int{4, 1, 2, 3} {
+		if v := r.Component(i).SubComponent(1); v != "" {
+			parts = append(parts, v)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func (c *conv) merge() error {
+	p, err := c.patient()
+	if err != nil {
+		return err
+	}
+	mrg, ok := c.m.Segment("MRG", 1)
+	if !ok || mrg.Field(1).Value() == "" {
+		return errors.New("tofhir: A40 without MRG-1 (prior patient identifier)")
+	}
+	_, old := c.identifier(mrg.Field(1).Repetition(1))
+	oldID := PatientID(old)
+	if oldID == c.res.PatientID {
+		return errors.New("tofhir: A40 merges a patient into itself")
+	}
+	p["link"] = []any{obj{"other": obj{"reference": "Patient/" + oldID}, "type": "replaces"}}
+	c.addPatient(p)
+	c.res.Merge = &Merge{SurvivingID: c.res.PatientID, RetiredID: oldID, Retired: old}
+	return nil
+}
