@@ -71,14 +71,13 @@ func decodeClients(data []byte) ([]Client, error) {
 		if string(c.JWKS) == "null" {
 			c.JWKS = nil
 		}
-		if err := normalizeClient(c); err != nil {
-			errs = append(errs, fmt.Errorf("client %d: %w", i+1, err))
-			continue
-		}
-		if seen[c.ID] {
+		if c.ID != "" && seen[c.ID] {
 			errs = append(errs, fmt.Errorf("client %d: duplicate client_id %q", i+1, c.ID))
 		}
 		seen[c.ID] = true
+		if err := normalizeClient(c); err != nil {
+			errs = append(errs, fmt.Errorf("client %d: %w", i+1, err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
