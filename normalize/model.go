@@ -26,9 +26,17 @@
 // occurrence; Procedure code, status, performed; DiagnosticReport code,
 // status, effective; DocumentReference type, status, date, content.
 //
-// Not done here yet (later issues): unit conversion, BMI derivation,
-// splitting blood-pressure panels, stale-order detection, resolving
-// medicationReference to a non-contained Medication.
+// The terminology chain (Normalizer) then decides how each clinical code is
+// mapped, in order: a standard code as is; the connection's local-code map;
+// for medications, NDC to RxNorm; for Observation.code, the text matcher at
+// or above its threshold; else unmapped, keeping the original codes and
+// text (Concept.Mapping and Confidence say which). Quantities get a
+// canonical-unit value beside the original, blood pressures are available
+// directly (Observation.BloodPressure), conditions get clinical groups,
+// medication orders get their RxNorm level, ingredient and a stale flag.
+// DeriveBMI and MergeConditions work across a patient's resources.
+//
+// Not done here: resolving medicationReference to a non-contained Medication.
 package normalize
 
 // Ref links a normalized resource to the raw resource it came from.
@@ -48,7 +56,24 @@ type Concept struct {
 	Text     string   `json:"text,omitempty"`     // CodeableConcept.text or best label
 	Standard bool     `json:"standard,omitempty"` // chosen coding is LOINC, SNOMED CT, ICD-10-CM, RxNorm, CVX...
 	Original []Coding `json:"original,omitempty"` // every coding as received, exact duplicates dropped
+	// Mapping says how System and Code were reached: MappingStandard,
+	// MappingLocal, MappingNDC, MappingText or MappingUnmapped ("" for
+	// concepts outside the terminology chain, such as value codes).
+	Mapping string `json:"mapping,omitempty"`
+	// Confidence is 1 for standard, local-map and NDC mappings, the text
+	// matcher's score for text mappings, and 0 when unmapped.
+	Confidence float64 `json:"confidence,omitempty"`
 }
+
+// How a Concept was mapped (Concept.Mapping), in the order the terminology
+// chain tries them.
+const (
+	MappingStandard = "standard"  // the source sent a standard code
+	MappingLocal    = "local-map" // the connection's local-code map gave the standard code
+	MappingNDC      = "ndc"       // an NDC was mapped to RxNorm (bundled table or online lookup)
+	MappingText     = "text"      // the text matcher gave a code at or above the threshold
+	MappingUnmapped = "unmapped"  // no standard code: original codes and text kept
+)
 
 // Coding is a compact copy of a FHIR Coding.
 type Coding struct {
@@ -126,6 +151,9 @@ type Condition struct {
 	Onset              string   `json:"onset,omitempty"`
 	Abatement          string   `json:"abatement,omitempty"`
 	Recorded           string   `json:"recorded,omitempty"`
+	// Groups are clinical groups of the code (hypertension, diabetes, ckd,
+	// ...) from ICD-10-CM ranges and SNOMED CT concepts in any coding.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // Value is an observation value of any FHIR value type.
@@ -146,6 +174,28 @@ type Value struct {
 	// Start and End hold a period (kind "period").
 	Start string `json:"start,omitempty"`
 	End   string `json:"end,omitempty"`
+	// Canonical is a quantity converted to the canonical unit for its
+	// analyte (kg, cm, Cel, mmol/L for glucose and cholesterol, umol/L for
+	// creatinine, ...), set when the unit is known; Number and Unit keep
+	// the original.
+	Canonical *Canonical `json:"canonical,omitempty"`
+}
+
+// Canonical is a value converted to a canonical UCUM unit.
+type Canonical struct {
+	Number float64 `json:"number"`
+	Unit   string  `json:"unit"` // UCUM code
+}
+
+// BP is a blood pressure with its systolic and diastolic values available
+// directly, whichever shape the source used.
+type BP struct {
+	Systolic  *Value `json:"systolic,omitempty"`  // LOINC 8480-6
+	Diastolic *Value `json:"diastolic,omitempty"` // LOINC 8462-4
+	// From says where the values came from: "components" of a panel
+	// (85354-9, 55284-4 or any observation with 8480-6/8462-4 components),
+	// or "observation" for a lone systolic or diastolic observation.
+	From string `json:"from"`
 }
 
 // Component is one part of a multi-part observation, such as the systolic
@@ -166,6 +216,11 @@ type Observation struct {
 	Components     []Component `json:"components,omitempty"`
 	Interpretation string      `json:"interpretation,omitempty"`
 	ReferenceRange string      `json:"referenceRange,omitempty"`
+	BloodPressure  *BP         `json:"bloodPressure,omitempty"`
+	// Derived marks an observation ehrgate computed (such as BMI from weight
+	// and height) rather than received; DerivedFrom names its inputs.
+	Derived     bool  `json:"derived,omitempty"`
+	DerivedFrom []Ref `json:"derivedFrom,omitempty"`
 }
 
 // MedicationRequest is a normalized medication order.
@@ -177,6 +232,14 @@ type MedicationRequest struct {
 	AuthoredOn string  `json:"authoredOn,omitempty"`
 	Dosage     string  `json:"dosage,omitempty"`
 	Active     bool    `json:"active"`
+	// Stale marks an order still "active" with no activity (authoredOn)
+	// within the quiet period (default one year); StaleReason says why.
+	Stale       bool   `json:"stale,omitempty"`
+	StaleReason string `json:"staleReason,omitempty"`
+	// DrugLevel is the RxNorm level of Medication: "clinical-drug" (SCD),
+	// "branded-drug" (SBD) or "ingredient" (IN), when known.
+	DrugLevel  string  `json:"drugLevel,omitempty"`
+	Ingredient *Coding `json:"ingredient,omitempty"` // the RxNorm ingredient, when known
 }
 
 // AllergyIntolerance is a normalized allergy or intolerance.

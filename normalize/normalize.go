@@ -70,6 +70,11 @@ func (e *MalformedError) Unwrap() error { return ErrMalformed }
 // error wrapping ErrMalformed (a *MalformedError naming the field, never its
 // value). Unknown fields are ignored. Normalize is safe for concurrent use.
 func Normalize(ref Ref, raw []byte) (Resource, error) {
+	return Default().Normalize(ref, raw)
+}
+
+// decodeAs routes raw to the decoder of ref.Type; see Normalize.
+func decodeAs(ref Ref, raw []byte) (Resource, error) {
 	if ref.Type == "" {
 		var h header
 		if err := decode(&ref, raw, &h, &h); err != nil {

@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"ehrgate/terminology"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden files with current output")
@@ -46,6 +49,32 @@ var goldenCases = []struct {
 	{name: "obs-uncoded", typ: "Observation"},
 	{name: "obs-duplicate-codings", typ: "Observation"},
 	{name: "obs-group-subject", typ: "Observation"},
+	{name: "obs-weight-lb", typ: "Observation"},
+	{name: "obs-weight-oz", typ: "Observation"},
+	{name: "obs-weight-g", typ: "Observation"},
+	{name: "obs-height-in", typ: "Observation"},
+	{name: "obs-temp-f", typ: "Observation"},
+	{name: "obs-glucose-mgdl", typ: "Observation"},
+	{name: "obs-cholesterol-mgdl", typ: "Observation"},
+	{name: "obs-creatinine-mgdl", typ: "Observation"},
+	{name: "obs-creatinine-umol", typ: "Observation"},
+	{name: "obs-potassium-no-conversion", typ: "Observation"},
+	{name: "obs-bp-panel-55284", typ: "Observation"},
+	{name: "obs-systolic-alone", typ: "Observation"},
+	{name: "obs-local-mapped", typ: "Observation"},
+	{name: "obs-text-unmapped", typ: "Observation"},
+	{name: "obs-text-ambiguous", typ: "Observation"},
+	{name: "obs-text-hgb", typ: "Observation"},
+	{name: "cond-icd-hypertension", typ: "Condition"},
+	{name: "cond-diabetes-both", typ: "Condition"},
+	{name: "cond-local-unmapped", typ: "Condition"},
+	{name: "med-stale", typ: "MedicationRequest"},
+	{name: "med-fresh", typ: "MedicationRequest"},
+	{name: "med-ingredient", typ: "MedicationRequest"},
+	{name: "med-old-completed", typ: "MedicationRequest"},
+	{name: "enc-telephone-snomed", typ: "Encounter"},
+	{name: "enc-cpt-modifier-95", typ: "Encounter"},
+	{name: "enc-epic-telemedicine", typ: "Encounter"},
 	{name: "cond-active", typ: "Condition"},
 	{name: "cond-resolved", typ: "Condition"},
 	{name: "cond-abated", typ: "Condition"},
@@ -101,6 +130,20 @@ var goldenCases = []struct {
 	{name: "patient-full", typ: "Observation", wantErr: true}, // routed as the wrong type
 }
 
+// testClock is the fixed "now" of the golden tests (stale orders).
+var testClock = time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// testNormalizer is the chain the golden tests use: bundled tables, the
+// local-code map testdata/localmap.csv and a fixed clock.
+func testNormalizer(t testing.TB) *Normalizer {
+	t.Helper()
+	lm, err := terminology.OpenLocalMap(filepath.Join("testdata", "localmap.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(WithLocalCodes(lm), WithClock(func() time.Time { return testClock }))
+}
+
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name+".json"))
@@ -120,7 +163,7 @@ func TestNormalizeGolden(t *testing.T) {
 		}
 		t.Run(golden, func(t *testing.T) {
 			raw := readTestdata(t, tc.name)
-			res, err := Normalize(Ref{Connection: "test", Type: tc.typ}, raw)
+			res, err := testNormalizer(t).Normalize(Ref{Connection: "test", Type: tc.typ}, raw)
 			var got []byte
 			switch {
 			case tc.wantErr:
@@ -196,7 +239,45 @@ func TestRules(t *testing.T) {
 			o := r.(*Observation)
 			return []any{o.Value == nil, len(o.Components), o.Components[0].Code.Code, o.Components[1].Value.Kind, o.Missing}
 		}, []any{true, 2, "8480-6", "absent", []string(nil)}},
-		{"obs-local-code", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Standard} }, []any{"12345", false}},
+		{"obs-local-code", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Standard, c.Mapping, c.Original[0].Code} }, []any{"2823-3", true, "text", "12345"}},
+		{"obs-local-mapped", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Mapping, c.Confidence} }, []any{"2823-3", "local-map", 1.0}},
+		{"obs-text-unmapped", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Standard, c.Mapping, c.Text} }, []any{"55501", false, "unmapped", "Vancomycin Trough"}},
+		{"obs-text-ambiguous", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Mapping} }, []any{"", "unmapped"}},
+		{"obs-text-hgb", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Mapping} }, []any{"718-7", "text"}},
+		{"obs-quantity", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Mapping, c.Confidence} }, []any{"standard", 1.0}},
+		{"obs-weight-lb", "Observation", func(r Resource) any { v := r.(*Observation).Value; return []any{*v.Number, v.Unit, *v.Canonical} }, []any{180.0, "lb", Canonical{81.6466, "kg"}}},
+		{"obs-weight-oz", "Observation", func(r Resource) any { return *r.(*Observation).Value.Canonical }, Canonical{3.1751, "kg"}},
+		{"obs-weight-g", "Observation", func(r Resource) any { return *r.(*Observation).Value.Canonical }, Canonical{3.5, "kg"}},
+		{"obs-height-in", "Observation", func(r Resource) any { return *r.(*Observation).Value.Canonical }, Canonical{177.8, "cm"}},
+		{"obs-temp-f", "Observation", func(r Resource) any { return *r.(*Observation).Value.Canonical }, Canonical{37, "Cel"}},
+		{"obs-glucose-mgdl", "Observation", func(r Resource) any {
+			o := r.(*Observation)
+			return []any{*o.Value.Canonical, o.ReferenceRange, o.Interpretation}
+		}, []any{Canonical{5.5507, "mmol/L"}, "70–99 mg/dL", "H"}},
+		{"obs-cholesterol-mgdl", "Observation", func(r Resource) any { return *r.(*Observation).Value.Canonical }, Canonical{5.172, "mmol/L"}},
+		{"obs-creatinine-mgdl", "Observation", func(r Resource) any { return *r.(*Observation).Value.Canonical }, Canonical{106.104, "umol/L"}},
+		{"obs-creatinine-umol", "Observation", func(r Resource) any { return *r.(*Observation).Value.Canonical }, Canonical{106, "umol/L"}},
+		{"obs-potassium-no-conversion", "Observation", func(r Resource) any { return r.(*Observation).Value.Canonical == nil }, true},
+		{"obs-bp-panel-55284", "Observation", func(r Resource) any {
+			bp := r.(*Observation).BloodPressure
+			return []any{*bp.Systolic.Number, *bp.Diastolic.Number, bp.From}
+		}, []any{128.0, 82.0, "components"}},
+		{"obs-bp-panel", "Observation", func(r Resource) any {
+			bp := r.(*Observation).BloodPressure
+			return []any{*bp.Systolic.Number, bp.Diastolic.Kind, bp.From}
+		}, []any{128.0, "absent", "components"}},
+		{"obs-systolic-alone", "Observation", func(r Resource) any {
+			bp := r.(*Observation).BloodPressure
+			return []any{*bp.Systolic.Number, bp.Diastolic == nil, bp.From}
+		}, []any{141.0, true, "observation"}},
+		{"cond-icd-hypertension", "Condition", func(r Resource) any { return r.(*Condition).Groups }, []string{"hypertension"}},
+		{"cond-diabetes-both", "Condition", func(r Resource) any { c := r.(*Condition); return []any{c.Groups, c.Code.Mapping} }, []any{[]string{"diabetes"}, "standard"}},
+		{"cond-local-unmapped", "Condition", func(r Resource) any { c := r.(*Condition); return []any{c.Code.Mapping, c.Code.Code, c.Groups} }, []any{"unmapped", "HTN-LOCAL", []string(nil)}},
+		{"med-ingredient", "MedicationRequest", func(r Resource) any { m := r.(*MedicationRequest); return []any{m.DrugLevel, m.Ingredient.Code} }, []any{"ingredient", "29046"}},
+		{"med-rxnorm", "MedicationRequest", func(r Resource) any { m := r.(*MedicationRequest); return []any{m.DrugLevel, m.Ingredient.Code, m.Ingredient.Display} }, []any{"clinical-drug", "17767", "amlodipine"}},
+		{"enc-telephone-snomed", "Encounter", func(r Resource) any { return r.(*Encounter).Telehealth }, true},
+		{"enc-cpt-modifier-95", "Encounter", func(r Resource) any { return r.(*Encounter).Telehealth }, true},
+		{"enc-epic-telemedicine", "Encounter", func(r Resource) any { return r.(*Encounter).Telehealth }, true},
 		{"obs-local-and-loinc", "Observation", func(r Resource) any {
 			c := r.(*Observation).Code
 			return []any{c.System, c.Code, c.Standard, len(c.Original)}
@@ -263,7 +344,7 @@ func TestRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := Normalize(Ref{Type: tc.typ}, readTestdata(t, tc.name))
+			res, err := testNormalizer(t).Normalize(Ref{Connection: "test", Type: tc.typ}, readTestdata(t, tc.name))
 			if err != nil {
 				t.Fatalf("Normalize(%q) error: %v", tc.name, err)
 			}
