@@ -26,7 +26,8 @@ type unitKey struct{ loinc, unit string }
 // UnitTable finds the conversion of an observation value to its canonical
 // unit. Read-only after loading; safe for concurrent use.
 type UnitTable struct {
-	conv map[unitKey]Conversion // loinc "" for generic rows
+	conv  map[unitKey]Conversion // loinc "" for generic rows; folded units
+	exact map[unitKey]Conversion // the same, unfolded spellings (fast path)
 }
 
 // unitNorm folds a unit for matching: lower case, no spaces.
@@ -46,7 +47,7 @@ func LoadUnits(r io.Reader) (*UnitTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading units: %w", err)
 	}
-	t := &UnitTable{conv: map[unitKey]Conversion{}}
+	t := &UnitTable{conv: map[unitKey]Conversion{}, exact: map[unitKey]Conversion{}}
 	for {
 		ok, err := tb.next()
 		if err != nil {
@@ -78,6 +79,7 @@ func LoadUnits(r io.Reader) (*UnitTable, error) {
 					return nil, fmt.Errorf("loading units: line %d: unit listed twice for one code", tb.line)
 				}
 				t.conv[k] = c
+				t.exact[unitKey{code, u}] = c // the spelling as written: no folding needed
 			}
 		}
 	}
@@ -88,7 +90,18 @@ func LoadUnits(r io.Reader) (*UnitTable, error) {
 // for loinc win over generic rows; a unit that is analyte-specific for other
 // codes (mg/dL) is never converted generically.
 func (t *UnitTable) Find(loinc, unitCode, unit string) (Conversion, bool) {
-	for _, u := range []string{unitCode, unit} {
+	for _, u := range [2]string{unitCode, unit} {
+		if u == "" {
+			continue
+		}
+		if loinc != "" {
+			if c, ok := t.exact[unitKey{loinc, u}]; ok {
+				return c, true
+			}
+		}
+		if c, ok := t.exact[unitKey{"", u}]; ok {
+			return c, true
+		}
 		n := unitNorm(u)
 		if n == "" {
 			continue
