@@ -56,6 +56,11 @@ type Spec struct {
 	ExtensionTypes []string
 	ExtensionValue string
 
+	// AuthorizePath and TokenPath are the SMART endpoints' paths, shaped like
+	// the vendor's, published at [base]/.well-known/smart-configuration on
+	// the simulator's host ("" = no smart-configuration, 404).
+	AuthorizePath, TokenPath string
+
 	// RateLimit is the requests per second served before answering 429
 	// (0 = unlimited); Burst is the bucket size.
 	RateLimit float64
@@ -80,6 +85,7 @@ var (
 // copy its shape and vendor markers.
 var specs = map[string]Spec{
 	"generic": {
+		AuthorizePath: "/auth/authorize", TokenPath: "/auth/token",
 		Vendor:       "generic",
 		SoftwareName: "HAPI FHIR Server", SoftwareVersion: "6.4.0", // simulated: a common open-source server
 		Publisher: "Not provided", Description: "HAPI FHIR",
@@ -92,6 +98,9 @@ var specs = map[string]Spec{
 		NextEqualsSelfOnLast: true,
 	},
 	"epic": {
+		// https://fhir.epic.com/interconnect-fhir-oauth/oauth2/authorize and
+		// .../oauth2/token are Epic's sandbox endpoints (fhir.epic.com docs).
+		AuthorizePath: "/interconnect-fhir-oauth/oauth2/authorize", TokenPath: "/interconnect-fhir-oauth/oauth2/token",
 		Vendor: "epic",
 		// fixtures smart-config/capability/epic-dstu2.Conformance.json:
 		// software.name is the release, version the build, with releaseDate;
@@ -112,7 +121,10 @@ var specs = map[string]Spec{
 		ExtensionValue:   "unknown",
 	},
 	"oracle": {
-		Vendor: "oracle",
+		// fixtures smart-config/well-known/cerner-r4-tenant-ec2458f2.smart-configuration.json
+		AuthorizePath: "/tenants/ec2458f2-1e24-41c8-b71b-0e701af7583d/protocols/oauth2/profiles/smart-v1/personas/provider/authorize",
+		TokenPath:     "/tenants/ec2458f2-1e24-41c8-b71b-0e701af7583d/protocols/oauth2/profiles/smart-v1/token",
+		Vendor:        "oracle",
 		// fixtures smart-config/capability/cerner-dstu2.Conformance.json:
 		// name "Cerner Conformance Statement", publisher "Cerner", no software.
 		Name: "Cerner Conformance Statement", Publisher: "Cerner",
@@ -128,6 +140,7 @@ var specs = map[string]Spec{
 		ExtensionValue:   "simulated",
 	},
 	"athena": {
+		AuthorizePath: "/oauth2/v1/authorize", TokenPath: "/oauth2/v1/token", // simulated
 		Vendor:       "athena",
 		SoftwareName: "athenaOne", SoftwareVersion: "26.1", // simulated
 		Publisher: "athenahealth", Name: "athenahealth FHIR R4 Capability Statement",
@@ -142,6 +155,7 @@ var specs = map[string]Spec{
 		RateLimit: 20, Burst: 10,
 	},
 	"ecw": {
+		AuthorizePath: "/fhir/r4/oauth/authorize", TokenPath: "/fhir/r4/oauth/token", // simulated
 		Vendor:       "ecw",
 		SoftwareName: "eClinicalWorks FHIR Server", SoftwareVersion: "12.0", // simulated
 		Publisher:        "eClinicalWorks",
@@ -152,6 +166,8 @@ var specs = map[string]Spec{
 		PrevRelation:     "previous",
 	},
 	"meditech": {
+		// fixtures smart-config/capability/meditech-dstu2.Conformance.json oauth-uris
+		AuthorizePath: "/oauth/authorize", TokenPath: "/oauth/token",
 		Vendor: "meditech",
 		// fixtures smart-config/capability/meditech-dstu2.Conformance.json:
 		// name "argonaut", publisher and copyright name Medical Information
@@ -166,6 +182,8 @@ var specs = map[string]Spec{
 		PrevRelation:     "previous",
 	},
 	"veradigm": {
+		// fixtures smart-config/capability/allscripts-dstu2.Conformance.json oauth-uris
+		AuthorizePath: "/fhirroute/authorization/10028551/connect/authorize", TokenPath: "/fhirroute/authorization/10028551/connect/token",
 		Vendor: "veradigm",
 		// fixtures smart-config/capability/allscripts-dstu2.Conformance.json:
 		// name, publisher "Allscripts", software {name "Allscripts FHIR",
@@ -182,6 +200,7 @@ var specs = map[string]Spec{
 		PrevRelation:     "previous",
 	},
 	"nextgen": {
+		AuthorizePath: "/nge/prod/nge-oauth/authorize", TokenPath: "/nge/prod/nge-oauth/token", // simulated
 		Vendor:       "nextgen",
 		SoftwareName: "NextGen Enterprise FHIR", SoftwareVersion: "8.4", // simulated
 		Publisher:        "NextGen Healthcare",

@@ -69,6 +69,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rest == "metadata":
 		h.serveMetadata(w, r)
+	case rest == ".well-known/smart-configuration" && r.Method == http.MethodGet:
+		h.serveSMARTConfig(w, r)
 	case r.Method == http.MethodGet && len(parts) == 1 && parts[0] != "":
 		h.serveSearch(w, r, parts[0])
 	case r.Method == http.MethodGet && len(parts) == 2 && !strings.HasPrefix(parts[1], "$"):
@@ -162,6 +164,43 @@ func (h *handler) rewrite(w http.ResponseWriter, r *http.Request, fn func([]byte
 
 func (h *handler) writeError(w http.ResponseWriter, st ErrorStyle, msg string) {
 	fhir.WriteOutcome(w, st.Status, st.Severity, st.Code, msg)
+}
+
+// serveSMARTConfig publishes a smart-configuration shaped like the vendor's,
+// with endpoints on the simulator's host and the auth methods the vendor's
+// ehr profile lists.
+func (h *handler) serveSMARTConfig(w http.ResponseWriter, r *http.Request) {
+	if h.spec.AuthorizePath == "" {
+		h.writeError(w, ErrorStyle{Status: http.StatusNotFound, Severity: "error", Code: "not-found"}, "No SMART configuration.")
+		return
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := scheme + "://" + r.Host
+	methods := h.profile.Auth.Methods
+	if len(methods) == 0 {
+		methods = []string{"client_secret_basic"}
+	}
+	caps := []string{"launch-ehr", "launch-standalone", "client-confidential-symmetric", "context-ehr-patient", "permission-patient"}
+	if slices.Contains(methods, "private_key_jwt") {
+		caps = append(caps, "client-confidential-asymmetric")
+	}
+	if h.profile.Auth.Scopes == "v2" {
+		caps = append(caps, "permission-v2")
+	} else {
+		caps = append(caps, "permission-v1")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"authorization_endpoint":                host + h.spec.AuthorizePath,
+		"token_endpoint":                        host + h.spec.TokenPath,
+		"token_endpoint_auth_methods_supported": methods,
+		"capabilities":                          caps,
+		"response_types_supported":              []string{"code"},
+		"code_challenge_methods_supported":      []string{"S256"},
+	})
 }
 
 // serveMetadata rewrites the core's CapabilityStatement.
