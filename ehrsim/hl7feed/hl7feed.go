@@ -59,12 +59,12 @@ type Options struct {
 
 // Stats says what Run did.
 type Stats struct {
-	Messages   int `json:"messages"`   // distinct messages acknowledged AA/CA
-	Dropped    int `json:"dropped"`    // connections dropped before an ACK
-	Duplicates int `json:"duplicates"` // duplicate sends (each also acknowledged)
-	Malformed  int `json:"malformed"`  // malformed frames sent
-	Rejected   int `json:"rejected"`   // malformed frames answered AR/AE (expected)
-	NAKs       int `json:"naks"`       // real messages answered with an error code
+	Messages   int            `json:"messages"`   // distinct messages acknowledged AA/CA
+	Dropped    int            `json:"dropped"`    // connections dropped before an ACK
+	Duplicates int            `json:"duplicates"` // duplicate sends (each also acknowledged)
+	Malformed  int            `json:"malformed"`  // malformed frames sent
+	Rejected   int            `json:"rejected"`   // malformed frames answered AR/AE (expected)
+	NAKs       int            `json:"naks"`       // real messages answered with an error code
 	ByType     map[string]int `json:"byType"`
 }
 

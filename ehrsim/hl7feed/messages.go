@@ -73,12 +73,12 @@ type resJSON struct {
 	Participant []struct {
 		Individual struct{ Display string } `json:"individual"`
 	} `json:"participant"`
-	Code              *concept `json:"code"`
-	VaccineCode       *concept `json:"vaccineCode"`
-	EffectiveDateTime string   `json:"effectiveDateTime"`
-	Issued            string   `json:"issued"`
-	OccurrenceDate    string   `json:"occurrenceDateTime"`
-	LotNumber         string   `json:"lotNumber"`
+	Code              *concept                     `json:"code"`
+	VaccineCode       *concept                     `json:"vaccineCode"`
+	EffectiveDateTime string                       `json:"effectiveDateTime"`
+	Issued            string                       `json:"issued"`
+	OccurrenceDate    string                       `json:"occurrenceDateTime"`
+	LotNumber         string                       `json:"lotNumber"`
 	Result            []struct{ Reference string } `json:"result"`
 	ValueQuantity     *struct {
 		Value json.Number `json:"value"`

@@ -166,7 +166,7 @@ func dateTime(s string, loc *time.Location) (string, bool) {
 	case 4:
 		return s, true
 	case 6:
-		return s[:4] + "-" + s[4:6], validDate(s[:4]+s[4:6]+"01")
+		return s[:4] + "-" + s[4:6], validDate(s[:4] + s[4:6] + "01")
 	case 8:
 		return s[:4] + "-" + s[4:6] + "-" + s[6:8], validDate(s)
 	case 10, 12, 14:
