@@ -75,11 +75,16 @@ func (s *Server) ensureSession(w http.ResponseWriter, r *http.Request) (string, 
 		}
 	}
 	id, sess := s.st.newSession(now)
+	s.setSessionCookie(w, id)
+	return id, *sess
+}
+
+// setSessionCookie sets the session cookie, scoped to the auth pages.
+func (s *Server) setSessionCookie(w http.ResponseWriter, id string) {
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: id, Path: s.authPrefix() + "/",
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.issuer.Scheme == "https",
 	})
-	return id, *sess
 }
 
 // formSession checks a POSTed page form: a live session whose CSRF token
@@ -285,9 +290,11 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusUnauthorized, "login", d)
 		return
 	}
-	s.st.setSessionUser(sid, u.Username)
-	sess.user = u.Username
-	s.next(w, r, req, sess)
+	// A new session id at login: a session id planted before it is useless
+	// (session fixation).
+	sid, sessp := s.st.rotateSession(sid, u.Username, s.now())
+	s.setSessionCookie(w, sid)
+	s.next(w, r, req, *sessp)
 }
 
 // checkPassword returns the user with these credentials, or nil.
@@ -316,10 +323,16 @@ func (s *Server) user(name string) *User {
 
 // patients returns the patients for the picker and launch page.
 func (s *Server) patients() []PatientChoice {
-	if s.opts.Patients == nil {
+	if s.opts.Patients != nil {
+		return s.opts.Patients()
+	}
+	s.mu.Lock()
+	l := s.lister
+	s.mu.Unlock()
+	if l == nil {
 		return nil
 	}
-	return s.opts.Patients()
+	return l()
 }
 
 // patientName returns the display name of a patient, or its id.

@@ -98,8 +98,14 @@ type env struct {
 // newEnv starts an environment; mutate adjusts the options.
 func newEnv(t *testing.T, mutate func(*Options)) *env {
 	t.Helper()
+	return newEnvSim(t, ehrsim.Options{}, mutate)
+}
+
+// newEnvSim is newEnv with simulator options.
+func newEnvSim(t *testing.T, simOpts ehrsim.Options, mutate func(*Options)) *env {
+	t.Helper()
 	keys(t)
-	sim := ehrsim.New(ehrsim.Options{})
+	sim := ehrsim.New(simOpts)
 	for _, raw := range simData {
 		if err := sim.Load(json.RawMessage(raw)); err != nil {
 			t.Fatal(err)

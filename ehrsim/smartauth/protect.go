@@ -347,9 +347,24 @@ func (s *Server) serveConfinedRead(w http.ResponseWriter, r *http.Request, next 
 		rec.copyTo(w)
 		return
 	}
-	if a.compartment != "" && typ != "Patient" && !inCompartment(rec.body.Bytes(), a.compartment) {
-		notFound()
-		return
+	if a.compartment != "" && typ != "Patient" {
+		in, decided, err := inCompartment(rec.body.Bytes(), a.compartment)
+		if err != nil {
+			// e.g. a truncated body: retryable, and nothing of it is passed on.
+			fhir.WriteOutcome(w, http.StatusBadGateway, "error", "exception", "the resource could not be checked against the token's patient; retry")
+			return
+		}
+		if !decided {
+			// No readable subject or patient reference (a type with another
+			// patient element, or a deliberately malformed resource): ask the
+			// server's own search index.
+			in, err = s.matchesRestriction(r, next, typ, id, url.Values{"patient": {a.compartment}})
+			in = in && err == nil
+		}
+		if !in {
+			notFound()
+			return
+		}
 	}
 	if a.restriction != nil {
 		ok, err := s.matchesRestriction(r, next, typ, id, a.restriction)
@@ -385,25 +400,32 @@ func etagMatch(header, etag string) bool {
 }
 
 // inCompartment reports whether a resource's subject or patient reference
-// names the patient.
-func inCompartment(body []byte, patient string) bool {
+// names the patient. decided is false when the resource has neither as a
+// readable reference; err is set when the body is not a JSON object.
+func inCompartment(body []byte, patient string) (in, decided bool, err error) {
 	var doc map[string]json.RawMessage
-	if json.Unmarshal(body, &doc) != nil {
-		return false
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return false, false, fmt.Errorf("decoding resource: %w", err)
 	}
 	for _, k := range []string{"subject", "patient"} {
 		var ref struct {
 			Reference string `json:"reference"`
 		}
-		if raw, ok := doc[k]; ok && json.Unmarshal(raw, &ref) == nil && refPatient(ref.Reference, false) == patient {
-			return true
+		raw, ok := doc[k]
+		if !ok || json.Unmarshal(raw, &ref) != nil || ref.Reference == "" {
+			continue
+		}
+		decided = true
+		if refPatient(ref.Reference, false) == patient {
+			return true, true, nil
 		}
 	}
-	return false
+	return false, decided, nil
 }
 
 // matchesRestriction asks the wrapped handler whether type/id matches the
-// restriction: a search _id=<id> plus the restriction with _count=0.
+// restriction (search parameters): a search _id=<id> plus the restriction
+// with _count=0.
 func (s *Server) matchesRestriction(r *http.Request, next http.Handler, typ, id string, restriction url.Values) (bool, error) {
 	q := url.Values{"_id": {id}, "_count": {"0"}}
 	for k, v := range restriction {

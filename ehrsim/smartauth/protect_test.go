@@ -176,3 +176,37 @@ func TestPatientLister(t *testing.T) {
 		t.Errorf("PatientLister() = %v, want %v", got, want)
 	}
 }
+
+func TestProtectMalformedAndFaults(t *testing.T) {
+	t.Run("malformed subject", func(t *testing.T) {
+		e := newEnvSim(t, ehrsim.Options{Malformed: func(typ, id string) bool { return typ == "Observation" }}, nil)
+		tok := e.mint("p1", "patient/Observation.rs")
+		for path, want := range map[string]int{"/fhir/Observation/o1": 200, "/fhir/Observation/o3": 404} {
+			if resp, _ := e.fhirGet(path, tok); resp.StatusCode != want {
+				t.Errorf("GET %s (subject corrupted) = %d, want %d", path, resp.StatusCode, want)
+			}
+		}
+	})
+	t.Run("truncated body", func(t *testing.T) {
+		e := newEnvSim(t, ehrsim.Options{Faults: ehrsim.Faults{Rate: 1, Seed: 1, Kinds: []ehrsim.FaultKind{ehrsim.FaultMalformedBody}}}, nil)
+		tok := e.mint("p1", "patient/Observation.rs")
+		resp, body := e.fhirGet("/fhir/Observation/o3", tok)
+		if resp.StatusCode != http.StatusBadGateway || body["resourceType"] != "OperationOutcome" {
+			t.Errorf("truncated read = %d %v, want 502 OperationOutcome", resp.StatusCode, body)
+		}
+	})
+}
+
+func TestWithSMARTListsPatients(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Patients = nil })
+	b := newBrowser(t)
+	resp, page := b.get(e.ts.URL + "/auth/launch")
+	if resp.StatusCode != 200 || !strings.Contains(page, "Mary Jones") || !strings.Contains(page, "Launch "+pubApp) {
+		t.Errorf("launch page = %d, want the simulator's patients and a launch button: %.400s", resp.StatusCode, page)
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options"} {
+		if resp.Header.Get(h) == "" {
+			t.Errorf("launch page without %s", h)
+		}
+	}
+}

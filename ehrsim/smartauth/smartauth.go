@@ -167,7 +167,8 @@ type Options struct {
 	Clock  func() time.Time // default time.Now
 	Logger *slog.Logger     // nil = discard; never receives tokens or secrets
 	// Patients lists the patients for the picker and the EHR launch page.
-	// nil: none (see PatientLister to list the FHIR server's).
+	// nil: those of the FHIR handler given to WithSMART (PatientLister),
+	// else none.
 	Patients func() []PatientChoice
 	// Users are the practitioner logins; empty = DefaultUsers.
 	Users    []User
@@ -197,6 +198,7 @@ type Server struct {
 	clients  map[string]*Client
 	failures Failures
 	skew     time.Duration
+	lister   func() []PatientChoice // set by WithSMART when Options.Patients is nil
 	st       *store
 }
 
@@ -443,7 +445,6 @@ func (s *Server) fhirPrefix() string { return strings.TrimRight(s.issuer.Path, "
 func (s *Server) Handler() http.Handler {
 	p := s.authPrefix()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+s.fhirPrefix()+"/.well-known/smart-configuration", s.serveDiscovery)
 	mux.HandleFunc("GET "+p+"/authorize", s.serveAuthorize)
 	mux.HandleFunc("POST "+p+"/authorize", s.serveAuthorize)
 	mux.HandleFunc("GET "+p+"/login", s.serveLogin)
@@ -454,19 +455,50 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+p+"/consent", s.serveConsent)
 	mux.HandleFunc("GET "+p+"/launch", s.serveLaunch)
 	mux.HandleFunc("POST "+p+"/launch", s.serveLaunch)
-	mux.HandleFunc("POST "+p+"/token", s.serveToken)
-	mux.HandleFunc("POST "+p+"/introspect", s.serveIntrospect)
-	mux.HandleFunc("POST "+p+"/revoke", s.serveRevoke)
-	mux.HandleFunc("GET "+p+"/jwks", s.serveJWKS)
-	mux.HandleFunc("GET "+p+"/smart-style.json", s.serveStyle)
+	// Endpoints browser apps call directly allow any origin (CORS), with
+	// preflights; the pages above do not.
+	for _, ep := range []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{"GET", s.fhirPrefix() + "/.well-known/smart-configuration", s.serveDiscovery},
+		{"POST", p + "/token", s.serveToken},
+		{"POST", p + "/introspect", s.serveIntrospect},
+		{"POST", p + "/revoke", s.serveRevoke},
+		{"GET", p + "/jwks", s.serveJWKS},
+		{"GET", p + "/smart-style.json", s.serveStyle},
+	} {
+		mux.Handle(ep.method+" "+ep.path, cors(ep.h))
+		mux.Handle("OPTIONS "+ep.path, cors(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Access-Control-Allow-Methods", ep.method+", OPTIONS")
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			w.Header().Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+		})))
+	}
 	return mux
+}
+
+// cors lets browser apps on any origin call h. No cookies are involved:
+// these endpoints authenticate by form, Basic or Bearer credentials.
+func cors(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // WithSMART composes one handler: the auth endpoints and the discovery
 // document from s, and everything else from fhir behind s.Protect
 // (/fhir/metadata stays open). This is what `ehrgate sim` serves when SMART
-// is on.
+// is on. When Options.Patients is nil, the picker and launch page list the
+// Patients of fhir (see PatientLister).
 func WithSMART(fhir http.Handler, s *Server) http.Handler {
+	if s.opts.Patients == nil {
+		s.mu.Lock()
+		s.lister = PatientLister(fhir, s.fhirPrefix())
+		s.mu.Unlock()
+	}
 	auth := s.Handler()
 	mux := http.NewServeMux()
 	mux.Handle(s.authPrefix()+"/", auth)

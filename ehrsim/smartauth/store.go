@@ -272,13 +272,22 @@ func (st *store) session(id string, now time.Time) (session, bool) {
 	return *s, true
 }
 
-// setSessionUser records the logged-in user.
-func (st *store) setSessionUser(id, user string) {
+// rotateSession replaces a session by a new one for the logged-in user,
+// with a new id and CSRF token, and moves its requests over.
+func (st *store) rotateSession(old, user string, now time.Time) (string, *session) {
+	id := randomToken()
+	s := &session{csrf: randomToken(), user: user, expires: now.Add(time.Hour)}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if s, ok := st.sessions[id]; ok {
-		s.user = user
+	delete(st.sessions, old)
+	st.sessions[id] = s
+	for _, r := range st.requests {
+		if r.session == old {
+			r.session = id
+		}
 	}
+	cp := *s
+	return id, &cp
 }
 
 // putRequest stores an authorization request in progress.
