@@ -35,7 +35,12 @@ func TestClientCredentials(t *testing.T) {
 		{"wrong aud", func() assertionSpec { a := e.rsaAssertion(); a.aud = e.issuer; return a }, "system/*.rs", 401, ErrInvalidClient},
 		{"no exp", func() assertionSpec { a := e.rsaAssertion(); a.exp = 0; return a }, "system/*.rs", 401, ErrInvalidClient},
 		{"exp beyond five minutes", func() assertionSpec { a := e.rsaAssertion(); a.exp = 10 * time.Minute; return a }, "system/*.rs", 401, ErrInvalidClient},
-		{"expired", func() assertionSpec { a := e.rsaAssertion(); a.exp = -3 * time.Minute; a.iat = -4 * time.Minute; return a }, "system/*.rs", 401, ErrInvalidClient},
+		{"expired", func() assertionSpec {
+			a := e.rsaAssertion()
+			a.exp = -3 * time.Minute
+			a.iat = -4 * time.Minute
+			return a
+		}, "system/*.rs", 401, ErrInvalidClient},
 		{"no jti", func() assertionSpec { a := e.rsaAssertion(); a.jti = ""; return a }, "system/*.rs", 401, ErrInvalidClient},
 		{"unknown client", func() assertionSpec { a := e.rsaAssertion(); a.iss, a.sub = "nobody", "nobody"; return a }, "system/*.rs", 401, ErrInvalidClient},
 		{"no system scope", e.rsaAssertion, "patient/*.rs", 400, ErrInvalidScope},

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
 )
 
 // lockedBuffer is a bytes.Buffer safe for the server's goroutines.

@@ -312,7 +312,9 @@ type bufferedResponse struct {
 	body   bytes.Buffer
 }
 
-func newBuffered() *bufferedResponse { return &bufferedResponse{header: http.Header{}, status: http.StatusOK} }
+func newBuffered() *bufferedResponse {
+	return &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+}
 
 func (b *bufferedResponse) Header() http.Header         { return b.header }
 func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
