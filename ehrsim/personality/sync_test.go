@@ -3,6 +3,8 @@ package personality_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"ehrgate/ehr"
+	"ehrgate/ehrsim/personality"
 	"ehrgate/fhir"
 	"ehrgate/refresh"
 	"ehrgate/store"
@@ -200,3 +203,42 @@ local_code_systems:
     description: local lab codes
 page_size: 50
 `
+
+// TestPartialPageFailureIsNotDropped fails every second page of a vendor's
+// searches: the sync must count errors and mark the types failed, never
+// store a silently shorter chart as complete.
+func TestPartialPageFailureIsNotDropped(t *testing.T) {
+	sim := newSim(t)
+	h, err := personality.Wrap("nextgen", nil, sim.Handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("_cursor") && strings.HasSuffix(r.URL.Path, "/Observation") {
+			fhir.WriteOutcome(w, http.StatusBadRequest, "error", "processing", "page expired")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(failing)
+	defer srv.Close()
+	a := ehr.MustLookup("nextgen")
+	got := adapterSync(t, a, srv.URL+"/fhir")
+	if got.sum.Errors == 0 {
+		t.Fatal("sync reported no errors although Observation pages failed")
+	}
+	failed := 0
+	for i := range testPatients {
+		st := states(t, got, synthID(i))["Observation"]
+		switch {
+		case st.Availability == store.Failed:
+			failed++
+		case st.Count >= a.PageSize():
+			// A full first page means a second page was asked for and failed.
+			t.Errorf("patient %d Observation %s with %d resources after a failed page", i, st.Availability, st.Count)
+		}
+	}
+	if failed == 0 {
+		t.Error("no patient's Observation fetch marked failed")
+	}
+}
