@@ -12,6 +12,9 @@ import (
 type SSEOptions struct {
 	Heartbeat time.Duration // comment line sent when idle (default 15 s)
 	Buffer    int           // events buffered per client (default 256)
+	// Done, when closed, ends every stream (http.Server.Shutdown does not
+	// cancel request contexts; close this first so it need not wait).
+	Done <-chan struct{}
 }
 
 // SSEHandler serves the bus as server-sent events (mount it at
@@ -109,6 +112,8 @@ func SSEHandler(b *Bus, o SSEOptions) http.Handler {
 		for {
 			select {
 			case <-r.Context().Done():
+				return
+			case <-o.Done:
 				return
 			case <-overflow:
 				// Drain what we have, then end: the client resumes from sent.

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ehrgate/events"
+	"ehrgate/store/sqlite"
+)
+
+func runHL7(t *testing.T, ctx context.Context, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	a := &app{stdout: &out, stderr: &errOut}
+	cmd := newHL7Cmd(a)
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+func TestHL7SendToStoreBackedListener(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := sqlite.OpenDir(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	bus := events.NewBus(events.BusOptions{})
+	addrCh := make(chan string, 1)
+	lctx, stopListener := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- runMLLP(lctx, slog.New(slog.DiscardHandler), st, mllpOptions{Addr: "127.0.0.1:0", Connection: "hl7"}, bus,
+			func(a net.Addr) { addrCh <- a.String() })
+	}()
+	addr := <-addrCh
+
+	dir := t.TempDir()
+	msg := func(id, mrn string) string {
+		return "MSH|^~\\&|CLI|TEST|||20260101120000||ADT^A04^ADT_A01|" + id + "|P|2.5.1\rPID|1||" + mrn + "^^^TEST^MR||Doe^Jan||19800101|F\rPV1|1|O\r"
+	}
+	batch := "FHS|^~\\&|CLI|TEST\rBHS|^~\\&|CLI|TEST\r" + msg("B1", "1") + msg("B2", "2") + "BTS|2\rFTS|1\r"
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(dir, "a-batch.hl7"), []byte(batch), 0o600))
+	must(os.MkdirAll(filepath.Join(dir, "sub"), 0o700))
+	must(os.WriteFile(filepath.Join(dir, "sub", "b.hl7"), []byte(strings.ReplaceAll(msg("S1", "3"), "\r", "\n")), 0o600))
+	single := filepath.Join(t.TempDir(), "c.hl7")
+	must(os.WriteFile(single, []byte(msg("C1", "4")+msg("C2", "5")), 0o600))
+
+	type summary struct {
+		Sent, Accepted, Rejected int
+	}
+	for round := 0; round < 2; round++ { // the second round is all duplicates: ACKed, not stored
+		out, err := runHL7(t, ctx, "send", dir, single, "--to", addr, "--json")
+		if err != nil {
+			t.Fatalf("hl7 send: %v\n%s", err, out)
+		}
+		var s summary
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatalf("output: %v\n%s", err, out)
+		}
+		if s != (summary{5, 5, 0}) {
+			t.Errorf("round %d: summary = %+v, want 5 sent and accepted", round, s)
+		}
+	}
+	c, err := st.HL7Counts(ctx, "hl7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Messages != 5 || c.Processed != 5 {
+		t.Errorf("HL7Counts = %+v, want 5 stored once and processed", c)
+	}
+	if got := bus.LastID(); got != 5 {
+		t.Errorf("events = %d, want 5 (none for duplicates)", got)
+	}
+	if _, err := runHL7(t, ctx, "send", filepath.Join(dir, "missing.hl7"), "--to", addr); err == nil {
+		t.Error("sending a missing file succeeded")
+	}
+	stopListener()
+	if err := <-done; err != nil {
+		t.Errorf("runMLLP: %v", err)
+	}
+}
