@@ -52,6 +52,12 @@ func TestDiscovery(t *testing.T) {
 	if l, _ := doc["code_challenge_methods_supported"].([]any); len(l) != 1 {
 		t.Errorf("code_challenge_methods_supported = %v, want only S256", l)
 	}
+	req, _ := http.NewRequest(http.MethodOptions, e.auth.tokenURL(), nil)
+	req.Header.Set("Origin", "http://app.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	if resp, _ := e.fhirDo(req); resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("CORS preflight of the token endpoint = %d %v", resp.StatusCode, resp.Header)
+	}
 	if resp, _ := e.fhirGet("/fhir/metadata", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /fhir/metadata without a token = %d, want 200", resp.StatusCode)
 	}

@@ -44,7 +44,9 @@ type access struct {
 //     and a search naming another patient gets 403; a read of another
 //     patient's resource gets 404 (existence is not revealed). The patient of
 //     a read resource is taken from the response body's subject or patient
-//     reference, so any type works without per-type rules.
+//     reference, so any type works without per-type rules; without a
+//     readable one the wrapped server's search index is asked
+//     (T?_id=<id>&patient=<pid>).
 //   - A v2 scope with a query (patient/Observation.rs?category=laboratory)
 //     ANDs its parameters into searches (results are filtered, not
 //     refused); a read of a resource outside it gets 403.
@@ -550,3 +552,9 @@ func PatientLister(fhirHandler http.Handler, fhirBase string) func() []PatientCh
 		return out
 	}
 }
+
+// Interface guards.
+var (
+	_ http.ResponseWriter = (*bufferedResponse)(nil)
+	_ error               = (*Error)(nil)
+)
