@@ -123,7 +123,9 @@ func TestDiscoveryFallback(t *testing.T) {
 	})
 	t.Run("neither: error names both", func(t *testing.T) {
 		d := newDocServer(t)
-		d.metadata = func(w http.ResponseWriter) { w.Write([]byte(`{"resourceType":"CapabilityStatement","rest":[{"mode":"server"}]}`)) }
+		d.metadata = func(w http.ResponseWriter) {
+			w.Write([]byte(`{"resourceType":"CapabilityStatement","rest":[{"mode":"server"}]}`))
+		}
 		_, err := NewDiscoverer(d.srv.Client(), nil).Discover(context.Background(), d.srv.URL+"/fhir")
 		if !errors.Is(err, ErrNoConfiguration) || !strings.Contains(err.Error(), ".well-known/smart-configuration") || !strings.Contains(err.Error(), "oauth-uris") {
 			t.Errorf("Discover = %v", err)

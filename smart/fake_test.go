@@ -164,7 +164,7 @@ type fakeAS struct {
 	permissionV2  bool
 	expiresIn     int
 	grant         func(requested string) string // scopes granted; default all
-	idClaims      func(c map[string]any)         // mutate id_token claims
+	idClaims      func(c map[string]any)        // mutate id_token claims
 	codes         map[string]*codeGrant
 	refresh       map[string]bool // valid refresh tokens
 	access        map[string]bool // valid access tokens

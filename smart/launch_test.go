@@ -333,7 +333,7 @@ func TestUnregisteredIssuerRefusedBeforeAnyRequest(t *testing.T) {
 	defer evil.Close()
 	for _, iss := range []string{
 		evil.URL + "/fhir",
-		"https://" + base.Host + "/fhir",        // other scheme
+		"https://" + base.Host + "/fhir",           // other scheme
 		base.Scheme + "://" + base.Host + "/fhir2", // other path
 		base.Scheme + "://" + base.Host + "/fhir/../evil",
 		base.Scheme + "://" + base.Host + "/",

@@ -46,7 +46,7 @@ func TestKeysRotateListAndRotateKEK(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct {
-		KEK  string `json:"kek_id"`
+		KEK  string                        `json:"kek_id"`
 		Keys []struct{ KID, State string } `json:"signing_keys"`
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
