@@ -82,6 +82,7 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"no issuer", Options{}},
 		{"relative issuer", Options{Issuer: "/fhir"}},
+		{"auth base without path", Options{Issuer: "http://h/fhir", AuthBase: "http://h"}},
 		{"bad client", Options{Issuer: "http://h/fhir", Clients: []Client{{ID: "x", TokenEndpointAuth: "magic"}}}},
 		{"public with secret", Options{Issuer: "http://h/fhir", Clients: []Client{{ID: "x", Public: true, TokenEndpointAuth: AuthClientSecretBasic, Secret: "s"}}}},
 	}
@@ -90,5 +91,18 @@ func TestNewValidates(t *testing.T) {
 		if _, err := New(tt.opts); err == nil {
 			t.Errorf("New(%s) = nil error", tt.name)
 		}
+	}
+	s, err := New(Options{Issuer: "http://h/fhir", SigningKey: serverKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RegisterClient(Client{ID: "x", TokenEndpointAuth: AuthPrivateKeyJWT}); err == nil {
+		t.Error("RegisterClient(private_key_jwt without keys) = nil error")
+	}
+	if err := s.RegisterClient(Client{ID: "late", Secret: "s"}); err != nil {
+		t.Fatalf("RegisterClient: %v", err)
+	}
+	if c := s.client("late"); c == nil || c.TokenEndpointAuth != AuthClientSecretBasic || c.Name != "late" {
+		t.Errorf("registered client = %+v", c)
 	}
 }

@@ -65,9 +65,11 @@ func TestDiscovery(t *testing.T) {
 
 func TestEHRLaunch(t *testing.T) {
 	e := newEnv(t, nil)
+	e.mu.Lock()
 	e.verifier = oauth2.GenerateVerifier()
 	e.launchCfg = e.oauthConfig(pubApp, "", "launch", "openid", "fhirUser", "patient/*.rs", "offline_access")
 	e.launchCfg.Endpoint.AuthURL += "?nonce=n-123" // x/oauth2 keeps the query and adds its own
+	e.mu.Unlock()
 
 	b := newBrowser(t)
 	resp, page := b.get(e.ts.URL + "/auth/launch")
@@ -453,5 +455,54 @@ func TestTokenEndpointErrors(t *testing.T) {
 				t.Errorf("token = %d %v, want %d %s", status, out, tt.status, tt.code)
 			}
 		})
+	}
+}
+
+func TestLaunchBinding(t *testing.T) {
+	e := newEnv(t, nil)
+	b := newBrowser(t)
+	b.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	newLaunch := func() string {
+		t.Helper()
+		_, page := b.get(e.ts.URL + "/auth/launch")
+		f := hidden(page)
+		f.Set("launch", pubApp+" p2")
+		resp, _ := b.post(e.ts.URL+"/auth/launch", f)
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusSeeOther || err != nil || !strings.HasPrefix(loc.String(), e.app.URL+"/launch?") || loc.Query().Get("iss") != e.issuer {
+			t.Fatalf("launch POST = %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		return loc.Query().Get("launch")
+	}
+	try := func(clientID, launch string) url.Values {
+		t.Helper()
+		v := url.Values{
+			"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {e.app.URL + "/callback"},
+			"scope": {"launch patient/*.rs"}, "state": {"s"}, "aud": {e.issuer}, "launch": {launch},
+			"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"},
+		}
+		resp, _ := b.get(e.auth.authorizeURL() + "?" + v.Encode())
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		return loc.Query()
+	}
+	l := newLaunch()
+	if q := try(secretApp, l); q.Get("error") != ErrInvalidRequest {
+		t.Errorf("launch used by another client: %v, want invalid_request", q)
+	}
+	if q := try(pubApp, l); q.Get("error") != "" {
+		t.Errorf("launch used by its client after another's attempt: %v, want no error", q)
+	}
+	if q := try(pubApp, l); q.Get("error") != ErrInvalidRequest {
+		t.Errorf("launch used twice: %v, want invalid_request", q)
+	}
+	l = newLaunch()
+	e.auth.SetClockSkew(6 * time.Minute)
+	defer e.auth.SetClockSkew(0)
+	if q := try(pubApp, l); q.Get("error") != ErrInvalidRequest {
+		t.Errorf("expired launch: %v, want invalid_request", q)
+	}
+	// A launch form without the page's CSRF token is refused.
+	if resp, _ := b.post(e.ts.URL+"/auth/launch", url.Values{"launch": {pubApp + " p1"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("launch without CSRF = %d, want 403", resp.StatusCode)
 	}
 }

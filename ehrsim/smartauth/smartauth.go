@@ -216,6 +216,9 @@ func New(opts Options) (*Server, error) {
 		opts.AuthBase = iss.Scheme + "://" + iss.Host + "/auth"
 	}
 	opts.AuthBase = strings.TrimRight(opts.AuthBase, "/")
+	if ab, err := url.Parse(opts.AuthBase); err != nil || !ab.IsAbs() || ab.Path == "" {
+		return nil, fmt.Errorf("smartauth: AuthBase %q must be an absolute URL with a path, e.g. http://host/auth", opts.AuthBase)
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
