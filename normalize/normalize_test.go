@@ -239,7 +239,10 @@ func TestRules(t *testing.T) {
 			o := r.(*Observation)
 			return []any{o.Value == nil, len(o.Components), o.Components[0].Code.Code, o.Components[1].Value.Kind, o.Missing}
 		}, []any{true, 2, "8480-6", "absent", []string(nil)}},
-		{"obs-local-code", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Standard, c.Mapping, c.Original[0].Code} }, []any{"2823-3", true, "text", "12345"}},
+		{"obs-local-code", "Observation", func(r Resource) any {
+			c := r.(*Observation).Code
+			return []any{c.Code, c.Standard, c.Mapping, c.Original[0].Code}
+		}, []any{"2823-3", true, "text", "12345"}},
 		{"obs-local-mapped", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Mapping, c.Confidence} }, []any{"2823-3", "local-map", 1.0}},
 		{"obs-text-unmapped", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Standard, c.Mapping, c.Text} }, []any{"55501", false, "unmapped", "Vancomycin Trough"}},
 		{"obs-text-ambiguous", "Observation", func(r Resource) any { c := r.(*Observation).Code; return []any{c.Code, c.Mapping} }, []any{"", "unmapped"}},
@@ -274,7 +277,10 @@ func TestRules(t *testing.T) {
 		{"cond-diabetes-both", "Condition", func(r Resource) any { c := r.(*Condition); return []any{c.Groups, c.Code.Mapping} }, []any{[]string{"diabetes"}, "standard"}},
 		{"cond-local-unmapped", "Condition", func(r Resource) any { c := r.(*Condition); return []any{c.Code.Mapping, c.Code.Code, c.Groups} }, []any{"unmapped", "HTN-LOCAL", []string(nil)}},
 		{"med-ingredient", "MedicationRequest", func(r Resource) any { m := r.(*MedicationRequest); return []any{m.DrugLevel, m.Ingredient.Code} }, []any{"ingredient", "29046"}},
-		{"med-rxnorm", "MedicationRequest", func(r Resource) any { m := r.(*MedicationRequest); return []any{m.DrugLevel, m.Ingredient.Code, m.Ingredient.Display} }, []any{"clinical-drug", "17767", "amlodipine"}},
+		{"med-rxnorm", "MedicationRequest", func(r Resource) any {
+			m := r.(*MedicationRequest)
+			return []any{m.DrugLevel, m.Ingredient.Code, m.Ingredient.Display}
+		}, []any{"clinical-drug", "17767", "amlodipine"}},
 		{"enc-telephone-snomed", "Encounter", func(r Resource) any { return r.(*Encounter).Telehealth }, true},
 		{"enc-cpt-modifier-95", "Encounter", func(r Resource) any { return r.(*Encounter).Telehealth }, true},
 		{"enc-epic-telemedicine", "Encounter", func(r Resource) any { return r.(*Encounter).Telehealth }, true},

@@ -116,7 +116,7 @@ func TestLocalMapWatch(t *testing.T) {
 
 func TestParseLocalMapErrors(t *testing.T) {
 	tests := []string{
-		"connection,source_system\n",                                            // required columns missing
+		"connection,source_system\n", // required columns missing
 		"connection,source_system,source_code,target_system,target_code,extra\n", // unknown column
 	}
 	for _, in := range tests {

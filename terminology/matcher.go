@@ -27,8 +27,8 @@ type TextMatch struct {
 }
 
 type textRules struct {
-	rewrite map[string][]string
-	stop    map[string]bool
+	rewrite  map[string][]string
+	stop     map[string]bool
 	unit     map[string]bool
 	specimen map[string]string // LOINC SYSTEM ("Urine") or "SYSTEM CLASS" -> token
 }
