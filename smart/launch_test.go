@@ -255,11 +255,22 @@ func TestCallbackState(t *testing.T) {
 	t.Run("replayed state", func(t *testing.T) {
 		h := newHarness(t, AuthNone)
 		cb, b := h.callbackURL()
+		u, _ := url.Parse(cb)
+		cookies := b.Jar.Cookies(u) // replay with the binding cookie kept, so only single use can stop it
 		if s, body, _ := get(t, b, cb); s != http.StatusOK {
 			t.Fatalf("first callback: %d %s", s, body)
 		}
-		if s, _, _ := get(t, b, cb); s != http.StatusBadRequest {
-			t.Errorf("replayed callback status = %d, want 400", s)
+		req, _ := http.NewRequest("GET", cb, nil)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if len(cookies) == 0 || resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("replayed callback (with %d cookies) status = %d, want 400", len(cookies), resp.StatusCode)
 		}
 		if _, n := h.as.count(); n != 1 {
 			t.Errorf("token requests = %d, want 1", n)
