@@ -284,3 +284,30 @@ func TestRegistry(t *testing.T) {
 	}()
 	Register(&Profile{Vendor: "epic"})
 }
+
+// TestHooks checks hooks run after the data: a Plan hook rewrites the
+// planned queries and a Classify hook overrules the data's class.
+func TestHooks(t *testing.T) {
+	p := &Profile{Vendor: "hooked", Errors: ErrorRules{Status: map[int]ErrorClass{403: ClassNotPermitted}}}
+	a := &Adapter{p: p, hooks: Hooks{
+		Plan: func(typ, patientID string, planned []*fhir.Query) []*fhir.Query {
+			return append(planned, fhir.NewQuery().Patient(patientID).Set("extra", typ))
+		},
+		Classify: func(e *fhir.Error) (ErrorClass, bool) {
+			if e.StatusCode == 403 && e.Outcome != nil {
+				return ClassNotFound, true // e.g. a vendor hiding existence behind 403
+			}
+			return "", false
+		},
+	}}
+	qs, _ := a.Planner().Plan("Condition", "p1")
+	if diff := cmp.Diff([]string{"_count=100&patient=p1", "extra=Condition&patient=p1"}, encode(qs)); diff != "" {
+		t.Errorf("Plan with hook (-want +got):\n%s", diff)
+	}
+	if c := a.Classify(&fhir.Error{StatusCode: 403, Outcome: outcome("forbidden", "")}); c != ClassNotFound {
+		t.Errorf("Classify with hook = %q, want not_found", c)
+	}
+	if c := a.Classify(&fhir.Error{StatusCode: 403}); c != ClassNotPermitted {
+		t.Errorf("Classify where the hook declines = %q, want not_permitted", c)
+	}
+}

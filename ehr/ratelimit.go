@@ -57,3 +57,6 @@ func (t *rateLimitedTransport) RoundTrip(req *http.Request) (*http.Response, err
 	}
 	return t.next.RoundTrip(req)
 }
+
+// Interface guard.
+var _ http.RoundTripper = (*rateLimitedTransport)(nil)

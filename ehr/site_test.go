@@ -61,3 +61,31 @@ page_size: -1
 		t.Error("unknown key accepted")
 	}
 }
+
+func FuzzParseSiteProfile(f *testing.F) {
+	f.Add([]byte("name: x\nvendor: epic\ndisabled_types: {Immunization: off}\npage_size: 10\n"))
+	f.Add([]byte("disabled_params: {Observation: [code, \"\"]}\n"))
+	f.Add([]byte("local_code_systems: [{system: \"urn:oid:1\"}]\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSiteProfile(b)
+		if err == nil && (s == nil || s.Validate() != nil) {
+			t.Fatalf("ParseSiteProfile accepted an invalid profile: %+v", s)
+		}
+	})
+}
+
+func FuzzParseProfile(f *testing.F) {
+	for _, v := range Vendors() {
+		b, err := profileFS.ReadFile("profiles/" + v + ".yaml")
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParseProfile(b)
+		if err == nil && p.Validate() != nil {
+			t.Fatal("ParseProfile accepted an invalid profile")
+		}
+	})
+}

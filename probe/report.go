@@ -53,6 +53,7 @@ type Change struct {
 	After  string `json:"after"`  // "" when the check disappeared
 }
 
+// String formats the change as "ID: before -> after".
 func (c Change) String() string {
 	b, a := c.Before, c.After
 	if b == "" {
