@@ -18,6 +18,7 @@ type OAuthError struct {
 	StatusCode  int    // HTTP status of the token response; 0 for an authorize redirect
 }
 
+// Error implements error: the code, the HTTP status and the description.
 func (e *OAuthError) Error() string {
 	msg := "oauth error " + e.Code
 	if e.StatusCode != 0 {
@@ -37,6 +38,7 @@ func (e *OAuthError) Is(target error) bool {
 
 type sentinel struct{ code string }
 
+// Error implements error.
 func (s *sentinel) Error() string { return "oauth error " + s.code }
 
 // Sentinels for the RFC 6749 §5.2 and §4.1.2.1 error codes, for errors.Is
@@ -63,6 +65,7 @@ type ReauthorizationError struct {
 	Reason     string // the OAuth error code that caused it
 }
 
+// Error implements error.
 func (e *ReauthorizationError) Error() string {
 	return fmt.Sprintf("smart: connection %q needs re-authorization (%s)", e.Connection, e.Reason)
 }

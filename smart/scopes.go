@@ -40,6 +40,7 @@ var permLetters = []struct {
 	c byte
 }{{PermCreate, 'c'}, {PermRead, 'r'}, {PermUpdate, 'u'}, {PermDelete, 'd'}, {PermSearch, 's'}}
 
+// String returns the v2 letters, e.g. "rs".
 func (p Perm) String() string {
 	var b []byte
 	for _, l := range permLetters {
