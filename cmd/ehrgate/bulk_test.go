@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ehrgate/ehrsim/bulkexport"
+	"ehrgate/ingest"
+	"ehrgate/synth"
+)
+
+// runBulk executes the bulk and export commands in-process (they are
+// wired into the root command separately).
+func runBulk(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	a := &app{stdout: &out, stderr: &errOut}
+	root := &cobra.Command{Use: "ehrgate", SilenceUsage: true, SilenceErrors: true}
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.AddCommand(newBulkCmd(a), newExportCmd(a))
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+func TestBulkExportCommandIsIncremental(t *testing.T) {
+	gen := synth.New(synth.Options{Patients: 4, Seed: 5})
+	want := 0
+	for i := 0; i < gen.Patients(); i++ {
+		want += len(gen.Resources(i))
+	}
+	now := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	sim := bulkexport.New(bulkexport.Options{Source: gen, FileSize: 60, RetryAfter: -1, Clock: func() time.Time { return now }})
+	ts := httptest.NewServer(sim.Handler())
+	defer ts.Close()
+	data := t.TempDir()
+
+	out, stderr, err := runBulk(t, "bulk", "export", "--base-url", ts.URL+"/fhir", "--connection", "sim", "--data", data, "--json")
+	if err != nil {
+		t.Fatalf("bulk export: %v\n%s", err, stderr)
+	}
+	var sum ingest.ExportSummary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if sum.New != want || sum.Scope != "system" || !sum.TransactionTime.Equal(now) {
+		t.Errorf("first export = new %d scope %s tx %v; want %d system %v", sum.New, sum.Scope, sum.TransactionTime, want, now)
+	}
+	out, stderr, err = runBulk(t, "bulk", "export", "--base-url", ts.URL+"/fhir", "--connection", "sim", "--data", data, "--json", "--type", "Patient,Condition")
+	if err != nil {
+		t.Fatalf("second bulk export: %v\n%s", err, stderr)
+	}
+	sum = ingest.ExportSummary{}
+	json.Unmarshal([]byte(out), &sum)
+	if !sum.Since.Equal(now) || sum.Lines != 0 {
+		t.Errorf("second export = since %v lines %d; want since %v and nothing", sum.Since, sum.Lines, now)
+	}
+}
+
+func TestBulkImportAndParquetCommands(t *testing.T) {
+	dir := t.TempDir()
+	counts, err := synth.New(synth.Options{Patients: 3, Seed: 5}).WriteNDJSON(filepath.Join(dir, "in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, c := range counts {
+		want += c
+	}
+	data := filepath.Join(dir, "data")
+	out, stderr, err := runBulk(t, "bulk", "import", filepath.Join(dir, "in"), "--data", data, "--json")
+	if err != nil {
+		t.Fatalf("bulk import: %v\n%s", err, stderr)
+	}
+	var sum ingest.Summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.New != want || sum.Files != len(counts) {
+		t.Fatalf("import = %+v, %v; want %d new from %d files\n%s", sum, err, want, len(counts), out)
+	}
+	out, _, err = runBulk(t, "bulk", "import", filepath.Join(dir, "in"), "--data", data)
+	if err != nil || !strings.Contains(out, "new 0,") || !strings.Contains(out, "already done") {
+		t.Errorf("second import = %v\n%s", err, out)
+	}
+	pq := filepath.Join(dir, "pq")
+	out, stderr, err = runBulk(t, "export", "parquet", "--data", data, "--out", pq, "--json")
+	if err != nil {
+		t.Fatalf("export parquet: %v\n%s", err, stderr)
+	}
+	var ps struct {
+		Rows  int `json:"rows"`
+		Files int `json:"files"`
+	}
+	if err := json.Unmarshal([]byte(out), &ps); err != nil || ps.Rows != want || ps.Files == 0 {
+		t.Errorf("export parquet = %+v, %v; want %d rows", ps, err, want)
+	}
+	if _, _, err := runBulk(t, "export", "parquet", "--data", data); err == nil {
+		t.Error("export parquet without --out succeeded")
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	tests := []struct {
+		p     ingest.Progress
+		total int64
+		want  string
+	}{
+		{ingest.Progress{FilesDone: 1, FilesTotal: 4, Resources: 5000, Bytes: 3 << 20}, 10000,
+			"bulk: files 1/4, resources 5000, 3.0 MiB, 1000 resources/s, ETA 5s"},
+		{ingest.Progress{FilesDone: 0, FilesTotal: 2, Resources: 0, Bytes: 10}, -1, "bulk: files 0/2, resources 0, 10 B, 0 resources/s"},
+	}
+	for _, tc := range tests {
+		if got := progressLine(tc.p, tc.total, 5*time.Second); got != tc.want {
+			t.Errorf("progressLine(%+v, %d) = %q, want %q", tc.p, tc.total, got, tc.want)
+		}
+	}
+}
