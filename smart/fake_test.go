@@ -161,6 +161,7 @@ type fakeAS struct {
 	tokenRequests int
 	tokenDelay    time.Duration
 	noWellKnown   bool
+	oidcOnly      bool // Cerner-style: issuer is the OIDC discovery URL, no jwks_uri
 	permissionV2  bool
 	expiresIn     int
 	grant         func(requested string) string // scopes granted; default all
@@ -191,6 +192,9 @@ func newFakeAS(t *testing.T, clock *fakeClock) *fakeAS {
 	mux.HandleFunc("GET /fhir/.well-known/smart-configuration", f.wellKnown)
 	mux.HandleFunc("GET /fhir/metadata", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not here", http.StatusNotFound)
+	})
+	mux.HandleFunc("GET /oidc/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{"issuer": f.srv.URL + "/oidc", "jwks_uri": f.srv.URL + "/jwks"})
 	})
 	mux.HandleFunc("GET /authorize", f.authorize)
 	mux.HandleFunc("POST /token", f.token)
@@ -239,8 +243,7 @@ func (f *fakeAS) wellKnown(w http.ResponseWriter, r *http.Request) {
 	if v2 {
 		caps = append(caps, "permission-v2")
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{
+	doc := map[string]any{
 		"issuer":                                f.srv.URL,
 		"jwks_uri":                              f.srv.URL + "/jwks",
 		"authorization_endpoint":                f.srv.URL + "/authorize",
@@ -248,7 +251,13 @@ func (f *fakeAS) wellKnown(w http.ResponseWriter, r *http.Request) {
 		"capabilities":                          caps,
 		"code_challenge_methods_supported":      []string{"S256"},
 		"token_endpoint_auth_methods_supported": []string{"private_key_jwt", "client_secret_basic", "client_secret_post"},
-	})
+	}
+	if f.oidcOnly {
+		doc["issuer"] = f.srv.URL + "/oidc/.well-known/openid-configuration"
+		delete(doc, "jwks_uri")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(doc)
 }
 
 func (f *fakeAS) authorize(w http.ResponseWriter, r *http.Request) {
@@ -345,6 +354,10 @@ func (f *fakeAS) issue(w http.ResponseWriter, scope, nonce string, withRefresh b
 	}
 	exp := f.expiresIn
 	idMut := f.idClaims
+	iss := f.srv.URL
+	if f.oidcOnly {
+		iss += "/oidc"
+	}
 	f.mu.Unlock()
 	resp := map[string]any{"access_token": at, "token_type": "bearer", "expires_in": exp, "scope": scope}
 	if rt != "" {
@@ -355,7 +368,7 @@ func (f *fakeAS) issue(w http.ResponseWriter, scope, nonce string, withRefresh b
 	}
 	if slices.Contains(strings.Fields(scope), "openid") {
 		now := f.clock.Now()
-		claims := map[string]any{"iss": f.srv.URL, "sub": "u1", "aud": f.clientID, "exp": now.Add(5 * time.Minute).Unix(),
+		claims := map[string]any{"iss": iss, "sub": "u1", "aud": f.clientID, "exp": now.Add(5 * time.Minute).Unix(),
 			"iat": now.Unix(), "nonce": nonce, "fhirUser": "Practitioner/p1"}
 		if idMut != nil {
 			idMut(claims)

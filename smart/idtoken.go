@@ -33,10 +33,11 @@ func verifyIDToken(ctx context.Context, d *Discoverer, cfg *Configuration, fhirB
 	if err != nil {
 		return nil, fmt.Errorf("%w: not a signed JWT with an accepted algorithm", ErrIDToken)
 	}
-	if cfg.JWKSURI == "" {
-		return nil, fmt.Errorf("%w: the server's configuration has no jwks_uri to verify it with", ErrIDToken)
+	iss, jwksURI, err := d.oidcKeys(ctx, cfg, fhirBase)
+	if err != nil {
+		return nil, err
 	}
-	body, status, err := d.get(ctx, cfg.JWKSURI)
+	body, status, err := d.get(ctx, jwksURI)
 	if err != nil {
 		return nil, fmt.Errorf("fetching JWKS for id_token: %w", err)
 	}
@@ -75,10 +76,6 @@ func verifyIDToken(ctx context.Context, d *Discoverer, cfg *Configuration, fhirB
 	if !verified {
 		return nil, fmt.Errorf("%w: bad signature", ErrIDToken)
 	}
-	iss := cfg.Issuer
-	if iss == "" {
-		iss = strings.TrimRight(fhirBase, "/")
-	}
 	if c.Expiry == nil {
 		return nil, fmt.Errorf("%w: no exp", ErrIDToken)
 	}
@@ -89,4 +86,54 @@ func verifyIDToken(ctx context.Context, d *Discoverer, cfg *Configuration, fhirB
 		return nil, fmt.Errorf("%w: nonce does not match the one sent", ErrIDToken)
 	}
 	return &IDClaims{Issuer: c.Issuer, Subject: c.Subject, FHIRUser: extra.FHIRUser, Expiry: c.Expiry.Time()}, nil
+}
+
+const oidcDiscoverySuffix = "/.well-known/openid-configuration"
+
+// oidcKeys returns the expected id_token issuer and the JWKS URL to verify
+// it with. The SMART configuration's issuer and jwks_uri are used when both
+// are there. Otherwise the issuer's OpenID Connect discovery document
+// (OpenID Connect Discovery 1.0 §4) supplies them.
+//
+// Quirk (Oracle Health/Cerner, fixture
+// smart-config/well-known/cerner-r4-tenant-ec2458f2.smart-configuration.json):
+// "issuer" is the discovery document's URL, ending in
+// /.well-known/openid-configuration, and there is no jwks_uri. The suffix is
+// stripped to get the issuer, and the document is fetched from that URL.
+func (d *Discoverer) oidcKeys(ctx context.Context, cfg *Configuration, fhirBase string) (issuer, jwksURI string, err error) {
+	issuer = strings.TrimSuffix(cfg.Issuer, oidcDiscoverySuffix)
+	if cfg.JWKSURI != "" {
+		if issuer == "" {
+			issuer = strings.TrimRight(fhirBase, "/")
+		}
+		return issuer, cfg.JWKSURI, nil
+	}
+	if issuer == "" {
+		return "", "", fmt.Errorf("%w: the server's configuration has neither jwks_uri nor issuer to verify it with", ErrIDToken)
+	}
+	u := strings.TrimRight(issuer, "/") + oidcDiscoverySuffix
+	if err := checkEndpoint(u); err != nil {
+		return "", "", fmt.Errorf("%w: issuer: %v", ErrIDToken, err)
+	}
+	body, status, err := d.get(ctx, u)
+	if err != nil {
+		return "", "", fmt.Errorf("fetching OpenID configuration: %w", err)
+	}
+	if status != http.StatusOK {
+		return "", "", fmt.Errorf("fetching OpenID configuration %s: HTTP %d", u, status)
+	}
+	var oc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(body, &oc); err != nil || oc.JWKSURI == "" {
+		return "", "", fmt.Errorf("%w: OpenID configuration at %s has no jwks_uri", ErrIDToken, u)
+	}
+	if err := checkEndpoint(oc.JWKSURI); err != nil {
+		return "", "", fmt.Errorf("%w: jwks_uri: %v", ErrIDToken, err)
+	}
+	if oc.Issuer != "" {
+		issuer = oc.Issuer
+	}
+	return issuer, oc.JWKSURI, nil
 }

@@ -440,3 +440,17 @@ func TestScopesNotGrantedDegrade(t *testing.T) {
 		t.Errorf("partial grant: status %d body %s", status, body)
 	}
 }
+
+func TestIDTokenViaOpenIDDiscovery(t *testing.T) {
+	h := newHarness(t, AuthNone)
+	h.as.oidcOnly = true
+	if status, body, _ := get(t, h.browser(false), h.launchURL()); status != http.StatusOK {
+		t.Fatalf("Cerner-style issuer without jwks_uri: status %d %s", status, body)
+	}
+	h2 := newHarness(t, AuthNone)
+	h2.as.oidcOnly = true
+	h2.as.idClaims = func(c map[string]any) { c["iss"] = h2.as.srv.URL } // not the OIDC issuer
+	if status, _, _ := get(t, h2.browser(false), h2.launchURL()); status != http.StatusBadGateway {
+		t.Errorf("wrong iss under OpenID discovery: status %d, want 502", status)
+	}
+}
