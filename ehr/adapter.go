@@ -37,9 +37,10 @@ func RegisterHooks(vendor string, h Hooks) {
 // on top. It is immutable and safe for concurrent use. Get one with Lookup
 // or Detect, then WithSite.
 type Adapter struct {
-	p     *Profile
-	hooks Hooks
-	site  *SiteProfile
+	p       *Profile
+	hooks   Hooks
+	site    *SiteProfile
+	pageCap int // a connection's own _count cap (0 = none)
 }
 
 // Vendor returns the vendor name ("epic", "generic", ...).
@@ -74,8 +75,17 @@ func (a *Adapter) WithSite(s *SiteProfile) (*Adapter, error) {
 	return &c, nil
 }
 
+// WithPageSize returns an adapter whose page size is also capped at n (a
+// connection's configured page_size); n <= 0 removes the cap.
+func (a *Adapter) WithPageSize(n int) *Adapter {
+	c := *a
+	c.pageCap = max(n, 0)
+	return &c
+}
+
 // PageSize is the _count ehrgate should ask for: the profile's page size
-// (default 100), capped by the vendor's maximum and the site's cap.
+// (default 100), capped by the vendor's maximum, the site's cap and the
+// connection's (WithPageSize).
 func (a *Adapter) PageSize() int {
 	n := a.p.Paging.PageSize
 	if n <= 0 {
@@ -86,6 +96,9 @@ func (a *Adapter) PageSize() int {
 	}
 	if a.site != nil && a.site.PageSize > 0 && n > a.site.PageSize {
 		n = a.site.PageSize
+	}
+	if a.pageCap > 0 && n > a.pageCap {
+		n = a.pageCap
 	}
 	return n
 }

@@ -232,6 +232,12 @@ func TestWorkersAndPageSize(t *testing.T) {
 		{"ecw", 0, 2, 50},
 		{"nextgen", 1, 1, 50},
 	}
+	if got := MustLookup("epic").WithPageSize(30).PageSize(); got != 30 {
+		t.Errorf("epic WithPageSize(30).PageSize() = %d, want 30", got)
+	}
+	if got := MustLookup("ecw").WithPageSize(500).PageSize(); got != 50 {
+		t.Errorf("ecw WithPageSize(500).PageSize() = %d, want 50", got)
+	}
 	for _, tc := range tests {
 		a := MustLookup(tc.vendor)
 		if got := a.Workers(tc.requested); got != tc.workers {

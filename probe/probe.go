@@ -45,7 +45,7 @@ type Options struct {
 	// errors; nil = the adapter of the detected vendor.
 	Adapter *ehr.Adapter
 	// HTTPClient fetches .well-known/smart-configuration, which needs no
-	// credentials (default http.DefaultClient).
+	// credentials (default: a client with a 30s timeout).
 	HTTPClient *http.Client
 	// Clock stamps the report (default time.Now).
 	Clock func() time.Time
@@ -89,7 +89,7 @@ func Run(ctx context.Context, c *fhir.Client, opts Options) (*Report, error) {
 		opts.Clock = time.Now
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = http.DefaultClient
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
 	if len(opts.Types) == 0 {
 		opts.Types = refresh.ChartTypes

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,17 +57,7 @@ when --compare found differences, 1 when the endpoint could not be probed.`,
 				conn.Types = types
 			}
 			opts := fhir.Options{Connection: conn.Name, Logger: a.log}
-			var adapter *ehr.Adapter
-			if vendor == "" {
-				// Detect with a plain client, then probe with the vendor's.
-				boot, err := fhir.NewClient(conn.BaseURL, opts)
-				if err != nil {
-					return err
-				}
-				capBody, _ := boot.Capabilities(ctx) // a failure shows in the report
-				vendor, _, _ = ehr.Detect(ctx, capBody, nil)
-			}
-			adapter, err := connectionAdapter(vendor, sitePath)
+			adapter, _, err := resolveAdapter(ctx, conn.BaseURL, vendor, sitePath, opts)
 			if err != nil {
 				return err
 			}
@@ -128,6 +122,54 @@ when --compare found differences, 1 when the endpoint could not be probed.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&noSave, "no-save", false, "do not store the report under DATA/probes/")
 	return cmd
+}
+
+// resolveAdapter returns the adapter for a connection: the configured
+// vendor, or (vendor "") the one detected from the server's
+// CapabilityStatement and smart-configuration, with the site profile at
+// sitePath layered on top. detected describes the choice for status pages,
+// e.g. "epic November 2025 11.2.0 (detected, confidence 1.00)". A server
+// that cannot be read for detection gets the generic adapter; the sync or
+// probe that follows reports the failure. gateway.syncConnection can use it
+// as is.
+func resolveAdapter(ctx context.Context, baseURL, vendor, sitePath string, opts fhir.Options) (a *ehr.Adapter, detected string, err error) {
+	if vendor != "" {
+		a, err = connectionAdapter(vendor, sitePath)
+		return a, vendor + " (configured)", err
+	}
+	boot, err := fhir.NewClient(baseURL, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	capBody, _ := boot.Capabilities(ctx)
+	smartBody := fetchSMARTConfig(ctx, boot.BaseURL())
+	v, version, conf := ehr.Detect(ctx, capBody, smartBody)
+	a, err = connectionAdapter(v, sitePath)
+	return a, strings.TrimSpace(fmt.Sprintf("%s %s", v, version)) + fmt.Sprintf(" (detected, confidence %.2f)", conf), err
+}
+
+// fetchSMARTConfig returns [base]/.well-known/smart-configuration, or nil.
+func fetchSMARTConfig(ctx context.Context, base string) []byte {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/.well-known/smart-configuration", nil)
+	if err != nil {
+		return nil
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // connectionAdapter returns the adapter for a vendor name ("" = generic)

@@ -13,6 +13,7 @@ import (
 
 	"ehrgate/ehrsim"
 	"ehrgate/ehrsim/personality"
+	"ehrgate/fhir"
 	"ehrgate/probe"
 	"ehrgate/synth"
 )
@@ -101,5 +102,22 @@ func TestProbeCommandErrors(t *testing.T) {
 	os.WriteFile(bad, []byte("page_size: -1\n"), 0o600)
 	if _, err := runProbe(t, "x", "--base-url", base, "--site", bad, "--data", data); err == nil || !strings.Contains(err.Error(), "name is required") {
 		t.Errorf("bad site profile: %v", err)
+	}
+}
+
+func TestResolveAdapter(t *testing.T) {
+	ctx := context.Background()
+	base := personalityServer(t, "oracle")
+	a, detected, err := resolveAdapter(ctx, base, "", "", fhir.Options{})
+	if err != nil || a.Vendor() != "oracle" || !strings.Contains(detected, "detected, confidence 1.00") {
+		t.Errorf("resolveAdapter(detect) = %v, %q, %v; want oracle detected with confidence 1", a, detected, err)
+	}
+	a, detected, err = resolveAdapter(ctx, base, "epic", "", fhir.Options{})
+	if err != nil || a.Vendor() != "epic" || detected != "epic (configured)" {
+		t.Errorf("resolveAdapter(epic) = %v, %q, %v", a, detected, err)
+	}
+	a, _, err = resolveAdapter(ctx, "http://127.0.0.1:1/fhir", "", "", fhir.Options{Retry: fhir.RetryPolicy{MaxAttempts: 1}})
+	if err != nil || a.Vendor() != "generic" {
+		t.Errorf("resolveAdapter(unreachable) = %v, %v; want generic", a, err)
 	}
 }
