@@ -285,16 +285,27 @@ func (c *chartLoader) problems() *section {
 	all := decode[normalize.Condition](c, s, c.list("Condition", s))
 	inactive := 0
 	slices.SortStableFunc(all, func(a, b normalize.Condition) int { return byNewest(a.Onset, b.Onset) })
-	for _, p := range all {
-		if !p.Active {
+	var active []*normalize.Condition
+	for i := range all {
+		if !all[i].Active {
 			inactive++
 			continue
 		}
+		active = append(active, &all[i])
+	}
+	// One row per concept: the same problem coded differently (SNOMED CT
+	// and ICD-10-CM) is merged, keeping its sources.
+	for _, m := range normalize.MergeConditions(active) {
+		p := m.Sources[0]
 		status := cell{Text: capitalize(p.ClinicalStatus)}
 		if p.VerificationStatus != "" && p.VerificationStatus != "confirmed" {
 			status.Badge = capitalize(p.VerificationStatus)
 		}
-		s.Rows = append(s.Rows, []cell{codeCell(p.Code), {Date: true, Text: displayDate(p.Onset)}, status})
+		code := codeCell(m.Code)
+		if n := len(m.Sources) - 1; n > 0 {
+			code.Note = strings.TrimSpace(code.Note + " · " + plural(n, "duplicate entry merged", "duplicate entries merged"))
+		}
+		s.Rows = append(s.Rows, []cell{code, {Date: true, Text: displayDate(m.Onset)}, status})
 	}
 	if inactive > 0 {
 		s.Hidden = append(s.Hidden, plural(inactive, "inactive or resolved problem", "inactive or resolved problems")+" not shown")

@@ -99,7 +99,7 @@ func New(r Reader, opts Options) *Dashboard {
 		d.now = time.Now
 	}
 	d.pages = make(map[string]*template.Template)
-	for _, name := range []string{"overview", "search", "chart", "error"} {
+	for _, name := range []string{"overview", "search", "chart", "quality", "error"} {
 		t := template.New("layout.html").Funcs(d.funcs())
 		d.pages[name] = template.Must(t.ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -111,6 +111,8 @@ func New(r Reader, opts Options) *Dashboard {
 //	GET /                               overview and search form
 //	GET /patients                       patient search (q, birthdate, connection)
 //	GET /patients/{connection}/{id}     patient chart
+//	GET /quality                        data-quality report (connection)
+//	GET /quality/unmapped.csv           unmapped codes as a local-code map template (connection)
 //	GET /static/                        the embedded stylesheet
 //
 // Every other path gets the dashboard's 404 page.
@@ -123,6 +125,8 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", d.overview)
 	mux.HandleFunc("GET /patients", d.search)
 	mux.HandleFunc("GET /patients/{connection}/{id}", d.chart)
+	mux.HandleFunc("GET /quality", d.quality)
+	mux.HandleFunc("GET /quality/unmapped.csv", d.qualityCSV)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("/", d.notFound)
 	return secure(mux)
