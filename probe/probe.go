@@ -414,7 +414,28 @@ func sampleValue(name string, raw json.RawMessage) string {
 	case "category":
 		return firstCoding("category", false)
 	case "code":
-		return firstCoding("code", true)
+		if v := firstCoding("code", true); v != "" {
+			return v
+		}
+		return firstCoding("medicationCodeableConcept", true)
+	case "class":
+		var c struct{ System, Code string }
+		if json.Unmarshal(res["class"], &c) == nil && c.Code != "" {
+			return strings.TrimPrefix(c.System+"|"+c.Code, "|")
+		}
+		return ""
+	case "encounter":
+		var ref struct{ Reference string }
+		if json.Unmarshal(res["encounter"], &ref) == nil && ref.Reference != "" {
+			return ref.Reference
+		}
+		var ctx struct {
+			Encounter []struct{ Reference string }
+		}
+		if json.Unmarshal(res["context"], &ctx) == nil && len(ctx.Encounter) > 0 {
+			return ctx.Encounter[0].Reference
+		}
+		return ""
 	case "vaccine-code":
 		return firstCoding("vaccineCode", true)
 	case "type":
