@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -41,6 +42,14 @@ type ClientConfig struct {
 func (c ClientConfig) String() string {
 	return fmt.Sprintf("ClientConfig{connection=%s client_id=%s auth=%s}", c.Connection, c.ClientID, c.AuthMethod)
 }
+
+// LogValue implements slog.LogValuer without the client secret.
+func (c ClientConfig) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("connection", c.Connection), slog.String("client_id", c.ClientID), slog.String("auth", string(c.AuthMethod)))
+}
+
+// GoString implements fmt.GoStringer without the client secret.
+func (c ClientConfig) GoString() string { return c.String() }
 
 // tokenEndpoint performs token requests (RFC 6749 §4.1.3, §4.4, §6).
 type tokenEndpoint struct {
@@ -201,7 +210,8 @@ func decodeTokenResponse(body []byte, now time.Time, requested string) (*Token, 
 		if err != nil || n < 0 {
 			return nil, errors.New("token response: expires_in is not a non-negative integer")
 		}
-		t.ExpiresAt = now.Add(time.Duration(n) * time.Second)
+		const maxLife = 366 * 24 * 3600 // cap absurd lifetimes (and Duration overflow)
+		t.ExpiresAt = now.Add(time.Duration(min(n, maxLife)) * time.Second)
 	}
 	return t, nil
 }
