@@ -173,3 +173,21 @@ func TestSaveLoadDiff(t *testing.T) {
 		t.Error("Load(missing) = nil error")
 	}
 }
+
+// TestReadmeShowsTheMatrices keeps ehr/README.md in step with the golden
+// matrices.
+func TestReadmeShowsTheMatrices(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "ehr", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, vendor := range ehr.Vendors() {
+		m, err := os.ReadFile(filepath.Join("testdata", "matrix-"+vendor+".txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), string(m)) {
+			t.Errorf("ehr/README.md does not show the current %s matrix (copy probe/testdata/matrix-%s.txt)", vendor, vendor)
+		}
+	}
+}
