@@ -1,11 +1,17 @@
 // Package terminology knows the code systems ehrgate meets in clinical data:
 // which URIs name the same system, which systems count as standard, which
 // coding to prefer for a concept in a given context, and which codes and
-// words mark a telehealth encounter.
+// words mark a telehealth encounter. It also holds the pieces of the
+// terminology chain that package normalize runs: per-connection local-code
+// maps (LocalMap, reloadable), NDC to RxNorm (DrugTable, NDCLookup), a text
+// matcher from test names to LOINC (TextMatcher), condition groups and
+// SNOMED CT <-> ICD-10-CM equivalences (ConditionTable), unit conversions
+// (UnitTable), and loaders for the official LOINC, RxNorm, ICD-10-CM, CVX
+// and LIVD files a user downloads under their own licence. See README.md.
 //
-// Everything here is data: the tables live in data/*.json, are embedded in
-// the binary and parsed once on first use. Lookups are read-only and safe for
-// concurrent use.
+// Everything here is data: the tables live in data/*.json and data/*.csv,
+// are embedded in the binary and parsed once on first use. Lookups are
+// read-only and safe for concurrent use.
 package terminology
 
 import (
