@@ -11,7 +11,9 @@ import (
 )
 
 // LocalCodes looks a connection's local code up in its local-code map.
-// *terminology.LocalMap implements it; it must be safe for concurrent use.
+// *terminology.LocalMap (one file, rows per connection) and
+// terminology.ConnectionMaps (one file per connection) implement it; it must
+// be safe for concurrent use.
 type LocalCodes interface {
 	Lookup(connection, system, code string) (terminology.Target, bool)
 }
@@ -355,3 +357,9 @@ func parseFHIRTime(s string) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
+
+// Interface guards.
+var (
+	_ LocalCodes = (*terminology.LocalMap)(nil)
+	_ LocalCodes = terminology.ConnectionMaps(nil)
+)

@@ -264,3 +264,23 @@ func csvSafe(s string) string {
 	}
 	return s
 }
+
+// ConnectionMaps routes lookups to the map of the looked-up connection, for
+// configurations with one map file per connection; the map under "*", if
+// any, is tried after it. Rows of a connection's file still name their
+// connection (or "*"); rows naming another connection never match. Safe for
+// concurrent use; build it once and do not modify it afterwards.
+type ConnectionMaps map[string]*LocalMap
+
+// Lookup implements the same lookup as LocalMap.Lookup.
+func (c ConnectionMaps) Lookup(connection, system, code string) (Target, bool) {
+	if m := c[connection]; m != nil {
+		if t, ok := m.Lookup(connection, system, code); ok {
+			return t, true
+		}
+	}
+	if m := c["*"]; m != nil {
+		return m.Lookup(connection, system, code)
+	}
+	return Target{}, false
+}

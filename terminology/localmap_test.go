@@ -158,3 +158,23 @@ func TestWriteLocalMapRoundTrip(t *testing.T) {
 		t.Errorf("NewLocalMap(template) = %v, %v; want 1 mapping (template row skipped)", m, err)
 	}
 }
+
+func TestConnectionMaps(t *testing.T) {
+	a, _ := NewLocalMap([]LocalMapRow{{Connection: "a", SourceSystem: epicLab, SourceCode: "1", TargetSystem: SystemLOINC, TargetCode: "718-7"}})
+	all, _ := NewLocalMap([]LocalMapRow{{Connection: "*", SourceSystem: epicLab, SourceCode: "2", TargetSystem: SystemLOINC, TargetCode: "4544-3"}})
+	maps := ConnectionMaps{"a": a, "*": all}
+	tests := []struct {
+		conn, code, want string
+	}{
+		{"a", "1", "718-7"},
+		{"b", "1", ""}, // a's map is not b's
+		{"a", "2", "4544-3"},
+		{"b", "2", "4544-3"},
+	}
+	for _, tc := range tests {
+		got, _ := maps.Lookup(tc.conn, epicLab, tc.code)
+		if got.Code != tc.want {
+			t.Errorf("Lookup(%q, %q) = %q, want %q", tc.conn, tc.code, got.Code, tc.want)
+		}
+	}
+}
