@@ -42,6 +42,12 @@ type Store interface {
 	store.CheckpointReader
 }
 
+// BulkTuner is an optional store ability: tuning for the duration of a long
+// ingest (a *sqlite.Store enlarges its cache and spaces its checkpoints).
+type BulkTuner interface {
+	BeginBulk(ctx context.Context) (end func(), err error)
+}
+
 // File is one NDJSON input.
 type File struct {
 	// Name identifies the file in checkpoints and quarantine sources: a URL
@@ -207,6 +213,13 @@ func (in *Ingester) Run(ctx context.Context, files []File) (Summary, error) {
 	cps, err := in.st.Checkpoints(ctx, in.opts.Connection, in.opts.Job)
 	if err != nil {
 		return sum, fmt.Errorf("ingest: reading checkpoints: %w", err)
+	}
+	if b, ok := in.st.(BulkTuner); ok {
+		end, err := b.BeginBulk(ctx)
+		if err != nil {
+			return sum, fmt.Errorf("ingest: %w", err)
+		}
+		defer end()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

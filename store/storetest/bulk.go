@@ -108,6 +108,21 @@ func testBatchVersions(t *testing.T, s BulkStore) {
 	if st.Versions != 3 {
 		t.Errorf("Versions = %d, want 3 (every received version kept)", st.Versions)
 	}
+	// The same within one batch, as PutResources would do record by record.
+	r, err = s.WriteBatch(ctx, store.Batch{Records: []store.Record{
+		rec("c", "Patient", "p2", "1", "p2", `{"b":1}`),
+		rec("c", "Patient", "p2", "1", "p2", `{"b":2}`),
+		rec("c", "Patient", "p2", "1", "p2", `{"b":2}`),
+	}})
+	if err != nil || r.Changes[0] != store.New || r.Changes[1] != store.Updated || r.Changes[2] != store.Unchanged {
+		t.Fatalf("one batch with one versionId and two bodies = %v, %v; want [new updated unchanged]", r.Changes, err)
+	}
+	if got, _ := s.Get(ctx, "c", "Patient", "p2"); string(got.Raw) != `{"b":2}` {
+		t.Errorf("Get = %q, want the last bytes", got.Raw)
+	}
+	if st, _ := s.Stats(ctx); st.Versions != 5 {
+		t.Errorf("Versions = %d, want 5", st.Versions)
+	}
 }
 
 func testCheckpoint(t *testing.T, s BulkStore) {
