@@ -69,6 +69,10 @@ func (e *MalformedError) Unwrap() error { return ErrMalformed }
 // Decoding is strict about JSON types: a field of the wrong JSON type is an
 // error wrapping ErrMalformed (a *MalformedError naming the field, never its
 // value). Unknown fields are ignored. Normalize is safe for concurrent use.
+//
+// Normalize uses the package's default Normalizer (Default): the terminology
+// chain with the bundled tables and no local-code map, unless the
+// application installed another with SetDefault.
 func Normalize(ref Ref, raw []byte) (Resource, error) {
 	return Default().Normalize(ref, raw)
 }
