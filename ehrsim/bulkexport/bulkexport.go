@@ -386,10 +386,6 @@ func (s *Server) plan(ctx context.Context, j *job) {
 		}
 	}
 	// Group the files by type, in first-seen order, keeping their order.
-	rank := map[string]int{}
-	for i, t := range order {
-		rank[t] = i
-	}
 	sorted := make([]file, 0, len(files))
 	for _, t := range order {
 		for _, f := range files {

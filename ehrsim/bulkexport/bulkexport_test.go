@@ -1,0 +1,179 @@
+package bulkexport
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"ehrgate/synth"
+)
+
+func newTest(t *testing.T, opts Options) (*Server, *httptest.Server) {
+	t.Helper()
+	if opts.Source == nil {
+		opts.Source = synth.New(synth.Options{Patients: 3, Seed: 1})
+	}
+	s := New(opts)
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return s, ts
+}
+
+func get(t *testing.T, url string, hdr map[string]string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+var async = map[string]string{"Prefer": "respond-async"}
+
+func TestKickoffValidation(t *testing.T) {
+	_, ts := newTest(t, Options{Groups: map[string][]int{"g": {0}},
+		Authorize: func(r *http.Request) error {
+			if r.Header.Get("Authorization") == "" {
+				return errors.New("no token")
+			}
+			return nil
+		}})
+	auth := map[string]string{"Prefer": "respond-async", "Authorization": "Bearer x"}
+	tests := []struct {
+		name string
+		path string
+		hdr  map[string]string
+		want int
+		code string
+	}{
+		{"system", "/fhir/$export", auth, 202, ""},
+		{"patient", "/fhir/Patient/$export?_type=Patient,Condition", auth, 202, ""},
+		{"group", "/fhir/Group/g/$export?_since=2026-01-01T00:00:00Z", auth, 202, ""},
+		{"ndjson format", "/fhir/$export?_outputFormat=application%2Ffhir%2Bndjson", auth, 202, ""},
+		{"no token", "/fhir/$export", async, 401, "login"},
+		{"no Prefer", "/fhir/$export", map[string]string{"Authorization": "Bearer x"}, 400, "invalid"},
+		{"bad _since", "/fhir/$export?_since=yesterday", auth, 400, "invalid"},
+		{"bad _outputFormat", "/fhir/$export?_outputFormat=text%2Fcsv", auth, 400, "not-supported"},
+		{"_typeFilter", "/fhir/$export?_typeFilter=Observation%3Fcode%3Dx", auth, 400, "not-supported"},
+		{"_typeFilter lenient", "/fhir/$export?_typeFilter=Observation%3Fcode%3Dx",
+			map[string]string{"Prefer": "respond-async, handling=lenient", "Authorization": "Bearer x"}, 202, ""},
+		{"bad _type", "/fhir/$export?_type=obs%20ervation", auth, 400, "invalid"},
+		{"unknown group", "/fhir/Group/nope/$export", auth, 404, "not-found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := get(t, ts.URL+tc.path, tc.hdr)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("GET %s = %d, want %d", tc.path, resp.StatusCode, tc.want)
+			}
+			if tc.want == 202 {
+				if loc := resp.Header.Get("Content-Location"); !strings.HasPrefix(loc, ts.URL+"/fhir/$bulk-status/") {
+					t.Errorf("Content-Location = %q", loc)
+				}
+				return
+			}
+			var oo struct {
+				ResourceType string `json:"resourceType"`
+				Issue        []struct {
+					Code string `json:"code"`
+				} `json:"issue"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&oo); err != nil || oo.ResourceType != "OperationOutcome" || oo.Issue[0].Code != tc.code {
+				t.Errorf("body = %+v, %v; want an OperationOutcome with code %s", oo, err, tc.code)
+			}
+		})
+	}
+}
+
+func TestStatusFilesAndDelete(t *testing.T) {
+	s, ts := newTest(t, Options{FileSize: 40, RetryAfter: 2 * time.Second})
+	loc := get(t, ts.URL+"/fhir/$export", async).Header.Get("Content-Location")
+	var resp *http.Response
+	for i := 0; i < 100; i++ {
+		resp = get(t, loc, nil)
+		if resp.StatusCode == 200 {
+			break
+		}
+		if resp.StatusCode != 202 || resp.Header.Get("Retry-After") != "2" || !strings.HasPrefix(resp.Header.Get("X-Progress"), "planning") {
+			t.Fatalf("status = %d Retry-After %q X-Progress %q", resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("X-Progress"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var m struct {
+		Output []struct {
+			Type  string `json:"type"`
+			URL   string `json:"url"`
+			Count int    `json:"count"`
+		} `json:"output"`
+		RequiresAccessToken bool `json:"requiresAccessToken"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || len(m.Output) == 0 || m.RequiresAccessToken {
+		t.Fatalf("manifest = %+v, %v", m, err)
+	}
+	for _, f := range m.Output {
+		if f.Count > 40 {
+			t.Errorf("file of %d resources, FileSize is 40", f.Count)
+		}
+	}
+	body, _ := io.ReadAll(get(t, m.Output[0].URL, nil).Body)
+	if n := strings.Count(string(body), "\n"); n != m.Output[0].Count {
+		t.Errorf("file has %d lines, manifest says %d", n, m.Output[0].Count)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, loc, nil)
+	dr, err := http.DefaultClient.Do(req)
+	if err != nil || dr.StatusCode != 202 {
+		t.Fatalf("DELETE = %v, %v; want 202", dr, err)
+	}
+	dr.Body.Close()
+	if got := get(t, loc, nil).StatusCode; got != 404 {
+		t.Errorf("status after DELETE = %d, want 404", got)
+	}
+	if got := get(t, m.Output[0].URL, nil).StatusCode; got != 404 {
+		t.Errorf("file after DELETE = %d, want 404", got)
+	}
+	if s.Stats().Deletes != 1 {
+		t.Errorf("Deletes = %d", s.Stats().Deletes)
+	}
+}
+
+func TestSinceUpdatedAndDeleted(t *testing.T) {
+	gen := synth.New(synth.Options{Patients: 4, Seed: 1})
+	at := gen.Now().Add(time.Hour)
+	s := New(Options{Source: gen, Updated: func(i int) bool { return i == 2 }, UpdatedAt: at, Deleted: []string{"Patient/p00001"}})
+	j := &job{since: gen.Now(), patients: nil}
+	got := 0
+	for k := 0; k < 4; k++ {
+		for _, list := range s.resources(j, k) {
+			for _, raw := range list {
+				got++
+				if !strings.Contains(string(raw), `"versionId":"2"`) || !strings.Contains(string(raw), at.Format(time.RFC3339)) {
+					t.Fatalf("updated resource not bumped: %.120s", raw)
+				}
+			}
+		}
+	}
+	if want := len(gen.Resources(2)); got != want {
+		t.Errorf("resources after _since = %d, want %d (patient 2's)", got, want)
+	}
+}
+
+func TestReplaceValue(t *testing.T) {
+	in := []byte(`{"resourceType":"X","id":"a","meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00Z"}}`)
+	out := string(bump(in, time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)))
+	if out != `{"resourceType":"X","id":"a","meta":{"versionId":"2","lastUpdated":"2026-07-01T00:00:00Z"}}` {
+		t.Errorf("bump = %s", out)
+	}
+	if lu, ok := lastUpdated([]byte(out)); !ok || lu.Year() != 2026 {
+		t.Errorf("lastUpdated = %v, %v", lu, ok)
+	}
+}
