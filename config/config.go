@@ -48,11 +48,32 @@ type Config struct {
 
 // Connection is one EHR FHIR endpoint.
 type Connection struct {
-	Name     string   `yaml:"name"`
-	BaseURL  string   `yaml:"base_url"`
-	Types    []string `yaml:"types"`     // resource types to pull (default: the ten chart types)
-	Workers  int      `yaml:"workers"`   // concurrent fetches (default 8)
-	PageSize int      `yaml:"page_size"` // _count (default 100)
+	Name        string   `yaml:"name"`
+	BaseURL     string   `yaml:"base_url"`
+	Types       []string `yaml:"types"`        // resource types to pull (default: the ten chart types)
+	Workers     int      `yaml:"workers"`      // concurrent fetches (default 8, or the vendor's limit)
+	PageSize    int      `yaml:"page_size"`    // _count (default: the vendor's page size)
+	Vendor      string   `yaml:"vendor"`       // epic, oracle, athena, ecw, meditech, veradigm, nextgen, generic; "" = detect
+	SiteProfile string   `yaml:"site_profile"` // YAML file layering this site's differences over the vendor adapter
+	Auth        *Auth    `yaml:"auth"`         // nil or type none: no authorization (test servers only)
+}
+
+// Auth types.
+const (
+	AuthNone            = "none"
+	AuthBackendServices = "backend-services" // SMART Backend Services: client_credentials + signed JWT assertion
+	AuthLaunch          = "launch"           // SMART App Launch (EHR or standalone); tokens come from a user's launch
+)
+
+// Auth says how ehrgate authorizes against a connection (SMART on FHIR).
+type Auth struct {
+	Type            string   `yaml:"type"`              // none, backend-services, launch
+	ClientID        string   `yaml:"client_id"`         // issued by the EHR
+	Method          string   `yaml:"method"`            // private_key_jwt (default), client_secret_basic, client_secret_post, none
+	ClientSecretEnv string   `yaml:"client_secret_env"` // name of the env variable holding a client secret; never the secret itself
+	RedirectURL     string   `yaml:"redirect_url"`      // launch: ehrgate's /smart/callback URL as registered with the EHR
+	Context         string   `yaml:"context"`           // launch: patient or user scopes (default patient)
+	Scopes          []string `yaml:"scopes"`            // extra scopes, e.g. openid fhirUser offline_access
 }
 
 // Duration is a time.Duration written as "5m" in YAML.
@@ -182,6 +203,9 @@ func (c Config) Validate() error {
 		if conn.PageSize < 0 || conn.PageSize > 1000 {
 			errs = append(errs, fmt.Errorf("%s.page_size: %d is outside 0..1000", where, conn.PageSize))
 		}
+		if a := conn.Auth; a != nil {
+			errs = append(errs, a.validate(where+".auth")...)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -194,4 +218,41 @@ func (c Config) Connection(name string) (Connection, bool) {
 		}
 	}
 	return Connection{}, false
+}
+
+func (a *Auth) validate(where string) []error {
+	var errs []error
+	switch a.Type {
+	case "", AuthNone:
+		return nil
+	case AuthBackendServices, AuthLaunch:
+	default:
+		return []error{fmt.Errorf("%s.type: %q is not none, backend-services or launch", where, a.Type)}
+	}
+	if a.ClientID == "" {
+		errs = append(errs, fmt.Errorf("%s.client_id: required for %s", where, a.Type))
+	}
+	switch a.Method {
+	case "", "private_key_jwt", "client_secret_basic", "client_secret_post":
+	case "none":
+		if a.Type == AuthBackendServices {
+			errs = append(errs, fmt.Errorf("%s.method: backend services need a confidential client", where))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("%s.method: %q is not private_key_jwt, client_secret_basic, client_secret_post or none", where, a.Method))
+	}
+	if (a.Method == "client_secret_basic" || a.Method == "client_secret_post") && a.ClientSecretEnv == "" {
+		errs = append(errs, fmt.Errorf("%s.client_secret_env: required for %s (name an environment variable)", where, a.Method))
+	}
+	if a.Type == AuthLaunch {
+		if u, err := url.Parse(a.RedirectURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s.redirect_url: %q is not an absolute http(s) URL", where, a.RedirectURL))
+		}
+		switch a.Context {
+		case "", "patient", "user":
+		default:
+			errs = append(errs, fmt.Errorf("%s.context: %q is not patient or user", where, a.Context))
+		}
+	}
+	return errs
 }

@@ -89,3 +89,36 @@ func TestBadEnvDurationIsReported(t *testing.T) {
 		t.Errorf("Validate() = %v, want a sync_every error", err)
 	}
 }
+
+func TestValidateAuth(t *testing.T) {
+	base := func(a *Auth) Config {
+		cfg := Default()
+		cfg.Connections = []Connection{{Name: "c", BaseURL: "https://x/fhir", Auth: a}}
+		return cfg
+	}
+	tests := []struct {
+		auth *Auth
+		want string // "" = valid
+	}{
+		{nil, ""},
+		{&Auth{Type: "none"}, ""},
+		{&Auth{Type: AuthBackendServices, ClientID: "id"}, ""},
+		{&Auth{Type: AuthBackendServices}, "client_id"},
+		{&Auth{Type: AuthBackendServices, ClientID: "id", Method: "none"}, "confidential"},
+		{&Auth{Type: AuthBackendServices, ClientID: "id", Method: "client_secret_basic"}, "client_secret_env"},
+		{&Auth{Type: AuthBackendServices, ClientID: "id", Method: "magic"}, "method"},
+		{&Auth{Type: AuthLaunch, ClientID: "id", RedirectURL: "https://gw/smart/callback"}, ""},
+		{&Auth{Type: AuthLaunch, ClientID: "id"}, "redirect_url"},
+		{&Auth{Type: AuthLaunch, ClientID: "id", RedirectURL: "https://gw/cb", Context: "system"}, "context"},
+		{&Auth{Type: "password"}, "type"},
+	}
+	for _, tc := range tests {
+		err := base(tc.auth).Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("Validate(%+v) = %v, want nil", tc.auth, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("Validate(%+v) = %v, want an error mentioning %q", tc.auth, err, tc.want)
+		}
+	}
+}

@@ -247,7 +247,7 @@ func (c *Client) SearchAll(ctx context.Context, typ string, q *Query, fn PageFun
 			return fmt.Errorf("search %s page %d: %w", typ, page+1, err)
 		}
 		if resolved == next || resolved == b.LinkURL("self") {
-			c.log.WarnContext(ctx, "server returned a next link equal to the current page; treating as the last page",
+			c.log.DebugContext(ctx, "server returned a next link equal to the current page; treating as the last page",
 				"connection", c.opts.Connection, "type", typ)
 			return nil
 		}

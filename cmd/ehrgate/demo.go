@@ -1,16 +1,26 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"ehrgate/config"
+	"ehrgate/ehrsim/smartauth"
 )
 
-// demoConnection is the connection name the demo stores its data under.
-const demoConnection = "demo"
+// Demo connection and client names.
+const (
+	demoConnection       = "demo"        // synced through SMART Backend Services
+	demoLaunchConnection = "demo-launch" // filled by user launches (EHR or standalone)
+	demoBackendClient    = "ehrgate-demo"
+	demoLaunchClient     = "ehrgate-launch"
+)
 
 func newDemoCmd(a *app) *cobra.Command {
 	var (
@@ -25,8 +35,13 @@ func newDemoCmd(a *app) *cobra.Command {
 		Use:   "demo [--once --json] [--data DIR] [--http-addr HOST:PORT]",
 		Short: "Start a simulated EHR, pull every chart from it, and serve the dashboard",
 		Long: `demo runs the whole pipeline in one process: a simulated EHR (a FHIR R4 server
-over synthetic patients), a sync that pulls every patient's chart into the
-embedded store in --data, and the dashboard at http://HTTP_ADDR/.
+over synthetic patients behind a SMART authorization server), a sync that pulls
+every patient's chart into the embedded store in --data through SMART Backend
+Services (a signed JWT client assertion; ehrgate's key is created on first run and
+published at /.well-known/jwks.json), and the dashboard at http://HTTP_ADDR/.
+
+The simulated EHR's launch page (printed at start) launches ehrgate as a SMART app:
+log in as dr.smith / password, approve, and ehrgate opens the patient in context.
 
 With --once it syncs once, prints a summary and exits: 0 when the sync had no
 errors, 3 when some fetches failed. Running it again with the same --data finds
@@ -41,27 +56,48 @@ nothing new.`,
 			if err != nil {
 				return err
 			}
-			base, stopSim, err := startSim(ctx, sim, simAddr, a.log)
-			if err != nil {
-				return err
-			}
-			defer stopSim()
-			if !asJSON {
-				fmt.Fprintf(a.stdout, "simulated EHR: %d patients at %s\n", len(sim.PatientIDs()), base)
-			}
 			g, err := a.openGateway(ctx)
 			if err != nil {
 				return err
 			}
 			defer g.Close()
-			conn := config.Connection{Name: demoConnection, BaseURL: base, Workers: workers}
+			clients, err := demoClients(ctx, g, a.cfg.HTTPAddr)
+			if err != nil {
+				return err
+			}
+			ep, err := f.start(ctx, sim, simAddr, clients, a.log)
+			if err != nil {
+				return err
+			}
+			defer ep.stop()
+			backend := config.Connection{Name: demoConnection, BaseURL: ep.base, Workers: workers, Vendor: f.vendor,
+				Auth: &config.Auth{Type: config.AuthBackendServices, ClientID: demoBackendClient}}
+			if f.noAuth {
+				backend.Auth = nil
+			}
+			conns := []config.Connection{backend}
+			if !f.noAuth {
+				conns = append(conns, config.Connection{Name: demoLaunchConnection, BaseURL: ep.base, Vendor: f.vendor,
+					Auth: &config.Auth{Type: config.AuthLaunch, ClientID: demoLaunchClient, Method: "none",
+						RedirectURL: "http://" + a.cfg.HTTPAddr + "/smart/callback"}})
+			}
+			a.cfg.Connections = append(a.cfg.Connections, conns...)
+			if err := g.setupLaunches(conns); err != nil {
+				return err
+			}
+			if !asJSON {
+				fmt.Fprintf(a.stdout, "simulated EHR: %d patients at %s\n", len(sim.PatientIDs()), ep.base)
+				if ep.auth != nil && !once {
+					fmt.Fprintf(a.stdout, "EHR launch page: %s/auth/launch (log in as dr.smith / password)\n", strings.TrimSuffix(ep.base, "/fhir"))
+				}
+			}
 
 			if once {
-				sum, err := g.syncConnection(ctx, conn)
+				sum, err := g.syncConnection(ctx, backend)
 				if err != nil {
 					return err
 				}
-				if err := printSummary(a.stdout, conn.Name, sum, asJSON); err != nil {
+				if err := printSummary(a.stdout, backend.Name, sum, asJSON); err != nil {
 					return err
 				}
 				if sum.Errors > 0 {
@@ -72,24 +108,55 @@ nothing new.`,
 
 			serveErr := make(chan error, 1)
 			go func() { serveErr <- g.serveHTTP(ctx, a.cfg.HTTPAddr, nil) }()
-			sum, err := g.syncConnection(ctx, conn)
+			sum, err := g.syncConnection(ctx, backend)
 			if err != nil {
 				return err
 			}
-			if err := printSummary(a.stdout, conn.Name, sum, asJSON); err != nil {
+			if err := printSummary(a.stdout, backend.Name, sum, asJSON); err != nil {
 				return err
 			}
-			go g.scheduleSyncs(ctx, []config.Connection{conn}, syncEvery)
+			go g.scheduleSyncs(ctx, []config.Connection{backend}, syncEvery)
 			return <-serveErr
 		},
 	}
 	f.register(cmd.Flags())
 	addDataFlag(cmd.Flags())
 	addHTTPAddrFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&f.noAuth, "no-auth", false, "run the simulated EHR without SMART authorization")
 	cmd.Flags().BoolVar(&once, "once", false, "sync once, print a summary and exit")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as one JSON object")
 	cmd.Flags().StringVar(&simAddr, "sim-addr", "127.0.0.1:0", "simulated EHR listen address (port 0 picks a free port)")
 	cmd.Flags().DurationVar(&syncEvery, "sync-every", 5*time.Minute, "re-sync interval while serving (0 disables)")
 	cmd.Flags().IntVar(&workers, "workers", 8, "concurrent fetches")
 	return cmd
+}
+
+// demoClients registers ehrgate with the simulated EHR as an EHR would: a
+// backend-services client holding ehrgate's public keys, and a public app
+// client for user launches that returns to ehrgate's callback.
+func demoClients(ctx context.Context, g *gateway, httpAddr string) ([]smartauth.Client, error) {
+	if err := g.ensureSigningKey(ctx); err != nil {
+		return nil, fmt.Errorf("creating the signing key: %w", err)
+	}
+	jwks, err := g.keys.JWKS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(jwks)
+	if err != nil {
+		return nil, err
+	}
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return nil, err
+	}
+	app := "http://" + net.JoinHostPort(host, port)
+	return []smartauth.Client{
+		{ID: demoBackendClient, Name: "ehrgate (backend services)", JWKS: raw, TokenEndpointAuth: "private_key_jwt",
+			Scopes: []string{"system/*.rs", "system/*.read"}},
+		{ID: demoLaunchClient, Name: "ehrgate", Public: true, TokenEndpointAuth: "none",
+			RedirectURIs: []string{app + "/smart/callback"}, LaunchURL: app + "/smart/launch",
+			Scopes: []string{"launch", "launch/patient", "openid", "fhirUser", "offline_access", "online_access",
+				"patient/*.rs", "patient/*.read", "user/*.rs", "user/*.read"}},
+	}, nil
 }

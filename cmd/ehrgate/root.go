@@ -45,6 +45,8 @@ environment variables, then flags; later sources win.`,
 	root.AddCommand(
 		newDemoCmd(a), newServeCmd(a), newSimCmd(a), newSynthCmd(a),
 		newSyncCmd(a), newStatsCmd(a), newVersionCmd(a),
+		newKeysCmd(a), newProbeCmd(a), newBulkCmd(a), newExportCmd(a),
+		newRenormalizeCmd(a), newQualityCmd(a),
 	)
 	return root
 }

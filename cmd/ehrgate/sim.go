@@ -13,7 +13,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"ehrgate/ehr"
 	"ehrgate/ehrsim"
+	"ehrgate/ehrsim/personality"
+	"ehrgate/ehrsim/smartauth"
 	"ehrgate/synth"
 )
 
@@ -25,6 +28,14 @@ type simFlags struct {
 	faultKinds string
 	retryAfter time.Duration
 	pageSize   int
+	vendor     string
+	site       string
+
+	noAuth        bool
+	clientConfig  string
+	accessTTL     time.Duration
+	rotateRefresh bool
+	clockSkew     time.Duration
 }
 
 func (f *simFlags) register(fs *pflag.FlagSet) {
@@ -34,6 +45,79 @@ func (f *simFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.faultKinds, "fault-kinds", "", "comma-separated fault kinds to draw from (429,500,503,slow,malformed-body); default all")
 	fs.DurationVar(&f.retryAfter, "fault-retry-after", time.Second, "Retry-After sent with injected 429 and 503 responses")
 	fs.IntVar(&f.pageSize, "page-size", 50, "simulated EHR default page size")
+	fs.StringVar(&f.vendor, "vendor", "generic", "vendor personality: "+strings.Join(personality.Vendors(), ", "))
+	fs.StringVar(&f.site, "site", "", "site profile YAML layered over the vendor personality")
+	fs.StringVar(&f.clientConfig, "client-config", "", "registered SMART clients (YAML or JSON) for the simulated authorization server")
+	fs.DurationVar(&f.accessTTL, "access-token-ttl", time.Hour, "lifetime of access tokens the simulated EHR issues")
+	fs.BoolVar(&f.rotateRefresh, "rotate-refresh-tokens", true, "issue a new refresh token at every refresh and revoke the old one")
+	fs.DurationVar(&f.clockSkew, "clock-skew", 0, "offset of the simulated authorization server's clock (e.g. -2m)")
+}
+
+// simEndpoint is a running simulated EHR.
+type simEndpoint struct {
+	base string            // FHIR base URL (the SMART iss and aud)
+	auth *smartauth.Server // nil when unauthenticated
+	stop func()
+}
+
+// startSim serves sim on addr in the background. Unless noAuth is set, the
+// FHIR API sits behind the simulated SMART authorization server with the
+// given extra clients registered. It returns once the listener is up.
+func (f *simFlags) start(ctx context.Context, sim *ehrsim.Server, addr string, clients []smartauth.Client, log *slog.Logger) (*simEndpoint, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("simulated EHR listen on %s: %w", addr, err)
+	}
+	ep := &simEndpoint{base: "http://" + ln.Addr().String() + "/fhir"}
+	var site *ehr.SiteProfile
+	if f.site != "" {
+		if site, err = ehr.LoadSiteProfile(f.site); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	h, err := personality.Wrap(f.vendor, site, sim.Handler())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if !f.noAuth {
+		if f.clientConfig != "" {
+			more, err := smartauth.LoadClients(f.clientConfig)
+			if err != nil {
+				ln.Close()
+				return nil, err
+			}
+			clients = append(clients, more...)
+		}
+		auth, err := smartauth.New(smartauth.Options{
+			Issuer:              ep.base,
+			Clients:             clients,
+			AccessTokenTTL:      f.accessTTL,
+			RotateRefreshTokens: f.rotateRefresh,
+			ClockSkew:           f.clockSkew,
+			Logger:              log.With("component", "ehrsim-auth"),
+		})
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("simulated authorization server: %w", err)
+		}
+		ep.auth = auth
+		h = smartauth.WithSMART(h, auth)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
+	go func() {
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			log.Error("simulated EHR stopped", "error", err)
+		}
+	}()
+	ep.stop = func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}
+	return ep, nil
 }
 
 // newSim builds a simulated EHR loaded with synthetic patients.
@@ -66,27 +150,6 @@ func (f *simFlags) newSim(log *slog.Logger) (*ehrsim.Server, error) {
 	return sim, nil
 }
 
-// startSim serves sim on addr in the background and returns its FHIR base URL.
-func startSim(ctx context.Context, sim *ehrsim.Server, addr string, log *slog.Logger) (string, func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", nil, fmt.Errorf("simulated EHR listen on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
-	go func() {
-		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
-			log.Error("simulated EHR stopped", "error", err)
-		}
-	}()
-	stop := func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}
-	return "http://" + ln.Addr().String() + "/fhir", stop, nil
-}
-
 func newSimCmd(a *app) *cobra.Command {
 	var (
 		f    simFlags
@@ -98,7 +161,10 @@ func newSimCmd(a *app) *cobra.Command {
 		Long: `sim serves a FHIR R4 REST API at http://ADDR/fhir over deterministic synthetic
 patients: /metadata, read, search (patient, category, code, date, clinical-status,
 status, _lastUpdated, _count, _id, _include), paging, ETags and OperationOutcome
-errors. --fault-rate injects 429 (with Retry-After), 500, 503, slow responses and
+errors, behind a SMART App Launch 2 authorization server (EHR and standalone
+launch with login, consent and patient picker; backend services; introspection;
+revocation) unless --no-auth. --vendor reproduces a vendor's behaviour.
+--fault-rate injects 429 (with Retry-After), 500, 503, slow responses and
 malformed bodies so clients can be tested against a misbehaving EHR.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -109,21 +175,25 @@ malformed bodies so clients can be tested against a misbehaving EHR.`,
 			if err != nil {
 				return err
 			}
-			base, stop, err := startSim(cmd.Context(), sim, addr, a.log)
+			ep, err := f.start(cmd.Context(), sim, addr, nil, a.log)
 			if err != nil {
 				return err
 			}
-			defer stop()
+			defer ep.stop()
 			total := 0
 			for _, n := range sim.Counts() {
 				total += n
 			}
-			fmt.Fprintf(a.stdout, "simulated EHR: %d patients, %d resources, FHIR base %s\n", len(sim.PatientIDs()), total, base)
+			fmt.Fprintf(a.stdout, "simulated EHR (%s): %d patients, %d resources, FHIR base %s\n", f.vendor, len(sim.PatientIDs()), total, ep.base)
+			if ep.auth != nil {
+				fmt.Fprintf(a.stdout, "SMART: %s/.well-known/smart-configuration; EHR launch page %s/auth/launch\n", ep.base, strings.TrimSuffix(ep.base, "/fhir"))
+			}
 			<-cmd.Context().Done()
 			return nil
 		},
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8081", "listen address HOST:PORT")
+	cmd.Flags().BoolVar(&f.noAuth, "no-auth", false, "serve the FHIR API without authorization (for clients that cannot do SMART)")
 	return cmd
 }
