@@ -37,6 +37,13 @@ type HL7Counts struct {
 	Failed    int // of which conversion failed (Error set)
 }
 
+// HL7Completion is the outcome of converting one logged message.
+type HL7Completion struct {
+	Seq     int64
+	Records []Record // stored when Error is ""
+	Error   string   // why conversion failed; user-safe
+}
+
 // HL7Log is the durable log of inbound HL7 v2 messages behind the MLLP
 // listener (store-and-forward: a message is acknowledged only once PutHL7
 // returned nil).
@@ -54,9 +61,11 @@ type HL7Log interface {
 	// PendingHL7 lists messages of connection ("" = all) with Seq > after
 	// that are neither processed nor failed, oldest first.
 	PendingHL7(ctx context.Context, connection string, after int64, limit int) ([]HL7Message, error)
-	// CompleteHL7 stores recs and marks message seq processed, in one
-	// transaction; with errText != "" it only records the failure.
-	CompleteHL7(ctx context.Context, seq int64, recs []Record, errText string) error
+	// CompleteHL7 applies completions in order, all in one transaction:
+	// each stores its records and marks its message processed, or, with
+	// Error set, only records the failure. An unknown Seq fails the whole
+	// call with ErrNotFound.
+	CompleteHL7(ctx context.Context, done []HL7Completion) error
 	// HL7Counts counts the log of connection ("" = all).
 	HL7Counts(ctx context.Context, connection string) (HL7Counts, error)
 }

@@ -256,9 +256,11 @@ func addMLLPFlags(cmd *cobra.Command, o *mllpOptions, defaultAddr string) {
 }
 
 // runMLLP serves the store-backed MLLP listener until ctx ends, then shuts
-// it down gracefully (in-flight messages are stored and ACKed). It also
-// converts messages a previous process stored but did not convert. ready,
-// if set, is called with the bound address.
+// it down gracefully (in-flight messages are stored and ACKed, what was
+// ACKed is converted). Messages are ACKed once durably logged and converted
+// to FHIR right behind (also those a previous process logged but did not
+// convert). Events go to bus (may be nil). ready, if set, is called with the
+// bound address.
 func runMLLP(ctx context.Context, log *slog.Logger, st *sqlite.Store, o mllpOptions, bus *events.Bus, ready func(net.Addr)) error {
 	var mode mllp.AckMode
 	switch o.AckMode {
@@ -271,7 +273,10 @@ func runMLLP(ctx context.Context, log *slog.Logger, st *sqlite.Store, o mllpOpti
 	default:
 		return fmt.Errorf("--mllp-ack-mode %q: want original, enhanced or aa-only", o.AckMode)
 	}
-	h := hl7store.New(st, hl7store.Options{Connection: o.Connection, Bus: bus, Logger: log})
+	// Deferred: the ACK follows the commit of the raw message (durable
+	// store-and-forward); conversion runs right behind it from the log
+	// (hl7store package comment, hl7/README.md for the numbers).
+	h := hl7store.New(st, hl7store.Options{Connection: o.Connection, Bus: bus, Logger: log, Deferred: true})
 	srv := &mllp.Server{Handler: h, Quarantiner: h, AckMode: mode, Logger: log}
 	if o.TLSCert != "" || o.TLSKey != "" {
 		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
@@ -288,13 +293,13 @@ func runMLLP(ctx context.Context, log *slog.Logger, st *sqlite.Store, o mllpOpti
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	if n, err := h.ProcessPending(ctx); err != nil {
-		log.Warn("converting HL7 messages left unconverted", "error", err)
-	} else if n > 0 {
-		log.Info("converted HL7 messages left unconverted by a previous run", "messages", n)
-	}
 	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
+	convDone := make(chan struct{})
+	go func() { // also converts what a previous run stored but did not convert
+		defer close(convDone)
+		_ = h.Run(serveCtx, 100*time.Millisecond)
+	}()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(serveCtx, ln) }()
 	select {
@@ -307,7 +312,13 @@ func runMLLP(ctx context.Context, log *slog.Logger, st *sqlite.Store, o mllpOpti
 	if err := srv.Shutdown(sctx); err != nil {
 		stop()
 	}
-	if err := <-done; err != nil && !errors.Is(err, mllp.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+	err = <-done
+	if _, perr := h.ProcessPending(sctx); perr != nil { // convert what was just ACKed
+		log.Warn("converting the last HL7 messages; they stay in the log for the next start", "error", perr)
+	}
+	stop()
+	<-convDone
+	if err != nil && !errors.Is(err, mllp.ErrServerClosed) && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil

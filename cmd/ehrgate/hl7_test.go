@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"ehrgate/events"
+	"ehrgate/store"
 	"ehrgate/store/sqlite"
 )
 
@@ -78,9 +79,14 @@ func TestHL7SendToStoreBackedListener(t *testing.T) {
 			t.Errorf("round %d: summary = %+v, want 5 sent and accepted", round, s)
 		}
 	}
-	c, err := st.HL7Counts(ctx, "hl7")
-	if err != nil {
-		t.Fatal(err)
+	var c store.HL7Counts
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err = st.HL7Counts(ctx, "hl7"); err != nil {
+			t.Fatal(err)
+		}
+		if c.Processed == 5 {
+			break
+		}
 	}
 	if c.Messages != 5 || c.Processed != 5 {
 		t.Errorf("HL7Counts = %+v, want 5 stored once and processed", c)

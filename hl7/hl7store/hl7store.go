@@ -31,6 +31,7 @@
 package hl7store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,7 +113,7 @@ func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
 		_, err := h.s.PutHL7(ctx, m, nil)
 		return h.putErr(err)
 	}
-	res, recs, convErr := h.convert(ctx, msg, now)
+	res, recs, convErr := h.convert(ctx, msg, now, nil)
 	if convErr != nil {
 		m.Error = convErr.Error()
 		h.log.WarnContext(ctx, "HL7 message stored but not converted", "control_id", m.ControlID,
@@ -154,52 +155,99 @@ func (h *Handler) message(msg *hl7.Message, now time.Time) (store.HL7Message, er
 	return m, nil
 }
 
+// overlay holds resources written by earlier messages of a batch that is
+// not committed yet, so that later messages of the batch see them.
+type overlay map[string]store.Record
+
+// current returns the stored (or overlaid) current version of a resource.
+func (h *Handler) current(ctx context.Context, ov overlay, typ, id string) (store.Record, bool, error) {
+	if r, ok := ov[typ+"/"+id]; ok {
+		return r, true, nil
+	}
+	cur, err := h.s.Get(ctx, h.o.Connection, typ, id)
+	switch {
+	case err == nil:
+		return cur, true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return store.Record{}, false, nil
+	}
+	return store.Record{}, false, fmt.Errorf("reading current %s: %w", typ, err)
+}
+
+// sameButSource reports whether raw (with meta.source source) says exactly
+// what cur says: a message that changes nothing about a resource (the
+// same demographics repeated on every ADT) creates no new version.
+func sameButSource(cur store.Record, raw []byte, source string) bool {
+	if cur.Source == source {
+		return bytes.Equal(cur.Raw, raw)
+	}
+	oldSrc, err1 := json.Marshal(cur.Source)
+	newSrc, err2 := json.Marshal(source)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	if len(cur.Raw)-len(oldSrc) != len(raw)-len(newSrc) {
+		return false
+	}
+	swapped := bytes.Replace(cur.Raw, append([]byte(`"source":`), oldSrc...), append([]byte(`"source":`), newSrc...), 1)
+	return bytes.Equal(swapped, raw)
+}
+
 // convert turns msg into store records. Errors are user-safe reasons (no
-// message content).
-func (h *Handler) convert(ctx context.Context, msg *hl7.Message, now time.Time) (*tofhir.Result, []store.Record, error) {
+// message content). ov, when not nil, is consulted before the store and
+// receives the records.
+func (h *Handler) convert(ctx context.Context, msg *hl7.Message, now time.Time, ov overlay) (*tofhir.Result, []store.Record, error) {
 	res, err := tofhir.Convert(msg, h.o.Convert)
 	if err != nil {
 		return nil, nil, err
 	}
 	var recs []store.Record
-	for _, r := range res.Resources {
-		raw := r.JSON
-		if r.StatusOnly {
-			// Cancel / un-cancel: change the status of what is stored, keep the rest.
-			cur, err := h.s.Get(ctx, h.o.Connection, r.Type, r.ID)
-			switch {
-			case err == nil:
-				if raw, err = tofhir.ApplyStatus(cur.Raw, r.Status, res.Source); err != nil {
-					return nil, nil, err
-				}
-			case !errors.Is(err, store.ErrNotFound):
-				return nil, nil, fmt.Errorf("reading current %s: %w", r.Type, err)
-			}
+	add := func(typ, id string, raw []byte, cur store.Record, exists bool) error {
+		if exists && sameButSource(cur, raw, res.Source) {
+			return nil
 		}
-		rec, err := h.record(r.Type, r.ID, raw, res.Source, now)
+		rec, err := h.record(typ, id, raw, res.Source, now)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, rec)
+		if ov != nil {
+			ov[typ+"/"+id] = rec
+		}
+		return nil
+	}
+	for _, r := range res.Resources {
+		cur, exists, err := h.current(ctx, ov, r.Type, r.ID)
 		if err != nil {
 			return nil, nil, err
 		}
-		recs = append(recs, rec)
+		raw := r.JSON
+		if r.StatusOnly && exists {
+			// Cancel / un-cancel: change the status of what is stored, keep the rest.
+			if raw, err = tofhir.ApplyStatus(cur.Raw, r.Status, res.Source); err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := add(r.Type, r.ID, raw, cur, exists); err != nil {
+			return nil, nil, err
+		}
 	}
 	if mg := res.Merge; mg != nil {
+		cur, exists, err := h.current(ctx, ov, "Patient", mg.RetiredID)
+		if err != nil {
+			return nil, nil, err
+		}
 		var existing []byte
-		cur, err := h.s.Get(ctx, h.o.Connection, "Patient", mg.RetiredID)
-		switch {
-		case err == nil:
+		if exists {
 			existing = cur.Raw
-		case !errors.Is(err, store.ErrNotFound):
-			return nil, nil, fmt.Errorf("reading retired patient: %w", err)
 		}
 		raw, err := tofhir.LinkRetired(existing, mg, res.Source)
 		if err != nil {
 			return nil, nil, err
 		}
-		rec, err := h.record("Patient", mg.RetiredID, raw, res.Source, now)
-		if err != nil {
+		if err := add("Patient", mg.RetiredID, raw, cur, exists); err != nil {
 			return nil, nil, err
 		}
-		recs = append(recs, rec)
 	}
 	return res, recs, nil
 }
@@ -283,8 +331,8 @@ func (h *Handler) publish(res *tofhir.Result) {
 
 // Run converts messages stored unprocessed (Deferred mode, or left by an
 // earlier process) until ctx is done, polling every interval (default 200
-// ms) when idle. Each message is completed in its own write (grouped by the
-// store with concurrent writes); a conversion failure is recorded on the
+// ms) when idle. Messages are converted in log order and completed a page
+// at a time in one transaction; a conversion failure is recorded on the
 // message and not retried.
 func (h *Handler) Run(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
@@ -324,30 +372,50 @@ func (h *Handler) ProcessPending(ctx context.Context) (int, error) {
 }
 
 func (h *Handler) processPending(ctx context.Context, after int64) (int, int64, error) {
-	pend, err := h.s.PendingHL7(ctx, h.o.Connection, after, 256)
-	if err != nil {
+	pend, err := h.s.PendingHL7(ctx, h.o.Connection, after, 512)
+	if err != nil || len(pend) == 0 {
 		return 0, after, err
 	}
-	for i, m := range pend {
-		after = m.Seq
+	// The page is converted in log order and completed in one transaction
+	// (one commit for many messages); conversions read earlier messages of
+	// the page from an overlay, since those are not committed yet.
+	var batch []store.HL7Completion
+	var results []*tofhir.Result
+	ov := overlay{}
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := h.s.CompleteHL7(ctx, batch); err != nil {
+			return err
+		}
+		for _, res := range results {
+			h.publish(res)
+		}
+		batch, results, ov = batch[:0], results[:0], overlay{}
+		return nil
+	}
+	for _, m := range pend {
 		msg, err := hl7.Parse(m.Raw, hl7.ParseOptions{})
 		var res *tofhir.Result
 		var recs []store.Record
 		if err == nil {
-			res, recs, err = h.convert(ctx, msg, h.o.Clock())
+			res, recs, err = h.convert(ctx, msg, h.o.Clock(), ov)
 		}
-		errText := ""
+		c := store.HL7Completion{Seq: m.Seq, Records: recs}
 		if err != nil {
-			errText = err.Error()
+			c.Error = err.Error()
+			h.log.WarnContext(ctx, "HL7 message stored but not converted", "control_id", m.ControlID,
+				"type", m.MessageType, "reason", c.Error)
+		} else {
+			results = append(results, res)
 		}
-		if err := h.s.CompleteHL7(ctx, m.Seq, recs, errText); err != nil {
-			return i, after, err
-		}
-		if res != nil && errText == "" {
-			h.publish(res)
-		}
+		batch = append(batch, c)
 	}
-	return len(pend), after, nil
+	if err := flush(); err != nil {
+		return 0, after, err
+	}
+	return len(pend), pend[len(pend)-1].Seq, nil
 }
 
 var (

@@ -256,20 +256,47 @@ func TestUnsupportedStoredNotLost(t *testing.T) {
 func TestDeferred(t *testing.T) {
 	s := newStore(t)
 	h := New(s, Options{Clock: clock, Deferred: true})
-	handle(t, h, "adt-a01", "adt-a03")
+	handle(t, h, "adt-a01", "adt-a03", "adt-a11")
 	if n := count(t, s, "Encounter"); n != 0 {
 		t.Fatalf("deferred mode converted before Run: %d", n)
 	}
 	n, err := h.ProcessPending(context.Background())
-	if err != nil || n != 2 {
+	if err != nil || n != 3 {
 		t.Fatalf("ProcessPending = %d, %v", n, err)
 	}
+	// The A11 was converted in the same transaction as the A01 and A03 and
+	// still saw them.
 	_, enc := resource(t, s, "Encounter", encounterID(t, s))
-	if enc["status"] != "finished" {
-		t.Errorf("status = %v", enc["status"])
+	if enc["status"] != "entered-in-error" || enc["participant"] == nil {
+		t.Errorf("status = %v, participant = %v", enc["status"], enc["participant"])
+	}
+	if p, _ := enc["period"].(map[string]any); p == nil || p["end"] == nil {
+		t.Errorf("period = %v, want the A03's end kept", enc["period"])
 	}
 	c, _ := s.HL7Counts(context.Background(), "")
-	if c != (store.HL7Counts{Messages: 2, Processed: 2}) {
+	if c != (store.HL7Counts{Messages: 3, Processed: 3}) {
 		t.Errorf("HL7Counts = %+v", c)
 	}
+}
+
+func TestRepeatedDemographicsNoNewVersion(t *testing.T) {
+	s := newStore(t)
+	h := New(s, Options{Clock: clock})
+	handle(t, h, "adt-a01", "adt-a02") // same PID: the Patient does not change
+	st, _ := s.Stats(context.Background())
+	if st.Versions != 3 { // Patient v1, Encounter v1 and v2
+		t.Errorf("versions = %d, want 3 (unchanged Patient not re-versioned)", st.Versions)
+	}
+	rec, _ := resource(t, s, "Patient", encounterPatient(t))
+	if rec.Source != "urn:hl7v2:EPICADT|NORTHMC|NMC-1001" {
+		t.Errorf("Patient source = %q, want the message that last changed it", rec.Source)
+	}
+}
+
+func encounterPatient(t *testing.T) string {
+	res, err := tofhir.Convert(msg(t, "adt-a01"), tofhir.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.PatientID
 }

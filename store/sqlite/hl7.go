@@ -113,33 +113,46 @@ func (s *Store) PendingHL7(ctx context.Context, connection string, after int64, 
 	return out, nil
 }
 
-// CompleteHL7 implements store.HL7Log.
-func (s *Store) CompleteHL7(ctx context.Context, seq int64, recs []store.Record, errText string) error {
+// CompleteHL7 implements store.HL7Log. One call is one transaction (one
+// commit for a whole page of converted messages).
+func (s *Store) CompleteHL7(ctx context.Context, done []store.HL7Completion) error {
+	if len(done) == 0 {
+		return nil
+	}
+	for _, d := range done {
+		for i := range d.Records {
+			if r := &d.Records[i]; r.Connection == "" || r.Type == "" || r.ID == "" {
+				return fmt.Errorf("completing HL7 message %d: record %d: connection, type and id are required", d.Seq, i)
+			}
+		}
+	}
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		var res sql.Result
-		var err error
-		if errText != "" {
-			res, err = tx.ExecContext(ctx, `UPDATE hl7_messages SET error=? WHERE seq=?`, errText, seq)
-		} else {
-			res, err = tx.ExecContext(ctx, `UPDATE hl7_messages SET processed=1, error='' WHERE seq=?`, seq)
-		}
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		if errText == "" && len(recs) > 0 {
-			if _, err := s.putResources(ctx, tx, recs); err != nil {
+		for _, d := range done {
+			var res sql.Result
+			var err error
+			if d.Error != "" {
+				res, err = tx.ExecContext(ctx, `UPDATE hl7_messages SET error=? WHERE seq=?`, d.Error, d.Seq)
+			} else {
+				res, err = tx.ExecContext(ctx, `UPDATE hl7_messages SET processed=1, error='' WHERE seq=?`, d.Seq)
+			}
+			if err != nil {
 				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return fmt.Errorf("message %d: %w", d.Seq, store.ErrNotFound)
+			}
+			if d.Error == "" && len(d.Records) > 0 {
+				if _, err := s.putResources(ctx, tx, d.Records); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("completing HL7 message %d: %w", seq, err)
+		return fmt.Errorf("completing HL7 messages: %w", err)
 	}
 	return nil
 }

@@ -198,7 +198,7 @@ func testHL7Pending(t *testing.T, s HL7Store) {
 	if len(p) != 2 || p[0].Seq != seqs[2] || p[1].Seq != seqs[3] {
 		t.Fatalf("PendingHL7(after %d, 2) = %v, want seqs %v", seqs[1], p, seqs[2:4])
 	}
-	if err := s.CompleteHL7(ctx, seqs[2], []store.Record{hl7Rec("p2")}, ""); err != nil {
+	if err := s.CompleteHL7(ctx, []store.HL7Completion{{Seq: seqs[2], Records: []store.Record{hl7Rec("p2")}}}); err != nil {
 		t.Fatalf("CompleteHL7: %v", err)
 	}
 	if _, err := s.Get(ctx, "hl7", "Patient", "p2"); err != nil {
@@ -208,8 +208,11 @@ func testHL7Pending(t *testing.T, s HL7Store) {
 	if len(p) != 4 {
 		t.Errorf("pending after complete = %d, want 4", len(p))
 	}
-	if err := s.CompleteHL7(ctx, 999999, nil, ""); !errors.Is(err, store.ErrNotFound) {
+	if err := s.CompleteHL7(ctx, []store.HL7Completion{{Seq: seqs[3], Records: []store.Record{hl7Rec("p3")}}, {Seq: 999999}}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("CompleteHL7(unknown) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, "hl7", "Patient", "p3"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a failed CompleteHL7 stored part of its work: %v", err)
 	}
 	if got, want := counts(t, s, ""), (store.HL7Counts{Messages: 5, Processed: 1}); got != want {
 		t.Errorf("HL7Counts = %+v, want %+v", got, want)
@@ -228,7 +231,7 @@ func testHL7Failed(t *testing.T, s HL7Store) {
 		t.Errorf("records of an unprocessed message stored: %v", err)
 	}
 	seq2, _ := s.PutHL7(ctx, hl7Msg("2"), nil)
-	if err := s.CompleteHL7(ctx, seq2, nil, "conversion failed"); err != nil {
+	if err := s.CompleteHL7(ctx, []store.HL7Completion{{Seq: seq2, Error: "conversion failed"}}); err != nil {
 		t.Fatalf("CompleteHL7 with error: %v", err)
 	}
 	p, _ := s.PendingHL7(ctx, "", 0, 10)

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package hl7store
+
+func processCPUSeconds() float64 { return 0 }
