@@ -17,4 +17,17 @@ if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
     echo "install-test-deps: WARNING: chromium missing and not root; browser tests will skip" >&2
   fi
 fi
+
+# Third-party MLLP sender (node-hl7-client, pinned in interop/hl7's
+# package-lock.json) for the HL7 interop test. Without Node.js or the
+# registry the test skips and says so.
+interop="$(dirname "$0")/../interop/hl7"
+if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+  if [ ! -d "$interop/node_modules/node-hl7-client" ] || [ "$interop/package-lock.json" -nt "$interop/node_modules/.package-lock.json" ]; then
+    (cd "$interop" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1) \
+      || echo "install-test-deps: WARNING: npm ci in interop/hl7 failed (registry unreachable?); the HL7 interop test will skip" >&2
+  fi
+else
+  echo "install-test-deps: WARNING: node/npm missing; the HL7 interop test (node-hl7-client) will skip" >&2
+fi
 exit 0
