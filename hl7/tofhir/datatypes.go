@@ -166,9 +166,15 @@ func dateTime(s string, loc *time.Location) (string, bool) {
 	case 4:
 		return s, true
 	case 6:
-		return s[:4] + "-" + s[4:6], validDate(s[:4] + s[4:6] + "01")
+		if !validDate(s + "01") {
+			return "", false
+		}
+		return s[:4] + "-" + s[4:6], true
 	case 8:
-		return s[:4] + "-" + s[4:6] + "-" + s[6:8], validDate(s)
+		if !validDate(s) {
+			return "", false
+		}
+		return s[:4] + "-" + s[4:6] + "-" + s[6:8], true
 	case 10, 12, 14:
 	default:
 		return "", false

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"ehrgate/hl7"
@@ -189,8 +192,8 @@ func quantity(num string, units hl7.Repetition) obj {
 	if num == "" {
 		return nil
 	}
-	var v json.Number = json.Number(strings.TrimPrefix(num, "+"))
-	if _, err := v.Float64(); err != nil {
+	v, ok := jsonNumber(num)
+	if !ok {
 		return nil
 	}
 	q := obj{"value": v}
@@ -208,15 +211,31 @@ func quantity(num string, units hl7.Repetition) obj {
 	return q
 }
 
+var jsonNumberRE = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
+// jsonNumber turns a v2 NM ("+5", "0.50", "007", ".5") into a JSON number,
+// keeping the sender's digits when they already are one.
+func jsonNumber(s string) (json.Number, bool) {
+	s = strings.TrimPrefix(strings.TrimSpace(s), "+")
+	if jsonNumberRE.MatchString(s) {
+		return json.Number(s), true
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) || strings.ContainsAny(s, "xXpPnNiI_") {
+		return "", false
+	}
+	return json.Number(strconv.FormatFloat(f, 'f', -1, 64)), true
+}
+
 // referenceRange parses "low-high", "<x", ">x" and keeps the text.
 func referenceRange(s, unit string) obj {
 	rr := obj{"text": s}
 	bound := func(v string) any {
-		v = strings.TrimSpace(v)
-		if _, err := json.Number(v).Float64(); err != nil || v == "" {
+		n, ok := jsonNumber(v)
+		if !ok {
 			return nil
 		}
-		q := obj{"value": json.Number(v)}
+		q := obj{"value": n}
 		if unit != "" {
 			q["unit"] = unit
 		}

@@ -91,7 +91,9 @@ func (r *Result) Of(typ string) []Resource {
 // Source returns the meta.source string of a message.
 func Source(m *hl7.Message) string {
 	h := m.Header()
-	return "urn:hl7v2:" + h.Field(3).Value() + "|" + h.Field(4).Value() + "|" + m.ControlID()
+	// Invalid UTF-8 would not survive JSON; replace it so meta.source and
+	// store.Record.Source are the same string.
+	return strings.ToValidUTF8("urn:hl7v2:"+h.Field(3).Value()+"|"+h.Field(4).Value()+"|"+m.ControlID(), "\uFFFD")
 }
 
 type conv struct {
