@@ -69,4 +69,3 @@ console.log(JSON.stringify(r.getRowObjectsJson()[0]));
 		t.Errorf("duckdb says %s, want n=%d over 10 types", got, want)
 	}
 }
-
