@@ -44,6 +44,13 @@ type Config struct {
 	LogFormat   string       `yaml:"log_format"`  // text or json
 	Connections []Connection `yaml:"connections"` // EHR endpoints
 	SyncEvery   Duration     `yaml:"sync_every"`  // scheduled full sync interval for `serve` (0 = never)
+	// LocalCodeMap is a CSV file mapping each connection's local codes to
+	// standard ones (see terminology/README.md); edits are picked up
+	// without a restart. EHRGATE_LOCAL_CODE_MAP.
+	LocalCodeMap string `yaml:"local_code_map"`
+	// StaleAfter flags an "active" medication order with no activity for
+	// this long (default 1 year).
+	StaleAfter Duration `yaml:"stale_after"`
 }
 
 // Connection is one EHR FHIR endpoint.
@@ -125,6 +132,7 @@ const (
 	EnvLogLevel  = "EHRGATE_LOG_LEVEL"
 	EnvLogFormat = "EHRGATE_LOG_FORMAT"
 	EnvSyncEvery = "EHRGATE_SYNC_EVERY"
+	EnvLocalMap  = "EHRGATE_LOCAL_CODE_MAP"
 )
 
 func applyEnv(cfg *Config, env []string) {
@@ -147,6 +155,9 @@ func applyEnv(cfg *Config, env []string) {
 	}
 	if v, ok := get(EnvLogFormat); ok {
 		cfg.LogFormat = v
+	}
+	if v, ok := get(EnvLocalMap); ok {
+		cfg.LocalCodeMap = v
 	}
 	if v, ok := get(EnvSyncEvery); ok {
 		if d, err := time.ParseDuration(v); err == nil {
@@ -182,6 +193,14 @@ func (c Config) Validate() error {
 	}
 	if c.SyncEvery < 0 {
 		errs = append(errs, errors.New("sync_every: not a valid duration"))
+	}
+	if c.StaleAfter < 0 {
+		errs = append(errs, errors.New("stale_after: must not be negative"))
+	}
+	if c.LocalCodeMap != "" {
+		if _, err := os.Stat(c.LocalCodeMap); err != nil {
+			errs = append(errs, fmt.Errorf("local_code_map: %w", err))
+		}
 	}
 	seen := map[string]bool{}
 	for i, conn := range c.Connections {

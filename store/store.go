@@ -135,9 +135,10 @@ type TypeCount struct {
 
 // Stats summarises what the store holds.
 type Stats struct {
-	Resources   []TypeCount `json:"resources"`
-	Versions    int         `json:"versions"`
-	Quarantined int         `json:"quarantined"`
+	Resources   []TypeCount          `json:"resources"`
+	Versions    int                  `json:"versions"`
+	Quarantined int                  `json:"quarantined"`
+	LastFetched map[string]time.Time `json:"last_fetched,omitempty"` // newest fetch state per connection (data freshness)
 }
 
 // Statter reports store-wide counts.

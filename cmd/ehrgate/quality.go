@@ -32,7 +32,7 @@ columns empty ("-" for standard output): fill it in and pass it back with
 			if err := a.load(cmd); err != nil {
 				return err
 			}
-			n, err := normalizerFromFlags(cmd)
+			n, err := normalizerFromFlags(a, cmd)
 			if err != nil {
 				return err
 			}

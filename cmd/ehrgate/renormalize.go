@@ -21,19 +21,26 @@ func addNormalizerFlags(fs *pflag.FlagSet) {
 	fs.Duration("stale-after", normalize.DefaultStaleAfter, "quiet period after which an active medication order is flagged stale (0 = never)")
 }
 
-// normalizerFromFlags builds the Normalizer the flags describe.
-func normalizerFromFlags(cmd *cobra.Command) (*normalize.Normalizer, error) {
+// normalizerFromFlags builds the Normalizer the flags describe, falling back
+// to the configuration's local_code_map and stale_after.
+func normalizerFromFlags(a *app, cmd *cobra.Command) (*normalize.Normalizer, error) {
 	var opts []normalize.Option
-	if path, _ := cmd.Flags().GetString("local-code-map"); path != "" {
+	path := a.cfg.LocalCodeMap
+	if cmd.Flags().Changed("local-code-map") {
+		path, _ = cmd.Flags().GetString("local-code-map")
+	}
+	if path != "" {
 		m, err := terminology.OpenLocalMap(path)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, normalize.WithLocalCodes(m))
 	}
-	if d, err := cmd.Flags().GetDuration("stale-after"); err == nil {
-		opts = append(opts, normalize.WithStaleAfter(d))
+	stale := time.Duration(a.cfg.StaleAfter)
+	if cmd.Flags().Changed("stale-after") || stale == 0 {
+		stale, _ = cmd.Flags().GetDuration("stale-after")
 	}
+	opts = append(opts, normalize.WithStaleAfter(stale))
 	return normalize.New(opts...), nil
 }
 
@@ -127,7 +134,7 @@ reason and its row left as it was. Exit status 3 when some failed.`,
 			if err := a.load(cmd); err != nil {
 				return err
 			}
-			n, err := normalizerFromFlags(cmd)
+			n, err := normalizerFromFlags(a, cmd)
 			if err != nil {
 				return err
 			}

@@ -22,12 +22,14 @@ import (
 	"ehrgate/ehr"
 	"ehrgate/fhir"
 	"ehrgate/metrics"
+	"ehrgate/normalize"
 	"ehrgate/refresh"
 	"ehrgate/secrets"
 	"ehrgate/server"
 	"ehrgate/smart"
 	"ehrgate/store"
 	"ehrgate/store/sqlite"
+	"ehrgate/terminology"
 )
 
 // gateway is the running service: store, secrets, SMART machinery,
@@ -82,7 +84,34 @@ func (a *app) openGateway(ctx context.Context) (*gateway, error) {
 	for _, c := range a.cfg.Connections {
 		g.status[c.Name] = dashboard.ConnectionStatus{Name: c.Name, BaseURL: c.BaseURL, Vendor: vendorLabel(c), State: "not yet synced"}
 	}
+	if err := g.setupNormalizer(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return g, nil
+}
+
+// setupNormalizer configures the terminology chain: the local-code map
+// (watched for edits until ctx ends) and the stale-medication period.
+func (g *gateway) setupNormalizer(ctx context.Context) error {
+	var opts []normalize.Option
+	if p := g.a.cfg.LocalCodeMap; p != "" {
+		m, err := terminology.OpenLocalMap(p)
+		if err != nil {
+			return fmt.Errorf("local code map: %w", err)
+		}
+		go m.Watch(ctx, 5*time.Second, func(err error) {
+			g.a.log.Warn("local code map reload failed; keeping the previous map", "file", p, "error", err)
+		})
+		opts = append(opts, normalize.WithLocalCodes(m))
+	}
+	if d := time.Duration(g.a.cfg.StaleAfter); d > 0 {
+		opts = append(opts, normalize.WithStaleAfter(d))
+	}
+	if len(opts) > 0 {
+		normalize.SetDefault(normalize.New(opts...))
+	}
+	return nil
 }
 
 func vendorLabel(c config.Connection) string {
@@ -241,7 +270,26 @@ func (g *gateway) syncConnection(ctx context.Context, conn config.Connection) (r
 		st.State, st.Detail, st.LastSync = "ok", "", time.Now()
 	}
 	g.status[conn.Name] = st
+	vendor := ""
+	if rt := g.conns[conn.Name]; rt != nil {
+		vendor = rt.detected
+	}
 	g.mu.Unlock()
+	saved := connectionState{Name: conn.Name, BaseURL: conn.BaseURL, Auth: config.AuthNone, Vendor: vendor}
+	if conn.Auth != nil && conn.Auth.Type != "" {
+		saved.Auth = conn.Auth.Type
+	}
+	if old, ok := loadConnectionState(g.a.cfg.Data, conn.Name); ok {
+		saved.LastSync, saved.Summary = old.LastSync, old.Summary
+	}
+	if err == nil {
+		saved.LastSync, saved.Summary = time.Now().UTC(), &sum
+	} else {
+		saved.Error = st.Detail
+	}
+	if serr := saveConnectionState(g.a.cfg.Data, saved); serr != nil {
+		g.a.log.Warn("could not save connection state", "connection", conn.Name, "error", serr)
+	}
 	return sum, err
 }
 

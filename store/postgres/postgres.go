@@ -339,7 +339,23 @@ func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM quarantine`).Scan(&st.Quarantined); err != nil {
 		return st, fmt.Errorf("counting quarantine: %w", err)
 	}
-	return st, nil
+	last, err := s.pool.Query(ctx, `SELECT connection, max(fetched_at) FROM fetch_state GROUP BY connection`)
+	if err != nil {
+		return st, fmt.Errorf("reading freshness: %w", err)
+	}
+	defer last.Close()
+	for last.Next() {
+		var conn string
+		var at time.Time
+		if err := last.Scan(&conn, &at); err != nil {
+			return st, fmt.Errorf("reading freshness: %w", err)
+		}
+		if st.LastFetched == nil {
+			st.LastFetched = map[string]time.Time{}
+		}
+		st.LastFetched[conn] = at.UTC()
+	}
+	return st, last.Err()
 }
 
 // Quarantined implements store.QuarantineReader.

@@ -447,7 +447,22 @@ func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM quarantine`).Scan(&st.Quarantined); err != nil {
 		return st, fmt.Errorf("counting quarantine: %w", err)
 	}
-	return st, nil
+	last, err := s.r.QueryContext(ctx, `SELECT connection, max(fetched_at) FROM fetch_state GROUP BY connection`)
+	if err != nil {
+		return st, fmt.Errorf("reading freshness: %w", err)
+	}
+	defer last.Close()
+	for last.Next() {
+		var conn, at string
+		if err := last.Scan(&conn, &at); err != nil {
+			return st, fmt.Errorf("reading freshness: %w", err)
+		}
+		if st.LastFetched == nil {
+			st.LastFetched = map[string]time.Time{}
+		}
+		st.LastFetched[conn] = parseTime(at)
+	}
+	return st, last.Err()
 }
 
 // Quarantined implements store.QuarantineReader.

@@ -294,6 +294,20 @@ func testStats(t *testing.T, s store.Store) {
 	if st.Quarantined != 1 || st.Versions != 3 {
 		t.Errorf("Stats() quarantined=%d versions=%d, want 1 and 3", st.Quarantined, st.Versions)
 	}
+	if len(st.LastFetched) != 0 {
+		t.Errorf("Stats().LastFetched = %v before any fetch state, want empty", st.LastFetched)
+	}
+	later := t0.Add(time.Hour)
+	if err := s.PutFetchStates(context.Background(), []store.FetchState{
+		{Connection: "c1", PatientID: "p1", Type: "Observation", Availability: store.Available, FetchedAt: t0},
+		{Connection: "c1", PatientID: "p2", Type: "Observation", Availability: store.Available, FetchedAt: later},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = s.Stats(context.Background())
+	if got := st.LastFetched["c1"]; !got.Equal(later) {
+		t.Errorf("Stats().LastFetched[c1] = %v, want %v (the newest fetch)", got, later)
+	}
 }
 
 func testConcurrentWriters(t *testing.T, s store.Store) {

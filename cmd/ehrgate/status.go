@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ehrgate/probe"
+)
+
+// connectionReport is one connection's line in `ehrgate status`.
+type connectionReport struct {
+	Name        string    `json:"name"`
+	BaseURL     string    `json:"base_url"`
+	Auth        string    `json:"auth"`
+	Vendor      string    `json:"vendor"`            // configured, or detected by the last probe
+	Version     string    `json:"version,omitempty"` // software version from the last probe
+	ProbedAt    time.Time `json:"probed_at,omitzero"`
+	LastSync    time.Time `json:"last_sync,omitzero"`
+	LastErrors  int       `json:"last_sync_errors"`
+	SyncError   string    `json:"sync_error,omitempty"`
+	Token       string    `json:"token"` // ok, needs_reauthorization, none
+	TokenReason string    `json:"token_reason,omitempty"`
+	LastFetched time.Time `json:"last_fetched,omitzero"`
+	Resources   int       `json:"resources"`
+}
+
+func newStatusCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status --data DIR",
+		Short: "Show each connection: vendor, authorization state, data freshness",
+		Long: `status reports, for every configured connection (and every connection the store
+holds data for): the vendor (configured, or detected by the last 'ehrgate probe'),
+the authorization state ('needs_reauthorization' after the EHR refused ehrgate's
+refresh token or credentials), when data was last fetched and how many resources
+are stored. It reads the data directory only; it calls no EHR.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(cmd); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			g, err := a.openGateway(ctx)
+			if err != nil {
+				return err
+			}
+			defer g.Close()
+			st, err := g.store.Stats(ctx)
+			if err != nil {
+				return err
+			}
+			byName := map[string]*connectionReport{}
+			var order []string
+			add := func(name string) *connectionReport {
+				if r := byName[name]; r != nil {
+					return r
+				}
+				r := &connectionReport{Name: name, Auth: "none", Vendor: "unknown"}
+				byName[name] = r
+				order = append(order, name)
+				return r
+			}
+			for _, c := range a.cfg.Connections {
+				r := add(c.Name)
+				r.BaseURL = c.BaseURL
+				if c.Auth != nil && c.Auth.Type != "" {
+					r.Auth = c.Auth.Type
+				}
+				if c.Vendor != "" {
+					r.Vendor = c.Vendor + " (configured)"
+				}
+			}
+			for _, name := range listConnectionStates(a.cfg.Data) {
+				saved, ok := loadConnectionState(a.cfg.Data, name)
+				if !ok {
+					continue
+				}
+				r := add(name)
+				if r.BaseURL == "" {
+					r.BaseURL = saved.BaseURL
+				}
+				if r.Auth == "none" && saved.Auth != "" {
+					r.Auth = saved.Auth
+				}
+				if r.Vendor == "unknown" && saved.Vendor != "" {
+					r.Vendor = saved.Vendor
+				}
+				r.LastSync, r.SyncError = saved.LastSync, saved.Error
+				if saved.Summary != nil {
+					r.LastErrors = saved.Summary.Errors
+				}
+			}
+			for _, tc := range st.Resources {
+				add(tc.Connection).Resources += tc.Count
+			}
+			for _, name := range order {
+				r := byName[name]
+				r.LastFetched = st.LastFetched[name]
+				if rep, err := probe.Load(probe.Path(a.cfg.Data, name)); err == nil {
+					if r.Vendor == "unknown" {
+						r.Vendor = rep.Vendor + " (probed)"
+					}
+					r.Version, r.ProbedAt = rep.Version, rep.At
+					if r.BaseURL == "" {
+						r.BaseURL = rep.BaseURL
+					}
+				}
+				vs, err := g.vault.Status(ctx, name)
+				if err != nil {
+					return err
+				}
+				r.Token, r.TokenReason = vs.State, vs.Reason
+			}
+			reports := make([]connectionReport, 0, len(order))
+			for _, name := range order {
+				reports = append(reports, *byName[name])
+			}
+			if asJSON {
+				return json.NewEncoder(a.stdout).Encode(map[string]any{"connections": reports, "quarantined": st.Quarantined})
+			}
+			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CONNECTION\tVENDOR\tAUTH\tTOKEN\tLAST SYNC\tERRORS\tRESOURCES")
+			for _, r := range reports {
+				last := "never"
+				switch {
+				case r.SyncError != "":
+					last = "failed: " + r.SyncError
+				case !r.LastSync.IsZero():
+					last = r.LastSync.Local().Format(time.DateTime)
+				case !r.LastFetched.IsZero():
+					last = r.LastFetched.Local().Format(time.DateTime)
+				}
+				vendor := r.Vendor
+				if r.Version != "" {
+					vendor += " " + r.Version
+				}
+				token := r.Token
+				if r.TokenReason != "" {
+					token += " (" + r.TokenReason + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.Name, vendor, r.Auth, token, last, r.LastErrors, r.Resources)
+			}
+			fmt.Fprintf(tw, "\nquarantined inputs: %d\n", st.Quarantined)
+			return tw.Flush()
+		},
+	}
+	addDataFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
