@@ -35,7 +35,8 @@ func BenchmarkIngestCorpus(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		in, _ := New(st, Options{Connection: "bench", Job: "bench"})
+		batch, _ := strconv.Atoi(os.Getenv("EHRGATE_BENCH_BATCH")) // 0 = default
+		in, _ := New(st, Options{Connection: "bench", Job: "bench", BatchSize: batch})
 		start := time.Now()
 		sum, err := in.Run(context.Background(), files)
 		if err != nil {
