@@ -87,8 +87,14 @@ func (c *conv) report(n int, obr hl7.Segment, obxs []hl7.Segment) {
 		c.res.ResultStatus = status
 	}
 	effective, _ := dateTime(obr.Field(7).Value(), c.o.Location)
-	var results []any
+	var results, forms []any
 	for i, obx := range obxs {
+		// Reference pointers and encapsulated data are the report's
+		// presented form (a PDF, an image), not observations.
+		if a := attachment(obx); a != nil {
+			forms = append(forms, a)
+			continue
+		}
 		oid := c.observation(rid, i+1, obx, effective)
 		results = append(results, obj{"reference": "Observation/" + oid})
 	}
@@ -102,16 +108,49 @@ func (c *conv) report(n int, obr hl7.Segment, obxs []hl7.Segment) {
 	}
 	set(d, "effectiveDateTime", effective)
 	if s, ok := dateTime(obr.Field(22).Value(), c.o.Location); ok {
-		d["issued"] = instant(s)
+		d["issued"] = s
 	}
 	set(d, "result", results)
+	set(d, "presentedForm", forms)
 	c.add("DiagnosticReport", rid, d)
 }
 
-// instant widens a dateTime to an instant-compatible value when it has a
-// time; date-only values are kept (FHIR instant needs a time, but keeping
-// the sender's precision is preferred over inventing one).
-func instant(s string) string { return s }
+// attachment converts an RP (reference pointer: URL^^type^subtype) or ED
+// (encapsulated data: source^type^subtype^encoding^data) OBX to an
+// Attachment; nil for other value types.
+func attachment(obx hl7.Segment) obj {
+	r := obx.Field(5).Repetition(1)
+	mime := func(typ, sub string) string {
+		typ, sub = strings.ToLower(typ), strings.ToLower(sub)
+		switch {
+		case typ == "" && sub == "":
+			return ""
+		case typ == "ap" || typ == "application" || typ == "":
+			return "application/" + sub
+		case typ == "im" || typ == "image":
+			return "image/" + sub
+		case typ == "tx" || typ == "text":
+			return "text/" + sub
+		}
+		return typ + "/" + sub
+	}
+	switch obx.Field(2).Value() {
+	case "RP":
+		a := obj{}
+		set(a, "url", r.Component(1).Value())
+		set(a, "contentType", mime(r.Component(3).Value(), r.Component(4).Value()))
+		return a
+	case "ED":
+		a := obj{}
+		set(a, "contentType", mime(r.Component(2).Value(), r.Component(3).Value()))
+		if strings.EqualFold(r.Component(4).Value(), "Base64") {
+			set(a, "data", r.Component(5).Value())
+		}
+		return a
+	}
+	return nil
+}
+
 
 func (c *conv) observation(reportID string, n int, obx hl7.Segment, effective string) string {
 	code := cwe(obx.Field(3).Repetition(1))
@@ -179,12 +218,18 @@ func (c *conv) value(o obj, obx hl7.Segment) {
 			return
 		}
 	}
-	// ST, TX, FT and anything else: the text, repetitions joined by lines.
-	var lines []string
-	for i := 1; i <= f.NumRepetitions(); i++ {
-		lines = append(lines, hl7.Unescape(string(f.Repetition(i).Raw()), c.m.Delimiters()))
+	// ST, TX, FT: the text, repetitions joined by lines (components of
+	// free text are part of the text). Anything else: its first component.
+	switch obx.Field(2).Value() {
+	case "ST", "TX", "FT", "":
+		var lines []string
+		for i := 1; i <= f.NumRepetitions(); i++ {
+			lines = append(lines, hl7.Unescape(string(f.Repetition(i).Raw()), c.m.Delimiters()))
+		}
+		set(o, "valueString", strings.Join(lines, "\n"))
+	default:
+		set(o, "valueString", r.Component(1).Value())
 	}
-	set(o, "valueString", strings.Join(lines, "\n"))
 }
 
 func quantity(num string, units hl7.Repetition) obj {

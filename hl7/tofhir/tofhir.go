@@ -291,7 +291,7 @@ func (c *conv) adt(withEncounter bool) error {
 
 // encounterStatus is the Encounter.status each ADT trigger sets.
 var encounterStatus = map[string]string{
-	"A01": "in-progress", "A02": "in-progress", "A03": "finished", "A04": "arrived",
+	"A01": "in-progress", "A02": "in-progress", "A03": "finished", "A04": "in-progress",
 	"A11": "entered-in-error", "A13": "in-progress",
 }
 
