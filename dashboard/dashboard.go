@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"time"
 
+	"ehrgate/probe"
 	"ehrgate/store"
 )
 
@@ -66,6 +67,9 @@ type Options struct {
 	// Status returns per-connection information supplied by the
 	// application; nil means connection status is not shown.
 	Status func(ctx context.Context) []ConnectionStatus
+	// Probe returns the latest compatibility probe of a connection, or
+	// (nil, nil) when it was never probed; nil hides the probe pages.
+	Probe func(ctx context.Context, connection string) (*probe.Report, error)
 	// RequestID returns the request id assigned by the serving middleware,
 	// shown on error pages so users can quote it. When nil or when it
 	// returns "", the dashboard makes up a reference and logs it.
@@ -99,7 +103,7 @@ func New(r Reader, opts Options) *Dashboard {
 		d.now = time.Now
 	}
 	d.pages = make(map[string]*template.Template)
-	for _, name := range []string{"overview", "search", "chart", "quality", "error"} {
+	for _, name := range []string{"overview", "search", "chart", "quality", "probe", "error"} {
 		t := template.New("layout.html").Funcs(d.funcs())
 		d.pages[name] = template.Must(t.ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -127,6 +131,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET /patients/{connection}/{id}", d.chart)
 	mux.HandleFunc("GET /quality", d.quality)
 	mux.HandleFunc("GET /quality/unmapped.csv", d.qualityCSV)
+	mux.HandleFunc("GET /connections/{connection}/probe", d.probe)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("/", d.notFound)
 	return secure(mux)

@@ -29,6 +29,7 @@ type countRow struct {
 type overviewBody struct {
 	Statuses    []ConnectionStatus
 	ShowStatus  bool
+	ShowProbe   bool // link each connection to its compatibility matrix
 	Connections []string
 	Rows        []countRow
 	Totals      []int
@@ -41,7 +42,7 @@ type overviewBody struct {
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	body := overviewBody{ShowStatus: d.opts.Status != nil}
+	body := overviewBody{ShowStatus: d.opts.Status != nil, ShowProbe: d.opts.Probe != nil}
 	body.Statuses = d.statuses(ctx)
 	stats, err := d.r.Stats(ctx)
 	if err != nil {

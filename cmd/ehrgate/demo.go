@@ -115,6 +115,9 @@ nothing new.`,
 			if err := printSummary(a.stdout, backend.Name, sum, asJSON); err != nil {
 				return err
 			}
+			if _, err := g.probeConnection(ctx, backend); err != nil && ctx.Err() == nil {
+				a.log.Warn("compatibility probe failed", "connection", backend.Name, "error", err)
+			}
 			go g.scheduleSyncs(ctx, []config.Connection{backend}, syncEvery)
 			return <-serveErr
 		},

@@ -312,6 +312,7 @@ func (d *demoRun) stop(t *testing.T) {
 func TestDemoServesDashboardAndMetricsWithoutLeakingPHI(t *testing.T) {
 	d := startDemo(t, 20, "--log-level", "debug")
 	base, data := d.base, d.data
+	deadline := time.Now()
 	metrics := get(t, base+"/metrics")
 	for _, m := range []string{`ehrgate_fhir_request_duration_seconds_bucket{code="200",connection="demo",interaction="search",resource_type="Observation"`,
 		`ehrgate_sync_last_returned_resources{connection="demo",resource_type="Condition"}`} {
@@ -323,6 +324,14 @@ func TestDemoServesDashboardAndMetricsWithoutLeakingPHI(t *testing.T) {
 		t.Errorf("overview page does not mention the demo connection")
 	}
 	get(t, base+"/readyz")
+	// After the first sync the demo probes its connection; the dashboard shows the matrix.
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(get(t, base+"/connections/demo/probe"), "Latest probe") {
+		if time.Now().After(deadline) {
+			t.Fatal("the compatibility matrix never appeared on the dashboard")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	d.stop(t)
 
 	// No patient name, MRN or birth date may appear in the logs.

@@ -56,15 +56,24 @@ when --compare found differences, 1 when the endpoint could not be probed.`,
 			if len(types) > 0 {
 				conn.Types = types
 			}
-			opts := fhir.Options{Connection: conn.Name, Logger: a.log}
-			adapter, _, err := resolveAdapter(ctx, conn.BaseURL, vendor, sitePath, opts)
+			// A configured connection is probed exactly as it is synced:
+			// through its SMART authorization and its adapter.
+			if vendor != "" {
+				conn.Vendor = vendor
+			}
+			if sitePath != "" {
+				conn.SiteProfile = sitePath
+			}
+			g, err := a.openGateway(ctx)
 			if err != nil {
 				return err
 			}
-			client, err := fhir.NewClient(conn.BaseURL, adapter.ClientOptions(opts))
+			defer g.Close()
+			rt, err := g.runtime(ctx, conn)
 			if err != nil {
 				return err
 			}
+			client, adapter := rt.client, rt.adapter
 			r, err := probe.Run(ctx, client, probe.Options{Types: conn.Types, PatientID: patient, Adapter: adapter})
 			if err != nil {
 				return err

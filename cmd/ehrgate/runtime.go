@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"ehrgate/fhir"
 	"ehrgate/metrics"
 	"ehrgate/normalize"
+	"ehrgate/probe"
 	"ehrgate/refresh"
 	"ehrgate/secrets"
 	"ehrgate/server"
@@ -329,6 +331,24 @@ func (g *gateway) doSync(ctx context.Context, conn config.Connection) (refresh.S
 	return syncer.Run(ctx)
 }
 
+// probeConnection runs the compatibility probe on a connection and saves
+// the report where `ehrgate status` and the dashboard find it.
+func (g *gateway) probeConnection(ctx context.Context, conn config.Connection) (*probe.Report, error) {
+	rt, err := g.runtime(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := probe.Run(ctx, rt.client, probe.Options{Types: conn.Types, Adapter: rt.adapter})
+	if err != nil {
+		return nil, err
+	}
+	rep.Connection = conn.Name
+	if _, err := probe.Save(g.a.cfg.Data, rep); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
 func typesOf(c config.Connection) []string {
 	if len(c.Types) > 0 {
 		return c.Types
@@ -445,6 +465,13 @@ func (g *gateway) serveHTTP(ctx context.Context, addr string, ready func()) erro
 		Logger:    g.a.log,
 		Status:    g.connectionStatus,
 		RequestID: server.RequestIDFrom,
+		Probe: func(_ context.Context, conn string) (*probe.Report, error) {
+			rep, err := probe.Load(probe.Path(g.a.cfg.Data, conn))
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, nil
+			}
+			return rep, err
+		},
 	})
 	mounts := map[string]http.Handler{
 		"GET /.well-known/jwks.json": g.keys.JWKSHandler(),
