@@ -29,7 +29,9 @@ func TestProbePage(t *testing.T) {
 			return nil, errors.New("disk on fire")
 		}
 		return nil, nil
-	}, Status: func(context.Context) []dashboard.ConnectionStatus { return []dashboard.ConnectionStatus{{Name: "site-a"}} }})
+	}, Status: func(context.Context) []dashboard.ConnectionStatus {
+		return []dashboard.ConnectionStatus{{Name: "site-a"}}
+	}})
 	srv := httptest.NewServer(d.Handler())
 	defer srv.Close()
 	get := func(path string) (int, string) {
