@@ -297,6 +297,13 @@ func (d *Discoverer) get(ctx context.Context, u string) ([]byte, int, error) {
 	return body, resp.StatusCode, nil
 }
 
+// forget drops u from the cache, so the next get fetches it.
+func (d *Discoverer) forget(u string) {
+	d.mu.Lock()
+	delete(d.cache, u)
+	d.mu.Unlock()
+}
+
 // maxAge returns the freshness lifetime a Cache-Control header allows a
 // shared cache; false when the response must not be reused.
 func maxAge(cc string) (time.Duration, bool) {

@@ -37,23 +37,19 @@ func verifyIDToken(ctx context.Context, d *Discoverer, cfg *Configuration, fhirB
 	if err != nil {
 		return nil, err
 	}
-	body, status, err := d.get(ctx, jwksURI)
-	if err != nil {
-		return nil, fmt.Errorf("fetching JWKS for id_token: %w", err)
-	}
-	if status != http.StatusOK {
-		return nil, fmt.Errorf("fetching JWKS for id_token: HTTP %d", status)
-	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("decoding JWKS for id_token: %w", err)
-	}
 	kid := tok.Headers[0].KeyID
-	var candidates []jose.JSONWebKey
-	if kid != "" {
-		candidates = set.Key(kid)
-	} else {
-		candidates = set.Keys
+	candidates, err := idTokenKeys(ctx, d, jwksURI, kid)
+	if err != nil {
+		return nil, err
+	}
+	if len(candidates) == 0 {
+		// The server rotated its signing key after we cached its JWKS
+		// (EHRs serve it with max-age): fetch it once more, bypassing the
+		// cache, before refusing the id_token.
+		d.forget(jwksURI)
+		if candidates, err = idTokenKeys(ctx, d, jwksURI, kid); err != nil {
+			return nil, err
+		}
 	}
 	if len(candidates) == 0 {
 		return nil, fmt.Errorf("%w: no key %q in the server's JWKS", ErrIDToken, kid)
@@ -86,6 +82,27 @@ func verifyIDToken(ctx context.Context, d *Discoverer, cfg *Configuration, fhirB
 		return nil, fmt.Errorf("%w: nonce does not match the one sent", ErrIDToken)
 	}
 	return &IDClaims{Issuer: c.Issuer, Subject: c.Subject, FHIRUser: extra.FHIRUser, Expiry: c.Expiry.Time()}, nil
+}
+
+// idTokenKeys returns the keys of the JWKS at jwksURI (through the
+// discovery cache) that may have signed a token with kid (all when kid is
+// empty).
+func idTokenKeys(ctx context.Context, d *Discoverer, jwksURI, kid string) ([]jose.JSONWebKey, error) {
+	body, status, err := d.get(ctx, jwksURI)
+	if err != nil {
+		return nil, fmt.Errorf("fetching JWKS for id_token: %w", err)
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("fetching JWKS for id_token: HTTP %d", status)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("decoding JWKS for id_token: %w", err)
+	}
+	if kid != "" {
+		return set.Key(kid), nil
+	}
+	return set.Keys, nil
 }
 
 const oidcDiscoverySuffix = "/.well-known/openid-configuration"
