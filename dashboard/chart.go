@@ -391,6 +391,15 @@ func (c *chartLoader) observations() (vitals, labs *section) {
 	var bad section
 	all := decode[normalize.Observation](c, &bad, recs)
 	vitals.Bad, labs.Bad = bad.Bad, bad.Bad
+	// BMI where the source recorded weight and height but no BMI: computed,
+	// shown as calculated, never stored as if the EHR had said it.
+	ptrs := make([]*normalize.Observation, len(all))
+	for i := range all {
+		ptrs[i] = &all[i]
+	}
+	for _, d := range normalize.DeriveBMI(ptrs) {
+		all = append(all, *d)
+	}
 	slices.SortStableFunc(all, func(a, b normalize.Observation) int { return byNewest(a.Effective, b.Effective) })
 
 	latest := map[string]bool{}
@@ -425,6 +434,9 @@ func (c *chartLoader) observations() (vitals, labs *section) {
 		s.Note = "" // vitals are familiar; codes add noise
 		s.Text = cmp.Or(o.Code.Label(), "(no description)")
 		s.Text = cmp.Or(map[string]string{loincBPPanel: "Blood pressure"}[o.Code.Code], s.Text)
+		if o.Derived {
+			s.Note = "calculated by ehrgate from weight and height"
+		}
 		vitals.Rows = append(vitals.Rows, []cell{s, {Text: observationValue(o)}, {Date: true, Text: displayDate(o.Effective)}})
 	}
 	for _, o := range ls {
