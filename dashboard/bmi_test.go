@@ -50,3 +50,32 @@ func TestChartShowsCalculatedBMI(t *testing.T) {
 		t.Errorf("vitals lack a calculated BMI of 24.2:\n%s", vitals)
 	}
 }
+
+// TestChartFlagsStaleMedications: an order still "active" in the EHR but
+// untouched for years is shown and flagged, not dropped.
+func TestChartFlagsStaleMedications(t *testing.T) {
+	f := fixture()
+	f.add(connEpic, "MedicationRequest", "m-old", adaID, normalize.MedicationRequest{Common: normalize.Common{PatientID: adaID},
+		Active: true, Status: "active", Stale: true, StaleReason: "no activity since 2019-03-01",
+		Medication: normalize.Concept{Text: "Warfarin 5 mg tablet"}, AuthoredOn: "2019-03-01"})
+	srv := httptest.NewServer(newDashboard(f).Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/patients/" + connEpic + "/" + adaID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	i := strings.Index(page, "Warfarin")
+	if i < 0 {
+		t.Fatal("the stale active order is not shown")
+	}
+	row := page[i:]
+	if j := strings.Index(row, "</tr>"); j > 0 {
+		row = row[:j]
+	}
+	if !strings.Contains(row, "Possibly stale") || !strings.Contains(row, "no activity since 2019-03-01") {
+		t.Errorf("stale order row lacks the flag and reason:\n%s", row)
+	}
+}

@@ -328,7 +328,13 @@ func (c *chartLoader) medications() *section {
 		if dose == "" {
 			dose = "—"
 		}
-		s.Rows = append(s.Rows, []cell{codeCell(m.Medication), {Text: dose}, {Date: true, Text: displayDate(m.AuthoredOn)}, {Text: capitalize(m.Status)}})
+		status := cell{Text: capitalize(m.Status)}
+		if m.Stale {
+			// "Active" in the EHR but untouched for the quiet period: shown,
+			// flagged, never silently dropped or relabelled.
+			status.Badge, status.Alert, status.Note = "Possibly stale", true, m.StaleReason
+		}
+		s.Rows = append(s.Rows, []cell{codeCell(m.Medication), {Text: dose}, {Date: true, Text: displayDate(m.AuthoredOn)}, status})
 	}
 	if inactive > 0 {
 		s.Hidden = append(s.Hidden, plural(inactive, "inactive medication order", "inactive medication orders")+" not shown")
