@@ -79,7 +79,7 @@ func Export(ctx context.Context, c *bulk.Client, st ExportStore, req bulk.Reques
 		if f.Count != nil {
 			count = *f.Count
 		}
-		files = append(files, File{Name: stripQuery(f.URL), Type: f.Type, Count: count, Deleted: deleted,
+		files = append(files, File{Name: stripQuery(f.URL), Type: f.Type, Count: count, Deleted: deleted, Size: -1,
 			Open: func(ctx context.Context, offset int64) (io.ReadCloser, error) { return c.Open(ctx, m, f, offset) }})
 	}
 	for _, f := range m.Output {

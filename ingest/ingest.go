@@ -61,6 +61,9 @@ type File struct {
 	// Deleted marks a Bulk Data deleted file: each line is a Bundle of
 	// DELETE entries, applied as tombstones.
 	Deleted bool
+	// Size is the decompressed size in bytes, or -1 when unknown (for
+	// progress only).
+	Size int64
 	// Open returns the file's decompressed content from byte offset on. It
 	// is called again, with the offset reached, after a read error.
 	Open func(ctx context.Context, offset int64) (io.ReadCloser, error)
@@ -113,6 +116,7 @@ type Progress struct {
 	FilesDone, FilesTotal int
 	Resources             int64 // lines committed
 	Bytes                 int64 // bytes read
+	BytesTotal            int64 // sum of the files' sizes, -1 when one is unknown
 }
 
 // Ingester runs ingests into one store. Run may be called repeatedly, not
@@ -124,6 +128,7 @@ type Ingester struct {
 
 	filesDone, filesTotal atomic.Int64
 	resources, bytes      atomic.Int64
+	bytesTotal            atomic.Int64
 }
 
 // New returns an Ingester.
@@ -174,7 +179,7 @@ func New(st Store, opts Options) (*Ingester, error) {
 // Progress returns a snapshot; safe to call while Run works.
 func (in *Ingester) Progress() Progress {
 	return Progress{FilesDone: int(in.filesDone.Load()), FilesTotal: int(in.filesTotal.Load()),
-		Resources: in.resources.Load(), Bytes: in.bytes.Load()}
+		Resources: in.resources.Load(), Bytes: in.bytes.Load(), BytesTotal: in.bytesTotal.Load()}
 }
 
 type line struct {
@@ -210,6 +215,15 @@ func (in *Ingester) Run(ctx context.Context, files []File) (Summary, error) {
 	in.filesDone.Store(0)
 	in.resources.Store(0)
 	in.bytes.Store(0)
+	var size int64
+	for _, f := range files {
+		if f.Size < 0 || size < 0 {
+			size = -1
+			continue
+		}
+		size += f.Size
+	}
+	in.bytesTotal.Store(size)
 	cps, err := in.st.Checkpoints(ctx, in.opts.Connection, in.opts.Job)
 	if err != nil {
 		return sum, fmt.Errorf("ingest: reading checkpoints: %w", err)

@@ -56,7 +56,11 @@ func LocalFiles(paths []string) ([]File, string, error) {
 			return nil, "", fmt.Errorf("reading %s: %w", n, err)
 		}
 		fmt.Fprintf(h, "%s\x00%d\x00%d\n", abs, info.Size(), info.ModTime().UnixNano())
-		files = append(files, File{Name: abs, Count: -1, Open: openLocal(abs)})
+		size := info.Size()
+		if strings.HasSuffix(strings.ToLower(abs), ".gz") {
+			size = -1 // decompressed size unknown
+		}
+		files = append(files, File{Name: abs, Count: -1, Size: size, Open: openLocal(abs)})
 	}
 	return files, "import:" + hex.EncodeToString(h.Sum(nil)[:12]), nil
 }

@@ -298,8 +298,13 @@ func progressLine(p ingest.Progress, total int64, elapsed time.Duration) string 
 	rate := float64(p.Resources) / max(elapsed.Seconds(), 0.001)
 	line := fmt.Sprintf("bulk: files %d/%d, resources %d, %s, %.0f resources/s", p.FilesDone, p.FilesTotal, p.Resources,
 		humanBytes(p.Bytes), rate)
-	if total > 0 && rate > 0 && p.Resources <= total {
+	switch {
+	case total > 0 && rate > 0 && p.Resources <= total:
 		eta := time.Duration(float64(total-p.Resources) / rate * float64(time.Second)).Round(time.Second)
+		line += fmt.Sprintf(", ETA %s", eta)
+	case total <= 0 && p.BytesTotal > 0 && p.Bytes > 0 && p.Bytes <= p.BytesTotal:
+		byteRate := float64(p.Bytes) / max(elapsed.Seconds(), 0.001)
+		eta := time.Duration(float64(p.BytesTotal-p.Bytes) / byteRate * float64(time.Second)).Round(time.Second)
 		line += fmt.Sprintf(", ETA %s", eta)
 	}
 	return line

@@ -114,7 +114,9 @@ func TestProgressLine(t *testing.T) {
 	}{
 		{ingest.Progress{FilesDone: 1, FilesTotal: 4, Resources: 5000, Bytes: 3 << 20}, 10000,
 			"bulk: files 1/4, resources 5000, 3.0 MiB, 1000 resources/s, ETA 5s"},
-		{ingest.Progress{FilesDone: 0, FilesTotal: 2, Resources: 0, Bytes: 10}, -1, "bulk: files 0/2, resources 0, 10 B, 0 resources/s"},
+		{ingest.Progress{FilesDone: 0, FilesTotal: 2, Resources: 0, Bytes: 10, BytesTotal: -1}, -1, "bulk: files 0/2, resources 0, 10 B, 0 resources/s"},
+		{ingest.Progress{FilesDone: 1, FilesTotal: 2, Resources: 100, Bytes: 1 << 20, BytesTotal: 3 << 20}, -1,
+			"bulk: files 1/2, resources 100, 1.0 MiB, 20 resources/s, ETA 10s"},
 	}
 	for _, tc := range tests {
 		if got := progressLine(tc.p, tc.total, 5*time.Second); got != tc.want {
