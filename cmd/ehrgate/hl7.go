@@ -313,11 +313,11 @@ func runMLLP(ctx context.Context, log *slog.Logger, st *sqlite.Store, o mllpOpti
 		stop()
 	}
 	err = <-done
+	stop() // the listener is closed: stop the background converter, then finish its work
+	<-convDone
 	if _, perr := h.ProcessPending(sctx); perr != nil { // convert what was just ACKed
 		log.Warn("converting the last HL7 messages; they stay in the log for the next start", "error", perr)
 	}
-	stop()
-	<-convDone
 	if err != nil && !errors.Is(err, mllp.ErrServerClosed) && !errors.Is(err, context.Canceled) {
 		return err
 	}

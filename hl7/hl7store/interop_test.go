@@ -97,7 +97,7 @@ func TestInteropNodeSender(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("INTEROP_COUNT")); err == nil && v > 0 {
 		count = v
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	s, err := sqlite.OpenDir(ctx, t.TempDir())
 	if err != nil {
@@ -125,7 +125,7 @@ func TestInteropNodeSender(t *testing.T) {
 	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	cmd.Env = append(os.Environ(), "INTEROP_DEADLINE_MS=240000")
+	cmd.Env = append(os.Environ(), "INTEROP_DEADLINE_MS=420000")
 	out, err := cmd.Output()
 	elapsed := time.Since(start)
 	if err != nil {
