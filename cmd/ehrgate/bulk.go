@@ -79,8 +79,40 @@ when the export could not run.`,
 				return err
 			}
 			defer g.Close()
-			client, err := bulk.NewClient(conn.BaseURL, bulk.Options{Connection: conn.Name, MaxDownloads: maxDownloads, Logger: a.log,
-				OnProgress: func(p string) { a.log.Info("bulk export running", "connection", conn.Name, "progress", p) }})
+			// The connection's SMART authorization and vendor rules apply to
+			// bulk as to REST: tokens from its token source, the vendor's
+			// export levels, _type list and download concurrency.
+			rt, err := g.runtime(cmd.Context(), conn)
+			if err != nil {
+				return err
+			}
+			rules := rt.adapter.Bulk()
+			level, _, _ := strings.Cut(req.Scope(), "/")
+			if !rules.AllowsLevel(level) {
+				return fmt.Errorf("%s does not offer %s-level bulk export (it offers: %s)", rt.detected, level, strings.Join(rules.Levels, ", "))
+			}
+			if len(req.Types) == 0 && len(conn.Types) > 0 {
+				req.Types = conn.Types // least privilege: what the connection is configured to read
+			}
+			if len(req.Types) == 0 && rt.tokens != nil {
+				req.Types = typesOf(conn) // what its token was requested for
+			}
+			if len(req.Types) > 0 {
+				allowed, refused := rules.FilterTypes(req.Types)
+				if len(refused) > 0 {
+					a.log.Warn("the server does not export these types; skipping them", "connection", conn.Name, "types", strings.Join(refused, ","))
+				}
+				req.Types = allowed
+			}
+			if rules.MaxParallelDownloads > 0 && !cmd.Flags().Changed("max-downloads") {
+				maxDownloads = rules.MaxParallelDownloads
+			}
+			bopts := bulk.Options{Connection: conn.Name, MaxDownloads: maxDownloads, Logger: a.log,
+				OnProgress: func(p string) { a.log.Info("bulk export running", "connection", conn.Name, "progress", p) }}
+			if rt.tokens != nil {
+				bopts.Authorizer = rt.tokens
+			}
+			client, err := bulk.NewClient(conn.BaseURL, bopts)
 			if err != nil {
 				return err
 			}

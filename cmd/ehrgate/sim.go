@@ -15,6 +15,7 @@ import (
 
 	"ehrgate/ehr"
 	"ehrgate/ehrsim"
+	"ehrgate/ehrsim/bulkexport"
 	"ehrgate/ehrsim/personality"
 	"ehrgate/ehrsim/smartauth"
 	"ehrgate/synth"
@@ -30,6 +31,9 @@ type simFlags struct {
 	pageSize   int
 	vendor     string
 	site       string
+
+	bulkPatients int
+	bulkFileSize int
 
 	noAuth        bool
 	clientConfig  string
@@ -47,6 +51,8 @@ func (f *simFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.pageSize, "page-size", 50, "simulated EHR default page size")
 	fs.StringVar(&f.vendor, "vendor", "generic", "vendor personality: "+strings.Join(personality.Vendors(), ", "))
 	fs.StringVar(&f.site, "site", "", "site profile YAML layered over the vendor personality")
+	fs.IntVar(&f.bulkPatients, "bulk-patients", 0, "patients served by Bulk Data $export, generated on the fly (default: --patients)")
+	fs.IntVar(&f.bulkFileSize, "bulk-file-size", 5000, "resources per Bulk Data output file (small values emulate servers that send thousands of tiny files)")
 	fs.StringVar(&f.clientConfig, "client-config", "", "registered SMART clients (YAML or JSON) for the simulated authorization server")
 	fs.DurationVar(&f.accessTTL, "access-token-ttl", time.Hour, "lifetime of access tokens the simulated EHR issues")
 	fs.BoolVar(&f.rotateRefresh, "rotate-refresh-tokens", true, "issue a new refresh token at every refresh and revoke the old one")
@@ -76,11 +82,30 @@ func (f *simFlags) start(ctx context.Context, sim *ehrsim.Server, addr string, c
 			return nil, err
 		}
 	}
-	h, err := personality.Wrap(f.vendor, site, sim.Handler())
+	rest, err := personality.Wrap(f.vendor, site, sim.Handler())
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
+	// Bulk Data beside the REST API, over the same synthetic population
+	// (or a larger one generated on the fly). Authorization is the SMART
+	// layer's: the hook only makes manifests say requiresAccessToken.
+	bulkPatients := f.bulkPatients
+	if bulkPatients <= 0 {
+		bulkPatients = f.patients
+	}
+	bopts := bulkexport.Options{
+		Source:   synth.New(synth.Options{Patients: bulkPatients, Seed: f.seed}),
+		FileSize: f.bulkFileSize,
+		Logger:   log.With("component", "ehrsim-bulk"),
+	}
+	if !f.noAuth {
+		bopts.Authorize = func(*http.Request) error { return nil }
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", rest)
+	bulkexport.New(bopts).Register(mux)
+	var h http.Handler = mux
 	if !f.noAuth {
 		if f.clientConfig != "" {
 			more, err := smartauth.LoadClients(f.clientConfig)

@@ -70,6 +70,27 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 			return
 		}
 		typ, id, perm, kind := classify(strings.TrimPrefix(path, prefix), r.Method)
+		if kind == "bulk" {
+			// Bulk Data (https://hl7.org/fhir/uv/bulkdata/): a kick-off
+			// needs read on every exported type (_type, else everything);
+			// status and file requests need only a valid token.
+			if strings.Contains(path, "$export") {
+				types := []string{"*"}
+				if v := r.URL.Query().Get("_type"); v != "" {
+					types = strings.Split(v, ",")
+				}
+				for _, ty := range types {
+					if _, deny := decide(parseScopeList(t.scopes), t.patient, strings.TrimSpace(ty), permR); deny != "" {
+						forbidden(w, deny)
+						return
+					}
+				}
+			}
+			r = r.Clone(r.Context())
+			r.Header.Del("Authorization")
+			next.ServeHTTP(w, r)
+			return
+		}
 		a, deny := decide(parseScopeList(t.scopes), t.patient, typ, perm)
 		if deny != "" {
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "smartauth: scope refused",
@@ -116,6 +137,9 @@ func (s *Server) activeAccess(tok string) (tokenInfo, string) {
 // ("*" for system-level paths), id, permission bit and kind (read, search
 // or other).
 func classify(rest, method string) (typ, id string, perm int, kind string) {
+	if strings.Contains(rest, "$export") || strings.Contains(rest, "$bulk-") {
+		return "*", "", permR, "bulk"
+	}
 	segs := strings.Split(strings.Trim(rest, "/"), "/")
 	typ = segs[0]
 	if !isTypeName(typ) {
