@@ -3,14 +3,17 @@ package hl7feed
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"ehrgate/hl7"
 	"ehrgate/hl7/hl7store"
 	"ehrgate/hl7/mllp"
+	"ehrgate/store"
 	"ehrgate/store/sqlite"
 	"ehrgate/synth"
 )
@@ -92,6 +95,22 @@ func TestRunWithFaultsIntoStore(t *testing.T) {
 	}
 	if patients != 6 {
 		t.Errorf("patients = %d, want 6", patients)
+	}
+	// The converted identifier is the simulated EHR's MRN, system included,
+	// so an event-driven refresh can find the patient there.
+	g := synth.New(synth.Options{Patients: 6, Seed: 7})
+	var p struct {
+		Identifier []struct{ System, Value string } `json:"identifier"`
+	}
+	if err := json.Unmarshal(g.Resources(0)[0].JSON, &p); err != nil {
+		t.Fatal(err)
+	}
+	found, err := s.SearchPatients(ctx, store.PatientQuery{Connection: "hl7", Text: p.Identifier[0].Value})
+	if err != nil || len(found) != 1 {
+		t.Fatalf("SearchPatients(MRN) = %d, %v", len(found), err)
+	}
+	if !strings.Contains(string(found[0].Raw), `"system":"`+p.Identifier[0].System+`"`) {
+		t.Errorf("converted patient lacks the EHR's MRN system %q: %s", p.Identifier[0].System, found[0].Raw)
 	}
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)

@@ -24,9 +24,14 @@ type Message struct {
 const (
 	SendingApp      = "EHRSIM"
 	SendingFacility = "SIMHOSP"
-	// Authority is the assigning authority of MRNs (PID-3.4) and visit
-	// numbers (PV1-19.4); its OID makes identifier.system urn:oid:2.16.840.1.113883.3.9999.1.
-	Authority = "SIMHOSP&2.16.840.1.113883.3.9999.1&ISO"
+	// Authority is the assigning authority of MRNs (PID-3.4): a URI equal
+	// to the MRN system of synth's (and so ehrsim's) Patients, so the
+	// converted identifier is {system: http://hospital.example.org/mrn,
+	// value: <MRN>} and Patient?identifier=<system>|<value> finds the same
+	// patient on the simulated FHIR server (event-driven refresh).
+	Authority = "SIMHOSP&http://hospital.example.org/mrn&URI"
+	// VisitAuthority assigns visit numbers (PV1-19.4).
+	VisitAuthority = "SIMHOSP&2.16.840.1.113883.3.9999.1&ISO"
 )
 
 type patientJSON struct {
@@ -194,7 +199,7 @@ func patientMessages(g *synth.Generator, i int) []Message {
 			if r.Period == nil {
 				continue
 			}
-			visit := r.ID + "^^^" + Authority + "^VN"
+			visit := r.ID + "^^^" + VisitAuthority + "^VN"
 			class, trig := "O", "A04"
 			if r.Class != nil && (r.Class.Code == "IMP" || r.Class.Code == "EMER") {
 				class, trig = map[string]string{"IMP": "I", "EMER": "E"}[r.Class.Code], "A01"
