@@ -176,3 +176,11 @@ func (q *RefreshQueue) Stats() RefreshStats {
 }
 
 var _ Subscriber = (*RefreshQueue)(nil)
+
+// RefresherFunc adapts a function to Refresher.
+type RefresherFunc func(ctx context.Context, connection string, identifier fhir.Identifier) error
+
+// RefreshPatient calls f.
+func (f RefresherFunc) RefreshPatient(ctx context.Context, connection string, identifier fhir.Identifier) error {
+	return f(ctx, connection, identifier)
+}

@@ -272,4 +272,15 @@ func (w *Webhooks) Log() []Delivery {
 	return append([]Delivery(nil), w.log...)
 }
 
+// LogHandler serves the delivery log as JSON (for an admin route such as
+// GET /events/webhooks). It holds URLs and outcomes, never event bodies.
+func (w *Webhooks) LogHandler() http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(struct {
+			Deliveries []Delivery `json:"deliveries"`
+		}{w.Log()})
+	})
+}
+
 var _ Subscriber = (*Webhooks)(nil)

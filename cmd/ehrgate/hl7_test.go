@@ -3,8 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -101,4 +108,69 @@ func TestHL7SendToStoreBackedListener(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("runMLLP: %v", err)
 	}
+}
+
+func TestHL7SendOverTLS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	certFile, keyFile := writeSelfSigned(t, dir)
+	st, err := sqlite.OpenDir(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	addrCh := make(chan string, 1)
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- runMLLP(lctx, slog.New(slog.DiscardHandler), st,
+			mllpOptions{Addr: "127.0.0.1:0", Connection: "hl7", TLSCert: certFile, TLSKey: keyFile}, nil,
+			func(a net.Addr) { addrCh <- a.String() })
+	}()
+	addr := <-addrCh
+	msgFile := filepath.Join(dir, "m.hl7")
+	if err := os.WriteFile(msgFile, []byte("MSH|^~\\&|CLI|TLS|||20260101||ADT^A28^ADT_A05|T1|P|2.5.1\rPID|1||9^^^TLS^MR||Doe^Jo\r"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runHL7(t, ctx, "send", msgFile, "--to", addr, "--tls-ca", certFile, "--tls-server-name", "localhost")
+	if err != nil || !strings.Contains(out, "AA T1") {
+		t.Fatalf("send over TLS: %v\n%s", err, out)
+	}
+	if _, err := runHL7(t, ctx, "send", msgFile, "--to", addr, "--max-attempts", "1", "--ack-timeout", "2s"); err == nil {
+		t.Error("plain MLLP to a TLS listener succeeded")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
+
+// writeSelfSigned writes a self-signed certificate for localhost and its key.
+func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
