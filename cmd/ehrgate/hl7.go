@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ehrgate/events"
+	"ehrgate/fhir"
 	"ehrgate/hl7"
 	"ehrgate/hl7/hl7store"
 	"ehrgate/hl7/mllp"
@@ -322,4 +324,83 @@ func runMLLP(ctx context.Context, log *slog.Logger, st *sqlite.Store, o mllpOpti
 		return err
 	}
 	return nil
+}
+
+// patientSearcher is the part of a FHIR client an event-driven refresh
+// needs (refresh.Source and *fhir.Client have it).
+type patientSearcher interface {
+	SearchAll(ctx context.Context, typ string, q *fhir.Query, fn fhir.PageFunc) error
+}
+
+// refreshByIdentifier is the body of an events.Refresher for one FHIR
+// connection: it resolves identifier to the connection's Patient ids with
+// Patient?identifier=<system>|<value> and refreshes each (normally one)
+// with refreshPatient (e.g. a refresh.Syncer's Patient). A patient the EHR
+// does not know is not an error: the HL7 feed may run ahead of it.
+func refreshByIdentifier(ctx context.Context, src patientSearcher, refreshPatient func(ctx context.Context, patientID string) error, identifier fhir.Identifier) error {
+	if identifier.Value == "" {
+		return nil
+	}
+	token := identifier.Value
+	if identifier.System != "" {
+		token = identifier.System + "|" + identifier.Value
+	}
+	var ids []string
+	err := src.SearchAll(ctx, "Patient", fhir.NewQuery().Set("identifier", token), func(ctx context.Context, b *fhir.Bundle, _ string) error {
+		for _, e := range b.Entry {
+			if e.Search != nil && e.Search.Mode != "" && e.Search.Mode != "match" {
+				continue
+			}
+			if h, err := fhir.ParseHeader(e.Resource); err == nil && h.ResourceType == "Patient" && h.ID != "" {
+				ids = append(ids, h.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("finding the patient by identifier: %w", err)
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := refreshPatient(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("refreshing patient %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// eventsRuntime is the event bus with its running subscribers.
+type eventsRuntime struct {
+	bus      *events.Bus
+	webhooks *events.Webhooks     // nil without hooks
+	refresh  *events.RefreshQueue // nil without a refresher
+	done     chan struct{}        // closed when ctx ends: ends SSE streams
+}
+
+// startEvents creates the bus and runs its subscribers until ctx ends:
+// webhooks when hooks are configured, event-driven refresh of fhirConns
+// when r is not nil.
+func startEvents(ctx context.Context, log *slog.Logger, hooks []events.Webhook, r events.Refresher, fhirConns []string) *eventsRuntime {
+	e := &eventsRuntime{bus: events.NewBus(events.BusOptions{}), done: make(chan struct{})}
+	context.AfterFunc(ctx, func() { close(e.done) })
+	if len(hooks) > 0 {
+		e.webhooks = events.NewWebhooks(events.WebhookOptions{Hooks: hooks, Logger: log})
+		e.bus.Subscribe(e.webhooks)
+		go e.webhooks.Run(ctx)
+	}
+	if r != nil && len(fhirConns) > 0 {
+		e.refresh = events.NewRefreshQueue(r, events.RefreshOptions{Connections: fhirConns, Logger: log})
+		e.bus.Subscribe(e.refresh)
+		go e.refresh.Run(ctx)
+	}
+	return e
+}
+
+// mounts are the event routes for server.Options.Mounts.
+func (e *eventsRuntime) mounts() map[string]http.Handler {
+	m := map[string]http.Handler{"GET /events/stream": events.SSEHandler(e.bus, events.SSEOptions{Done: e.done})}
+	if e.webhooks != nil {
+		m["GET /events/webhooks"] = e.webhooks.LogHandler()
+	}
+	return m
 }

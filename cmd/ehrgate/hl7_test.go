@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"ehrgate/events"
+	"ehrgate/fhir"
 	"ehrgate/store"
 	"ehrgate/store/sqlite"
 )
@@ -173,4 +176,102 @@ func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+type fakeSearcher struct {
+	query  string
+	bundle string
+}
+
+func (f *fakeSearcher) SearchAll(ctx context.Context, typ string, q *fhir.Query, fn fhir.PageFunc) error {
+	f.query = typ + "?" + q.Encode()
+	var b fhir.Bundle
+	if err := json.Unmarshal([]byte(f.bundle), &b); err != nil {
+		return err
+	}
+	return fn(ctx, &b, "")
+}
+
+func TestRefreshByIdentifier(t *testing.T) {
+	src := &fakeSearcher{bundle: `{"resourceType":"Bundle","type":"searchset","entry":[
+		{"resource":{"resourceType":"Patient","id":"p7"},"search":{"mode":"match"}},
+		{"resource":{"resourceType":"OperationOutcome","id":"x"},"search":{"mode":"outcome"}}]}`}
+	var refreshed []string
+	err := refreshByIdentifier(context.Background(), src, func(ctx context.Context, id string) error {
+		refreshed = append(refreshed, id)
+		return nil
+	}, fhir.Identifier{System: "http://hospital.example.org/mrn", Value: "MRN7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Patient?identifier=http%3A%2F%2Fhospital.example.org%2Fmrn%7CMRN7"; src.query != want {
+		t.Errorf("query = %s, want %s", src.query, want)
+	}
+	if len(refreshed) != 1 || refreshed[0] != "p7" {
+		t.Errorf("refreshed %v, want [p7]", refreshed)
+	}
+}
+
+// TestEventsChain: a message through the listener raises an event that
+// reaches the refresher (with the patient identifier) and an SSE client.
+func TestEventsChain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := sqlite.OpenDir(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got := make(chan fhir.Identifier, 4)
+	ev := startEvents(ctx, slog.New(slog.DiscardHandler), nil, events.RefresherFunc(func(ctx context.Context, conn string, id fhir.Identifier) error {
+		if conn == "epic" {
+			got <- id
+		}
+		return nil
+	}), []string{"epic"})
+	web := httptest.NewServer(ev.mounts()["GET /events/stream"])
+	defer web.Close()
+	resp, err := http.Get(web.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	addrCh := make(chan string, 1)
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- runMLLP(lctx, slog.New(slog.DiscardHandler), st, mllpOptions{Addr: "127.0.0.1:0", Connection: "hl7"}, ev.bus,
+			func(a net.Addr) { addrCh <- a.String() })
+	}()
+	addr := <-addrCh
+	f := filepath.Join(t.TempDir(), "a01.hl7")
+	msg := "MSH|^~\\&|ADT|NORTH|||20260101||ADT^A01^ADT_A01|E1|P|2.5.1\rPID|1||77^^^NORTH&1.2.3&ISO^MR||Doe^Jo\rPV1|1|I|||||||||||||||||V1^^^NORTH^VN\r"
+	if err := os.WriteFile(f, []byte(msg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runHL7(t, ctx, "send", f, "--to", addr); err != nil {
+		t.Fatalf("send: %v\n%s", err, out)
+	}
+	select {
+	case id := <-got:
+		if id.System != "urn:oid:1.2.3" || id.Value != "77" {
+			t.Errorf("refresher got %+v", id)
+		}
+	case <-ctx.Done():
+		t.Fatal("no refresh")
+	}
+	line := ""
+	buf := make([]byte, 4096)
+	for !strings.Contains(line, "event: admitted") {
+		n, err := resp.Body.Read(buf)
+		if err != nil {
+			t.Fatalf("SSE: %v (%q)", err, line)
+		}
+		line += string(buf[:n])
+	}
+	if strings.Contains(line, "Doe") {
+		t.Errorf("event carries the patient's name: %s", line)
+	}
+	stop()
+	<-done
 }
