@@ -59,9 +59,12 @@ func (h Header) LastUpdated() time.Time {
 // ParseHeader decodes the envelope of a raw resource and checks that it names
 // a resource type.
 func ParseHeader(raw []byte) (Header, error) {
-	var h Header
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return Header{}, fmt.Errorf("decoding resource envelope: %w", err)
+	h, err := parseHeaderFast(raw)
+	if err != nil {
+		h = Header{}
+		if err := json.Unmarshal(raw, &h); err != nil {
+			return Header{}, fmt.Errorf("decoding resource envelope: %w", err)
+		}
 	}
 	if h.ResourceType == "" {
 		return Header{}, fmt.Errorf("resource has no resourceType")
