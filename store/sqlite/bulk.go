@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -160,7 +159,7 @@ func putFast(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Chan
 		default:
 			changes[i] = store.Updated
 		}
-		version := bulkVersion(rec.VersionID, hash)
+		version := store.StoredVersion(rec.VersionID, hash)
 		current[k] = cur{version: version, hash: hash}
 		dup := queued[k+"\x00"+version]
 		queued[k+"\x00"+version] = true
@@ -220,7 +219,7 @@ func putFast(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Chan
 			if bytes.Equal(oldHash, it.hash) {
 				continue
 			}
-			it.version += "~" + hex.EncodeToString(it.hash[:6])
+			it.version = store.DisambiguatedVersion(it.version, it.hash)
 			if _, err := tx.ExecContext(ctx, `INSERT INTO resource_versions
 				(connection, type, id, version_id, patient_id, hash, raw, normalized, last_updated, fetched_at, source)
 				VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (connection, type, id, version_id) DO NOTHING`,
@@ -249,7 +248,7 @@ func putFast(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Chan
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO patients (connection, id, search, birth_date) VALUES (?,?,?,?)
 				ON CONFLICT (connection, id) DO UPDATE SET search=excluded.search, birth_date=excluded.birth_date`,
-				r.Connection, r.ID, bulkSearchText(r.Patient), r.Patient.BirthDate); err != nil {
+				r.Connection, r.ID, r.Patient.SearchText(), r.Patient.BirthDate); err != nil {
 				return nil, fmt.Errorf("indexing patient %s: %w", r.ID, err)
 			}
 		}
@@ -319,29 +318,6 @@ func (s *Store) BeginBulk(ctx context.Context) (end func(), err error) {
 		_, _ = s.w.ExecContext(bg, `PRAGMA wal_autocheckpoint=1000`)
 		_, _ = s.w.ExecContext(bg, `PRAGMA wal_checkpoint(TRUNCATE)`)
 	}, nil
-}
-
-// bulkVersion is the version key a record is stored under: its
-// meta.versionId, or a content-hash key when the server sent none. It must
-// match what PutResources uses.
-func bulkVersion(versionID string, hash []byte) string {
-	if versionID != "" {
-		return versionID
-	}
-	return "h:" + hex.EncodeToString(hash[:8])
-}
-
-// bulkSearchText is the patient search haystack; it must match what
-// PutResources stores.
-func bulkSearchText(k *store.PatientKeys) string {
-	parts := make([]string, 0, len(k.Names)+len(k.MRNs))
-	for _, n := range k.Names {
-		parts = append(parts, strings.ToLower(n))
-	}
-	for _, m := range k.MRNs {
-		parts = append(parts, strings.ToLower(m))
-	}
-	return "\x1f" + strings.Join(parts, "\x1f") + "\x1f"
 }
 
 // applyDelete tombstones one resource: it stops being current (its row in

@@ -490,11 +490,3 @@ func (s *Store) Quarantined(ctx context.Context, connection string, limit int) (
 }
 
 var _ store.Store = (*Store)(nil)
-
-// storedVersion and searchText adapt the store package's shared key helpers
-// for code in this package that works on records.
-func storedVersion(rec *store.Record, hash []byte) string {
-	return store.StoredVersion(rec.VersionID, hash)
-}
-
-func searchText(k *store.PatientKeys) string { return k.SearchText() }
