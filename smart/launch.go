@@ -202,6 +202,12 @@ func (l *Launcher) scopesFor(c ClientConfig, cfg *Configuration, launch string, 
 	if launch != "" && !slices.Contains(req.Extra, "launch") {
 		req.Extra = append([]string{"launch"}, req.Extra...)
 	}
+	if launch == "" {
+		// A standalone launch has no launch parameter, so it must not ask for
+		// the launch scope even when the connection lists it: servers refuse
+		// it (SMART App Launch 2.x, "launch" is for EHR launches only).
+		req.Extra = slices.DeleteFunc(req.Extra, func(s string) bool { return s == "launch" })
+	}
 	req.Extra = append(req.Extra, extra...)
 	return LeastPrivilege(req)
 }
