@@ -506,6 +506,25 @@ func WithSMART(fhir http.Handler, s *Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(s.authPrefix()+"/", auth)
 	mux.Handle(s.fhirPrefix()+"/.well-known/smart-configuration", auth)
-	mux.Handle("/", s.Protect(fhir))
+	mux.Handle("/", corsFHIR(s.Protect(fhir)))
 	return mux
+}
+
+// corsFHIR lets browser apps on any origin call the FHIR API with a bearer
+// token, as SMART apps running in the browser do (fhirclient, for one).
+// Preflights are answered here: they carry no Authorization header, so
+// Protect would refuse them. No cookies are involved, so "*" is safe.
+func corsFHIR(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			w.Header().Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, If-None-Match, If-Match, Prefer")
+			w.Header().Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Access-Control-Expose-Headers", "Location, Content-Location, ETag, Last-Modified, WWW-Authenticate")
+		h.ServeHTTP(w, r)
+	})
 }
