@@ -30,4 +30,23 @@ if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
 else
   echo "install-test-deps: WARNING: node/npm missing; the HL7 interop test (node-hl7-client) will skip" >&2
 fi
+
+# Every other third-party client pinned under interop/ (interop/smart: the
+# official SMART JavaScript client, fhirclient, for the SMART interop
+# browser test). A directory already installed from its current lock file is
+# left alone. Without npm or the registry its tests skip and say so.
+for lock in "$(dirname "$0")"/../interop/*/package-lock.json; do
+  [ -f "$lock" ] || continue
+  dir="$(dirname "$lock")"
+  name="interop/$(basename "$dir")"
+  if [ -f "$dir/node_modules/.package-lock.json" ] && [ ! "$lock" -nt "$dir/node_modules/.package-lock.json" ]; then
+    continue
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-test-deps: WARNING: npm missing; the tests that need $name will skip" >&2
+    continue
+  fi
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1) \
+    || echo "install-test-deps: WARNING: npm ci in $name failed (registry unreachable?); its tests will skip" >&2
+done
 exit 0
