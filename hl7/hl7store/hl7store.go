@@ -372,7 +372,7 @@ func (h *Handler) ProcessPending(ctx context.Context) (int, error) {
 }
 
 func (h *Handler) processPending(ctx context.Context, after int64) (int, int64, error) {
-	pend, err := h.s.PendingHL7(ctx, h.o.Connection, after, 512)
+	pend, err := h.s.PendingHL7(ctx, h.o.Connection, after, 256)
 	if err != nil || len(pend) == 0 {
 		return 0, after, err
 	}
