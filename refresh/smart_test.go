@@ -52,11 +52,13 @@ type smartEnv struct {
 	keys    *smart.KeyManager
 	vault   *smart.Vault
 	disc    *smart.Discoverer
-	offset  atomic.Int64 // added to time.Now by every clock of the test (ns)
-	tokens  atomic.Int64 // requests to the token endpoint
-	issued  atomic.Int64 // token endpoint answers 200
-	fhir401 atomic.Int64 // FHIR requests answered 401
-	jwks    *jwksServer  // ehrgate's published JWKS, for clients registered by URL
+	offset  atomic.Int64                   // added to time.Now by every clock of the test (ns)
+	tokens  atomic.Int64                   // requests to the token endpoint
+	issued  atomic.Int64                   // token endpoint answers 200
+	fhir401 atomic.Int64                   // FHIR requests answered 401
+	fhirN   atomic.Int64                   // FHIR requests
+	onFHIR  func(n int64, r *http.Request) // called with the count before each FHIR request is served; set before syncing
+	jwks    *jwksServer                    // ehrgate's published JWKS, for clients registered by URL
 	handler atomic.Pointer[http.Handler]
 }
 
@@ -142,6 +144,11 @@ func (e *smartEnv) setHandler(h http.Handler) { e.handler.Store(&h) }
 // serve counts token requests and 401s around the simulator.
 func (e *smartEnv) serve(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	if strings.HasPrefix(r.URL.Path, "/fhir/") && !strings.HasSuffix(r.URL.Path, "/metadata") && !strings.Contains(r.URL.Path, ".well-known") {
+		if n := e.fhirN.Add(1); e.onFHIR != nil {
+			e.onFHIR(n, r)
+		}
+	}
 	(*e.handler.Load()).ServeHTTP(rec, r)
 	switch {
 	case r.URL.Path == "/auth/token":
@@ -230,80 +237,152 @@ func (e *smartEnv) assertStoreMatchesSim(connection string) {
 }
 
 // An access token that expires while a sync is running is refreshed
-// transparently: no fetch fails, the store ends up with everything, and the
-// server issued more than one token. Without refresh-before-expiry and the
-// refresh-once-after-401 path, fetches after the first expiry would fail.
+// transparently: no fetch fails, the store ends up with everything the
+// simulator serves, and the server issued more than one token. Two ways:
+// short-lived tokens the TokenSource renews before expiry (1s, the least
+// expires_in can say; the sync is slowed past it), and a token the server
+// stops honouring before its expiry mid-sync (revoked, or the EHR's clock
+// runs ahead), which only the refresh-once-after-401 path survives.
 func TestSMARTSyncRefreshesAnAccessTokenExpiringMidSync(t *testing.T) {
-	e := newSmartEnv(t, envOptions{
-		patients: 12,
-		faults:   ehrsim.Faults{Rate: 0.15, Kinds: []ehrsim.FaultKind{ehrsim.FaultSlow}, SlowDelay: 120 * time.Millisecond, Seed: 7},
-		auth:     func(o *smartauth.Options) { o.AccessTokenTTL = 300 * time.Millisecond },
-	})
-	ts := e.backendSource("expiring", time.Millisecond)
-	start := time.Now()
-	sum, err := e.syncer("expiring", ts, 4).Run(t.Context())
-	took := time.Since(start)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
+	tests := []struct {
+		name     string
+		ttl      time.Duration
+		killAt   int64 // the FHIR request at which the server revokes the token it carries (0: never)
+		want401s bool
+		faults   ehrsim.Faults
+	}{
+		{name: "short-lived tokens", ttl: time.Second,
+			faults: ehrsim.Faults{Rate: 0.3, Kinds: []ehrsim.FaultKind{ehrsim.FaultSlow}, SlowDelay: 150 * time.Millisecond, Seed: 7}},
+		{name: "server drops the token mid-sync", ttl: time.Hour, killAt: 25, want401s: true},
 	}
-	if took < time.Second {
-		t.Fatalf("the sync took %v; it must outlast several 300ms tokens for this test to mean anything", took)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSmartEnv(t, envOptions{
+				patients: 12,
+				faults:   tc.faults,
+				auth:     func(o *smartauth.Options) { o.AccessTokenTTL = tc.ttl },
+			})
+			if tc.killAt > 0 {
+				e.onFHIR = func(n int64, r *http.Request) {
+					if n == tc.killAt {
+						e.auth.Revoke(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+					}
+				}
+			}
+			ts := e.backendSource("expiring", time.Millisecond)
+			start := time.Now()
+			sum, err := e.syncer("expiring", ts, 2).Run(t.Context())
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if tc.killAt == 0 && took < 2*tc.ttl {
+				t.Fatalf("the sync took %v; it must outlast a %v token for this test to mean anything", took, tc.ttl)
+			}
+			if sum.Errors != 0 {
+				t.Errorf("sync errors = %d, want 0 (the expiring token must be refreshed transparently)", sum.Errors)
+			}
+			e.assertStoreMatchesSim("expiring")
+			if n := e.issued.Load(); n < 2 {
+				t.Errorf("the authorization server issued %d tokens during a %v sync, want more than 1", n, took)
+			}
+			if bad := e.tokens.Load() - e.issued.Load(); bad != 0 {
+				t.Errorf("%d token requests were refused", bad)
+			}
+			if got := e.fhir401.Load(); tc.want401s && got == 0 {
+				t.Errorf("no FHIR request was answered 401; the token was not dropped mid-sync")
+			}
+			t.Logf("sync took %v; %d tokens issued; %d FHIR requests answered 401 and retried", took, e.issued.Load(), e.fhir401.Load())
+		})
 	}
-	if sum.Errors != 0 {
-		t.Errorf("sync errors = %d, want 0 (the expiring token must be refreshed transparently)", sum.Errors)
-	}
-	e.assertStoreMatchesSim("expiring")
-	if n := e.issued.Load(); n < 2 {
-		t.Errorf("the authorization server issued %d tokens during a %v sync with 300ms tokens, want more than 1", n, took)
-	}
-	if bad := e.tokens.Load() - e.issued.Load(); bad != 0 {
-		t.Errorf("%d token requests were refused", bad)
-	}
-	t.Logf("sync took %v; %d tokens issued; %d FHIR requests answered 401 and retried", took, e.issued.Load(), e.fhir401.Load())
 }
 
-// launch runs a standalone launch with the patient picker through ehrgate's
-// Launcher, as a browser would (cookies, redirects, the simulator's login,
-// picker and consent forms), and returns what the callback produced.
-func (e *smartEnv) launch(connection, patient string) *smart.LaunchResult {
+// launchApp is ehrgate's side of user launches: a Launcher mounted at
+// /launch, /login and /callback of a test server, registered with the
+// simulator as a public app.
+type launchApp struct {
+	url string
+	mu  sync.Mutex
+	res *smart.LaunchResult
+}
+
+func (a *launchApp) result() *smart.LaunchResult {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.res
+}
+
+// newLaunchApp starts ehrgate's launch endpoints for connection; transport,
+// when not nil, carries its token requests.
+func (e *smartEnv) newLaunchApp(connection string, transport http.RoundTripper) *launchApp {
 	e.t.Helper()
-	var (
-		mu  sync.Mutex
-		res *smart.LaunchResult
-	)
+	a := &launchApp{}
 	mux := http.NewServeMux()
-	app := httptest.NewServer(mux)
-	e.t.Cleanup(app.Close)
+	srv := httptest.NewServer(mux)
+	e.t.Cleanup(srv.Close)
+	a.url = srv.URL
 	if err := e.auth.RegisterClient(smartauth.Client{ID: launchClient, Public: true, TokenEndpointAuth: "none",
-		RedirectURIs: []string{app.URL + "/callback"},
-		Scopes:       []string{"launch/patient", "openid", "fhirUser", "offline_access", "patient/*.rs"}}); err != nil {
+		RedirectURIs: []string{a.url + "/callback"}, LaunchURL: a.url + "/launch",
+		Scopes: []string{"launch", "launch/patient", "openid", "fhirUser", "offline_access", "patient/*.rs"}}); err != nil {
 		e.t.Fatal(err)
+	}
+	var hc *http.Client
+	if transport != nil {
+		hc = &http.Client{Transport: transport, Timeout: 20 * time.Second}
 	}
 	l, err := smart.NewLauncher(smart.LauncherOptions{
 		Clients: []smart.ClientConfig{{Connection: connection, FHIRBaseURL: e.base, ClientID: launchClient,
-			AuthMethod: smart.AuthNone, RedirectURL: app.URL + "/callback",
+			AuthMethod: smart.AuthNone, RedirectURL: a.url + "/callback",
 			Scopes: smart.ScopeRequest{Context: smart.ContextPatient, Types: refresh.ChartTypes,
 				Extra: []string{"openid", "fhirUser", "offline_access"}}}},
-		Vault: e.vault, Discoverer: e.disc, Keys: e.keys, Now: e.now,
-		OnComplete: func(w http.ResponseWriter, r *http.Request, r2 *smart.LaunchResult) {
-			mu.Lock()
-			res = r2
-			mu.Unlock()
+		Vault: e.vault, Discoverer: e.disc, Keys: e.keys, Now: e.now, HTTPClient: hc,
+		OnComplete: func(w http.ResponseWriter, r *http.Request, res *smart.LaunchResult) {
+			a.mu.Lock()
+			a.res = res
+			a.mu.Unlock()
 			io.WriteString(w, "launched")
 		},
 	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	mux.Handle("/launch", l.LaunchHandler())
 	mux.Handle("/login", l.StandaloneHandler())
 	mux.Handle("/callback", l.CallbackHandler())
+	return a
+}
 
+// userAgent is a browser: cookies and redirects. With stopAtCallback it
+// does not follow the EHR's redirect to the app's callback, and keeps it.
+type userAgent struct {
+	*http.Client
+	callback string
+}
+
+func newUserAgent(app *launchApp, stopAtCallback bool) *userAgent {
 	jar, _ := cookiejar.New(nil)
-	b := &http.Client{Jar: jar, Timeout: 20 * time.Second}
-	resp, body := httpDo(e.t, b, http.MethodGet, app.URL+"/login?connection="+url.QueryEscape(connection)+"&patient=pick", nil)
+	ua := &userAgent{}
+	ua.Client = &http.Client{Jar: jar, Timeout: 20 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if app != nil && strings.HasPrefix(req.URL.String(), app.url+"/callback") {
+			ua.callback = req.URL.String()
+			if stopAtCallback {
+				return http.ErrUseLastResponse
+			}
+		}
+		return nil
+	}}
+	return ua
+}
+
+// authorize opens start in ua and goes through the simulator's login,
+// picker and consent pages (allowing) until the browser leaves the EHR.
+func (e *smartEnv) authorize(ua *userAgent, start, patient string) (*http.Response, string) {
+	e.t.Helper()
+	resp, body := httpDo(e.t, ua.Client, http.MethodGet, start, nil)
+	origin := strings.TrimSuffix(e.base, "/fhir")
 	for range 6 {
-		if strings.HasPrefix(resp.Request.URL.String(), app.URL) {
-			break
+		if !strings.HasPrefix(resp.Request.URL.String(), origin+"/auth/") || resp.StatusCode/100 == 3 {
+			return resp, body
 		}
 		f := url.Values{}
 		for _, m := range hiddenRE.FindAllStringSubmatch(body, -1) {
@@ -318,14 +397,24 @@ func (e *smartEnv) launch(connection, patient string) *smart.LaunchResult {
 		case "/auth/consent":
 			f.Set("decision", "allow")
 		default:
-			e.t.Fatalf("launch reached %s (%d): %.300s", resp.Request.URL, resp.StatusCode, body)
+			e.t.Fatalf("authorization reached %s (%d): %.300s", resp.Request.URL, resp.StatusCode, body)
 		}
 		u := *resp.Request.URL
 		u.RawQuery = ""
-		resp, body = httpDo(e.t, b, http.MethodPost, u.String(), f)
+		resp, body = httpDo(e.t, ua.Client, http.MethodPost, u.String(), f)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	e.t.Fatalf("authorization did not leave the EHR: at %s", resp.Request.URL)
+	return nil, ""
+}
+
+// launch runs a standalone launch with the patient picker through ehrgate's
+// Launcher, as a browser would (cookies, redirects, the simulator's login,
+// picker and consent forms), and returns what the callback produced.
+func (e *smartEnv) launch(connection, patient string) *smart.LaunchResult {
+	e.t.Helper()
+	app := e.newLaunchApp(connection, nil)
+	resp, body := e.authorize(newUserAgent(app, false), app.url+"/login?connection="+url.QueryEscape(connection)+"&patient=pick", patient)
+	res := app.result()
 	if resp.StatusCode != 200 || res == nil {
 		e.t.Fatalf("launch ended at %s with %d: %.300s", resp.Request.URL, resp.StatusCode, body)
 	}
@@ -608,4 +697,252 @@ func (h *headerPinner) Write(b []byte) (int, error) {
 		h.WriteHeader(http.StatusOK)
 	}
 	return h.ResponseWriter.Write(b)
+}
+
+// rewriteVerifier is a transport that swaps the code_verifier of token
+// requests for another valid one: what the server sees when the verifier
+// does not belong to the code (an intercepted code redeemed elsewhere).
+type rewriteVerifier struct{}
+
+func (rewriteVerifier) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && r.Body != nil {
+		b, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		form, err := url.ParseQuery(string(b))
+		if err == nil && form.Has("code_verifier") {
+			form.Set("code_verifier", smart.NewVerifier())
+			b = []byte(form.Encode())
+		}
+		r = r.Clone(r.Context())
+		r.Body = io.NopCloser(strings.NewReader(string(b)))
+		r.ContentLength = int64(len(b))
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestSMARTLaunchCallbackAttacksAgainstTheSimulator runs ehrgate's
+// Launcher against the simulator's authorization server and tampers with
+// the callback the way an attacker could. Each case fails when the defence
+// it names is missing: a state check, single use of state, browser binding,
+// PKCE, single use of codes.
+func TestSMARTLaunchCallbackAttacksAgainstTheSimulator(t *testing.T) {
+	tests := []struct {
+		name      string
+		transport http.RoundTripper
+		// attack gets the callback URL the EHR sent the user's browser to
+		// and that browser; it returns ehrgate's answer to the attack.
+		attack     func(t *testing.T, e *smartEnv, cb string, ua *userAgent) int
+		wantTokens int64 // token requests the EHR received after the authorization (ehrgate's and the attacker's)
+		wantStored bool  // whether ehrgate holds a token at the end
+	}{
+		{name: "wrong state", attack: func(t *testing.T, e *smartEnv, cb string, ua *userAgent) int {
+			resp, _ := httpDo(t, ua.Client, http.MethodGet, withQuery(cb, "state", "forged"), nil)
+			return resp.StatusCode
+		}},
+		{name: "missing state", attack: func(t *testing.T, e *smartEnv, cb string, ua *userAgent) int {
+			resp, _ := httpDo(t, ua.Client, http.MethodGet, withQuery(cb, "state", ""), nil)
+			return resp.StatusCode
+		}},
+		{name: "callback in another browser (login CSRF)", attack: func(t *testing.T, e *smartEnv, cb string, ua *userAgent) int {
+			resp, _ := httpDo(t, newUserAgent(nil, false).Client, http.MethodGet, cb, nil)
+			return resp.StatusCode
+		}},
+		{name: "replayed state", wantTokens: 1, wantStored: true, attack: func(t *testing.T, e *smartEnv, cb string, ua *userAgent) int {
+			u, _ := url.Parse(cb)
+			cookies := ua.Jar.Cookies(u)
+			if resp, body := httpDo(t, ua.Client, http.MethodGet, cb, nil); resp.StatusCode != 200 {
+				t.Fatalf("the genuine callback = %d: %.300s", resp.StatusCode, body)
+			}
+			jar, _ := cookiejar.New(nil)
+			jar.SetCookies(u, cookies) // keep the binding cookie: only single use can stop the replay
+			resp, _ := httpDo(t, &http.Client{Jar: jar}, http.MethodGet, cb, nil)
+			return resp.StatusCode
+		}},
+		{name: "wrong PKCE verifier", transport: rewriteVerifier{}, wantTokens: 1, attack: func(t *testing.T, e *smartEnv, cb string, ua *userAgent) int {
+			resp, _ := httpDo(t, ua.Client, http.MethodGet, cb, nil)
+			return resp.StatusCode
+		}},
+		{name: "replayed code revokes the tokens issued from it", wantTokens: 2, wantStored: true, attack: func(t *testing.T, e *smartEnv, cb string, ua *userAgent) int {
+			if resp, body := httpDo(t, ua.Client, http.MethodGet, cb, nil); resp.StatusCode != 200 {
+				t.Fatalf("the genuine callback = %d: %.300s", resp.StatusCode, body)
+			}
+			u, _ := url.Parse(cb)
+			origin := strings.TrimSuffix(e.base, "/fhir")
+			resp, body := httpDo(t, http.DefaultClient, http.MethodPost, origin+"/auth/token", url.Values{
+				"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}, "client_id": {launchClient},
+				"redirect_uri": {strings.Split(cb, "?")[0]}, "code_verifier": {smart.NewVerifier()},
+			})
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "invalid_grant") {
+				t.Errorf("replayed code = %d %s, want 400 invalid_grant", resp.StatusCode, body)
+			}
+			// RFC 6749 §4.1.2: the tokens issued from the code are revoked.
+			tok, _, err := e.vault.Load(t.Context(), "attacked")
+			if err != nil || tok == nil {
+				t.Fatalf("no token stored by the genuine callback: %v", err)
+			}
+			req, _ := http.NewRequest(http.MethodGet, e.base+"/Patient", nil)
+			req.Header.Set("Authorization", "Bearer "+string(tok.AccessToken))
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode != http.StatusUnauthorized {
+				t.Errorf("ehrgate's access token after the code was replayed: FHIR answers %d, want 401 (revoked)", r.StatusCode)
+			}
+			return http.StatusBadRequest
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSmartEnv(t, envOptions{patients: 2})
+			app := e.newLaunchApp("attacked", tc.transport)
+			ua := newUserAgent(app, true)
+			e.authorize(ua, app.url+"/login?connection=attacked&patient=pick", e.sim.PatientIDs()[0])
+			if ua.callback == "" || !strings.Contains(ua.callback, "code=") {
+				t.Fatalf("the EHR did not send the browser to the callback with a code (got %q)", ua.callback)
+			}
+			before := e.tokens.Load()
+			if status := tc.attack(t, e, ua.callback, ua); status != http.StatusBadRequest && status != http.StatusBadGateway {
+				t.Errorf("ehrgate answered the attack with %d, want a 400 (or 502 for an EHR refusal) error page", status)
+			}
+			if n := e.tokens.Load() - before; n != tc.wantTokens {
+				t.Errorf("the EHR received %d token requests, want %d", n, tc.wantTokens)
+			}
+			if tc.transport != nil && e.issued.Load() != 0 {
+				t.Errorf("the EHR issued %d tokens for a code redeemed with the wrong verifier, want 0", e.issued.Load())
+			}
+			tok, _, _ := e.vault.Load(t.Context(), "attacked")
+			if (tok != nil) != tc.wantStored {
+				t.Errorf("token stored = %v, want %v", tok != nil, tc.wantStored)
+			}
+		})
+	}
+}
+
+func withQuery(u, key, value string) string {
+	p, _ := url.Parse(u)
+	q := p.Query()
+	if value == "" {
+		q.Del(key)
+	} else {
+		q.Set(key, value)
+	}
+	p.RawQuery = q.Encode()
+	return p.String()
+}
+
+// TestSMARTEHRLaunchFromAnUnregisteredIssuer: an EHR launch whose iss is
+// not the registered FHIR base (a lookalike) is refused with a 400 page
+// before any outbound request: neither the lookalike nor the real server
+// hears from ehrgate, so no code or assertion can be phished.
+func TestSMARTEHRLaunchFromAnUnregisteredIssuer(t *testing.T) {
+	e := newSmartEnv(t, envOptions{patients: 1})
+	var attacker atomic.Int64
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { attacker.Add(1) }))
+	defer evil.Close()
+	app := e.newLaunchApp("registered", nil)
+	u, _ := url.Parse(e.base)
+	tests := []string{
+		evil.URL + "/fhir",
+		e.base + "x",
+		e.base + "/../other",
+		"http://user@" + u.Host + "/fhir",
+		e.base + "?x=1",
+		"https://" + u.Host + "/fhir",
+		"http://localhost:" + u.Port() + "/fhir",
+	}
+	var simBefore int64
+	for _, iss := range tests {
+		t.Run(iss, func(t *testing.T) {
+			simBefore = e.tokens.Load()
+			ua := newUserAgent(app, true)
+			resp, body := httpDo(t, ua.Client, http.MethodGet, app.url+"/launch?"+url.Values{"iss": {iss}, "launch": {"abc"}}.Encode(), nil)
+			if resp.StatusCode != http.StatusBadRequest || resp.Request.URL.Host != strings.TrimPrefix(app.url, "http://") {
+				t.Errorf("launch from iss %q = %d at %s, want a 400 page from ehrgate: %.200s", iss, resp.StatusCode, resp.Request.URL, body)
+			}
+			if n := attacker.Load(); n != 0 {
+				t.Errorf("the lookalike server received %d requests", n)
+			}
+			if e.tokens.Load() != simBefore {
+				t.Errorf("a token request was sent")
+			}
+		})
+	}
+	// The registered iss works (the test can fail the other way too).
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, _ := httpDo(t, noFollow, http.MethodGet, app.url+"/launch?"+url.Values{"iss": {e.base}, "launch": {"abc"}}.Encode(), nil)
+	if resp.StatusCode/100 != 3 || !strings.Contains(resp.Header.Get("Location"), "/auth/authorize") {
+		t.Errorf("launch from the registered iss = %d (Location %q), want a redirect to the EHR's authorize endpoint", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// recordToken is a transport that keeps the bodies of token requests.
+type recordToken struct {
+	mu     sync.Mutex
+	bodies []string
+}
+
+func (r *recordToken) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/auth/token") && req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		r.bodies = append(r.bodies, string(b))
+		r.mu.Unlock()
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(strings.NewReader(string(b)))
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestSMARTSimulatorRejectsAReplayedClientAssertion replays a client
+// assertion ehrgate really sent: the simulator refuses the reused jti,
+// while ehrgate's own next token request (a fresh jti) is accepted.
+func TestSMARTSimulatorRejectsAReplayedClientAssertion(t *testing.T) {
+	e := newSmartEnv(t, envOptions{patients: 1})
+	rec := &recordToken{}
+	ts, err := smart.NewTokenSource(smart.TokenSourceOptions{
+		Client: smart.ClientConfig{Connection: "jti", FHIRBaseURL: e.base, ClientID: backendClient, AuthMethod: smart.AuthPrivateKeyJWT,
+			Scopes: smart.ScopeRequest{Context: smart.ContextSystem, Types: refresh.ChartTypes}},
+		Grant: smart.GrantClientCredentials, Vault: e.vault, Discoverer: e.disc, Keys: e.keys, Now: e.now,
+		HTTPClient: &http.Client{Transport: rec},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Token(t.Context()); err != nil {
+		t.Fatalf("first token: %v", err)
+	}
+	if len(rec.bodies) != 1 {
+		t.Fatalf("recorded %d token requests, want 1", len(rec.bodies))
+	}
+	form, _ := url.ParseQuery(rec.bodies[0])
+	if form.Get("client_assertion") == "" {
+		t.Fatalf("ehrgate's token request has no client_assertion: fields %v", keysOf(form))
+	}
+	origin := strings.TrimSuffix(e.base, "/fhir")
+	resp, body := httpDo(t, http.DefaultClient, http.MethodPost, origin+"/auth/token", form)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "invalid_client") || !strings.Contains(body, "jti") {
+		t.Errorf("replayed assertion = %d %s, want 401 invalid_client naming the jti", resp.StatusCode, body)
+	}
+	// ehrgate's next request carries a new jti and is accepted.
+	fresh := e.backendSource("jti-2", time.Second)
+	if _, err := fresh.Token(t.Context()); err != nil {
+		t.Errorf("a new token request after the replay = %v, want success (fresh jti)", err)
+	}
+}
+
+func keysOf(v url.Values) []string {
+	var out []string
+	for k := range v {
+		out = append(out, k)
+	}
+	return out
 }
