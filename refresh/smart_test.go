@@ -946,3 +946,40 @@ func keysOf(v url.Values) []string {
 	}
 	return out
 }
+
+// TestSMARTLaunchToleratesClockSkew: the simulator's clock is off by up to
+// ±2 minutes, so the id_token it signs is issued "in the future" or "in
+// the past" by ehrgate's clock: launches still complete. A server clock
+// further ahead makes the id_token's iat implausible: the launch fails with
+// a page that says the id_token was rejected, and nothing is stored.
+func TestSMARTLaunchToleratesClockSkew(t *testing.T) {
+	tests := []struct {
+		skew time.Duration
+		ok   bool
+	}{
+		{2 * time.Minute, true},
+		{-2 * time.Minute, true},
+		{5 * time.Minute, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.skew.String(), func(t *testing.T) {
+			e := newSmartEnv(t, envOptions{patients: 1, auth: func(o *smartauth.Options) { o.ClockSkew = tc.skew }})
+			app := e.newLaunchApp("skewed", nil)
+			patient := e.sim.PatientIDs()[0]
+			resp, body := e.authorize(newUserAgent(app, false), app.url+"/login?connection=skewed&patient=pick", patient)
+			tok, _, _ := e.vault.Load(t.Context(), "skewed")
+			if tc.ok {
+				if resp.StatusCode != 200 || app.result() == nil || tok == nil || tok.Context.Patient != patient {
+					t.Fatalf("launch with the EHR clock off by %v = %d %.300s; want it to complete", tc.skew, resp.StatusCode, body)
+				}
+				return
+			}
+			if resp.StatusCode == 200 || app.result() != nil || tok != nil {
+				t.Fatalf("launch with the EHR clock off by %v completed; want the id_token refused", tc.skew)
+			}
+			if !strings.Contains(body, "id_token") {
+				t.Errorf("the error page does not say what failed: %.300s", body)
+			}
+		})
+	}
+}
