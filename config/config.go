@@ -51,6 +51,36 @@ type Config struct {
 	// StaleAfter flags an "active" medication order with no activity for
 	// this long (default 1 year).
 	StaleAfter Duration `yaml:"stale_after"`
+	// HL7 configures the HL7 v2 MLLP listener of `serve`.
+	HL7 HL7 `yaml:"hl7"`
+	// Events configures event delivery: webhooks and event-driven refresh.
+	Events Events `yaml:"events"`
+}
+
+// HL7 configures the MLLP listener; flags override it.
+type HL7 struct {
+	MLLPAddr   string `yaml:"mllp_addr"`  // HOST:PORT; "" = no listener
+	Connection string `yaml:"connection"` // store connection of HL7-sourced resources (default "hl7")
+	AckMode    string `yaml:"ack_mode"`   // original (default), enhanced, aa-only
+	TLSCert    string `yaml:"tls_cert"`
+	TLSKey     string `yaml:"tls_key"`
+}
+
+// Events configures what happens when an HL7 v2 event (admission,
+// discharge, final result, ...) arrives.
+type Events struct {
+	// Webhooks receive every event (or the listed kinds) as signed JSON.
+	Webhooks []Webhook `yaml:"webhooks"`
+	// RefreshConnections are the FHIR connections whose copy of the
+	// patient is refreshed when an event about them arrives.
+	RefreshConnections []string `yaml:"refresh_connections"`
+}
+
+// Webhook is one event receiver.
+type Webhook struct {
+	URL       string   `yaml:"url"`
+	SecretEnv string   `yaml:"secret_env"` // env variable holding the HMAC secret; never the secret itself
+	Kinds     []string `yaml:"kinds"`      // empty = every kind
 }
 
 // Connection is one EHR FHIR endpoint.
@@ -202,6 +232,22 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("local_code_map: %w", err))
 		}
 	}
+	switch c.HL7.AckMode {
+	case "", "original", "enhanced", "aa-only":
+	default:
+		errs = append(errs, fmt.Errorf("hl7.ack_mode: %q is not original, enhanced or aa-only", c.HL7.AckMode))
+	}
+	if (c.HL7.TLSCert == "") != (c.HL7.TLSKey == "") {
+		errs = append(errs, errors.New("hl7: tls_cert and tls_key go together"))
+	}
+	for i, w := range c.Events.Webhooks {
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("events.webhooks[%d].url: %q is not an absolute http(s) URL", i, w.URL))
+		}
+		if w.SecretEnv == "" {
+			errs = append(errs, fmt.Errorf("events.webhooks[%d].secret_env: name the environment variable holding the signing secret", i))
+		}
+	}
 	seen := map[string]bool{}
 	for i, conn := range c.Connections {
 		where := fmt.Sprintf("connections[%d]", i)
@@ -224,6 +270,11 @@ func (c Config) Validate() error {
 		}
 		if a := conn.Auth; a != nil {
 			errs = append(errs, a.validate(where+".auth")...)
+		}
+	}
+	for i, name := range c.Events.RefreshConnections {
+		if !seen[name] {
+			errs = append(errs, fmt.Errorf("events.refresh_connections[%d]: no connection named %q", i, name))
 		}
 	}
 	return errors.Join(errs...)

@@ -81,6 +81,7 @@ type banner struct {
 
 // chartBody is the data of the chart page.
 type chartBody struct {
+	Launched  bool // opened by a SMART launch from the EHR: the patient in context
 	Patient   banner
 	Sections  []*section
 	StatesRef string // set when fetch states could not be read
@@ -102,7 +103,7 @@ func (d *Dashboard) chart(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, "reading patient", err)
 		return
 	}
-	body := chartBody{Patient: d.banner(ctx, rec)}
+	body := chartBody{Patient: d.banner(ctx, rec), Launched: r.URL.Query().Get("launched") == "1"}
 	states, err := d.r.FetchStates(ctx, conn, id)
 	if err != nil {
 		body.StatesRef = d.reference(ctx)

@@ -219,8 +219,10 @@ func (l *Launcher) start(w http.ResponseWriter, r *http.Request, c ClientConfig,
 		err = cfg.RequireAuthorize()
 	}
 	if err != nil {
-		l.log.Error("smart: discovery failed", "connection", c.Connection, "err", err)
-		l.page(w, http.StatusBadGateway, "Cannot start authorization", "ehrgate could not read the server's SMART configuration: "+err.Error())
+		ref := randomToken(6)
+		l.log.Error("smart: discovery failed", "connection", c.Connection, "ref", ref, "err", err)
+		l.page(w, http.StatusBadGateway, "Cannot start authorization",
+			"ehrgate could not read the EHR's SMART configuration. Give your administrator this reference: "+ref+".")
 		return
 	}
 	p := &pending{client: c, launch: launch, verifier: NewVerifier(), nonce: randomToken(16),
@@ -315,8 +317,20 @@ func (l *Launcher) CallbackHandler() http.Handler {
 		}
 		res, err := l.complete(r.Context(), p, q.Get("code"))
 		if err != nil {
-			l.log.Error("smart: authorization failed", "connection", p.client.Connection, "err", err)
-			l.page(w, http.StatusBadGateway, "Authorization failed", "ehrgate could not complete the authorization: "+err.Error())
+			ref := randomToken(6)
+			l.log.Error("smart: authorization failed", "connection", p.client.Connection, "ref", ref, "err", err)
+			// Users see what the EHR said or a safe category and a
+			// reference, never ehrgate's internal errors (STYLE.md).
+			msg := "ehrgate could not complete the authorization with the EHR."
+			var oe *OAuthError
+			switch {
+			case errors.As(err, &oe):
+				msg = "The EHR refused the token request: " + oe.Error() + "."
+			case errors.Is(err, ErrIDToken):
+				msg = "The EHR's identity token was not valid (id_token rejected)."
+			}
+			l.page(w, http.StatusBadGateway, "Authorization failed",
+				msg+" Start again from the EHR; if it fails again, give your administrator this reference: "+ref+".")
 			return
 		}
 		if l.o.OnComplete != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ehrgate/config"
+	"ehrgate/ehrsim/hl7feed"
 	"ehrgate/ehrsim/smartauth"
 )
 
@@ -30,6 +31,8 @@ func newDemoCmd(a *app) *cobra.Command {
 		simAddr   string
 		syncEvery time.Duration
 		workers   int
+		mo        mllpOptions
+		hl7Feed   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo [--once --json] [--data DIR] [--http-addr HOST:PORT]",
@@ -106,7 +109,23 @@ nothing new.`,
 				return nil
 			}
 
-			serveErr := make(chan error, 1)
+			// HL7 v2 beside FHIR: events from the MLLP listener refresh the
+			// patient on the demo connection and stream at /events/stream.
+			ev, err := g.startGatewayEvents(ctx, []string{backend.Name})
+			if err != nil {
+				return err
+			}
+			serveErr := make(chan error, 2)
+			var mllpAddr <-chan net.Addr
+			if mo.Addr != "" {
+				mllpErr := make(chan error, 1)
+				mllpAddr = g.startMLLP(ctx, mo, ev, mllpErr)
+				go func() {
+					if err := <-mllpErr; err != nil {
+						a.log.Warn("the HL7 v2 listener did not start; the demo goes on without it", "error", err)
+					}
+				}()
+			}
 			go func() { serveErr <- g.serveHTTP(ctx, a.cfg.HTTPAddr, nil) }()
 			sum, err := g.syncConnection(ctx, backend)
 			if err != nil {
@@ -119,6 +138,21 @@ nothing new.`,
 				a.log.Warn("compatibility probe failed", "connection", backend.Name, "error", err)
 			}
 			go g.scheduleSyncs(ctx, []config.Connection{backend}, syncEvery)
+			if hl7Feed && mllpAddr != nil {
+				go func() {
+					var addr net.Addr
+					select {
+					case addr = <-mllpAddr:
+					case <-ctx.Done():
+						return
+					}
+					stats, err := hl7feed.Run(ctx, hl7feed.Options{Addr: addr.String(), Patients: f.patients, Seed: f.seed, Rate: 5})
+					if err != nil && ctx.Err() == nil {
+						a.log.Warn("simulated HL7 feed stopped", "error", err)
+					}
+					a.log.Info("simulated HL7 feed finished", "messages", stats.Messages)
+				}()
+			}
 			return <-serveErr
 		},
 	}
@@ -131,6 +165,8 @@ nothing new.`,
 	cmd.Flags().StringVar(&simAddr, "sim-addr", "127.0.0.1:0", "simulated EHR listen address (port 0 picks a free port)")
 	cmd.Flags().DurationVar(&syncEvery, "sync-every", 5*time.Minute, "re-sync interval while serving (0 disables)")
 	cmd.Flags().IntVar(&workers, "workers", 8, "concurrent fetches")
+	addMLLPFlags(cmd, &mo, DefaultMLLPAddr)
+	cmd.Flags().BoolVar(&hl7Feed, "hl7-feed", false, "also send the simulated EHR's ADT/ORU/VXU feed to the MLLP listener (5 messages/s)")
 	return cmd
 }
 

@@ -175,6 +175,9 @@ func checkLaunchedChart(t *testing.T, ctx context.Context, base, patient, name, 
 	if h := text("patient-h"); !strings.Contains(h, name) {
 		t.Errorf("banner heading = %q, want the launched patient %q", h, name)
 	}
+	if m := text("main"); !strings.Contains(m, "Opened from your EHR") {
+		t.Errorf("the launched view does not say the patient came from the EHR launch")
+	}
 	// The launch refreshed this patient on the launch connection: sections
 	// are fetched (freshness shown), not "Not yet fetched".
 	for _, id := range []string{"problems", "medications", "allergies", "vitals", "labs", "encounters", "immunizations"} {

@@ -273,7 +273,7 @@ func startDemo(t *testing.T, patients int, extra ...string) *demoRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	args := append([]string{"demo", "--data", d.data, "--http-addr", addr, "--patients", fmt.Sprint(patients),
-		"--sync-every", "0"}, extra...)
+		"--sync-every", "0", "--mllp-addr", "127.0.0.1:0"}, extra...)
 	go func() {
 		cmd := newRootCmd(io.Discard, d.logs, nil)
 		cmd.SetArgs(args)

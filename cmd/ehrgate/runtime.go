@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +50,7 @@ type gateway struct {
 	status   map[string]dashboard.ConnectionStatus
 	conns    map[string]*connRuntime
 	launcher *smart.Launcher
+	mounts   map[string]http.Handler // extra HTTP routes (events)
 }
 
 // connRuntime is what a connection needs at run time, built once.
@@ -174,19 +174,15 @@ func (g *gateway) clientConfig(c config.Connection, launch bool) (smart.ClientCo
 	}
 	cc.Scopes = smart.ScopeRequest{Context: smart.ContextSystem, Types: types, Extra: a.Scopes}
 	if launch {
-		cc.Connection = launchVaultKey(c.Name)
 		cc.Scopes.Context = smart.ContextPatient
 		if a.Context == "user" {
 			cc.Scopes.Context = smart.ContextUser
 		}
-		cc.Scopes.Extra = append([]string{"launch", "openid", "fhirUser", "offline_access"}, a.Scopes...)
+		// "launch" is added by the launcher for EHR launches only.
+		cc.Scopes.Extra = append([]string{"openid", "fhirUser", "offline_access"}, a.Scopes...)
 	}
 	return cc, nil
 }
-
-// launchVaultKey is where a user-launch token of a connection is kept, apart
-// from the connection's backend-services token.
-func launchVaultKey(connection string) string { return connection + "/launch" }
 
 // runtime returns (building once) the connection's adapter, token source
 // and FHIR client.
@@ -403,7 +399,7 @@ func (g *gateway) setupLaunches(conns []config.Connection) error {
 // launchComplete refreshes the launched patient's chart with the user's
 // token and shows it: the launched view, with the patient in context.
 func (g *gateway) launchComplete(w http.ResponseWriter, r *http.Request, res *smart.LaunchResult) {
-	name := strings.TrimSuffix(res.Connection, "/launch")
+	name := res.Connection
 	var conn config.Connection
 	for _, c := range g.a.cfg.Connections {
 		if c.Name == name {
@@ -476,6 +472,11 @@ func (g *gateway) serveHTTP(ctx context.Context, addr string, ready func()) erro
 	mounts := map[string]http.Handler{
 		"GET /.well-known/jwks.json": g.keys.JWKSHandler(),
 	}
+	g.mu.Lock()
+	for k, v := range g.mounts {
+		mounts[k] = v
+	}
+	g.mu.Unlock()
 	if g.launcher != nil {
 		mounts["GET /smart/launch"] = g.launcher.LaunchHandler()
 		mounts["GET /smart/login"] = g.launcher.StandaloneHandler()

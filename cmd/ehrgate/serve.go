@@ -7,27 +7,52 @@ import (
 )
 
 func newServeCmd(a *app) *cobra.Command {
-	var syncOnStart bool
+	var (
+		syncOnStart bool
+		mo          mllpOptions
+	)
 	cmd := &cobra.Command{
-		Use:   "serve --data DIR --http-addr HOST:PORT",
-		Short: "Serve the dashboard and metrics over the store, syncing configured connections on a schedule",
+		Use:   "serve --data DIR --http-addr HOST:PORT [--mllp-addr HOST:PORT]",
+		Short: "Run the gateway: dashboard, metrics, SMART endpoints, HL7 v2 listener, scheduled syncs",
 		Long: `serve runs the gateway: the dashboard at http://HTTP_ADDR/, Prometheus metrics at
-/metrics, /healthz and /readyz. Connections from the configuration file are synced
-at start (--sync-on-start) and every sync_every (EHRGATE_SYNC_EVERY).`,
+/metrics, /healthz and /readyz, ehrgate's JWKS at /.well-known/jwks.json, SMART
+launch endpoints (/smart/launch, /smart/login, /smart/callback) for connections
+with auth type launch, and the event stream at /events/stream.
+
+Connections from the configuration file are synced at start (--sync-on-start) and
+every sync_every (EHRGATE_SYNC_EVERY). With --mllp-addr (or hl7.mllp_addr) an HL7
+v2 MLLP listener stores every message durably before acknowledging it, converts it
+to FHIR, and raises events that refresh the patient on events.refresh_connections
+and reach the configured webhooks.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.load(cmd); err != nil {
 				return err
 			}
+			mllpFromConfig(cmd, &mo, a.cfg.HL7)
 			ctx := cmd.Context()
 			g, err := a.openGateway(ctx)
 			if err != nil {
 				return err
 			}
 			defer g.Close()
+			if err := g.setupLaunches(a.cfg.Connections); err != nil {
+				return err
+			}
+			ev, err := g.startGatewayEvents(ctx, a.cfg.Events.RefreshConnections)
+			if err != nil {
+				return err
+			}
+			errc := make(chan error, 2)
+			if mo.Addr != "" {
+				g.startMLLP(ctx, mo, ev, errc)
+			}
 			if syncOnStart {
 				go func() {
 					for _, c := range a.cfg.Connections {
+						if c.Auth != nil && c.Auth.Type == "launch" {
+							continue
+						}
 						if _, err := g.syncConnection(ctx, c); err != nil && ctx.Err() == nil {
 							a.log.Error("sync failed", "connection", c.Name, "error", err)
 						}
@@ -35,11 +60,13 @@ at start (--sync-on-start) and every sync_every (EHRGATE_SYNC_EVERY).`,
 				}()
 			}
 			go g.scheduleSyncs(ctx, a.cfg.Connections, time.Duration(a.cfg.SyncEvery))
-			return g.serveHTTP(ctx, a.cfg.HTTPAddr, nil)
+			go func() { errc <- g.serveHTTP(ctx, a.cfg.HTTPAddr, nil) }()
+			return <-errc
 		},
 	}
 	addDataFlag(cmd.Flags())
 	addHTTPAddrFlag(cmd.Flags())
+	addMLLPFlags(cmd, &mo, "")
 	cmd.Flags().BoolVar(&syncOnStart, "sync-on-start", true, "sync every configured connection when starting")
 	return cmd
 }

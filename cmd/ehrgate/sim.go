@@ -16,6 +16,7 @@ import (
 	"ehrgate/ehr"
 	"ehrgate/ehrsim"
 	"ehrgate/ehrsim/bulkexport"
+	"ehrgate/ehrsim/hl7feed"
 	"ehrgate/ehrsim/personality"
 	"ehrgate/ehrsim/smartauth"
 	"ehrgate/synth"
@@ -177,8 +178,15 @@ func (f *simFlags) newSim(log *slog.Logger) (*ehrsim.Server, error) {
 
 func newSimCmd(a *app) *cobra.Command {
 	var (
-		f    simFlags
-		addr string
+		f        simFlags
+		addr     string
+		hl7To    string
+		hl7Rate  float64
+		hl7Conns int
+		hl7Drop  float64
+		hl7Dup   float64
+		hl7Bad   float64
+		hl7Limit int
 	)
 	cmd := &cobra.Command{
 		Use:   "sim --addr HOST:PORT --patients N --seed S",
@@ -213,6 +221,18 @@ malformed bodies so clients can be tested against a misbehaving EHR.`,
 			if ep.auth != nil {
 				fmt.Fprintf(a.stdout, "SMART: %s/.well-known/smart-configuration; EHR launch page %s/auth/launch\n", ep.base, strings.TrimSuffix(ep.base, "/fhir"))
 			}
+			if hl7To != "" {
+				go func() {
+					stats, err := hl7feed.Run(cmd.Context(), hl7feed.Options{Addr: hl7To, Patients: f.patients, Seed: f.seed,
+						Connections: hl7Conns, Rate: hl7Rate, Limit: hl7Limit, DropRate: hl7Drop, DuplicateRate: hl7Dup,
+						MalformedRate: hl7Bad, FaultSeed: f.seed})
+					if err != nil && cmd.Context().Err() == nil {
+						a.log.Error("HL7 feed stopped", "error", err)
+					}
+					b, _ := json.Marshal(stats)
+					fmt.Fprintf(a.stdout, "hl7 feed: %s\n", b)
+				}()
+			}
 			<-cmd.Context().Done()
 			return nil
 		},
@@ -220,5 +240,12 @@ malformed bodies so clients can be tested against a misbehaving EHR.`,
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8081", "listen address HOST:PORT")
 	cmd.Flags().BoolVar(&f.noAuth, "no-auth", false, "serve the FHIR API without authorization (for clients that cannot do SMART)")
+	cmd.Flags().StringVar(&hl7To, "hl7-to", "", "send the simulated ADT/ORU/VXU feed for the synthetic patients to this MLLP receiver HOST:PORT")
+	cmd.Flags().Float64Var(&hl7Rate, "hl7-rate", 0, "HL7 messages per second (0 = as fast as acknowledged)")
+	cmd.Flags().IntVar(&hl7Conns, "hl7-connections", 1, "parallel MLLP connections (a patient's messages stay in order on one)")
+	cmd.Flags().IntVar(&hl7Limit, "hl7-limit", 0, "stop after this many messages (0 = the whole feed)")
+	cmd.Flags().Float64Var(&hl7Drop, "hl7-drop-rate", 0, "probability of dropping the connection before an ACK (the message is resent)")
+	cmd.Flags().Float64Var(&hl7Dup, "hl7-duplicate-rate", 0, "probability of sending an acknowledged message again")
+	cmd.Flags().Float64Var(&hl7Bad, "hl7-malformed-rate", 0, "probability of sending a malformed frame before a message")
 	return cmd
 }
