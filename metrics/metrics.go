@@ -24,6 +24,8 @@ type Metrics struct {
 	LastSyncDuration  *prometheus.GaugeVec
 	TypeLastNonEmpty  *prometheus.GaugeVec
 	TypeReturnedCount *prometheus.GaugeVec
+	NeedsReauth       *prometheus.GaugeVec
+	TokenFailures     *prometheus.CounterVec
 }
 
 // New creates the instruments and registers them with reg.
@@ -62,10 +64,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "ehrgate_sync_last_nonempty_timestamp_seconds",
 			Help: "Unix time of the last sync in which a resource type returned at least one resource, by connection.",
 		}, []string{"connection", "resource_type"}),
+		NeedsReauth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ehrgate_connection_needs_reauthorization",
+			Help: "1 when the EHR refused the connection's credentials (invalid_grant) and a person must authorize it again, else 0.",
+		}, []string{"connection"}),
+		TokenFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ehrgate_token_refresh_failures_total",
+			Help: "Failed attempts to obtain or refresh an access token, by connection.",
+		}, []string{"connection"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.FHIRRequests, m.SyncResources, m.SyncErrors, m.Quarantined, m.LastSyncSuccess,
-			m.LastSyncDuration, m.TypeReturnedCount, m.TypeLastNonEmpty)
+			m.LastSyncDuration, m.TypeReturnedCount, m.TypeLastNonEmpty, m.NeedsReauth, m.TokenFailures)
 	}
 	return m
 }
@@ -89,6 +99,36 @@ func (m *Metrics) SyncCompleted(connection string, at time.Time, took time.Durat
 			m.TypeLastNonEmpty.WithLabelValues(connection, typ).Set(float64(at.Unix()))
 		}
 	}
+}
+
+// Stored counts resources a sync received, by change (new, updated,
+// unchanged).
+func (m *Metrics) Stored(connection, resourceType, change string, n int) {
+	m.SyncResources.WithLabelValues(connection, resourceType, change).Add(float64(n))
+}
+
+// FetchFailed counts a failed fetch of one type for one patient.
+func (m *Metrics) FetchFailed(connection, resourceType string) {
+	m.SyncErrors.WithLabelValues(connection, resourceType).Inc()
+}
+
+// QuarantinedInput counts one quarantined input.
+func (m *Metrics) QuarantinedInput(connection, resourceType string) {
+	m.Quarantined.WithLabelValues(connection, resourceType).Inc()
+}
+
+// AuthorizationFailed records a failed token request; reauth says whether
+// the connection now needs a person to authorize it again.
+func (m *Metrics) AuthorizationFailed(connection string, reauth bool) {
+	m.TokenFailures.WithLabelValues(connection).Inc()
+	if reauth {
+		m.NeedsReauth.WithLabelValues(connection).Set(1)
+	}
+}
+
+// Authorized records that a connection holds working credentials.
+func (m *Metrics) Authorized(connection string) {
+	m.NeedsReauth.WithLabelValues(connection).Set(0)
 }
 
 var _ fhir.Observer = (*Metrics)(nil)

@@ -63,8 +63,12 @@ func (p DefaultPlanner) Plan(typ, patientID string) ([]*fhir.Query, string) {
 }
 
 // Recorder receives sync outcomes for monitoring (a *metrics.Metrics).
+// Implementations must be safe for concurrent use and must not block.
 type Recorder interface {
 	SyncCompleted(connection string, at time.Time, took time.Duration, returned map[string]int)
+	Stored(connection, resourceType, change string, n int)
+	FetchFailed(connection, resourceType string)
+	QuarantinedInput(connection, resourceType string)
 }
 
 // Options configure a Syncer.
@@ -294,6 +298,9 @@ func (s *Syncer) fetchType(ctx context.Context, t *tally, tk task, supported map
 			return
 		}
 		t.inc(&t.s.Errors)
+		if s.opts.Recorder != nil {
+			s.opts.Recorder.FetchFailed(s.opts.Connection, tk.typ)
+		}
 		state.Availability = store.Failed
 		state.Detail = userSafe(err)
 		s.log.WarnContext(ctx, "fetch failed", "type", tk.typ, "error", err)
@@ -339,6 +346,9 @@ func (s *Syncer) storePage(ctx context.Context, t *tally, typ string, b *fhir.Bu
 		rec, err := s.record(e.Resource, now, source)
 		if err != nil {
 			t.inc(&t.s.Quarantined)
+			if s.opts.Recorder != nil {
+				s.opts.Recorder.QuarantinedInput(s.opts.Connection, typ)
+			}
 			q := store.QuarantineItem{Connection: s.opts.Connection, Type: typ, ResourceID: rec.ID,
 				Source: fmt.Sprintf("%s#entry[%d]", source, i), Reason: err.Error(), Raw: e.Resource, ReceivedAt: now}
 			if qerr := s.st.Quarantine(ctx, q); qerr != nil {
@@ -365,6 +375,15 @@ func (s *Syncer) storePage(ctx context.Context, t *tally, typ string, b *fhir.Bu
 	}
 	for ty, cs := range byType {
 		t.add(ty, cs)
+		if s.opts.Recorder != nil {
+			n := map[store.Change]int{}
+			for _, c := range cs {
+				n[c]++
+			}
+			for c, k := range n {
+				s.opts.Recorder.Stored(s.opts.Connection, ty, c.String(), k)
+			}
+		}
 	}
 	return ids, nil
 }

@@ -75,15 +75,11 @@ nothing new.`,
 			defer ep.stop()
 			backend := config.Connection{Name: demoConnection, BaseURL: ep.base, Workers: workers, Vendor: f.vendor,
 				Auth: &config.Auth{Type: config.AuthBackendServices, ClientID: demoBackendClient}}
-			if f.noAuth {
-				backend.Auth = nil
-			}
-			conns := []config.Connection{backend}
-			if !f.noAuth {
-				conns = append(conns, config.Connection{Name: demoLaunchConnection, BaseURL: ep.base, Vendor: f.vendor,
-					Auth: &config.Auth{Type: config.AuthLaunch, ClientID: demoLaunchClient, Method: "none",
-						RedirectURL: "http://" + a.cfg.HTTPAddr + "/smart/callback"}})
-			}
+			// The demo has no unauthenticated path: it syncs through SMART
+			// Backend Services and users arrive through SMART launches.
+			conns := []config.Connection{backend, {Name: demoLaunchConnection, BaseURL: ep.base, Vendor: f.vendor,
+				Auth: &config.Auth{Type: config.AuthLaunch, ClientID: demoLaunchClient, Method: "none",
+					RedirectURL: "http://" + a.cfg.HTTPAddr + "/smart/callback"}}}
 			a.cfg.Connections = append(a.cfg.Connections, conns...)
 			if err := g.setupLaunches(conns); err != nil {
 				return err
@@ -159,7 +155,6 @@ nothing new.`,
 	f.register(cmd.Flags())
 	addDataFlag(cmd.Flags())
 	addHTTPAddrFlag(cmd.Flags())
-	cmd.Flags().BoolVar(&f.noAuth, "no-auth", false, "run the simulated EHR without SMART authorization")
 	cmd.Flags().BoolVar(&once, "once", false, "sync once, print a summary and exit")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as one JSON object")
 	cmd.Flags().StringVar(&simAddr, "sim-addr", "127.0.0.1:0", "simulated EHR listen address (port 0 picks a free port)")

@@ -315,7 +315,9 @@ func TestDemoServesDashboardAndMetricsWithoutLeakingPHI(t *testing.T) {
 	deadline := time.Now()
 	metrics := get(t, base+"/metrics")
 	for _, m := range []string{`ehrgate_fhir_request_duration_seconds_bucket{code="200",connection="demo",interaction="search",resource_type="Observation"`,
-		`ehrgate_sync_last_returned_resources{connection="demo",resource_type="Condition"}`} {
+		`ehrgate_sync_last_returned_resources{connection="demo",resource_type="Condition"}`,
+		`ehrgate_sync_resources_total{change="new",connection="demo",resource_type="Observation"}`,
+		`ehrgate_connection_needs_reauthorization{connection="demo"} 0`} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}

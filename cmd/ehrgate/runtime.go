@@ -300,8 +300,10 @@ func (g *gateway) doSync(ctx context.Context, conn config.Connection) (refresh.S
 	if rt.tokens != nil {
 		tok, err := rt.tokens.Token(ctx)
 		if err != nil {
+			g.metrics.AuthorizationFailed(conn.Name, errors.Is(err, smart.ErrNeedsReauthorization))
 			return refresh.Summary{}, fmt.Errorf("authorizing %s: %w", conn.Name, err)
 		}
+		g.metrics.Authorized(conn.Name)
 		granted, err := smart.ParseScopes(tok.Scope)
 		if err == nil && len(granted) > 0 {
 			planner = grantedPlanner{Planner: planner, granted: granted, context: smart.ContextSystem}
