@@ -19,7 +19,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,9 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"ehrgate/fhir"
 	"ehrgate/fhir/bulk"
-	"ehrgate/normalize"
 	"ehrgate/refresh"
 	"ehrgate/store"
 )
@@ -442,35 +439,9 @@ func (in *Ingester) normalize(c *chunk) {
 	}
 }
 
-// record normalizes one raw resource exactly as a REST sync does. On error
-// the returned record carries whatever type and id could be read.
+// record normalizes one raw resource exactly as a REST sync does.
 func record(conn string, raw []byte, now time.Time, source string) (store.Record, error) {
-	h, err := fhir.ParseHeader(raw)
-	if err != nil {
-		return store.Record{}, err
-	}
-	rec := store.Record{Key: store.Key{Connection: conn, Type: h.ResourceType, ID: h.ID, VersionID: h.VersionID()}}
-	if h.ID == "" {
-		return rec, errors.New("resource has no id")
-	}
-	n, err := normalize.Normalize(normalize.Ref{Connection: conn, Type: h.ResourceType, ID: h.ID, VersionID: h.VersionID()}, raw)
-	if err != nil {
-		return rec, err
-	}
-	norm, err := json.Marshal(n)
-	if err != nil {
-		return rec, fmt.Errorf("encoding normalized %s: %w", h.ResourceType, err)
-	}
-	rec.PatientID = n.Base().PatientID
-	rec.Raw = raw
-	rec.Normalized = norm
-	rec.LastUpdated = h.LastUpdated()
-	rec.FetchedAt = now
-	rec.Source = source
-	if p, ok := n.(*normalize.Patient); ok {
-		rec.Patient = refresh.PatientKeys(p)
-	}
-	return rec, nil
+	return refresh.NewRecord(conn, raw, now, source)
 }
 
 // commit writes one chunk and its checkpoint, and tallies it.

@@ -388,18 +388,28 @@ func (s *Syncer) storePage(ctx context.Context, t *tally, typ string, b *fhir.Bu
 	return ids, nil
 }
 
-// record normalizes one raw resource into a store record. On error the
-// returned record carries whatever id could be read, for the quarantine.
+// record normalizes one raw resource into a store record.
 func (s *Syncer) record(raw json.RawMessage, now time.Time, source string) (store.Record, error) {
+	return NewRecord(s.opts.Connection, raw, now, source)
+}
+
+// NewRecord turns one raw FHIR resource received on connection into a store
+// record: the raw bytes as received, the normalized form, the patient it
+// belongs to, its demographic search keys for a Patient, and provenance.
+// Every path into the store (REST sync, bulk ingest, HL7 v2 conversion) uses
+// it, so the same resource is stored the same way whatever brought it. On
+// error the returned record carries whatever type and id could be read, for
+// the quarantine.
+func NewRecord(connection string, raw []byte, now time.Time, source string) (store.Record, error) {
 	h, err := fhir.ParseHeader(raw)
 	if err != nil {
 		return store.Record{}, err
 	}
-	rec := store.Record{Key: store.Key{Connection: s.opts.Connection, Type: h.ResourceType, ID: h.ID, VersionID: h.VersionID()}}
+	rec := store.Record{Key: store.Key{Connection: connection, Type: h.ResourceType, ID: h.ID, VersionID: h.VersionID()}}
 	if h.ID == "" {
 		return rec, errors.New("resource has no id")
 	}
-	ref := normalize.Ref{Connection: s.opts.Connection, Type: h.ResourceType, ID: h.ID, VersionID: h.VersionID()}
+	ref := normalize.Ref{Connection: connection, Type: h.ResourceType, ID: h.ID, VersionID: h.VersionID()}
 	n, err := normalize.Normalize(ref, raw)
 	if err != nil {
 		return rec, err

@@ -43,7 +43,6 @@ import (
 	"ehrgate/hl7"
 	"ehrgate/hl7/mllp"
 	"ehrgate/hl7/tofhir"
-	"ehrgate/normalize"
 	"ehrgate/refresh"
 	"ehrgate/store"
 )
@@ -252,21 +251,15 @@ func (h *Handler) convert(ctx context.Context, msg *hl7.Message, now time.Time, 
 	return res, recs, nil
 }
 
-// record normalizes one resource exactly like refresh does for FHIR input.
+// record normalizes one converted resource exactly like refresh does for
+// FHIR input.
 func (h *Handler) record(typ, id string, raw []byte, source string, now time.Time) (store.Record, error) {
-	ref := normalize.Ref{Connection: h.o.Connection, Type: typ, ID: id}
-	n, err := normalize.Normalize(ref, raw)
+	rec, err := refresh.NewRecord(h.o.Connection, raw, now, source)
 	if err != nil {
 		return store.Record{}, fmt.Errorf("normalizing converted %s: %w", typ, err)
 	}
-	norm, err := json.Marshal(n)
-	if err != nil {
-		return store.Record{}, fmt.Errorf("encoding normalized %s: %w", typ, err)
-	}
-	rec := store.Record{Key: store.Key{Connection: h.o.Connection, Type: typ, ID: id}, PatientID: n.Base().PatientID,
-		Raw: raw, Normalized: norm, FetchedAt: now, Source: source}
-	if p, ok := n.(*normalize.Patient); ok {
-		rec.Patient = refresh.PatientKeys(p)
+	if rec.Type != typ || rec.ID != id {
+		return store.Record{}, fmt.Errorf("converted %s/%s came out as %s/%s", typ, id, rec.Type, rec.ID)
 	}
 	return rec, nil
 }
