@@ -151,7 +151,6 @@ func attachment(obx hl7.Segment) obj {
 	return nil
 }
 
-
 func (c *conv) observation(reportID string, n int, obx hl7.Segment, effective string) string {
 	code := cwe(obx.Field(3).Repetition(1))
 	key := obx.Field(3).Component(1).Value() + "^" + obx.Field(3).Component(3).Value() + "^" + obx.Field(4).Value()
