@@ -51,6 +51,11 @@ type Config struct {
 	// StaleAfter flags an "active" medication order with no activity for
 	// this long (default 1 year).
 	StaleAfter Duration `yaml:"stale_after"`
+	// AllowRemoteDashboard lets the dashboard listen on a non-loopback
+	// address. The dashboard shows patient data and has no user
+	// authentication of its own yet, so by default only loopback is allowed;
+	// set this only behind an authenticating reverse proxy.
+	AllowRemoteDashboard bool `yaml:"allow_remote_dashboard"`
 	// HL7 configures the HL7 v2 MLLP listener of `serve`.
 	HL7 HL7 `yaml:"hl7"`
 	// Events configures event delivery: webhooks and event-driven refresh.
@@ -210,6 +215,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("http_addr: %q is not HOST:PORT", c.HTTPAddr))
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		errs = append(errs, fmt.Errorf("http_addr: %q has no valid port", c.HTTPAddr))
+	} else if host, _, _ := net.SplitHostPort(c.HTTPAddr); !isLoopback(host) && !c.AllowRemoteDashboard {
+		errs = append(errs, fmt.Errorf("http_addr: %q is not a loopback address; the dashboard shows patient data and has no user authentication of its own, so put an authenticating reverse proxy in front and set allow_remote_dashboard: true", c.HTTPAddr))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -325,4 +332,13 @@ func (a *Auth) validate(where string) []error {
 		}
 	}
 	return errs
+}
+
+// isLoopback reports whether host names only this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -27,11 +27,11 @@ connections:
     base_url: https://fhir.example.org/R4
     workers: 4
 `)
-	cfg, err := Load(p, []string{"EHRGATE_HTTP_ADDR=0.0.0.0:7000", "OTHER=x"})
+	cfg, err := Load(p, []string{"EHRGATE_HTTP_ADDR=127.0.0.2:7000", "OTHER=x"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Data != "/from/file" || cfg.HTTPAddr != "0.0.0.0:7000" || time.Duration(cfg.SyncEvery) != 5*time.Minute {
+	if cfg.Data != "/from/file" || cfg.HTTPAddr != "127.0.0.2:7000" || time.Duration(cfg.SyncEvery) != 5*time.Minute {
 		t.Errorf("Load() = %+v; want data from file, addr from env, sync_every 5m", cfg)
 	}
 	if c, ok := cfg.Connection("hospital-a"); !ok || c.Workers != 4 {
@@ -119,6 +119,24 @@ func TestValidateAuth(t *testing.T) {
 			t.Errorf("Validate(%+v) = %v, want nil", tc.auth, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("Validate(%+v) = %v, want an error mentioning %q", tc.auth, err, tc.want)
+		}
+	}
+}
+
+func TestDashboardStaysOnLoopbackByDefault(t *testing.T) {
+	for addr, ok := range map[string]bool{"127.0.0.1:8080": true, "localhost:8080": true, "[::1]:8080": true,
+		"0.0.0.0:8080": false, ":8080": false, "10.1.2.3:8080": false} {
+		cfg := Default()
+		cfg.HTTPAddr = addr
+		err := cfg.Validate()
+		if ok != (err == nil) {
+			t.Errorf("Validate(http_addr %s) = %v, want ok=%v", addr, err, ok)
+		}
+		if !ok {
+			cfg.AllowRemoteDashboard = true
+			if err := cfg.Validate(); err != nil {
+				t.Errorf("Validate(http_addr %s, allow_remote_dashboard) = %v, want nil", addr, err)
+			}
 		}
 	}
 }
