@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ehrgate/config"
+	"ehrgate/dashboard"
 	"ehrgate/ehrsim/hl7feed"
 	"ehrgate/ehrsim/smartauth"
 )
@@ -81,6 +82,11 @@ nothing new.`,
 				Auth: &config.Auth{Type: config.AuthLaunch, ClientID: demoLaunchClient, Method: "none",
 					RedirectURL: "http://" + a.cfg.HTTPAddr + "/smart/callback"}}}
 			a.cfg.Connections = append(a.cfg.Connections, conns...)
+			for _, c := range conns {
+				g.status[c.Name] = dashboard.ConnectionStatus{Name: c.Name, BaseURL: c.BaseURL, Vendor: vendorLabel(c), State: "not yet synced"}
+			}
+			g.status[demoLaunchConnection] = dashboard.ConnectionStatus{Name: demoLaunchConnection, BaseURL: ep.base,
+				Vendor: vendorLabel(conns[1]), State: "ok", Detail: "Filled when a clinician launches ehrgate from the EHR."}
 			if err := g.setupLaunches(conns); err != nil {
 				return err
 			}
