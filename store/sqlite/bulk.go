@@ -18,9 +18,10 @@ import (
 //
 // Records are upserted with the same semantics as PutResources (identical
 // bytes change nothing; a new version or new bytes under an old versionId
-// are kept beside the earlier ones) but through a faster path: the version
-// row is inserted first and the version lookup runs only when that insert
-// hits an existing row, which a first ingest never does.
+// are kept beside the earlier ones) but through faster paths: multi-row
+// statements prepared once per batch and, when no resource occurs twice in
+// the batch, current pointers inserted before anything is looked up, so
+// that only resources already stored are looked up (putUnique).
 func (s *Store) WriteBatch(ctx context.Context, b store.Batch) (store.BatchResult, error) {
 	var res store.BatchResult
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -30,7 +31,11 @@ func (s *Store) WriteBatch(ctx context.Context, b store.Batch) (store.BatchResul
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 
 	if len(b.Records) > 0 {
-		res.Changes, err = putFast(ctx, tx, b.Records)
+		if uniqueKeys(b.Records) {
+			res.Changes, err = putUnique(ctx, tx, b.Records)
+		} else {
+			res.Changes, err = putFast(ctx, tx, b.Records)
+		}
 		if err != nil {
 			return store.BatchResult{}, err
 		}
@@ -451,3 +456,322 @@ var (
 	_ store.TombstoneReader = (*Store)(nil)
 	_ store.CurrentScanner  = (*Store)(nil)
 )
+
+// uniqueKeys reports whether no resource occurs twice in recs (invalid
+// records count as unique; putUnique rejects them).
+func uniqueKeys(recs []store.Record) bool {
+	seen := make(map[string]struct{}, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		k := r.Connection + "\x00" + r.Type + "\x00" + r.ID
+		if _, dup := seen[k]; dup {
+			return false
+		}
+		seen[k] = struct{}{}
+	}
+	return true
+}
+
+// Statement kinds of the bulk path, prepared once per shape and transaction.
+const (
+	kLookup    = iota // current version and hash of n ids of one (connection, type)
+	kNewCur           // insert n current pointers unless present, returning those inserted
+	kUpsertCur        // insert or replace n current pointers
+	kInsVer           // insert n version rows unless present
+	kVerHash          // hash of one version row
+	kPatient          // upsert one patient's search keys
+)
+
+type stmtKey struct{ kind, n int }
+
+// stmtCache prepares each statement shape once per transaction: a batch of
+// a few thousand records runs the same multi-row statements many times, and
+// parsing a 200-row INSERT costs more than binding it.
+type stmtCache struct {
+	tx *sql.Tx
+	m  map[stmtKey]*sql.Stmt
+}
+
+func (c *stmtCache) get(ctx context.Context, kind, n int) (*sql.Stmt, error) {
+	k := stmtKey{kind, n}
+	if st, ok := c.m[k]; ok {
+		return st, nil
+	}
+	var q string
+	switch kind {
+	case kLookup:
+		q = `SELECT id, version_id, hash FROM resources WHERE connection=? AND type=? AND id IN (` + placeholders(n, 1) + `)`
+	case kNewCur:
+		q = `INSERT INTO resources (connection, type, id, version_id, hash, patient_id) VALUES ` + placeholders(n, 6) +
+			` ON CONFLICT (connection, type, id) DO NOTHING RETURNING connection, type, id`
+	case kUpsertCur:
+		q = `INSERT INTO resources (connection, type, id, version_id, hash, patient_id) VALUES ` + placeholders(n, 6) +
+			` ON CONFLICT (connection, type, id) DO UPDATE SET version_id=excluded.version_id, hash=excluded.hash,
+			patient_id=excluded.patient_id`
+	case kInsVer:
+		q = `INSERT INTO resource_versions
+			(connection, type, id, version_id, patient_id, hash, raw, normalized, last_updated, fetched_at, source)
+			VALUES ` + placeholders(n, 11) + ` ON CONFLICT (connection, type, id, version_id) DO NOTHING`
+	case kVerHash:
+		q = `SELECT hash FROM resource_versions WHERE connection=? AND type=? AND id=? AND version_id=?`
+	case kPatient:
+		q = `INSERT INTO patients (connection, id, search, birth_date) VALUES (?,?,?,?)
+			ON CONFLICT (connection, id) DO UPDATE SET search=excluded.search, birth_date=excluded.birth_date`
+	default:
+		return nil, fmt.Errorf("unknown statement kind %d", kind)
+	}
+	st, err := c.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("preparing bulk statement: %w", err)
+	}
+	if c.m == nil {
+		c.m = map[stmtKey]*sql.Stmt{}
+	}
+	c.m[k] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	for _, st := range c.m {
+		st.Close()
+	}
+}
+
+// putUnique is putFast for a batch in which every resource occurs once (the
+// usual bulk file), so the order of its records does not matter. It avoids
+// the lookup of current versions where it would find nothing: when the
+// batch's first resource is not stored yet (a first ingest, or new
+// resources), each chunk first inserts the current pointers with ON
+// CONFLICT DO NOTHING; the rows inserted are new resources, and only the
+// others are looked up. Otherwise (a re-import) it looks up first, as
+// putFast does. Either way the outcome is that of PutResources.
+func putUnique(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Change, error) {
+	type row struct {
+		rec     *store.Record
+		hash    []byte
+		version string
+		curSet  bool // the resources row already points at version
+	}
+	rows := make([]row, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		if r.Connection == "" || r.Type == "" || r.ID == "" {
+			return nil, fmt.Errorf("record %d: connection, type and id are required", i)
+		}
+		sum := sha256.Sum256(r.Raw)
+		rows[i] = row{rec: r, hash: sum[:]}
+		rows[i].version = store.StoredVersion(r.VersionID, rows[i].hash)
+	}
+	sc := &stmtCache{tx: tx}
+	defer sc.close()
+
+	first := &recs[0]
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM resources WHERE connection=? AND type=? AND id=?`,
+		first.Connection, first.Type, first.ID).Scan(&one)
+	insertFirst := errors.Is(err, sql.ErrNoRows)
+	if err != nil && !insertFirst {
+		return nil, fmt.Errorf("looking up %s/%s: %w", first.Type, first.ID, err)
+	}
+
+	key := func(conn, typ, id string) string { return conn + "\x00" + typ + "\x00" + id }
+	changes := make([]store.Change, len(recs))
+	var args []any
+	for start := 0; start < len(rows); start += insertChunk {
+		part := rows[start:min(start+insertChunk, len(rows))]
+		ch := changes[start : start+len(part)]
+		for i := range ch {
+			ch[i] = store.Unchanged
+		}
+
+		// Which resources are new: inserted here, or not found below.
+		lookup := make([]int, 0, len(part))
+		if insertFirst {
+			args = args[:0]
+			for _, it := range part {
+				r := it.rec
+				args = append(args, r.Connection, r.Type, r.ID, it.version, it.hash, r.PatientID)
+			}
+			st, err := sc.get(ctx, kNewCur, len(part))
+			if err != nil {
+				return nil, err
+			}
+			res, err := st.QueryContext(ctx, args...)
+			if err != nil {
+				return nil, fmt.Errorf("storing current resources: %w", err)
+			}
+			inserted := make(map[string]bool, len(part))
+			for res.Next() {
+				var c, t, id string
+				if err := res.Scan(&c, &t, &id); err != nil {
+					res.Close()
+					return nil, fmt.Errorf("storing current resources: %w", err)
+				}
+				inserted[key(c, t, id)] = true
+			}
+			res.Close()
+			if err := res.Err(); err != nil {
+				return nil, fmt.Errorf("storing current resources: %w", err)
+			}
+			for i := range part {
+				r := part[i].rec
+				if inserted[key(r.Connection, r.Type, r.ID)] {
+					ch[i] = store.New
+					part[i].curSet = true
+				} else {
+					lookup = append(lookup, i)
+				}
+			}
+		} else {
+			for i := range part {
+				lookup = append(lookup, i)
+			}
+		}
+
+		// Current versions of the others, per (connection, type).
+		for len(lookup) > 0 {
+			g := part[lookup[0]].rec
+			var group, rest []int
+			args = append(args[:0], g.Connection, g.Type)
+			for _, i := range lookup {
+				if r := part[i].rec; r.Connection == g.Connection && r.Type == g.Type {
+					group = append(group, i)
+					args = append(args, r.ID)
+				} else {
+					rest = append(rest, i)
+				}
+			}
+			lookup = rest
+			st, err := sc.get(ctx, kLookup, len(group))
+			if err != nil {
+				return nil, err
+			}
+			res, err := st.QueryContext(ctx, args...)
+			if err != nil {
+				return nil, fmt.Errorf("looking up %s: %w", g.Type, err)
+			}
+			found := make(map[string][]byte, len(group))
+			for res.Next() {
+				var id, version string
+				var hash []byte
+				if err := res.Scan(&id, &version, &hash); err != nil {
+					res.Close()
+					return nil, fmt.Errorf("looking up %s: %w", g.Type, err)
+				}
+				found[id] = hash
+			}
+			res.Close()
+			if err := res.Err(); err != nil {
+				return nil, fmt.Errorf("looking up %s: %w", g.Type, err)
+			}
+			for _, i := range group {
+				h, ok := found[part[i].rec.ID]
+				switch {
+				case !ok:
+					ch[i] = store.New
+				case bytes.Equal(h, part[i].hash):
+					ch[i] = store.Unchanged
+				default:
+					ch[i] = store.Updated
+				}
+			}
+		}
+
+		// Version rows of the new and updated resources. A row that was
+		// already there (a resource back after a tombstone, or new bytes
+		// under an old versionId) leaves the count short; then each row's
+		// stored hash is compared and different bytes get a suffixed
+		// version, as in PutResources.
+		args = args[:0]
+		var write []int
+		for i := range part {
+			if ch[i] == store.Unchanged {
+				continue
+			}
+			write = append(write, i)
+			it := &part[i]
+			r := it.rec
+			args = append(args, r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, r.Raw, nullBytes(r.Normalized),
+				formatTime(r.LastUpdated), formatTime(r.FetchedAt), r.Source)
+		}
+		if len(write) == 0 {
+			continue
+		}
+		st, err := sc.get(ctx, kInsVer, len(write))
+		if err != nil {
+			return nil, err
+		}
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return nil, fmt.Errorf("storing versions: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("storing versions: %w", err)
+		}
+		if int(n) != len(write) {
+			verHash, err := sc.get(ctx, kVerHash, 1)
+			if err != nil {
+				return nil, err
+			}
+			insVer, err := sc.get(ctx, kInsVer, 1)
+			if err != nil {
+				return nil, err
+			}
+			for _, i := range write {
+				it := &part[i]
+				r := it.rec
+				var stored []byte
+				if err := verHash.QueryRowContext(ctx, r.Connection, r.Type, r.ID, it.version).Scan(&stored); err != nil {
+					return nil, fmt.Errorf("looking up version of %s/%s: %w", r.Type, r.ID, err)
+				}
+				if bytes.Equal(stored, it.hash) {
+					continue
+				}
+				it.version = store.DisambiguatedVersion(it.version, it.hash)
+				it.curSet = false
+				if _, err := insVer.ExecContext(ctx, r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, r.Raw,
+					nullBytes(r.Normalized), formatTime(r.LastUpdated), formatTime(r.FetchedAt), r.Source); err != nil {
+					return nil, fmt.Errorf("storing %s/%s: %w", r.Type, r.ID, err)
+				}
+			}
+		}
+
+		// Current pointers not yet written (or written with a version that
+		// got a suffix), then patient search keys.
+		args = args[:0]
+		m := 0
+		for _, i := range write {
+			it := &part[i]
+			if it.curSet {
+				continue
+			}
+			m++
+			r := it.rec
+			args = append(args, r.Connection, r.Type, r.ID, it.version, it.hash, r.PatientID)
+		}
+		if m > 0 {
+			st, err := sc.get(ctx, kUpsertCur, m)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := st.ExecContext(ctx, args...); err != nil {
+				return nil, fmt.Errorf("updating current resources: %w", err)
+			}
+		}
+		for _, i := range write {
+			r := part[i].rec
+			if r.Patient == nil {
+				continue
+			}
+			st, err := sc.get(ctx, kPatient, 1)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := st.ExecContext(ctx, r.Connection, r.ID, r.Patient.SearchText(), r.Patient.BirthDate); err != nil {
+				return nil, fmt.Errorf("indexing patient %s: %w", r.ID, err)
+			}
+		}
+	}
+	return changes, nil
+}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func RunBulkTests(t *testing.T, newStore func(t *testing.T) BulkStore) {
 		{"ResourceComesBackAfterTombstone", testTombstoneThenBack},
 		{"LastExport", testLastExport},
 		{"ScanCurrent", testScanCurrent},
+		{"MixedBatchesLikePut", testBatchMixed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -298,5 +300,138 @@ func testScanCurrent(t *testing.T, s BulkStore) {
 		if got[i] != want[i] {
 			t.Errorf("ScanCurrent[%d] = %s, want %s", i, got[i], want[i])
 		}
+	}
+}
+
+// testBatchMixed covers batches larger than one statement that mix new,
+// unchanged and updated resources, new bytes under a stored versionId,
+// resources back after a tombstone (with the same or new bytes), several
+// types and connections, and batches that start with a new or with a
+// stored resource (backends may pick a strategy from either).
+func testBatchMixed(t *testing.T, s BulkStore) {
+	ctx := context.Background()
+	obs := func(id, version, body string) store.Record {
+		return rec("c", "Observation", id, version, "p1", `{"resourceType":"Observation","id":"`+id+`","b":"`+body+`"}`)
+	}
+	write := func(what string, recs []store.Record, want []store.Change) {
+		t.Helper()
+		r, err := s.WriteBatch(ctx, store.Batch{Records: recs})
+		if err != nil {
+			t.Fatalf("%s: WriteBatch: %v", what, err)
+		}
+		if len(r.Changes) != len(want) {
+			t.Fatalf("%s: %d changes, want %d", what, len(r.Changes), len(want))
+		}
+		for i := range want {
+			if r.Changes[i] != want[i] {
+				t.Errorf("%s: change %d (%s/%s) = %v, want %v", what, i, recs[i].Type, recs[i].ID, r.Changes[i], want[i])
+			}
+		}
+	}
+	all := func(n int, c store.Change) []store.Change {
+		out := make([]store.Change, n)
+		for i := range out {
+			out[i] = c
+		}
+		return out
+	}
+	versions := func(want int) {
+		t.Helper()
+		if st, _ := s.Stats(ctx); st.Versions != want {
+			t.Errorf("Versions = %d, want %d", st.Versions, want)
+		}
+	}
+	raw := func(conn, typ, id, want string) {
+		t.Helper()
+		got, err := s.Get(ctx, conn, typ, id)
+		if err != nil || string(got.Raw) != want {
+			t.Errorf("Get(%s/%s) = %q, %v; want %q", typ, id, got.Raw, err, want)
+		}
+	}
+
+	// A fresh store; more resources than fit one statement.
+	var seed []store.Record
+	for i := range 450 {
+		seed = append(seed, obs(fmt.Sprintf("o%d", i), "1", "a"))
+	}
+	pat := rec("c", "Patient", "p1", "1", "p1", `{"resourceType":"Patient","id":"p1"}`)
+	pat.Patient = &store.PatientKeys{Names: []string{"Grace Hopper"}}
+	seed = append(seed, pat, rec("c", "Condition", "c1", "1", "p1", `{"c":1}`))
+	write("first import", seed, all(len(seed), store.New))
+	versions(452)
+	// The same corpus again changes nothing.
+	write("re-import", seed, all(len(seed), store.Unchanged))
+	versions(452)
+	if ps, _ := s.SearchPatients(ctx, store.PatientQuery{Text: "hopper"}); len(ps) != 1 {
+		t.Errorf("SearchPatients(hopper) = %d results, want 1", len(ps))
+	}
+
+	del := func(ids ...string) {
+		t.Helper()
+		var ts []store.Tombstone
+		for _, id := range ids {
+			ts = append(ts, store.Tombstone{Connection: "c", Type: "Observation", ID: id})
+		}
+		if _, err := s.WriteBatch(ctx, store.Batch{Deletes: ts}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del("o5", "o6", "o8", "o300")
+
+	// A batch that starts with a new resource.
+	mixed := []store.Record{
+		obs("n1", "1", "n"), // new
+		obs("o1", "1", "a"), // unchanged
+		obs("o2", "2", "b"), // new versionId
+		obs("o3", "1", "b"), // new bytes, same versionId
+		obs("o5", "1", "a"), // back after a tombstone, same bytes
+		obs("o6", "1", "b"), // back after a tombstone, new bytes under its versionId
+		rec("c", "Condition", "c1", "1", "p1", `{"c":2}`),   // another type, new bytes
+		rec("d", "Observation", "o1", "1", "p1", `{"d":1}`), // another connection, new
+		obs("o4", "", "b"), // no versionId, new bytes
+	}
+	for i := 9; i < 250; i++ {
+		mixed = append(mixed, obs(fmt.Sprintf("o%d", i), "1", "a")) // unchanged
+	}
+	mixed = append(mixed, obs("o300", "1", "a"), obs("n2", "1", "n"), obs("o301", "1", "c"))
+	want := []store.Change{store.New, store.Unchanged, store.Updated, store.Updated, store.New, store.New,
+		store.Updated, store.New, store.Updated}
+	want = append(want, all(241, store.Unchanged)...)
+	want = append(want, store.New, store.New, store.Updated)
+	write("mixed batch starting with a new resource", mixed, want)
+	// n1, o2 v2, o3 suffixed, o6 suffixed, c1 suffixed, d/o1, o4 by hash,
+	// n2, o301 suffixed.
+	versions(452 + 9)
+	raw("c", "Observation", "o3", `{"resourceType":"Observation","id":"o3","b":"b"}`)
+	raw("c", "Observation", "o6", `{"resourceType":"Observation","id":"o6","b":"b"}`)
+	raw("c", "Observation", "o5", `{"resourceType":"Observation","id":"o5","b":"a"}`)
+	raw("c", "Condition", "c1", `{"c":2}`)
+	raw("d", "Observation", "o1", `{"d":1}`)
+	if _, err := s.Tombstone(ctx, "c", "Observation", "o6"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Tombstone(o6) after coming back = %v, want ErrNotFound", err)
+	}
+	// The same batch again: all unchanged, this time starting with a stored
+	// resource.
+	write("mixed batch again", mixed, all(len(mixed), store.Unchanged))
+
+	// A batch that starts with a stored resource.
+	del("o7")
+	mixed2 := []store.Record{
+		obs("o1", "1", "a"),  // unchanged
+		obs("n3", "1", "n"),  // new
+		obs("o7", "1", "z"),  // back after a tombstone, new bytes under its versionId
+		obs("o10", "2", "z"), // new versionId
+		obs("o2", "1", "a"),  // back to the bytes of version 1: stored already
+		rec("c", "Patient", "p1", "1", "p1", `{"resourceType":"Patient","id":"p1","x":1}`),
+	}
+	mixed2[5].Patient = &store.PatientKeys{Names: []string{"Grace Brewster Murray"}}
+	write("mixed batch starting with a stored resource", mixed2,
+		[]store.Change{store.Unchanged, store.New, store.New, store.Updated, store.Updated, store.Updated})
+	raw("c", "Observation", "o7", `{"resourceType":"Observation","id":"o7","b":"z"}`)
+	raw("c", "Observation", "o2", `{"resourceType":"Observation","id":"o2","b":"a"}`)
+	raw("c", "Patient", "p1", `{"resourceType":"Patient","id":"p1","x":1}`)
+	versions(461 + 4) // n3, o7 suffixed, o10 v2, p1 suffixed
+	if ps, _ := s.SearchPatients(ctx, store.PatientQuery{Text: "brewster"}); len(ps) != 1 {
+		t.Errorf("SearchPatients(brewster) = %d results, want 1", len(ps))
 	}
 }
