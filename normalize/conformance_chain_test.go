@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	goldenfile "ehrgate/internal/golden"
 )
 
 // conformanceGolden are US Core examples whose normalized form (with the
@@ -40,21 +40,7 @@ func TestConformanceGolden(t *testing.T) {
 			}
 			got, _ := json.MarshalIndent(res, "", "  ")
 			got = append(got, '\n')
-			path := filepath.Join("testdata", "golden", "conformance", name+".json")
-			if *update {
-				os.MkdirAll(filepath.Dir(path), 0o755)
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("reading golden (run go test -update): %v", err)
-			}
-			if !bytes.Equal(want, got) {
-				t.Errorf("mismatch (-want +got):\n%s", cmp.Diff(string(want), string(got)))
-			}
+			goldenfile.Check(t, filepath.Join("testdata", "golden", "conformance", name+".json"), got)
 		})
 	}
 }

@@ -1,22 +1,20 @@
 package normalize
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	goldenfile "ehrgate/internal/golden"
+
 	"github.com/google/go-cmp/cmp"
 
 	"ehrgate/terminology"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden files with current output")
 
 // goldenCases lists every handwritten input in testdata with the resource
 // type it is normalized as. Outputs (or error messages) are compared with
@@ -189,20 +187,7 @@ func TestNormalizeGolden(t *testing.T) {
 				}
 			}
 			got = append(got, '\n')
-			path := filepath.Join("testdata", "golden", golden+".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatalf("writing golden: %v", err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("reading golden (run go test -update): %v", err)
-			}
-			if !bytes.Equal(want, got) {
-				t.Errorf("Normalize(%q) mismatch (-want +got):\n%s", tc.name, cmp.Diff(string(want), string(got)))
-			}
+			goldenfile.Check(t, filepath.Join("testdata", "golden", golden+".json"), got)
 		})
 	}
 }

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"ehrgate/internal/golden"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -21,8 +22,6 @@ import (
 	"ehrgate/probe"
 	"ehrgate/synth"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden matrices in testdata/")
 
 func newSim(t *testing.T) *ehrsim.Server {
 	t.Helper()
@@ -75,19 +74,7 @@ func TestProbeEveryPersonality(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := strings.ReplaceAll(buf.String(), r.BaseURL, "http://127.0.0.1:PORT/fhir")
-			golden := filepath.Join("testdata", "matrix-"+vendor+".txt")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./probe -update)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("matrix differs from %s (-want +got):\n%s", golden, diff)
-			}
+			golden.Check(t, filepath.Join("testdata", "matrix-"+vendor+".txt"), []byte(got))
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,14 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"ehrgate/internal/golden"
+
 	"github.com/google/go-cmp/cmp"
 
 	"ehrgate/normalize"
 	"ehrgate/store"
 	"ehrgate/terminology"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden files")
 
 var testClock = time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
 
@@ -52,21 +51,7 @@ func TestCheckGolden(t *testing.T) {
 	}
 	b, _ := json.MarshalIndent(got, "", "  ")
 	b = append(b, '\n')
-	path := filepath.Join("testdata", "golden", "findings.json")
-	if *update {
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden (run go test -update): %v", err)
-	}
-	if !bytes.Equal(want, b) {
-		t.Errorf("findings mismatch (-want +got):\n%s", cmp.Diff(string(want), string(b)))
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", "findings.json"), b)
 }
 
 func kinds(fs []Finding) []string {

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"ehrgate/internal/golden"
 )
 
 // parsed is a generated resource decoded for inspection.
@@ -579,8 +580,6 @@ func BenchmarkPatient(b *testing.B) {
 	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/patient")
 }
 
-var update = flag.Bool("update", false, "rewrite testdata golden files")
-
 // TestGolden pins the exact bytes of the demo patient so that any change to
 // the output is deliberate. Run with -update after an intended change.
 func TestGolden(t *testing.T) {
@@ -589,22 +588,7 @@ func TestGolden(t *testing.T) {
 		buf.Write(raw)
 		buf.WriteByte('\n')
 	}
-	path := filepath.Join("testdata", "seed1-patient0.ndjson")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if !bytes.Equal(buf.Bytes(), want) {
-		t.Errorf("Patient(0) with seed 1 differs from %s; run go test -update if the change is intended", path)
-	}
+	golden.Check(t, filepath.Join("testdata", "seed1-patient0.ndjson"), buf.Bytes())
 }
 
 func TestConcurrentUse(t *testing.T) {

@@ -1,38 +1,21 @@
 package tofhir
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"ehrgate/internal/golden"
+
 	"ehrgate/hl7"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
-
+// checkGolden compares got with testdata/<name>, rewriting it with -update.
 func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create): %v", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s mismatch (run with -update if intended)\n--- want\n%s\n--- got\n%s", path, want, got)
-	}
+	golden.Check(t, filepath.Join("testdata", name), got)
 }
 
 func parseFile(t *testing.T, path string) *hl7.Message {
