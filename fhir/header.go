@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 )
 
 // errSlowPath sends parseHeaderFast's caller to encoding/json.
@@ -119,6 +120,9 @@ func plainString(b []byte, i int) ([]byte, int, bool) {
 		if c < 0x20 {
 			return nil, 0, false
 		}
+	}
+	if !utf8.Valid(s) { // encoding/json replaces invalid bytes with U+FFFD
+		return nil, 0, false
 	}
 	return s, i + 2 + j, true
 }
