@@ -13,6 +13,10 @@
 // NDJSON; DELETE on the status URL cancels or deletes the job (its files are
 // gone: 404). Nothing is kept but the per-file plan.
 //
+// Kick-off parameters: _type, _since, _outputFormat and _typeFilter (a
+// subset of search parameters, see typefilter.go); an unsupported one is
+// refused with 400 unless the client sent Prefer: handling=lenient.
+//
 // Mount it beside the FHIR server with Register (patterns under
 // Options.Prefix, default "/fhir"):
 //
@@ -27,6 +31,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -131,7 +136,9 @@ type job struct {
 	id       string
 	since    time.Time
 	types    map[string]bool
-	patients []int // nil = all
+	filters  filters  // _typeFilter queries per type (nil = none)
+	warnings []string // lenient-mode issues, served as the manifest's error file
+	patients []int    // nil = all
 	txTime   time.Time
 	request  string
 	cancel   context.CancelFunc
@@ -253,6 +260,17 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			j.since = t
+		case "_typeFilter":
+			f, warnings, err := parseFilters(vs, lenient)
+			if err != nil {
+				code := "invalid"
+				if fe := (*filterError)(nil); errors.As(err, &fe) {
+					code = fe.code
+				}
+				fhir.WriteOutcome(w, http.StatusBadRequest, "error", code, err.Error())
+				return
+			}
+			j.filters, j.warnings = f, warnings
 		case "_type":
 			j.types = map[string]bool{}
 			for _, t := range strings.Split(strings.Join(vs, ","), ",") {
@@ -316,7 +334,8 @@ func (j *job) patient(k int) int {
 }
 
 // resources returns patient k's resources as served to this job (after the
-// Updated rewrite), filtered by type and _since, grouped per type in order.
+// Updated rewrite), filtered by type, _since and _typeFilter, grouped per
+// type in order.
 func (s *Server) resources(j *job, k int) map[string][][]byte {
 	i := j.patient(k)
 	out := map[string][][]byte{}
@@ -334,6 +353,9 @@ func (s *Server) resources(j *job, k int) map[string][][]byte {
 			if !ok || !lu.After(j.since) {
 				continue
 			}
+		}
+		if j.filters != nil && !j.filters.match(res.Type, raw) {
+			continue
 		}
 		out[res.Type] = append(out[res.Type], raw)
 	}
@@ -463,6 +485,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		c := int64(len(s.opts.Deleted))
 		m.Deleted = []bulk.OutputFile{{Type: "Bundle", URL: fmt.Sprintf("%s/$bulk-file/%s/deleted.ndjson", base, j.id), Count: &c}}
 	}
+	if len(j.warnings) > 0 {
+		c := int64(len(j.warnings))
+		m.Error = append(m.Error, bulk.OutputFile{Type: "OperationOutcome", URL: fmt.Sprintf("%s/$bulk-file/%s/errors.ndjson", base, j.id), Count: &c})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Expires", j.txTime.Add(time.Hour).Format(http.TimeFormat))
 	_ = json.NewEncoder(w).Encode(m)
@@ -518,8 +544,12 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSuffix(r.PathValue("file"), ".ndjson")
-	if name == "deleted" {
+	switch name {
+	case "deleted":
 		s.writeDeleted(w, r)
+		return
+	case "errors":
+		writeWarnings(w, j.warnings)
 		return
 	}
 	idx, err := strconv.Atoi(name)
@@ -594,6 +624,16 @@ func (s *Server) writeDeleted(w http.ResponseWriter, r *http.Request) {
 			map[string]any{"fullUrl": base + "/" + ref, "request": map[string]string{"method": "DELETE", "url": ref}},
 		}}
 		line, _ := json.Marshal(b)
+		_, _ = w.Write(append(line, '\n'))
+	}
+}
+
+// writeWarnings serves the manifest's error file: one warning
+// OperationOutcome per issue accepted under handling=lenient.
+func writeWarnings(w http.ResponseWriter, warnings []string) {
+	w.Header().Set("Content-Type", "application/fhir+ndjson")
+	for _, msg := range warnings {
+		line, _ := json.Marshal(fhir.NewOutcome("warning", "not-supported", msg))
 		_, _ = w.Write(append(line, '\n'))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -64,9 +65,19 @@ func TestKickoffValidation(t *testing.T) {
 		{"no Prefer", "/fhir/$export", map[string]string{"Authorization": "Bearer x"}, 400, "invalid"},
 		{"bad _since", "/fhir/$export?_since=yesterday", auth, 400, "invalid"},
 		{"bad _outputFormat", "/fhir/$export?_outputFormat=text%2Fcsv", auth, 400, "not-supported"},
-		{"_typeFilter", "/fhir/$export?_typeFilter=Observation%3Fcode%3Dx", auth, 400, "not-supported"},
-		{"_typeFilter lenient", "/fhir/$export?_typeFilter=Observation%3Fcode%3Dx",
+		{"_typeFilter", "/fhir/$export?_typeFilter=Observation%3Fcode%3Dx", auth, 202, ""},
+		{"_typeFilter unsupported parameter", "/fhir/$export?_typeFilter=Observation%3Fvalue-quantity%3Dgt5", auth, 400, "not-supported"},
+		{"_typeFilter unsupported parameter, lenient", "/fhir/$export?_typeFilter=Observation%3Fvalue-quantity%3Dgt5",
 			map[string]string{"Prefer": "respond-async, handling=lenient", "Authorization": "Bearer x"}, 202, ""},
+		{"_typeFilter parameter of another type", "/fhir/$export?_typeFilter=Patient%3Fcategory%3Dx", auth, 400, "not-supported"},
+		{"_typeFilter modifier", "/fhir/$export?_typeFilter=Observation%3Fcode%3Atext%3Dx", auth, 400, "not-supported"},
+		{"_typeFilter without ?", "/fhir/$export?_typeFilter=Observation", auth, 400, "invalid"},
+		{"_typeFilter bad type", "/fhir/$export?_typeFilter=observation%3Fcode%3Dx", auth, 400, "invalid"},
+		{"_typeFilter result parameter", "/fhir/$export?_typeFilter=Observation%3F_sort%3Ddate", auth, 400, "invalid"},
+		{"_typeFilter bad date", "/fhir/$export?_typeFilter=Observation%3Fdate%3Dyesterday", auth, 400, "invalid"},
+		{"_typeFilter bad date, lenient", "/fhir/$export?_typeFilter=Observation%3Fdate%3Dyesterday",
+			map[string]string{"Prefer": "respond-async, handling=lenient", "Authorization": "Bearer x"}, 400, "invalid"},
+		{"unknown parameter", "/fhir/$export?_elements=id", auth, 400, "not-supported"},
 		{"bad _type", "/fhir/$export?_type=obs%20ervation", auth, 400, "invalid"},
 		{"unknown group", "/fhir/Group/nope/$export", auth, 404, "not-found"},
 	}
@@ -85,11 +96,21 @@ func TestKickoffValidation(t *testing.T) {
 			var oo struct {
 				ResourceType string `json:"resourceType"`
 				Issue        []struct {
-					Code string `json:"code"`
+					Code        string `json:"code"`
+					Diagnostics string `json:"diagnostics"`
 				} `json:"issue"`
 			}
 			if err := json.NewDecoder(resp.Body).Decode(&oo); err != nil || oo.ResourceType != "OperationOutcome" || oo.Issue[0].Code != tc.code {
-				t.Errorf("body = %+v, %v; want an OperationOutcome with code %s", oo, err, tc.code)
+				t.Fatalf("body = %+v, %v; want an OperationOutcome with code %s", oo, err, tc.code)
+			}
+			// An unsupported parameter is named, so the client can drop it.
+			if tc.code == "not-supported" && strings.Contains(tc.path, "_typeFilter") {
+				q, _ := url.ParseQuery(strings.SplitN(tc.path, "?", 2)[1])
+				f, _, _ := strings.Cut(q.Get("_typeFilter"), "=")
+				name := strings.SplitN(f, "?", 2)[1]
+				if !strings.Contains(oo.Issue[0].Diagnostics, name) {
+					t.Errorf("diagnostics %q do not name %s", oo.Issue[0].Diagnostics, name)
+				}
 			}
 		})
 	}
