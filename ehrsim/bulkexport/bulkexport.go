@@ -76,6 +76,10 @@ type Faults struct {
 	// ThrottleRetryAfter is the Retry-After sent with 429s (default 1s;
 	// negative = no header).
 	ThrottleRetryAfter time.Duration
+	// FailJobs makes the first N jobs kicked off fail: their status polls
+	// answer 500 with an error OperationOutcome (code "exception"), as a
+	// server whose export broke.
+	FailJobs int
 }
 
 // Options configure a Server.
@@ -151,6 +155,7 @@ type job struct {
 	throttled int
 	attempts  map[int]int // downloads started per file
 	expired   bool
+	failed    bool // Faults.FailJobs: every status poll answers 500
 }
 
 // New returns a server for opts.
@@ -292,6 +297,7 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.seq++
 	j.id = "job" + strconv.Itoa(s.seq)
+	j.failed = s.seq <= s.opts.Faults.FailJobs
 	s.jobs[j.id] = j
 	s.mu.Unlock()
 	go s.plan(ctx, j)
@@ -451,6 +457,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	j := s.lookup(w, r)
 	if j == nil {
+		return
+	}
+	if j.failed {
+		s.faults.Add(1)
+		fhir.WriteOutcome(w, http.StatusInternalServerError, "error", "exception", "the export failed")
 		return
 	}
 	j.mu.Lock()

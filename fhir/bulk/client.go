@@ -308,11 +308,13 @@ func (c *Client) Wait(ctx context.Context, job *Job) (*Manifest, error) {
 			}
 		case c.retryable(resp.StatusCode):
 			wait, _ := retryAfter(resp.Header.Get("Retry-After"), time.Now())
-			drain(resp)
 			failures++
 			if failures >= c.opts.Retry.MaxAttempts {
-				return nil, fmt.Errorf("bulk: polling status: HTTP %d (gave up after %d attempts)", resp.StatusCode, failures)
+				// The last answer, with its OperationOutcome: a job the
+				// server reports failed is told from a transient outage.
+				return nil, fmt.Errorf("bulk: polling status: %w (gave up after %d attempts)", c.fail("export job", resp), failures)
 			}
+			drain(resp)
 			if wait <= 0 {
 				wait = c.jitter(failures)
 			}

@@ -190,6 +190,26 @@ func TestStatusThrottleAndSlowStatus(t *testing.T) {
 	}
 }
 
+// TestWaitFailedJob checks that a job the server reports failed (5xx with
+// an error OperationOutcome, retried until MaxAttempts) ends Wait with a
+// *fhir.Error carrying the outcome, so callers can tell it from an outage.
+func TestWaitFailedJob(t *testing.T) {
+	sim, base := newSim(t, bulkexport.Options{Faults: bulkexport.Faults{FailJobs: 1}})
+	c, _ := bulk.NewClient(base, bulk.Options{Sleep: (&recSleep{}).sleep, Retry: fhir.RetryPolicy{MaxAttempts: 3}})
+	job, err := c.Kickoff(context.Background(), bulk.Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Wait(context.Background(), job)
+	var fe *fhir.Error
+	if !errors.As(err, &fe) || fe.StatusCode != http.StatusInternalServerError || fe.Outcome == nil || !errors.Is(err, fhir.ErrServer) {
+		t.Fatalf("Wait = %v, want a 500 *fhir.Error with the OperationOutcome", err)
+	}
+	if got := sim.Stats().Polls; got != 3 {
+		t.Errorf("polls = %d, want 3 (MaxAttempts)", got)
+	}
+}
+
 func TestKickoffErrors(t *testing.T) {
 	_, base := newSim(t, bulkexport.Options{})
 	c, _ := bulk.NewClient(base, bulk.Options{Retry: fhir.RetryPolicy{MaxAttempts: 1}})
@@ -199,7 +219,8 @@ func TestKickoffErrors(t *testing.T) {
 		want error
 	}{
 		{"bad output format", bulk.Request{OutputFormat: "text/csv"}, fhir.ErrBadRequest},
-		{"type filter not supported", bulk.Request{TypeFilters: []string{"Observation?category=laboratory"}}, fhir.ErrNotSupported},
+		{"type filter not supported", bulk.Request{TypeFilters: []string{"Observation?value-quantity=gt5"}}, fhir.ErrNotSupported},
+		{"malformed type filter", bulk.Request{TypeFilters: []string{"Observation"}}, fhir.ErrBadRequest},
 		{"bad type", bulk.Request{Types: []string{"not a type"}}, fhir.ErrBadRequest},
 		{"unknown group", bulk.Request{Group: "nope"}, fhir.ErrNotFound},
 	}
