@@ -32,8 +32,8 @@ func (s *Store) PendingExport(ctx context.Context, connection, scope string) (fi
 // SetPendingExport records the export job kicked off for connection and
 // scope, replacing any other.
 func (s *Store) SetPendingExport(ctx context.Context, connection, scope, fingerprint, statusURL string, kickedOff time.Time) error {
-	if connection == "" || scope == "" || statusURL == "" {
-		return errors.New("storing pending export: connection, scope and status URL are required")
+	if scope == "" || statusURL == "" {
+		return errors.New("storing pending export: scope and status URL are required")
 	}
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO bulk_pending (connection, scope, fingerprint, status_url, kicked_off)
