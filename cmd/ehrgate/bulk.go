@@ -49,6 +49,13 @@ downloads the files in parallel (--max-downloads at a time; fewer when the
 server answers 429) and ingests them, then deletes the job on the server.
 Ctrl-C cancels the job on the server.
 
+A run that was killed resumes: the job it kicked off is kept in the store
+until the export completes, and the next run of the same export (same
+connection, level, group, --type, --since and --type-filter) polls that job
+instead of starting a new one, and skips the files already ingested. A job
+the server no longer knows or reports failed is replaced by a new one; a
+different request abandons it (and deletes it on the server).
+
 Incremental by default: the transactionTime of the last complete export of the
 same connection and group is sent as _since, and the deleted output is applied
 as tombstones. --since overrides it; --full exports everything.
@@ -128,6 +135,9 @@ when the export could not run.`,
 				Started: func(in *ingest.Ingester, m *bulk.Manifest) {
 					stopView = startProgress(a.stderr, in.Progress, manifestTotal(m))
 				},
+				// The status URL without its query (which may carry a
+				// signature); never a token.
+				Resuming: func(statusURL string) { fmt.Fprintln(a.stderr, "resuming export job "+statusURL) },
 			})
 			if stopView != nil {
 				stopView()
