@@ -84,13 +84,91 @@ func parseHeaderFast(raw []byte) (Header, error) {
 			if h.Meta != nil {
 				return h, errSlowPath
 			}
-			var m Meta
-			if err := json.Unmarshal(raw[i:end], &m); err != nil {
-				return h, errSlowPath
+			if string(raw[i:end]) == "null" { // encoding/json leaves the pointer nil
+				break
 			}
-			h.Meta = &m
+			m, ok := parseMetaFast(raw[i:end])
+			if !ok {
+				m = &Meta{}
+				if err := json.Unmarshal(raw[i:end], m); err != nil {
+					return h, errSlowPath
+				}
+			}
+			h.Meta = m
 		}
 		seen++
+		i = end
+	}
+}
+
+// metaFields are the keys encoding/json would match (case-insensitively)
+// to a Meta field.
+var metaFields = [][]byte{[]byte("versionId"), []byte("lastUpdated"), []byte("source"), []byte("profile"),
+	[]byte("security"), []byte("tag")}
+
+// parseMetaFast reads a meta object whose Meta fields are plain strings
+// (versionId, lastUpdated, source: the usual meta of an EHR's resource),
+// skipping keys Meta has no field for. Anything else (profile, tag,
+// security, escapes, duplicates, other spellings) reports !ok and the caller
+// decodes meta with encoding/json.
+func parseMetaFast(b []byte) (*Meta, bool) {
+	m := &Meta{}
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	i++
+	var seenV, seenL, seenS bool
+	for n := 0; ; n++ {
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return nil, false
+		}
+		if b[i] == '}' {
+			return m, skipWS(b, i+1) == len(b)
+		}
+		if n > 0 {
+			if b[i] != ',' {
+				return nil, false
+			}
+			i = skipWS(b, i+1)
+		}
+		key, next, ok := plainString(b, i)
+		if !ok {
+			return nil, false
+		}
+		i = skipWS(b, next)
+		if i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		i = skipWS(b, i+1)
+		end, ok := skipValue(b, i)
+		if !ok {
+			return nil, false
+		}
+		var dst *string
+		var seen *bool
+		switch string(key) {
+		case "versionId":
+			dst, seen = &m.VersionID, &seenV
+		case "lastUpdated":
+			dst, seen = &m.LastUpdated, &seenL
+		case "source":
+			dst, seen = &m.Source, &seenS
+		default:
+			for _, f := range metaFields {
+				if bytes.EqualFold(key, f) {
+					return nil, false
+				}
+			}
+		}
+		if dst != nil {
+			v, vend, ok := plainString(b, i)
+			if !ok || vend != end || *seen {
+				return nil, false
+			}
+			*dst, *seen = string(v), true
+		}
 		i = end
 	}
 }

@@ -22,6 +22,16 @@ var headerCases = []string{
 	`{}`,
 	``,
 	`{"resourceType":"Patient"} trailing`,
+	`{"resourceType":"Patient","meta":{"lastUpdated":"2025-01-02T03:04:05Z","source":"#abc","versionId":"2"}}`,
+	`{"resourceType":"Patient","meta":{"versionId":"2","profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]}}`,
+	`{"resourceType":"Patient","meta":{"versionId":"2","extension":[{"url":"x","valueString":"}"}],"tag":[{"code":"t"}]}}`,
+	`{"resourceType":"Patient","meta":{"versionId":"2","extension":[{"url":"x"}]}}`,
+	`{"resourceType":"Patient","meta":{"versionId":"2","versionId":"3"}}`,
+	`{"resourceType":"Patient","meta":{"VersionId":"2"}}`,
+	`{"resourceType":"Patient","meta":{"versionId":"a\u0032"}}`,
+	`{"resourceType":"Patient","meta":{}}`,
+	`{"resourceType":"Patient","meta":null}`,
+	`{"resourceType":"Patient","meta":{"versionId":null}}`,
 }
 
 // TestParseHeaderMatchesEncodingJSON: the fast path must agree with a full

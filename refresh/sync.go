@@ -420,6 +420,7 @@ func NewRecord(connection string, raw []byte, now time.Time, source string) (sto
 	}
 	rec.PatientID = n.Base().PatientID
 	rec.Raw = raw
+	rec.Hash = store.ContentHash(raw)
 	rec.Normalized = norm
 	rec.LastUpdated = h.LastUpdated()
 	rec.FetchedAt = now

@@ -13,6 +13,16 @@ func ContentHash(raw []byte) []byte {
 	return sum[:]
 }
 
+// RawHash returns the record's ContentHash: Hash when the producer set it
+// (so a bulk writer does not hash on its single thread what workers hashed
+// in parallel), else computed from Raw.
+func (r *Record) RawHash() []byte {
+	if len(r.Hash) == sha256.Size {
+		return r.Hash
+	}
+	return ContentHash(r.Raw)
+}
+
 // StoredVersion is the version key a record is stored under: its
 // meta.versionId, or a content-hash key when the server sent none.
 func StoredVersion(versionID string, hash []byte) string {

@@ -38,6 +38,7 @@ type Record struct {
 	Key
 	PatientID   string       // the patient the resource belongs to ("" when none)
 	Raw         []byte       // the resource exactly as received
+	Hash        []byte       // ContentHash(Raw) when the producer computed it (refresh.NewRecord does); stores compute it when nil
 	Normalized  []byte       // JSON of the normalize package's model for this type
 	LastUpdated time.Time    // meta.lastUpdated, zero when absent
 	FetchedAt   time.Time    // when ehrgate received it

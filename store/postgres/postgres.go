@@ -115,7 +115,7 @@ func (s *Store) PutResources(ctx context.Context, recs []store.Record) ([]store.
 }
 
 func putResource(ctx context.Context, tx pgx.Tx, rec *store.Record) (store.Change, error) {
-	hash := store.ContentHash(rec.Raw)
+	hash := rec.RawHash()
 	version := store.StoredVersion(rec.VersionID, hash)
 	change := store.New
 	tag, err := tx.Exec(ctx, `INSERT INTO resources (connection, type, id, version_id, hash, patient_id)

@@ -3,12 +3,14 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"ehrgate/store"
 )
@@ -151,8 +153,7 @@ func putFast(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Chan
 	queued := map[string]bool{}
 	for i := range recs {
 		rec := &recs[i]
-		sum := sha256.Sum256(rec.Raw)
-		hash := sum[:]
+		hash := rec.RawHash()
 		k := key(rec.Connection, rec.Type, rec.ID)
 		c, ok := current[k]
 		switch {
@@ -266,6 +267,30 @@ const (
 	lookupChunk = 500
 	insertChunk = 200
 )
+
+// constPlaceholders returns n groups of the form "(?1,...,?k,?,?)": the
+// first k parameters are shared by every row (bound once), then width
+// anonymous ones per row. SQLite numbers an anonymous parameter one past
+// the largest so far, so the shared ones must come first in each group.
+func constPlaceholders(n, k, width int) string {
+	var g strings.Builder
+	g.WriteByte('(')
+	for i := 1; i <= k; i++ {
+		fmt.Fprintf(&g, "?%d,", i)
+	}
+	g.WriteString(strings.TrimSuffix(strings.Repeat("?,", width), ","))
+	g.WriteByte(')')
+	group := g.String()
+	var b strings.Builder
+	b.Grow(n * (len(group) + 1))
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(group)
+	}
+	return b.String()
+}
 
 // placeholders returns n groups of width "?" separated by commas:
 // "(?,?),(?,?)" for width 2, "?,?" for width 1.
@@ -457,6 +482,37 @@ var (
 	_ store.CurrentScanner  = (*Store)(nil)
 )
 
+// sameSource reports whether every record of items has the connection,
+// type and fetch time of the first, so that the statements of the bulk path
+// can bind them once.
+func sameSource[T any](items []T, rec func(T) *store.Record) bool {
+	if len(items) == 0 {
+		return false
+	}
+	first := rec(items[0])
+	for _, it := range items[1:] {
+		r := rec(it)
+		if r.Connection != first.Connection || r.Type != first.Type || !r.FetchedAt.Equal(first.FetchedAt) {
+			return false
+		}
+	}
+	return true
+}
+
+// isConstraint reports whether err is SQLite refusing a row that breaks a
+// PRIMARY KEY or UNIQUE constraint.
+func isConstraint(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+		return true
+	}
+	return false
+}
+
 // uniqueKeys reports whether no resource occurs twice in recs (invalid
 // records count as unique; putUnique rejects them).
 func uniqueKeys(recs []store.Record) bool {
@@ -475,11 +531,13 @@ func uniqueKeys(recs []store.Record) bool {
 // Statement kinds of the bulk path, prepared once per shape and transaction.
 const (
 	kLookup    = iota // current version and hash of n ids of one (connection, type)
-	kNewCur           // insert n current pointers unless present, returning those inserted
+	kNewCur           // insert n current pointers; fails (and changes nothing) when one is present
 	kUpsertCur        // insert or replace n current pointers
 	kInsVer           // insert n version rows unless present
 	kVerHash          // hash of one version row
 	kPatient          // upsert one patient's search keys
+	kNewCurC          // kNewCur for rows of one connection and type, bound once as ?1, ?2
+	kInsVerC          // kInsVer for rows of one connection, type and fetch time, bound once as ?1-?3
 )
 
 type stmtKey struct{ kind, n int }
@@ -502,8 +560,13 @@ func (c *stmtCache) get(ctx context.Context, kind, n int) (*sql.Stmt, error) {
 	case kLookup:
 		q = `SELECT id, version_id, hash FROM resources WHERE connection=? AND type=? AND id IN (` + placeholders(n, 1) + `)`
 	case kNewCur:
-		q = `INSERT INTO resources (connection, type, id, version_id, hash, patient_id) VALUES ` + placeholders(n, 6) +
-			` ON CONFLICT (connection, type, id) DO NOTHING RETURNING connection, type, id`
+		q = `INSERT INTO resources (connection, type, id, version_id, hash, patient_id) VALUES ` + placeholders(n, 6)
+	case kNewCurC:
+		q = `INSERT INTO resources (connection, type, id, version_id, hash, patient_id) VALUES ` + constPlaceholders(n, 2, 4)
+	case kInsVerC:
+		q = `INSERT INTO resource_versions
+			(connection, type, fetched_at, id, version_id, patient_id, hash, raw, normalized, last_updated, source)
+			VALUES ` + constPlaceholders(n, 3, 8) + ` ON CONFLICT (connection, type, id, version_id) DO NOTHING`
 	case kUpsertCur:
 		q = `INSERT INTO resources (connection, type, id, version_id, hash, patient_id) VALUES ` + placeholders(n, 6) +
 			` ON CONFLICT (connection, type, id) DO UPDATE SET version_id=excluded.version_id, hash=excluded.hash,
@@ -558,8 +621,7 @@ func putUnique(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Ch
 		if r.Connection == "" || r.Type == "" || r.ID == "" {
 			return nil, fmt.Errorf("record %d: connection, type and id are required", i)
 		}
-		sum := sha256.Sum256(r.Raw)
-		rows[i] = row{rec: r, hash: sum[:]}
+		rows[i] = row{rec: r, hash: r.RawHash()}
 		rows[i].version = store.StoredVersion(r.VersionID, rows[i].hash)
 	}
 	sc := &stmtCache{tx: tx}
@@ -574,7 +636,6 @@ func putUnique(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Ch
 		return nil, fmt.Errorf("looking up %s/%s: %w", first.Type, first.ID, err)
 	}
 
-	key := func(conn, typ, id string) string { return conn + "\x00" + typ + "\x00" + id }
 	changes := make([]store.Change, len(recs))
 	var args []any
 	for start := 0; start < len(rows); start += insertChunk {
@@ -584,45 +645,44 @@ func putUnique(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Ch
 			ch[i] = store.Unchanged
 		}
 
-		// Which resources are new: inserted here, or not found below.
+		// Which resources are new: inserted here, or not found below. The
+		// insert fails as a whole (SQLite backs out the statement, the
+		// transaction goes on) when one of them is stored already; then
+		// this chunk and the rest of the batch look up first.
 		lookup := make([]int, 0, len(part))
 		if insertFirst {
+			same := sameSource(part, func(it row) *store.Record { return it.rec })
+			kind := kNewCur
 			args = args[:0]
+			if same {
+				kind = kNewCurC
+				args = append(args, part[0].rec.Connection, part[0].rec.Type)
+			}
 			for _, it := range part {
 				r := it.rec
-				args = append(args, r.Connection, r.Type, r.ID, it.version, it.hash, r.PatientID)
+				if !same {
+					args = append(args, r.Connection, r.Type)
+				}
+				args = append(args, r.ID, it.version, it.hash, r.PatientID)
 			}
-			st, err := sc.get(ctx, kNewCur, len(part))
+			st, err := sc.get(ctx, kind, len(part))
 			if err != nil {
 				return nil, err
 			}
-			res, err := st.QueryContext(ctx, args...)
-			if err != nil {
-				return nil, fmt.Errorf("storing current resources: %w", err)
-			}
-			inserted := make(map[string]bool, len(part))
-			for res.Next() {
-				var c, t, id string
-				if err := res.Scan(&c, &t, &id); err != nil {
-					res.Close()
-					return nil, fmt.Errorf("storing current resources: %w", err)
-				}
-				inserted[key(c, t, id)] = true
-			}
-			res.Close()
-			if err := res.Err(); err != nil {
-				return nil, fmt.Errorf("storing current resources: %w", err)
-			}
-			for i := range part {
-				r := part[i].rec
-				if inserted[key(r.Connection, r.Type, r.ID)] {
+			_, err = st.ExecContext(ctx, args...)
+			switch {
+			case err == nil:
+				for i := range part {
 					ch[i] = store.New
 					part[i].curSet = true
-				} else {
-					lookup = append(lookup, i)
 				}
+			case isConstraint(err):
+				insertFirst = false
+			default:
+				return nil, fmt.Errorf("storing current resources: %w", err)
 			}
-		} else {
+		}
+		if !insertFirst {
 			for i := range part {
 				lookup = append(lookup, i)
 			}
@@ -682,22 +742,35 @@ func putUnique(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Ch
 		// under an old versionId) leaves the count short; then each row's
 		// stored hash is compared and different bytes get a suffixed
 		// version, as in PutResources.
-		args = args[:0]
 		var write []int
 		for i := range part {
-			if ch[i] == store.Unchanged {
-				continue
+			if ch[i] != store.Unchanged {
+				write = append(write, i)
 			}
-			write = append(write, i)
-			it := &part[i]
-			r := it.rec
-			args = append(args, r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, r.Raw, nullBytes(r.Normalized),
-				formatTime(r.LastUpdated), formatTime(r.FetchedAt), r.Source)
 		}
 		if len(write) == 0 {
 			continue
 		}
-		st, err := sc.get(ctx, kInsVer, len(write))
+		kind := kInsVer
+		args = args[:0]
+		same := sameSource(write, func(i int) *store.Record { return part[i].rec })
+		if same {
+			r := part[write[0]].rec
+			kind = kInsVerC
+			args = append(args, r.Connection, r.Type, formatTime(r.FetchedAt))
+		}
+		for _, i := range write {
+			it := &part[i]
+			r := it.rec
+			if same {
+				args = append(args, r.ID, it.version, r.PatientID, it.hash, r.Raw, nullBytes(r.Normalized),
+					formatTime(r.LastUpdated), r.Source)
+				continue
+			}
+			args = append(args, r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, r.Raw, nullBytes(r.Normalized),
+				formatTime(r.LastUpdated), formatTime(r.FetchedAt), r.Source)
+		}
+		st, err := sc.get(ctx, kind, len(write))
 		if err != nil {
 			return nil, err
 		}

@@ -218,7 +218,7 @@ func (s *Store) putResources(ctx context.Context, tx *sql.Tx, recs []store.Recor
 	changes := make([]store.Change, len(recs))
 	for i := range recs {
 		rec := &recs[i]
-		hash := store.ContentHash(rec.Raw)
+		hash := rec.RawHash()
 		version := store.StoredVersion(rec.VersionID, hash)
 
 		var curVersion string
