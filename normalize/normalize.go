@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"reflect"
 	"strconv"
 	"strings"
@@ -124,11 +125,22 @@ func (h *header) env() *header { return h }
 
 type enveloped interface{ env() *header }
 
-// decode unmarshals raw into v, translating JSON errors into value-free
-// *MalformedError values, checks the envelope against ref and completes ref.
+// decode unmarshals raw into v (a pointer to a zero struct), translating
+// JSON errors into value-free *MalformedError values, checks the envelope
+// against ref and completes ref.
+//
+// It decodes with go-json-experiment's encoding/json v1 emulation, about
+// twice as fast on these structs (go test -bench DecodeStructs ./normalize),
+// and, when that fails, again with encoding/json, whose error is reported:
+// the outcome of malformed input and the error text stay exactly those of
+// encoding/json. FuzzDecodeAgrees checks that on any input the faster
+// decoder either fails or yields what encoding/json yields.
 func decode(ref *Ref, raw []byte, v any, e enveloped) error {
-	if err := json.Unmarshal(raw, v); err != nil {
-		return malformed(ref.Type, err)
+	if err := jsonv1.Unmarshal(raw, v); err != nil {
+		reflect.ValueOf(v).Elem().SetZero()
+		if err := json.Unmarshal(raw, v); err != nil {
+			return malformed(ref.Type, err)
+		}
 	}
 	return checkHeader(ref, e.env())
 }

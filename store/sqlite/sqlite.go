@@ -42,6 +42,8 @@ type Store struct {
 	w     *sql.DB // single writer connection
 	r     *sql.DB // pool of read connections
 	stmts writeStmts
+	// bulkStmts are WriteBatch's statements of the common shapes.
+	bulkStmts sharedStmts
 
 	writes     chan writeReq
 	writerDone chan struct{}
@@ -124,7 +126,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("opening %s for reading: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{w: w, r: r}
+	s := &Store{w: w, r: r, bulkStmts: sharedStmts{db: w}}
 	if err := s.prepare(ctx); err != nil {
 		w.Close()
 		r.Close()
@@ -162,6 +164,7 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 // Close releases the database.
 func (s *Store) Close() error {
 	s.stopWriter()
+	s.bulkStmts.close()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
