@@ -46,6 +46,13 @@ type BulkTuner interface {
 	BeginBulk(ctx context.Context) (end func(), err error)
 }
 
+// RecordPreparer is an optional store ability: computing a record's
+// storage form (a *sqlite.Store compresses its bodies) on the normalize
+// workers, in parallel, instead of on the single writer.
+type RecordPreparer interface {
+	PrepareRecord(rec *store.Record)
+}
+
 // File is one NDJSON input.
 type File struct {
 	// Name identifies the file in checkpoints and quarantine sources: a URL
@@ -462,6 +469,12 @@ func (in *Ingester) normalize(c *chunk) {
 		if c.f.Type != "" && rec.Type != c.f.Type {
 			quarantine(rec.Type, rec.ID, fmt.Sprintf("resourceType %s in a file of %s", rec.Type, c.f.Type))
 			continue
+		}
+		if p, ok := in.st.(RecordPreparer); ok {
+			p.PrepareRecord(&rec)
+			// The store writes the prepared form; dropping the plain
+			// normalized JSON now keeps a queued chunk ~30% smaller.
+			rec.Normalized = nil
 		}
 		c.batch.Records = append(c.batch.Records, rec)
 		c.types = append(c.types, rec.Type)

@@ -44,6 +44,17 @@ type Record struct {
 	FetchedAt   time.Time    // when ehrgate received it
 	Source      string       // where it came from: a URL, a file path, an HL7 message id
 	Patient     *PatientKeys // set for Patient resources only
+	// Encoded is Raw and Normalized in one backend's storage encoding,
+	// computed ahead of the write (in parallel) by that backend, which then
+	// writes it instead of Raw and Normalized (a caller may release those);
+	// other backends ignore it. Nil: the backend encodes at write time.
+	Encoded *Encoded
+}
+
+// Encoded holds a record's bodies in a backend's storage encoding.
+type Encoded struct {
+	Backend         string // the encoding's name; a backend uses only its own
+	Raw, Normalized []byte
 }
 
 // Change says what an upsert did.

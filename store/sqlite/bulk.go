@@ -192,7 +192,8 @@ func putFast(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Chan
 			}
 			rowsIn++
 			r := it.rec
-			args = append(args, r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, r.Raw, nullBytes(r.Normalized),
+			raw, norm := storedBodies(r)
+			args = append(args, r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, raw, nullBytes(norm),
 				formatTime(r.LastUpdated), formatTime(r.FetchedAt), r.Source)
 		}
 		rows, err := tx.QueryContext(ctx, `INSERT INTO resource_versions
@@ -230,10 +231,11 @@ func putFast(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Chan
 				continue
 			}
 			it.version = store.DisambiguatedVersion(it.version, it.hash)
+			raw, norm := storedBodies(r)
 			if _, err := tx.ExecContext(ctx, `INSERT INTO resource_versions
 				(connection, type, id, version_id, patient_id, hash, raw, normalized, last_updated, fetched_at, source)
 				VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (connection, type, id, version_id) DO NOTHING`,
-				r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, r.Raw, nullBytes(r.Normalized),
+				r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, raw, nullBytes(norm),
 				formatTime(r.LastUpdated), formatTime(r.FetchedAt), r.Source); err != nil {
 				return nil, fmt.Errorf("storing %s/%s: %w", r.Type, r.ID, err)
 			}
@@ -850,12 +852,13 @@ func putUniqueCached(ctx context.Context, sc *stmtCache, recs []store.Record) ([
 		for _, i := range write {
 			it := &part[i]
 			r := it.rec
+			raw, norm := storedBodies(r)
 			if same {
-				args = append(args, r.ID, it.version, r.PatientID, it.hash, r.Raw, nullBytes(r.Normalized),
+				args = append(args, r.ID, it.version, r.PatientID, it.hash, raw, nullBytes(norm),
 					formatTime(r.LastUpdated), r.Source)
 				continue
 			}
-			args = append(args, r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, r.Raw, nullBytes(r.Normalized),
+			args = append(args, r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, raw, nullBytes(norm),
 				formatTime(r.LastUpdated), formatTime(r.FetchedAt), r.Source)
 		}
 		st, err := sc.get(ctx, kind, len(write))
@@ -891,8 +894,9 @@ func putUniqueCached(ctx context.Context, sc *stmtCache, recs []store.Record) ([
 				}
 				it.version = store.DisambiguatedVersion(it.version, it.hash)
 				it.curSet = false
-				if _, err := insVer.ExecContext(ctx, r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, r.Raw,
-					nullBytes(r.Normalized), formatTime(r.LastUpdated), formatTime(r.FetchedAt), r.Source); err != nil {
+				raw, norm := storedBodies(r)
+				if _, err := insVer.ExecContext(ctx, r.Connection, r.Type, r.ID, it.version, r.PatientID, it.hash, raw,
+					nullBytes(norm), formatTime(r.LastUpdated), formatTime(r.FetchedAt), r.Source); err != nil {
 					return nil, fmt.Errorf("storing %s/%s: %w", r.Type, r.ID, err)
 				}
 			}

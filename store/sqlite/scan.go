@@ -50,7 +50,7 @@ func (s *Store) RewriteNormalized(ctx context.Context, updates []store.Normalize
 		defer st.Close()
 		for _, u := range updates {
 			k := u.Key
-			res, err := st.ExecContext(ctx, nullBytes(u.Normalized), k.Connection, k.Type, k.ID, k.VersionID)
+			res, err := st.ExecContext(ctx, nullBytes(pack(u.Normalized, normalizedDictID)), k.Connection, k.Type, k.ID, k.VersionID)
 			if err != nil {
 				return fmt.Errorf("rewriting normalized %s/%s: %w", k.Type, k.ID, err)
 			}

@@ -247,8 +247,9 @@ func (s *Store) putResources(ctx context.Context, tx *sql.Tx, recs []store.Recor
 		} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("looking up version of %s/%s: %w", rec.Type, rec.ID, err)
 		}
+		raw, norm := storedBodies(rec)
 		if _, err := insVer.ExecContext(ctx, rec.Connection, rec.Type, rec.ID, version, rec.PatientID, hash,
-			rec.Raw, nullBytes(rec.Normalized), formatTime(rec.LastUpdated), formatTime(rec.FetchedAt), rec.Source); err != nil {
+			raw, nullBytes(norm), formatTime(rec.LastUpdated), formatTime(rec.FetchedAt), rec.Source); err != nil {
 			return nil, fmt.Errorf("storing %s/%s: %w", rec.Type, rec.ID, err)
 		}
 		if _, err := upCur.ExecContext(ctx, rec.Connection, rec.Type, rec.ID, version, hash, rec.PatientID); err != nil {
@@ -327,6 +328,13 @@ func scanRecord(sc scanner) (store.Record, error) {
 	}
 	rec.LastUpdated = parseTime(lastUpdated)
 	rec.FetchedAt = parseTime(fetchedAt)
+	var err error
+	if rec.Raw, err = unpack(rec.Raw); err != nil {
+		return store.Record{}, fmt.Errorf("%s/%s version %s raw: %w", rec.Type, rec.ID, rec.VersionID, err)
+	}
+	if rec.Normalized, err = unpack(rec.Normalized); err != nil {
+		return store.Record{}, fmt.Errorf("%s/%s version %s normalized: %w", rec.Type, rec.ID, rec.VersionID, err)
+	}
 	return rec, nil
 }
 
