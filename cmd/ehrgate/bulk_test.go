@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,15 +23,7 @@ import (
 // wired into the root command separately).
 func runBulk(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	a := &app{stdout: &out, stderr: &errOut}
-	root := &cobra.Command{Use: "ehrgate", SilenceUsage: true, SilenceErrors: true}
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.AddCommand(newBulkCmd(a), newExportCmd(a))
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	return out.String(), errOut.String(), err
+	return runBulkCtx(t, context.Background(), args...)
 }
 
 func TestBulkExportCommandIsIncremental(t *testing.T) {
@@ -123,4 +117,79 @@ func TestProgressLine(t *testing.T) {
 			t.Errorf("progressLine(%+v, %d) = %q, want %q", tc.p, tc.total, got, tc.want)
 		}
 	}
+}
+
+// TestBulkExportCommandResumesJob: a run interrupted after kick-off whose
+// job could not be cancelled on the server (the DELETE failed, as when the
+// process is killed) leaves the job recorded; the next run of the same
+// export says it resumes it, kicks off nothing, and stores everything.
+func TestBulkExportCommandResumesJob(t *testing.T) {
+	gen := synth.New(synth.Options{Patients: 3, Seed: 11})
+	want := 0
+	for i := 0; i < gen.Patients(); i++ {
+		want += len(gen.Resources(i))
+	}
+	sim := bulkexport.New(bulkexport.Options{Source: gen, FileSize: 50, RetryAfter: -1})
+	var kickoffs, polls atomic.Int32
+	var failDeletes atomic.Bool
+	failDeletes.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := sim.Handler()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/$export"):
+			kickoffs.Add(1)
+		case r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/$bulk-status/"):
+			if polls.Add(1) == 1 {
+				cancel() // interrupt the first run at its first status poll
+			}
+		case r.Method == http.MethodDelete && failDeletes.Load():
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	data := t.TempDir()
+	args := []string{"bulk", "export", "--base-url", ts.URL + "/fhir", "--connection", "sim", "--data", data, "--json"}
+
+	if _, _, err := runBulkCtx(t, ctx, args...); err == nil {
+		t.Fatal("the interrupted export reported success")
+	}
+	if kickoffs.Load() != 1 {
+		t.Fatalf("first run kicked off %d jobs, want 1", kickoffs.Load())
+	}
+	failDeletes.Store(false)
+	out, stderr, err := runBulkCtx(t, context.Background(), args...)
+	if err != nil {
+		t.Fatalf("resumed export: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "resuming export job "+ts.URL+"/fhir/$bulk-status/") {
+		t.Errorf("stderr does not say the job is resumed:\n%s", stderr)
+	}
+	if kickoffs.Load() != 1 {
+		t.Errorf("the resumed run kicked off again (%d kick-offs)", kickoffs.Load())
+	}
+	var sum ingest.ExportSummary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if sum.New != want {
+		t.Errorf("resumed export stored %d new resources, want %d", sum.New, want)
+	}
+}
+
+// runBulkCtx is runBulk with a context.
+func runBulkCtx(t *testing.T, ctx context.Context, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	a := &app{stdout: &out, stderr: &errOut}
+	root := &cobra.Command{Use: "ehrgate", SilenceUsage: true, SilenceErrors: true}
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.AddCommand(newBulkCmd(a), newExportCmd(a))
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
 }
