@@ -2,6 +2,7 @@ package ehrsim
 
 import (
 	"bytes"
+	"ehrgate/ehrsim/internal/fhirdate"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -276,8 +277,8 @@ func existingMeta(obj object) (version string, lastUpdated time.Time) {
 	if json.Unmarshal(raw, &m) != nil {
 		return "", time.Time{}
 	}
-	if sp, err := parseSpan(m.LastUpdated); err == nil {
-		lastUpdated = sp.lo
+	if sp, err := fhirdate.ParseSpan(m.LastUpdated); err == nil {
+		lastUpdated = sp.Lo
 	}
 	return m.VersionID, lastUpdated
 }
@@ -317,7 +318,7 @@ func (e *entry) extract(doc map[string]any, ps paramSet) {
 			}
 		}
 	}
-	e.spans["_lastUpdated"] = []span{{lo: e.lastUpdated, hi: e.lastUpdated.Add(time.Millisecond)}}
+	e.spans["_lastUpdated"] = []span{{Lo: e.lastUpdated, Hi: e.lastUpdated.Add(time.Millisecond)}}
 	if e.typ == "Patient" {
 		e.patient = e.id
 	} else if d := ps.patientParam(); d != nil {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"ehrgate/ehrsim/internal/fhirdate"
 )
 
 // Result control parameters every search accepts.
@@ -192,7 +194,7 @@ func parseClause(def *paramDef, modifier, full, v string) (*clause, error) {
 			}
 			c.tokens = append(c.tokens, token{system: system, code: code})
 		case def.typ == paramDate:
-			dq, err := parseDateQuery(s)
+			dq, err := fhirdate.ParseQuery(s)
 			if err != nil {
 				return nil, invalid("search parameter %s: %v", full, err)
 			}
@@ -281,7 +283,7 @@ func (c *clause) matches(e *entry) bool {
 	case c.def.typ == paramDate:
 		for _, dq := range c.dates {
 			for _, sp := range e.spans[name] {
-				if dq.matches(sp) {
+				if dq.Matches(sp) {
 					return true
 				}
 			}

@@ -7,7 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
+
+	"ehrgate/ehrsim/internal/fhirdate"
 )
 
 // _typeFilter (Bulk Data IG, kick-off parameters): each value is a FHIR
@@ -79,7 +80,7 @@ func categories(v *view) []coding {
 func status(v *view) []coding { return []coding{{Code: v.Status}} }
 
 func dateTime(s string) []span {
-	if sp, err := parseSpan(s); err == nil {
+	if sp, err := fhirdate.ParseSpan(s); err == nil {
 		return []span{sp}
 	}
 	return nil
@@ -89,12 +90,12 @@ func periodSpans(p *period) []span {
 	if p == nil || (p.Start == "" && p.End == "") {
 		return nil
 	}
-	sp := span{lo: minTime, hi: maxTime}
-	if s, err := parseSpan(p.Start); err == nil {
-		sp.lo = s.lo
+	sp := span{Lo: fhirdate.MinTime, Hi: fhirdate.MaxTime}
+	if s, err := fhirdate.ParseSpan(p.Start); err == nil {
+		sp.Lo = s.Lo
 	}
-	if e, err := parseSpan(p.End); err == nil {
-		sp.hi = e.hi
+	if e, err := fhirdate.ParseSpan(p.End); err == nil {
+		sp.Hi = e.Hi
 	}
 	return []span{sp}
 }
@@ -246,7 +247,7 @@ func (p param) condition(value string) (condition, error) {
 	}
 	qs := make([]dateQuery, 0, len(alts))
 	for _, a := range alts {
-		q, err := parseDateQuery(a)
+		q, err := fhirdate.ParseQuery(a)
 		if err != nil {
 			return nil, err
 		}
@@ -255,7 +256,7 @@ func (p param) condition(value string) (condition, error) {
 	return func(v *view) bool {
 		for _, sp := range p.dates(v) {
 			for _, q := range qs {
-				if q.matches(sp) {
+				if q.Matches(sp) {
 					return true
 				}
 			}
@@ -290,102 +291,9 @@ func (f filters) match(typ string, raw []byte) bool {
 	return false
 }
 
-// Dates, with the range semantics of FHIR R4 search (the same rules as
-// ehrsim's REST search, whose helpers are unexported).
-
-// span is the half-open instant range [lo, hi) a FHIR date value stands
-// for: "2024" is the whole year, "2024-03-01T10:00:00Z" one second.
-type span struct {
-	lo, hi time.Time
-}
-
-var (
-	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+// span and dateQuery are FHIR date search with the range semantics of R4,
+// shared with ehrsim's REST search.
+type (
+	span      = fhirdate.Span
+	dateQuery = fhirdate.Query
 )
-
-var dateLayouts = []struct {
-	layout string
-	step   func(time.Time) time.Time
-}{
-	{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
-	{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
-	{"2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
-	{"2006-01-02T15:04Z07:00", func(t time.Time) time.Time { return t.Add(time.Minute) }},
-	{"2006-01-02T15:04:05Z07:00", func(t time.Time) time.Time { return t.Add(time.Second) }},
-	{"2006-01-02T15:04:05", func(t time.Time) time.Time { return t.Add(time.Second) }},
-}
-
-// parseSpan parses a FHIR date, dateTime or instant of any precision into
-// the range it covers (dates without a zone are UTC).
-func parseSpan(s string) (span, error) {
-	if len(s) >= 4 {
-		for _, l := range dateLayouts {
-			if t, err := time.Parse(l.layout, s); err == nil {
-				t = t.UTC()
-				hi := l.step(t).UTC()
-				if strings.Contains(s, ".") {
-					hi = t.Add(time.Millisecond)
-				}
-				return span{lo: t, hi: hi}, nil
-			}
-		}
-	}
-	return span{}, fmt.Errorf("not a FHIR date: %q", s)
-}
-
-// dateQuery is one date search value: a prefix and the range of the value.
-type dateQuery struct {
-	prefix string
-	span   span
-}
-
-// parseDateQuery parses "ge2024-01", "2024-03-01T10:00:00Z" and the like.
-func parseDateQuery(v string) (dateQuery, error) {
-	q := dateQuery{prefix: "eq"}
-	if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' {
-		switch p := v[:2]; p {
-		case "eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap":
-			q.prefix, v = p, v[2:]
-		default:
-			return q, fmt.Errorf("unknown date prefix %q", p)
-		}
-	}
-	// A '+' in a zone offset arrives as a space when it was not escaped.
-	sp, err := parseSpan(strings.Replace(v, " ", "+", 1))
-	if err != nil {
-		return q, err
-	}
-	q.span = sp
-	return q, nil
-}
-
-// matches reports whether a resource's value range satisfies the query: eq
-// means the value lies within the given range, gt that it extends after
-// it, lt before it, ge and le either, sa starts after, eb ends before, ap
-// overlaps.
-func (q dateQuery) matches(v span) bool {
-	p := q.span
-	eq := !v.lo.Before(p.lo) && !v.hi.After(p.hi)
-	switch q.prefix {
-	case "eq":
-		return eq
-	case "ne":
-		return !eq
-	case "gt":
-		return v.hi.After(p.hi)
-	case "lt":
-		return v.lo.Before(p.lo)
-	case "ge":
-		return eq || v.hi.After(p.hi)
-	case "le":
-		return eq || v.lo.Before(p.lo)
-	case "sa":
-		return !v.lo.Before(p.hi)
-	case "eb":
-		return !v.hi.After(p.lo)
-	case "ap":
-		return v.lo.Before(p.hi) && v.hi.After(p.lo)
-	}
-	return false
-}

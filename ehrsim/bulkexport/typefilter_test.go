@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"ehrgate/ehrsim/internal/fhirdate"
 	"ehrgate/synth"
 )
 
@@ -337,13 +338,13 @@ func TestSplitFilters(t *testing.T) {
 
 func TestDateQuery(t *testing.T) {
 	at := func(s string) span {
-		sp, err := parseSpan(s)
+		sp, err := fhirdate.ParseSpan(s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return sp
 	}
-	open := span{lo: at("2024-03-01T10:00:00Z").lo, hi: maxTime}
+	open := span{Lo: at("2024-03-01T10:00:00Z").Lo, Hi: fhirdate.MaxTime}
 	tests := []struct {
 		query string
 		value span
@@ -363,17 +364,17 @@ func TestDateQuery(t *testing.T) {
 		{"ne2024", at("2025-01-01"), true},
 	}
 	for _, tc := range tests {
-		q, err := parseDateQuery(tc.query)
+		q, err := fhirdate.ParseQuery(tc.query)
 		if err != nil {
-			t.Fatalf("parseDateQuery(%q): %v", tc.query, err)
+			t.Fatalf("fhirdate.ParseQuery(%q): %v", tc.query, err)
 		}
-		if got := q.matches(tc.value); got != tc.want {
-			t.Errorf("%s matches [%v, %v) = %v, want %v", tc.query, tc.value.lo, tc.value.hi, got, tc.want)
+		if got := q.Matches(tc.value); got != tc.want {
+			t.Errorf("%s matches [%v, %v) = %v, want %v", tc.query, tc.value.Lo, tc.value.Hi, got, tc.want)
 		}
 	}
 	for _, bad := range []string{"xx2024", "yesterday", "ge", "2024-13"} {
-		if _, err := parseDateQuery(bad); err == nil {
-			t.Errorf("parseDateQuery(%q) accepted", bad)
+		if _, err := fhirdate.ParseQuery(bad); err == nil {
+			t.Errorf("fhirdate.ParseQuery(%q) accepted", bad)
 		}
 	}
 }
