@@ -286,7 +286,11 @@ func constPlaceholders(n, k, width int) string {
 	}
 	g.WriteString(strings.TrimSuffix(strings.Repeat("?,", width), ","))
 	g.WriteByte(')')
-	group := g.String()
+	return repeatGroup(g.String(), n)
+}
+
+// repeatGroup returns n copies of group separated by commas.
+func repeatGroup(group string, n int) string {
 	var b strings.Builder
 	b.Grow(n * (len(group) + 1))
 	for i := 0; i < n; i++ {
@@ -301,19 +305,10 @@ func constPlaceholders(n, k, width int) string {
 // placeholders returns n groups of width "?" separated by commas:
 // "(?,?),(?,?)" for width 2, "?,?" for width 1.
 func placeholders(n, width int) string {
-	var b strings.Builder
-	group := "(" + strings.TrimSuffix(strings.Repeat("?,", width), ",") + ")"
 	if width == 1 {
-		group = "?"
+		return repeatGroup("?", n)
 	}
-	b.Grow(n * (len(group) + 1))
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(group)
-	}
-	return b.String()
+	return repeatGroup("("+strings.TrimSuffix(strings.Repeat("?,", width), ",")+")", n)
 }
 
 // BeginBulk tunes the store for a long bulk ingest and returns the function
