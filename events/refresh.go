@@ -124,8 +124,14 @@ func (q *RefreshQueue) enqueue(k refreshKey) {
 
 // Run processes the queue until ctx is done.
 func (q *RefreshQueue) Run(ctx context.Context) error {
+	return runWorkers(ctx, q.o.Workers, q.work, q.run)
+}
+
+// runWorkers hands the items of ch to n goroutines running fn until ctx is
+// done, then returns ctx's error.
+func runWorkers[T any](ctx context.Context, n int, ch <-chan T, fn func(context.Context, T)) error {
 	var wg sync.WaitGroup
-	for i := 0; i < q.o.Workers; i++ {
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -133,8 +139,8 @@ func (q *RefreshQueue) Run(ctx context.Context) error {
 				select {
 				case <-ctx.Done():
 					return
-				case k := <-q.work:
-					q.run(ctx, k)
+				case it := <-ch:
+					fn(ctx, it)
 				}
 			}
 		}()

@@ -176,23 +176,7 @@ func wants(kinds []Kind, k Kind) bool {
 
 // Run delivers until ctx is done.
 func (w *Webhooks) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for i := 0; i < w.o.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case j := <-w.queue:
-					w.deliver(ctx, j)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return ctx.Err()
+	return runWorkers(ctx, w.o.Workers, w.queue, w.deliver)
 }
 
 func (w *Webhooks) deliver(ctx context.Context, j job) {
