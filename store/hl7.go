@@ -2,13 +2,17 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"time"
 )
 
-// ErrDuplicateMessage is returned by HL7Log.PutHL7 for a message whose
-// identity (sending application, sending facility, MSH-10 control ID) is
-// already in the log.
+// ErrDuplicateMessage is returned by HL7Log.PutHL7 for a message already in
+// the log: the same identity (sending application, sending facility, MSH-10
+// control ID) and the same content (ContentHash). The same identity with
+// other content is not a duplicate (senders reuse control ids after a
+// restart, and several interfaces share a facility name): it is stored as a
+// new message and counted as a control-id reuse.
 var ErrDuplicateMessage = errors.New("store: duplicate HL7 message")
 
 // HL7Message is one inbound HL7 v2 message in the durable message log.
@@ -20,6 +24,13 @@ type HL7Message struct {
 	ControlID       string // MSH-10
 	MessageType     string // MSH-9.1^MSH-9.2, e.g. "ADT^A01"
 	Raw             []byte // the message exactly as received
+	// ContentHash identifies the content for duplicate detection (hl7.ContentHash:
+	// SHA-256 of the message without MSH-7, so a resend with a new timestamp
+	// is still the same message); nil means SHA-256 of Raw.
+	ContentHash []byte
+	// ReusedControlID is set by the store when another message with the
+	// same identity but other content was logged before this one.
+	ReusedControlID bool
 	ReceivedAt      time.Time
 	// Processed is true once the message's converted resources are stored
 	// (with it, or later by CompleteHL7).
@@ -34,7 +45,8 @@ type HL7Message struct {
 type HL7Counts struct {
 	Messages  int // messages stored (each identity once)
 	Processed int // of which converted and stored
-	Failed    int // of which conversion failed (Error set)
+	Failed    int // of which conversion failed or the message was refused (Error set)
+	Reused    int // messages whose identity an earlier message with other content had (control-id reuse)
 }
 
 // HL7Completion is the outcome of converting one logged message.
@@ -49,8 +61,10 @@ type HL7Completion struct {
 // returned nil).
 //
 // Contract: implementations are safe for concurrent use; duplicate
-// detection is atomic (two PutHL7 of the same identity at once store one
-// and return ErrDuplicateMessage for the other). PutHL7 stores the message
+// detection is atomic (two PutHL7 of the same identity and content at once
+// store one and return ErrDuplicateMessage for the other, across processes
+// sharing the store). Messages logged before content hashes existed (an
+// empty stored hash) match any content of their identity. PutHL7 stores the message
 // and, when m.Processed is set, recs (with the upsert semantics of
 // Writer.PutResources) in one transaction: either all of it is durable or
 // none. Frames that cannot be parsed go to Writer.Quarantine (Type "HL7v2"),
@@ -68,4 +82,14 @@ type HL7Log interface {
 	CompleteHL7(ctx context.Context, done []HL7Completion) error
 	// HL7Counts counts the log of connection ("" = all).
 	HL7Counts(ctx context.Context, connection string) (HL7Counts, error)
+}
+
+// HL7ContentHash returns m.ContentHash, or SHA-256 of m.Raw when it is nil:
+// what a backend stores and compares for duplicate detection.
+func HL7ContentHash(m HL7Message) []byte {
+	if m.ContentHash != nil {
+		return m.ContentHash
+	}
+	h := sha256.Sum256(m.Raw)
+	return h[:]
 }

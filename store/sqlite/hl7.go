@@ -17,9 +17,14 @@ import (
 // thousands of messages a second.
 
 const insertHL7 = `INSERT INTO hl7_messages
-	(connection, sending_app, sending_facility, control_id, message_type, raw, received_at, processed, error)
-	VALUES (?,?,?,?,?,?,?,?,?)
-	ON CONFLICT (sending_app, sending_facility, control_id) DO NOTHING`
+	(connection, sending_app, sending_facility, control_id, content_hash, reused, message_type, raw, received_at, processed, error)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?)
+	ON CONFLICT (sending_app, sending_facility, control_id, content_hash) DO NOTHING`
+
+// sameIdentity counts the logged messages with a message's identity and
+// says whether one of them has its content (or no recorded content).
+const sameIdentity = `SELECT count(*), coalesce(max(content_hash = ? OR length(content_hash) = 0), 0)
+	FROM hl7_messages WHERE sending_app=? AND sending_facility=? AND control_id=?`
 
 // PutHL7 implements store.HL7Log.
 func (s *Store) PutHL7(ctx context.Context, m store.HL7Message, recs []store.Record) (int64, error) {
@@ -41,10 +46,20 @@ func (s *Store) PutHL7(ctx context.Context, m store.HL7Message, recs []store.Rec
 			return 0, fmt.Errorf("storing HL7 message %s: record %d: connection, type and id are required", m.ControlID, i)
 		}
 	}
+	hash := store.HL7ContentHash(m)
 	var seq int64
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		// The writer is the only one (and the group commit serialises
+		// transactions), so this check and the insert are atomic.
+		var same, dup int
+		if err := tx.QueryRowContext(ctx, sameIdentity, hash, m.SendingApp, m.SendingFacility, m.ControlID).Scan(&same, &dup); err != nil {
+			return err
+		}
+		if dup != 0 {
+			return store.ErrDuplicateMessage
+		}
 		res, err := tx.ExecContext(ctx, insertHL7, m.Connection, m.SendingApp, m.SendingFacility, m.ControlID,
-			m.MessageType, raw, formatTime(m.ReceivedAt), boolInt(m.Processed), m.Error)
+			hash, boolInt(same > 0), m.MessageType, raw, formatTime(m.ReceivedAt), boolInt(m.Processed), m.Error)
 		if err != nil {
 			return err
 		}
@@ -87,7 +102,7 @@ func (s *Store) PendingHL7(ctx context.Context, connection string, after int64, 
 		limit = 100
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, connection, sending_app, sending_facility, control_id, message_type,
-		raw, received_at, processed, error FROM hl7_messages
+		raw, received_at, processed, error, content_hash, reused FROM hl7_messages
 		WHERE processed=0 AND error='' AND seq>? AND (?='' OR connection=?) ORDER BY seq LIMIT ?`,
 		after, connection, connection, limit)
 	if err != nil {
@@ -98,13 +113,14 @@ func (s *Store) PendingHL7(ctx context.Context, connection string, after int64, 
 	for rows.Next() {
 		var m store.HL7Message
 		var at string
-		var processed int
+		var processed, reused int
 		if err := rows.Scan(&m.Seq, &m.Connection, &m.SendingApp, &m.SendingFacility, &m.ControlID, &m.MessageType,
-			&m.Raw, &at, &processed, &m.Error); err != nil {
+			&m.Raw, &at, &processed, &m.Error, &m.ContentHash, &reused); err != nil {
 			return nil, fmt.Errorf("listing pending HL7 messages: %w", err)
 		}
 		m.ReceivedAt = parseTime(at)
 		m.Processed = processed != 0
+		m.ReusedControlID = reused != 0
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -160,8 +176,8 @@ func (s *Store) CompleteHL7(ctx context.Context, done []store.HL7Completion) err
 // HL7Counts implements store.HL7Log.
 func (s *Store) HL7Counts(ctx context.Context, connection string) (store.HL7Counts, error) {
 	var c store.HL7Counts
-	err := s.r.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(processed),0), coalesce(sum(error<>''),0)
-		FROM hl7_messages WHERE (?='' OR connection=?)`, connection, connection).Scan(&c.Messages, &c.Processed, &c.Failed)
+	err := s.r.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(processed),0), coalesce(sum(error<>''),0), coalesce(sum(reused),0)
+		FROM hl7_messages WHERE (?='' OR connection=?)`, connection, connection).Scan(&c.Messages, &c.Processed, &c.Failed, &c.Reused)
 	if err != nil {
 		return c, fmt.Errorf("counting HL7 messages: %w", err)
 	}

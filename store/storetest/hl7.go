@@ -27,6 +27,7 @@ func RunHL7Tests(t *testing.T, newStore func(t *testing.T) HL7Store) {
 	}{
 		{"PutAndCount", testHL7Put},
 		{"DuplicateIdentityRejected", testHL7Duplicate},
+		{"ReusedControlIDWithOtherContentIsNew", testHL7ReusedControlID},
 		{"ConcurrentDuplicatesStoreOnce", testHL7ConcurrentDuplicates},
 		{"ProcessedStoresRecordsAtomically", testHL7Atomic},
 		{"PendingAndComplete", testHL7Pending},
@@ -243,5 +244,59 @@ func testHL7Failed(t *testing.T, s HL7Store) {
 	}
 	if seq == 0 {
 		t.Errorf("seq of a failed message = 0")
+	}
+}
+
+func testHL7ReusedControlID(t *testing.T, s HL7Store) {
+	ctx := context.Background()
+	first := hl7Msg("1")
+	if _, err := s.PutHL7(ctx, first, nil); err != nil {
+		t.Fatalf("PutHL7: %v", err)
+	}
+	// Same identity, other content (another patient, another trigger): a
+	// new message, not a duplicate.
+	other := hl7Msg("1")
+	other.MessageType = "ORU^R01"
+	other.Raw = []byte("MSH|^~\\&|LAB|NORTH|||20260101||ORU^R01|1|P|2.5\rPID|||999^^^NORTH\r")
+	seq, err := s.PutHL7(ctx, other, nil)
+	if err != nil {
+		t.Fatalf("PutHL7 of a reused control id with other content = %v, want stored", err)
+	}
+	// Its resend is a duplicate.
+	if _, err := s.PutHL7(ctx, other, nil); !errors.Is(err, store.ErrDuplicateMessage) {
+		t.Fatalf("resend of the second message = %v, want ErrDuplicateMessage", err)
+	}
+	// A caller-supplied content hash decides (a resend with a new MSH-7).
+	withHash := hl7Msg("2")
+	withHash.ContentHash = []byte("same-content")
+	if _, err := s.PutHL7(ctx, withHash, nil); err != nil {
+		t.Fatalf("PutHL7: %v", err)
+	}
+	resent := withHash
+	resent.Raw = append([]byte(nil), withHash.Raw...)
+	resent.Raw = append(resent.Raw, "ZZZ|resent\r"...)
+	if _, err := s.PutHL7(ctx, resent, nil); !errors.Is(err, store.ErrDuplicateMessage) {
+		t.Fatalf("same ContentHash, other bytes = %v, want ErrDuplicateMessage", err)
+	}
+	if got, want := counts(t, s, "hl7"), (store.HL7Counts{Messages: 3, Reused: 1}); got != want {
+		t.Errorf("HL7Counts = %+v, want %+v", got, want)
+	}
+	pend, err := s.PendingHL7(ctx, "hl7", 0, 10)
+	if err != nil {
+		t.Fatalf("PendingHL7: %v", err)
+	}
+	var found bool
+	for _, m := range pend {
+		if m.Seq == seq {
+			found = true
+			if !m.ReusedControlID || !bytes.Equal(m.Raw, other.Raw) {
+				t.Errorf("pending reused message = %+v, want ReusedControlID and its own raw bytes", m)
+			}
+		} else if m.ReusedControlID {
+			t.Errorf("message %d marked as a reuse", m.Seq)
+		}
+	}
+	if !found {
+		t.Errorf("the reused-id message is not pending conversion: %+v", pend)
 	}
 }
