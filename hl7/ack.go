@@ -78,6 +78,19 @@ type ACKOptions struct {
 	Now time.Time
 	// ControlID for the ACK's MSH-10; generated when empty.
 	ControlID string
+	// Location, optional, says where in the message the error is: ERR-2
+	// (v2.5 and later) or the segment^sequence^field of ERR-1 (v2.3, v2.4).
+	Location ErrorLocation
+}
+
+// BuildMessageErrorACK acknowledges msg with e's code, condition, location
+// and reason (AE or AR in original mode; code overrides it when not empty,
+// e.g. for enhanced mode's application acknowledgment).
+func BuildMessageErrorACK(msg *Message, e *MessageError, code AckCode, now time.Time) []byte {
+	if code == "" {
+		code = e.AckCode()
+	}
+	return BuildACKWith(msg, ACKOptions{Code: code, Condition: e.Condition, Text: e.Reason, Location: e.Location, Now: now})
 }
 
 var ackSeq atomic.Uint64
@@ -148,9 +161,11 @@ func BuildACKWith(msg *Message, o ACKOptions) []byte {
 				text = o.Text
 			}
 			ce := strings.Join([]string{strconv.Itoa(int(cond)), Escape(text, d), "HL70357"}, string(d.SubComponent))
-			b.Segment("ERR", string([]byte{d.Component, d.Component, d.Component})+ce)
+			l := o.Location
+			loc := strings.Join([]string{Escape(l.Segment, d), num(l.Sequence), num(l.Field)}, string(d.Component))
+			b.Segment("ERR", loc+string(d.Component)+ce)
 		} else {
-			b.Segment("ERR", "", "", d.Join(strconv.Itoa(int(cond)), condText, "HL70357"), "E", "", "", "", Escape(o.Text, d))
+			b.Segment("ERR", "", o.Location.erl(d), d.Join(strconv.Itoa(int(cond)), condText, "HL70357"), "E", "", "", "", Escape(o.Text, d))
 		}
 	}
 	return b.Bytes()

@@ -10,21 +10,30 @@
 // and "converted" the same moment: a crash before commit loses nothing
 // (no ACK was sent, the sender resends), a crash after commit has both.
 //
-// A message that cannot be converted (unsupported type, no PID-3, a
-// resource normalize rejects) is still stored durably, unprocessed, with the
-// reason (store.HL7Message.Error), and acknowledged AA: the interface engine
-// owns it from then on and nothing is lost; the failure is visible in
-// HL7Counts and can be replayed after a fix. Frames that do not parse go to
-// the quarantine with their raw bytes (Quarantine).
+// Acceptance (tofhir's rules: usable patient identifiers, required fields,
+// known segments, no control characters) is checked before anything is
+// stored as clinical data. A message that fails them is still kept in the
+// log with its raw bytes and the reason (store.HL7Message.Error), converts
+// to nothing, and HandleMessage returns its *hl7.MessageError, so the
+// listener answers AE (AR when it can never succeed) with an ERR segment
+// naming segment, field and HL7 error code: the sender keeps the message
+// and a person sees why. A valid message of a type tofhir does not convert
+// is refused the same way (AR, 200/201) unless Options.KeepUnsupported, in
+// which case it is kept unconverted, acknowledged AA and counted. Frames
+// that do not parse go to the quarantine with their raw bytes
+// (Quarantine).
 //
-// Deferred mode (Options.Deferred) stores only the raw message before the
-// ACK and converts later from the durable log (Run, PendingHL7 →
-// CompleteHL7 with the processed flag): the lowest ACK latency, at the cost
-// of resources appearing shortly after the ACK.
+// Deferred mode (Options.Deferred) checks acceptance, then stores only the
+// raw message before the ACK and converts later from the durable log (Run,
+// PendingHL7 → CompleteHL7 with the processed flag): the lowest ACK
+// latency, at the cost of resources appearing shortly after the ACK.
 //
-// Duplicate identity (MSH-3, MSH-4, MSH-10) is detected atomically by the
-// store's unique key; HandleMessage then returns mllp.ErrDuplicate and the
-// listener ACKs AA without storing again.
+// A duplicate is the same identity (MSH-3, MSH-4, MSH-10) and the same
+// content (hl7.ContentHash, which leaves out MSH-7), detected atomically by
+// the store; HandleMessage then returns mllp.ErrDuplicate (the listener
+// ACKs AA without storing again) or, for a resend of a refused message, the
+// same refusal. The same identity with other content is a new message,
+// stored, converted and counted as a control-id reuse.
 //
 // Events (events.Bus) are published after commit: never for duplicates,
 // never before the message is durable.
@@ -69,6 +78,11 @@ type Options struct {
 	Bus *events.Bus
 	// Deferred stores only the raw message before the ACK; Run converts.
 	Deferred bool
+	// KeepUnsupported acknowledges (AA) and keeps, unconverted, valid
+	// messages of types tofhir does not convert. The default refuses them
+	// (AR) so that no sender believes data was used when it was not; they
+	// are kept in the log either way.
+	KeepUnsupported bool
 	// Clock stamps received/fetched times (default time.Now).
 	Clock  func() time.Time
 	Logger *slog.Logger
@@ -96,37 +110,60 @@ func New(s Backend, o Options) *Handler {
 	return &Handler{s: s, o: o, log: o.Logger}
 }
 
-// ErrNoControlID is returned for a message without MSH-10: it cannot be
-// de-duplicated, so it is refused (AE) rather than risk storing resends twice.
-var ErrNoControlID = errors.New("hl7store: message has no control ID (MSH-10)")
-
 // HandleMessage implements mllp.Handler: it returns nil once msg (and, unless
-// deferred, its converted resources) is committed.
+// deferred, its converted resources) is committed, and an error holding an
+// *hl7.MessageError once a refused message is committed (see the package
+// comment).
 func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
 	now := h.o.Clock()
-	m, err := h.message(msg, now)
-	if err != nil {
-		return err
-	}
+	m := h.message(msg, now)
+	var res *tofhir.Result
+	var recs []store.Record
+	var convErr error
 	if h.o.Deferred {
-		_, err := h.s.PutHL7(ctx, m, nil)
-		return h.putErr(err)
-	}
-	res, recs, convErr := h.convert(ctx, msg, now, nil)
-	if convErr != nil {
-		m.Error = convErr.Error()
-		h.log.WarnContext(ctx, "HL7 message stored but not converted", "control_id", m.ControlID,
-			"type", m.MessageType, "reason", m.Error)
+		_, convErr = tofhir.Convert(msg, h.o.Convert) // acceptance only; Run converts
 	} else {
-		m.Processed = true
+		res, recs, convErr = h.convert(ctx, msg, now, nil)
+	}
+	refusal := h.refusal(convErr)
+	switch {
+	case convErr == nil:
+		m.Processed = !h.o.Deferred
+	case refusal == nil: // kept unconverted by configuration
+		m.Error = "not converted: " + convErr.Error()
+	default:
+		m.Error = "refused: " + refusal.Error()
+		h.log.WarnContext(ctx, "HL7 message refused and kept", "control_id", m.ControlID,
+			"type", m.MessageType, "reason", refusal.Error())
 	}
 	if _, err := h.s.PutHL7(ctx, m, recs); err != nil {
+		if errors.Is(err, store.ErrDuplicateMessage) && refusal != nil {
+			return fmt.Errorf("resent refused message: %w", refusal)
+		}
 		return h.putErr(err)
+	}
+	if refusal != nil {
+		return refusal
 	}
 	if res != nil {
 		h.publish(res)
 	}
 	return nil
+}
+
+// refusal turns a conversion error into the error the sender is told;
+// nil for success and for unsupported types kept by configuration.
+func (h *Handler) refusal(err error) *hl7.MessageError {
+	if err == nil || (h.o.KeepUnsupported && errors.Is(err, tofhir.ErrUnsupported)) {
+		return nil
+	}
+	var me *hl7.MessageError
+	if errors.As(err, &me) {
+		return me
+	}
+	// A converted resource that normalize rejects, a store read that
+	// failed: not the sender's fault, but the data was not used.
+	return &hl7.MessageError{Condition: hl7.ErrApplicationInternalError, Reason: err.Error()}
 }
 
 func (h *Handler) putErr(err error) error {
@@ -136,7 +173,7 @@ func (h *Handler) putErr(err error) error {
 	return err
 }
 
-func (h *Handler) message(msg *hl7.Message, now time.Time) (store.HL7Message, error) {
+func (h *Handler) message(msg *hl7.Message, now time.Time) store.HL7Message {
 	hdr := msg.Header()
 	m := store.HL7Message{
 		Connection:      h.o.Connection,
@@ -144,14 +181,12 @@ func (h *Handler) message(msg *hl7.Message, now time.Time) (store.HL7Message, er
 		SendingFacility: string(hdr.Field(4).Raw()),
 		ControlID:       msg.ControlID(),
 		Raw:             msg.Bytes(),
+		ContentHash:     hl7.ContentHash(msg),
 		ReceivedAt:      now,
 	}
 	mt := msg.MessageType()
 	m.MessageType = mt.Code + "^" + mt.Trigger
-	if m.ControlID == "" {
-		return m, ErrNoControlID
-	}
-	return m, nil
+	return m
 }
 
 // overlay holds resources written by earlier messages of a batch that is

@@ -229,20 +229,38 @@ func TestDuplicatesAndEvents(t *testing.T) {
 }
 
 func TestUnsupportedStoredNotLost(t *testing.T) {
+	raw := "MSH|^~\\&|SCHED|NORTHMC|||20260101||SIU^S99^SIU_S12|S-1|P|2.5.1\rSCH|1\r"
+	m, _ := hl7.Parse([]byte(raw), hl7.ParseOptions{})
+	t.Run("refused by default", func(t *testing.T) {
+		s := newStore(t)
+		h := New(s, Options{Clock: clock})
+		var me *hl7.MessageError
+		if err := h.HandleMessage(context.Background(), m); !errors.As(err, &me) || me.AckCode() != hl7.AckApplicationReject ||
+			me.Condition != hl7.ErrUnsupportedMessageType {
+			t.Fatalf("HandleMessage(SIU^S99) = %v, want an AR refusal with condition 200", err)
+		}
+		c, _ := s.HL7Counts(context.Background(), "")
+		if c != (store.HL7Counts{Messages: 1, Failed: 1}) {
+			t.Errorf("HL7Counts = %+v, want the refused message kept", c)
+		}
+	})
+	t.Run("kept when configured", func(t *testing.T) {
+		s := newStore(t)
+		h := New(s, Options{Clock: clock, KeepUnsupported: true})
+		if err := h.HandleMessage(context.Background(), m); err != nil {
+			t.Fatalf("HandleMessage(SIU^S99) = %v, want nil (stored, unconverted)", err)
+		}
+		c, _ := s.HL7Counts(context.Background(), "")
+		if c != (store.HL7Counts{Messages: 1, Failed: 1}) {
+			t.Errorf("HL7Counts = %+v", c)
+		}
+	})
 	s := newStore(t)
 	h := New(s, Options{Clock: clock})
-	raw := "MSH|^~\\&|SCHED|NORTHMC|||20260101||SIU^S12^SIU_S12|S-1|P|2.5.1\rSCH|1\r"
-	m, _ := hl7.Parse([]byte(raw), hl7.ParseOptions{})
-	if err := h.HandleMessage(context.Background(), m); err != nil {
-		t.Fatalf("HandleMessage(SIU) = %v, want nil (stored, unconverted)", err)
-	}
-	c, _ := s.HL7Counts(context.Background(), "")
-	if c != (store.HL7Counts{Messages: 1, Failed: 1}) {
-		t.Errorf("HL7Counts = %+v", c)
-	}
 	noID, _ := hl7.Parse([]byte("MSH|^~\\&|A|B|||20260101||ADT^A01|||P|2.5\r"), hl7.ParseOptions{})
-	if err := h.HandleMessage(context.Background(), noID); !errors.Is(err, ErrNoControlID) {
-		t.Errorf("no MSH-10: %v", err)
+	var me *hl7.MessageError
+	if err := h.HandleMessage(context.Background(), noID); !errors.As(err, &me) || me.AckCode() != hl7.AckApplicationReject {
+		t.Errorf("no MSH-10: %v, want an AR refusal", err)
 	}
 	if err := h.Quarantine(context.Background(), []byte("garbage"), "parse: no MSH"); err != nil {
 		t.Fatal(err)

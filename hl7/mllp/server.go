@@ -27,6 +27,14 @@ import (
 // retries; the error text is logged (so it must not carry message content),
 // never sent.
 //
+// A Handler that has durably kept a message but refuses it (it breaks the
+// acceptance rules, or its type is not converted) returns an error holding
+// an *hl7.MessageError (errors.As): the server answers with its code (AE,
+// or AR when it can never succeed) and an ERR segment carrying its
+// condition, location and user-safe reason. In enhanced mode the commit
+// acknowledgment is CA (the message is kept) and the refusal is the
+// application acknowledgment.
+//
 // HandleMessage is called concurrently for different connections (at most
 // Server.QueueSize at once) and sequentially, in arrival order, for messages
 // of one connection. The same message can arrive on two connections at once
@@ -453,7 +461,10 @@ func (s *Server) handleFrame(ctx context.Context, c *serverConn, raw []byte, log
 		if !s.writeAck(c, s.ack(msg, hl7.AckApplicationAccept, 0, ""), log) {
 			return false
 		}
-		if err := s.Handler.HandleMessage(ctx, msg); err != nil && !errors.Is(err, ErrDuplicate) {
+		var refused *hl7.MessageError
+		if err := s.Handler.HandleMessage(ctx, msg); errors.As(err, &refused) {
+			log.Warn("mllp message acknowledged AA (aa-only mode) but refused and kept", "reason", refused.Error())
+		} else if err != nil && !errors.Is(err, ErrDuplicate) {
 			log.Error("mllp message acknowledged but not stored (aa-only mode): message lost", "err", err)
 		}
 		return true
@@ -464,6 +475,10 @@ func (s *Server) handleFrame(ctx context.Context, c *serverConn, raw []byte, log
 			return false
 		}
 		dup := errors.Is(err, ErrDuplicate)
+		var refused *hl7.MessageError
+		if errors.As(err, &refused) {
+			err = nil // kept: commit accepted, refused by the application
+		}
 		commit := hl7.AckCommitAccept
 		if err != nil && !dup {
 			commit = hl7.AckCommitError
@@ -475,6 +490,13 @@ func (s *Server) handleFrame(ctx context.Context, c *serverConn, raw []byte, log
 			}
 		}
 		if commit.IsError() {
+			return true
+		}
+		if refused != nil {
+			log.Info("mllp message kept but refused", "reason", refused.Error())
+			if wantAck(msg.Get("MSH-16"), true) {
+				return s.writeAck(c, hl7.BuildMessageErrorACK(msg, refused, "", s.now()), log)
+			}
 			return true
 		}
 		app := hl7.AckApplicationAccept
@@ -494,6 +516,11 @@ func (s *Server) handleFrame(ctx context.Context, c *serverConn, raw []byte, log
 		err := s.Handler.HandleMessage(ctx, msg)
 		if ctx.Err() != nil {
 			return false // forced stop: no ACK; the sender resends, duplicates are detected
+		}
+		var refused *hl7.MessageError
+		if errors.As(err, &refused) {
+			log.Info("mllp message kept but refused", "ack", refused.AckCode(), "reason", refused.Error())
+			return s.writeAck(c, hl7.BuildMessageErrorACK(msg, refused, "", s.now()), log)
 		}
 		if err != nil {
 			if errors.Is(err, ErrDuplicate) {

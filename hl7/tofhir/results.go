@@ -2,7 +2,6 @@ package tofhir
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -28,29 +27,56 @@ func (c *conv) oru() error {
 	if err != nil {
 		return err
 	}
-	c.addPatient(p)
-	// Walk segments: each OBR opens a report; OBX and NTE attach to it.
+	// Walk segments: each OBR opens a report; OBX attach to it.
 	type report struct {
-		obr  hl7.Segment
-		obxs []hl7.Segment
+		obr    hl7.Segment
+		seq    int // occurrence of this OBR in the message
+		obxs   []hl7.Segment
+		obxSeq []int
 	}
 	var reps []*report
+	obrs, obxs := 0, 0
 	for i := 0; i < c.m.Len(); i++ {
 		s := c.m.SegmentAt(i)
 		switch s.Name() {
 		case "OBR":
-			reps = append(reps, &report{obr: s})
+			obrs++
+			if err := requireField(s, obrs, 4, "universal service identifier"); err != nil {
+				return err
+			}
+			for _, n := range []int{7, 22} {
+				if err := c.checkTime(s, obrs, n); err != nil {
+					return err
+				}
+			}
+			reps = append(reps, &report{obr: s, seq: obrs})
 		case "OBX":
-			if len(reps) > 0 {
-				reps[len(reps)-1].obxs = append(reps[len(reps)-1].obxs, s)
+			obxs++
+			if len(reps) > 0 { // an OBX before any OBR belongs to no order: ignored, kept in the raw message
+				if err := c.checkOBX(s, obxs); err != nil {
+					return err
+				}
+				r := reps[len(reps)-1]
+				r.obxs = append(r.obxs, s)
+				r.obxSeq = append(r.obxSeq, obxs)
 			}
 		}
 	}
 	if len(reps) == 0 {
-		return errors.New("tofhir: ORU without OBR")
+		return problem(hl7.ErrSegmentSequence, at("OBR", 1, 0), "ORU^R01 needs at least one OBR")
 	}
-	for n, r := range reps {
-		c.report(n+1, r.obr, r.obxs)
+	c.addPatient(p)
+	// Report ids: the order key (filler, else placer number); OBRs of one
+	// message that share it (a placer number without filler numbers, as
+	// newborn-screening panels send) are told apart by their service code,
+	// then by occurrence, so no report overwrites another.
+	keys := make([]string, len(reps))
+	for i, r := range reps {
+		keys[i], _ = c.orderKey(r.obr, i+1)
+	}
+	keys = disambiguate(keys, func(i int) string { return codeKey(reps[i].obr.Field(4).Repetition(1)) })
+	for i, r := range reps {
+		c.report(i+1, keys[i], r.obr, r.obxs)
 	}
 	return nil
 }
@@ -60,7 +86,7 @@ func (c *conv) oru() error {
 func (c *conv) orderKey(obr hl7.Segment, n int) (key string, ident obj) {
 	for _, f := range []int{3, 2} {
 		r := obr.Field(f).Repetition(1)
-		if v := r.Component(1).Value(); v != "" {
+		if v := r.Component(1).Value(); v != "" && c.usableIdentifier(v) == "" {
 			ns := firstNonEmpty(r.Component(2).Value(), r.Component(3).Value())
 			sys := c.system(hd{namespace: r.Component(2).Value(), universal: r.Component(3).Value(), typ: r.Component(4).Value()})
 			code := map[int]string{3: "FILL", 2: "PLAC"}[f]
@@ -71,8 +97,79 @@ func (c *conv) orderKey(obr hl7.Segment, n int) (key string, ident obj) {
 	return fmt.Sprintf("%s#%d", c.source, n), nil
 }
 
-func (c *conv) report(n int, obr hl7.Segment, obxs []hl7.Segment) {
-	key, ident := c.orderKey(obr, n)
+// checkOBX applies the result rules: OBX-3 (what was observed) and OBX-11
+// (result status) are required, OBX-2 when there is a value, and a numeric
+// value must be a number.
+func (c *conv) checkOBX(s hl7.Segment, seq int) error {
+	if err := requireField(s, seq, 3, "observation identifier"); err != nil {
+		return err
+	}
+	if err := requireField(s, seq, 11, "observation result status"); err != nil {
+		return err
+	}
+	if !s.Field(5).IsEmpty() {
+		if err := requireField(s, seq, 2, "value type"); err != nil {
+			return err
+		}
+		if s.Field(2).Value() == "NM" && !s.Field(5).IsNull() {
+			if _, ok := jsonNumber(s.Field(5).Value()); !ok {
+				return problem(hl7.ErrDataType, at("OBX", seq, 5), "OBX-5 is not a number but OBX-2 says NM")
+			}
+		}
+	}
+	return c.checkTime(s, seq, 14)
+}
+
+// codeKey is what identifies a coded element for ids: the primary
+// triplet's code and system, else the alternate triplet's (CWE-4..6), else
+// the text.
+func codeKey(r hl7.Repetition) string {
+	if v := r.Component(1).Value(); v != "" {
+		return v + "^" + r.Component(3).Value()
+	}
+	if v := r.Component(4).Value(); v != "" {
+		return "alt^" + v + "^" + r.Component(6).Value()
+	}
+	if v := firstNonEmpty(r.Component(2).Value(), r.Component(9).Value()); v != "" {
+		return "text^" + v
+	}
+	return ""
+}
+
+// disambiguate makes keys unique within one message, deterministically (a
+// resend of the same message gives the same keys): a key that occurs once
+// is kept as it is (so a later message about the same order or result
+// updates the same resource); repeated ones get detail(i), and those still
+// repeated get their occurrence number.
+func disambiguate(keys []string, detail func(i int) string) []string {
+	count := func(ks []string) map[string]int {
+		n := map[string]int{}
+		for _, k := range ks {
+			n[k]++
+		}
+		return n
+	}
+	n := count(keys)
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k
+		if n[k] > 1 {
+			out[i] = k + "|" + detail(i)
+		}
+	}
+	n = count(out)
+	seen := map[string]int{}
+	for i, k := range out {
+		if n[k] > 1 {
+			seen[k]++
+			out[i] = fmt.Sprintf("%s#%d", k, seen[k])
+		}
+	}
+	return out
+}
+
+func (c *conv) report(n int, key string, obr hl7.Segment, obxs []hl7.Segment) {
+	_, ident := c.orderKey(obr, n)
 	rid := id("rpt", c.res.PatientID, key)
 	status := reportStatus[obr.Field(25).Value()]
 	if status == "" {
@@ -87,15 +184,28 @@ func (c *conv) report(n int, obr hl7.Segment, obxs []hl7.Segment) {
 		c.res.ResultStatus = status
 	}
 	effective, _ := dateTime(obr.Field(7).Value(), c.o.Location)
+	// Observation ids: the code (either triplet) and OBX-4 sub-id, within
+	// the report; repeats get their occurrence number.
+	var okeys []string
+	var values []hl7.Segment
 	var results, forms []any
-	for i, obx := range obxs {
+	for _, obx := range obxs {
 		// Reference pointers and encapsulated data are the report's
 		// presented form (a PDF, an image), not observations.
 		if a := attachment(obx); a != nil {
 			forms = append(forms, a)
 			continue
 		}
-		oid := c.observation(rid, i+1, obx, effective)
+		values = append(values, obx)
+		k := codeKey(obx.Field(3).Repetition(1))
+		if k == "" {
+			k = fmt.Sprintf("#%d", len(values))
+		}
+		okeys = append(okeys, k+"^"+obx.Field(4).Value())
+	}
+	okeys = disambiguate(okeys, func(int) string { return "" })
+	for i, obx := range values {
+		oid := c.observation(rid, okeys[i], obx, effective)
 		results = append(results, obj{"reference": "Observation/" + oid})
 	}
 	d := obj{"status": status, "subject": c.patientRef(), "code": cwe(obr.Field(4).Repetition(1)),
@@ -151,12 +261,8 @@ func attachment(obx hl7.Segment) obj {
 	return nil
 }
 
-func (c *conv) observation(reportID string, n int, obx hl7.Segment, effective string) string {
+func (c *conv) observation(reportID, key string, obx hl7.Segment, effective string) string {
 	code := cwe(obx.Field(3).Repetition(1))
-	key := obx.Field(3).Component(1).Value() + "^" + obx.Field(3).Component(3).Value() + "^" + obx.Field(4).Value()
-	if key == "^^" {
-		key = fmt.Sprint(n)
-	}
 	oid := id("obs", reportID, key)
 	o := obj{"subject": c.patientRef(), "code": code,
 		"category": []any{obj{"coding": []any{obj{"system": sysObsCat, "code": "laboratory"}}}}}
@@ -304,7 +410,18 @@ func (c *conv) vxu() error {
 	c.addPatient(p)
 	segs := c.m.Segments("RXA")
 	if len(segs) == 0 {
-		return errors.New("tofhir: VXU without RXA")
+		return problem(hl7.ErrSegmentSequence, at("RXA", 1, 0), "VXU^V04 needs at least one RXA")
+	}
+	for i, rxa := range segs {
+		if err := requireField(rxa, i+1, 3, "date/time start of administration"); err != nil {
+			return err
+		}
+		if err := requireField(rxa, i+1, 5, "administered code"); err != nil {
+			return err
+		}
+		if err := c.checkTime(rxa, i+1, 3); err != nil {
+			return err
+		}
 	}
 	// RXR follows its RXA.
 	routes := map[int]hl7.Segment{}

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -27,8 +28,9 @@ import (
 // ErrUnsupported is returned for a message type tofhir does not convert.
 var ErrUnsupported = errors.New("tofhir: unsupported message type")
 
-// ErrNoPatient is returned when a message has no usable PID-3 identifier.
-var ErrNoPatient = errors.New("tofhir: no patient identifier (PID-3)")
+// ErrNoPatient is returned (beside an *hl7.MessageError) when a message
+// has no usable PID-3 identifier.
+var ErrNoPatient = errors.New("tofhir: no usable patient identifier (PID-3)")
 
 // Options tune the conversion. The zero value is usable.
 type Options struct {
@@ -40,6 +42,22 @@ type Options struct {
 	Authorities map[string]string
 	// Location is the time zone of v2 times without an offset (default UTC).
 	Location *time.Location
+	// DefaultAuthority is the assigning authority of identifiers (PID-3,
+	// MRG-1, PV1-19) sent without CX-4, looked up in Authorities like a
+	// CX-4 namespace. Empty: the sending facility (MSH-4, else MSH-3),
+	// unless RequireAuthority is set.
+	DefaultAuthority string
+	// RequireAuthority refuses identifiers that have neither CX-4 nor a
+	// DefaultAuthority instead of qualifying them by the sending facility.
+	RequireAuthority bool
+	// IdentifierPattern, when set, must match every patient identifier
+	// value (PID-3, PID-2, MRG-1) for it to be used; others are ignored as
+	// if absent (a message left without any is refused).
+	IdentifierPattern *regexp.Regexp
+	// Placeholders are identifier values that mean "unknown" at this site
+	// (compared case-insensitively), beside the built-in ones (the HL7
+	// explicit null, blanks, UNKNOWN, NONE, all zeros, ...).
+	Placeholders []string
 }
 
 // Resource is one converted resource.
@@ -105,11 +123,18 @@ type conv struct {
 	primaryIsMR bool
 }
 
-// Convert converts m. It returns ErrUnsupported for message types outside
-// the list in the package comment and ErrNoPatient when PID-3 is empty.
+// Convert converts m. A message that breaks the acceptance rules (see
+// accept.go: header, segments, control characters, usable identifiers,
+// required fields and data types of the trigger) returns an error holding
+// an *hl7.MessageError (errors.As) and no resources; so do message types
+// outside the list in the package comment, whose error also wraps
+// ErrUnsupported. A message without a usable PID-3 also wraps ErrNoPatient.
 func Convert(m *hl7.Message, o Options) (*Result, error) {
 	if o.Location == nil {
 		o.Location = time.UTC
+	}
+	if err := checkMessage(m); err != nil {
+		return nil, err
 	}
 	mt := m.MessageType()
 	c := &conv{m: m, o: o, source: Source(m), res: &Result{MessageType: mt.Code, Trigger: mt.Trigger}}
@@ -127,7 +152,14 @@ func Convert(m *hl7.Message, o Options) (*Result, error) {
 	case "VXU^V04":
 		err = c.vxu()
 	default:
-		return nil, fmt.Errorf("%w: %s^%s", ErrUnsupported, mt.Code, mt.Trigger)
+		cond := hl7.ErrUnsupportedEventCode
+		switch mt.Code {
+		case "ADT", "ORU", "VXU":
+		default:
+			cond = hl7.ErrUnsupportedMessageType
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, &hl7.MessageError{Condition: cond, Location: at("MSH", 1, 9),
+			Reason: fmt.Sprintf("message type %s^%s is not converted by this feed", mt.Code, mt.Trigger), Reject: true})
 	}
 	if err != nil {
 		return nil, err
@@ -152,6 +184,9 @@ func (c *conv) add(typ, rid string, o obj) Resource {
 // authority falls back to the sending facility (MSH-4), so an identifier
 // always carries one.
 func (c *conv) system(a hd) string {
+	if a.namespace == "" && a.universal == "" && c.o.DefaultAuthority != "" {
+		a = hd{namespace: c.o.DefaultAuthority}
+	}
 	if a.namespace == "" && a.universal == "" {
 		a = hdOfField(c.m.Header().Field(4))
 		a.namespace = firstNonEmpty(a.namespace, c.m.Header().Field(3).Value())
@@ -189,15 +224,31 @@ func (c *conv) identifier(r hl7.Repetition) (obj, fhir.Identifier) {
 func (c *conv) patient() (obj, error) {
 	pid, ok := c.m.Segment("PID", 1)
 	if !ok {
-		return nil, ErrNoPatient
+		return nil, fmt.Errorf("%w: %w", ErrNoPatient, problem(hl7.ErrSegmentSequence, at("PID", 1, 0),
+			"PID segment is required for %s^%s", c.res.MessageType, c.res.Trigger))
 	}
 	p := obj{"active": true}
 	var ids []any
 	var primary fhir.Identifier
+	var why string // why the last non-empty identifier was not usable
+	usable := func(r hl7.Repetition) bool {
+		if r.IsEmpty() {
+			return false
+		}
+		if w := c.usableIdentifier(r.Component(1).Value()); w != "" {
+			why = w
+			return false
+		}
+		if !c.hasAuthority(r) {
+			why = "no assigning authority (CX-4) and the feed has no default"
+			return false
+		}
+		return true
+	}
 	f := pid.Field(3)
 	for i := 1; i <= f.NumRepetitions(); i++ {
 		r := f.Repetition(i)
-		if r.Component(1).Value() == "" {
+		if !usable(r) {
 			continue
 		}
 		o, ident := c.identifier(r)
@@ -209,14 +260,24 @@ func (c *conv) patient() (obj, error) {
 	}
 	if primary.Value == "" {
 		// v2.3 and earlier sometimes carry the id in PID-2 (external id) only.
-		if r := pid.Field(2).Repetition(1); r.Component(1).Value() != "" {
+		if r := pid.Field(2).Repetition(1); usable(r) {
 			o, ident := c.identifier(r)
 			ids = append(ids, o)
 			primary = ident
 		}
 	}
 	if primary.Value == "" {
-		return nil, ErrNoPatient
+		reason := "PID-3 has no patient identifier"
+		if why != "" {
+			reason = "PID-3 has no usable patient identifier (" + why + ")"
+		}
+		return nil, fmt.Errorf("%w: %w", ErrNoPatient, problem(hl7.ErrRequiredFieldMissing, at("PID", 1, 3), "%s", reason))
+	}
+	if err := requireField(pid, 1, 5, "patient name"); err != nil {
+		return nil, err
+	}
+	if err := c.checkTime(pid, 1, 7); err != nil {
+		return nil, err
 	}
 	set(p, "identifier", ids)
 	c.res.Patient = primary
@@ -282,9 +343,17 @@ func (c *conv) adt(withEncounter bool) error {
 	if !withEncounter {
 		return nil
 	}
-	pv1, ok := c.m.Segment("PV1", 1)
-	if !ok {
-		return nil
+	pv1, err := c.requireSegment("PV1", "patient visit")
+	if err != nil {
+		return err
+	}
+	if err := requireField(pv1, 1, 2, "patient class"); err != nil {
+		return err
+	}
+	for _, n := range []int{44, 45} {
+		if err := c.checkTime(pv1, 1, n); err != nil {
+			return err
+		}
 	}
 	return c.encounter(pv1)
 }
@@ -310,7 +379,7 @@ func (c *conv) encounter(pv1 hl7.Segment) error {
 	trig := c.res.Trigger
 	visit := pv1.Field(19).Repetition(1)
 	var rid string
-	if v := visit.Component(1).Value(); v != "" {
+	if v := visit.Component(1).Value(); v != "" && c.usableIdentifier(v) == "" && c.hasAuthority(visit) {
 		ident, fi := c.identifier(visit)
 		if visit.Component(5).Value() == "" {
 			ident["type"] = obj{"coding": []any{obj{"system": sysV2_0203, "code": "VN"}}}
@@ -410,14 +479,21 @@ func (c *conv) merge() error {
 	if err != nil {
 		return err
 	}
-	mrg, ok := c.m.Segment("MRG", 1)
-	if !ok || mrg.Field(1).Value() == "" {
-		return errors.New("tofhir: A40 without MRG-1 (prior patient identifier)")
+	mrg, err := c.requireSegment("MRG", "merge patient information")
+	if err != nil {
+		return err
 	}
-	_, old := c.identifier(mrg.Field(1).Repetition(1))
+	prior := mrg.Field(1).Repetition(1)
+	if w := c.usableIdentifier(prior.Component(1).Value()); w != "" || !c.hasAuthority(prior) {
+		if w == "" {
+			w = "no assigning authority"
+		}
+		return problem(hl7.ErrRequiredFieldMissing, at("MRG", 1, 1), "MRG-1 has no usable prior patient identifier (%s)", w)
+	}
+	_, old := c.identifier(prior)
 	oldID := PatientID(old)
 	if oldID == c.res.PatientID {
-		return errors.New("tofhir: A40 merges a patient into itself")
+		return problem(hl7.ErrDataType, at("MRG", 1, 1), "A40 merges a patient into itself")
 	}
 	p["link"] = []any{obj{"other": obj{"reference": "Patient/" + oldID}, "type": "replaces"}}
 	c.addPatient(p)
