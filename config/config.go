@@ -69,6 +69,26 @@ type HL7 struct {
 	AckMode    string `yaml:"ack_mode"`   // original (default), enhanced, aa-only
 	TLSCert    string `yaml:"tls_cert"`
 	TLSKey     string `yaml:"tls_key"`
+	// What this site's feed does differently (see hl7/tofhir/README.md,
+	// "Acceptance rules"):
+	// Authorities maps an assigning authority (CX-4 namespace or universal
+	// id) to the FHIR identifier.system to use for it.
+	Authorities map[string]string `yaml:"authorities"`
+	// DefaultAuthority qualifies identifiers sent without CX-4 (default:
+	// the sending facility, MSH-4).
+	DefaultAuthority string `yaml:"default_authority"`
+	// RequireAuthority refuses identifiers with neither CX-4 nor a default.
+	RequireAuthority bool `yaml:"require_authority"`
+	// IdentifierPattern is a regular expression every patient identifier
+	// value must match to be used (e.g. "^[0-9]{6,10}$").
+	IdentifierPattern string `yaml:"identifier_pattern"`
+	// PlaceholderIdentifiers are values that mean "unknown" at this site.
+	PlaceholderIdentifiers []string `yaml:"placeholder_identifiers"`
+	// Unsupported: "reject" (default: AR, kept in the log) or "keep" (AA,
+	// kept unconverted) for valid messages of types ehrgate does not convert.
+	Unsupported string `yaml:"unsupported"`
+	// TimeZone reads v2 times without an offset (IANA name; default UTC).
+	TimeZone string `yaml:"time_zone"`
 }
 
 // Events configures what happens when an HL7 v2 event (admission,
@@ -246,6 +266,17 @@ func (c Config) Validate() error {
 	}
 	if (c.HL7.TLSCert == "") != (c.HL7.TLSKey == "") {
 		errs = append(errs, errors.New("hl7: tls_cert and tls_key go together"))
+	}
+	if _, err := regexp.Compile(c.HL7.IdentifierPattern); err != nil {
+		errs = append(errs, fmt.Errorf("hl7.identifier_pattern: %w", err))
+	}
+	switch c.HL7.Unsupported {
+	case "", "reject", "keep":
+	default:
+		errs = append(errs, fmt.Errorf("hl7.unsupported: %q is not reject or keep", c.HL7.Unsupported))
+	}
+	if _, err := time.LoadLocation(c.HL7.TimeZone); err != nil {
+		errs = append(errs, fmt.Errorf("hl7.time_zone: %w", err))
 	}
 	for i, w := range c.Events.Webhooks {
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"ehrgate/config"
 	"ehrgate/events"
 	"ehrgate/fhir"
+	"ehrgate/hl7/tofhir"
 	"ehrgate/refresh"
 )
 
@@ -86,6 +89,16 @@ func mllpFromConfig(cmd *cobra.Command, o *mllpOptions, c config.HL7) {
 	set("mllp-ack-mode", &o.AckMode, c.AckMode)
 	set("mllp-tls-cert", &o.TLSCert, c.TLSCert)
 	set("mllp-tls-key", &o.TLSKey, c.TLSKey)
+	// Validate has checked the pattern and the zone.
+	o.Feed = tofhir.Options{Authorities: c.Authorities, DefaultAuthority: c.DefaultAuthority,
+		RequireAuthority: c.RequireAuthority, Placeholders: c.PlaceholderIdentifiers}
+	if c.IdentifierPattern != "" {
+		o.Feed.IdentifierPattern = regexp.MustCompile(c.IdentifierPattern)
+	}
+	if c.TimeZone != "" {
+		o.Feed.Location, _ = time.LoadLocation(c.TimeZone)
+	}
+	o.KeepUnsupported = c.Unsupported == "keep"
 }
 
 // startMLLP runs the MLLP listener in the background. It returns a channel

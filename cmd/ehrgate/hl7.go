@@ -23,6 +23,7 @@ import (
 	"ehrgate/hl7"
 	"ehrgate/hl7/hl7store"
 	"ehrgate/hl7/mllp"
+	"ehrgate/hl7/tofhir"
 	"ehrgate/store/sqlite"
 )
 
@@ -244,6 +245,12 @@ type mllpOptions struct {
 	AckMode    string // original, enhanced, aa-only
 	TLSCert    string
 	TLSKey     string
+	// Feed is what this site's feed does differently (from the hl7: section
+	// of the configuration): authorities, identifier rules, time zone.
+	Feed tofhir.Options
+	// KeepUnsupported acknowledges AA and keeps unconverted the message
+	// types ehrgate does not convert (default: AR, kept).
+	KeepUnsupported bool
 }
 
 // addMLLPFlags registers --mllp-addr, --hl7-connection, --mllp-ack-mode,
@@ -278,7 +285,8 @@ func runMLLP(ctx context.Context, log *slog.Logger, st *sqlite.Store, o mllpOpti
 	// Deferred: the ACK follows the commit of the raw message (durable
 	// store-and-forward); conversion runs right behind it from the log
 	// (hl7store package comment, hl7/README.md for the numbers).
-	h := hl7store.New(st, hl7store.Options{Connection: o.Connection, Bus: bus, Logger: log, Deferred: true})
+	h := hl7store.New(st, hl7store.Options{Connection: o.Connection, Bus: bus, Logger: log, Deferred: true,
+		Convert: o.Feed, KeepUnsupported: o.KeepUnsupported})
 	srv := &mllp.Server{Handler: h, Quarantiner: h, AckMode: mode, Logger: log}
 	if o.TLSCert != "" || o.TLSKey != "" {
 		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)

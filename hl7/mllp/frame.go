@@ -37,8 +37,12 @@ const (
 	CarriageReturn = 0x0D
 )
 
-// DefaultMaxFrameSize bounds a frame when no size is configured (1 MiB).
-const DefaultMaxFrameSize = 1 << 20
+// DefaultMaxFrameSize bounds a frame when no size is configured (16 MiB):
+// results carry embedded documents (a base64 PDF in an ED OBX-5 runs to
+// several megabytes), and refusing them would lose results. Each
+// connection holds at most one frame, and Server.QueueSize bounds how many
+// are handled at once.
+const DefaultMaxFrameSize = 16 << 20
 
 var (
 	// ErrFrameTooLarge reports a frame longer than the reader's limit. The
