@@ -36,12 +36,12 @@ columns empty ("-" for standard output): fill it in and pass it back with
 			if err != nil {
 				return err
 			}
-			g, err := a.openGateway(cmd.Context())
+			db, err := a.openExistingStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer g.Close()
-			rep, err := quality.Build(cmd.Context(), g.store, n, connection)
+			defer db.Close()
+			rep, err := quality.Build(cmd.Context(), db, n, connection)
 			if err != nil {
 				return err
 			}

@@ -17,12 +17,12 @@ func newStatsCmd(a *app) *cobra.Command {
 			if err := a.load(cmd); err != nil {
 				return err
 			}
-			g, err := a.openGateway(cmd.Context())
+			db, err := a.openExistingStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer g.Close()
-			st, err := g.store.Stats(cmd.Context())
+			defer db.Close()
+			st, err := db.Stats(cmd.Context())
 			if err != nil {
 				return err
 			}
