@@ -16,6 +16,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -169,13 +170,23 @@ func Load(path string, env []string) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("reading config file: %w", err)
 		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		if cfg, err = Parse(b); err != nil {
 			return cfg, fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
 	applyEnv(&cfg, env)
+	return cfg, nil
+}
+
+// Parse decodes a YAML configuration over the defaults. Unknown keys are
+// errors (a misspelt setting must not be silently ignored).
+func Parse(b []byte) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
