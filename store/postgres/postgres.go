@@ -133,4 +133,10 @@ func transient(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
-var _ store.Store = (*Store)(nil)
+// Interface guards.
+var (
+	_ store.Store              = (*Store)(nil)
+	_ store.TokenStore         = (*Store)(nil)
+	_ store.PagedScanner       = (*Store)(nil)
+	_ store.NormalizedRewriter = (*Store)(nil)
+)

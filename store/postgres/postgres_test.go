@@ -38,6 +38,10 @@ func TestTokenConformance(t *testing.T) {
 	storetest.RunTokenTests(t, func(t *testing.T) store.TokenStore { return open(t) })
 }
 
+func TestScanConformance(t *testing.T) {
+	storetest.RunScanTests(t, func(t *testing.T) storetest.ScanStore { return open(t) })
+}
+
 func TestMigrationsAreIdempotent(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	for i := 0; i < 2; i++ {
