@@ -90,6 +90,9 @@ type HL7 struct {
 	Unsupported string `yaml:"unsupported"`
 	// TimeZone reads v2 times without an offset (IANA name; default UTC).
 	TimeZone string `yaml:"time_zone"`
+	// Charset is the character set of messages without MSH-18 (HL7 table
+	// 0211 name such as "8859/1"; default UTF-8).
+	Charset string `yaml:"charset"`
 }
 
 // Events configures what happens when an HL7 v2 event (admission,

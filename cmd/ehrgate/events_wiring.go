@@ -91,7 +91,7 @@ func mllpFromConfig(cmd *cobra.Command, o *mllpOptions, c config.HL7) {
 	set("mllp-tls-key", &o.TLSKey, c.TLSKey)
 	// Validate has checked the pattern and the zone.
 	o.Feed = tofhir.Options{Authorities: c.Authorities, DefaultAuthority: c.DefaultAuthority,
-		RequireAuthority: c.RequireAuthority, Placeholders: c.PlaceholderIdentifiers}
+		RequireAuthority: c.RequireAuthority, Placeholders: c.PlaceholderIdentifiers, Charset: c.Charset}
 	if c.IdentifierPattern != "" {
 		o.Feed.IdentifierPattern = regexp.MustCompile(c.IdentifierPattern)
 	}

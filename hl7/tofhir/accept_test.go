@@ -1,9 +1,14 @@
 package tofhir
 
 import (
+	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"ehrgate/hl7"
 )
 
 func TestDisambiguate(t *testing.T) {
@@ -38,5 +43,55 @@ func TestUsableIdentifier(t *testing.T) {
 		if got := c.usableIdentifier(v) == ""; got != want {
 			t.Errorf("usableIdentifier(%q) usable = %v, want %v", v, got, want)
 		}
+	}
+}
+
+func TestCharsets(t *testing.T) {
+	msg := func(msh18 string) *hl7.Message {
+		raw := "MSH|^~\\&|REG|NORTHMC|||20260301||ADT^A28^ADT_A05|C1|P|2.5.1||||||" + msh18 +
+			"\rPID|1||100200^^^NORTHMC^MR||M\xfcller^J\xf6rg||19790412|M\r"
+		m, err := hl7.Parse([]byte(raw), hl7.ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	family := func(t *testing.T, res *Result) string {
+		t.Helper()
+		var p struct {
+			Name []struct {
+				Family string
+				Given  []string
+			}
+		}
+		if err := json.Unmarshal(res.Resources[0].JSON, &p); err != nil || len(p.Name) == 0 {
+			t.Fatalf("patient JSON: %v %s", err, res.Resources[0].JSON)
+		}
+		return p.Name[0].Family + " " + strings.Join(p.Name[0].Given, " ")
+	}
+	for _, cs := range []string{"8859/1", "ISO IR100", "8859/15"} {
+		res, err := Convert(msg(cs), Options{})
+		if err != nil {
+			t.Fatalf("Convert(MSH-18 %s): %v", cs, err)
+		}
+		if got := family(t, res); got != "Müller Jörg" {
+			t.Errorf("MSH-18 %s: name %q, want %q", cs, got, "Müller Jörg")
+		}
+	}
+	// No MSH-18: Latin-1 bytes are not UTF-8; refused rather than mangled,
+	// unless the feed says what its default is.
+	var me *hl7.MessageError
+	if _, err := Convert(msg(""), Options{}); !errors.As(err, &me) || me.Location.Field != 18 {
+		t.Errorf("Convert(no MSH-18, Latin-1 bytes) = %v, want a refusal at MSH-18", err)
+	}
+	res, err := Convert(msg(""), Options{Charset: "8859/1"})
+	if err != nil {
+		t.Fatalf("Convert with feed charset: %v", err)
+	}
+	if got := family(t, res); got != "Müller Jörg" {
+		t.Errorf("feed charset: name %q", got)
+	}
+	if _, err := Convert(msg("KLINGON"), Options{}); !errors.As(err, &me) || me.Condition != hl7.ErrTableValueNotFound {
+		t.Errorf("unknown MSH-18 = %v, want 103", err)
 	}
 }

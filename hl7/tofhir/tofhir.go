@@ -58,6 +58,9 @@ type Options struct {
 	// (compared case-insensitively), beside the built-in ones (the HL7
 	// explicit null, blanks, UNKNOWN, NONE, all zeros, ...).
 	Placeholders []string
+	// Charset is the character set (HL7 table 0211 name, e.g. "8859/1") of
+	// messages without MSH-18; default UTF-8 (ASCII).
+	Charset string
 }
 
 // Resource is one converted resource.
@@ -136,10 +139,13 @@ func Convert(m *hl7.Message, o Options) (*Result, error) {
 	if err := checkMessage(m); err != nil {
 		return nil, err
 	}
+	m, err := toUTF8(m, o.Charset)
+	if err != nil {
+		return nil, err
+	}
 	mt := m.MessageType()
 	c := &conv{m: m, o: o, source: Source(m), res: &Result{MessageType: mt.Code, Trigger: mt.Trigger}}
 	c.res.Source = c.source
-	var err error
 	switch mt.Code + "^" + mt.Trigger {
 	case "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A08", "ADT^A11", "ADT^A13":
 		err = c.adt(true)
