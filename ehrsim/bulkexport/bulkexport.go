@@ -34,9 +34,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,6 +82,21 @@ type Faults struct {
 	// answer 500 with an error OperationOutcome (code "exception"), as a
 	// server whose export broke.
 	FailJobs int
+	// UngeneratedFile is the 1-based index (in the planned output) of a
+	// file the server fails to generate in the first UngeneratedJobs jobs
+	// (default 1): the manifest leaves it out of output and lists instead,
+	// in error, a file holding one OperationOutcome (severity error, code
+	// exception) whose diagnostics name the file and its type ("Failed to
+	// export 2.Observation.ndjson"), as the SMART reference server's
+	// some_file_generation_failed does.
+	UngeneratedFile int
+	UngeneratedJobs int
+	// ExpireFile is the 1-based index of a file that answers 410 Gone in
+	// the first ExpireJobs jobs (default 1), as when a server's output
+	// expired before the client downloaded it; from then on that job's
+	// status URL answers 410 too.
+	ExpireFile int
+	ExpireJobs int
 }
 
 // Options configure a Server.
@@ -138,6 +155,7 @@ type file struct {
 
 type job struct {
 	id       string
+	n        int // 1-based kick-off number
 	since    time.Time
 	types    map[string]bool
 	filters  filters  // _typeFilter queries per type (nil = none)
@@ -156,6 +174,7 @@ type job struct {
 	attempts  map[int]int // downloads started per file
 	expired   bool
 	failed    bool // Faults.FailJobs: every status poll answers 500
+	gone      bool // Faults.ExpireFile answered 410: so does the status URL
 }
 
 // New returns a server for opts.
@@ -178,6 +197,12 @@ func New(opts Options) *Server {
 	}
 	if opts.Faults.ThrottleRetryAfter == 0 {
 		opts.Faults.ThrottleRetryAfter = time.Second
+	}
+	if opts.Faults.UngeneratedJobs <= 0 {
+		opts.Faults.UngeneratedJobs = 1
+	}
+	if opts.Faults.ExpireJobs <= 0 {
+		opts.Faults.ExpireJobs = 1
 	}
 	log := opts.Logger
 	if log == nil {
@@ -296,7 +321,7 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	j.cancel = cancel
 	s.mu.Lock()
 	s.seq++
-	j.id = "job" + strconv.Itoa(s.seq)
+	j.id, j.n = "job"+strconv.Itoa(s.seq), s.seq
 	j.failed = s.seq <= s.opts.Faults.FailJobs
 	s.jobs[j.id] = j
 	s.mu.Unlock()
@@ -383,7 +408,10 @@ func (s *Server) plan(ctx context.Context, j *job) {
 			return
 		}
 		byType := s.resources(j, k)
-		for typ, list := range byType {
+		// Types in a fixed order, so that file indices (which the fault
+		// knobs name) are the same in every job.
+		for _, typ := range slices.Sorted(maps.Keys(byType)) {
+			list := byType[typ]
 			o := cur[typ]
 			if o == nil {
 				o = &open{}
@@ -465,6 +493,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j.mu.Lock()
+	if j.gone {
+		j.mu.Unlock()
+		fhir.WriteOutcome(w, http.StatusGone, "error", "not-found", "the export has expired")
+		return
+	}
 	if j.throttled < s.opts.Faults.StatusThrottle {
 		j.throttled++
 		j.mu.Unlock()
@@ -490,6 +523,13 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		RequiresAccessToken: s.opts.Authorize != nil, Output: []bulk.OutputFile{}, Error: []bulk.OutputFile{}}
 	for i, f := range files {
 		c := int64(f.count)
+		if s.ungenerated(j, i+1) {
+			s.faults.Add(1)
+			one := int64(1)
+			m.Error = append(m.Error, bulk.OutputFile{Type: "OperationOutcome",
+				URL: fmt.Sprintf("%s/$bulk-file/%s/failed-%d.ndjson", base, j.id, i+1), Count: &one})
+			continue
+		}
 		m.Output = append(m.Output, bulk.OutputFile{Type: f.typ, URL: fmt.Sprintf("%s/$bulk-file/%s/%d.ndjson", base, j.id, i+1), Count: &c})
 	}
 	if !j.since.IsZero() && len(s.opts.Deleted) > 0 {
@@ -563,6 +603,20 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 		writeWarnings(w, j.warnings)
 		return
 	}
+	if n, ok := strings.CutPrefix(name, "failed-"); ok {
+		idx, err := strconv.Atoi(n)
+		j.mu.Lock()
+		files := j.files
+		j.mu.Unlock()
+		if err != nil || idx < 1 || idx > len(files) || !s.ungenerated(j, idx) {
+			fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "no such file")
+			return
+		}
+		w.Header().Set("Content-Type", "application/fhir+ndjson")
+		line, _ := json.Marshal(fhir.NewOutcome("error", "exception", fmt.Sprintf("Failed to export %d.%s.ndjson", idx, files[idx-1].typ)))
+		_, _ = w.Write(append(line, '\n'))
+		return
+	}
 	idx, err := strconv.Atoi(name)
 	j.mu.Lock()
 	if err != nil || idx < 1 || idx > len(j.files) {
@@ -573,7 +627,16 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 	f := j.files[idx-1]
 	j.attempts[idx]++
 	attempt := j.attempts[idx]
+	expire := idx == s.opts.Faults.ExpireFile && j.n <= s.opts.Faults.ExpireJobs
+	if expire {
+		j.gone = true
+	}
 	j.mu.Unlock()
+	if expire {
+		s.faults.Add(1)
+		fhir.WriteOutcome(w, http.StatusGone, "error", "expired", "the file has expired")
+		return
+	}
 	if idx == s.opts.Faults.FileError && attempt == 1 {
 		s.faults.Add(1)
 		fhir.WriteOutcome(w, http.StatusServiceUnavailable, "error", "transient", "storage unavailable")
@@ -625,6 +688,11 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 		_ = zw.Close()
 	}
 	_ = bw.Flush()
+}
+
+// ungenerated reports whether Faults.UngeneratedFile hits file idx of j.
+func (s *Server) ungenerated(j *job, idx int) bool {
+	return idx == s.opts.Faults.UngeneratedFile && j.n <= s.opts.Faults.UngeneratedJobs
 }
 
 func (s *Server) writeDeleted(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"ehrgate/fhir"
+	"ehrgate/fhir/bulk"
 	"ehrgate/synth"
 )
 
@@ -196,5 +198,74 @@ func TestReplaceValue(t *testing.T) {
 	}
 	if lu, ok := lastUpdated([]byte(out)); !ok || lu.Year() != 2026 {
 		t.Errorf("lastUpdated = %v, %v", lu, ok)
+	}
+}
+
+// manifestOf kicks off an export and polls its status URL until the
+// manifest (or another final answer) comes.
+func manifestOf(t *testing.T, ts *httptest.Server) (statusURL string, m bulk.Manifest) {
+	t.Helper()
+	loc := get(t, ts.URL+"/fhir/$export", async).Header.Get("Content-Location")
+	for i := 0; i < 200; i++ {
+		resp := get(t, loc, nil)
+		if resp.StatusCode == 202 {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		mp, err := bulk.DecodeManifest(body)
+		if resp.StatusCode != 200 || err != nil {
+			t.Fatalf("status = %d, %v", resp.StatusCode, err)
+		}
+		return loc, *mp
+	}
+	t.Fatal("the manifest never came")
+	return "", bulk.Manifest{}
+}
+
+// TestUngeneratedAndExpiredFiles: UngeneratedFile moves a file of the
+// first job from output to error (an OperationOutcome naming it and its
+// type); ExpireFile makes a file of the first job answer 410, and then its
+// status URL too. Later jobs are whole.
+func TestUngeneratedAndExpiredFiles(t *testing.T) {
+	s, ts := newTest(t, Options{FileSize: 40, RetryAfter: -1, Faults: Faults{UngeneratedFile: 2, ExpireFile: 3}})
+	loc, m := manifestOf(t, ts)
+	if len(m.Error) != 1 || m.Error[0].Type != "OperationOutcome" {
+		t.Fatalf("manifest error = %+v, want one OperationOutcome file", m.Error)
+	}
+	for _, f := range m.Output {
+		if strings.HasSuffix(f.URL, "/2.ndjson") {
+			t.Errorf("the ungenerated file is still in output: %s", f.URL)
+		}
+	}
+	body, _ := io.ReadAll(get(t, m.Error[0].URL, nil).Body)
+	var oo fhir.OperationOutcome
+	if err := json.Unmarshal(body, &oo); err != nil || len(oo.Issue) != 1 || oo.Issue[0].Severity != "error" ||
+		!strings.Contains(oo.Issue[0].Diagnostics, "Failed to export 2.") {
+		t.Errorf("error file = %s, %v; want an error naming file 2", body, err)
+	}
+	var third string
+	for _, f := range m.Output {
+		if strings.HasSuffix(f.URL, "/3.ndjson") {
+			third = f.URL
+		}
+	}
+	if got := get(t, third, nil).StatusCode; got != http.StatusGone {
+		t.Errorf("expired file = %d, want 410", got)
+	}
+	if got := get(t, loc, nil).StatusCode; got != http.StatusGone {
+		t.Errorf("status URL after the expiry = %d, want 410", got)
+	}
+	if s.Stats().Faults != 2 {
+		t.Errorf("faults = %d, want 2", s.Stats().Faults)
+	}
+	_, m2 := manifestOf(t, ts)
+	if len(m2.Error) != 0 || len(m2.Output) != len(m.Output)+1 {
+		t.Errorf("second job: %d output, %d error files; want %d and none", len(m2.Output), len(m2.Error), len(m.Output)+1)
+	}
+	for _, f := range m2.Output {
+		if resp := get(t, f.URL, nil); resp.StatusCode != 200 {
+			t.Errorf("second job's %s = %d", f.URL, resp.StatusCode)
+		}
 	}
 }
