@@ -21,6 +21,9 @@ type Manifest struct {
 	// Deleted lists NDJSON files of Bundles whose entries have
 	// request.method DELETE and request.url Type/id (Bulk Data 2.0 with _since).
 	Deleted []OutputFile `json:"deleted"`
+	// Raw is the manifest as received (set by DecodeManifest; not part of
+	// the wire form MarshalJSON writes).
+	Raw []byte `json:"-"`
 }
 
 // OutputFile is one file of a manifest.
@@ -53,6 +56,7 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("manifest transactionTime: %w: %w", ErrBadManifest, err)
 	}
 	m.TransactionTime = t
+	m.Raw = append([]byte(nil), b...)
 	for _, list := range []struct {
 		name  string
 		files []OutputFile
