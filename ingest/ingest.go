@@ -96,8 +96,17 @@ type Options struct {
 // content did not match its manifest entry.
 type FileError struct {
 	File  string `json:"file"`
+	Type  string `json:"type,omitempty"` // the file's resource type, when known
 	Error string `json:"error"`
+	// Gone is set when the source no longer has the file (its Open
+	// returned ErrFileGone): it was not retried.
+	Gone bool `json:"gone,omitempty"`
 }
+
+// ErrFileGone is wrapped by a File's Open error when the file no longer
+// exists at its source (a Bulk Data file answering 410 Gone or 404): the
+// ingester does not re-open it, and its FileError says Gone.
+var ErrFileGone = errors.New("ingest: the file is gone from its source")
 
 // Summary reports what a run did. Its JSON form is the output of
 // `ehrgate bulk import --json`.
@@ -114,6 +123,26 @@ type Summary struct {
 	Quarantined int            `json:"quarantined"`
 	Errors      []FileError    `json:"errors,omitempty"`
 	DurationMS  int64          `json:"duration_ms"`
+}
+
+// add adds o's counts and errors to s (not the duration).
+func (s *Summary) add(o Summary) {
+	s.Files += o.Files
+	s.Skipped += o.Skipped
+	s.Lines += o.Lines
+	s.Bytes += o.Bytes
+	if s.Resources == nil {
+		s.Resources = map[string]int{}
+	}
+	for t, n := range o.Resources {
+		s.Resources[t] += n
+	}
+	s.New += o.New
+	s.Updated += o.Updated
+	s.Unchanged += o.Unchanged
+	s.Deleted += o.Deleted
+	s.Quarantined += o.Quarantined
+	s.Errors = append(s.Errors, o.Errors...)
 }
 
 // Progress is a live snapshot of a run.
@@ -203,6 +232,7 @@ type chunk struct {
 	endLine   int64
 	done      bool
 	errMsg    string // set on the last chunk when the file failed
+	gone      bool   // the file failed with ErrFileGone
 
 	batch store.Batch
 	types []string // per record
@@ -401,8 +431,8 @@ func (in *Ingester) readFile(ctx context.Context, f *File, cp store.Checkpoint, 
 			}
 			rc.Close()
 		}
-		if failure == nil || ctx.Err() != nil {
-			break
+		if failure == nil || ctx.Err() != nil || errors.Is(failure, ErrFileGone) {
+			break // done, interrupted, or gone for good: re-opening cannot help
 		}
 		if attempt >= in.opts.MaxAttempts {
 			break
@@ -418,6 +448,9 @@ func (in *Ingester) readFile(ctx context.Context, f *File, cp store.Checkpoint, 
 	c.endOffset, c.endLine = offset, lineNo
 	c.done = failure == nil
 	switch {
+	case errors.Is(failure, ErrFileGone):
+		c.errMsg, c.gone = fmt.Sprintf("the server no longer has the file: %v", failure), true
+		in.log.WarnContext(ctx, "file gone from the server; not retried", "type", f.Type)
 	case failure != nil:
 		c.errMsg = fmt.Sprintf("reading failed after %d attempts: %v", in.opts.MaxAttempts, failure)
 	case f.Count >= 0 && seen != f.Count:
@@ -529,6 +562,6 @@ func (in *Ingester) commit(ctx context.Context, c *chunk, sum *Summary) error {
 func (in *Ingester) finishFile(c *chunk, sum *Summary) {
 	in.filesDone.Add(1)
 	if c.errMsg != "" {
-		sum.Errors = append(sum.Errors, FileError{File: c.f.Name, Error: c.errMsg})
+		sum.Errors = append(sum.Errors, FileError{File: c.f.Name, Type: c.f.Type, Error: c.errMsg, Gone: c.gone})
 	}
 }

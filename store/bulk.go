@@ -57,15 +57,21 @@ type CheckpointReader interface {
 	Checkpoints(ctx context.Context, connection, job string) (map[string]Checkpoint, error)
 }
 
-// ExportState keeps, per connection and export scope ("system", "patient" or
-// "group/<id>"), the transactionTime of the last complete bulk export: the
-// _since of the next one.
+// ExportState keeps the _since of the next bulk export: per connection,
+// export scope ("system", "patient" or "group/<id>") and resource type, the
+// transactionTime of the last export that brought that type completely. A
+// partial export advances only the types it brought completely, so the next
+// one asks for the others again from where they were. The type "" stands
+// for exports without _type (whatever types the server exported); it is not
+// a fallback for requests that name their types.
 type ExportState interface {
-	// LastExport returns the stored transactionTime, or the zero time when
-	// no export of that scope completed.
-	LastExport(ctx context.Context, connection, scope string) (time.Time, error)
-	// SetLastExport stores t for the scope.
-	SetLastExport(ctx context.Context, connection, scope string, t time.Time) error
+	// LastExports returns the scope's stored transactionTimes keyed by
+	// resource type ("" for exports without _type); an empty map when none.
+	LastExports(ctx context.Context, connection, scope string) (map[string]time.Time, error)
+	// SetLastExport stores t for each of types in the scope, in one
+	// transaction, leaving the scope's other types as they are. types must
+	// not be empty.
+	SetLastExport(ctx context.Context, connection, scope string, t time.Time, types []string) error
 }
 
 // TombstoneReader tells whether a resource is deleted at its source.

@@ -413,26 +413,46 @@ func (s *Store) Checkpoints(ctx context.Context, connection, job string) (map[st
 	return out, nil
 }
 
-// LastExport implements store.ExportState.
-func (s *Store) LastExport(ctx context.Context, connection, scope string) (time.Time, error) {
-	var v string
-	err := s.r.QueryRowContext(ctx, `SELECT transaction_time FROM bulk_exports WHERE connection=? AND scope=?`,
-		connection, scope).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, nil
-	}
+// LastExports implements store.ExportState (table bulk_since, migration
+// 00008).
+func (s *Store) LastExports(ctx context.Context, connection, scope string) (map[string]time.Time, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT type, transaction_time FROM bulk_since WHERE connection=? AND scope=?`,
+		connection, scope)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("reading last export: %w", err)
+		return nil, fmt.Errorf("reading last exports of %s %s: %w", connection, scope, err)
 	}
-	return parseTime(v), nil
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var typ, v string
+		if err := rows.Scan(&typ, &v); err != nil {
+			return nil, fmt.Errorf("reading last exports of %s %s: %w", connection, scope, err)
+		}
+		out[typ] = parseTime(v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading last exports of %s %s: %w", connection, scope, err)
+	}
+	return out, nil
 }
 
 // SetLastExport implements store.ExportState.
-func (s *Store) SetLastExport(ctx context.Context, connection, scope string, t time.Time) error {
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO bulk_exports (connection, scope, transaction_time) VALUES (?,?,?)
-		ON CONFLICT (connection, scope) DO UPDATE SET transaction_time=excluded.transaction_time`,
-		connection, scope, formatTime(t)); err != nil {
-		return fmt.Errorf("storing last export: %w", err)
+func (s *Store) SetLastExport(ctx context.Context, connection, scope string, t time.Time, types []string) error {
+	if scope == "" || len(types) == 0 {
+		return errors.New("storing last export: scope and types are required")
+	}
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for _, typ := range types {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO bulk_since (connection, scope, type, transaction_time) VALUES (?,?,?,?)
+				ON CONFLICT (connection, scope, type) DO UPDATE SET transaction_time=excluded.transaction_time`,
+				connection, scope, typ, formatTime(t)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing last export of %s %s: %w", connection, scope, err)
 	}
 	return nil
 }

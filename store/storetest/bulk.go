@@ -250,25 +250,53 @@ func testTombstoneThenBack(t *testing.T, s BulkStore) {
 
 func testLastExport(t *testing.T, s BulkStore) {
 	ctx := context.Background()
-	got, err := s.LastExport(ctx, "c", "system")
-	if err != nil || !got.IsZero() {
-		t.Fatalf("LastExport(empty) = %v, %v; want zero", got, err)
+	got, err := s.LastExports(ctx, "c", "system")
+	if err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("LastExports(empty) = %v, %v; want an empty map", got, err)
 	}
 	t1 := time.Date(2026, 7, 1, 10, 0, 0, 123000000, time.UTC)
-	if err := s.SetLastExport(ctx, "c", "system", t1); err != nil {
-		t.Fatal(err)
+	t2 := t1.Add(time.Hour)
+	steps := []struct {
+		scope string
+		at    time.Time
+		types []string
+	}{
+		{"system", t1, []string{"Patient", "Observation", "Condition"}},
+		{"system", t2, []string{"Patient", "Observation"}}, // Condition incomplete: stays at t1
+		{"system", t2, []string{""}},                       // an export without _type
+		{"group/g1", t2.Add(time.Hour), []string{"Patient"}},
 	}
-	if err := s.SetLastExport(ctx, "c", "group/g1", t1.Add(time.Hour)); err != nil {
-		t.Fatal(err)
+	for _, st := range steps {
+		if err := s.SetLastExport(ctx, "c", st.scope, st.at, st.types); err != nil {
+			t.Fatalf("SetLastExport(%s, %v, %v): %v", st.scope, st.at, st.types, err)
+		}
 	}
-	if got, _ := s.LastExport(ctx, "c", "system"); !got.Equal(t1) {
-		t.Errorf("LastExport(system) = %v, want %v", got, t1)
+	tests := []struct {
+		conn, scope string
+		want        map[string]time.Time
+	}{
+		{"c", "system", map[string]time.Time{"Patient": t2, "Observation": t2, "Condition": t1, "": t2}},
+		{"c", "group/g1", map[string]time.Time{"Patient": t2.Add(time.Hour)}},
+		{"c", "patient", map[string]time.Time{}},
+		{"other", "system", map[string]time.Time{}},
 	}
-	if got, _ := s.LastExport(ctx, "c", "group/g1"); !got.Equal(t1.Add(time.Hour)) {
-		t.Errorf("LastExport(group) = %v, want %v", got, t1.Add(time.Hour))
+	for _, tc := range tests {
+		got, err := s.LastExports(ctx, tc.conn, tc.scope)
+		if err != nil {
+			t.Fatalf("LastExports(%s, %s): %v", tc.conn, tc.scope, err)
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("LastExports(%s, %s) = %v, want %v", tc.conn, tc.scope, got, tc.want)
+			continue
+		}
+		for typ, w := range tc.want {
+			if g, ok := got[typ]; !ok || !g.Equal(w) {
+				t.Errorf("LastExports(%s, %s)[%q] = %v, want %v", tc.conn, tc.scope, typ, g, w)
+			}
+		}
 	}
-	if got, _ := s.LastExport(ctx, "other", "system"); !got.IsZero() {
-		t.Errorf("LastExport(other connection) = %v, want zero", got)
+	if err := s.SetLastExport(ctx, "c", "system", t2, nil); err == nil {
+		t.Error("SetLastExport without types succeeded, want an error")
 	}
 }
 
