@@ -73,3 +73,78 @@ func TestInteropBackendServicesWithSimulator(t *testing.T) {
 		t.Errorf("protected read with the simulator's token: %v", err)
 	}
 }
+
+// TestEnsureTypesRenewsANarrowToken: a still-valid token stored for fewer
+// types (the connection's types were widened since) is replaced by a new
+// grant before use; what the simulated authorization server then still
+// refuses (the client is not registered for Condition) is reported.
+func TestEnsureTypesRenewsANarrowToken(t *testing.T) {
+	ctx := context.Background()
+	st, ring := newMemStore(), newRing(t)
+	keys := NewKeyManager(st, ring, KeyOptions{})
+	if _, err := keys.Rotate(ctx, RS384); err != nil {
+		t.Fatal(err)
+	}
+	app := httptest.NewServer(keys.JWKSHandler())
+	defer app.Close()
+	var h http.Handler = http.NotFoundHandler()
+	ehr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	defer ehr.Close()
+	as, err := smartauth.New(smartauth.Options{
+		Issuer:   ehr.URL + "/fhir",
+		Clients:  []smartauth.Client{{ID: "ehrgate-backend", JWKSURL: app.URL, Scopes: []string{"system/Patient.rs", "system/Observation.rs"}}},
+		Patients: func() []smartauth.PatientChoice { return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = smartauth.WithSMART(http.NotFoundHandler(), as)
+	vault := NewVault(st, ring, nil)
+	source := func(types ...string) *TokenSource {
+		ts, err := NewTokenSource(TokenSourceOptions{
+			Client: ClientConfig{Connection: "sim", FHIRBaseURL: ehr.URL + "/fhir", ClientID: "ehrgate-backend", AuthMethod: AuthPrivateKeyJWT,
+				Scopes: ScopeRequest{Context: ContextSystem, Types: types}},
+			Grant: GrantClientCredentials, Vault: vault, Discoverer: NewDiscoverer(nil, nil), Keys: keys,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	old, err := source("Patient").Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ng, err := source("Patient").EnsureTypes(ctx, []string{"Patient"}); err != nil || len(ng) != 0 {
+		t.Fatalf("EnsureTypes(Patient) = %v, %v; want all granted", ng, err)
+	}
+	if again, _ := source("Patient").Token(ctx); again.AccessToken != old.AccessToken {
+		t.Error("a token covering the request was renewed")
+	}
+
+	// The configuration now lists more types; the stored token (valid for an
+	// hour) was granted Patient only.
+	wide := source("Patient", "Observation", "Condition")
+	ng, err := wide.EnsureTypes(ctx, []string{"Patient", "Observation", "Condition"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ng) != 1 || ng[0] != "Condition" {
+		t.Errorf("EnsureTypes = not granted %v, want [Condition] (the client is not registered for it)", ng)
+	}
+	tok, err := wide.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted, _ := ParseScopes(tok.Scope)
+	if tok.AccessToken == old.AccessToken {
+		t.Fatal("the narrow token was kept")
+	}
+	if ok, _ := granted.CanSearch(ContextSystem, "Observation"); !ok {
+		t.Errorf("renewed token scope %q does not cover Observation", tok.Scope)
+	}
+	stored, _, _ := vault.Load(ctx, "sim")
+	if stored == nil || stored.AccessToken != tok.AccessToken {
+		t.Error("the renewed token was not stored for the next process")
+	}
+}

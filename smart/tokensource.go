@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -279,6 +280,66 @@ func (s *TokenSource) Invalidate(ctx context.Context, rejected *http.Request) er
 	s.mu.Unlock()
 	_, err := s.refresh(ctx, bad)
 	return err
+}
+
+// EnsureTypes makes sure the access token was granted reading and
+// searching each of types in the client's scope context (system for
+// backend services), and returns the types the server does not grant
+// (wholly, or only under a v2 restriction the request did not ask for).
+//
+// A token whose grant does not cover the types, such as one obtained and
+// still valid from before the connection's types were widened, is replaced
+// by a new grant before it is used (backend services; a launch's refresh
+// token cannot widen its grant, so its types are only reported). A server
+// that grants narrower than asked thus costs one extra token request per
+// call. Bulk Data export calls this before kick-off (ingest.Grants).
+func (s *TokenSource) EnsureTypes(ctx context.Context, types []string) ([]string, error) {
+	if len(types) == 0 {
+		return nil, nil
+	}
+	t, err := s.Token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	missing := s.notGranted(t, types)
+	if len(missing) == 0 || s.o.Grant != GrantClientCredentials {
+		return missing, nil
+	}
+	s.log.Info("smart: the access token does not cover the requested types; requesting a new grant",
+		"types", strings.Join(missing, ","))
+	s.mu.Lock()
+	if s.cur != nil && s.cur.AccessToken == t.AccessToken {
+		s.cur = nil
+	}
+	s.mu.Unlock()
+	if t, err = s.refresh(ctx, t.AccessToken); err != nil {
+		return nil, err
+	}
+	missing = s.notGranted(t, types)
+	if len(missing) > 0 {
+		s.log.Warn("smart: the server granted narrower scopes than requested", "not_granted", strings.Join(missing, ","))
+	}
+	return missing, nil
+}
+
+// notGranted returns the types whose read and search t's granted scopes
+// do not cover.
+func (s *TokenSource) notGranted(t *Token, types []string) []string {
+	granted, _ := ParseScopes(t.Scope) // a malformed scope grants nothing; the others count
+	sctx := s.o.Client.Scopes.Context
+	if sctx == "" {
+		sctx = ContextSystem
+	}
+	want := LeastPrivilege(ScopeRequest{Context: sctx, Types: types, Style: V2, Restrictions: s.o.Client.Scopes.Restrictions})
+	var out []string
+	for _, sc := range CompareScopes(want, granted).NotGranted {
+		if !slices.Contains(out, sc.Type) {
+			out = append(out, sc.Type)
+		}
+	}
+	// In the caller's order.
+	slices.SortFunc(out, func(a, b string) int { return slices.Index(types, a) - slices.Index(types, b) })
+	return out
 }
 
 // Status returns the connection's authorization state from the store.
