@@ -79,10 +79,25 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 				if v := r.URL.Query().Get("_type"); v != "" {
 					types = strings.Split(v, ",")
 				}
-				for _, ty := range types {
-					if _, deny := decide(parseScopeList(t.scopes), t.patient, strings.TrimSpace(ty), permR); deny != "" {
-						forbidden(w, deny)
+				if s.opts.BulkScopeFilter {
+					narrowed, ok := bulkTypes(parseScopeList(t.scopes), t.patient, types)
+					if !ok {
+						forbidden(w, "the token's scopes permit reading none of the requested types")
 						return
+					}
+					if narrowed != nil {
+						r = r.Clone(r.Context())
+						q := r.URL.Query()
+						q.Set("_type", strings.Join(narrowed, ","))
+						r.URL.RawQuery = q.Encode()
+						r.RequestURI = r.URL.RequestURI()
+					}
+				} else {
+					for _, ty := range types {
+						if _, deny := decide(parseScopeList(t.scopes), t.patient, strings.TrimSpace(ty), permR); deny != "" {
+							forbidden(w, deny)
+							return
+						}
 					}
 				}
 			}
@@ -114,6 +129,40 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 			forbidden(w, "this interaction is not available under patient-level or restricted scopes")
 		}
 	})
+}
+
+// bulkTypes narrows a kick-off's types ("*" = no _type) to those the
+// scopes permit reading (Options.BulkScopeFilter). It returns nil when the
+// request may go as it is, and false when nothing is left.
+func bulkTypes(scopes []scope, patient string, types []string) ([]string, bool) {
+	readable := func(ty string) bool {
+		_, deny := decide(scopes, patient, ty, permR)
+		return deny == ""
+	}
+	if len(types) == 1 && types[0] == "*" {
+		if readable("*") {
+			return nil, true
+		}
+		types = nil // every type the token names
+		for _, sc := range scopes {
+			if sc.isResource() && sc.typ != "*" && !slices.Contains(types, sc.typ) {
+				types = append(types, sc.typ)
+			}
+		}
+	}
+	var out []string
+	for _, ty := range types {
+		if ty = strings.TrimSpace(ty); readable(ty) && !slices.Contains(out, ty) {
+			out = append(out, ty)
+		}
+	}
+	if len(out) == 0 {
+		return nil, false
+	}
+	if slices.Equal(out, types) {
+		return nil, true
+	}
+	return out, true
 }
 
 // activeAccess checks an access token and returns its record, or a

@@ -181,6 +181,14 @@ type Options struct {
 	// JWKSCacheTTL is how long a fetched JWKS is used; default 1m. An
 	// unknown kid refetches sooner (at most every 5s).
 	JWKSCacheTTL time.Duration
+	// BulkScopeFilter makes a Bulk Data kick-off export only the types the
+	// token may read, silently, as the SMART reference bulk-data server
+	// does and the Bulk Data spec's export flow allows ("exclude
+	// unauthorized resources based on OAuth scopes"): _type is narrowed to
+	// them (or, without _type, set to the types the token names unless it
+	// has a wildcard); 403 only when none is left. False: a kick-off asking
+	// for a type the token may not read is refused with 403.
+	BulkScopeFilter bool
 }
 
 // Server is the SMART authorization server. Create it with New. It is safe
