@@ -48,10 +48,50 @@ type ConnectionStatus struct {
 	LastSync time.Time // end of the last successful sync; zero if never
 	State    string    // "ok", "needs re-authorization", "error", ...
 	Detail   string    // user-safe explanation of State; never tokens or internal errors
+	// NotGranted lists resource types the EHR did not grant ehrgate's
+	// access token (wholly or in part): scopes narrower than requested.
+	NotGranted []string
+	// ScopesCheckedAt is when NotGranted was last established.
+	ScopesCheckedAt time.Time
+	// BulkExports are the outcomes of the last Bulk Data export of each
+	// scope (system, patient, group/ID) into the store.
+	BulkExports []BulkExportStatus
 }
 
 // OK reports whether the connection is in its normal state.
 func (c ConnectionStatus) OK() bool { return c.State == "" || c.State == "ok" }
+
+// BulkIncomplete reports whether the last bulk export of some scope did
+// not bring everything it asked for.
+func (c ConnectionStatus) BulkIncomplete() bool {
+	for _, b := range c.BulkExports {
+		if !b.Complete {
+			return true
+		}
+	}
+	return false
+}
+
+// BulkExportStatus is the outcome of a connection's last Bulk Data export
+// of one scope.
+type BulkExportStatus struct {
+	Scope           string    // system, patient or group/ID
+	At              time.Time // when the export finished
+	TransactionTime time.Time // the server's transactionTime of its last job
+	Complete        bool
+	// Error is set when the export could not run (user-safe).
+	Error string
+	// Incomplete lists what the export did not bring completely; those
+	// types are asked again by the next export.
+	Incomplete []BulkTypeIssue
+}
+
+// BulkTypeIssue is one resource type an export did not bring completely.
+type BulkTypeIssue struct {
+	Type   string   // "" = every type of the export
+	Reason string   // user-safe
+	Files  []string // manifest file URLs, without query
+}
 
 // Options configures a Dashboard. The zero value is usable.
 type Options struct {
@@ -103,7 +143,7 @@ func New(r Reader, opts Options) *Dashboard {
 		d.now = time.Now
 	}
 	d.pages = make(map[string]*template.Template)
-	for _, name := range []string{"overview", "search", "chart", "quality", "probe", "error"} {
+	for _, name := range []string{"overview", "search", "chart", "quality", "probe", "connection", "error"} {
 		t := template.New("layout.html").Funcs(d.funcs())
 		d.pages[name] = template.Must(t.ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -117,6 +157,8 @@ func New(r Reader, opts Options) *Dashboard {
 //	GET /patients/{connection}/{id}     patient chart
 //	GET /quality                        data-quality report (connection)
 //	GET /quality/unmapped.csv           unmapped codes as a local-code map template (connection)
+//	GET /connections/{connection}       a connection's state: authorization, scopes not granted, bulk exports
+//	GET /connections/{connection}/probe its compatibility matrix
 //	GET /static/                        the embedded stylesheet
 //
 // Every other path gets the dashboard's 404 page.
@@ -131,6 +173,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET /patients/{connection}/{id}", d.chart)
 	mux.HandleFunc("GET /quality", d.quality)
 	mux.HandleFunc("GET /quality/unmapped.csv", d.qualityCSV)
+	mux.HandleFunc("GET /connections/{connection}", d.connection)
 	mux.HandleFunc("GET /connections/{connection}/probe", d.probe)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("/", d.notFound)
