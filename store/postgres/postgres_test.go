@@ -42,6 +42,10 @@ func TestScanConformance(t *testing.T) {
 	storetest.RunScanTests(t, func(t *testing.T) storetest.ScanStore { return open(t) })
 }
 
+func TestBatchConformance(t *testing.T) {
+	storetest.RunBatchTests(t, func(t *testing.T) storetest.BatchStore { return open(t) })
+}
+
 func TestMigrationsAreIdempotent(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	for i := 0; i < 2; i++ {

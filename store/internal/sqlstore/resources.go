@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,54 +78,136 @@ func (db *DB) PutResources(ctx context.Context, recs []store.Record) ([]store.Ch
 // writes that store resources along with something else. recs must be
 // valid (ValidateRecords).
 func (db *DB) PutResourcesTx(ctx context.Context, tx Querier, recs []store.Record) ([]store.Change, error) {
+	b := NewBatch(recs)
+	var claimed map[ResourceKey]bool
+	if db.Dialect.ForUpdate != "" && len(b.Keys) > 1 {
+		var err error
+		if claimed, err = db.lockAll(ctx, tx, b); err != nil {
+			return nil, err
+		}
+	}
 	changes := make([]store.Change, len(recs))
 	for i := range recs {
-		c, err := db.putResource(ctx, tx, &recs[i])
+		k := b.Key(i)
+		c, err := db.putResource(ctx, tx, &recs[i], b.Hashes[i], b.Versions[i], claimed[k])
 		if err != nil {
 			return nil, err
 		}
+		delete(claimed, k)
 		changes[i] = c
 	}
 	return changes, nil
 }
 
-// putResource upserts one record. It is the reference for every faster
-// path (Plan): a record whose bytes are current changes nothing; otherwise
-// its version is stored beside the earlier ones (under a suffixed version
-// key when the server sent other bytes under a versionId already stored,
-// so nothing received is ever overwritten) and becomes current.
+// lockChunk is how many resources one statement of lockAll locks.
+const lockChunk = 500
+
+// lockAll takes the locks of a call's resources before any record is
+// written, in key order, so that concurrent writers of overlapping sets of
+// resources (in whatever order their records come) do not deadlock: it
+// claims the resources not stored (their current pointer named after their
+// first record, see putResource) and locks the others. It returns the
+// claimed ones.
+func (db *DB) lockAll(ctx context.Context, tx Querier, b *Batch) (map[ResourceKey]bool, error) {
+	first := make(map[ResourceKey]int, len(b.Keys))
+	for i := len(b.Recs) - 1; i >= 0; i-- {
+		first[b.Key(i)] = i
+	}
+	keys := append([]ResourceKey(nil), b.Keys...)
+	SortKeys(keys)
+	claimed := map[ResourceKey]bool{}
+	for part := range slices.Chunk(keys, lockChunk) {
+		args := make([]any, 0, 6*len(part))
+		for _, k := range part {
+			i := first[k]
+			args = append(args, k.Connection, k.Type, k.ID, b.Versions[i], b.Hashes[i], b.Recs[i].PatientID)
+		}
+		rows, err := db.query(ctx, tx, `INSERT INTO resources (connection, type, id, version_id, hash, patient_id) VALUES `+
+			valueRows(len(part), 6)+` ON CONFLICT (connection, type, id) DO NOTHING RETURNING connection, type, id`, args...)
+		if err == nil {
+			var got []ResourceKey
+			got, err = scanAll(rows, func(r *sql.Rows) (ResourceKey, error) {
+				var k ResourceKey
+				err := r.Scan(&k.Connection, &k.Type, &k.ID)
+				return k, err
+			})
+			for _, k := range got {
+				claimed[k] = true
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("storing new resources: %w", err)
+		}
+	}
+	var stored []ResourceKey
+	for _, k := range keys {
+		if !claimed[k] {
+			stored = append(stored, k)
+		}
+	}
+	for part := range slices.Chunk(stored, lockChunk) {
+		args := make([]any, 0, 3*len(part))
+		for _, k := range part {
+			args = append(args, k.Connection, k.Type, k.ID)
+		}
+		rows, err := db.query(ctx, tx, `SELECT id FROM resources WHERE (connection, type, id) IN (`+valueRows(len(part), 3)+`)
+			ORDER BY connection, type, id`+db.Dialect.ForUpdate, args...)
+		if err == nil {
+			err = rows.Close()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("locking resources: %w", err)
+		}
+	}
+	return claimed, nil
+}
+
+// valueRows returns n rows of width placeholders: "(?,?),(?,?)".
+func valueRows(n, width int) string {
+	row := "(" + strings.Repeat("?,", width-1) + "?)"
+	return strings.Repeat(row+",", n-1) + row
+}
+
+// putResource upserts one record (hash and version are its RawHash and
+// StoredVersion). It is the reference for every faster path (Plan): a
+// record whose bytes are current changes nothing; otherwise its version is
+// stored beside the earlier ones (under a suffixed version key when the
+// server sent other bytes under a versionId already stored, so nothing
+// received is ever overwritten) and becomes current.
 //
 // Concurrent writers of one resource are serialised by its row in
 // resources: the lookup locks it (Dialect.ForUpdate), and a resource not
-// stored yet is claimed by inserting that row, which makes a concurrent
-// claim wait for this transaction and then find the row.
-func (db *DB) putResource(ctx context.Context, tx Querier, rec *store.Record) (store.Change, error) {
+// stored yet is claimed by inserting that row (named after this record),
+// which makes a concurrent claim wait for this transaction and then find
+// the row. claimed says the caller claimed it already (lockAll).
+func (db *DB) putResource(ctx context.Context, tx Querier, rec *store.Record, hash []byte, version string, claimed bool) (store.Change, error) {
 	d := db.Dialect
-	hash := rec.RawHash()
-	version := store.StoredVersion(rec.VersionID, hash)
 	lookup := func() ([]byte, error) {
 		var cur []byte
 		err := db.queryRow(ctx, tx, qCurrentHash+d.ForUpdate, rec.Connection, rec.Type, rec.ID).Scan(&cur)
 		return cur, err
 	}
-	change, claimed := store.Updated, false
-	cur, err := lookup()
-	if errors.Is(err, sql.ErrNoRows) {
-		n, cerr := rowsAffected(db.exec(ctx, tx, qClaim, rec.Connection, rec.Type, rec.ID, version, hash, rec.PatientID))
-		switch {
-		case cerr != nil:
-			return 0, fmt.Errorf("storing current %s/%s: %w", rec.Type, rec.ID, cerr)
-		case n == 1:
-			change, claimed, err = store.New, true, nil
-		default:
-			cur, err = lookup() // a concurrent writer stored it first
+	change := store.New
+	if !claimed {
+		change = store.Updated
+		cur, err := lookup()
+		if errors.Is(err, sql.ErrNoRows) {
+			n, cerr := rowsAffected(db.exec(ctx, tx, qClaim, rec.Connection, rec.Type, rec.ID, version, hash, rec.PatientID))
+			switch {
+			case cerr != nil:
+				return 0, fmt.Errorf("storing current %s/%s: %w", rec.Type, rec.ID, cerr)
+			case n == 1:
+				change, claimed, err = store.New, true, nil
+			default:
+				cur, err = lookup() // a concurrent writer stored it first
+			}
 		}
-	}
-	if err != nil {
-		return 0, fmt.Errorf("looking up %s/%s: %w", rec.Type, rec.ID, err)
-	}
-	if !claimed && bytes.Equal(cur, hash) {
-		return store.Unchanged, nil
+		if err != nil {
+			return 0, fmt.Errorf("looking up %s/%s: %w", rec.Type, rec.ID, err)
+		}
+		if !claimed && bytes.Equal(cur, hash) {
+			return store.Unchanged, nil
+		}
 	}
 	var old []byte
 	switch err := db.queryRow(ctx, tx, qVersionHash, rec.Connection, rec.Type, rec.ID, version).Scan(&old); {
