@@ -11,12 +11,15 @@ import (
 )
 
 // Pending SMART launches (store.PendingLaunches) live in the pending_launches
-// table (migration 00010). Write transactions here run concurrently, so a
+// table (migration 00010), whose row count triggers keep in
+// pending_launch_count. Write transactions here run concurrently, so a
 // PutLaunch takes a transaction-scoped advisory lock before it counts and
 // inserts (the limits then hold exactly across processes; launches are
 // rare enough, and the transaction short enough, for one lock), and a
 // TakeLaunch is one DELETE ... RETURNING, which only one transaction can
-// complete for a row.
+// complete for a row. Each PutLaunch reads at most PerAddress index
+// entries and the counter row (plus the expired rows it purges when the
+// total bound is reached), however many launches are pending.
 
 const launchColumns = `launch_key, connection, client_addr, kek_id, wrapped_key, ciphertext, created_at, expires_at`
 
@@ -55,13 +58,8 @@ func (s *Store) putLaunch(ctx context.Context, p store.PendingLaunch, lim store.
 		}
 	}
 	if lim.Total > 0 {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM pending_launches WHERE expires_at>$1 LIMIT $2) AS live`,
-			now, lim.Total).Scan(&n); err != nil {
-			return fmt.Errorf("counting launches: %w", err)
-		}
-		if n >= lim.Total {
-			return store.ErrTooManyLaunches
+		if err := totalBelow(ctx, tx, now, lim.Total); err != nil {
+			return err
 		}
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO pending_launches (`+launchColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
@@ -80,6 +78,31 @@ func (s *Store) putLaunch(ctx context.Context, p store.PendingLaunch, lim store.
 		return fmt.Errorf("committing: %w", err)
 	}
 	return nil
+}
+
+// totalBelow returns ErrTooManyLaunches unless fewer than total launches
+// are live at now. It reads the row count the triggers keep and, only when
+// that is at the bound, purges what expired and reads it again: no call
+// counts the launches themselves.
+func totalBelow(ctx context.Context, tx *sql.Tx, now time.Time, total int) error {
+	count := func() (int, error) {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT n FROM pending_launch_count WHERE id=1`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("counting launches: %w", err)
+		}
+		return n, nil
+	}
+	n, err := count()
+	if err != nil || n < total {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM pending_launches WHERE expires_at<=$1`, now); err != nil {
+		return fmt.Errorf("purging expired launches: %w", err)
+	}
+	if n, err = count(); err != nil || n < total {
+		return err
+	}
+	return store.ErrTooManyLaunches
 }
 
 // TakeLaunch implements store.PendingLaunches.

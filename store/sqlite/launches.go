@@ -11,11 +11,14 @@ import (
 )
 
 // Pending SMART launches (store.PendingLaunches) live in the pending_launches
-// table (migration 00010). Writes go through the group commit, whose
-// transactions begin IMMEDIATE: a PutLaunch's count and insert, and a
+// table (migration 00010), whose row count triggers keep in
+// pending_launch_count. Writes go through the group commit, whose
+// transactions begin IMMEDIATE: a PutLaunch's counts and insert, and a
 // TakeLaunch's DELETE ... RETURNING, exclude every other writer of the
 // database, in this process or another, so limits hold exactly and a
-// launch is taken once.
+// launch is taken once. Each PutLaunch reads at most PerAddress index
+// entries and one counter row (plus the expired rows it purges when the
+// total bound is reached), however many launches are pending.
 
 const launchColumns = `launch_key, connection, client_addr, kek_id, wrapped_key, ciphertext, created_ns, expires_ns`
 
@@ -37,14 +40,8 @@ func (s *Store) PutLaunch(ctx context.Context, p store.PendingLaunch, lim store.
 			}
 		}
 		if lim.Total > 0 {
-			// Counting stops at the limit: at most Total index entries.
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM pending_launches WHERE expires_ns>? LIMIT ?)`,
-				now, lim.Total).Scan(&n); err != nil {
-				return fmt.Errorf("counting launches: %w", err)
-			}
-			if n >= lim.Total {
-				return store.ErrTooManyLaunches
+			if err := totalBelow(ctx, tx, now, lim.Total); err != nil {
+				return err
 			}
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO pending_launches (`+launchColumns+`) VALUES (?,?,?,?,?,?,?,?)
@@ -65,6 +62,31 @@ func (s *Store) PutLaunch(ctx context.Context, p store.PendingLaunch, lim store.
 		return fmt.Errorf("storing pending launch: %w", err)
 	}
 	return nil
+}
+
+// totalBelow returns ErrTooManyLaunches unless fewer than total launches
+// are live at now. It reads the row count the triggers keep and, only when
+// that is at the bound, purges what expired and reads it again: no call
+// counts the launches themselves.
+func totalBelow(ctx context.Context, tx *sql.Tx, now int64, total int) error {
+	count := func() (int, error) {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT n FROM pending_launch_count WHERE id=1`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("counting launches: %w", err)
+		}
+		return n, nil
+	}
+	n, err := count()
+	if err != nil || n < total {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM pending_launches WHERE expires_ns<=?`, now); err != nil {
+		return fmt.Errorf("purging expired launches: %w", err)
+	}
+	if n, err = count(); err != nil || n < total {
+		return err
+	}
+	return store.ErrTooManyLaunches
 }
 
 // TakeLaunch implements store.PendingLaunches with one DELETE ... RETURNING.

@@ -234,12 +234,37 @@ func testLaunchTotalLimit(t *testing.T, s store.PendingLaunches) {
 	if err := s.PutLaunch(ctx, launch("k5", "fresh", launchT0), lim); !errors.Is(err, store.ErrTooManyLaunches) {
 		t.Errorf("PutLaunch over the total limit error = %v, want ErrTooManyLaunches", err)
 	}
-	if err := s.PutLaunch(ctx, launch("k6", "fresh", launchT0.Add(launchTTL)), lim); err != nil {
+	// A take frees a place, a refused duplicate takes none.
+	if _, err := s.TakeLaunch(ctx, "k0", launchT0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutLaunch(ctx, launch("k1", "fresh", launchT0), lim); !errors.Is(err, store.ErrDuplicateKey) {
+		t.Errorf("PutLaunch of a duplicate key error = %v, want ErrDuplicateKey", err)
+	}
+	if err := s.PutLaunch(ctx, launch("k7", "fresh", launchT0), lim); err != nil {
+		t.Errorf("PutLaunch after a take freed a place: %v", err)
+	}
+	if err := s.PutLaunch(ctx, launch("k8", "fresh", launchT0), lim); !errors.Is(err, store.ErrTooManyLaunches) {
+		t.Errorf("PutLaunch over the total limit again: error = %v, want ErrTooManyLaunches", err)
+	}
+	// Purged launches free their places too.
+	if _, err := s.PurgeLaunches(ctx, launchT0.Add(launchTTL)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := s.PutLaunch(ctx, launch(fmt.Sprint("p", i), fmt.Sprint("addr", i), launchT0.Add(launchTTL)), lim); err != nil {
+			t.Fatalf("PutLaunch %d after a purge: %v", i, err)
+		}
+	}
+	if err := s.PutLaunch(ctx, launch("p5", "fresh", launchT0.Add(launchTTL)), lim); !errors.Is(err, store.ErrTooManyLaunches) {
+		t.Errorf("PutLaunch over the total limit after a purge: error = %v, want ErrTooManyLaunches", err)
+	}
+	if err := s.PutLaunch(ctx, launch("k6", "fresh", launchT0.Add(2*launchTTL)), lim); err != nil {
 		t.Errorf("PutLaunch once the others expired: %v", err)
 	}
 	// No limits: anything goes.
 	for i := range 10 {
-		if err := s.PutLaunch(ctx, launch(fmt.Sprint("u", i), "a", launchT0.Add(launchTTL)), store.LaunchLimits{}); err != nil {
+		if err := s.PutLaunch(ctx, launch(fmt.Sprint("u", i), "a", launchT0.Add(2*launchTTL)), store.LaunchLimits{}); err != nil {
 			t.Fatalf("PutLaunch without limits: %v", err)
 		}
 	}
