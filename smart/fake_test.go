@@ -148,7 +148,7 @@ func newRing(t testing.TB) *secrets.Keyring {
 // rotating refresh tokens, an id_token JWKS, and one FHIR read that checks
 // bearer tokens.
 type fakeAS struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	clock *fakeClock
 
@@ -180,7 +180,7 @@ type codeGrant struct {
 	used                                      bool
 }
 
-func newFakeAS(t *testing.T, clock *fakeClock) *fakeAS {
+func newFakeAS(t testing.TB, clock *fakeClock) *fakeAS {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -8,11 +8,15 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
+
+	"ehrgate/store"
 )
 
 // NormalizeIssuer returns the canonical form of a FHIR base URL used as a
@@ -49,11 +53,27 @@ type LauncherOptions struct {
 	Clients    []ClientConfig // registered connections; a launch from any other iss is refused
 	Vault      *Vault         // where the callback stores tokens
 	Discoverer *Discoverer
-	Keys       *KeyManager  // for private_key_jwt clients
-	HTTPClient *http.Client // token requests (default: 30s timeout)
-	StateTTL   time.Duration
+	Keys       *KeyManager   // for private_key_jwt clients
+	HTTPClient *http.Client  // token requests (default: 30s timeout)
+	StateTTL   time.Duration // how long a pending authorization stays usable (default 10 minutes)
 	Now        func() time.Time
-	Logger     *slog.Logger
+	// Launches keeps the pending authorizations (nil: in memory, for this
+	// process only). Give every replica the same shared store (the SQLite
+	// or PostgreSQL store) so that a launch begun on one completes on
+	// another.
+	Launches LaunchStore
+	// MaxPendingPerAddress bounds the live pending authorizations started
+	// from one client address (default 20); a launch beyond it is refused
+	// with 429 before any request to the EHR.
+	MaxPendingPerAddress int
+	// MaxPending bounds all live pending authorizations in Launches
+	// (default 10,000); a launch beyond it is refused with 429.
+	MaxPending int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client. None by default: the client address is the connection's
+	// peer, and X-Forwarded-For is ignored (anyone can send it).
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
 	// OnComplete renders the page after a successful callback (default: a
 	// short confirmation). It must not show tokens.
 	OnComplete func(w http.ResponseWriter, r *http.Request, res *LaunchResult)
@@ -75,19 +95,27 @@ type LaunchResult struct {
 //	StandaloneHandler at e.g. /smart/login?connection=NAME[&patient=pick]
 //	CallbackHandler   at the redirect URI registered with the EHR (e.g. /smart/callback)
 //
-// Pending authorizations (state, PKCE verifier, nonce) live in memory for
-// StateTTL (default 10 minutes), are single use and are bound to the
-// browser that started them by an HttpOnly cookie.
+// Pending authorizations (PKCE verifier, nonce, browser binding, scopes,
+// launch) are kept in LauncherOptions.Launches, sealed with the Vault's
+// keyring and keyed by a hash of the OAuth state, for StateTTL (default 10
+// minutes). They are single use, bound to the browser that started them by
+// an HttpOnly cookie, and bounded per client address and in total, so
+// unauthenticated launch requests cannot exhaust memory or storage.
 type Launcher struct {
-	o       LauncherOptions
-	te      *tokenEndpoint
-	log     *slog.Logger
-	byIss   map[string]ClientConfig
-	byName  map[string]ClientConfig
-	mu      sync.Mutex
-	pending map[string]*pending
+	o         LauncherOptions
+	te        *tokenEndpoint
+	log       *slog.Logger
+	byIss     map[string]ClientConfig
+	byName    map[string]ClientConfig
+	launches  LaunchStore
+	lastPurge atomic.Int64 // Unix nanoseconds of the last PurgeLaunches
+
+	// Launches refused by the per-address and the total limit since the
+	// last log line about them, and when that was (Unix nanoseconds).
+	refusedAddr, refusedTotal, lastRefusedLog atomic.Int64
 }
 
+// pending is an opened pending authorization.
 type pending struct {
 	client   ClientConfig
 	launch   string
@@ -97,6 +125,16 @@ type pending struct {
 	scopes   Scopes
 	created  time.Time
 }
+
+// Defaults of LauncherOptions' limits.
+const (
+	DefaultMaxPendingPerAddress = 20
+	DefaultMaxPending           = 10000
+)
+
+// purgeEvery is how often at most a Launcher purges expired launches from
+// its store (a launch needs no purge to expire; the purge frees space).
+const purgeEvery = time.Minute
 
 const bindingCookie = "ehrgate_smart_binding"
 
@@ -114,12 +152,22 @@ func NewLauncher(o LauncherOptions) (*Launcher, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaxPendingPerAddress <= 0 {
+		o.MaxPendingPerAddress = DefaultMaxPendingPerAddress
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	launches := o.Launches
+	if launches == nil {
+		launches = newMemLaunches()
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	l := &Launcher{o: o, te: &tokenEndpoint{hc: o.HTTPClient, keys: o.Keys, now: o.Now}, log: log,
-		byIss: map[string]ClientConfig{}, byName: map[string]ClientConfig{}, pending: map[string]*pending{}}
+		byIss: map[string]ClientConfig{}, byName: map[string]ClientConfig{}, launches: launches}
 	var errs []error
 	for _, c := range o.Clients {
 		iss, err := NormalizeIssuer(c.FHIRBaseURL)
@@ -214,6 +262,17 @@ func (l *Launcher) scopesFor(c ClientConfig, cfg *Configuration, launch string, 
 
 func (l *Launcher) start(w http.ResponseWriter, r *http.Request, c ClientConfig, launch string, extra []string) {
 	ctx := r.Context()
+	now, addr := l.o.Now(), clientAddr(r, l.o.TrustedProxies)
+	l.maybePurge(ctx, now)
+	// A cheap refusal before any request to the EHR; PutLaunch below is
+	// what enforces the limits (atomically).
+	if n, err := l.launches.CountLaunches(ctx, addr, now); err != nil {
+		l.storeDown(w, "", err)
+		return
+	} else if n >= l.o.MaxPendingPerAddress {
+		l.tooMany(w, now, store.ErrTooManyFromAddress)
+		return
+	}
 	cfg, err := l.o.Discoverer.Discover(ctx, c.FHIRBaseURL)
 	if err == nil {
 		err = cfg.RequireAuthorize()
@@ -226,12 +285,16 @@ func (l *Launcher) start(w http.ResponseWriter, r *http.Request, c ClientConfig,
 		return
 	}
 	p := &pending{client: c, launch: launch, verifier: NewVerifier(), nonce: randomToken(16),
-		binding: randomToken(16), scopes: l.scopesFor(c, cfg, launch, extra), created: l.o.Now()}
+		binding: randomToken(16), scopes: l.scopesFor(c, cfg, launch, extra), created: now}
 	state := randomToken(24)
-	l.mu.Lock()
-	l.gc()
-	l.pending[state] = p
-	l.mu.Unlock()
+	if err := l.put(ctx, state, addr, p); err != nil {
+		if errors.Is(err, store.ErrTooManyFromAddress) || errors.Is(err, store.ErrTooManyLaunches) {
+			l.tooMany(w, now, err)
+			return
+		}
+		l.storeDown(w, c.Connection, err)
+		return
+	}
 
 	v := url.Values{
 		"response_type":         {"code"},
@@ -265,26 +328,93 @@ func (l *Launcher) start(w http.ResponseWriter, r *http.Request, c ClientConfig,
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
-// gc drops expired pending authorizations. Callers hold l.mu.
-func (l *Launcher) gc() {
-	now := l.o.Now()
-	for k, p := range l.pending {
-		if now.Sub(p.created) > l.o.StateTTL {
-			delete(l.pending, k)
-		}
+// put seals p and stores it under state, counted against addr.
+func (l *Launcher) put(ctx context.Context, state, addr string, p *pending) error {
+	key := launchKey(state)
+	sealed, err := l.seal(key, &pendingRecord{Connection: p.client.Connection, Launch: p.launch, Verifier: p.verifier,
+		Nonce: p.nonce, Binding: p.binding, Scopes: p.scopes, Created: p.created})
+	if err != nil {
+		return err
+	}
+	return l.launches.PutLaunch(ctx, store.PendingLaunch{Key: key, Connection: p.client.Connection, ClientAddr: addr,
+		Sealed: sealed, CreatedAt: p.created, ExpiresAt: p.created.Add(l.o.StateTTL)},
+		store.LaunchLimits{PerAddress: l.o.MaxPendingPerAddress, Total: l.o.MaxPending})
+}
+
+// storeDown answers a launch the store could not record: 503 with a
+// reference to the logged error.
+func (l *Launcher) storeDown(w http.ResponseWriter, connection string, err error) {
+	ref := randomToken(6)
+	l.log.Error("smart: the launch store failed", "connection", connection, "ref", ref, "err", err)
+	l.page(w, http.StatusServiceUnavailable, "Cannot start authorization",
+		"ehrgate could not record the authorization it was about to start. Try again; if it fails again, give your administrator this reference: "+ref+".")
+}
+
+// tooMany answers a launch refused by a limit: 429 with a page saying
+// what to do. Refusals are logged at most once per purgeEvery, with how
+// many there were, so a flood does not become a flood of log lines; the
+// client address is not logged (an IP address identifies a person as much
+// as a name does).
+func (l *Launcher) tooMany(w http.ResponseWriter, now time.Time, why error) {
+	if errors.Is(why, store.ErrTooManyLaunches) {
+		l.refusedTotal.Add(1)
+	} else {
+		l.refusedAddr.Add(1)
+	}
+	if last, t := l.lastRefusedLog.Load(), now.UnixNano(); (t < last || t-last >= int64(purgeEvery)) && l.lastRefusedLog.CompareAndSwap(last, t) {
+		l.log.Warn("smart: launches refused: too many pending authorizations",
+			"per_address", l.refusedAddr.Swap(0), "total", l.refusedTotal.Swap(0))
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(purgeEvery/time.Second)))
+	l.page(w, http.StatusTooManyRequests, "Too many authorizations in progress",
+		"Too many authorizations have been started and not finished (from your address, or in all). Finish or close the ones already open, wait a few minutes, and start again from the EHR.")
+}
+
+// maybePurge removes expired pending authorizations from the store, at
+// most once per purgeEvery (per Launcher). Failures are only logged:
+// expired launches are never taken, purged or not.
+func (l *Launcher) maybePurge(ctx context.Context, now time.Time) {
+	last, t := l.lastPurge.Load(), now.UnixNano()
+	if t >= last && t-last < int64(purgeEvery) {
+		return
+	}
+	if !l.lastPurge.CompareAndSwap(last, t) {
+		return
+	}
+	if n, err := l.launches.PurgeLaunches(ctx, now); err != nil {
+		l.log.Warn("smart: purging expired authorizations failed", "err", err)
+	} else if n > 0 {
+		l.log.Debug("smart: purged expired authorizations", "count", n)
 	}
 }
 
-// take consumes a pending authorization: single use, unexpired, and bound
-// to this browser.
+// errLaunchStore marks a failure of the launch store (not of the request).
+var errLaunchStore = errors.New("smart: launch store unavailable")
+
+// take consumes a pending authorization: single use (across every process
+// sharing the store), unexpired, and bound to this browser.
 func (l *Launcher) take(r *http.Request, state string) (*pending, error) {
-	l.mu.Lock()
-	p, ok := l.pending[state]
-	delete(l.pending, state)
-	l.mu.Unlock()
-	if !ok || state == "" {
+	if state == "" {
 		return nil, ErrBadState
 	}
+	key := launchKey(state)
+	sp, err := l.launches.TakeLaunch(r.Context(), key, l.o.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", ErrBadState, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errLaunchStore, err)
+	}
+	rec, err := l.open(key, sp.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadState, err)
+	}
+	c, ok := l.byName[rec.Connection]
+	if !ok {
+		return nil, fmt.Errorf("%w: connection %q is not registered here", ErrBadState, rec.Connection)
+	}
+	p := &pending{client: c, launch: rec.Launch, verifier: rec.Verifier, nonce: rec.Nonce, binding: rec.Binding,
+		scopes: rec.Scopes, created: rec.Created}
 	if l.o.Now().Sub(p.created) > l.o.StateTTL {
 		return nil, fmt.Errorf("%w: expired", ErrBadState)
 	}
@@ -303,6 +433,13 @@ func (l *Launcher) CallbackHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		p, err := l.take(r, q.Get("state"))
+		if errors.Is(err, errLaunchStore) {
+			ref := randomToken(6)
+			l.log.Error("smart: reading the pending authorization failed", "ref", ref, "err", err)
+			l.page(w, http.StatusServiceUnavailable, "Authorization failed",
+				"ehrgate could not read the authorization in progress. Start again from the EHR; if it fails again, give your administrator this reference: "+ref+".")
+			return
+		}
 		if err != nil {
 			l.log.Warn("smart: callback with invalid state", "err", err)
 			l.page(w, http.StatusBadRequest, "Authorization failed", "This authorization response is unknown, expired or already used. Start again from the EHR.")

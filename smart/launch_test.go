@@ -24,7 +24,7 @@ import (
 )
 
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	as       *fakeAS
 	clock    *fakeClock
 	st       *memStore
@@ -36,9 +36,12 @@ type harness struct {
 	app      *httptest.Server
 	logs     *bytes.Buffer
 	log      *slog.Logger
+	opts     LauncherOptions // what launcher was built with
 }
 
-func newHarness(t *testing.T, method AuthMethod) *harness {
+// newHarness builds a fake EHR and a Launcher for it; mods adjust the
+// Launcher's options (its store, limits, proxies).
+func newHarness(t testing.TB, method AuthMethod, mods ...func(*LauncherOptions)) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: newClock(), st: newMemStore(), logs: &bytes.Buffer{}}
 	h.log = slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -68,8 +71,12 @@ func newHarness(t *testing.T, method AuthMethod) *harness {
 	if method == AuthClientSecretBasic || method == AuthClientSecretPost {
 		h.client.ClientSecret = Secret(h.as.clientSecret)
 	}
-	l, err := NewLauncher(LauncherOptions{Clients: []ClientConfig{h.client}, Vault: h.vault, Discoverer: h.disc,
-		Keys: h.keys, HTTPClient: h.as.srv.Client(), Now: h.clock.Now, Logger: h.log})
+	h.opts = LauncherOptions{Clients: []ClientConfig{h.client}, Vault: h.vault, Discoverer: h.disc,
+		Keys: h.keys, HTTPClient: h.as.srv.Client(), Now: h.clock.Now, Logger: h.log}
+	for _, m := range mods {
+		m(&h.opts)
+	}
+	l, err := NewLauncher(h.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +103,7 @@ func (h *harness) browser(stopAtCallback bool) *http.Client {
 	return c
 }
 
-func get(t *testing.T, c *http.Client, u string) (int, string, *http.Response) {
+func get(t testing.TB, c *http.Client, u string) (int, string, *http.Response) {
 	t.Helper()
 	resp, err := c.Get(u)
 	if err != nil {
@@ -206,7 +213,15 @@ func TestStandaloneLaunchPatientPicker(t *testing.T) {
 	}
 }
 
+// TestCallbackState runs against each launch store: in memory and in the
+// SQLite store.
 func TestCallbackState(t *testing.T) {
+	for _, be := range launchBackends {
+		t.Run(be.name, func(t *testing.T) { testCallbackState(t, be.open) })
+	}
+}
+
+func testCallbackState(t *testing.T, backend func(t *testing.T) func(*LauncherOptions)) {
 	cases := []struct {
 		name string
 		do   func(h *harness, cb string, b *http.Client) (int, int) // final status, then callback status of a replay (0 if none)
@@ -239,7 +254,7 @@ func TestCallbackState(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t, AuthNone)
+			h := newHarness(t, AuthNone, backend(t))
 			cb, b := h.callbackURL()
 			if status, _ := c.do(h, cb, b); status != http.StatusBadRequest {
 				t.Errorf("callback status = %d, want 400", status)
@@ -253,7 +268,7 @@ func TestCallbackState(t *testing.T) {
 		})
 	}
 	t.Run("replayed state", func(t *testing.T) {
-		h := newHarness(t, AuthNone)
+		h := newHarness(t, AuthNone, backend(t))
 		cb, b := h.callbackURL()
 		u, _ := url.Parse(cb)
 		cookies := b.Jar.Cookies(u) // replay with the binding cookie kept, so only single use can stop it
