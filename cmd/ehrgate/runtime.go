@@ -389,6 +389,7 @@ func (g *gateway) setupLaunches(conns []config.Connection) error {
 	}
 	l, err := smart.NewLauncher(smart.LauncherOptions{
 		Clients: clients, Vault: g.vault, Discoverer: g.discover, Keys: g.keys, Logger: g.a.log,
+		Launches:   g.store, // pending authorizations shared by every process on this store
 		OnComplete: g.launchComplete,
 	})
 	if err != nil {
