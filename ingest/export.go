@@ -139,10 +139,11 @@ func (s ExportSummary) IncompleteTypes() []string {
 // as the next _since of each type it brought completely.
 //
 // A type is not complete, and keeps its _since, when a manifest error
-// names it (or names nothing ties to a type: then every type), when one of
-// its files could not be ingested completely, or when it is missing from
-// the output while the access token was not granted it or while it was
-// asked from the beginning. A file the server no longer has (410 Gone) is
+// names it (or names nothing that ties to a type: then every type), when
+// one of its files could not be ingested completely, when it is missing
+// from the output of an export from the beginning, or when
+// ExportOptions.Grants says the server does not grant it (it is then not
+// asked for: a server refuses it or leaves it out). A file the server no longer has (410 Gone) is
 // not retried: a new export is started for its type, within
 // ExportOptions.MaxReexports. The summary lists what is incomplete and why;
 // Export returns an error only when the export could not run.
@@ -241,13 +242,22 @@ func (x *exporter) run(ctx context.Context, req bulk.Request) (ExportSummary, er
 		}
 		x.sum.NotGranted = ng
 		if len(ng) > 0 {
-			x.log.Warn("the server did not grant ehrgate these requested types; an export will lack them",
+			// Not asked for: a server refuses them or leaves them out (or
+			// cuts them down, for a restricted grant). They stay incomplete.
+			x.log.Warn("the server did not grant ehrgate these requested types; they are not exported and stay incomplete",
 				"connection", x.opts.Connection, "scope", x.sum.Scope, "types", strings.Join(ng, ","))
+			req.Types = slices.DeleteFunc(slices.Clone(req.Types), func(t string) bool { return slices.Contains(ng, t) })
+			for _, t := range ng {
+				x.sum.Incomplete = append(x.sum.Incomplete, TypeIssue{Type: t, Reason: reasonNotGranted})
+			}
 		}
 	}
-	parts, err := x.plan(ctx, req)
-	if err != nil {
-		return x.sum, fmt.Errorf("ingest: export: %w", err)
+	var parts []bulk.Request
+	if len(req.Types) > 0 || len(x.sum.NotGranted) == 0 { // else nothing granted is left to ask for
+		var err error
+		if parts, err = x.plan(ctx, req); err != nil {
+			return x.sum, fmt.Errorf("ingest: export: %w", err)
+		}
 	}
 	for i, p := range parts {
 		if i == 0 || p.Since.Before(x.sum.Since) {
@@ -464,7 +474,7 @@ func (x *exporter) advance(ctx context.Context, typed bool, t time.Time, types [
 const (
 	reasonGone       = "the server no longer has a file (410 Gone)"
 	reasonFile       = "a file could not be ingested completely"
-	reasonNotGranted = "missing from the output, and the server did not grant the access token this type"
+	reasonNotGranted = "the server did not grant the access token this type (or only in part): not exported"
 	reasonMissing    = "missing from the output of an export from the beginning: the server returned none (it may filter by scope, or hold none)"
 )
 
@@ -539,18 +549,11 @@ func (x *exporter) judge(req bulk.Request, res *jobResult) verdict {
 			present[f.Type] = true
 		}
 		for _, t := range req.Types {
-			if present[t] {
-				continue
+			if present[t] || !req.Since.IsZero() {
+				continue // there, or nothing of it changed since _since
 			}
-			switch {
-			case slices.Contains(x.sum.NotGranted, t):
-				add(t, reasonNotGranted)
-			case req.Since.IsZero():
-				add(t, reasonMissing)
-			default:
-				continue // nothing of t changed since _since
-			}
-			x.log.Warn("a requested type is missing from the export output", "connection", x.opts.Connection,
+			add(t, reasonMissing)
+			x.log.Warn("a requested type is missing from the output of an export from the beginning", "connection", x.opts.Connection,
 				"scope", x.sum.Scope, "type", t)
 		}
 		for _, t := range req.Types {

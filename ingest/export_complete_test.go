@@ -312,15 +312,16 @@ func TestExportMissingType(t *testing.T) {
 		name       string
 		grants     Grants
 		incomplete []string
+		jobs       int
 	}{
-		{"nothing changed", nil, []string{"Device"}},
-		{"Patient not granted", staticGrants{denied: []string{"Patient"}}, []string{"Device", "Patient"}},
+		{"nothing changed", nil, []string{"Device"}, 2}, // Device from the beginning, Patient incremental
+		{"Patient not granted", staticGrants{denied: []string{"Patient"}}, []string{"Device", "Patient"}, 1},
+		{"nothing granted", staticGrants{denied: []string{"Patient", "Device"}}, []string{"Device", "Patient"}, 0},
 	}
 	for _, tc := range tests {
 		sum = exportVia(t, sim.Handler(), st, req, ExportOptions{Incremental: true, Grants: tc.grants})
-		if got := sum.IncompleteTypes(); !slices.Equal(got, tc.incomplete) || sum.Jobs != 2 {
-			t.Errorf("%s: incomplete %v after %d jobs, want %v after 2 (Device from the beginning, Patient incremental)",
-				tc.name, sum.Incomplete, sum.Jobs, tc.incomplete)
+		if got := sum.IncompleteTypes(); !slices.Equal(got, tc.incomplete) || sum.Jobs != tc.jobs || sum.Complete {
+			t.Errorf("%s: incomplete %v after %d jobs, want %v after %d", tc.name, sum.Incomplete, sum.Jobs, tc.incomplete, tc.jobs)
 		}
 	}
 	if sum.NotGranted == nil || sum.NotGranted[0] != "Patient" {
