@@ -61,7 +61,20 @@ type Config struct {
 	HL7 HL7 `yaml:"hl7"`
 	// Events configures event delivery: webhooks and event-driven refresh.
 	Events Events `yaml:"events"`
+	// Bulk configures Bulk Data exports (`ehrgate bulk export`).
+	Bulk Bulk `yaml:"bulk"`
 }
+
+// Bulk configures Bulk Data exports; flags override it.
+type Bulk struct {
+	// MaxReexports is how many new exports a run may start (per _since)
+	// for files the server no longer has (410 Gone, as when its output
+	// expired before ehrgate downloaded it): nil means 1, 0 none.
+	MaxReexports *int `yaml:"max_reexports"`
+}
+
+// MaxBulkReexports bounds Bulk.MaxReexports.
+const MaxBulkReexports = 10
 
 // HL7 configures the MLLP listener; flags override it.
 type HL7 struct {
@@ -323,6 +336,9 @@ func (c Config) Validate() error {
 		if a := conn.Auth; a != nil {
 			errs = append(errs, a.validate(where+".auth")...)
 		}
+	}
+	if n := c.Bulk.MaxReexports; n != nil && (*n < 0 || *n > MaxBulkReexports) {
+		errs = append(errs, fmt.Errorf("bulk.max_reexports: %d is outside 0..%d", *n, MaxBulkReexports))
 	}
 	for i, name := range c.Events.RefreshConnections {
 		if !seen[name] {

@@ -140,3 +140,34 @@ func TestDashboardStaysOnLoopbackByDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestBulkMaxReexports(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want int // -1: unset
+		ok   bool
+	}{
+		{"", -1, true},
+		{"bulk:\n  max_reexports: 0\n", 0, true},
+		{"bulk:\n  max_reexports: 3\n", 3, true},
+		{"bulk:\n  max_reexports: 11\n", 11, false},
+		{"bulk:\n  max_reexports: -1\n", -1, false},
+	}
+	for _, tc := range tests {
+		cfg, err := Load(writeFile(t, tc.yaml), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := -1
+		if cfg.Bulk.MaxReexports != nil {
+			got = *cfg.Bulk.MaxReexports
+		}
+		err = cfg.Validate()
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("Load(%q) = max_reexports %d, Validate %v; want %d, ok %v", tc.yaml, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "bulk.max_reexports") {
+			t.Errorf("Validate error %q does not name bulk.max_reexports", err)
+		}
+	}
+}

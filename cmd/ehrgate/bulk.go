@@ -18,6 +18,7 @@ import (
 	"ehrgate/fhir"
 	"ehrgate/fhir/bulk"
 	"ehrgate/ingest"
+	"ehrgate/smart"
 )
 
 func newBulkCmd(a *app) *cobra.Command {
@@ -35,10 +36,10 @@ quarantine what cannot be read (with file and line) and can be re-run safely.`,
 
 func newBulkExportCmd(a *app) *cobra.Command {
 	var (
-		connName, baseURL, group, since string
-		types, typeFilters              []string
-		patient, full, asJSON           bool
-		maxDownloads, workers           int
+		connName, baseURL, group, since, outDir string
+		types, typeFilters                      []string
+		patient, full, asJSON                   bool
+		maxDownloads, workers, maxReexports     int
 	)
 	cmd := &cobra.Command{
 		Use:   "export --connection NAME [--base-url URL] [--group ID | --patient] [--since T] [--type T,...]",
@@ -56,14 +57,31 @@ instead of starting a new one, and skips the files already ingested. A job
 the server no longer knows or reports failed is replaced by a new one; a
 different request abandons it (and deletes it on the server).
 
-Incremental by default: the transactionTime of the last complete export of the
-same connection and group is sent as _since, and the deleted output is applied
-as tombstones. --since overrides it; --full exports everything.
+Incremental by default, per resource type: each type's _since is the
+transactionTime of the last export of the same connection and level/group
+that brought that type completely, and the deleted output is applied as
+tombstones. Types with different _since are exported in separate jobs; a type
+never brought completely is asked from the beginning. --since overrides it;
+--full exports everything.
+
+An export is incomplete for a type when the manifest's error array names it
+(or names nothing that ties to a type: then every type), when one of its files
+fails for good, when the server did not grant the access token that type, or
+when it is missing from the output of an export from the beginning. Its _since
+then stays where it was, so the next run asks for it again; the summary, the
+log, 'ehrgate status' and the dashboard's connection page say which types and
+files. Before kick-off, a still-valid access token granted for fewer types
+than requested (the connection's types were widened) is renewed. A file the
+server no longer has (410 Gone) is not retried: a new export is started for
+its type, at most --max-reexports times (bulk.max_reexports, default 1).
+
+--out DIR writes the files as received (TYPE.N.ndjson, deleted.N.ndjson,
+error.N.ndjson) and the manifest as manifest.json into DIR, and stores
+nothing: no resources, no _since (it exports from --since, or everything).
 
 Progress goes to stderr: a live bar on a terminal, a plain line every few
-seconds otherwise. Exit status: 0 on success, 3 when some file could not be
-ingested completely (the next run is then not incremental from this one), 1
-when the export could not run.`,
+seconds otherwise. Exit status: 0 when every requested type came completely,
+3 when the export ran but is incomplete (see above), 1 when it could not run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.load(cmd); err != nil {
@@ -114,6 +132,21 @@ when the export could not run.`,
 			if rules.MaxParallelDownloads > 0 && !cmd.Flags().Changed("max-downloads") {
 				maxDownloads = rules.MaxParallelDownloads
 			}
+			var reexports int
+			switch {
+			case cmd.Flags().Changed("max-reexports"):
+				reexports = maxReexports
+			case a.cfg.Bulk.MaxReexports != nil:
+				reexports = *a.cfg.Bulk.MaxReexports
+			default:
+				reexports = ingest.DefaultMaxReexports
+			}
+			if reexports < 0 || reexports > config.MaxBulkReexports {
+				return fmt.Errorf("--max-reexports %d is outside 0..%d", reexports, config.MaxBulkReexports)
+			}
+			if reexports == 0 {
+				reexports = -1 // ingest: negative is none
+			}
 			bopts := bulk.Options{Connection: conn.Name, MaxDownloads: maxDownloads, Logger: a.log,
 				OnProgress: func(p string) { a.log.Info("bulk export running", "connection", conn.Name, "progress", p) }}
 			if rt.tokens != nil {
@@ -129,19 +162,38 @@ when the export could not run.`,
 					stopView()
 				}
 			}()
-			sum, err := ingest.Export(cmd.Context(), client, g.store, req, ingest.ExportOptions{
-				Incremental: !full,
-				Options:     ingest.Options{Connection: conn.Name, Workers: workers, Logger: a.log},
+			eopts := ingest.ExportOptions{
+				Incremental:  !full,
+				MaxReexports: reexports,
+				Options:      ingest.Options{Connection: conn.Name, Workers: workers, Logger: a.log},
 				Started: func(in *ingest.Ingester, m *bulk.Manifest) {
+					if stopView != nil {
+						stopView() // the previous job's
+					}
 					stopView = startProgress(a.stderr, in.Progress, manifestTotal(m))
 				},
 				// The status URL without its query (which may carry a
 				// signature); never a token.
 				Resuming: func(statusURL string) { fmt.Fprintln(a.stderr, "resuming export job "+statusURL) },
-			})
+			}
+			if rt.tokens != nil {
+				eopts.Grants = rt.tokens
+			}
+			var sum ingest.ExportSummary
+			if outDir != "" {
+				sum, err = ingest.ExportToDir(cmd.Context(), client, outDir, req, eopts)
+			} else {
+				sum, err = ingest.Export(cmd.Context(), client, g.store, req, eopts)
+			}
 			if stopView != nil {
 				stopView()
 				stopView = nil
+			}
+			if rt.tokens != nil && (err == nil || sum.NotGranted != nil) {
+				g.recordGrants(conn.Name, sum.NotGranted)
+			}
+			if outDir == "" {
+				recordBulkOutcome(a, conn.Name, sum, err, cmd.Context().Err() != nil)
 			}
 			if err != nil {
 				if cmd.Context().Err() != nil {
@@ -149,11 +201,16 @@ when the export could not run.`,
 				}
 				return err
 			}
-			if err := printIngest(a.stdout, "exported "+conn.Name, sum.Summary, asJSON, sum); err != nil {
+			what := "exported " + conn.Name
+			if outDir != "" {
+				what += " to " + outDir
+			}
+			if err := printExport(a.stdout, what, sum, asJSON); err != nil {
 				return err
 			}
-			if len(sum.Errors) > 0 {
-				return &exitError{code: 3, msg: fmt.Sprintf("%d file(s) not ingested completely", len(sum.Errors))}
+			if !sum.Complete {
+				return &exitError{code: 3, msg: "export incomplete for " + strings.Join(typeLabels(sum.IncompleteTypes()), ", ") +
+					"; those types keep their _since and the next run asks for them again"}
 			}
 			return nil
 		},
@@ -170,10 +227,72 @@ when the export could not run.`,
 	f.StringArrayVar(&typeFilters, "type-filter", nil, "a _typeFilter such as 'Observation?category=laboratory' (repeatable)")
 	f.IntVar(&maxDownloads, "max-downloads", 4, "concurrent file downloads (lowered automatically on 429)")
 	f.IntVar(&workers, "workers", 0, "normalization workers (default: CPUs)")
+	f.IntVar(&maxReexports, "max-reexports", ingest.DefaultMaxReexports, "new exports started for files the server no longer has (410 Gone); 0 = none (bulk.max_reexports)")
+	f.StringVar(&outDir, "out", "", "write the files as received and manifest.json into this directory instead of storing them")
 	f.BoolVar(&asJSON, "json", false, "print the summary as one JSON object")
 	cmd.MarkFlagsMutuallyExclusive("group", "patient")
 	cmd.MarkFlagsMutuallyExclusive("since", "full")
+	cmd.MarkFlagsMutuallyExclusive("out", "full")
 	return cmd
+}
+
+// recordBulkOutcome remembers how the export of a scope went, for `ehrgate
+// status` and the dashboard. An interrupted run changes nothing.
+func recordBulkOutcome(a *app, conn string, sum ingest.ExportSummary, err error, interrupted bool) {
+	if interrupted {
+		return
+	}
+	o := &bulkOutcome{At: time.Now().UTC(), TransactionTime: sum.TransactionTime, Complete: err == nil && sum.Complete,
+		Incomplete: sum.Incomplete}
+	if err != nil {
+		o.Error = "the export could not run; see the logs"
+	}
+	serr := updateConnectionState(a.cfg.Data, conn, func(st *connectionState) {
+		if st.BulkExports == nil {
+			st.BulkExports = map[string]*bulkOutcome{}
+		}
+		st.BulkExports[sum.Scope] = o
+	})
+	if serr != nil {
+		a.log.Warn("could not save connection state", "connection", conn, "error", serr)
+	}
+}
+
+func typeLabels(types []string) []string {
+	out := make([]string, len(types))
+	for i, t := range types {
+		out[i] = t
+		if t == "" {
+			out[i] = "every type"
+		}
+	}
+	return out
+}
+
+// printExport prints an export's summary: the ingest figures, then what is
+// incomplete and why (or the JSON summary with --json).
+func printExport(w io.Writer, what string, sum ingest.ExportSummary, asJSON bool) error {
+	if err := printIngest(w, what, sum.Summary, asJSON, sum); err != nil || asJSON {
+		return err
+	}
+	if len(sum.NotGranted) > 0 {
+		fmt.Fprintf(w, "not granted by the server (narrower scopes than requested): %s\n", strings.Join(sum.NotGranted, ", "))
+	}
+	if sum.Reexports > 0 {
+		fmt.Fprintf(w, "re-exported %d time(s) for files the server no longer had\n", sum.Reexports)
+	}
+	if sum.Complete {
+		fmt.Fprintf(w, "complete: %d job(s), transactionTime %s\n", sum.Jobs, sum.TransactionTime.UTC().Format(time.RFC3339))
+		return nil
+	}
+	fmt.Fprintln(w, "INCOMPLETE: these types keep their _since; the next run asks for them again:")
+	for _, is := range sum.Incomplete {
+		fmt.Fprintf(w, "  %-20s %s\n", typeLabels([]string{is.Type})[0], is.Reason)
+		for _, f := range is.Files {
+			fmt.Fprintf(w, "  %-20s   %s\n", "", f)
+		}
+	}
+	return nil
 }
 
 func newBulkImportCmd(a *app) *cobra.Command {
@@ -389,3 +508,6 @@ func printIngest(w io.Writer, what string, sum ingest.Summary, asJSON bool, json
 	}
 	return nil
 }
+
+// The connection's token source is what a bulk export asks about grants.
+var _ ingest.Grants = (*smart.TokenSource)(nil)

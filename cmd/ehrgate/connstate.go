@@ -3,10 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
+	"ehrgate/dashboard"
+	"ehrgate/ingest"
 	"ehrgate/refresh"
 )
 
@@ -21,6 +25,32 @@ type connectionState struct {
 	LastSync time.Time        `json:"last_sync,omitzero"`
 	Summary  *refresh.Summary `json:"summary,omitempty"`
 	Error    string           `json:"error,omitempty"` // user-safe state of the last sync
+	// NotGranted lists the resource types the EHR did not grant ehrgate's
+	// access token (scopes narrower than requested), as of ScopesCheckedAt
+	// (the last sync or bulk export that obtained a token).
+	NotGranted      []string  `json:"not_granted,omitempty"`
+	ScopesCheckedAt time.Time `json:"scopes_checked_at,omitzero"`
+	// BulkExports is the outcome of the last `bulk export` of each scope
+	// into the store.
+	BulkExports map[string]*bulkOutcome `json:"bulk_exports,omitempty"`
+}
+
+// bulkOutcome is how a connection's last bulk export of a scope went.
+type bulkOutcome struct {
+	At              time.Time          `json:"at"`
+	TransactionTime time.Time          `json:"transaction_time,omitzero"`
+	Complete        bool               `json:"complete"`
+	Incomplete      []ingest.TypeIssue `json:"incomplete,omitempty"`
+	Error           string             `json:"error,omitempty"` // user-safe: the export could not run
+}
+
+// updateConnectionState loads a connection's state (empty when none),
+// applies fn and saves it.
+func updateConnectionState(dataDir, name string, fn func(st *connectionState)) error {
+	st, _ := loadConnectionState(dataDir, name)
+	st.Name = name
+	fn(&st)
+	return saveConnectionState(dataDir, st)
 }
 
 func connectionStatePath(dataDir, name string) string {
@@ -64,4 +94,22 @@ func listConnectionStates(dataDir string) []string {
 		names = append(names, filepath.Base(m[:len(m)-len(".json")]))
 	}
 	return names
+}
+
+// withSavedState adds what the saved state knows (granted scopes, bulk
+// exports) to a dashboard status.
+func withSavedState(s dashboard.ConnectionStatus, saved connectionState) dashboard.ConnectionStatus {
+	if saved.ScopesCheckedAt.After(s.ScopesCheckedAt) {
+		s.NotGranted, s.ScopesCheckedAt = saved.NotGranted, saved.ScopesCheckedAt
+	}
+	s.BulkExports = nil
+	for _, scope := range slices.Sorted(maps.Keys(saved.BulkExports)) {
+		b := saved.BulkExports[scope]
+		bs := dashboard.BulkExportStatus{Scope: scope, At: b.At, TransactionTime: b.TransactionTime, Complete: b.Complete, Error: b.Error}
+		for _, is := range b.Incomplete {
+			bs.Incomplete = append(bs.Incomplete, dashboard.BulkTypeIssue{Type: is.Type, Reason: is.Reason, Files: is.Files})
+		}
+		s.BulkExports = append(s.BulkExports, bs)
+	}
+	return s
 }

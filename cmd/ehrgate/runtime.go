@@ -273,22 +273,37 @@ func (g *gateway) syncConnection(ctx context.Context, conn config.Connection) (r
 		vendor = rt.detected
 	}
 	g.mu.Unlock()
-	saved := connectionState{Name: conn.Name, BaseURL: conn.BaseURL, Auth: config.AuthNone, Vendor: vendor}
-	if conn.Auth != nil && conn.Auth.Type != "" {
-		saved.Auth = conn.Auth.Type
-	}
-	if old, ok := loadConnectionState(g.a.cfg.Data, conn.Name); ok {
-		saved.LastSync, saved.Summary = old.LastSync, old.Summary
-	}
-	if err == nil {
-		saved.LastSync, saved.Summary = time.Now().UTC(), &sum
-	} else {
-		saved.Error = st.Detail
-	}
-	if serr := saveConnectionState(g.a.cfg.Data, saved); serr != nil {
+	serr := updateConnectionState(g.a.cfg.Data, conn.Name, func(saved *connectionState) {
+		saved.BaseURL, saved.Auth, saved.Vendor, saved.Error = conn.BaseURL, config.AuthNone, vendor, ""
+		if conn.Auth != nil && conn.Auth.Type != "" {
+			saved.Auth = conn.Auth.Type
+		}
+		if err == nil {
+			saved.LastSync, saved.Summary = time.Now().UTC(), &sum
+		} else {
+			saved.Error = st.Detail
+		}
+	})
+	if serr != nil {
 		g.a.log.Warn("could not save connection state", "connection", conn.Name, "error", serr)
 	}
 	return sum, err
+}
+
+// recordGrants remembers which of a connection's types the EHR did not
+// grant, for `ehrgate status` and the dashboard.
+func (g *gateway) recordGrants(conn string, notGranted []string) {
+	err := updateConnectionState(g.a.cfg.Data, conn, func(st *connectionState) {
+		st.NotGranted, st.ScopesCheckedAt = notGranted, time.Now().UTC()
+	})
+	if err != nil {
+		g.a.log.Warn("could not save connection state", "connection", conn, "error", err)
+	}
+	g.mu.Lock()
+	s := g.status[conn]
+	s.NotGranted, s.ScopesCheckedAt = notGranted, time.Now().UTC()
+	g.status[conn] = s
+	g.mu.Unlock()
 }
 
 func (g *gateway) doSync(ctx context.Context, conn config.Connection) (refresh.Summary, error) {
@@ -298,6 +313,14 @@ func (g *gateway) doSync(ctx context.Context, conn config.Connection) (refresh.S
 	}
 	planner := rt.adapter.Planner()
 	if rt.tokens != nil {
+		// A token granted for fewer types than the connection now reads is
+		// renewed first; what the EHR still does not grant is recorded.
+		notGranted, err := rt.tokens.EnsureTypes(ctx, typesOf(conn))
+		if err != nil {
+			g.metrics.AuthorizationFailed(conn.Name, errors.Is(err, smart.ErrNeedsReauthorization))
+			return refresh.Summary{}, fmt.Errorf("authorizing %s: %w", conn.Name, err)
+		}
+		g.recordGrants(conn.Name, notGranted)
 		tok, err := rt.tokens.Token(ctx)
 		if err != nil {
 			g.metrics.AuthorizationFailed(conn.Name, errors.Is(err, smart.ErrNeedsReauthorization))
@@ -361,6 +384,13 @@ func (g *gateway) connectionStatus(ctx context.Context) []dashboard.ConnectionSt
 		out = append(out, s)
 	}
 	g.mu.Unlock()
+	for i, s := range out {
+		// Bulk exports (and scope checks) may run in other processes: the
+		// saved state is the record.
+		if saved, ok := loadConnectionState(g.a.cfg.Data, s.Name); ok {
+			out[i] = withSavedState(s, saved)
+		}
+	}
 	for i, s := range out {
 		if vs, err := g.vault.Status(ctx, s.Name); err == nil && vs.State == store.TokenNeedsReauthorization {
 			out[i].State = "needs re-authorization"

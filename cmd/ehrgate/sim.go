@@ -33,8 +33,10 @@ type simFlags struct {
 	vendor     string
 	site       string
 
-	bulkPatients int
-	bulkFileSize int
+	bulkPatients    int
+	bulkFileSize    int
+	bulkScopeFilter bool              // kick-offs export only the types the token may read
+	bulkFaults      bulkexport.Faults // the Bulk Data server's fault knobs
 
 	noAuth        bool
 	clientConfig  string
@@ -54,6 +56,9 @@ func (f *simFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.site, "site", "", "site profile YAML layered over the vendor personality")
 	fs.IntVar(&f.bulkPatients, "bulk-patients", 0, "patients served by Bulk Data $export, generated on the fly (default: --patients)")
 	fs.IntVar(&f.bulkFileSize, "bulk-file-size", 5000, "resources per Bulk Data output file (small values emulate servers that send thousands of tiny files)")
+	fs.BoolVar(&f.bulkScopeFilter, "bulk-scope-filter", true, "Bulk Data kick-offs export only the types the access token may read, as the SMART reference server does (false: refuse with 403)")
+	fs.IntVar(&f.bulkFaults.UngeneratedFile, "bulk-ungenerated-file", 0, "fault: the first Bulk Data job lists this output file (1-based) in its manifest's error array instead")
+	fs.IntVar(&f.bulkFaults.ExpireFile, "bulk-expire-file", 0, "fault: this output file (1-based) of the first Bulk Data job answers 410 Gone")
 	fs.StringVar(&f.clientConfig, "client-config", "", "registered SMART clients (YAML or JSON) for the simulated authorization server")
 	fs.DurationVar(&f.accessTTL, "access-token-ttl", time.Hour, "lifetime of access tokens the simulated EHR issues")
 	fs.BoolVar(&f.rotateRefresh, "rotate-refresh-tokens", true, "issue a new refresh token at every refresh and revoke the old one")
@@ -98,6 +103,7 @@ func (f *simFlags) start(ctx context.Context, sim *ehrsim.Server, addr string, c
 	bopts := bulkexport.Options{
 		Source:   synth.New(synth.Options{Patients: bulkPatients, Seed: f.seed}),
 		FileSize: f.bulkFileSize,
+		Faults:   f.bulkFaults,
 		Logger:   log.With("component", "ehrsim-bulk"),
 	}
 	if !f.noAuth {
@@ -122,6 +128,7 @@ func (f *simFlags) start(ctx context.Context, sim *ehrsim.Server, addr string, c
 			AccessTokenTTL:      f.accessTTL,
 			RotateRefreshTokens: f.rotateRefresh,
 			ClockSkew:           f.clockSkew,
+			BulkScopeFilter:     f.bulkScopeFilter,
 			Logger:              log.With("component", "ehrsim-auth"),
 		})
 		if err != nil {

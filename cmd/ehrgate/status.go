@@ -3,6 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,6 +30,28 @@ type connectionReport struct {
 	TokenReason string    `json:"token_reason,omitempty"`
 	LastFetched time.Time `json:"last_fetched,omitzero"`
 	Resources   int       `json:"resources"`
+	// NotGranted lists resource types the EHR did not grant ehrgate's
+	// token (narrower scopes than requested), as of ScopesCheckedAt.
+	NotGranted      []string  `json:"not_granted,omitempty"`
+	ScopesCheckedAt time.Time `json:"scopes_checked_at,omitzero"`
+	// BulkExports is the last bulk export of each scope.
+	BulkExports map[string]*bulkOutcome `json:"bulk_exports,omitempty"`
+}
+
+// bulkState summarizes a connection's bulk exports for the table.
+func (r connectionReport) bulkState() string {
+	if len(r.BulkExports) == 0 {
+		return "-"
+	}
+	for _, b := range r.BulkExports {
+		switch {
+		case b.Error != "":
+			return "failed"
+		case !b.Complete:
+			return "INCOMPLETE"
+		}
+	}
+	return "complete"
 }
 
 func newStatusCmd(a *app) *cobra.Command {
@@ -37,7 +63,10 @@ func newStatusCmd(a *app) *cobra.Command {
 holds data for): the vendor (configured, or detected by the last 'ehrgate probe'),
 the authorization state ('needs_reauthorization' after the EHR refused ehrgate's
 refresh token or credentials), when data was last fetched and how many resources
-are stored. It reads the data directory only; it calls no EHR.`,
+are stored, which resource types the EHR did not grant (narrower scopes than
+requested) and, per scope, whether the last bulk export was complete (and if
+not, which types and files are missing and why). It reads the data directory
+only; it calls no EHR.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.load(cmd); err != nil {
@@ -93,6 +122,7 @@ are stored. It reads the data directory only; it calls no EHR.`,
 				if saved.Summary != nil {
 					r.LastErrors = saved.Summary.Errors
 				}
+				r.NotGranted, r.ScopesCheckedAt, r.BulkExports = saved.NotGranted, saved.ScopesCheckedAt, saved.BulkExports
 			}
 			for _, tc := range st.Resources {
 				add(tc.Connection).Resources += tc.Count
@@ -123,7 +153,7 @@ are stored. It reads the data directory only; it calls no EHR.`,
 				return json.NewEncoder(a.stdout).Encode(map[string]any{"connections": reports, "quarantined": st.Quarantined})
 			}
 			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CONNECTION\tVENDOR\tAUTH\tTOKEN\tLAST SYNC\tERRORS\tRESOURCES")
+			fmt.Fprintln(tw, "CONNECTION\tVENDOR\tAUTH\tTOKEN\tLAST SYNC\tERRORS\tRESOURCES\tBULK EXPORT")
 			for _, r := range reports {
 				last := "never"
 				switch {
@@ -142,13 +172,42 @@ are stored. It reads the data directory only; it calls no EHR.`,
 				if r.TokenReason != "" {
 					token += " (" + r.TokenReason + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.Name, vendor, r.Auth, token, last, r.LastErrors, r.Resources)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.Name, vendor, r.Auth, token, last, r.LastErrors, r.Resources, r.bulkState())
 			}
 			fmt.Fprintf(tw, "\nquarantined inputs: %d\n", st.Quarantined)
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, r := range reports {
+				printConnectionNotes(a.stdout, r)
+			}
+			return nil
 		},
 	}
 	addDataFlag(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd
+}
+
+// printConnectionNotes prints what needs attention on a connection: types
+// not granted, and incomplete or failed bulk exports.
+func printConnectionNotes(w io.Writer, r connectionReport) {
+	if len(r.NotGranted) > 0 {
+		fmt.Fprintf(w, "%s: the EHR did not grant reading %s (narrower scopes than requested)\n", r.Name, strings.Join(r.NotGranted, ", "))
+	}
+	for _, scope := range slices.Sorted(maps.Keys(r.BulkExports)) {
+		b := r.BulkExports[scope]
+		switch {
+		case b.Error != "":
+			fmt.Fprintf(w, "%s: bulk export (%s) failed %s: %s\n", r.Name, scope, b.At.Local().Format(time.DateTime), b.Error)
+		case !b.Complete:
+			fmt.Fprintf(w, "%s: bulk export (%s) of %s INCOMPLETE; the next run asks again for:\n", r.Name, scope, b.At.Local().Format(time.DateTime))
+			for _, is := range b.Incomplete {
+				fmt.Fprintf(w, "  %s: %s\n", typeLabels([]string{is.Type})[0], is.Reason)
+				for _, f := range is.Files {
+					fmt.Fprintf(w, "    %s\n", f)
+				}
+			}
+		}
+	}
 }
