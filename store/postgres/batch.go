@@ -25,7 +25,7 @@ import (
 //  3. lock (FOR UPDATE, in key order) and read again those a record of
 //     the batch changes: resources the batch leaves unchanged (a re-import)
 //     are neither locked nor written;
-//  4. look up the version rows the plan reads (new bytes under a stored
+//  4. look up the stored versions of those (new bytes under a stored
 //     versionId are kept under a suffixed version);
 //  5. COPY the plan's rows (bodies only for new version rows) into a
 //     temporary staging table;
@@ -125,17 +125,17 @@ func putBatch(ctx context.Context, conn *sql.Conn, tx sqlstore.Querier, recs []s
 		first[b.Key(i)] = i
 	}
 
-	claimed, err := claim(ctx, tx, b, first, b.Keys)
+	current, err := currentOf(ctx, tx, b.Keys, false)
 	if err != nil {
 		return nil, err
 	}
-	var others []sqlstore.ResourceKey
+	var absent []sqlstore.ResourceKey
 	for _, k := range b.Keys {
-		if !claimed[k] {
-			others = append(others, k)
+		if _, ok := current[k]; !ok {
+			absent = append(absent, k)
 		}
 	}
-	current, err := currentOf(ctx, tx, others, false)
+	claimed, err := claim(ctx, tx, b, first, absent)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func putBatch(ctx context.Context, conn *sql.Conn, tx sqlstore.Querier, recs []s
 		}
 	}
 
-	versions, err := versionsOf(ctx, tx, b.VersionsRead(b.Changing(current)))
+	versions, err := versionsOf(ctx, tx, b.Changing(current))
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +216,14 @@ func putBatch(ctx context.Context, conn *sql.Conn, tx sqlstore.Querier, recs []s
 	return plan.Changes, nil
 }
 
+// oneShot, as the first argument of a query, has pgx plan it for the
+// arguments at hand (an unnamed prepared statement) rather than cache it:
+// a cached statement soon gets a generic plan, and a generic plan chosen
+// for arrays of unknown length over a small table (the first batches into
+// an empty store) joins them with a scan of the whole table, which made
+// every later batch 20 times slower.
+const oneShot = pgx.QueryExecModeExec
+
 // claim inserts the current pointer (from its first record) of each of
 // keys not stored, and returns those it inserted.
 func claim(ctx context.Context, tx sqlstore.Querier, b *sqlstore.Batch, first map[sqlstore.ResourceKey]int,
@@ -236,7 +244,7 @@ func claim(ctx context.Context, tx sqlstore.Querier, b *sqlstore.Batch, first ma
 	rows, err := tx.QueryContext(ctx, `INSERT INTO resources (connection, type, id, version_id, hash, patient_id)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])
 		ON CONFLICT (connection, type, id) DO NOTHING
-		RETURNING connection, type, id`, conns, types, ids, versions, hashes, patients)
+		RETURNING connection, type, id`, oneShot, conns, types, ids, versions, hashes, patients)
 	if err != nil {
 		return nil, fmt.Errorf("storing new resources: %w", err)
 	}
@@ -268,7 +276,7 @@ func currentOf(ctx context.Context, tx sqlstore.Querier, keys []sqlstore.Resourc
 		query += ` ORDER BY r.connection, r.type, r.id FOR UPDATE OF r`
 	}
 	conns, types, ids := keyArrays(keys)
-	rows, err := tx.QueryContext(ctx, query, conns, types, ids)
+	rows, err := tx.QueryContext(ctx, query, oneShot, conns, types, ids)
 	if err != nil {
 		return nil, fmt.Errorf("looking up current versions: %w", err)
 	}
@@ -287,20 +295,17 @@ func currentOf(ctx context.Context, tx sqlstore.Querier, keys []sqlstore.Resourc
 	return out, nil
 }
 
-// versionsOf returns the hash of each of keys that is stored.
-func versionsOf(ctx context.Context, tx sqlstore.Querier, keys []sqlstore.VersionKey) (map[sqlstore.VersionKey][]byte, error) {
+// versionsOf returns the hash of every stored version of keys.
+func versionsOf(ctx context.Context, tx sqlstore.Querier, keys []sqlstore.ResourceKey) (map[sqlstore.VersionKey][]byte, error) {
 	out := make(map[sqlstore.VersionKey][]byte)
 	if len(keys) == 0 {
 		return out, nil
 	}
-	conns, types, ids, versions := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		conns[i], types[i], ids[i], versions[i] = k.Connection, k.Type, k.ID, k.Version
-	}
+	conns, types, ids := keyArrays(keys)
 	rows, err := tx.QueryContext(ctx, `SELECT v.connection, v.type, v.id, v.version_id, v.hash
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(connection, type, id, version_id)
-		JOIN resource_versions v ON v.connection=k.connection AND v.type=k.type AND v.id=k.id AND v.version_id=k.version_id`,
-		conns, types, ids, versions)
+		FROM unnest($1::text[], $2::text[], $3::text[]) AS k(connection, type, id)
+		JOIN resource_versions v ON v.connection=k.connection AND v.type=k.type AND v.id=k.id`,
+		oneShot, conns, types, ids)
 	if err != nil {
 		return nil, fmt.Errorf("looking up versions: %w", err)
 	}

@@ -138,8 +138,9 @@ type Plan struct {
 
 // Plan computes the outcome of PutResources on the batch's records, in
 // order, given the current versions of the batch's resources (absent: not
-// stored) and the hash of every stored version row in VersionsRead (absent:
-// no such row). It does not modify the maps.
+// stored) and the hash of the stored version rows of the resources
+// changing, at least those in VersionsRead (absent: no such row). It does
+// not modify the maps.
 func (b *Batch) Plan(current map[ResourceKey]Current, versions map[VersionKey][]byte) Plan {
 	p := Plan{Changes: make([]store.Change, len(b.Recs))}
 	cur := make(map[int]Current)         // by key index, once changed in the batch
