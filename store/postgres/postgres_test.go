@@ -46,6 +46,14 @@ func TestBatchConformance(t *testing.T) {
 	storetest.RunBatchTests(t, func(t *testing.T) storetest.BatchStore { return open(t) })
 }
 
+func TestBulkConformance(t *testing.T) {
+	storetest.RunBulkTests(t, func(t *testing.T) storetest.BulkStore { return open(t) })
+}
+
+func TestPendingExportConformance(t *testing.T) {
+	storetest.RunPendingExportTests(t, func(t *testing.T) storetest.PendingExportStore { return open(t) })
+}
+
 func TestMigrationsAreIdempotent(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	for i := 0; i < 2; i++ {
