@@ -50,6 +50,7 @@ type Store struct {
 var dialect = &sqlstore.Dialect{
 	Numbered:  true,
 	Strpos:    "strpos",
+	False:     "FALSE",
 	ForUpdate: " FOR UPDATE",
 	Time: func(t time.Time) any {
 		if t.IsZero() {
@@ -139,4 +140,5 @@ var (
 	_ store.TokenStore         = (*Store)(nil)
 	_ store.PagedScanner       = (*Store)(nil)
 	_ store.NormalizedRewriter = (*Store)(nil)
+	_ store.HL7Log             = (*Store)(nil)
 )

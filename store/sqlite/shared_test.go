@@ -33,3 +33,7 @@ func TestSharedBulkConformance(t *testing.T) {
 	storetest.RunBatchTests(t, func(t *testing.T) storetest.BatchStore { return openShared(t) })
 	storetest.RunPendingExportTests(t, func(t *testing.T) storetest.PendingExportStore { return openShared(t) })
 }
+
+func TestSharedHL7Conformance(t *testing.T) {
+	storetest.RunHL7Tests(t, func(t *testing.T) storetest.HL7Store { return openShared(t) })
+}

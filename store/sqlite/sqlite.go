@@ -142,6 +142,7 @@ func parseTime(s string) time.Time {
 // IMMEDIATE), so nothing to lock.
 var dialect = &sqlstore.Dialect{
 	Strpos:         "instr",
+	False:          "0",
 	Time:           func(t time.Time) any { return formatTime(t) },
 	Bodies:         storedBodies,
 	PackNormalized: func(b []byte) []byte { return pack(b, normalizedDictID) },

@@ -44,6 +44,9 @@ type Dialect struct {
 	// Strpos names the function that returns the 1-based position of its
 	// second argument in its first, 0 when absent (instr, strpos).
 	Strpos string
+	// False is the literal a boolean column holds for false (0, FALSE),
+	// for conditions a partial index must recognise.
+	False string
 	// ForUpdate is appended to the lookup of a resource's current version
 	// that a write transaction is about to change: " FOR UPDATE" where
 	// write transactions run concurrently, "" where they exclude each
