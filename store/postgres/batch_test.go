@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"ehrgate/store"
+	"ehrgate/store/internal/sqlstore"
 )
 
 // BenchmarkWriteBatch times bulk writes on PostgreSQL: 10 batches of 2,000
 // new ~1 KB records into a fresh database, then the same batches again (all
 // unchanged), through WriteBatch (COPY and merge) and through the
-// per-record path it replaces (the shared sqlstore WriteBatch).
+// per-record path (PutResources' in the same transaction).
 func BenchmarkWriteBatch(b *testing.B) {
 	const batches, size = 10, 2000
 	data := make([][]store.Record, batches)
@@ -32,8 +33,12 @@ func BenchmarkWriteBatch(b *testing.B) {
 		write func(*Store, context.Context, store.Batch) (store.BatchResult, error)
 	}{
 		{"copy", (*Store).WriteBatch},
-		{"per-record", func(s *Store, ctx context.Context, bt store.Batch) (store.BatchResult, error) {
-			return s.DB.WriteBatch(ctx, bt)
+		{"per-record", func(s *Store, ctx context.Context, bt store.Batch) (res store.BatchResult, err error) {
+			err = s.write(ctx, func(ctx context.Context, tx sqlstore.Querier) error {
+				res, err = s.WriteBatchTx(ctx, tx, bt, s.PutResourcesTx)
+				return err
+			})
+			return res, err
 		}},
 	}
 	for _, p := range paths {

@@ -14,10 +14,12 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"ehrgate/store"
+	"ehrgate/store/internal/sqlstore"
 )
 
 // WriteBatch implements store.BatchWriter: records, quarantined lines,
-// deletions and the checkpoint of one bulk batch in one transaction.
+// deletions and the checkpoint of one bulk batch in one transaction (the
+// shared sqlstore code, with this package's record paths).
 //
 // Records are upserted with the same semantics as PutResources (identical
 // bytes change nothing; a new version or new bytes under an old versionId
@@ -26,65 +28,26 @@ import (
 // the batch, current pointers inserted before anything is looked up, so
 // that only resources already stored are looked up (putUnique).
 func (s *Store) WriteBatch(ctx context.Context, b store.Batch) (store.BatchResult, error) {
-	var res store.BatchResult
+	if err := sqlstore.ValidateBatch(b); err != nil {
+		return store.BatchResult{}, err
+	}
 	if err := s.bulkStmts.prepare(ctx); err != nil {
-		return res, err
+		return store.BatchResult{}, err
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return res, fmt.Errorf("starting batch: %w", err)
+		return store.BatchResult{}, fmt.Errorf("starting batch: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-
-	if len(b.Records) > 0 {
-		if uniqueKeys(b.Records) {
-			res.Changes, err = putUniqueCached(ctx, &stmtCache{tx: tx, shared: &s.bulkStmts}, b.Records)
-		} else {
-			res.Changes, err = putFast(ctx, tx, b.Records)
+	put := func(ctx context.Context, _ sqlstore.Querier, recs []store.Record) ([]store.Change, error) {
+		if uniqueKeys(recs) {
+			return putUniqueCached(ctx, &stmtCache{tx: tx, shared: &s.bulkStmts}, recs)
 		}
-		if err != nil {
-			return store.BatchResult{}, err
-		}
+		return putFast(ctx, tx, recs)
 	}
-	if len(b.Quarantine) > 0 {
-		q, err := tx.PrepareContext(ctx, `INSERT INTO quarantine (connection, type, resource_id, source, reason, raw, received_at)
-			VALUES (?,?,?,?,?,?,?)`)
-		if err != nil {
-			return store.BatchResult{}, fmt.Errorf("preparing quarantine: %w", err)
-		}
-		defer q.Close()
-		for _, it := range b.Quarantine {
-			raw := it.Raw
-			if raw == nil {
-				raw = []byte{}
-			}
-			if it.ReceivedAt.IsZero() {
-				it.ReceivedAt = time.Now()
-			}
-			if _, err := q.ExecContext(ctx, it.Connection, it.Type, it.ResourceID, it.Source, it.Reason, raw,
-				formatTime(it.ReceivedAt)); err != nil {
-				return store.BatchResult{}, fmt.Errorf("quarantining input: %w", err)
-			}
-		}
-	}
-	for _, d := range b.Deletes {
-		n, err := applyDelete(ctx, tx, d)
-		if err != nil {
-			return store.BatchResult{}, err
-		}
-		res.Deleted += n
-	}
-	if cp := b.Checkpoint; cp != nil {
-		if cp.Connection == "" || cp.Job == "" || cp.File == "" {
-			return store.BatchResult{}, errors.New("checkpoint: connection, job and file are required")
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO bulk_checkpoints (connection, job, file, offset, line, done, updated_at)
-			VALUES (?,?,?,?,?,?,?)
-			ON CONFLICT (connection, job, file) DO UPDATE SET offset=excluded.offset, line=excluded.line,
-			done=excluded.done, updated_at=excluded.updated_at`,
-			cp.Connection, cp.Job, cp.File, cp.Offset, cp.Line, cp.Done, formatTime(time.Now())); err != nil {
-			return store.BatchResult{}, fmt.Errorf("storing checkpoint: %w", err)
-		}
+	res, err := s.WriteBatchTx(ctx, s.stmts.In(tx), b, put)
+	if err != nil {
+		return store.BatchResult{}, err
 	}
 	if err := tx.Commit(); err != nil {
 		return store.BatchResult{}, fmt.Errorf("committing batch: %w", err)
@@ -351,151 +314,8 @@ func (s *Store) BeginBulk(ctx context.Context) (end func(), err error) {
 	}, nil
 }
 
-// applyDelete tombstones one resource: it stops being current (its row in
-// resources and its patient search keys go) and every stored version stays.
-// It reports 1 when a current resource was removed.
-func applyDelete(ctx context.Context, tx *sql.Tx, d store.Tombstone) (int, error) {
-	if d.Connection == "" || d.Type == "" || d.ID == "" {
-		return 0, errors.New("tombstone: connection, type and id are required")
-	}
-	var version string
-	err := tx.QueryRowContext(ctx, `DELETE FROM resources WHERE connection=? AND type=? AND id=? RETURNING version_id`,
-		d.Connection, d.Type, d.ID).Scan(&version)
-	removed := 1
-	if errors.Is(err, sql.ErrNoRows) {
-		removed = 0
-	} else if err != nil {
-		return 0, fmt.Errorf("deleting %s/%s: %w", d.Type, d.ID, err)
-	}
-	if d.Type == "Patient" {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM patients WHERE connection=? AND id=?`, d.Connection, d.ID); err != nil {
-			return 0, fmt.Errorf("deleting patient keys %s: %w", d.ID, err)
-		}
-	}
-	at := d.DeletedAt
-	if at.IsZero() {
-		at = time.Now()
-	}
-	if removed == 0 {
-		// Already deleted (or never stored): keep the first tombstone.
-		_, err = tx.ExecContext(ctx, `INSERT INTO tombstones (connection, type, id, version_id, deleted_at, source)
-			VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING`, d.Connection, d.Type, d.ID, "", formatTime(at), d.Source)
-	} else {
-		_, err = tx.ExecContext(ctx, `INSERT INTO tombstones (connection, type, id, version_id, deleted_at, source)
-			VALUES (?,?,?,?,?,?) ON CONFLICT (connection, type, id) DO UPDATE SET version_id=excluded.version_id,
-			deleted_at=excluded.deleted_at, source=excluded.source`, d.Connection, d.Type, d.ID, version, formatTime(at), d.Source)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("storing tombstone %s/%s: %w", d.Type, d.ID, err)
-	}
-	return removed, nil
-}
-
-// Checkpoints implements store.CheckpointReader.
-func (s *Store) Checkpoints(ctx context.Context, connection, job string) (map[string]store.Checkpoint, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT file, offset, line, done FROM bulk_checkpoints WHERE connection=? AND job=?`,
-		connection, job)
-	if err != nil {
-		return nil, fmt.Errorf("reading checkpoints: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]store.Checkpoint{}
-	for rows.Next() {
-		cp := store.Checkpoint{Connection: connection, Job: job}
-		if err := rows.Scan(&cp.File, &cp.Offset, &cp.Line, &cp.Done); err != nil {
-			return nil, fmt.Errorf("reading checkpoints: %w", err)
-		}
-		out[cp.File] = cp
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading checkpoints: %w", err)
-	}
-	return out, nil
-}
-
-// LastExports implements store.ExportState (table bulk_since, migration
-// 00008).
-func (s *Store) LastExports(ctx context.Context, connection, scope string) (map[string]time.Time, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT type, transaction_time FROM bulk_since WHERE connection=? AND scope=?`,
-		connection, scope)
-	if err != nil {
-		return nil, fmt.Errorf("reading last exports of %s %s: %w", connection, scope, err)
-	}
-	defer rows.Close()
-	out := map[string]time.Time{}
-	for rows.Next() {
-		var typ, v string
-		if err := rows.Scan(&typ, &v); err != nil {
-			return nil, fmt.Errorf("reading last exports of %s %s: %w", connection, scope, err)
-		}
-		out[typ] = parseTime(v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading last exports of %s %s: %w", connection, scope, err)
-	}
-	return out, nil
-}
-
-// SetLastExport implements store.ExportState.
-func (s *Store) SetLastExport(ctx context.Context, connection, scope string, t time.Time, types []string) error {
-	if scope == "" || len(types) == 0 {
-		return errors.New("storing last export: scope and types are required")
-	}
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		for _, typ := range types {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO bulk_since (connection, scope, type, transaction_time) VALUES (?,?,?,?)
-				ON CONFLICT (connection, scope, type) DO UPDATE SET transaction_time=excluded.transaction_time`,
-				connection, scope, typ, formatTime(t)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("storing last export of %s %s: %w", connection, scope, err)
-	}
-	return nil
-}
-
-// Tombstone implements store.TombstoneReader.
-func (s *Store) Tombstone(ctx context.Context, connection, typ, id string) (store.Tombstone, error) {
-	t := store.Tombstone{Connection: connection, Type: typ, ID: id}
-	var at string
-	err := s.r.QueryRowContext(ctx, `SELECT t.deleted_at, t.source FROM tombstones t
-		WHERE t.connection=? AND t.type=? AND t.id=?
-		AND NOT EXISTS (SELECT 1 FROM resources c WHERE c.connection=t.connection AND c.type=t.type AND c.id=t.id)`,
-		connection, typ, id).Scan(&at, &t.Source)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Tombstone{}, fmt.Errorf("tombstone of %s/%s on %s: %w", typ, id, connection, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Tombstone{}, fmt.Errorf("reading tombstone: %w", err)
-	}
-	t.DeletedAt = parseTime(at)
-	return t, nil
-}
-
-// ScanCurrent implements store.CurrentScanner.
-func (s *Store) ScanCurrent(ctx context.Context, fn func(store.Record) error) error {
-	rows, err := s.r.QueryContext(ctx, selectRecord+` ORDER BY c.connection, c.type, c.id`)
-	if err != nil {
-		return fmt.Errorf("scanning resources: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		rec, err := scanRecord(rows)
-		if err != nil {
-			return fmt.Errorf("scanning resources: %w", err)
-		}
-		if err := fn(rec); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("scanning resources: %w", err)
-	}
-	return nil
-}
+// Checkpoints, tombstones (deletions and TombstoneReader), the export
+// state and ScanCurrent are the shared sqlstore code.
 
 var (
 	_ store.BulkStore       = (*Store)(nil)

@@ -9,9 +9,22 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
+
+	"ehrgate/store/storetest"
 )
 
-func TestPendingExport(t *testing.T) {
+func TestPendingExportConformance(t *testing.T) {
+	storetest.RunPendingExportTests(t, func(t *testing.T) storetest.PendingExportStore {
+		s, err := OpenDir(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatalf("OpenDir: %v", err)
+		}
+		return s
+	})
+}
+
+// TestPendingExportSurvivesRestart: what resuming a killed export relies on.
+func TestPendingExportSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, err := OpenDir(ctx, dir)
@@ -19,51 +32,9 @@ func TestPendingExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 11, 23, 18, 0, 0, 123456789, time.FixedZone("x", 3600))
-	type pending struct {
-		fp, url string
-		at      time.Time
+	if err := s.SetPendingExport(ctx, "a", "group/g", "fp3", "https://ehr/fhir/$bulk-status/3", at); err != nil {
+		t.Fatal(err)
 	}
-	steps := []struct {
-		name  string
-		do    func() error
-		conn  string
-		scope string
-		want  pending // url "" = none
-	}{
-		{"none yet", func() error { return nil }, "a", "system", pending{}},
-		{"set", func() error {
-			return s.SetPendingExport(ctx, "a", "system", "fp1", "https://ehr/fhir/$bulk-status/1?sig=x", at)
-		},
-			"a", "system", pending{"fp1", "https://ehr/fhir/$bulk-status/1?sig=x", at}},
-		{"other scope untouched", func() error { return nil }, "a", "group/g", pending{}},
-		{"other connection untouched", func() error { return nil }, "b", "system", pending{}},
-		{"replace", func() error {
-			return s.SetPendingExport(ctx, "a", "system", "fp2", "https://ehr/fhir/$bulk-status/2", at.Add(time.Hour))
-		}, "a", "system", pending{"fp2", "https://ehr/fhir/$bulk-status/2", at.Add(time.Hour)}},
-		{"second scope", func() error {
-			return s.SetPendingExport(ctx, "a", "group/g", "fp3", "https://ehr/fhir/$bulk-status/3", at)
-		},
-			"a", "group/g", pending{"fp3", "https://ehr/fhir/$bulk-status/3", at}},
-		{"clear", func() error { return s.ClearPendingExport(ctx, "a", "system") }, "a", "system", pending{}},
-		{"clear leaves the other scope", func() error { return nil }, "a", "group/g", pending{"fp3", "https://ehr/fhir/$bulk-status/3", at}},
-		{"clear again is fine", func() error { return s.ClearPendingExport(ctx, "a", "system") }, "a", "system", pending{}},
-	}
-	for _, st := range steps {
-		if err := st.do(); err != nil {
-			t.Fatalf("%s: %v", st.name, err)
-		}
-		fp, url, kicked, err := s.PendingExport(ctx, st.conn, st.scope)
-		if err != nil {
-			t.Fatalf("%s: PendingExport: %v", st.name, err)
-		}
-		if fp != st.want.fp || url != st.want.url || !kicked.Equal(st.want.at) {
-			t.Errorf("%s: PendingExport(%s, %s) = %q %q %v, want %+v", st.name, st.conn, st.scope, fp, url, kicked, st.want)
-		}
-	}
-	if err := s.SetPendingExport(ctx, "a", "system", "fp", "", at); err == nil {
-		t.Error("SetPendingExport accepted an empty status URL")
-	}
-	// The row survives a restart (what resuming a killed export relies on).
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +43,9 @@ func TestPendingExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if fp, url, _, err := s.PendingExport(ctx, "a", "group/g"); err != nil || fp != "fp3" || url != "https://ehr/fhir/$bulk-status/3" {
-		t.Errorf("after reopening: %q %q %v, want fp3's job", fp, url, err)
+	fp, url, kicked, err := s.PendingExport(ctx, "a", "group/g")
+	if err != nil || fp != "fp3" || url != "https://ehr/fhir/$bulk-status/3" || !kicked.Equal(at) {
+		t.Errorf("after reopening: %q %q %v %v, want fp3's job kicked off at %v", fp, url, kicked, err, at)
 	}
 }
 

@@ -35,9 +35,10 @@ var migrations embed.FS
 const FileName = "ehrgate.db"
 
 // Store is the SQLite implementation of store.Store. It is safe for
-// concurrent use. The roles it shares with store/postgres come from the
-// embedded sqlstore.DB; the bulk path (WriteBatch and the export state),
-// the HL7 log and the compressed bodies are its own.
+// concurrent use. Most roles are the code it shares with store/postgres
+// (the embedded sqlstore.DB, run through the group commit); its own are
+// the compressed bodies, the bulk record paths behind WriteBatch, BeginBulk
+// and the pending launches.
 type Store struct {
 	sqlstore.DB
 	w     *sql.DB         // single writer connection
@@ -125,17 +126,6 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(timeFormat)
 }
 
-func parseTime(s string) time.Time {
-	if s == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(timeFormat, s)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
-}
-
 // dialect is SQLite's side of the queries shared with store/postgres:
 // times as RFC 3339 text, bodies compressed (pack.go), and write
 // transactions that exclude each other (one writer connection, BEGIN
@@ -155,29 +145,11 @@ func (s *Store) writeShared(ctx context.Context, fn func(ctx context.Context, tx
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return fn(ctx, s.stmts.In(tx)) })
 }
 
-// putResources is PutResources inside the group commit's transaction tx.
-func (s *Store) putResources(ctx context.Context, tx *sql.Tx, recs []store.Record) ([]store.Change, error) {
-	if err := sqlstore.ValidateRecords(recs); err != nil {
-		return nil, err
-	}
-	return s.PutResourcesTx(ctx, s.stmts.In(tx), recs)
-}
-
 func nullBytes(b []byte) any {
 	if b == nil {
 		return nil
 	}
 	return b
-}
-
-const selectRecord = sqlstore.SelectRecord
-
-type scanner interface{ Scan(dest ...any) error }
-
-func scanRecord(sc scanner) (store.Record, error) { return dialect.ScanRecord(sc) }
-
-func (s *Store) queryRecords(ctx context.Context, query string, args ...any) ([]store.Record, error) {
-	return s.QueryRecords(ctx, query, args...)
 }
 
 var _ store.Store = (*Store)(nil)

@@ -11,31 +11,13 @@ import (
 )
 
 // PutFunc stores records inside the write transaction tx with the
-// semantics of PutResources (a backend's bulk path; PutResourcesTx is the
-// reference). recs are valid (ValidateRecords).
+// semantics of PutResources: a backend's bulk path, or PutResourcesTx (the
+// reference). recs name their resources (ValidateBatch checked).
 type PutFunc func(ctx context.Context, tx Querier, recs []store.Record) ([]store.Change, error)
-
-// WriteBatch implements store.BatchWriter with the per-record path.
-// Backends with a faster one call WriteBatchTx with it.
-func (db *DB) WriteBatch(ctx context.Context, b store.Batch) (store.BatchResult, error) {
-	if err := ValidateBatch(b); err != nil {
-		return store.BatchResult{}, err
-	}
-	var res store.BatchResult
-	err := db.Write(ctx, func(ctx context.Context, tx Querier) error {
-		var err error
-		res, err = db.WriteBatchTx(ctx, tx, b, db.PutResourcesTx)
-		return err
-	})
-	if err != nil {
-		return store.BatchResult{}, err
-	}
-	return res, nil
-}
 
 // ValidateBatch checks what WriteBatch requires before it writes anything.
 func ValidateBatch(b store.Batch) error {
-	if err := ValidateRecords(b.Records); err != nil {
+	if err := validateRecords(b.Records); err != nil {
 		return err
 	}
 	for _, d := range b.Deletes {
@@ -49,9 +31,10 @@ func ValidateBatch(b store.Batch) error {
 	return nil
 }
 
-// WriteBatchTx writes a valid batch (ValidateBatch) inside the write
-// transaction tx: its records through put, then its quarantined lines, its
-// deletions and its checkpoint.
+// WriteBatchTx implements store.BatchWriter inside the write transaction
+// tx, for a backend's WriteBatch: a valid batch's (ValidateBatch) records
+// through put, then its quarantined lines, its deletions and its
+// checkpoint.
 func (db *DB) WriteBatchTx(ctx context.Context, tx Querier, b store.Batch, put PutFunc) (store.BatchResult, error) {
 	var res store.BatchResult
 	if len(b.Records) > 0 {
@@ -61,7 +44,7 @@ func (db *DB) WriteBatchTx(ctx context.Context, tx Querier, b store.Batch, put P
 		}
 	}
 	for _, it := range b.Quarantine {
-		if err := db.QuarantineTx(ctx, tx, it); err != nil {
+		if err := db.quarantineTx(ctx, tx, it); err != nil {
 			return store.BatchResult{}, err
 		}
 	}

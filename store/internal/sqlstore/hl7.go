@@ -30,7 +30,7 @@ func (db *DB) PutHL7(ctx context.Context, m store.HL7Message, recs []store.Recor
 	if !m.Processed {
 		recs = nil
 	}
-	if err := ValidateRecords(recs); err != nil {
+	if err := validateRecords(recs); err != nil {
 		return 0, fmt.Errorf("storing HL7 message %s: %w", m.ControlID, err)
 	}
 	hash := store.HL7ContentHash(m)
@@ -108,7 +108,7 @@ func (db *DB) CompleteHL7(ctx context.Context, done []store.HL7Completion) error
 		return nil
 	}
 	for _, d := range done {
-		if err := ValidateRecords(d.Records); err != nil {
+		if err := validateRecords(d.Records); err != nil {
 			return fmt.Errorf("completing HL7 message %d: %w", d.Seq, err)
 		}
 	}

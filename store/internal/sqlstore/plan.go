@@ -43,7 +43,7 @@ type Batch struct {
 	keyOf    []int         // index in Keys of each record
 }
 
-// NewBatch prepares recs (valid, see ValidateRecords) for planning.
+// NewBatch prepares recs (each naming its resource) for planning.
 func NewBatch(recs []store.Record) *Batch {
 	b := &Batch{Recs: recs, Hashes: make([][]byte, len(recs)), Versions: make([]string, len(recs)), keyOf: make([]int, len(recs))}
 	index := make(map[ResourceKey]int, len(recs))

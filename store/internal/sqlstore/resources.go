@@ -44,8 +44,8 @@ func WriteQueries(d *Dialect) []string {
 		qQuarantine, qFetchState}
 }
 
-// ValidateRecords checks that every record names its resource.
-func ValidateRecords(recs []store.Record) error {
+// validateRecords checks that every record names its resource.
+func validateRecords(recs []store.Record) error {
 	for i := range recs {
 		if recs[i].Connection == "" || recs[i].Type == "" || recs[i].ID == "" {
 			return fmt.Errorf("record %d: connection, type and id are required", i)
@@ -59,7 +59,7 @@ func (db *DB) PutResources(ctx context.Context, recs []store.Record) ([]store.Ch
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	if err := ValidateRecords(recs); err != nil {
+	if err := validateRecords(recs); err != nil {
 		return nil, err
 	}
 	var changes []store.Change
@@ -76,7 +76,7 @@ func (db *DB) PutResources(ctx context.Context, recs []store.Record) ([]store.Ch
 
 // PutResourcesTx is PutResources inside the write transaction tx, for
 // writes that store resources along with something else. recs must be
-// valid (ValidateRecords).
+// valid: each names its resource.
 func (db *DB) PutResourcesTx(ctx context.Context, tx Querier, recs []store.Record) ([]store.Change, error) {
 	b := NewBatch(recs)
 	var claimed map[ResourceKey]bool
@@ -238,7 +238,7 @@ func (db *DB) putResource(ctx context.Context, tx Querier, rec *store.Record, ha
 // Quarantine implements store.Writer.
 func (db *DB) Quarantine(ctx context.Context, item store.QuarantineItem) error {
 	err := db.Write(ctx, func(ctx context.Context, tx Querier) error {
-		return db.QuarantineTx(ctx, tx, item)
+		return db.quarantineTx(ctx, tx, item)
 	})
 	if err != nil {
 		return fmt.Errorf("quarantining input: %w", err)
@@ -246,8 +246,8 @@ func (db *DB) Quarantine(ctx context.Context, item store.QuarantineItem) error {
 	return nil
 }
 
-// QuarantineTx stores item inside the write transaction tx.
-func (db *DB) QuarantineTx(ctx context.Context, tx Querier, item store.QuarantineItem) error {
+// quarantineTx stores item inside the write transaction tx.
+func (db *DB) quarantineTx(ctx context.Context, tx Querier, item store.QuarantineItem) error {
 	if item.ReceivedAt.IsZero() {
 		item.ReceivedAt = time.Now()
 	}
@@ -278,15 +278,15 @@ func (db *DB) PutFetchStates(ctx context.Context, states []store.FetchState) err
 	return nil
 }
 
-// SelectRecord selects current records (c: resources, v: their versions)
-// in the column order ScanRecord reads.
-const SelectRecord = `SELECT v.connection, v.type, v.id, v.version_id, v.patient_id, v.raw, v.normalized,
+// selectRecord selects current records (c: resources, v: their versions)
+// in the column order scanRecord reads.
+const selectRecord = `SELECT v.connection, v.type, v.id, v.version_id, v.patient_id, v.raw, v.normalized,
 	v.last_updated, v.fetched_at, v.source
 	FROM resources c JOIN resource_versions v
 	ON v.connection=c.connection AND v.type=c.type AND v.id=c.id AND v.version_id=c.version_id`
 
-// ScanRecord reads a row of SelectRecord.
-func (d *Dialect) ScanRecord(row interface{ Scan(dest ...any) error }) (store.Record, error) {
+// scanRecord reads a row of selectRecord.
+func (d *Dialect) scanRecord(row interface{ Scan(dest ...any) error }) (store.Record, error) {
 	var rec store.Record
 	if err := row.Scan(&rec.Connection, &rec.Type, &rec.ID, &rec.VersionID, &rec.PatientID, &rec.Raw, &rec.Normalized,
 		TimeDest(&rec.LastUpdated), TimeDest(&rec.FetchedAt), &rec.Source); err != nil {
@@ -302,18 +302,18 @@ func (d *Dialect) ScanRecord(row interface{ Scan(dest ...any) error }) (store.Re
 	return rec, nil
 }
 
-// QueryRecords runs a query of SelectRecord's columns on Read.
-func (db *DB) QueryRecords(ctx context.Context, query string, args ...any) ([]store.Record, error) {
+// queryRecords runs a query of selectRecord's columns on Read.
+func (db *DB) queryRecords(ctx context.Context, query string, args ...any) ([]store.Record, error) {
 	rows, err := db.query(ctx, db.Read, query, args...)
 	if err != nil {
 		return nil, err
 	}
-	return scanAll(rows, func(r *sql.Rows) (store.Record, error) { return db.Dialect.ScanRecord(r) })
+	return scanAll(rows, func(r *sql.Rows) (store.Record, error) { return db.Dialect.scanRecord(r) })
 }
 
 // Get implements store.Reader.
 func (db *DB) Get(ctx context.Context, connection, typ, id string) (store.Record, error) {
-	rec, err := db.Dialect.ScanRecord(db.queryRow(ctx, db.Read, SelectRecord+` WHERE c.connection=? AND c.type=? AND c.id=?`,
+	rec, err := db.Dialect.scanRecord(db.queryRow(ctx, db.Read, selectRecord+` WHERE c.connection=? AND c.type=? AND c.id=?`,
 		connection, typ, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Record{}, fmt.Errorf("%s/%s on %s: %w", typ, id, connection, store.ErrNotFound)
@@ -326,7 +326,7 @@ func (db *DB) Get(ctx context.Context, connection, typ, id string) (store.Record
 
 // ListByPatient implements store.Reader. Records come ordered by id.
 func (db *DB) ListByPatient(ctx context.Context, connection, patientID, typ string) ([]store.Record, error) {
-	recs, err := db.QueryRecords(ctx, SelectRecord+` WHERE c.connection=? AND c.patient_id=? AND c.type=? ORDER BY c.id`,
+	recs, err := db.queryRecords(ctx, selectRecord+` WHERE c.connection=? AND c.patient_id=? AND c.type=? ORDER BY c.id`,
 		connection, patientID, typ)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s of a patient: %w", typ, err)
@@ -361,7 +361,7 @@ func (db *DB) SearchPatients(ctx context.Context, q store.PatientQuery) ([]store
 		JOIN resources c ON c.connection=p.connection AND c.type='Patient' AND c.id=p.id
 		JOIN resource_versions v ON v.connection=c.connection AND v.type=c.type AND v.id=c.id AND v.version_id=c.version_id
 		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY p.search LIMIT ?`
-	recs, err := db.QueryRecords(ctx, query, args...)
+	recs, err := db.queryRecords(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("searching patients: %w", err)
 	}

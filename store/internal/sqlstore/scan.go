@@ -16,7 +16,7 @@ func (db *DB) ScanCurrentPage(ctx context.Context, q store.ScanQuery) ([]store.R
 	if limit <= 0 {
 		limit = defaultScanLimit
 	}
-	query := SelectRecord + ` WHERE (c.connection, c.type, c.id) > (?, ?, ?)`
+	query := selectRecord + ` WHERE (c.connection, c.type, c.id) > (?, ?, ?)`
 	args := []any{q.After.Connection, q.After.Type, q.After.ID}
 	if q.Connection != "" {
 		query += ` AND c.connection = ?`
@@ -28,7 +28,7 @@ func (db *DB) ScanCurrentPage(ctx context.Context, q store.ScanQuery) ([]store.R
 	}
 	query += ` ORDER BY c.connection, c.type, c.id LIMIT ?`
 	args = append(args, limit)
-	recs, err := db.QueryRecords(ctx, query, args...)
+	recs, err := db.queryRecords(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("scanning current records: %w", err)
 	}
@@ -63,13 +63,13 @@ func (db *DB) RewriteNormalized(ctx context.Context, updates []store.NormalizedU
 
 // ScanCurrent implements store.CurrentScanner.
 func (db *DB) ScanCurrent(ctx context.Context, fn func(store.Record) error) error {
-	rows, err := db.query(ctx, db.Read, SelectRecord+` ORDER BY c.connection, c.type, c.id`)
+	rows, err := db.query(ctx, db.Read, selectRecord+` ORDER BY c.connection, c.type, c.id`)
 	if err != nil {
 		return fmt.Errorf("scanning resources: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		rec, err := db.Dialect.ScanRecord(rows)
+		rec, err := db.Dialect.scanRecord(rows)
 		if err != nil {
 			return fmt.Errorf("scanning resources: %w", err)
 		}
