@@ -368,12 +368,3 @@ func stage(ctx context.Context, conn *sql.Conn, tx sqlstore.Querier, b *sqlstore
 	}
 	return nil
 }
-
-var (
-	_ store.BatchWriter      = (*Store)(nil)
-	_ store.CheckpointReader = (*Store)(nil)
-	_ store.TombstoneReader  = (*Store)(nil)
-	_ store.CurrentScanner   = (*Store)(nil)
-	_ store.ExportState      = (*Store)(nil)
-	_ store.BulkStore        = (*Store)(nil)
-)

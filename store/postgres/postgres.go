@@ -140,5 +140,8 @@ var (
 	_ store.TokenStore         = (*Store)(nil)
 	_ store.PagedScanner       = (*Store)(nil)
 	_ store.NormalizedRewriter = (*Store)(nil)
+	_ store.BulkStore          = (*Store)(nil)
+	_ store.TombstoneReader    = (*Store)(nil)
+	_ store.CurrentScanner     = (*Store)(nil)
 	_ store.HL7Log             = (*Store)(nil)
 )
