@@ -109,16 +109,9 @@ func ackLocation(ack *hl7.Message) string {
 	return l.String()
 }
 
-// TestMalformedCorpus: every malformed message gets its documented ACK,
-// is kept (log or quarantine), and none creates or changes a Patient.
-func TestMalformedCorpus(t *testing.T) {
-	cases := readCorpus(t)
-	if len(cases) < 30 {
-		t.Fatalf("corpus has %d cases, want at least 30", len(cases))
-	}
-	s := newStore(t)
-	h := New(s, Options{Clock: clock})
-	srv := &mllp.Server{Handler: h, Quarantiner: h}
+// listen serves srv on a loopback port until the test ends and returns its address.
+func listen(t *testing.T, srv *mllp.Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +122,20 @@ func TestMalformedCorpus(t *testing.T) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	nc, err := net.Dial("tcp", ln.Addr().String())
+	return ln.Addr().String()
+}
+
+// TestMalformedCorpus: every malformed message gets its documented ACK,
+// is kept (log or quarantine), and none creates or changes a Patient.
+func TestMalformedCorpus(t *testing.T) {
+	cases := readCorpus(t)
+	if len(cases) < 30 {
+		t.Fatalf("corpus has %d cases, want at least 30", len(cases))
+	}
+	s := newStore(t)
+	h := New(s, Options{Clock: clock})
+	addr := listen(t, &mllp.Server{Handler: h, Quarantiner: h})
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

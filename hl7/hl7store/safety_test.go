@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"ehrgate/hl7"
 	"ehrgate/hl7/mllp"
@@ -266,18 +264,8 @@ func TestJunkRefused(t *testing.T) {
 // same answer, not AA.
 func TestRefusalACKOverMLLP(t *testing.T) {
 	s := newStore(t)
-	srv := &mllp.Server{Handler: New(s, Options{Clock: clock})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(context.Background(), ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	cl, err := mllp.Dial(context.Background(), ln.Addr().String(), mllp.ClientOptions{MaxAttempts: 1})
+	addr := listen(t, &mllp.Server{Handler: New(s, Options{Clock: clock})})
+	cl, err := mllp.Dial(context.Background(), addr, mllp.ClientOptions{MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
