@@ -344,7 +344,7 @@ func stage(ctx context.Context, conn *sql.Conn, tx sqlstore.Querier, b *sqlstore
 		row := []any{w.Insert, w.Current, w.Patient, r.Connection, r.Type, r.ID, w.Version, r.PatientID, b.Hashes[w.Index],
 			nil, nil, nil, nil, nil, nil, nil}
 		if w.Insert {
-			row[9], row[10], row[11], row[12], row[13] = nonNilBytes(r.Raw), r.Normalized, dialect.Time(r.LastUpdated),
+			row[9], row[10], row[11], row[12], row[13] = sqlstore.NonNil(r.Raw), r.Normalized, dialect.Time(r.LastUpdated),
 				dialect.Time(r.FetchedAt), r.Source
 		}
 		if w.Patient {

@@ -134,6 +134,7 @@ var dialect = &sqlstore.Dialect{
 	Strpos:         "instr",
 	False:          "0",
 	Time:           func(t time.Time) any { return formatTime(t) },
+	Instant:        func(t time.Time) any { return t.UnixNano() },
 	Bodies:         storedBodies,
 	PackNormalized: func(b []byte) []byte { return pack(b, normalizedDictID) },
 	Unpack:         unpack,

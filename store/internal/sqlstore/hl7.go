@@ -56,7 +56,7 @@ func (db *DB) PutHL7(ctx context.Context, m store.HL7Message, recs []store.Recor
 			VALUES (?,?,?,?,?,?,?,?,?,?,?)
 			ON CONFLICT (sending_app, sending_facility, control_id, content_hash) DO NOTHING
 			RETURNING seq`,
-			m.Connection, m.SendingApp, m.SendingFacility, m.ControlID, hash, same > 0, m.MessageType, nonNil(m.Raw),
+			m.Connection, m.SendingApp, m.SendingFacility, m.ControlID, hash, same > 0, m.MessageType, NonNil(m.Raw),
 			db.Dialect.Time(m.ReceivedAt), m.Processed, m.Error).Scan(&seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrDuplicateMessage

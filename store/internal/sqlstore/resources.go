@@ -252,7 +252,7 @@ func (db *DB) quarantineTx(ctx context.Context, tx Querier, item store.Quarantin
 		item.ReceivedAt = time.Now()
 	}
 	if _, err := db.exec(ctx, tx, qQuarantine, item.Connection, item.Type, item.ResourceID, item.Source, item.Reason,
-		nonNil(item.Raw), db.Dialect.Time(item.ReceivedAt)); err != nil {
+		NonNil(item.Raw), db.Dialect.Time(item.ReceivedAt)); err != nil {
 		return fmt.Errorf("quarantining input: %w", err)
 	}
 	return nil

@@ -64,6 +64,10 @@ type Dialect struct {
 	PackNormalized func([]byte) []byte
 	// Unpack returns the plain bytes of a stored body (nil: as stored).
 	Unpack func([]byte) ([]byte, error)
+	// Instant encodes a time for a column that is compared in time order
+	// (SQLite: Unix nanoseconds; nil: the time in UTC, for timestamp
+	// columns).
+	Instant func(time.Time) any
 	// Lock makes the calling write transaction wait until no other holds
 	// key, and holds it until it ends (nil where write transactions
 	// exclude each other already).
@@ -102,7 +106,7 @@ func (d *Dialect) bodies(rec *store.Record) (raw, normalized []byte) {
 	} else {
 		raw, normalized = rec.Raw, rec.Normalized
 	}
-	return nonNil(raw), normalized
+	return NonNil(raw), normalized
 }
 
 func (d *Dialect) unpack(b []byte) ([]byte, error) {
@@ -199,8 +203,8 @@ func (d timeDest) parse(s string) error {
 	return nil
 }
 
-// nonNil returns b, or an empty slice for nil (for NOT NULL blob columns).
-func nonNil(b []byte) []byte {
+// NonNil returns b, or an empty slice for nil (for NOT NULL blob columns).
+func NonNil(b []byte) []byte {
 	if b == nil {
 		return []byte{}
 	}

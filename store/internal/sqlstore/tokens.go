@@ -75,7 +75,7 @@ func (db *DB) UpdateToken(ctx context.Context, connection string, update func(cu
 			ON CONFLICT (connection) DO UPDATE SET kek_id=excluded.kek_id, wrapped_key=excluded.wrapped_key,
 			ciphertext=excluded.ciphertext, status=excluded.status, status_reason=excluded.status_reason,
 			expires_at=excluded.expires_at, updated_at=excluded.updated_at`,
-			connection, next.Sealed.KEKID, nonNil(next.Sealed.WrappedKey), nonNil(next.Sealed.Ciphertext), status,
+			connection, next.Sealed.KEKID, NonNil(next.Sealed.WrappedKey), NonNil(next.Sealed.Ciphertext), status,
 			next.StatusReason, db.Dialect.Time(next.ExpiresAt), db.Dialect.Time(next.UpdatedAt))
 		return err
 	})
@@ -128,7 +128,7 @@ func (db *DB) PutSigningKey(ctx context.Context, k store.SigningKey) error {
 			ON CONFLICT (kid) DO UPDATE SET alg=excluded.alg, public_jwk=excluded.public_jwk, kek_id=excluded.kek_id,
 			wrapped_key=excluded.wrapped_key, ciphertext=excluded.ciphertext, created_at=excluded.created_at,
 			active_at=excluded.active_at, retired_at=excluded.retired_at`,
-			k.KID, k.Alg, nonNil(k.Public), k.Private.KEKID, nonNil(k.Private.WrappedKey), nonNil(k.Private.Ciphertext),
+			k.KID, k.Alg, NonNil(k.Public), k.Private.KEKID, NonNil(k.Private.WrappedKey), NonNil(k.Private.Ciphertext),
 			d.Time(k.CreatedAt), d.Time(k.ActiveAt), d.Time(k.RetiredAt))
 		return err
 	})
