@@ -17,7 +17,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -169,4 +171,24 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// NewDatabaseURL is NewDatabase as a postgres:// URL, the form ehrgate's
+// --store flag takes.
+func NewDatabaseURL(t testing.TB) string {
+	t.Helper()
+	cfg, err := pgconn.ParseConfig(NewDatabase(t))
+	if err != nil {
+		t.Fatalf("parsing the test database DSN: %v", err)
+	}
+	u := url.URL{Scheme: "postgres", Host: net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), Path: "/" + cfg.Database}
+	if cfg.Password != "" {
+		u.User = url.UserPassword(cfg.User, cfg.Password)
+	} else {
+		u.User = url.User(cfg.User)
+	}
+	if cfg.TLSConfig == nil {
+		u.RawQuery = "sslmode=disable"
+	}
+	return u.String()
 }

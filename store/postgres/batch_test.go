@@ -47,7 +47,7 @@ func BenchmarkWriteBatch(b *testing.B) {
 				ctx := context.Background()
 				for n := 0; n < b.N; n++ {
 					b.StopTimer()
-					s := open(b)
+					s := openTest(b)
 					run := func() {
 						for _, recs := range data {
 							if _, err := p.write(s, ctx, store.Batch{Records: recs}); err != nil {

@@ -35,15 +35,20 @@ import (
 )
 
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFiles embed.FS
+
+// migrations are PostgreSQL's schema migrations; replicas that start at
+// once take turns (advisory lock).
+var migrations = sqlstore.Migrations{FS: migrationFiles, Dialect: goose.DialectPostgres, SessionLock: true}
 
 // Store is the PostgreSQL implementation of store.Store. It is safe for
 // concurrent use by many goroutines and many processes. The roles come
 // from the embedded sqlstore.DB, except those this package defines.
 type Store struct {
 	sqlstore.DB
-	pool *pgxpool.Pool
-	db   *sql.DB // database/sql over pool
+	pool     *pgxpool.Pool
+	db       *sql.DB // database/sql over pool
+	location string  // the URL without its password
 }
 
 // dialect is PostgreSQL's side of the shared queries.
@@ -67,24 +72,58 @@ var dialect = &sqlstore.Dialect{
 // Open connects to the database named by dsn (a libpq keyword/value string
 // or a postgres:// URL) and migrates it to the latest schema.
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, store.OpenOptions{})
+}
+
+func init() {
+	store.Register("postgres", func(ctx context.Context, dsn string, o store.OpenOptions) (store.Backend, error) {
+		return open(ctx, dsn, o)
+	})
+}
+
+func open(ctx context.Context, dsn string, o store.OpenOptions) (*Store, error) {
+	where := store.Redact(dsn)
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
+		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", where, err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
+		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", where, err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	if err := sqlstore.Migrate(ctx, db, goose.DialectPostgres, migrations); err != nil {
-		db.Close()
-		pool.Close()
-		return nil, err
-	}
-	s := &Store{pool: pool, db: db}
+	s := &Store{pool: pool, db: db, location: where}
 	s.DB = sqlstore.DB{Dialect: dialect, Read: db, Write: s.write}
+	if o.MustExist {
+		var exists bool
+		if err := db.QueryRowContext(ctx, `SELECT to_regclass('goose_db_version') IS NOT NULL`).Scan(&exists); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("checking for the schema at %s: %w", where, err)
+		}
+		if !exists {
+			s.Close()
+			return nil, fmt.Errorf("%s: %w (ehrgate migrate --store URL creates the schema)", where, store.ErrNoStore)
+		}
+	}
+	if !o.NoMigrate {
+		if err := migrations.Migrate(ctx, db); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+	}
 	return s, nil
 }
+
+// Migrations implements store.Migrator.
+func (s *Store) Migrations(ctx context.Context) ([]store.Migration, error) {
+	return migrations.Status(ctx, s.db)
+}
+
+// Migrate implements store.Migrator.
+func (s *Store) Migrate(ctx context.Context) error { return migrations.Migrate(ctx, s.db) }
+
+// Location implements store.Migrator: the URL without its password.
+func (s *Store) Location() string { return s.location }
 
 // Close releases the connection pool.
 func (s *Store) Close() error {
@@ -136,12 +175,5 @@ func transient(err error) bool {
 
 // Interface guards.
 var (
-	_ store.Store              = (*Store)(nil)
-	_ store.TokenStore         = (*Store)(nil)
-	_ store.PagedScanner       = (*Store)(nil)
-	_ store.NormalizedRewriter = (*Store)(nil)
-	_ store.BulkStore          = (*Store)(nil)
-	_ store.TombstoneReader    = (*Store)(nil)
-	_ store.CurrentScanner     = (*Store)(nil)
-	_ store.HL7Log             = (*Store)(nil)
+	_ store.Backend = (*Store)(nil)
 )

@@ -21,8 +21,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// open returns a store on a fresh database, closed when t ends.
-func open(t testing.TB) *Store {
+// openTest returns a store on a fresh database, closed when t ends.
+func openTest(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), pgtest.NewDatabase(t))
 	if err != nil {
@@ -33,31 +33,31 @@ func open(t testing.TB) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.RunTests(t, func(t *testing.T) store.Store { return open(t) })
+	storetest.RunTests(t, func(t *testing.T) store.Store { return openTest(t) })
 }
 
 func TestTokenConformance(t *testing.T) {
-	storetest.RunTokenTests(t, func(t *testing.T) store.TokenStore { return open(t) })
+	storetest.RunTokenTests(t, func(t *testing.T) store.TokenStore { return openTest(t) })
 }
 
 func TestScanConformance(t *testing.T) {
-	storetest.RunScanTests(t, func(t *testing.T) storetest.ScanStore { return open(t) })
+	storetest.RunScanTests(t, func(t *testing.T) storetest.ScanStore { return openTest(t) })
 }
 
 func TestBatchConformance(t *testing.T) {
-	storetest.RunBatchTests(t, func(t *testing.T) storetest.BatchStore { return open(t) })
+	storetest.RunBatchTests(t, func(t *testing.T) storetest.BatchStore { return openTest(t) })
 }
 
 func TestBulkConformance(t *testing.T) {
-	storetest.RunBulkTests(t, func(t *testing.T) storetest.BulkStore { return open(t) })
+	storetest.RunBulkTests(t, func(t *testing.T) storetest.BulkStore { return openTest(t) })
 }
 
 func TestPendingExportConformance(t *testing.T) {
-	storetest.RunPendingExportTests(t, func(t *testing.T) storetest.PendingExportStore { return open(t) })
+	storetest.RunPendingExportTests(t, func(t *testing.T) storetest.PendingExportStore { return openTest(t) })
 }
 
 func TestHL7Conformance(t *testing.T) {
-	storetest.RunHL7Tests(t, func(t *testing.T) storetest.HL7Store { return open(t) })
+	storetest.RunHL7Tests(t, func(t *testing.T) storetest.HL7Store { return openTest(t) })
 }
 
 func TestMigrationsAreIdempotent(t *testing.T) {
@@ -77,7 +77,7 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 // elsewhere, EHRGATE_TEST_POSTGRES_DSN, only the rows are checked).
 func TestNoPlaintextSecretsAtRest(t *testing.T) {
 	ctx := context.Background()
-	s := open(t)
+	s := openTest(t)
 	kek, err := secrets.GenerateKEK()
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +171,7 @@ func TestNoPlaintextSecretsAtRest(t *testing.T) {
 // (without PutHL7's lock it missed a few percent here).
 func TestHL7SeqFollowsCommitOrder(t *testing.T) {
 	ctx := context.Background()
-	s := open(t)
+	s := openTest(t)
 	const writers, each = 6, 40
 	var wg sync.WaitGroup
 	for w := range writers {

@@ -60,7 +60,7 @@ func TestMigrationKeepsLegacyLastExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, _ := fs.Sub(migrations, "migrations")
+	sub, _ := fs.Sub(migrationFiles, "migrations")
 	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
 	if err != nil {
 		t.Fatal(err)

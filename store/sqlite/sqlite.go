@@ -15,6 +15,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,7 +30,7 @@ import (
 )
 
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFiles embed.FS
 
 // FileName is the database file Open creates inside a data directory.
 const FileName = "ehrgate.db"
@@ -41,6 +42,7 @@ const FileName = "ehrgate.db"
 // and the pending launches.
 type Store struct {
 	sqlstore.DB
+	path  string          // database file
 	w     *sql.DB         // single writer connection
 	r     *sql.DB         // pool of read connections
 	stmts *sqlstore.Stmts // the shared write statements, prepared on w
@@ -55,15 +57,51 @@ type Store struct {
 
 // OpenDir opens (creating if needed) the store in data directory dir.
 func OpenDir(ctx context.Context, dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	return openDir(ctx, dir, store.OpenOptions{})
+}
+
+func openDir(ctx context.Context, dir string, o store.OpenOptions) (*Store, error) {
+	path := filepath.Join(dir, FileName)
+	if o.MustExist {
+		if _, err := os.Stat(path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s: %w (sync, serve, demo and migrate create one)", dir, store.ErrNoStore)
+			}
+			return nil, fmt.Errorf("opening the store in %s: %w", dir, err)
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	return Open(ctx, filepath.Join(dir, FileName))
+	s, err := open(ctx, path, o)
+	if err != nil {
+		return nil, fmt.Errorf("opening the store in %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+func init() {
+	store.Register("sqlite", func(ctx context.Context, dir string, o store.OpenOptions) (store.Backend, error) {
+		return openDir(ctx, dir, o)
+	})
 }
 
 // Open opens (creating if needed) the database file at path and migrates it
 // to the latest schema.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, store.OpenOptions{})
+}
+
+// migrations are SQLite's schema migrations.
+var migrations = sqlstore.Migrations{FS: migrationFiles, Dialect: goose.DialectSQLite3}
+
+func open(ctx context.Context, path string, o store.OpenOptions) (*Store, error) {
+	// A new database file (and the WAL and shared-memory files SQLite
+	// creates beside it with the same mode) is readable by its owner only.
+	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("creating %s: %w", path, err)
+	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + url.Values{
 		"_pragma": {
 			"journal_mode(WAL)",
@@ -83,9 +121,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	if err := sqlstore.Migrate(ctx, w, goose.DialectSQLite3, migrations); err != nil {
-		w.Close()
-		return nil, err
+	if !o.NoMigrate {
+		if err := migrations.Migrate(ctx, w); err != nil {
+			w.Close()
+			return nil, err
+		}
 	}
 	r, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -93,25 +133,47 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("opening %s for reading: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
+	s := &Store{path: path, w: w, r: r, bulkStmts: sharedStmts{db: w}}
+	s.DB = sqlstore.DB{Dialect: dialect, Read: r, Write: s.writeShared}
+	if o.NoMigrate {
+		// The schema may be behind: only the migration methods are for use.
+		return s, nil
+	}
 	stmts, err := sqlstore.Prepare(ctx, w, dialect, sqlstore.WriteQueries(dialect)...)
 	if err != nil {
 		w.Close()
 		r.Close()
 		return nil, err
 	}
-	s := &Store{w: w, r: r, stmts: stmts, bulkStmts: sharedStmts{db: w}}
-	s.DB = sqlstore.DB{Dialect: dialect, Read: r, Write: s.writeShared}
+	s.stmts = stmts
 	s.startWriter()
 	return s, nil
 }
 
 // SchemaVersion returns the applied schema version.
 func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
-	return sqlstore.SchemaVersion(ctx, s.w, goose.DialectSQLite3, migrations)
+	return migrations.SchemaVersion(ctx, s.w)
 }
+
+// Migrations implements store.Migrator.
+func (s *Store) Migrations(ctx context.Context) ([]store.Migration, error) {
+	return migrations.Status(ctx, s.w)
+}
+
+// Migrate implements store.Migrator. A store opened without migrating must
+// be closed and opened again to be used.
+func (s *Store) Migrate(ctx context.Context) error {
+	return migrations.Migrate(ctx, s.w)
+}
+
+// Location implements store.Migrator.
+func (s *Store) Location() string { return "sqlite:" + filepath.Dir(s.path) }
 
 // Close releases the database.
 func (s *Store) Close() error {
+	if s.stmts == nil { // opened without migrating: nothing started
+		return errors.Join(s.r.Close(), s.w.Close())
+	}
 	s.stopWriter()
 	s.bulkStmts.close()
 	return errors.Join(s.stmts.Close(), s.r.Close(), s.w.Close())
@@ -153,4 +215,4 @@ func nullBytes(b []byte) any {
 	return b
 }
 
-var _ store.Store = (*Store)(nil)
+var _ store.Backend = (*Store)(nil)
