@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"ehrgate/store"
 )
 
 // Defaults.
@@ -39,7 +41,11 @@ const (
 
 // Config is the whole configuration.
 type Config struct {
-	Data        string       `yaml:"data"`        // data directory (embedded store, keys)
+	Data string `yaml:"data"` // data directory (embedded store, keys)
+	// Store is the store URL: sqlite:DIR (the embedded store; default:
+	// sqlite:<data>) or postgres://user@host/db. EHRGATE_STORE. A password
+	// is better given in PGPASSWORD or a .pgpass file than in the URL.
+	Store       string       `yaml:"store"`
 	HTTPAddr    string       `yaml:"http_addr"`   // dashboard, API and metrics listener
 	LogLevel    string       `yaml:"log_level"`   // debug, info, warn, error
 	LogFormat   string       `yaml:"log_format"`  // text or json
@@ -210,6 +216,7 @@ func Parse(b []byte) (Config, error) {
 const (
 	EnvConfig    = "EHRGATE_CONFIG"
 	EnvData      = "EHRGATE_DATA"
+	EnvStore     = "EHRGATE_STORE"
 	EnvHTTPAddr  = "EHRGATE_HTTP_ADDR"
 	EnvLogLevel  = "EHRGATE_LOG_LEVEL"
 	EnvLogFormat = "EHRGATE_LOG_FORMAT"
@@ -228,6 +235,9 @@ func applyEnv(cfg *Config, env []string) {
 	}
 	if v, ok := get(EnvData); ok {
 		cfg.Data = v
+	}
+	if v, ok := get(EnvStore); ok {
+		cfg.Store = v
 	}
 	if v, ok := get(EnvHTTPAddr); ok {
 		cfg.HTTPAddr = v
@@ -257,6 +267,13 @@ func (c Config) Validate() error {
 	var errs []error
 	if strings.TrimSpace(c.Data) == "" {
 		errs = append(errs, errors.New("data: a data directory is required"))
+	}
+	if c.Store != "" {
+		if scheme, _, err := store.ParseURL(c.Store); err != nil {
+			errs = append(errs, fmt.Errorf("store: %w", err))
+		} else if scheme != "sqlite" && scheme != "postgres" {
+			errs = append(errs, fmt.Errorf("store: %q is not sqlite:DIR or postgres://user@host/db", store.Redact(c.Store)))
+		}
 	}
 	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("http_addr: %q is not HOST:PORT", c.HTTPAddr))
@@ -402,4 +419,13 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// StoreURL is the store the configuration names: Store, or the embedded
+// store in the data directory.
+func (c Config) StoreURL() string {
+	if c.Store != "" {
+		return c.Store
+	}
+	return "sqlite:" + c.Data
 }

@@ -17,6 +17,7 @@ import (
 	"ehrgate/config"
 	"ehrgate/fhir"
 	"ehrgate/fhir/bulk"
+	"ehrgate/gateway"
 	"ehrgate/ingest"
 	"ehrgate/smart"
 )
@@ -107,20 +108,20 @@ seconds otherwise. Exit status: 0 when every requested type came completely,
 			// The connection's SMART authorization and vendor rules apply to
 			// bulk as to REST: tokens from its token source, the vendor's
 			// export levels, _type list and download concurrency.
-			rt, err := g.runtime(cmd.Context(), conn)
+			rt, err := g.Runtime(cmd.Context(), conn)
 			if err != nil {
 				return err
 			}
-			rules := rt.adapter.Bulk()
+			rules := rt.Adapter.Bulk()
 			level, _, _ := strings.Cut(req.Scope(), "/")
 			if !rules.AllowsLevel(level) {
-				return fmt.Errorf("%s does not offer %s-level bulk export (it offers: %s)", rt.detected, level, strings.Join(rules.Levels, ", "))
+				return fmt.Errorf("%s does not offer %s-level bulk export (it offers: %s)", rt.Detected, level, strings.Join(rules.Levels, ", "))
 			}
 			if len(req.Types) == 0 && len(conn.Types) > 0 {
 				req.Types = conn.Types // least privilege: what the connection is configured to read
 			}
-			if len(req.Types) == 0 && rt.tokens != nil {
-				req.Types = typesOf(conn) // what its token was requested for
+			if len(req.Types) == 0 && rt.Tokens != nil {
+				req.Types = gateway.TypesOf(conn) // what its token was requested for
 			}
 			if len(req.Types) > 0 {
 				allowed, refused := rules.FilterTypes(req.Types)
@@ -149,8 +150,8 @@ seconds otherwise. Exit status: 0 when every requested type came completely,
 			}
 			bopts := bulk.Options{Connection: conn.Name, MaxDownloads: maxDownloads, Logger: a.log,
 				OnProgress: func(p string) { a.log.Info("bulk export running", "connection", conn.Name, "progress", p) }}
-			if rt.tokens != nil {
-				bopts.Authorizer = rt.tokens
+			if rt.Tokens != nil {
+				bopts.Authorizer = rt.Tokens
 			}
 			client, err := bulk.NewClient(conn.BaseURL, bopts)
 			if err != nil {
@@ -176,24 +177,26 @@ seconds otherwise. Exit status: 0 when every requested type came completely,
 				// signature); never a token.
 				Resuming: func(statusURL string) { fmt.Fprintln(a.stderr, "resuming export job "+statusURL) },
 			}
-			if rt.tokens != nil {
-				eopts.Grants = rt.tokens
+			if rt.Tokens != nil {
+				eopts.Grants = rt.Tokens
 			}
 			var sum ingest.ExportSummary
 			if outDir != "" {
 				sum, err = ingest.ExportToDir(cmd.Context(), client, outDir, req, eopts)
 			} else {
-				sum, err = ingest.Export(cmd.Context(), client, g.store, req, eopts)
+				sum, err = ingest.Export(cmd.Context(), client, g.Store(), req, eopts)
 			}
 			if stopView != nil {
 				stopView()
 				stopView = nil
 			}
-			if rt.tokens != nil && (err == nil || sum.NotGranted != nil) {
-				g.recordGrants(conn.Name, sum.NotGranted)
+			if rt.Tokens != nil && (err == nil || sum.NotGranted != nil) {
+				g.RecordGrants(cmd.Context(), conn.Name, sum.NotGranted)
 			}
-			if outDir == "" {
-				recordBulkOutcome(a, conn.Name, sum, err, cmd.Context().Err() != nil)
+			if outDir == "" && cmd.Context().Err() == nil { // an interrupted run changes nothing
+				if serr := gateway.RecordBulkOutcome(cmd.Context(), g.Store(), conn.Name, sum, err); serr != nil {
+					a.log.Warn("could not save connection state", "connection", conn.Name, "error", serr)
+				}
 			}
 			if err != nil {
 				if cmd.Context().Err() != nil {
@@ -234,28 +237,6 @@ seconds otherwise. Exit status: 0 when every requested type came completely,
 	cmd.MarkFlagsMutuallyExclusive("since", "full")
 	cmd.MarkFlagsMutuallyExclusive("out", "full")
 	return cmd
-}
-
-// recordBulkOutcome remembers how the export of a scope went, for `ehrgate
-// status` and the dashboard. An interrupted run changes nothing.
-func recordBulkOutcome(a *app, conn string, sum ingest.ExportSummary, err error, interrupted bool) {
-	if interrupted {
-		return
-	}
-	o := &bulkOutcome{At: time.Now().UTC(), TransactionTime: sum.TransactionTime, Complete: err == nil && sum.Complete,
-		Incomplete: sum.Incomplete}
-	if err != nil {
-		o.Error = "the export could not run; see the logs"
-	}
-	serr := updateConnectionState(a.cfg.Data, conn, func(st *connectionState) {
-		if st.BulkExports == nil {
-			st.BulkExports = map[string]*bulkOutcome{}
-		}
-		st.BulkExports[sum.Scope] = o
-	})
-	if serr != nil {
-		a.log.Warn("could not save connection state", "connection", conn, "error", serr)
-	}
 }
 
 func typeLabels(types []string) []string {
@@ -329,7 +310,7 @@ re-running it after it finished adds nothing.`,
 				return err
 			}
 			defer g.Close()
-			in, err := ingest.New(g.store, ingest.Options{Connection: connName, Job: job, Workers: workers,
+			in, err := ingest.New(g.Store(), ingest.Options{Connection: connName, Job: job, Workers: workers,
 				MaxLine: maxLine, BatchSize: batchSize, Files: nfiles, Logger: a.log})
 			if err != nil {
 				return err

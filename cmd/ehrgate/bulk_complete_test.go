@@ -83,7 +83,7 @@ func connectionPage(t *testing.T, data, cfgFile, name string) string {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	srv := httptest.NewServer(dashboard.New(g.store, dashboard.Options{Status: g.connectionStatus}).Handler())
+	srv := httptest.NewServer(dashboard.New(g.Store(), dashboard.Options{Status: g.ConnectionStatus}).Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/connections/" + name)
 	if err != nil {

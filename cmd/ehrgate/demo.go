@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"ehrgate/dashboard"
 	"ehrgate/ehrsim/hl7feed"
 	"ehrgate/ehrsim/smartauth"
+	"ehrgate/gateway"
 )
 
 // Demo connection and client names.
@@ -32,7 +34,7 @@ func newDemoCmd(a *app) *cobra.Command {
 		simAddr   string
 		syncEvery time.Duration
 		workers   int
-		mo        mllpOptions
+		mo        gateway.MLLPOptions
 		hl7Feed   bool
 	)
 	cmd := &cobra.Command{
@@ -82,12 +84,10 @@ nothing new.`,
 				Auth: &config.Auth{Type: config.AuthLaunch, ClientID: demoLaunchClient, Method: "none",
 					RedirectURL: "http://" + a.cfg.HTTPAddr + "/smart/callback"}}}
 			a.cfg.Connections = append(a.cfg.Connections, conns...)
-			for _, c := range conns {
-				g.status[c.Name] = dashboard.ConnectionStatus{Name: c.Name, BaseURL: c.BaseURL, Vendor: vendorLabel(c), State: "not yet synced"}
-			}
-			g.status[demoLaunchConnection] = dashboard.ConnectionStatus{Name: demoLaunchConnection, BaseURL: ep.base,
-				Vendor: vendorLabel(conns[1]), State: "ok", Detail: "Filled when a clinician launches ehrgate from the EHR."}
-			if err := g.setupLaunches(conns); err != nil {
+			g.AddConnections(conns...)
+			g.SetStatus(dashboard.ConnectionStatus{Name: demoLaunchConnection, BaseURL: ep.base,
+				Vendor: cmp.Or(conns[1].Vendor, "auto-detect"), State: "ok", Detail: "Filled when a clinician launches ehrgate from the EHR."})
+			if err := g.SetupLaunches(conns); err != nil {
 				return err
 			}
 			if !asJSON {
@@ -98,7 +98,7 @@ nothing new.`,
 			}
 
 			if once {
-				sum, err := g.syncConnection(ctx, backend)
+				sum, err := g.Sync(ctx, backend)
 				if err != nil {
 					return err
 				}
@@ -113,7 +113,7 @@ nothing new.`,
 
 			// HL7 v2 beside FHIR: events from the MLLP listener refresh the
 			// patient on the demo connection and stream at /events/stream.
-			ev, err := g.startGatewayEvents(ctx, []string{backend.Name})
+			ev, err := g.StartEvents(ctx, []string{backend.Name})
 			if err != nil {
 				return err
 			}
@@ -121,25 +121,32 @@ nothing new.`,
 			var mllpAddr <-chan net.Addr
 			if mo.Addr != "" {
 				mllpErr := make(chan error, 1)
-				mllpAddr = g.startMLLP(ctx, mo, ev, mllpErr)
+				bound := make(chan net.Addr, 1)
+				g.StartMLLP(ctx, mo, ev, func(ad net.Addr) {
+					printListen(a.stdout, "mllp", ad, mo.AckMode)
+					bound <- ad
+				}, mllpErr)
+				mllpAddr = bound
 				go func() {
 					if err := <-mllpErr; err != nil {
 						a.log.Warn("the HL7 v2 listener did not start; the demo goes on without it", "error", err)
 					}
 				}()
 			}
-			go func() { serveErr <- g.serveHTTP(ctx, a.cfg.HTTPAddr, nil) }()
-			sum, err := g.syncConnection(ctx, backend)
+			go func() {
+				serveErr <- g.ListenAndServe(ctx, a.cfg.HTTPAddr, func(ad net.Addr) { printListen(a.stdout, "http", ad, "") })
+			}()
+			sum, err := g.Sync(ctx, backend)
 			if err != nil {
 				return err
 			}
 			if err := printSummary(a.stdout, backend.Name, sum, asJSON); err != nil {
 				return err
 			}
-			if _, err := g.probeConnection(ctx, backend); err != nil && ctx.Err() == nil {
+			if _, err := g.Probe(ctx, backend); err != nil && ctx.Err() == nil {
 				a.log.Warn("compatibility probe failed", "connection", backend.Name, "error", err)
 			}
-			go g.scheduleSyncs(ctx, []config.Connection{backend}, syncEvery)
+			go g.ScheduleSyncs(ctx, []config.Connection{backend}, syncEvery)
 			if hl7Feed && mllpAddr != nil {
 				go func() {
 					var addr net.Addr
@@ -174,11 +181,11 @@ nothing new.`,
 // demoClients registers ehrgate with the simulated EHR as an EHR would: a
 // backend-services client holding ehrgate's public keys, and a public app
 // client for user launches that returns to ehrgate's callback.
-func demoClients(ctx context.Context, g *gateway, httpAddr string) ([]smartauth.Client, error) {
-	if err := g.ensureSigningKey(ctx); err != nil {
+func demoClients(ctx context.Context, g cliGateway, httpAddr string) ([]smartauth.Client, error) {
+	if err := g.EnsureSigningKey(ctx); err != nil {
 		return nil, fmt.Errorf("creating the signing key: %w", err)
 	}
-	jwks, err := g.keys.JWKS(ctx)
+	jwks, err := g.Keys().JWKS(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ for example in DuckDB:
 				return err
 			}
 			defer g.Close()
-			sum, err := parquet.Export(cmd.Context(), g.store, parquet.Options{Out: out, Connection: connName, RowsPerFile: rowsPerFile})
+			sum, err := parquet.Export(cmd.Context(), g.Store(), parquet.Options{Out: out, Connection: connName, RowsPerFile: rowsPerFile})
 			if err != nil {
 				return err
 			}

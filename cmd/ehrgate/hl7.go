@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,12 +16,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"ehrgate/events"
-	"ehrgate/fhir"
+	"ehrgate/gateway"
 	"ehrgate/hl7"
 	"ehrgate/hl7/hl7store"
 	"ehrgate/hl7/mllp"
-	"ehrgate/hl7/tofhir"
-	"ehrgate/store/sqlite"
+	"ehrgate/store"
 )
 
 // DefaultMLLPAddr is where demo listens for HL7 v2 by default.
@@ -212,7 +208,7 @@ func clientTLS(caFile, serverName string) (*tls.Config, error) {
 }
 
 func newHL7ListenCmd(a *app) *cobra.Command {
-	var o mllpOptions
+	var o gateway.MLLPOptions
 	cmd := &cobra.Command{
 		Use:   "listen --mllp-addr HOST:PORT --data DIR",
 		Short: "Run only the store-backed MLLP listener (store-and-forward, ACK after commit)",
@@ -221,13 +217,14 @@ func newHL7ListenCmd(a *app) *cobra.Command {
 			if err := a.load(cmd); err != nil {
 				return err
 			}
+			mllpFromConfig(cmd, &o, gateway.MLLPOptionsFromConfig(a.cfg.HL7))
 			ctx := cmd.Context()
-			st, err := sqlite.OpenDir(ctx, a.cfg.Data)
+			st, err := a.openStore(ctx, store.OpenOptions{})
 			if err != nil {
-				return fmt.Errorf("opening the store in %s: %w", a.cfg.Data, err)
+				return err
 			}
 			defer st.Close()
-			return runMLLP(ctx, a.log, st, o, events.NewBus(events.BusOptions{}), func(addr net.Addr) {
+			return gateway.RunMLLP(ctx, a.log, st, o, events.NewBus(events.BusOptions{}), func(addr net.Addr) {
 				fmt.Fprintf(a.stdout, "mllp: listening on %s (connection %q)\n", addr, o.Connection)
 			})
 		},
@@ -237,178 +234,13 @@ func newHL7ListenCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// mllpOptions are the MLLP listener settings shared by serve, demo and
-// hl7 listen.
-type mllpOptions struct {
-	Addr       string // HOST:PORT; "" = no listener
-	Connection string // store connection name of HL7-sourced data
-	AckMode    string // original, enhanced, aa-only
-	TLSCert    string
-	TLSKey     string
-	// Feed is what this site's feed does differently (from the hl7: section
-	// of the configuration): authorities, identifier rules, time zone.
-	Feed tofhir.Options
-	// KeepUnsupported acknowledges AA and keeps unconverted the message
-	// types ehrgate does not convert (default: AR, kept).
-	KeepUnsupported bool
-}
-
 // addMLLPFlags registers --mllp-addr, --hl7-connection, --mllp-ack-mode,
 // --mllp-tls-cert and --mllp-tls-key on cmd.
-func addMLLPFlags(cmd *cobra.Command, o *mllpOptions, defaultAddr string) {
+func addMLLPFlags(cmd *cobra.Command, o *gateway.MLLPOptions, defaultAddr string) {
 	f := cmd.Flags()
 	f.StringVar(&o.Addr, "mllp-addr", defaultAddr, "HL7 v2 MLLP listen address HOST:PORT (empty: no listener)")
 	f.StringVar(&o.Connection, "hl7-connection", hl7store.DefaultConnection, "connection name HL7-sourced resources are stored under")
 	f.StringVar(&o.AckMode, "mllp-ack-mode", "original", "acknowledgment mode: original (ACK after commit), enhanced, aa-only (no guarantee)")
 	f.StringVar(&o.TLSCert, "mllp-tls-cert", "", "PEM certificate for MLLP over TLS (with --mllp-tls-key)")
 	f.StringVar(&o.TLSKey, "mllp-tls-key", "", "PEM private key for MLLP over TLS")
-}
-
-// runMLLP serves the store-backed MLLP listener until ctx ends, then shuts
-// it down gracefully (in-flight messages are stored and ACKed, what was
-// ACKed is converted). Messages are ACKed once durably logged and converted
-// to FHIR right behind (also those a previous process logged but did not
-// convert). Events go to bus (may be nil). ready, if set, is called with the
-// bound address.
-func runMLLP(ctx context.Context, log *slog.Logger, st *sqlite.Store, o mllpOptions, bus *events.Bus, ready func(net.Addr)) error {
-	var mode mllp.AckMode
-	switch o.AckMode {
-	case "", "original":
-		mode = mllp.AckOriginal
-	case "enhanced":
-		mode = mllp.AckEnhanced
-	case "aa-only", "immediate":
-		mode = mllp.AckImmediate
-	default:
-		return fmt.Errorf("--mllp-ack-mode %q: want original, enhanced or aa-only", o.AckMode)
-	}
-	// Deferred: the ACK follows the commit of the raw message (durable
-	// store-and-forward); conversion runs right behind it from the log
-	// (hl7store package comment, hl7/README.md for the numbers).
-	h := hl7store.New(st, hl7store.Options{Connection: o.Connection, Bus: bus, Logger: log, Deferred: true,
-		Convert: o.Feed, KeepUnsupported: o.KeepUnsupported})
-	srv := &mllp.Server{Handler: h, Quarantiner: h, AckMode: mode, Logger: log}
-	if o.TLSCert != "" || o.TLSKey != "" {
-		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
-		if err != nil {
-			return fmt.Errorf("loading MLLP TLS key pair: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", o.Addr)
-	if err != nil {
-		return fmt.Errorf("mllp: listening on %s: %w", o.Addr, err)
-	}
-	if ready != nil {
-		ready(ln.Addr())
-	}
-	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stop()
-	convDone := make(chan struct{})
-	go func() { // also converts what a previous run stored but did not convert
-		defer close(convDone)
-		_ = h.Run(serveCtx, 100*time.Millisecond)
-	}()
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(serveCtx, ln) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		stop()
-	}
-	err = <-done
-	stop() // the listener is closed: stop the background converter, then finish its work
-	<-convDone
-	if _, perr := h.ProcessPending(sctx); perr != nil { // convert what was just ACKed
-		log.Warn("converting the last HL7 messages; they stay in the log for the next start", "error", perr)
-	}
-	if err != nil && !errors.Is(err, mllp.ErrServerClosed) && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
-}
-
-// patientSearcher is the part of a FHIR client an event-driven refresh
-// needs (refresh.Source and *fhir.Client have it).
-type patientSearcher interface {
-	SearchAll(ctx context.Context, typ string, q *fhir.Query, fn fhir.PageFunc) error
-}
-
-// refreshByIdentifier is the body of an events.Refresher for one FHIR
-// connection: it resolves identifier to the connection's Patient ids with
-// Patient?identifier=<system>|<value> and refreshes each (normally one)
-// with refreshPatient (e.g. a refresh.Syncer's Patient). A patient the EHR
-// does not know is not an error: the HL7 feed may run ahead of it.
-func refreshByIdentifier(ctx context.Context, src patientSearcher, refreshPatient func(ctx context.Context, patientID string) error, identifier fhir.Identifier) error {
-	if identifier.Value == "" {
-		return nil
-	}
-	token := identifier.Value
-	if identifier.System != "" {
-		token = identifier.System + "|" + identifier.Value
-	}
-	var ids []string
-	err := src.SearchAll(ctx, "Patient", fhir.NewQuery().Set("identifier", token), func(ctx context.Context, b *fhir.Bundle, _ string) error {
-		for _, e := range b.Entry {
-			if e.Search != nil && e.Search.Mode != "" && e.Search.Mode != "match" {
-				continue
-			}
-			if h, err := fhir.ParseHeader(e.Resource); err == nil && h.ResourceType == "Patient" && h.ID != "" {
-				ids = append(ids, h.ID)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("finding the patient by identifier: %w", err)
-	}
-	var errs []error
-	for _, id := range ids {
-		if err := refreshPatient(ctx, id); err != nil {
-			errs = append(errs, fmt.Errorf("refreshing patient %s: %w", id, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// eventsRuntime is the event bus with its running subscribers.
-type eventsRuntime struct {
-	bus      *events.Bus
-	webhooks *events.Webhooks     // nil without hooks
-	refresh  *events.RefreshQueue // nil without a refresher
-	done     chan struct{}        // closed when ctx ends: ends SSE streams
-}
-
-// startEvents creates the bus and runs its subscribers until ctx ends:
-// webhooks when hooks are configured, event-driven refresh of fhirConns
-// when r is not nil.
-func startEvents(ctx context.Context, log *slog.Logger, hooks []events.Webhook, r events.Refresher, fhirConns []string) *eventsRuntime {
-	e := &eventsRuntime{bus: events.NewBus(events.BusOptions{}), done: make(chan struct{})}
-	context.AfterFunc(ctx, func() { close(e.done) })
-	if len(hooks) > 0 {
-		e.webhooks = events.NewWebhooks(events.WebhookOptions{Hooks: hooks, Logger: log})
-		e.bus.Subscribe(e.webhooks)
-		go e.webhooks.Run(ctx)
-	}
-	if r != nil && len(fhirConns) > 0 {
-		e.refresh = events.NewRefreshQueue(r, events.RefreshOptions{Connections: fhirConns, Logger: log})
-		e.bus.Subscribe(e.refresh)
-		go e.refresh.Run(ctx)
-	}
-	return e
-}
-
-// mounts are the event routes for server.Options.Mounts.
-func (e *eventsRuntime) mounts() map[string]http.Handler {
-	m := map[string]http.Handler{"GET /events/stream": events.SSEHandler(e.bus, events.SSEOptions{Done: e.done})}
-	if e.webhooks != nil {
-		m["GET /events/webhooks"] = e.webhooks.LogHandler()
-	}
-	return m
 }

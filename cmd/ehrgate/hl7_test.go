@@ -23,6 +23,7 @@ import (
 
 	"ehrgate/events"
 	"ehrgate/fhir"
+	"ehrgate/gateway"
 	"ehrgate/store"
 	"ehrgate/store/sqlite"
 )
@@ -52,7 +53,7 @@ func TestHL7SendToStoreBackedListener(t *testing.T) {
 	lctx, stopListener := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- runMLLP(lctx, slog.New(slog.DiscardHandler), st, mllpOptions{Addr: "127.0.0.1:0", Connection: "hl7"}, bus,
+		done <- gateway.RunMLLP(lctx, slog.New(slog.DiscardHandler), st, gateway.MLLPOptions{Addr: "127.0.0.1:0", Connection: "hl7"}, bus,
 			func(a net.Addr) { addrCh <- a.String() })
 	}()
 	addr := <-addrCh
@@ -127,8 +128,8 @@ func TestHL7SendOverTLS(t *testing.T) {
 	lctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- runMLLP(lctx, slog.New(slog.DiscardHandler), st,
-			mllpOptions{Addr: "127.0.0.1:0", Connection: "hl7", TLSCert: certFile, TLSKey: keyFile}, nil,
+		done <- gateway.RunMLLP(lctx, slog.New(slog.DiscardHandler), st,
+			gateway.MLLPOptions{Addr: "127.0.0.1:0", Connection: "hl7", TLSCert: certFile, TLSKey: keyFile}, nil,
 			func(a net.Addr) { addrCh <- a.String() })
 	}()
 	addr := <-addrCh
@@ -197,7 +198,7 @@ func TestRefreshByIdentifier(t *testing.T) {
 		{"resource":{"resourceType":"Patient","id":"p7"},"search":{"mode":"match"}},
 		{"resource":{"resourceType":"OperationOutcome","id":"x"},"search":{"mode":"outcome"}}]}`}
 	var refreshed []string
-	err := refreshByIdentifier(context.Background(), src, func(ctx context.Context, id string) error {
+	err := gateway.RefreshByIdentifier(context.Background(), src, func(ctx context.Context, id string) error {
 		refreshed = append(refreshed, id)
 		return nil
 	}, fhir.Identifier{System: "http://hospital.example.org/mrn", Value: "MRN7"})
@@ -223,13 +224,13 @@ func TestEventsChain(t *testing.T) {
 	}
 	defer st.Close()
 	got := make(chan fhir.Identifier, 4)
-	ev := startEvents(ctx, slog.New(slog.DiscardHandler), nil, events.RefresherFunc(func(ctx context.Context, conn string, id fhir.Identifier) error {
+	ev := gateway.NewEvents(ctx, slog.New(slog.DiscardHandler), nil, events.RefresherFunc(func(ctx context.Context, conn string, id fhir.Identifier) error {
 		if conn == "epic" {
 			got <- id
 		}
 		return nil
 	}), []string{"epic"})
-	web := httptest.NewServer(ev.mounts()["GET /events/stream"])
+	web := httptest.NewServer(ev.Mounts()["GET /events/stream"])
 	defer web.Close()
 	resp, err := http.Get(web.URL)
 	if err != nil {
@@ -240,7 +241,7 @@ func TestEventsChain(t *testing.T) {
 	lctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- runMLLP(lctx, slog.New(slog.DiscardHandler), st, mllpOptions{Addr: "127.0.0.1:0", Connection: "hl7"}, ev.bus,
+		done <- gateway.RunMLLP(lctx, slog.New(slog.DiscardHandler), st, gateway.MLLPOptions{Addr: "127.0.0.1:0", Connection: "hl7"}, ev.Bus,
 			func(a net.Addr) { addrCh <- a.String() })
 	}()
 	addr := <-addrCh

@@ -12,7 +12,7 @@ import (
 
 	"ehrgate/secrets"
 	"ehrgate/smart"
-	"ehrgate/store/sqlite"
+	"ehrgate/store"
 )
 
 // newKeysCmd is `ehrgate keys`: signing keys for SMART client assertions
@@ -56,7 +56,12 @@ func keysEnv(env []string) func(string) string {
 // openKeyring loads the KEK keyring for the configured data directory,
 // logging (never the key) when one was generated.
 func openKeyring(a *app) (*secrets.Source, error) {
-	src, err := secrets.Load(keysEnv(a.env), a.cfg.Data)
+	getenv := keysEnv(a.env)
+	if a.sharedStore() && getenv(secrets.EnvKEK) == "" && getenv(secrets.EnvKEKFile) == "" {
+		return nil, fmt.Errorf("a %s store is shared by every ehrgate process on it, so they must hold the same key-encryption key: set %s (or %s) instead of generating one per host",
+			store.Redact(a.cfg.StoreURL()), secrets.EnvKEK, secrets.EnvKEKFile)
+	}
+	src, err := secrets.Load(getenv, a.cfg.Data)
 	if err != nil {
 		return nil, fmt.Errorf("loading key-encryption key: %w", err)
 	}
@@ -67,14 +72,14 @@ func openKeyring(a *app) (*secrets.Source, error) {
 	return src, nil
 }
 
-func openKeysStore(ctx context.Context, a *app) (*sqlite.Store, *secrets.Source, error) {
+func openKeysStore(ctx context.Context, a *app) (store.Backend, *secrets.Source, error) {
 	src, err := openKeyring(a)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := sqlite.OpenDir(ctx, a.cfg.Data)
+	st, err := a.openStore(ctx, store.OpenOptions{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening the store in %s: %w", a.cfg.Data, err)
+		return nil, nil, err
 	}
 	return st, src, nil
 }

@@ -14,7 +14,9 @@ import (
 	"ehrgate/ehrsim"
 	"ehrgate/ehrsim/personality"
 	"ehrgate/fhir"
+	"ehrgate/gateway"
 	"ehrgate/probe"
+	"ehrgate/store"
 	"ehrgate/synth"
 )
 
@@ -59,13 +61,17 @@ func TestProbeCommand(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	saved := filepath.Join(data, "probes", "hospital-a.json")
-	if _, err := probe.Load(saved); err != nil {
-		t.Fatalf("stored report: %v", err)
+	st, err := store.Open(context.Background(), "sqlite:"+data, store.OpenOptions{MustExist: true})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if rep, err := gateway.LoadProbe(context.Background(), st, "hospital-a"); err != nil || rep.Vendor != "epic" {
+		t.Fatalf("stored report: %v, %v", rep, err)
+	}
+	st.Close()
 
 	// Same server, JSON, compared with the stored report: no differences.
-	out, err = runProbe(t, "hospital-a", "--base-url", base, "--data", data, "--json", "--compare", saved, "--no-save")
+	out, err = runProbe(t, "hospital-a", "--base-url", base, "--data", data, "--json", "--compare", "last", "--no-save")
 	if err != nil {
 		t.Fatalf("probe --compare: %v\n%s", err, out)
 	}
@@ -80,7 +86,12 @@ func TestProbeCommand(t *testing.T) {
 		t.Errorf("report vendor %q, changes %v; want epic, none", res.Report.Vendor, res.Changes)
 	}
 
-	// A different server (the "upgrade"): differences, exit status 3.
+	// A different server (the "upgrade"), compared with a report kept in a
+	// file: differences, exit status 3.
+	saved := filepath.Join(t.TempDir(), "before.json")
+	if b, err := json.Marshal(res.Report); err != nil || os.WriteFile(saved, b, 0o600) != nil {
+		t.Fatal(err)
+	}
 	other := personalityServer(t, "athena")
 	out, err = runProbe(t, "hospital-a", "--base-url", other, "--data", data, "--compare", saved, "--vendor", "athena")
 	var ee *exitError
@@ -108,16 +119,16 @@ func TestProbeCommandErrors(t *testing.T) {
 func TestResolveAdapter(t *testing.T) {
 	ctx := context.Background()
 	base := personalityServer(t, "oracle")
-	a, detected, err := resolveAdapter(ctx, base, "", "", fhir.Options{})
+	a, detected, err := gateway.ResolveAdapter(ctx, base, "", "", fhir.Options{})
 	if err != nil || a.Vendor() != "oracle" || !strings.Contains(detected, "detected, confidence 1.00") {
-		t.Errorf("resolveAdapter(detect) = %v, %q, %v; want oracle detected with confidence 1", a, detected, err)
+		t.Errorf("gateway.ResolveAdapter(detect) = %v, %q, %v; want oracle detected with confidence 1", a, detected, err)
 	}
-	a, detected, err = resolveAdapter(ctx, base, "epic", "", fhir.Options{})
+	a, detected, err = gateway.ResolveAdapter(ctx, base, "epic", "", fhir.Options{})
 	if err != nil || a.Vendor() != "epic" || detected != "epic (configured)" {
-		t.Errorf("resolveAdapter(epic) = %v, %q, %v", a, detected, err)
+		t.Errorf("gateway.ResolveAdapter(epic) = %v, %q, %v", a, detected, err)
 	}
-	a, _, err = resolveAdapter(ctx, "http://127.0.0.1:1/fhir", "", "", fhir.Options{Retry: fhir.RetryPolicy{MaxAttempts: 1}})
+	a, _, err = gateway.ResolveAdapter(ctx, "http://127.0.0.1:1/fhir", "", "", fhir.Options{Retry: fhir.RetryPolicy{MaxAttempts: 1}})
 	if err != nil || a.Vendor() != "generic" {
-		t.Errorf("resolveAdapter(unreachable) = %v, %v; want generic", a, err)
+		t.Errorf("gateway.ResolveAdapter(unreachable) = %v, %v; want generic", a, err)
 	}
 }

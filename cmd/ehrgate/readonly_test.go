@@ -11,11 +11,11 @@ import (
 // Read-only commands over a missing or mistyped data directory fail and
 // create nothing: no directory, no database, no key-encryption key.
 func TestReadOnlyCommandsCreateNothing(t *testing.T) {
-	for _, args := range [][]string{{"stats"}, {"stats", "--json"}, {"quality"}} {
+	for _, args := range [][]string{{"stats"}, {"stats", "--json"}, {"quality"}, {"status"}, {"status", "--json"}, {"migrate", "--status"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			missing := filepath.Join(t.TempDir(), "mistyped", "path")
 			_, _, err := run(t, context.Background(), append(args, "--data", missing)...)
-			if err == nil || !strings.Contains(err.Error(), "no ehrgate store in") {
+			if err == nil || !strings.Contains(err.Error(), "no ehrgate store there") {
 				t.Fatalf("%s over a missing store = %v, want a 'no ehrgate store' error", args[0], err)
 			}
 			if _, err := os.Stat(missing); !os.IsNotExist(err) {

@@ -143,7 +143,7 @@ reason and its row left as it was. Exit status 3 when some failed.`,
 				return err
 			}
 			defer g.Close()
-			sum, err := renormalize(cmd.Context(), g.store, n, store.ScanQuery{Connection: connection, Type: typ, Limit: batch}, dryRun)
+			sum, err := renormalize(cmd.Context(), g.Store(), n, store.ScanQuery{Connection: connection, Type: typ, Limit: batch}, dryRun)
 			if err != nil {
 				return fmt.Errorf("renormalizing: %w", err)
 			}

@@ -46,7 +46,7 @@ environment variables, then flags; later sources win.`,
 		newDemoCmd(a), newServeCmd(a), newSimCmd(a), newSynthCmd(a),
 		newSyncCmd(a), newStatsCmd(a), newVersionCmd(a),
 		newKeysCmd(a), newProbeCmd(a), newBulkCmd(a), newExportCmd(a),
-		newRenormalizeCmd(a), newQualityCmd(a), newStatusCmd(a), newHL7Cmd(a),
+		newRenormalizeCmd(a), newQualityCmd(a), newStatusCmd(a), newHL7Cmd(a), newMigrateCmd(a),
 	)
 	return root
 }
@@ -73,6 +73,7 @@ func (a *app) load(cmd *cobra.Command) error {
 		}
 	}
 	setIf("data", &cfg.Data)
+	setIf("store", &cfg.Store)
 	setIf("http-addr", &cfg.HTTPAddr)
 	setIf("log-level", &cfg.LogLevel)
 	setIf("log-format", &cfg.LogFormat)
@@ -88,8 +89,10 @@ func (a *app) load(cmd *cobra.Command) error {
 	return nil
 }
 
+// addDataFlag registers --data and --store: where the store is.
 func addDataFlag(fs *pflag.FlagSet) {
-	fs.String("data", config.DefaultDataDir, "data directory holding the embedded store (env EHRGATE_DATA)")
+	fs.String("data", config.DefaultDataDir, "data directory: the embedded store (unless --store) and the local key file (env EHRGATE_DATA)")
+	fs.String("store", "", "store URL: sqlite:DIR or postgres://user@host/db (env EHRGATE_STORE; default: sqlite:<--data>)")
 }
 
 func addHTTPAddrFlag(fs *pflag.FlagSet) {

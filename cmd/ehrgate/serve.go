@@ -1,15 +1,17 @@
 package main
 
 import (
-	"time"
+	"net"
 
 	"github.com/spf13/cobra"
+
+	"ehrgate/gateway"
 )
 
 func newServeCmd(a *app) *cobra.Command {
 	var (
 		syncOnStart bool
-		mo          mllpOptions
+		mo          gateway.MLLPOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR --http-addr HOST:PORT [--mllp-addr HOST:PORT]",
@@ -29,39 +31,15 @@ and reach the configured webhooks.`,
 			if err := a.load(cmd); err != nil {
 				return err
 			}
-			mllpFromConfig(cmd, &mo, a.cfg.HL7)
+			mllpFromConfig(cmd, &mo, gateway.MLLPOptionsFromConfig(a.cfg.HL7))
 			ctx := cmd.Context()
 			g, err := a.openGateway(ctx)
 			if err != nil {
 				return err
 			}
 			defer g.Close()
-			if err := g.setupLaunches(a.cfg.Connections); err != nil {
-				return err
-			}
-			ev, err := g.startGatewayEvents(ctx, a.cfg.Events.RefreshConnections)
-			if err != nil {
-				return err
-			}
-			errc := make(chan error, 2)
-			if mo.Addr != "" {
-				g.startMLLP(ctx, mo, ev, errc)
-			}
-			if syncOnStart {
-				go func() {
-					for _, c := range a.cfg.Connections {
-						if c.Auth != nil && c.Auth.Type == "launch" {
-							continue
-						}
-						if _, err := g.syncConnection(ctx, c); err != nil && ctx.Err() == nil {
-							a.log.Error("sync failed", "connection", c.Name, "error", err)
-						}
-					}
-				}()
-			}
-			go g.scheduleSyncs(ctx, a.cfg.Connections, time.Duration(a.cfg.SyncEvery))
-			go func() { errc <- g.serveHTTP(ctx, a.cfg.HTTPAddr, nil) }()
-			return <-errc
+			return g.Run(ctx, gateway.RunOptions{HTTPAddr: a.cfg.HTTPAddr, MLLP: mo, SyncOnStart: syncOnStart,
+				OnListen: func(what string, addr net.Addr) { printListen(a.stdout, what, addr, mo.AckMode) }})
 		},
 	}
 	addDataFlag(cmd.Flags())

@@ -10,9 +10,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/cobra"
+	"ehrgate/gateway"
+	"ehrgate/smart"
 
-	"ehrgate/probe"
+	"github.com/spf13/cobra"
 )
 
 // connectionReport is one connection's line in `ehrgate status`.
@@ -35,7 +36,7 @@ type connectionReport struct {
 	NotGranted      []string  `json:"not_granted,omitempty"`
 	ScopesCheckedAt time.Time `json:"scopes_checked_at,omitzero"`
 	// BulkExports is the last bulk export of each scope.
-	BulkExports map[string]*bulkOutcome `json:"bulk_exports,omitempty"`
+	BulkExports map[string]*gateway.BulkOutcome `json:"bulk_exports,omitempty"`
 }
 
 // bulkState summarizes a connection's bulk exports for the table.
@@ -73,12 +74,14 @@ only; it calls no EHR.`,
 				return err
 			}
 			ctx := cmd.Context()
-			g, err := a.openGateway(ctx)
+			// Read-only: no store, data directory or key is created.
+			db, err := a.openExistingStore(ctx)
 			if err != nil {
 				return err
 			}
-			defer g.Close()
-			st, err := g.store.Stats(ctx)
+			defer db.Close()
+			vault := smart.NewVault(db, nil, nil) // reads token states, never tokens
+			st, err := db.Stats(ctx)
 			if err != nil {
 				return err
 			}
@@ -103,8 +106,15 @@ only; it calls no EHR.`,
 					r.Vendor = c.Vendor + " (configured)"
 				}
 			}
-			for _, name := range listConnectionStates(a.cfg.Data) {
-				saved, ok := loadConnectionState(a.cfg.Data, name)
+			names, err := gateway.ListConnectionStates(ctx, db)
+			if err != nil {
+				return err
+			}
+			for _, name := range names {
+				saved, ok, err := gateway.LoadConnectionState(ctx, db, name)
+				if err != nil {
+					return err
+				}
 				if !ok {
 					continue
 				}
@@ -130,7 +140,7 @@ only; it calls no EHR.`,
 			for _, name := range order {
 				r := byName[name]
 				r.LastFetched = st.LastFetched[name]
-				if rep, err := probe.Load(probe.Path(a.cfg.Data, name)); err == nil {
+				if rep, err := gateway.LoadProbe(ctx, db, name); err == nil {
 					if r.Vendor == "unknown" {
 						r.Vendor = rep.Vendor + " (probed)"
 					}
@@ -139,7 +149,7 @@ only; it calls no EHR.`,
 						r.BaseURL = rep.BaseURL
 					}
 				}
-				vs, err := g.vault.Status(ctx, name)
+				vs, err := vault.Status(ctx, name)
 				if err != nil {
 					return err
 				}

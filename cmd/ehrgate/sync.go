@@ -65,7 +65,7 @@ some fetches failed, 1 when it could not run.`,
 				return err
 			}
 			defer g.Close()
-			sum, err := g.syncConnection(cmd.Context(), conn)
+			sum, err := g.Sync(cmd.Context(), conn)
 			if err != nil {
 				return err
 			}

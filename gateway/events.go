@@ -1,0 +1,139 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"ehrgate/events"
+	"ehrgate/fhir"
+	"ehrgate/refresh"
+)
+
+// Events is the event bus with its running subscribers.
+type Events struct {
+	Bus      *events.Bus
+	webhooks *events.Webhooks     // nil without hooks
+	refresh  *events.RefreshQueue // nil without a refresher
+	done     chan struct{}        // closed when ctx ends: ends SSE streams
+}
+
+// StartEvents starts the event bus with the configured webhooks and
+// event-driven refresh of the FHIR connections named in refreshConns, and
+// mounts the event routes (SSE stream, webhook delivery log), until ctx
+// ends.
+func (g *Gateway) StartEvents(ctx context.Context, refreshConns []string) (*Events, error) {
+	var hooks []events.Webhook
+	for i, w := range g.cfg.Events.Webhooks {
+		secret := g.getenv(w.SecretEnv)
+		if secret == "" {
+			return nil, fmt.Errorf("events.webhooks[%d]: environment variable %s (the signing secret) is empty", i, w.SecretEnv)
+		}
+		h := events.Webhook{URL: w.URL, Secret: []byte(secret)}
+		for _, k := range w.Kinds {
+			h.Kinds = append(h.Kinds, events.Kind(k))
+		}
+		hooks = append(hooks, h)
+	}
+	ev := NewEvents(ctx, g.log, hooks, events.RefresherFunc(g.refreshByEvent), refreshConns)
+	for k, v := range ev.Mounts() {
+		g.Mount(k, v)
+	}
+	return ev, nil
+}
+
+// refreshByEvent refreshes, on connection conn, the patient an HL7 v2 event
+// named by identifier (event-driven refresh).
+func (g *Gateway) refreshByEvent(ctx context.Context, conn string, id fhir.Identifier) error {
+	c, ok := g.Connection(conn)
+	if !ok {
+		return fmt.Errorf("event-driven refresh: no connection %q", conn)
+	}
+	rt, err := g.Runtime(ctx, c)
+	if err != nil {
+		return err
+	}
+	syncer, err := refresh.New(rt.Client, g.store, refresh.Options{Connection: c.Name, Types: c.Types,
+		PageSize: rt.Adapter.PageSize(), Planner: rt.Adapter.Planner(), Logger: g.log, Recorder: nil})
+	if err != nil {
+		return err
+	}
+	return RefreshByIdentifier(ctx, rt.Client, func(ctx context.Context, pid string) error {
+		_, err := syncer.Patient(ctx, pid)
+		return err
+	}, id)
+}
+
+// PatientSearcher is the part of a FHIR client an event-driven refresh
+// needs (refresh.Source and *fhir.Client have it).
+type PatientSearcher interface {
+	SearchAll(ctx context.Context, typ string, q *fhir.Query, fn fhir.PageFunc) error
+}
+
+// RefreshByIdentifier is the body of an events.Refresher for one FHIR
+// connection: it resolves identifier to the connection's Patient ids with
+// Patient?identifier=<system>|<value> and refreshes each (normally one)
+// with refreshPatient (e.g. a refresh.Syncer's Patient). A patient the EHR
+// does not know is not an error: the HL7 feed may run ahead of it.
+func RefreshByIdentifier(ctx context.Context, src PatientSearcher, refreshPatient func(ctx context.Context, patientID string) error, identifier fhir.Identifier) error {
+	if identifier.Value == "" {
+		return nil
+	}
+	token := identifier.Value
+	if identifier.System != "" {
+		token = identifier.System + "|" + identifier.Value
+	}
+	var ids []string
+	err := src.SearchAll(ctx, "Patient", fhir.NewQuery().Set("identifier", token), func(ctx context.Context, b *fhir.Bundle, _ string) error {
+		for _, e := range b.Entry {
+			if e.Search != nil && e.Search.Mode != "" && e.Search.Mode != "match" {
+				continue
+			}
+			if h, err := fhir.ParseHeader(e.Resource); err == nil && h.ResourceType == "Patient" && h.ID != "" {
+				ids = append(ids, h.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("finding the patient by identifier: %w", err)
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := refreshPatient(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("refreshing patient %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NewEvents creates a bus and runs its subscribers until ctx ends:
+// webhooks when hooks are given, event-driven refresh of fhirConns when r
+// is not nil.
+func NewEvents(ctx context.Context, log *slog.Logger, hooks []events.Webhook, r events.Refresher, fhirConns []string) *Events {
+	e := &Events{Bus: events.NewBus(events.BusOptions{}), done: make(chan struct{})}
+	context.AfterFunc(ctx, func() { close(e.done) })
+	if len(hooks) > 0 {
+		e.webhooks = events.NewWebhooks(events.WebhookOptions{Hooks: hooks, Logger: log})
+		e.Bus.Subscribe(e.webhooks)
+		go e.webhooks.Run(ctx)
+	}
+	if r != nil && len(fhirConns) > 0 {
+		e.refresh = events.NewRefreshQueue(r, events.RefreshOptions{Connections: fhirConns, Logger: log})
+		e.Bus.Subscribe(e.refresh)
+		go e.refresh.Run(ctx)
+	}
+	return e
+}
+
+// Mounts are the event routes: the SSE stream and, with webhooks, their
+// delivery log.
+func (e *Events) Mounts() map[string]http.Handler {
+	m := map[string]http.Handler{"GET /events/stream": events.SSEHandler(e.Bus, events.SSEOptions{Done: e.done})}
+	if e.webhooks != nil {
+		m["GET /events/webhooks"] = e.webhooks.LogHandler()
+	}
+	return m
+}
