@@ -21,7 +21,7 @@ import (
 
 	"ehrgate/dashboard/browsertest"
 	"ehrgate/ehrsim/smartauth"
-	"ehrgate/store/sqlite"
+	"ehrgate/store"
 	"ehrgate/synth"
 )
 
@@ -58,6 +58,12 @@ var launchPageRE = regexp.MustCompile(`EHR launch page: (http://\S+)/auth/launch
 // logs, and waits for the first sync. Logs go to the returned demo's logs.
 func startLaunchDemo(t *testing.T, patients int, extra ...string) *launchDemo {
 	t.Helper()
+	return startLaunchDemoEnv(t, patients, nil, extra...)
+}
+
+// startLaunchDemoEnv is startLaunchDemo with the CLI's environment env.
+func startLaunchDemoEnv(t *testing.T, patients int, env []string, extra ...string) *launchDemo {
+	t.Helper()
 	addr := freeAddr(t)
 	d := &launchDemo{demoRun: &demoRun{base: "http://" + addr, data: t.TempDir(), logs: &bytes.Buffer{}, done: make(chan error, 1)},
 		stdout: &lockedBuffer{}}
@@ -67,7 +73,7 @@ func startLaunchDemo(t *testing.T, patients int, extra ...string) *launchDemo {
 	args := append([]string{"demo", "--data", d.data, "--http-addr", addr, "--patients", fmt.Sprint(patients),
 		"--sync-every", "0"}, extra...)
 	go func() {
-		cmd := newRootCmd(d.stdout, logs, nil)
+		cmd := newRootCmd(d.stdout, logs, env)
 		cmd.SetArgs(args)
 		err := cmd.ExecuteContext(ctx)
 		d.logs.WriteString(logs.String()) // read by the test only after done
@@ -92,9 +98,9 @@ func startLaunchDemo(t *testing.T, patients int, extra ...string) *launchDemo {
 
 // demoPatient returns the synthetic demo patient's id and display name as
 // the demo connection stored it.
-func demoPatient(t *testing.T, data string, patients int) (id, name string) {
+func demoPatient(t *testing.T, storeURL string, patients int) (id, name string) {
 	t.Helper()
-	st, err := sqlite.OpenDir(context.Background(), data)
+	st, err := store.Open(context.Background(), storeURL, store.OpenOptions{MustExist: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +205,7 @@ func TestEHRLaunchInARealBrowser(t *testing.T) {
 	ctx := browsertest.NewBrowser(t)
 	const patients = 6
 	d := startLaunchDemo(t, patients, "--log-level", "warn")
-	patient, name := demoPatient(t, d.data, patients)
+	patient, name := demoPatient(t, "sqlite:"+d.data, patients)
 
 	button := chromedp.CSS(`button[name="launch"][value="` + demoLaunchClient + ` ` + patient + `"]`)
 	steps := append([]chromedp.Action[chromedp.Void]{
@@ -219,7 +225,7 @@ func TestStandaloneLaunchWithPickerInARealBrowser(t *testing.T) {
 	ctx := browsertest.NewBrowser(t)
 	const patients = 6
 	d := startLaunchDemo(t, patients, "--log-level", "warn")
-	patient, name := demoPatient(t, d.data, patients)
+	patient, name := demoPatient(t, "sqlite:"+d.data, patients)
 
 	// The standalone URL names the connection as configured.
 	start := d.base + "/smart/login?connection=" + demoLaunchConnection + "&patient=pick"

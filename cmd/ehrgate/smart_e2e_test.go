@@ -121,6 +121,69 @@ func TestSyncWithANarrowedGrantDegrades(t *testing.T) {
 	}
 }
 
+// ehrLaunchOverHTTP launches ehrgate from the simulated EHR for patient as a
+// browser would (a cookie-keeping HTTP client: launch page, login, consent,
+// ehrgate's callback) and checks that it ends on ehrgate's launched view of
+// the patient. It returns the authorization code ehrgate received.
+func ehrLaunchOverHTTP(t *testing.T, d *launchDemo, patient string) (code string) {
+	t.Helper()
+	// An EHR launch with a cookie-keeping HTTP client; the authorization
+	// code is taken from the redirect to ehrgate's callback.
+	jar, _ := cookiejar.New(nil)
+	b := &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if strings.HasSuffix(req.URL.Path, "/smart/callback") && req.URL.Query().Get("code") != "" {
+			code = req.URL.Query().Get("code")
+		}
+		return nil
+	}}
+	send := func(method, u string, form url.Values) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, u, strings.NewReader(form.Encode()))
+		if method == http.MethodPost {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := b.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, u, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+	fields := func(page string) url.Values {
+		v := url.Values{}
+		for _, m := range formFieldRE.FindAllStringSubmatch(page, -1) {
+			v.Set(m[1], m[2])
+		}
+		return v
+	}
+	_, page := send(http.MethodGet, d.launchURL, nil)
+	form := fields(page)
+	form.Set("launch", demoLaunchClient+" "+patient)
+	resp, page := send(http.MethodPost, d.launchURL, form)
+	for range 4 {
+		if strings.HasPrefix(resp.Request.URL.String(), d.base+"/patients/") {
+			break
+		}
+		form := fields(page)
+		switch resp.Request.URL.Path {
+		case "/auth/login":
+			form.Set("username", "dr.smith")
+			form.Set("password", "password")
+		case "/auth/consent":
+			form.Set("decision", "allow")
+		default:
+			t.Fatalf("the launch reached %s (%d): %.300s", resp.Request.URL, resp.StatusCode, page)
+		}
+		resp, page = send(http.MethodPost, d.simOrigin+resp.Request.URL.Path, form)
+	}
+	if want := "/patients/" + demoLaunchConnection + "/" + patient; resp.StatusCode != 200 || resp.Request.URL.Path != want {
+		t.Fatalf("the EHR launch ended at %s (%d), want %s", resp.Request.URL, resp.StatusCode, want)
+	}
+
+	return code
+}
+
 // firstSigningKey creates ehrgate's first client-assertion key in data (as
 // `ehrgate keys rotate` would) and returns the public JWKS to register with
 // the EHR.
@@ -170,62 +233,10 @@ func runDemoWithLaunch(t *testing.T) *demoSecrets {
 	ctx := context.Background()
 	const patients = 4
 	d := startLaunchDemo(t, patients, "--log-level", "debug", "--log-format", "json")
-	patient, _ := demoPatient(t, d.data, patients)
+	patient, _ := demoPatient(t, "sqlite:"+d.data, patients)
 	out := &demoSecrets{tokens: map[string]string{}, files: map[string][]byte{}}
 
-	// An EHR launch with a cookie-keeping HTTP client; the authorization
-	// code is taken from the redirect to ehrgate's callback.
-	jar, _ := cookiejar.New(nil)
-	b := &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if strings.HasSuffix(req.URL.Path, "/smart/callback") && req.URL.Query().Get("code") != "" {
-			out.tokens["authorization code"] = req.URL.Query().Get("code")
-		}
-		return nil
-	}}
-	send := func(method, u string, form url.Values) (*http.Response, string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, u, strings.NewReader(form.Encode()))
-		if method == http.MethodPost {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		resp, err := b.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, u, err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, string(body)
-	}
-	fields := func(page string) url.Values {
-		v := url.Values{}
-		for _, m := range formFieldRE.FindAllStringSubmatch(page, -1) {
-			v.Set(m[1], m[2])
-		}
-		return v
-	}
-	_, page := send(http.MethodGet, d.launchURL, nil)
-	form := fields(page)
-	form.Set("launch", demoLaunchClient+" "+patient)
-	resp, page := send(http.MethodPost, d.launchURL, form)
-	for range 4 {
-		if strings.HasPrefix(resp.Request.URL.String(), d.base+"/patients/") {
-			break
-		}
-		form := fields(page)
-		switch resp.Request.URL.Path {
-		case "/auth/login":
-			form.Set("username", "dr.smith")
-			form.Set("password", "password")
-		case "/auth/consent":
-			form.Set("decision", "allow")
-		default:
-			t.Fatalf("the launch reached %s (%d): %.300s", resp.Request.URL, resp.StatusCode, page)
-		}
-		resp, page = send(http.MethodPost, d.simOrigin+resp.Request.URL.Path, form)
-	}
-	if want := "/patients/" + demoLaunchConnection + "/" + patient; resp.StatusCode != 200 || resp.Request.URL.Path != want {
-		t.Fatalf("the EHR launch ended at %s (%d), want %s", resp.Request.URL, resp.StatusCode, want)
-	}
+	out.tokens["authorization code"] = ehrLaunchOverHTTP(t, d, patient)
 
 	readFiles := func(when string) {
 		t.Helper()
