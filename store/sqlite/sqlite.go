@@ -42,10 +42,11 @@ const FileName = "ehrgate.db"
 // and the pending launches.
 type Store struct {
 	sqlstore.DB
-	path  string          // database file
-	w     *sql.DB         // single writer connection
-	r     *sql.DB         // pool of read connections
-	stmts *sqlstore.Stmts // the shared write statements, prepared on w
+	path  string              // database file
+	w     *sql.DB             // single writer connection
+	r     *sql.DB             // pool of read connections
+	reads *sqlstore.StmtCache // the shared reads, prepared on r
+	stmts *sqlstore.Stmts     // the shared write statements, prepared on w
 	// bulkStmts are WriteBatch's statements of the common shapes.
 	bulkStmts sharedStmts
 
@@ -133,8 +134,8 @@ func open(ctx context.Context, path string, o store.OpenOptions) (*Store, error)
 		return nil, fmt.Errorf("opening %s for reading: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{path: path, w: w, r: r, bulkStmts: sharedStmts{db: w}}
-	s.DB = sqlstore.DB{Dialect: dialect, Read: r, Write: s.writeShared}
+	s := &Store{path: path, w: w, r: r, reads: sqlstore.NewStmtCache(r), bulkStmts: sharedStmts{db: w}}
+	s.DB = sqlstore.DB{Dialect: dialect, Read: s.reads, Write: s.writeShared}
 	if o.NoMigrate {
 		// The schema may be behind: only the migration methods are for use.
 		return s, nil
@@ -172,11 +173,11 @@ func (s *Store) Location() string { return "sqlite:" + filepath.Dir(s.path) }
 // Close releases the database.
 func (s *Store) Close() error {
 	if s.stmts == nil { // opened without migrating: nothing started
-		return errors.Join(s.r.Close(), s.w.Close())
+		return errors.Join(s.reads.Close(), s.r.Close(), s.w.Close())
 	}
 	s.stopWriter()
 	s.bulkStmts.close()
-	return errors.Join(s.stmts.Close(), s.r.Close(), s.w.Close())
+	return errors.Join(s.stmts.Close(), s.reads.Close(), s.r.Close(), s.w.Close())
 }
 
 const timeFormat = time.RFC3339Nano

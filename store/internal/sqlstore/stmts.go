@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Stmts are statements prepared once on a database and run in its
@@ -87,4 +88,83 @@ func (t *txStmts) QueryRowContext(ctx context.Context, query string, args ...any
 		return st.QueryRowContext(ctx, args...)
 	}
 	return t.tx.QueryRowContext(ctx, query, args...)
+}
+
+// StmtCache is a Querier over a database that prepares each distinct
+// query the first time it runs and reuses the statement after (database/sql
+// prepares it again on each pooled connection as needed). For drivers
+// that do not cache statements themselves (modernc.org/sqlite), it spares
+// reads like Get a parse per call. At most maxCached queries are kept;
+// others run unprepared.
+type StmtCache struct {
+	db *sql.DB
+	mu sync.RWMutex
+	m  map[string]*sql.Stmt
+}
+
+// maxCached bounds StmtCache (queries built with variable IN lists would
+// otherwise grow it without bound).
+const maxCached = 256
+
+// NewStmtCache returns a StmtCache over db.
+func NewStmtCache(db *sql.DB) *StmtCache {
+	return &StmtCache{db: db, m: map[string]*sql.Stmt{}}
+}
+
+func (c *StmtCache) stmt(ctx context.Context, query string) *sql.Stmt {
+	c.mu.RLock()
+	st, ok := c.m[query]
+	full := len(c.m) >= maxCached
+	c.mu.RUnlock()
+	if ok || full {
+		return st
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // run unprepared: the query reports its own error
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[query]; ok {
+		st.Close()
+		return old
+	}
+	c.m[query] = st
+	return st
+}
+
+// ExecContext implements Querier.
+func (c *StmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := c.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return c.db.ExecContext(ctx, query, args...)
+}
+
+// QueryContext implements Querier.
+func (c *StmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := c.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return c.db.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext implements Querier.
+func (c *StmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := c.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return c.db.QueryRowContext(ctx, query, args...)
+}
+
+// Close releases the statements.
+func (c *StmtCache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.m {
+		errs = append(errs, st.Close())
+	}
+	c.m = map[string]*sql.Stmt{}
+	return errors.Join(errs...)
 }
