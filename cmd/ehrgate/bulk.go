@@ -105,57 +105,16 @@ seconds otherwise. Exit status: 0 when every requested type came completely,
 				return err
 			}
 			defer g.Close()
-			// The connection's SMART authorization and vendor rules apply to
-			// bulk as to REST: tokens from its token source, the vendor's
-			// export levels, _type list and download concurrency.
-			rt, err := g.Runtime(cmd.Context(), conn)
-			if err != nil {
-				return err
+			o := gateway.BulkExportOptions{Full: full, OutDir: outDir, Workers: workers,
+				// The status URL without its query (which may carry a
+				// signature); never a token.
+				Resuming: func(statusURL string) { fmt.Fprintln(a.stderr, "resuming export job "+statusURL) },
 			}
-			rules := rt.Adapter.Bulk()
-			level, _, _ := strings.Cut(req.Scope(), "/")
-			if !rules.AllowsLevel(level) {
-				return fmt.Errorf("%s does not offer %s-level bulk export (it offers: %s)", rt.Detected, level, strings.Join(rules.Levels, ", "))
+			if cmd.Flags().Changed("max-downloads") {
+				o.MaxDownloads = maxDownloads
 			}
-			if len(req.Types) == 0 && len(conn.Types) > 0 {
-				req.Types = conn.Types // least privilege: what the connection is configured to read
-			}
-			if len(req.Types) == 0 && rt.Tokens != nil {
-				req.Types = gateway.TypesOf(conn) // what its token was requested for
-			}
-			if len(req.Types) > 0 {
-				allowed, refused := rules.FilterTypes(req.Types)
-				if len(refused) > 0 {
-					a.log.Warn("the server does not export these types; skipping them", "connection", conn.Name, "types", strings.Join(refused, ","))
-				}
-				req.Types = allowed
-			}
-			if rules.MaxParallelDownloads > 0 && !cmd.Flags().Changed("max-downloads") {
-				maxDownloads = rules.MaxParallelDownloads
-			}
-			var reexports int
-			switch {
-			case cmd.Flags().Changed("max-reexports"):
-				reexports = maxReexports
-			case a.cfg.Bulk.MaxReexports != nil:
-				reexports = *a.cfg.Bulk.MaxReexports
-			default:
-				reexports = ingest.DefaultMaxReexports
-			}
-			if reexports < 0 || reexports > config.MaxBulkReexports {
-				return fmt.Errorf("--max-reexports %d is outside 0..%d", reexports, config.MaxBulkReexports)
-			}
-			if reexports == 0 {
-				reexports = -1 // ingest: negative is none
-			}
-			bopts := bulk.Options{Connection: conn.Name, MaxDownloads: maxDownloads, Logger: a.log,
-				OnProgress: func(p string) { a.log.Info("bulk export running", "connection", conn.Name, "progress", p) }}
-			if rt.Tokens != nil {
-				bopts.Authorizer = rt.Tokens
-			}
-			client, err := bulk.NewClient(conn.BaseURL, bopts)
-			if err != nil {
-				return err
+			if cmd.Flags().Changed("max-reexports") {
+				o.MaxReexports = &maxReexports
 			}
 			var stopView func()
 			defer func() {
@@ -163,40 +122,16 @@ seconds otherwise. Exit status: 0 when every requested type came completely,
 					stopView()
 				}
 			}()
-			eopts := ingest.ExportOptions{
-				Incremental:  !full,
-				MaxReexports: reexports,
-				Options:      ingest.Options{Connection: conn.Name, Workers: workers, Logger: a.log},
-				Started: func(in *ingest.Ingester, m *bulk.Manifest) {
-					if stopView != nil {
-						stopView() // the previous job's
-					}
-					stopView = startProgress(a.stderr, in.Progress, manifestTotal(m))
-				},
-				// The status URL without its query (which may carry a
-				// signature); never a token.
-				Resuming: func(statusURL string) { fmt.Fprintln(a.stderr, "resuming export job "+statusURL) },
+			o.Started = func(in *ingest.Ingester, m *bulk.Manifest) {
+				if stopView != nil {
+					stopView() // the previous job's
+				}
+				stopView = startProgress(a.stderr, in.Progress, manifestTotal(m))
 			}
-			if rt.Tokens != nil {
-				eopts.Grants = rt.Tokens
-			}
-			var sum ingest.ExportSummary
-			if outDir != "" {
-				sum, err = ingest.ExportToDir(cmd.Context(), client, outDir, req, eopts)
-			} else {
-				sum, err = ingest.Export(cmd.Context(), client, g.Store(), req, eopts)
-			}
+			sum, err := g.BulkExport(cmd.Context(), conn, req, o)
 			if stopView != nil {
 				stopView()
 				stopView = nil
-			}
-			if rt.Tokens != nil && (err == nil || sum.NotGranted != nil) {
-				g.RecordGrants(cmd.Context(), conn.Name, sum.NotGranted)
-			}
-			if outDir == "" && cmd.Context().Err() == nil { // an interrupted run changes nothing
-				if serr := gateway.RecordBulkOutcome(cmd.Context(), g.Store(), conn.Name, sum, err); serr != nil {
-					a.log.Warn("could not save connection state", "connection", conn.Name, "error", serr)
-				}
 			}
 			if err != nil {
 				if cmd.Context().Err() != nil {
@@ -228,7 +163,7 @@ seconds otherwise. Exit status: 0 when every requested type came completely,
 	f.BoolVar(&full, "full", false, "ignore the last export's transactionTime and export everything")
 	f.StringSliceVar(&types, "type", nil, "resource types (_type), comma-separated")
 	f.StringArrayVar(&typeFilters, "type-filter", nil, "a _typeFilter such as 'Observation?category=laboratory' (repeatable)")
-	f.IntVar(&maxDownloads, "max-downloads", 4, "concurrent file downloads (lowered automatically on 429)")
+	f.IntVar(&maxDownloads, "max-downloads", 4, "concurrent file downloads (default: the vendor's limit, else 4; lowered automatically on 429)")
 	f.IntVar(&workers, "workers", 0, "normalization workers (default: CPUs)")
 	f.IntVar(&maxReexports, "max-reexports", ingest.DefaultMaxReexports, "new exports started for files the server no longer has (410 Gone); 0 = none (bulk.max_reexports)")
 	f.StringVar(&outDir, "out", "", "write the files as received and manifest.json into this directory instead of storing them")
