@@ -1,0 +1,64 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+)
+
+// OpenJobDB opens a second handle on the store's database file for the
+// job queue (package jobs, over River), which runs its own transactions
+// and so cannot share the store's single writer connection. It has the
+// store's pragmas (WAL, busy timeout, IMMEDIATE transactions), so the
+// queue's writes and the store's wait for each other's lock instead of
+// failing, and one connection, as River's SQLite driver asks. The caller
+// closes it after the queue has stopped; closing the Store does not.
+func (s *Store) OpenJobDB(ctx context.Context) (*sql.DB, error) {
+	path, err := s.dbFile(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("opening the job database: %w", err)
+	}
+	db, err := sql.Open("sqlite", fileDSN(path))
+	if err != nil {
+		return nil, fmt.Errorf("opening the job database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening the job database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// dbFile returns the file of the store's main database, as SQLite reports
+// it on a read connection.
+func (s *Store) dbFile(ctx context.Context) (string, error) {
+	var (
+		seq        int
+		name, file string
+	)
+	if err := s.DB.Read.QueryRowContext(ctx, `PRAGMA database_list`).Scan(&seq, &name, &file); err != nil {
+		return "", fmt.Errorf("reading the database file name: %w", err)
+	}
+	if file == "" {
+		return "", errors.New("the store's database has no file (in memory)")
+	}
+	return file, nil
+}
+
+// fileDSN is the modernc.org/sqlite DSN of the database file at path with
+// the store's pragmas. It repeats the one Open builds; the two must agree.
+func fileDSN(path string) string {
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + url.Values{
+		"_pragma": {
+			"journal_mode(WAL)",
+			"synchronous(NORMAL)",
+			"busy_timeout(10000)",
+			"foreign_keys(ON)",
+			"temp_store(MEMORY)",
+		},
+		"_txlock": {"immediate"},
+	}.Encode()
+}
