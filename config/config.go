@@ -69,6 +69,25 @@ type Config struct {
 	Events Events `yaml:"events"`
 	// Bulk configures Bulk Data exports (`ehrgate bulk export`).
 	Bulk Bulk `yaml:"bulk"`
+	// Jobs configures the durable job queue of `serve` (scheduled syncs and
+	// exports, event-driven refreshes, HL7 conversion).
+	Jobs Jobs `yaml:"jobs"`
+}
+
+// Jobs configures the job queue. Zero values take the defaults.
+type Jobs struct {
+	// Workers is how many jobs of each queue one process runs at once
+	// (default 4).
+	Workers int `yaml:"workers"`
+	// Timeout bounds one attempt of a sync or export (default 1h): its
+	// context is cancelled when it ends, and the job retried.
+	Timeout Duration `yaml:"timeout"`
+	// RescueAfter is how long after an attempt began another process may
+	// take over a job whose process died (default Timeout + 5m). Keep it
+	// above Timeout.
+	RescueAfter Duration `yaml:"rescue_after"`
+	// MaxAttempts is how often a job runs before it is given up (default 10).
+	MaxAttempts int `yaml:"max_attempts"`
 }
 
 // Bulk configures Bulk Data exports; flags override it.
@@ -141,6 +160,9 @@ type Connection struct {
 	Vendor      string   `yaml:"vendor"`       // epic, oracle, athena, ecw, meditech, veradigm, nextgen, generic; "" = detect
 	SiteProfile string   `yaml:"site_profile"` // YAML file layering this site's differences over the vendor adapter
 	Auth        *Auth    `yaml:"auth"`         // nil or type none: no authorization (test servers only)
+	// BulkEvery runs an incremental system-level Bulk Data export of the
+	// connection into the store at this interval under `serve` (0 = never).
+	BulkEvery Duration `yaml:"bulk_every"`
 }
 
 // Auth types.
@@ -292,6 +314,12 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log_format: %q is not text or json", c.LogFormat))
 	}
+	if c.Jobs.Workers < 0 || c.Jobs.Timeout < 0 || c.Jobs.RescueAfter < 0 || c.Jobs.MaxAttempts < 0 {
+		errs = append(errs, errors.New("jobs: workers, timeout, rescue_after and max_attempts must not be negative"))
+	}
+	if c.Jobs.RescueAfter > 0 && c.Jobs.Timeout > 0 && c.Jobs.RescueAfter <= c.Jobs.Timeout {
+		errs = append(errs, errors.New("jobs: rescue_after must be longer than timeout, or a running job could be taken over"))
+	}
 	if c.SyncEvery < 0 {
 		errs = append(errs, errors.New("sync_every: not a valid duration"))
 	}
@@ -340,6 +368,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.name: %q is used twice", where, conn.Name))
 		}
 		seen[conn.Name] = true
+		if conn.BulkEvery < 0 {
+			errs = append(errs, fmt.Errorf("%s.bulk_every: must not be negative", where))
+		}
+		if conn.BulkEvery > 0 && conn.Auth != nil && conn.Auth.Type == AuthLaunch {
+			errs = append(errs, fmt.Errorf("%s.bulk_every: a launch connection has no system access to export with", where))
+		}
 		u, err := url.Parse(conn.BaseURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("%s.base_url: %q is not an absolute http(s) URL", where, conn.BaseURL))

@@ -37,10 +37,22 @@ func (g *Gateway) StartEvents(ctx context.Context, refreshConns []string) (*Even
 		}
 		hooks = append(hooks, h)
 	}
-	ev := NewEvents(ctx, g.log, hooks, events.RefresherFunc(g.refreshByEvent), refreshConns)
+	refresher := events.RefresherFunc(g.refreshByEvent)
+	if q := g.jobs.queue; q != nil {
+		// Durable: a refresh survives this process; the same patient asked
+		// again while waiting is one job.
+		refresher = func(ctx context.Context, conn string, id fhir.Identifier) error {
+			_, err := q.Enqueue(ctx, RefreshJob{Connection: conn, System: id.System, Value: id.Value})
+			return err
+		}
+	}
+	ev := NewEvents(ctx, g.log, hooks, refresher, refreshConns)
 	for k, v := range ev.Mounts() {
 		g.Mount(k, v)
 	}
+	g.mu.Lock()
+	g.bus = ev.Bus
+	g.mu.Unlock()
 	return ev, nil
 }
 

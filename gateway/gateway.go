@@ -34,6 +34,7 @@ import (
 	"ehrgate/config"
 	"ehrgate/dashboard"
 	"ehrgate/ehr"
+	"ehrgate/events"
 	"ehrgate/fhir"
 	"ehrgate/metrics"
 	"ehrgate/normalize"
@@ -87,6 +88,10 @@ type Gateway struct {
 	runtimes map[string]*Runtime
 	launcher *smart.Launcher
 	mounts   map[string]http.Handler // extra HTTP routes
+	bus      *events.Bus             // this process's events (StartEvents), or nil
+	hl7opts  map[string]MLLPOptions  // the listeners' options, by connection
+
+	jobs jobState
 }
 
 // New builds a gateway over o.Store. The local code map named in the
@@ -119,6 +124,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		status:   map[string]dashboard.ConnectionStatus{},
 		runtimes: map[string]*Runtime{},
 		mounts:   map[string]http.Handler{},
+		hl7opts:  map[string]MLLPOptions{},
 	}
 	g.AddConnections(o.Config.Connections...)
 	if err := g.setupNormalizer(ctx); err != nil {
@@ -130,6 +136,15 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		}
 	}
 	return g, nil
+}
+
+// Close releases what the gateway opened besides the store (the job
+// queue's database handle); call it after Run returned.
+func (g *Gateway) Close() error {
+	if g.jobs.close != nil {
+		return g.jobs.close()
+	}
+	return nil
 }
 
 // Store returns the gateway's store.

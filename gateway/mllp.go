@@ -58,8 +58,21 @@ func (g *Gateway) StartMLLP(ctx context.Context, o MLLPOptions, ev *Events, read
 	if ev != nil {
 		bus = ev.Bus
 	}
+	conn := o.Connection
+	if conn == "" {
+		conn = hl7store.DefaultConnection
+	}
+	g.mu.Lock()
+	g.hl7opts[conn] = o
+	g.mu.Unlock()
+	var logged func()
+	if q := g.jobs.queue; q != nil {
+		// Conversion runs as jobs, on whichever process is free: the
+		// listener asks for one after logging messages.
+		logged = g.startHL7Kicker(ctx, q, conn).kick
+	}
 	go func() {
-		if err := RunMLLP(ctx, g.log, g.store, o, bus, ready); err != nil {
+		if err := runMLLP(ctx, g.log, g.store, o, bus, ready, logged); err != nil {
 			errc <- err
 		}
 	}()
@@ -72,6 +85,12 @@ func (g *Gateway) StartMLLP(ctx context.Context, o MLLPOptions, ev *Events, read
 // convert). Events go to bus (may be nil). ready, if set, is called with the
 // bound address.
 func RunMLLP(ctx context.Context, log *slog.Logger, st hl7store.Backend, o MLLPOptions, bus *events.Bus, ready func(net.Addr)) error {
+	return runMLLP(ctx, log, st, o, bus, ready, nil)
+}
+
+// runMLLP is RunMLLP; with logged set, messages are converted elsewhere
+// (conversion jobs) and logged is called after each is durably logged.
+func runMLLP(ctx context.Context, log *slog.Logger, st hl7store.Backend, o MLLPOptions, bus *events.Bus, ready func(net.Addr), logged func()) error {
 	var mode mllp.AckMode
 	switch o.AckMode {
 	case "", "original":
@@ -90,7 +109,7 @@ func RunMLLP(ctx context.Context, log *slog.Logger, st hl7store.Backend, o MLLPO
 	// store-and-forward); conversion runs right behind it from the log
 	// (hl7store package comment, hl7/README.md for the numbers).
 	h := hl7store.New(st, hl7store.Options{Connection: o.Connection, Bus: bus, Logger: log, Deferred: true,
-		Convert: o.Feed, KeepUnsupported: o.KeepUnsupported})
+		Convert: o.Feed, KeepUnsupported: o.KeepUnsupported, Logged: logged})
 	srv := &mllp.Server{Handler: h, Quarantiner: h, AckMode: mode, Logger: log}
 	if o.TLSCert != "" || o.TLSKey != "" {
 		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
@@ -112,7 +131,9 @@ func RunMLLP(ctx context.Context, log *slog.Logger, st hl7store.Backend, o MLLPO
 	convDone := make(chan struct{})
 	go func() { // also converts what a previous run stored but did not convert
 		defer close(convDone)
-		_ = h.Run(serveCtx, 100*time.Millisecond)
+		if logged == nil {
+			_ = h.Run(serveCtx, 100*time.Millisecond)
+		}
 	}()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(serveCtx, ln) }()
@@ -129,7 +150,9 @@ func RunMLLP(ctx context.Context, log *slog.Logger, st hl7store.Backend, o MLLPO
 	err = <-done
 	stop() // the listener is closed: stop the background converter, then finish its work
 	<-convDone
-	if _, perr := h.ProcessPending(sctx); perr != nil { // convert what was just ACKed
+	if logged != nil {
+		logged() // the conversion jobs take what was just ACKed
+	} else if _, perr := h.ProcessPending(sctx); perr != nil { // convert what was just ACKed
 		log.Warn("converting the last HL7 messages; they stay in the log for the next start", "error", perr)
 	}
 	if err != nil && !errors.Is(err, mllp.ErrServerClosed) && !errors.Is(err, context.Canceled) {

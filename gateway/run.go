@@ -4,8 +4,6 @@ import (
 	"context"
 	"net"
 	"time"
-
-	"ehrgate/config"
 )
 
 // RunOptions say what Run serves.
@@ -22,15 +20,35 @@ type RunOptions struct {
 	OnListen func(what string, addr net.Addr)
 }
 
-// Run serves the whole gateway until ctx ends: SMART launches, events
-// (with event-driven refresh of the configured connections), the HL7 v2
-// listener, syncs at start and every configured interval, and the HTTP
+// Run serves the whole gateway until ctx ends: SMART launches, the job
+// queue (scheduled syncs and bulk exports, event-driven refreshes, HL7
+// conversion; shared with every other process on the store, so each job
+// runs once, on one of them), events, the HL7 v2 listener and the HTTP
 // routes. It returns when ctx ends (nil) or a listener fails.
 func (g *Gateway) Run(ctx context.Context, o RunOptions) error {
 	conns := g.Connections()
 	if err := g.SetupLaunches(conns); err != nil {
 		return err
 	}
+	q, err := g.Jobs(ctx)
+	if err != nil {
+		return err
+	}
+	if err := g.schedule(ctx, q, o.SyncOnStart); err != nil {
+		return err
+	}
+	if err := q.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		// Running jobs get a moment to finish; the rest are cancelled and
+		// made available again for another process (or the next start).
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := q.Stop(sctx); err != nil {
+			g.log.Warn("stopping the job queue", "error", err)
+		}
+	}()
 	ev, err := g.StartEvents(ctx, g.cfg.Events.RefreshConnections)
 	if err != nil {
 		return err
@@ -46,19 +64,6 @@ func (g *Gateway) Run(ctx context.Context, o RunOptions) error {
 	if o.MLLP.Addr != "" {
 		g.StartMLLP(ctx, o.MLLP, ev, on("mllp"), errc)
 	}
-	if o.SyncOnStart {
-		go func() {
-			for _, c := range conns {
-				if c.Auth != nil && c.Auth.Type == config.AuthLaunch {
-					continue
-				}
-				if _, err := g.Sync(ctx, c); err != nil && ctx.Err() == nil {
-					g.log.Error("sync failed", "connection", c.Name, "error", err)
-				}
-			}
-		}()
-	}
-	go g.ScheduleSyncs(ctx, conns, time.Duration(g.cfg.SyncEvery))
 	go func() { errc <- g.ListenAndServe(ctx, o.HTTPAddr, on("http")) }()
 	return <-errc
 }

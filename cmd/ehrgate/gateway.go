@@ -24,8 +24,8 @@ type cliGateway struct {
 	*gateway.Gateway
 }
 
-// Close closes the store.
-func (g cliGateway) Close() error { return g.Store().Close() }
+// Close releases the gateway, then closes the store.
+func (g cliGateway) Close() error { return errors.Join(g.Gateway.Close(), g.Store().Close()) }
 
 // openStore opens the configured store (--store, EHRGATE_STORE, store:, or
 // the embedded store in --data).

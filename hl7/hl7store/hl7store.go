@@ -76,8 +76,13 @@ type Options struct {
 	Convert tofhir.Options
 	// Bus, optional, receives an event per stored message.
 	Bus *events.Bus
-	// Deferred stores only the raw message before the ACK; Run converts.
+	// Deferred stores only the raw message before the ACK; Run (or
+	// ProcessPending, from any process on the store) converts.
 	Deferred bool
+	// Logged, if set, is called after a message that waits for conversion
+	// is durably logged (Deferred mode), for example to schedule the
+	// conversion job. It must not block.
+	Logged func()
 	// KeepUnsupported acknowledges (AA) and keeps, unconverted, valid
 	// messages of types tofhir does not convert. The default refuses them
 	// (AR) so that no sender believes data was used when it was not; they
@@ -147,6 +152,9 @@ func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
 	}
 	if res != nil {
 		h.publish(res)
+	}
+	if h.o.Deferred && convErr == nil && h.o.Logged != nil {
+		h.o.Logged()
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -81,9 +82,21 @@ func init() {
 	})
 }
 
+// minPoolConns is the least pool size unless the URL sets pool_max_conns.
+const minPoolConns = 20
+
 func open(ctx context.Context, dsn string, o store.OpenOptions) (*Store, error) {
 	where := store.Redact(dsn)
-	pool, err := pgxpool.New(ctx, dsn)
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", where, err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") && cfg.MaxConns < minPoolConns {
+		// pgx sizes the pool by CPUs (4 here); the job queue holds one
+		// connection for LISTEN and a sync's workers write concurrently.
+		cfg.MaxConns = minPoolConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", where, err)
 	}

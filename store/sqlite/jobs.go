@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 )
@@ -16,10 +15,7 @@ import (
 // failing, and one connection, as River's SQLite driver asks. The caller
 // closes it after the queue has stopped; closing the Store does not.
 func (s *Store) OpenJobDB(ctx context.Context) (*sql.DB, error) {
-	path, err := s.dbFile(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("opening the job database: %w", err)
-	}
+	path := s.path
 	db, err := sql.Open("sqlite", fileDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("opening the job database %s: %w", path, err)
@@ -32,24 +28,8 @@ func (s *Store) OpenJobDB(ctx context.Context) (*sql.DB, error) {
 	return db, nil
 }
 
-// dbFile returns the file of the store's main database, as SQLite reports
-// it on a read connection.
-func (s *Store) dbFile(ctx context.Context) (string, error) {
-	var (
-		seq        int
-		name, file string
-	)
-	if err := s.DB.Read.QueryRowContext(ctx, `PRAGMA database_list`).Scan(&seq, &name, &file); err != nil {
-		return "", fmt.Errorf("reading the database file name: %w", err)
-	}
-	if file == "" {
-		return "", errors.New("the store's database has no file (in memory)")
-	}
-	return file, nil
-}
-
 // fileDSN is the modernc.org/sqlite DSN of the database file at path with
-// the store's pragmas. It repeats the one Open builds; the two must agree.
+// the store's pragmas, for the store's own handles and the job queue's.
 func fileDSN(path string) string {
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + url.Values{
 		"_pragma": {

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -103,16 +102,7 @@ func open(ctx context.Context, path string, o store.OpenOptions) (*Store, error)
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("creating %s: %w", path, err)
 	}
-	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + url.Values{
-		"_pragma": {
-			"journal_mode(WAL)",
-			"synchronous(NORMAL)",
-			"busy_timeout(10000)",
-			"foreign_keys(ON)",
-			"temp_store(MEMORY)",
-		},
-		"_txlock": {"immediate"},
-	}.Encode()
+	dsn := fileDSN(path)
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)

@@ -1,0 +1,108 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"ehrgate/config"
+	"ehrgate/gateway"
+	"ehrgate/hl7/mllp"
+	"ehrgate/jobs"
+	"ehrgate/secrets"
+	"ehrgate/store"
+)
+
+// TestRunWorksThroughJobs runs the whole gateway on the embedded store: the
+// sync at start and the HL7 conversion run as jobs on the store's queue,
+// and everything is done (no job left active) when Run returns.
+func TestRunWorksThroughJobs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ehr := simulatedEHR(3)
+	defer ehr.Close()
+	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kek, _ := secrets.GenerateKEK()
+	conn := config.Connection{Name: "clinic", BaseURL: ehr.URL + "/fhir", Vendor: "generic"}
+	g, err := gateway.New(ctx, gateway.Options{Config: config.Config{Connections: []config.Connection{conn}},
+		Store: st, Keyring: secrets.NewKeyring(kek)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+
+	runCtx, stop := context.WithCancel(ctx)
+	listening := make(chan net.Addr, 2)
+	done := make(chan error, 1)
+	go func() {
+		done <- g.Run(runCtx, gateway.RunOptions{HTTPAddr: "127.0.0.1:0", SyncOnStart: true,
+			MLLP: gateway.MLLPOptions{Addr: "127.0.0.1:0", Connection: "feed"},
+			OnListen: func(what string, a net.Addr) {
+				if what == "mllp" {
+					listening <- a
+				}
+			}})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-listening:
+	case err := <-done:
+		t.Fatalf("Run returned before listening: %v", err)
+	}
+	c, err := mllp.Dial(ctx, addr.String(), mllp.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := "MSH|^~\\&|ADT|NORTH|||20260101||ADT^A04^ADT_A01|R1|P|2.5.1\rPID|1||77^^^NORTH&1.2.3&ISO^MR||Doe^Jo\rPV1|1|O\r"
+	if _, err := c.Send(ctx, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+
+	for { // the sync job and the conversion job finish
+		_, synced, _ := gateway.LoadConnectionState(ctx, st, "clinic")
+		counts, _ := st.HL7Counts(ctx, "feed")
+		if synced && counts.Processed == 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("sync state saved %v, HL7 counts %+v: the jobs did not run", synced, counts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := st.Get(ctx, "feed", "Patient", "NORTH-77"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	pats, err := st.SearchPatients(ctx, store.PatientQuery{Connection: "feed"})
+	if err != nil || len(pats) != 1 {
+		t.Errorf("HL7-sourced patients = %d, %v; want 1", len(pats), err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	q, err := g.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := q.List(ctx, jobs.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]jobs.State{}
+	for _, j := range list {
+		if j.State != jobs.Completed {
+			t.Errorf("job %d %s is %s after Run returned", j.ID, j.Summary(), j.State)
+		}
+		kinds[j.Kind] = j.State
+	}
+	if kinds["sync"] != jobs.Completed || kinds["hl7_convert"] != jobs.Completed {
+		t.Errorf("jobs by kind %v; want a completed sync and hl7_convert", kinds)
+	}
+}
