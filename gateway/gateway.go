@@ -373,7 +373,13 @@ func (p grantedPlanner) Plan(typ, patientID string) ([]*fhir.Query, string) {
 // Sync runs one full sync of conn and records its outcome (dashboard,
 // connection state in the store).
 func (g *Gateway) Sync(ctx context.Context, conn config.Connection) (refresh.Summary, error) {
-	sum, err := g.doSync(ctx, conn)
+	return g.sync(ctx, conn, time.Time{})
+}
+
+// sync is Sync; a non-zero since resumes a run begun then: patient types
+// fetched since are not fetched again.
+func (g *Gateway) sync(ctx context.Context, conn config.Connection, since time.Time) (refresh.Summary, error) {
+	sum, err := g.doSync(ctx, conn, since)
 	g.mu.Lock()
 	st := g.status[conn.Name]
 	st.Name, st.BaseURL = conn.Name, conn.BaseURL
@@ -427,7 +433,7 @@ func (g *Gateway) RecordGrants(ctx context.Context, conn string, notGranted []st
 	g.mu.Unlock()
 }
 
-func (g *Gateway) doSync(ctx context.Context, conn config.Connection) (refresh.Summary, error) {
+func (g *Gateway) doSync(ctx context.Context, conn config.Connection, since time.Time) (refresh.Summary, error) {
 	rt, err := g.Runtime(ctx, conn)
 	if err != nil {
 		return refresh.Summary{}, err
@@ -466,6 +472,7 @@ func (g *Gateway) doSync(ctx context.Context, conn config.Connection) (refresh.S
 		Planner:    planner,
 		Logger:     g.log,
 		Recorder:   g.metrics,
+		Done:       g.fetchedSince(conn.Name, since),
 	})
 	if err != nil {
 		return refresh.Summary{}, err
@@ -547,5 +554,37 @@ func (g *Gateway) ScheduleSyncs(ctx context.Context, conns []config.Connection, 
 				}
 			}
 		}
+	}
+}
+
+// fetchedSince returns a refresh.Options.Done that reports the patient
+// types of connection fetched (available or not, but not failed) at or
+// after since; nil when since is zero.
+func (g *Gateway) fetchedSince(connection string, since time.Time) func(ctx context.Context, patientID, typ string) bool {
+	if since.IsZero() {
+		return nil
+	}
+	var mu sync.Mutex
+	cache := map[string]map[string]bool{} // patient -> types done
+	return func(ctx context.Context, patientID, typ string) bool {
+		mu.Lock()
+		done, ok := cache[patientID]
+		mu.Unlock()
+		if !ok {
+			states, err := g.store.FetchStates(ctx, connection, patientID)
+			if err != nil {
+				return false // fetch again: harmless
+			}
+			done = map[string]bool{}
+			for _, st := range states {
+				if st.Availability != store.Failed && !st.FetchedAt.Before(since) {
+					done[st.Type] = true
+				}
+			}
+			mu.Lock()
+			cache[patientID] = done
+			mu.Unlock()
+		}
+		return done[typ]
 	}
 }

@@ -24,9 +24,13 @@ import (
 // twice (a retry, or a rescue after its process died) leaves the store as
 // one run would.
 type (
-	// SyncJob is a full sync of a connection.
+	// SyncJob is a full sync of a connection. Cycle is when it was
+	// scheduled: an attempt after the first (its process died, or it
+	// failed) skips the patient types fetched since, so a run is finished,
+	// not repeated.
 	SyncJob struct {
-		Connection string `json:"connection" river:"unique"`
+		Connection string    `json:"connection" river:"unique"`
+		Cycle      time.Time `json:"cycle,omitzero"`
 	}
 	// BulkExportJob is an incremental system-level Bulk Data export of a
 	// connection into the store; a killed run resumes the server's export
@@ -167,7 +171,7 @@ func (g *Gateway) runSyncJob(ctx context.Context, j SyncJob) error {
 	if !ok {
 		return jobs.Permanent(fmt.Errorf("no connection %q in this process's configuration", j.Connection))
 	}
-	_, err := g.Sync(ctx, c)
+	_, err := g.sync(ctx, c, j.Cycle)
 	return err
 }
 
@@ -234,11 +238,11 @@ func (g *Gateway) schedule(ctx context.Context, q *jobs.Queue, syncOnStart bool)
 		switch {
 		case every > 0:
 			if err := q.AddPeriodic(jobs.Periodic{ID: "sync:" + name, Every: every, RunOnStart: syncOnStart,
-				Args: func() jobs.Args { return SyncJob{Connection: name} }}); err != nil {
+				Args: func() jobs.Args { return SyncJob{Connection: name, Cycle: time.Now().UTC()} }}); err != nil {
 				return err
 			}
 		case syncOnStart:
-			if _, err := q.Enqueue(ctx, SyncJob{Connection: name}); err != nil {
+			if _, err := q.Enqueue(ctx, SyncJob{Connection: name, Cycle: time.Now().UTC()}); err != nil {
 				return err
 			}
 		}

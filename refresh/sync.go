@@ -81,6 +81,10 @@ type Options struct {
 	Logger     *slog.Logger
 	Recorder   Recorder
 	Planner    Planner // default DefaultPlanner{PageSize}
+	// Done, if set, reports that a patient's type was already fetched by
+	// an earlier attempt of the same run (a sync resumed after its process
+	// died): Run skips it and counts it in Summary.Resumed.
+	Done func(ctx context.Context, patientID, typ string) bool
 }
 
 // Syncer pulls charts from one connection into a store.
@@ -129,7 +133,10 @@ type Summary struct {
 	Unchanged   int            `json:"unchanged"`
 	Errors      int            `json:"errors"`
 	Quarantined int            `json:"quarantined"`
-	DurationMS  int64          `json:"duration_ms"`
+	// Resumed counts the patient types an earlier attempt of this run had
+	// fetched already (Options.Done), which were not fetched again.
+	Resumed    int   `json:"resumed,omitempty"`
+	DurationMS int64 `json:"duration_ms"`
 }
 
 // tally accumulates a Summary from concurrent workers.
@@ -234,6 +241,12 @@ feed:
 	for _, p := range patients {
 		for _, typ := range s.opts.Types {
 			if typ == "Patient" {
+				continue
+			}
+			if s.opts.Done != nil && s.opts.Done(ctx, p, typ) {
+				t.mu.Lock()
+				t.s.Resumed++
+				t.mu.Unlock()
 				continue
 			}
 			select {

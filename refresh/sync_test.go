@@ -7,7 +7,10 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -400,6 +403,48 @@ func TestPlannerFanOutCountsEachResourceOnce(t *testing.T) {
 			if st.Count != n {
 				t.Errorf("Observation fetch state count = %d, store holds %d", st.Count, n)
 			}
+		}
+	}
+}
+
+// A resumed run skips what Options.Done says an earlier attempt fetched,
+// counts it, and fetches the rest.
+func TestSyncSkipsWhatAResumedRunFetched(t *testing.T) {
+	var searches sync.Map // "type?patient" -> count
+	e := newEnv(t, 6, ehrsim.Options{}, nil, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p := r.URL.Query().Get("patient"); p != "" {
+				n, _ := searches.LoadOrStore(path.Base(r.URL.Path)+"?"+p, new(atomic.Int32))
+				n.(*atomic.Int32).Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	ids := e.sim.PatientIDs()
+	doneFor := map[string]bool{ids[0]: true, ids[1]: true}
+	s, err := refresh.New(e.client, e.store, refresh.Options{Connection: "sim", Workers: 4,
+		Done: func(_ context.Context, patient, typ string) bool { return doneFor[patient] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	perPatient := len(refresh.ChartTypes) - 1
+	if sum.Resumed != 2*perPatient {
+		t.Errorf("Resumed = %d, want %d (two patients' types)", sum.Resumed, 2*perPatient)
+	}
+	searches.Range(func(k, v any) bool {
+		_, p, _ := strings.Cut(k.(string), "?")
+		if doneFor[p] {
+			t.Errorf("%s was fetched again although done", k)
+		}
+		return true
+	})
+	for _, p := range ids[2:] {
+		if _, ok := searches.Load("Condition?" + p); !ok {
+			t.Errorf("patient %s's Condition was not fetched", p)
 		}
 	}
 }
