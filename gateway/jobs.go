@@ -238,7 +238,12 @@ func (g *Gateway) schedule(ctx context.Context, q *jobs.Queue, syncOnStart bool)
 		switch {
 		case every > 0:
 			if err := q.AddPeriodic(jobs.Periodic{ID: "sync:" + name, Every: every, RunOnStart: syncOnStart,
-				Args: func() jobs.Args { return SyncJob{Connection: name, Cycle: time.Now().UTC()} }}); err != nil {
+				Args: func() jobs.Args {
+					if g.doneWithin(name, every/2, func(st ConnectionState) time.Time { return st.LastSync }) {
+						return nil
+					}
+					return SyncJob{Connection: name, Cycle: time.Now().UTC()}
+				}}); err != nil {
 				return err
 			}
 		case syncOnStart:
@@ -248,12 +253,41 @@ func (g *Gateway) schedule(ctx context.Context, q *jobs.Queue, syncOnStart bool)
 		}
 		if be := time.Duration(c.BulkEvery); be > 0 {
 			if err := q.AddPeriodic(jobs.Periodic{ID: "bulk:" + name, Every: be, RunOnStart: true,
-				Args: func() jobs.Args { return BulkExportJob{Connection: name} }}); err != nil {
+				Args: func() jobs.Args {
+					if g.doneWithin(name, be/2, lastBulkExport) {
+						return nil
+					}
+					return BulkExportJob{Connection: name}
+				}}); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// doneWithin reports whether the connection's state says the work that
+// last picks out finished less than d ago: a leader elected after another
+// died (RunOnStart) must not start a cycle the old leader's jobs just
+// finished.
+func (g *Gateway) doneWithin(conn string, d time.Duration, last func(ConnectionState) time.Time) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, ok, err := LoadConnectionState(ctx, g.store, conn)
+	if err != nil || !ok {
+		return false
+	}
+	at := last(st)
+	return !at.IsZero() && time.Since(at) < d
+}
+
+// lastBulkExport is when the connection's last system-level bulk export
+// ended.
+func lastBulkExport(st ConnectionState) time.Time {
+	if b := st.BulkExports["system"]; b != nil {
+		return b.At
+	}
+	return time.Time{}
 }
 
 // hl7Kicker enqueues a conversion job for conn when kicked, at most once

@@ -433,7 +433,8 @@ type Periodic struct {
 	// Every is the interval.
 	Every time.Duration
 	// Args builds the arguments at each interval; its kind must be
-	// registered.
+	// registered. Returning nil skips this interval (the work was done
+	// recently, for example by a leader that has since died).
 	Args func() Args
 	// RunOnStart also enqueues a job when the leader starts (a new leader
 	// does not know when the previous one last enqueued; uniqueness keeps
@@ -459,6 +460,9 @@ func (q *Queue) AddPeriodic(p Periodic) error {
 	}
 	pj := river.NewPeriodicJob(river.PeriodicInterval(p.Every), func() (river.JobArgs, *river.InsertOpts) {
 		args := p.Args()
+		if args == nil {
+			return nil, nil // River skips a nil job
+		}
 		opts, err := q.insertOpts(args.Kind())
 		if err != nil {
 			q.opts.Logger.Error("periodic job of an unregistered kind", "periodic", p.ID, "kind", args.Kind())

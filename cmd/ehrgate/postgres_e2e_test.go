@@ -23,10 +23,18 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(envRunMain) == "1" {
+		// A child process of a test: the test binary runs as ehrgate.
+		main()
+		os.Exit(0)
+	}
 	code := m.Run()
 	pgtest.Stop()
 	os.Exit(code)
 }
+
+// envRunMain makes the test binary run ehrgate's main (replica processes).
+const envRunMain = "EHRGATE_TEST_RUN_MAIN"
 
 // runEnv executes the CLI in-process with environment env.
 func runEnv(t *testing.T, ctx context.Context, env []string, args ...string) (string, string, error) {
