@@ -103,6 +103,10 @@ func (g *Gateway) BulkExport(ctx context.Context, conn config.Connection, req bu
 	if rt.Tokens != nil {
 		eopts.Grants = rt.Tokens
 	}
+	if o.OutDir == "" {
+		unmark := g.markRunning(ctx, conn.Name, "bulk export "+req.Scope())
+		defer unmark()
+	}
 	var sum ingest.ExportSummary
 	if o.OutDir != "" {
 		sum, err = ingest.ExportToDir(ctx, client, o.OutDir, req, eopts)

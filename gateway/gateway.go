@@ -379,6 +379,8 @@ func (g *Gateway) Sync(ctx context.Context, conn config.Connection) (refresh.Sum
 // sync is Sync; a non-zero since resumes a run begun then: patient types
 // fetched since are not fetched again.
 func (g *Gateway) sync(ctx context.Context, conn config.Connection, since time.Time) (refresh.Summary, error) {
+	unmark := g.markRunning(ctx, conn.Name, "sync")
+	defer unmark()
 	sum, err := g.doSync(ctx, conn, since)
 	g.mu.Lock()
 	st := g.status[conn.Name]

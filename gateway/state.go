@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"ehrgate/dashboard"
@@ -39,6 +40,61 @@ type ConnectionState struct {
 	// BulkExports is the outcome of the last `bulk export` of each scope
 	// into the store.
 	BulkExports map[string]*BulkOutcome `json:"bulk_exports,omitempty"`
+	// Running marks the runs under way ("sync", "bulk export system"): set
+	// when one starts, removed when it ends, so a mark left behind by a
+	// process that died says the run was interrupted.
+	Running map[string]*RunMark `json:"running,omitempty"`
+}
+
+// RunMark is a run under way: since when, in which process.
+type RunMark struct {
+	Since time.Time `json:"since"`
+	Host  string    `json:"host"`
+	PID   int       `json:"pid"`
+}
+
+// Alive reports whether the marked process still runs: true or false when
+// it ran on this host, unknown (ok false) on another.
+func (m RunMark) Alive() (alive, ok bool) {
+	host, _ := os.Hostname()
+	if m.Host != host || m.PID <= 0 {
+		return false, false
+	}
+	p, err := os.FindProcess(m.PID)
+	if err != nil {
+		return false, true
+	}
+	return p.Signal(syscall.Signal(0)) == nil, true
+}
+
+// markRunning records that a run named what starts on conn and returns
+// the func that removes the mark when it ends; a run ended by ctx keeps
+// its mark, which then says it was interrupted.
+func (g *Gateway) markRunning(ctx context.Context, conn, what string) func() {
+	host, _ := os.Hostname()
+	mark := &RunMark{Since: time.Now().UTC(), Host: host, PID: os.Getpid()}
+	err := UpdateConnectionState(ctx, g.store, conn, func(st *ConnectionState) {
+		if st.Running == nil {
+			st.Running = map[string]*RunMark{}
+		}
+		st.Running[what] = mark
+	})
+	if err != nil {
+		g.log.Warn("could not save connection state", "connection", conn, "error", err)
+	}
+	return func() {
+		if ctx.Err() != nil {
+			return
+		}
+		err := UpdateConnectionState(ctx, g.store, conn, func(st *ConnectionState) {
+			if cur := st.Running[what]; cur != nil && *cur == *mark {
+				delete(st.Running, what)
+			}
+		})
+		if err != nil {
+			g.log.Warn("could not save connection state", "connection", conn, "error", err)
+		}
+	}
 }
 
 // BulkOutcome is how a connection's last bulk export of a scope went.

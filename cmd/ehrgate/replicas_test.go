@@ -286,3 +286,54 @@ connections:
 		}
 	}
 }
+
+// A sync killed with SIGKILL shows as interrupted in `status` (not as a
+// clean last sync), and the next sync clears it.
+func TestStatusShowsAKilledSyncAsInterrupted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ehr := newCountingEHR(t, 20)
+	data := t.TempDir()
+	args := []string{"sync", "--base-url", ehr.URL + "/fhir", "--connection", "hosp", "--data", data, "--log-level", "error"}
+	r := startReplica(t, nil, args...)
+	for len(ehr.counts()) < 20 {
+		if ctx.Err() != nil {
+			t.Fatalf("the sync did not start:\n%s", r.out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-r.done
+	r.killed = true
+
+	status := func() (runs []runReport, text string) {
+		t.Helper()
+		out, _, err := run(t, ctx, "status", "--data", data, "--json")
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		var got struct {
+			Connections []connectionReport `json:"connections"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Connections) != 1 {
+			t.Fatalf("status --json = %v\n%s", err, out)
+		}
+		text, _, _ = run(t, ctx, "status", "--data", data)
+		return got.Connections[0].Runs, text
+	}
+	runs, text := status()
+	if len(runs) != 1 || runs[0].What != "sync" || runs[0].State != "interrupted" || runs[0].PID != r.cmd.Process.Pid {
+		t.Errorf("status after a killed sync: runs %+v; want the sync interrupted", runs)
+	}
+	if !strings.Contains(text, "sync INTERRUPTED") {
+		t.Errorf("status text does not say the sync was interrupted:\n%s", text)
+	}
+	if _, stderr, err := run(t, ctx, args...); err != nil {
+		t.Fatalf("second sync: %v\n%s", err, stderr)
+	}
+	if runs, text := status(); len(runs) != 0 || strings.Contains(text, "INTERRUPTED") {
+		t.Errorf("after a complete sync, status still shows runs %+v:\n%s", runs, text)
+	}
+}

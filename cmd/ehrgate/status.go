@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -11,7 +13,9 @@ import (
 	"time"
 
 	"ehrgate/gateway"
+	"ehrgate/jobs"
 	"ehrgate/smart"
+	"ehrgate/store"
 
 	"github.com/spf13/cobra"
 )
@@ -37,6 +41,82 @@ type connectionReport struct {
 	ScopesCheckedAt time.Time `json:"scopes_checked_at,omitzero"`
 	// BulkExports is the last bulk export of each scope.
 	BulkExports map[string]*gateway.BulkOutcome `json:"bulk_exports,omitempty"`
+	// Runs are the runs under way or interrupted ("sync", "bulk export
+	// system").
+	Runs []runReport `json:"runs,omitempty"`
+}
+
+// runReport is a run that started and did not finish.
+type runReport struct {
+	What  string    `json:"what"`
+	State string    `json:"state"` // running, interrupted, or "running or interrupted" (another host)
+	Since time.Time `json:"since"`
+	Host  string    `json:"host"`
+	PID   int       `json:"pid"`
+}
+
+func runReportOf(what string, m *gateway.RunMark) runReport {
+	r := runReport{What: what, Since: m.Since, Host: m.Host, PID: m.PID, State: "running or interrupted"}
+	if alive, ok := m.Alive(); ok {
+		r.State = "interrupted"
+		if alive {
+			r.State = "running"
+		}
+	}
+	return r
+}
+
+// jobReport is a job of the queue as status shows it.
+type jobReport struct {
+	ID        int64     `json:"id"`
+	Kind      string    `json:"kind"`
+	Args      string    `json:"args"`
+	State     string    `json:"state"`
+	Attempt   int       `json:"attempt"`
+	Since     time.Time `json:"since,omitzero"`
+	By        string    `json:"by,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// listJobs returns the queue's jobs that need attention: active ones, and
+// those given up in the last week. A store without job tables has none.
+func listJobs(ctx context.Context, db store.Backend) ([]jobReport, error) {
+	q, closeQ, err := gateway.OpenQueue(ctx, db, jobs.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer closeQ()
+	list, err := q.List(ctx, jobs.Filter{States: []jobs.State{jobs.Running, jobs.Retryable, jobs.Available,
+		jobs.Scheduled, jobs.Pending, jobs.Discarded, jobs.Cancelled}})
+	if errors.Is(err, jobs.ErrNoSchema) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var out []jobReport
+	for _, j := range list {
+		r := jobReport{ID: j.ID, Kind: j.Kind, Args: string(j.Args), State: string(j.State), Attempt: j.Attempt,
+			Since: j.AttemptedAt, LastError: j.LastError()}
+		if len(j.AttemptedBy) > 0 {
+			r.By = j.AttemptedBy[len(j.AttemptedBy)-1]
+		}
+		switch {
+		case j.Interrupted(now):
+			r.State = "interrupted (its process stopped; another takes it over)"
+		case j.State == jobs.Running:
+		case j.State == jobs.Discarded || j.State == jobs.Cancelled:
+			if now.Sub(j.FinalizedAt) > 7*24*time.Hour {
+				continue
+			}
+			r.Since = j.FinalizedAt
+		default:
+			r.Since = j.ScheduledAt
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // bulkState summarizes a connection's bulk exports for the table.
@@ -133,6 +213,9 @@ only; it calls no EHR.`,
 					r.LastErrors = saved.Summary.Errors
 				}
 				r.NotGranted, r.ScopesCheckedAt, r.BulkExports = saved.NotGranted, saved.ScopesCheckedAt, saved.BulkExports
+				for _, what := range slices.Sorted(maps.Keys(saved.Running)) {
+					r.Runs = append(r.Runs, runReportOf(what, saved.Running[what]))
+				}
 			}
 			for _, tc := range st.Resources {
 				add(tc.Connection).Resources += tc.Count
@@ -159,8 +242,12 @@ only; it calls no EHR.`,
 			for _, name := range order {
 				reports = append(reports, *byName[name])
 			}
+			jobList, err := listJobs(ctx, db)
+			if err != nil {
+				return err
+			}
 			if asJSON {
-				return json.NewEncoder(a.stdout).Encode(map[string]any{"connections": reports, "quarantined": st.Quarantined})
+				return json.NewEncoder(a.stdout).Encode(map[string]any{"connections": reports, "quarantined": st.Quarantined, "jobs": jobList})
 			}
 			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CONNECTION\tVENDOR\tAUTH\tTOKEN\tLAST SYNC\tERRORS\tRESOURCES\tBULK EXPORT")
@@ -191,6 +278,21 @@ only; it calls no EHR.`,
 			for _, r := range reports {
 				printConnectionNotes(a.stdout, r)
 			}
+			if len(jobList) > 0 {
+				fmt.Fprintln(a.stdout, "\njobs:")
+				tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tJOB\tSTATE\tATTEMPT\tSINCE\tBY\tLAST ERROR")
+				for _, j := range jobList {
+					since := "-"
+					if !j.Since.IsZero() {
+						since = j.Since.Local().Format(time.DateTime)
+					}
+					fmt.Fprintf(tw, "%d\t%s %s\t%s\t%d\t%s\t%s\t%s\n", j.ID, j.Kind, j.Args, j.State, j.Attempt, since, j.By, j.LastError)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
 			return nil
 		},
 	}
@@ -202,6 +304,16 @@ only; it calls no EHR.`,
 // printConnectionNotes prints what needs attention on a connection: types
 // not granted, and incomplete or failed bulk exports.
 func printConnectionNotes(w io.Writer, r connectionReport) {
+	for _, run := range r.Runs {
+		switch run.State {
+		case "interrupted":
+			fmt.Fprintf(w, "%s: %s INTERRUPTED: started %s (process %d is gone); the next run completes it\n", r.Name, run.What, run.Since.Local().Format(time.DateTime), run.PID)
+		case "running":
+			fmt.Fprintf(w, "%s: %s running since %s (process %d)\n", r.Name, run.What, run.Since.Local().Format(time.DateTime), run.PID)
+		default:
+			fmt.Fprintf(w, "%s: %s started %s on %s (process %d) and has not finished: running there, or interrupted\n", r.Name, run.What, run.Since.Local().Format(time.DateTime), run.Host, run.PID)
+		}
+	}
 	if len(r.NotGranted) > 0 {
 		fmt.Fprintf(w, "%s: the EHR did not grant reading %s (narrower scopes than requested)\n", r.Name, strings.Join(r.NotGranted, ", "))
 	}
