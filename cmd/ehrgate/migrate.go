@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"ehrgate/gateway"
+	"ehrgate/jobs"
 	"ehrgate/store"
 )
 
@@ -46,6 +49,14 @@ by a newer ehrgate).`,
 				if err := st.Migrate(ctx); err != nil {
 					return fmt.Errorf("migrating %s: %w", st.Location(), err)
 				}
+				q, closeQ, err := gateway.OpenQueue(ctx, st, jobs.Options{Logger: a.log})
+				if err != nil {
+					return err
+				}
+				defer closeQ()
+				if err := q.Migrate(ctx); err != nil {
+					return fmt.Errorf("migrating the job queue of %s: %w", st.Location(), err)
+				}
 				n := 0
 				for _, m := range before {
 					if !m.Applied {
@@ -59,7 +70,19 @@ by a newer ehrgate).`,
 			if err != nil {
 				return err
 			}
+			q, closeQ, err := gateway.OpenQueue(ctx, st, jobs.Options{Logger: a.log})
+			if err != nil {
+				return err
+			}
+			defer closeQ()
+			jobsApplied, jobsLatest, err := q.SchemaVersion(ctx)
+			if err != nil && !errors.Is(err, jobs.ErrNoSchema) {
+				return err
+			}
 			pending, newer := 0, false
+			if jobsApplied < jobsLatest {
+				pending++
+			}
 			for _, m := range ms {
 				if !m.Applied {
 					pending++
@@ -70,7 +93,14 @@ by a newer ehrgate).`,
 				if err := json.NewEncoder(a.stdout).Encode(struct {
 					Store      string            `json:"store"`
 					Migrations []store.Migration `json:"migrations"`
-				}{st.Location(), ms}); err != nil {
+					JobQueue   struct {
+						Applied int `json:"applied"`
+						Latest  int `json:"latest"`
+					} `json:"job_queue"`
+				}{st.Location(), ms, struct {
+					Applied int `json:"applied"`
+					Latest  int `json:"latest"`
+				}{jobsApplied, jobsLatest}}); err != nil {
 					return err
 				}
 			} else {
@@ -91,6 +121,11 @@ by a newer ehrgate).`,
 					}
 					fmt.Fprintf(tw, "%d\t%s\t%s\n", m.Version, name, state)
 				}
+				state := "up to date"
+				if jobsApplied < jobsLatest {
+					state = "pending"
+				}
+				fmt.Fprintf(tw, "-\tjob queue (River) %d of %d\t%s\n", jobsApplied, jobsLatest, state)
 				if err := tw.Flush(); err != nil {
 					return err
 				}

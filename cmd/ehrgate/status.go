@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -80,8 +81,8 @@ type jobReport struct {
 
 // listJobs returns the queue's jobs that need attention: active ones, and
 // those given up in the last week. A store without job tables has none.
-func listJobs(ctx context.Context, db store.Backend) ([]jobReport, error) {
-	q, closeQ, err := gateway.OpenQueue(ctx, db, jobs.Options{})
+func listJobs(ctx context.Context, db store.Backend, log *slog.Logger) ([]jobReport, error) {
+	q, closeQ, err := gateway.OpenQueue(ctx, db, jobs.Options{Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +243,7 @@ only; it calls no EHR.`,
 			for _, name := range order {
 				reports = append(reports, *byName[name])
 			}
-			jobList, err := listJobs(ctx, db)
+			jobList, err := listJobs(ctx, db, a.log)
 			if err != nil {
 				return err
 			}
