@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"ehrgate/internal/pgtest"
 	"ehrgate/refresh"
 	"ehrgate/store"
+	_ "ehrgate/store/postgres"
 	"ehrgate/store/sqlite"
+	_ "ehrgate/store/sqlite"
 )
 
 // BenchmarkIngestCorpus ingests the NDJSON corpus in $EHRGATE_BENCH_CORPUS
@@ -34,7 +37,13 @@ func BenchmarkIngestCorpus(b *testing.B) {
 		if d := os.Getenv("EHRGATE_BENCH_DATA"); d != "" {
 			data = filepath.Join(d, strconv.Itoa(i))
 		}
-		st, err := sqlite.OpenDir(context.Background(), data)
+		// EHRGATE_BENCH_STORE=postgres ingests into a fresh database of
+		// the test PostgreSQL cluster (internal/pgtest) instead.
+		url := "sqlite:" + data
+		if os.Getenv("EHRGATE_BENCH_STORE") == "postgres" {
+			url = pgtest.NewDatabaseURL(b)
+		}
+		st, err := store.Open(context.Background(), url, store.OpenOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -173,4 +182,10 @@ func BenchmarkIngestWriter(b *testing.B) {
 		st.Close()
 	}
 	b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
 }
