@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -135,4 +138,96 @@ func BenchmarkConvertFromLog(b *testing.B) {
 		b.Fatalf("ProcessPending = %d, %v; want %d", n, err, b.N)
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "converted-msgs/s")
+}
+
+// BenchmarkSustainedLag sends ADT messages over MLLP at a fixed rate
+// (EHRGATE_BENCH_RATE per second, default 2000; 8 connections) for
+// EHRGATE_BENCH_SECONDS (default 30) into the deferred, store-backed
+// listener with its converter running, and reports the conversion lag
+// (from a message's ACK to its resources being stored) at p50, p99 and
+// max. A lag that grows over the run means conversion cannot keep up.
+func BenchmarkSustainedLag(b *testing.B) {
+	rate, _ := strconv.Atoi(os.Getenv("EHRGATE_BENCH_RATE"))
+	if rate <= 0 {
+		rate = 2000
+	}
+	secs, _ := strconv.Atoi(os.Getenv("EHRGATE_BENCH_SECONDS"))
+	if secs <= 0 {
+		secs = 30
+	}
+	for range b.N {
+		ctx, cancel := context.WithCancel(context.Background())
+		s, err := sqlite.OpenDir(ctx, b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := New(s, Options{Deferred: true})
+		srv := &mllp.Server{Handler: h, Quarantiner: h}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		go srv.Serve(ctx, ln)
+		go h.Run(ctx, 10*time.Millisecond)
+		const conns = 8
+		total := rate * secs
+		acked := make([]atomic.Int64, total) // ACK time (Unix ns) by message number
+		var next atomic.Int64
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range conns {
+			c, err := mllp.Dial(ctx, ln.Addr().String(), mllp.ClientOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(total) {
+						return
+					}
+					if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
+						time.Sleep(d)
+					}
+					if _, err := c.Send(ctx, benchMessage(i)); err != nil {
+						b.Error(err)
+						return
+					}
+					acked[i].Store(time.Now().UnixNano())
+				}
+			}()
+		}
+		// Messages are converted in log (commit) order, close to send order:
+		// when the processed count reaches n, the n first ACKed are stored.
+		var lags []time.Duration
+		done := 0
+		for done < total {
+			c, err := s.HL7Counts(ctx, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			for ; done < c.Processed+c.Failed && done < total; done++ {
+				at := acked[done].Load()
+				if at == 0 {
+					break // counted before its ACK was recorded; next poll
+				}
+				lags = append(lags, now.Sub(time.Unix(0, at)))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		wg.Wait()
+		el := time.Since(start)
+		cancel()
+		s.Close()
+		slices.Sort(lags)
+		q := func(p float64) float64 { return lags[int(p*float64(len(lags)-1))].Seconds() * 1000 }
+		b.ReportMetric(float64(total)/el.Seconds(), "msgs/s")
+		b.ReportMetric(q(0.5), "lag-p50-ms")
+		b.ReportMetric(q(0.99), "lag-p99-ms")
+		b.ReportMetric(q(1), "lag-max-ms")
+	}
 }
