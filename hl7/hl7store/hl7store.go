@@ -126,7 +126,7 @@ func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
 	var recs []store.Record
 	var convErr error
 	if h.o.Deferred {
-		_, convErr = tofhir.Convert(msg, h.o.Convert) // acceptance only; Run converts
+		convErr = tofhir.Check(msg, h.o.Convert) // acceptance only; Run converts
 	} else {
 		res, recs, convErr = h.convert(ctx, msg, now, nil)
 	}

@@ -3,6 +3,7 @@ package tofhir
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -93,5 +94,27 @@ func TestCharsets(t *testing.T) {
 	}
 	if _, err := Convert(msg("KLINGON"), Options{}); !errors.As(err, &me) || me.Condition != hl7.ErrTableValueNotFound {
 		t.Errorf("unknown MSH-18 = %v, want 103", err)
+	}
+}
+
+// Check refuses exactly what Convert refuses, with the same error.
+func TestCheckAgreesWithConvert(t *testing.T) {
+	msgs := []string{
+		"MSH|^~\\&|A|F|||20260101||ADT^A04^ADT_A01|C1|P|2.5.1\rPID|1||77^^^F^MR||Doe^Jo\rPV1|1|O\r",
+		"MSH|^~\\&|A|F|||20260101||ADT^A04^ADT_A01|C2|P|2.5.1\rPID|1||\"\"^^^F^MR||Doe^Jo\rPV1|1|O\r",
+		"MSH|^~\\&|A|F|||20260101||ADT^A04^ADT_A01|C3|P|2.5.1\rPID|1||77^^^F^MR\rPV1|1|O\r",
+		"MSH|^~\\&|L|F|||20260101||ORU^R01^ORU_R01|C4|P|2.5.1\rPID|1||77^^^F^MR||Doe^Jo\rOBR|1||F1|2345-7^Glucose^LN\rOBX|1|NM|2345-7^Glucose^LN||abc|mg/dL\r",
+		"MSH|^~\\&|A|F|||20260101||SIU^S12|C5|P|2.5.1\rPID|1||77^^^F^MR||Doe^Jo\r",
+	}
+	for _, raw := range msgs {
+		m, err := hl7.Parse([]byte(raw), hl7.ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, convErr := Convert(m, Options{})
+		checkErr := Check(m, Options{})
+		if fmt.Sprint(convErr) != fmt.Sprint(checkErr) {
+			t.Errorf("message %s: Check = %v, Convert = %v", m.ControlID(), checkErr, convErr)
+		}
 	}
 }

@@ -124,6 +124,7 @@ type conv struct {
 	res    *Result
 
 	primaryIsMR bool
+	checkOnly   bool // Check: resources are built but not encoded
 }
 
 // Convert converts m. A message that breaks the acceptance rules (see
@@ -133,6 +134,18 @@ type conv struct {
 // outside the list in the package comment, whose error also wraps
 // ErrUnsupported. A message without a usable PID-3 also wraps ErrNoPatient.
 func Convert(m *hl7.Message, o Options) (*Result, error) {
+	return convert(m, o, false)
+}
+
+// Check applies Convert's acceptance rules to m and returns the error
+// Convert would, without encoding any resource: for a listener that logs
+// messages before the ACK and converts them later.
+func Check(m *hl7.Message, o Options) error {
+	_, err := convert(m, o, true)
+	return err
+}
+
+func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 	if o.Location == nil {
 		o.Location = time.UTC
 	}
@@ -144,7 +157,7 @@ func Convert(m *hl7.Message, o Options) (*Result, error) {
 		return nil, err
 	}
 	mt := m.MessageType()
-	c := &conv{m: m, o: o, source: Source(m), res: &Result{MessageType: mt.Code, Trigger: mt.Trigger}}
+	c := &conv{m: m, o: o, source: Source(m), res: &Result{MessageType: mt.Code, Trigger: mt.Trigger}, checkOnly: checkOnly}
 	c.res.Source = c.source
 	switch mt.Code + "^" + mt.Trigger {
 	case "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A08", "ADT^A11", "ADT^A13":
@@ -177,6 +190,11 @@ func (c *conv) add(typ, rid string, o obj) Resource {
 	o["resourceType"] = typ
 	o["id"] = rid
 	o["meta"] = obj{"source": c.source}
+	if c.checkOnly {
+		r := Resource{Type: typ, ID: rid}
+		c.res.Resources = append(c.res.Resources, r)
+		return r
+	}
 	b, err := json.Marshal(o)
 	if err != nil { // maps of strings, slices and maps always encode
 		panic(fmt.Sprintf("tofhir: encoding %s: %v", typ, err))
