@@ -58,6 +58,8 @@ const (
 	sysMVX      = "http://hl7.org/fhir/sid/mvx"
 	sysICD10    = "http://hl7.org/fhir/sid/icd-10"
 	sysRxNorm   = "http://www.nlm.nih.gov/research/umls/rxnorm"
+	sysNDC      = "http://hl7.org/fhir/sid/ndc"
+	sysICD10CM  = "http://hl7.org/fhir/sid/icd-10-cm"
 	sysLocalPfx = "urn:ehrgate:hl7v2:codesystem:"
 )
 
@@ -65,7 +67,9 @@ const (
 var codingSystems = map[string]string{
 	"LN": sysLOINC, "LNC": sysLOINC, "SCT": sysSNOMED, "SNM": sysSNOMED, "SNOMED": sysSNOMED,
 	"CVX": sysCVX, "UCUM": sysUCUM, "ANS+": sysUCUM, "MVX": sysMVX, "I10": sysICD10, "ICD10": sysICD10,
-	"RXNORM": sysRxNorm, "HL70001": "http://terminology.hl7.org/CodeSystem/v2-0001",
+	"RXNORM": sysRxNorm, "RXN": sysRxNorm, "NDC": sysNDC, "I10C": sysICD10CM, "ICD10CM": sysICD10CM,
+	"HL70063": "http://terminology.hl7.org/CodeSystem/v2-0063", "HL70131": "http://terminology.hl7.org/CodeSystem/v2-0131",
+	"HL70001": "http://terminology.hl7.org/CodeSystem/v2-0001",
 	"HL70005": "urn:oid:2.16.840.1.113883.6.238", "HL70162": "http://terminology.hl7.org/CodeSystem/v2-0162",
 	"HL70163": "http://terminology.hl7.org/CodeSystem/v2-0163", "NCIT": "http://ncithesaurus-stage.nci.nih.gov",
 }

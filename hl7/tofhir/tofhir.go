@@ -124,7 +124,8 @@ type conv struct {
 	res    *Result
 
 	primaryIsMR bool
-	checkOnly   bool // Check: resources are built but not encoded
+	checkOnly   bool   // Check: resources are built but not encoded
+	encID       string // id of the Encounter this message produced, if any
 }
 
 // Convert converts m. A message that breaks the acceptance rules (see
@@ -365,7 +366,7 @@ func (c *conv) adt(withEncounter bool) error {
 	}
 	c.addPatient(p)
 	if !withEncounter {
-		return nil
+		return c.adtClinical()
 	}
 	pv1, err := c.requireSegment("PV1", "patient visit")
 	if err != nil {
@@ -379,7 +380,10 @@ func (c *conv) adt(withEncounter bool) error {
 			return err
 		}
 	}
-	return c.encounter(pv1)
+	if err := c.encounter(pv1); err != nil {
+		return err
+	}
+	return c.adtClinical()
 }
 
 // encounterStatus is the Encounter.status each ADT trigger sets.
@@ -479,6 +483,7 @@ func (c *conv) encounter(pv1 hl7.Segment) error {
 			e["reasonCode"] = []any{cwe(r)}
 		}
 	}
+	c.encID = rid
 	c.add("Encounter", rid, e)
 	if trig == "A11" || trig == "A13" {
 		last := &c.res.Resources[len(c.res.Resources)-1]

@@ -1,0 +1,165 @@
+package tofhir
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ehrgate/refresh"
+)
+
+// convertedMessages converts every handwritten message and, when the shared
+// fixtures are present, every fixture message tofhir converts.
+func convertedMessages(t *testing.T) map[string]*Result {
+	t.Helper()
+	files, _ := filepath.Glob("testdata/messages/*.hl7")
+	{
+		dir := os.Getenv("EHRGATE_FIXTURES")
+		for _, c := range []string{dir, "../../../shared/fixtures"} {
+			if c == "" {
+				continue
+			}
+			if fx, _ := filepath.Glob(filepath.Join(c, "hl7v2", "messages", "*.hl7")); len(fx) > 0 {
+				files = append(files, fx...)
+				break
+			}
+		}
+	}
+	out := map[string]*Result{}
+	for _, f := range files {
+		r, err := Convert(parseFile(t, f), Options{})
+		if err != nil {
+			continue // refusals and unsupported types are tested elsewhere
+		}
+		out[f] = r
+	}
+	return out
+}
+
+// TestConvertedResourcesNormalize runs every converted resource through
+// refresh.NewRecord, as hl7store does: each must normalize, keep its type
+// and id, and (clinical resources) point at the message's patient.
+func TestConvertedResourcesNormalize(t *testing.T) {
+	for f, r := range convertedMessages(t) {
+		for _, res := range r.Resources {
+			rec, err := refresh.NewRecord("hl7", res.JSON, time.Unix(0, 0), r.Source)
+			if err != nil {
+				t.Errorf("%s: NewRecord(%s/%s) = %v", filepath.Base(f), res.Type, res.ID, err)
+				continue
+			}
+			if rec.Type != res.Type || rec.ID != res.ID {
+				t.Errorf("%s: NewRecord(%s/%s) came out as %s/%s", filepath.Base(f), res.Type, res.ID, rec.Type, rec.ID)
+			}
+			if res.Type != "Patient" && rec.PatientID != r.PatientID {
+				t.Errorf("%s: %s/%s has patient %q, want %q", filepath.Base(f), res.Type, res.ID, rec.PatientID, r.PatientID)
+			}
+		}
+	}
+}
+
+// TestADTClinicalFixtures checks AL1, DG1 and NK1 of the fixture messages
+// against the FHIR-Converter reference: every allergen the reference names
+// ehrgate names too (code or text), and every diagnosis code and contact
+// family name ehrgate produces is in the reference. Counts are not compared:
+// the reference also makes Conditions and RelatedPersons from GT1, IN1 and
+// DG1-21 (see README).
+func TestADTClinicalFixtures(t *testing.T) {
+	root := filepath.Join(fixturesDir(t), "hl7v2")
+	msgs, _ := filepath.Glob(filepath.Join(root, "messages", "ADT*.hl7"))
+	checked := 0
+	for _, path := range msgs {
+		name := strings.TrimSuffix(filepath.Base(path), ".hl7")
+		expRaw, err := os.ReadFile(filepath.Join(root, "expected-fhir", name+"-expected.json"))
+		if err != nil {
+			continue
+		}
+		res, err := Convert(parseFile(t, path), Options{})
+		if err != nil {
+			continue
+		}
+		var bundle struct {
+			Entry []struct {
+				Resource map[string]any `json:"resource"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal(expRaw, &bundle); err != nil {
+			t.Fatal(err)
+		}
+		ref := map[string]map[string]bool{}
+		for _, e := range bundle.Entry {
+			typ, _ := e.Resource["resourceType"].(string)
+			if ref[typ] == nil {
+				ref[typ] = map[string]bool{}
+			}
+			for _, w := range words(typ, e.Resource) {
+				ref[typ][w] = true
+			}
+		}
+		got := map[string]map[string]bool{}
+		for _, r := range res.Resources {
+			var m map[string]any
+			if err := json.Unmarshal(r.JSON, &m); err != nil {
+				t.Fatal(err)
+			}
+			if got[r.Type] == nil {
+				got[r.Type] = map[string]bool{}
+			}
+			for _, w := range words(r.Type, m) {
+				got[r.Type][w] = true
+			}
+		}
+		for w := range ref["AllergyIntolerance"] {
+			if !got["AllergyIntolerance"][w] {
+				t.Errorf("%s: allergen %q of the reference is missing", name, w)
+			}
+		}
+		for _, typ := range []string{"Condition", "RelatedPerson"} {
+			for w := range got[typ] {
+				if !ref[typ][w] {
+					t.Errorf("%s: %s %q is not in the reference", name, typ, w)
+				}
+			}
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no ADT fixture was checked")
+	}
+}
+
+// words are the facts compared per resource: allergen code or text,
+// diagnosis codes, contact family names.
+func words(typ string, r map[string]any) []string {
+	var out []string
+	cc := func(v any) {
+		m, _ := v.(map[string]any)
+		cs, _ := m["coding"].([]any)
+		for _, c := range cs {
+			cm, _ := c.(map[string]any)
+			if s, _ := cm["code"].(string); s != "" {
+				out = append(out, s)
+			}
+		}
+		if len(cs) == 0 {
+			if s, _ := m["text"].(string); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	switch typ {
+	case "AllergyIntolerance", "Condition":
+		cc(r["code"])
+	case "RelatedPerson":
+		ns, _ := r["name"].([]any)
+		for _, n := range ns {
+			nm, _ := n.(map[string]any)
+			if s, _ := nm["family"].(string); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
