@@ -25,7 +25,58 @@ func (c *conv) adtClinical() error {
 	if err := c.diagnoses(); err != nil {
 		return err
 	}
-	return c.relatedPersons()
+	if err := c.relatedPersons(); err != nil {
+		return err
+	}
+	c.adtObservations()
+	return nil
+}
+
+// vitalSigns are the LOINC codes of the FHIR vital-signs profiles: an ADT
+// OBX coded with one is categorized vital-signs.
+var vitalSigns = map[string]bool{
+	"85353-1": true, "9279-1": true, "8867-4": true, "2708-6": true, "59408-5": true, "8310-5": true,
+	"8302-2": true, "9843-4": true, "8287-5": true, "29463-7": true, "39156-5": true, "85354-9": true,
+	"8480-6": true, "8462-4": true, "3141-9": true, "8306-3": true, "8308-9": true,
+}
+
+// adtObservations converts the OBX segments of an ADT message (admission
+// vitals, height, weight, ...) with the ORU mapping (Segment OBX to
+// Observation map), plus encounter → this message's Encounter and category
+// vital-signs for the LOINC vital signs (no category otherwise; ADT
+// observations are not laboratory results). effective ← OBX-14 only.
+//
+// An OBX that breaks the ORU result rules (no OBX-3 or OBX-11, an NM value
+// that is not a number) is not converted and does not refuse the ADT: the
+// patient and visit event stays usable, the segment stays in the raw
+// message.
+//
+// Id: hash(visit, else patient; OBX-3 code, OBX-4 sub-id, OBX-14 time):
+// an A08 repeating the same measurement updates it, a new measurement time
+// is a new Observation; repeats within the message get their occurrence.
+func (c *conv) adtObservations() {
+	var segs []hl7.Segment
+	var keys []string
+	for i, obx := range c.m.Segments("OBX") {
+		if c.checkOBX(obx, i+1) != nil || attachment(obx) != nil {
+			continue
+		}
+		segs = append(segs, obx)
+		keys = append(keys, codeKey(obx.Field(3).Repetition(1))+"^"+obx.Field(4).Value()+"^"+obx.Field(14).Value())
+	}
+	keys = disambiguate(keys, func(int) string { return "" })
+	scope := "adt|" + firstNonEmpty(c.encID, c.res.PatientID)
+	for i, obx := range segs {
+		cat := ""
+		if r := obx.Field(3).Repetition(1); vitalSigns[r.Component(1).Value()] && codingSystem(r.Component(3).Value()) == sysLOINC {
+			cat = "vital-signs"
+		}
+		o := c.observationObj(obx, "", cat)
+		if c.encID != "" {
+			o["encounter"] = obj{"reference": "Encounter/" + c.encID}
+		}
+		c.add("Observation", id("obs", scope, keys[i]), o)
+	}
 }
 
 // allergenType maps AL1-2 (HL7 table 0127) to AllergyIntolerance.category

@@ -262,10 +262,20 @@ func attachment(obx hl7.Segment) obj {
 }
 
 func (c *conv) observation(reportID, key string, obx hl7.Segment, effective string) string {
-	code := cwe(obx.Field(3).Repetition(1))
 	oid := id("obs", reportID, key)
-	o := obj{"subject": c.patientRef(), "code": code,
-		"category": []any{obj{"coding": []any{obj{"system": sysObsCat, "code": "laboratory"}}}}}
+	c.add("Observation", oid, c.observationObj(obx, effective, "laboratory"))
+	return oid
+}
+
+// observationObj maps an OBX (Segment OBX to Observation map) for ORU
+// results and ADT observations alike; category is the
+// observation-category code ("" for none).
+func (c *conv) observationObj(obx hl7.Segment, effective, category string) obj {
+	code := cwe(obx.Field(3).Repetition(1))
+	o := obj{"subject": c.patientRef(), "code": code}
+	if category != "" {
+		o["category"] = []any{obj{"coding": []any{obj{"system": sysObsCat, "code": category}}}}
+	}
 	o["status"] = firstNonEmpty(obsStatus[obx.Field(11).Value()], "final")
 	if e, ok := dateTime(obx.Field(14).Value(), c.o.Location); ok {
 		o["effectiveDateTime"] = e
@@ -284,8 +294,7 @@ func (c *conv) observation(reportID, key string, obx hl7.Segment, effective stri
 		}
 	}
 	set(o, "interpretation", interp)
-	c.add("Observation", oid, o)
-	return oid
+	return o
 }
 
 // value sets value[x] from OBX-2 and OBX-5 (first repetition).
