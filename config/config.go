@@ -63,6 +63,12 @@ type Config struct {
 	// authentication of its own yet, so by default only loopback is allowed;
 	// set this only behind an authenticating reverse proxy.
 	AllowRemoteDashboard bool `yaml:"allow_remote_dashboard"`
+	// HTTPHosts are the host names (without port) under which the
+	// dashboard and the other patient-data routes answer, besides
+	// localhost and loopback addresses: the name users type, the name an
+	// authenticating proxy forwards. Requests under any other Host are
+	// refused (DNS rebinding). EHRGATE_HTTP_HOSTS (comma-separated).
+	HTTPHosts []string `yaml:"http_hosts"`
 	// HL7 configures the HL7 v2 MLLP listener of `serve`.
 	HL7 HL7 `yaml:"hl7"`
 	// Events configures event delivery: webhooks and event-driven refresh.
@@ -239,6 +245,7 @@ const (
 	EnvConfig    = "EHRGATE_CONFIG"
 	EnvData      = "EHRGATE_DATA"
 	EnvStore     = "EHRGATE_STORE"
+	EnvHTTPHosts = "EHRGATE_HTTP_HOSTS"
 	EnvHTTPAddr  = "EHRGATE_HTTP_ADDR"
 	EnvLogLevel  = "EHRGATE_LOG_LEVEL"
 	EnvLogFormat = "EHRGATE_LOG_FORMAT"
@@ -260,6 +267,14 @@ func applyEnv(cfg *Config, env []string) {
 	}
 	if v, ok := get(EnvStore); ok {
 		cfg.Store = v
+	}
+	if v, ok := get(EnvHTTPHosts); ok {
+		cfg.HTTPHosts = nil
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				cfg.HTTPHosts = append(cfg.HTTPHosts, h)
+			}
+		}
 	}
 	if v, ok := get(EnvHTTPAddr); ok {
 		cfg.HTTPAddr = v
@@ -289,6 +304,14 @@ func (c Config) Validate() error {
 	var errs []error
 	if strings.TrimSpace(c.Data) == "" {
 		errs = append(errs, errors.New("data: a data directory is required"))
+	}
+	if c.AllowRemoteDashboard && len(c.HTTPHosts) == 0 {
+		errs = append(errs, errors.New("http_hosts: with allow_remote_dashboard, list the host names users (or the proxy) reach the dashboard under; requests under other names are refused"))
+	}
+	for _, h := range c.HTTPHosts {
+		if h == "" || strings.ContainsAny(h, ":/ ") {
+			errs = append(errs, fmt.Errorf("http_hosts: %q is not a host name (no scheme, port or path)", h))
+		}
 	}
 	if c.Store != "" {
 		if scheme, _, err := store.ParseURL(c.Store); err != nil {

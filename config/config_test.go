@@ -134,8 +134,12 @@ func TestDashboardStaysOnLoopbackByDefault(t *testing.T) {
 		}
 		if !ok {
 			cfg.AllowRemoteDashboard = true
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "http_hosts") {
+				t.Errorf("Validate(http_addr %s, allow_remote_dashboard, no http_hosts) = %v, want an error naming http_hosts", addr, err)
+			}
+			cfg.HTTPHosts = []string{"ehrgate.example.org"}
 			if err := cfg.Validate(); err != nil {
-				t.Errorf("Validate(http_addr %s, allow_remote_dashboard) = %v, want nil", addr, err)
+				t.Errorf("Validate(http_addr %s, allow_remote_dashboard, http_hosts) = %v, want nil", addr, err)
 			}
 		}
 	}
@@ -168,6 +172,23 @@ func TestBulkMaxReexports(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), "bulk.max_reexports") {
 			t.Errorf("Validate error %q does not name bulk.max_reexports", err)
+		}
+	}
+}
+
+func TestHTTPHosts(t *testing.T) {
+	cfg, err := Load("", []string{EnvHTTPHosts + "=ehrgate.example.org, dash.example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.HTTPHosts) != 2 || cfg.HTTPHosts[1] != "dash.example.org" {
+		t.Errorf("HTTPHosts from %s = %q", EnvHTTPHosts, cfg.HTTPHosts)
+	}
+	for _, bad := range []string{"https://ehrgate.example.org", "ehrgate.example.org:8443", "a/b", ""} {
+		cfg := Default()
+		cfg.HTTPHosts = []string{bad}
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("Validate(http_hosts %q) = nil, want an error", bad)
 		}
 	}
 }

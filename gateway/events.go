@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 
 	"ehrgate/events"
 	"ehrgate/fhir"
 	"ehrgate/refresh"
+	"ehrgate/server"
 )
 
 // Events is the event bus with its running subscribers.
@@ -47,8 +47,8 @@ func (g *Gateway) StartEvents(ctx context.Context, refreshConns []string) (*Even
 		}
 	}
 	ev := NewEvents(ctx, g.log, hooks, refresher, refreshConns)
-	for k, v := range ev.Mounts() {
-		g.Mount(k, v)
+	for _, rt := range ev.Routes() {
+		g.Mount(rt)
 	}
 	g.mu.Lock()
 	g.bus = ev.Bus
@@ -140,12 +140,16 @@ func NewEvents(ctx context.Context, log *slog.Logger, hooks []events.Webhook, r 
 	return e
 }
 
-// Mounts are the event routes: the SSE stream and, with webhooks, their
-// delivery log.
-func (e *Events) Mounts() map[string]http.Handler {
-	m := map[string]http.Handler{"GET /events/stream": events.SSEHandler(e.Bus, events.SSEOptions{Done: e.done})}
+// Routes are the event routes: the SSE stream and, with webhooks, their
+// delivery log. Events name patients (by identifier), so both are patient
+// data.
+func (e *Events) Routes() []server.Route {
+	rs := []server.Route{{Pattern: "GET /events/stream", Access: server.PatientData,
+		Serves:  "the event stream (admissions, results: event kind and patient identifier)",
+		Handler: events.SSEHandler(e.Bus, events.SSEOptions{Done: e.done})}}
 	if e.webhooks != nil {
-		m["GET /events/webhooks"] = e.webhooks.LogHandler()
+		rs = append(rs, server.Route{Pattern: "GET /events/webhooks", Access: server.PatientData,
+			Serves: "webhook delivery log", Handler: e.webhooks.LogHandler()})
 	}
-	return m
+	return rs
 }

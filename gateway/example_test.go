@@ -14,6 +14,7 @@ import (
 	"ehrgate/ehrsim"
 	"ehrgate/gateway"
 	"ehrgate/secrets"
+	"ehrgate/server"
 	"ehrgate/store"
 	_ "ehrgate/store/sqlite" // registers sqlite: stores
 	"ehrgate/synth"
@@ -50,10 +51,13 @@ func Example() {
 	fmt.Printf("synced %d patients, %d errors\n", sum.Patients, sum.Errors)
 
 	// The program's own route, served with ehrgate's dashboard and metrics.
-	g.Mount("GET /my/patients", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		pats, _ := st.SearchPatients(r.Context(), store.PatientQuery{Connection: "clinic"})
-		json.NewEncoder(w).Encode(map[string]int{"patients": len(pats)})
-	}))
+	// Every route says who may call it (server.Public, Operator or
+	// PatientData); this one counts patients, which is patient data.
+	g.Mount(server.Route{Pattern: "GET /my/patients", Access: server.PatientData, Serves: "how many patients",
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			pats, _ := st.SearchPatients(r.Context(), store.PatientQuery{Connection: "clinic"})
+			json.NewEncoder(w).Encode(map[string]int{"patients": len(pats)})
+		})})
 	web := httptest.NewServer(g.Handler())
 	defer web.Close()
 	resp, err := http.Get(web.URL + "/my/patients")

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"sort"
 	"sync"
@@ -41,6 +40,7 @@ import (
 	"ehrgate/probe"
 	"ehrgate/refresh"
 	"ehrgate/secrets"
+	"ehrgate/server"
 	"ehrgate/smart"
 	"ehrgate/store"
 	"ehrgate/terminology"
@@ -87,7 +87,7 @@ type Gateway struct {
 	status   map[string]dashboard.ConnectionStatus
 	runtimes map[string]*Runtime
 	launcher *smart.Launcher
-	mounts   map[string]http.Handler // extra HTTP routes
+	mounts   map[string]server.Route // extra HTTP routes, by pattern
 	bus      *events.Bus             // this process's events (StartEvents), or nil
 	hl7opts  map[string]MLLPOptions  // the listeners' options, by connection
 
@@ -123,7 +123,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		discover: smart.NewDiscoverer(nil, nil),
 		status:   map[string]dashboard.ConnectionStatus{},
 		runtimes: map[string]*Runtime{},
-		mounts:   map[string]http.Handler{},
+		mounts:   map[string]server.Route{},
 		hl7opts:  map[string]MLLPOptions{},
 	}
 	g.AddConnections(o.Config.Connections...)

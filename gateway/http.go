@@ -13,13 +13,17 @@ import (
 )
 
 // Mount adds an HTTP route (a net/http ServeMux pattern such as
-// "GET /my/route") to those Handler serves. Routes mounted after Handler
-// was built are not served by that handler.
-func (g *Gateway) Mount(pattern string, h http.Handler) {
+// "GET /my/route", with who may call it) to those Handler serves. Routes
+// mounted after Handler was built are not served by that handler.
+func (g *Gateway) Mount(rt server.Route) {
 	g.mu.Lock()
-	g.mounts[pattern] = h
+	g.mounts[rt.Pattern] = rt
 	g.mu.Unlock()
 }
+
+// Routes returns the route table of the HTTP service as Handler builds it
+// now: every route with its access rule.
+func (g *Gateway) Routes() []server.RouteInfo { return g.server().Routes() }
 
 // Handler returns the gateway's HTTP service: the dashboard, /metrics,
 // /healthz and /readyz, ehrgate's JWKS, the SMART launch endpoints (after
@@ -39,24 +43,25 @@ func (g *Gateway) server() *server.Server {
 			return rep, err
 		},
 	})
-	mounts := map[string]http.Handler{
-		"GET /.well-known/jwks.json": g.keys.JWKSHandler(),
-	}
+	routes := []server.Route{{Pattern: "GET /.well-known/jwks.json", Access: server.Public,
+		Serves: "ehrgate's public signing keys, for the EHRs it authenticates to", Handler: g.keys.JWKSHandler()}}
 	g.mu.Lock()
-	for k, v := range g.mounts {
-		mounts[k] = v
+	for _, rt := range g.mounts {
+		routes = append(routes, rt)
 	}
 	if l := g.launcher; l != nil {
-		mounts["GET /smart/launch"] = l.LaunchHandler()
-		mounts["GET /smart/login"] = l.StandaloneHandler()
-		mounts["GET /smart/callback"] = l.CallbackHandler()
+		routes = append(routes,
+			server.Route{Pattern: "GET /smart/launch", Access: server.PatientData, Serves: "SMART EHR launch (starts an authorization)", Handler: l.LaunchHandler()},
+			server.Route{Pattern: "GET /smart/login", Access: server.PatientData, Serves: "SMART standalone launch", Handler: l.StandaloneHandler()},
+			server.Route{Pattern: "GET /smart/callback", Access: server.PatientData, Serves: "SMART redirect: completes the launch, shows the patient", Handler: l.CallbackHandler()})
 	}
 	g.mu.Unlock()
 	return server.New(server.Options{
 		Dashboard: dash.Handler(),
 		Gatherer:  g.reg,
 		Logger:    g.log,
-		Mounts:    mounts,
+		Routes:    routes,
+		Hosts:     g.cfg.HTTPHosts,
 		Ready: func(ctx context.Context) error {
 			_, err := g.store.Stats(ctx)
 			return err

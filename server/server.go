@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,14 +38,59 @@ func RequestIDFrom(ctx context.Context) string {
 	return id
 }
 
+// Access says who may call a route. Every route declares one (deny by
+// default: New refuses a route without); the table of routes and their
+// access is what a security review reads (Server.Routes).
+type Access string
+
+// The access rules.
+const (
+	// Public routes serve no patient data and may be called by anyone:
+	// health checks, the JWKS that EHRs fetch.
+	Public Access = "public"
+	// Operator routes serve operational data without patient data
+	// (/metrics), for the network the operator exposes them on.
+	Operator Access = "operator"
+	// PatientData routes show or lead to patient data (the dashboard, the
+	// event stream, SMART launches). Until ehrgate has its own login they
+	// are served only under a Host the operator named (or a loopback
+	// name), which keeps web pages on other (DNS-rebinding) domains from
+	// reading them through a user's browser; the listener itself is
+	// loopback-only unless an authenticating proxy is in front
+	// (config allow_remote_dashboard).
+	PatientData Access = "patient-data"
+)
+
+func (a Access) valid() bool { return a == Public || a == Operator || a == PatientData }
+
+// Route is one HTTP route: a ServeMux pattern, its handler, who may call
+// it, and what it serves (one line, for the route table).
+type Route struct {
+	Pattern string
+	Handler http.Handler
+	Access  Access
+	Serves  string
+}
+
+// RouteInfo describes a route in the table.
+type RouteInfo struct {
+	Pattern string `json:"pattern"`
+	Access  Access `json:"access"`
+	Serves  string `json:"serves"`
+}
+
 // Options configure a Server.
 type Options struct {
-	Dashboard       http.Handler                    // mounted at "/"; nil serves 404s there
+	Dashboard       http.Handler                    // mounted at "/" (patient data); nil serves 404s there
 	Gatherer        prometheus.Gatherer             // served at /metrics; nil disables it
 	Ready           func(ctx context.Context) error // readiness check for /readyz; nil = always ready
 	Logger          *slog.Logger
-	ShutdownTimeout time.Duration           // default 10s
-	Mounts          map[string]http.Handler // extra routes, by ServeMux pattern
+	ShutdownTimeout time.Duration // default 10s
+	// Routes are the extra routes; each must declare its Access.
+	Routes []Route
+	// Hosts are the host names (without port) under which patient-data
+	// routes are served, besides localhost and loopback addresses.
+	Hosts []string
 }
 
 // Server is the HTTP service.
@@ -51,9 +98,12 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	handler http.Handler
+	routes  []RouteInfo
+	hosts   map[string]bool
 }
 
-// New builds a Server.
+// New builds a Server. It panics when a route declares no valid Access
+// (a programming error, caught by any test that builds the server).
 func New(opts Options) *Server {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 10 * time.Second
@@ -62,33 +112,80 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, log: log}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if opts.Ready != nil {
-			if err := opts.Ready(r.Context()); err != nil {
-				log.WarnContext(r.Context(), "not ready", "error", err)
-				http.Error(w, "not ready", http.StatusServiceUnavailable)
-				return
+	s := &Server{opts: opts, log: log, hosts: map[string]bool{}}
+	for _, h := range opts.Hosts {
+		s.hosts[strings.ToLower(h)] = true
+	}
+	routes := []Route{
+		{Pattern: "GET /healthz", Access: Public, Serves: "liveness", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintln(w, "ok")
+		})},
+		{Pattern: "GET /readyz", Access: Public, Serves: "readiness (the store answers)", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if opts.Ready != nil {
+				if err := opts.Ready(r.Context()); err != nil {
+					log.WarnContext(r.Context(), "not ready", "error", err)
+					http.Error(w, "not ready", http.StatusServiceUnavailable)
+					return
+				}
 			}
-		}
-		fmt.Fprintln(w, "ready")
-	})
+			fmt.Fprintln(w, "ready")
+		})},
+	}
 	if opts.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+		routes = append(routes, Route{Pattern: "GET /metrics", Access: Operator, Serves: "Prometheus metrics (no patient data)",
+			Handler: promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})})
 	}
-	for pattern, h := range opts.Mounts {
-		mux.Handle(pattern, h)
-	}
+	routes = append(routes, opts.Routes...)
 	if opts.Dashboard != nil {
-		mux.Handle("/", opts.Dashboard)
+		routes = append(routes, Route{Pattern: "/", Access: PatientData, Serves: "the dashboard: patients, charts, connections, quality", Handler: opts.Dashboard})
 	}
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		if !rt.Access.valid() {
+			panic(fmt.Sprintf("server: route %q declares no access rule (want public, operator or patient-data)", rt.Pattern))
+		}
+		h := rt.Handler
+		if rt.Access == PatientData {
+			h = s.hostGuard(h)
+		}
+		mux.Handle(rt.Pattern, h)
+		s.routes = append(s.routes, RouteInfo{Pattern: rt.Pattern, Access: rt.Access, Serves: rt.Serves})
+	}
+	sort.Slice(s.routes, func(i, j int) bool { return s.routes[i].Pattern < s.routes[j].Pattern })
 	s.handler = s.middleware(mux)
 	return s
+}
+
+// Routes returns the route table: every route with its access rule.
+func (s *Server) Routes() []RouteInfo { return append([]RouteInfo(nil), s.routes...) }
+
+// hostGuard refuses requests whose Host is neither a loopback name nor
+// one of Options.Hosts: a browser sends the name it resolved, so a page on
+// a rebinding domain that resolves to this listener is refused.
+func (s *Server) hostGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.allowedHost(r.Host) {
+			s.log.WarnContext(r.Context(), "request refused: unknown Host", "route", r.Pattern)
+			fhir.WriteOutcome(w, http.StatusMisdirectedRequest, "error", "security",
+				"This host name is not one ehrgate serves patient data under; add it to http_hosts.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) allowedHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if host == "localhost" || s.hosts[host] {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Handler returns the root handler (for tests and embedding).

@@ -117,3 +117,53 @@ func TestServeShutsDownGracefully(t *testing.T) {
 		t.Errorf("in-flight request got %q, want it to finish", body)
 	}
 }
+
+func TestRouteWithoutAccessIsRefused(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("New accepted a route that declares no access rule")
+		}
+	}()
+	New(Options{Routes: []Route{{Pattern: "GET /x", Handler: http.NotFoundHandler()}}})
+}
+
+// Patient-data routes answer only under loopback names and the configured
+// hosts (DNS rebinding); public and operator routes answer under any.
+func TestPatientDataRoutesRefuseUnknownHosts(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("chart")) })
+	s := New(Options{Dashboard: ok, Hosts: []string{"ehrgate.example.org"},
+		Routes: []Route{{Pattern: "GET /jwks", Access: Public, Handler: ok}}})
+	tests := []struct {
+		path, host string
+		want       int
+	}{
+		{"/patients/x", "127.0.0.1:8080", http.StatusOK},
+		{"/patients/x", "localhost:8080", http.StatusOK},
+		{"/patients/x", "[::1]:8080", http.StatusOK},
+		{"/patients/x", "EHRGATE.example.org", http.StatusOK},
+		{"/patients/x", "ehrgate.example.org:443", http.StatusOK},
+		{"/patients/x", "rebind.attacker.example:8080", http.StatusMisdirectedRequest},
+		{"/patients/x", "10.0.0.5:8080", http.StatusMisdirectedRequest},
+		{"/healthz", "rebind.attacker.example", http.StatusOK},
+		{"/jwks", "rebind.attacker.example", http.StatusOK},
+	}
+	for _, tc := range tests {
+		r := httptest.NewRequest("GET", tc.path, nil)
+		r.Host = tc.host
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("GET %s with Host %s = %d, want %d", tc.path, tc.host, w.Code, tc.want)
+		}
+		if w.Code == http.StatusMisdirectedRequest && (strings.Contains(w.Body.String(), "chart") || !strings.Contains(w.Body.String(), "OperationOutcome")) {
+			t.Errorf("refusal body %q: want an OperationOutcome and no data", w.Body.String())
+		}
+	}
+	var patterns []string
+	for _, r := range s.Routes() {
+		patterns = append(patterns, r.Pattern+" "+string(r.Access))
+	}
+	if got := strings.Join(patterns, ", "); got != "/ patient-data, GET /healthz public, GET /jwks public, GET /readyz public" {
+		t.Errorf("Routes() = %s", got)
+	}
+}

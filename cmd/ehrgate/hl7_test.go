@@ -230,7 +230,7 @@ func TestEventsChain(t *testing.T) {
 		}
 		return nil
 	}), []string{"epic"})
-	web := httptest.NewServer(ev.Mounts()["GET /events/stream"])
+	web := httptest.NewServer(ev.Routes()[0].Handler)
 	defer web.Close()
 	resp, err := http.Get(web.URL)
 	if err != nil {
