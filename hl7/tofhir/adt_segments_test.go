@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"ehrgate/hl7"
 	"ehrgate/refresh"
 )
 
@@ -162,4 +163,49 @@ func words(typ string, r map[string]any) []string {
 		}
 	}
 	return out
+}
+
+// TestOtherIdentifiersNeverIdentity: PID-2/4/19/20 are kept as identifiers
+// but never make or change the patient's identity.
+func TestOtherIdentifiersNeverIdentity(t *testing.T) {
+	const head = "MSH|^~\\&|APP|FAC|EHRGATE|EHRGATE|20260302100000||ADT^A28^ADT_A05|C1|P|2.5.1\r"
+	tests := []struct {
+		name, pid string
+		wantErr   bool
+	}{
+		{"only PID-4", "PID|1|||55123^^^SOUTHMC^MR|Reyes^Lucia\r", true},
+		{"only PID-19", "PID|1||\"\"||Reyes^Lucia|||||||||||||123-45-6789\r", true},
+		{"only PID-20", "PID|1||UNKNOWN^^^FAC^MR||Reyes^Lucia||||||||||||||D1234567^NH\r", true},
+		{"PID-3 and PID-19", "PID|1||100400^^^FAC^MR||Reyes^Lucia|||||||||||||123-45-6789\r", false},
+	}
+	base, err := Convert(mustParse(t, head+"PID|1||100400^^^FAC^MR||Reyes^Lucia\r"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Convert(mustParse(t, head+tt.pid), Options{})
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), ErrNoPatient.Error()) {
+					t.Fatalf("Convert(%q) = %v, want ErrNoPatient", tt.pid, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.PatientID != base.PatientID {
+				t.Errorf("PatientID = %s, want %s (identity from PID-3 only)", r.PatientID, base.PatientID)
+			}
+		})
+	}
+}
+
+func mustParse(t *testing.T, s string) *hl7.Message {
+	t.Helper()
+	m, err := hl7.Parse([]byte(s), hl7.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

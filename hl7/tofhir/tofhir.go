@@ -304,6 +304,7 @@ func (c *conv) patient() (obj, error) {
 	if err := c.checkTime(pid, 1, 7); err != nil {
 		return nil, err
 	}
+	ids = c.otherIdentifiers(pid, ids)
 	set(p, "identifier", ids)
 	c.res.Patient = primary
 	c.res.PatientID = PatientID(primary)
