@@ -1,0 +1,246 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ehrgate/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+var (
+	t0  = time.Date(2026, 12, 7, 15, 4, 5, 123456789, time.UTC)
+	src = Source{InstanceID: "gw-1", Site: "General Hospital"}
+	app = Agent{UserID: "dr.who", Name: "Dr Who", ClientID: "chart-app", Address: "10.1.2.3"}
+	pt  = PatientRef{Connection: "epic", ID: "p123"}
+)
+
+func goldenEvents() map[string]Event {
+	read := Read(app, pt, ResourceRef{Connection: "epic", Type: "Observation", ID: "o1", Version: "2"})
+	read.Outcome, read.Recorded, read.RequestID = OutcomeSuccess, t0, "req-42"
+	read.Purpose = []Coding{Purpose("TREAT")}
+
+	search := Search(Agent{ClientID: "backend-svc", Address: "gw.example.org"}, pt,
+		"patient=p123&code=http%3A%2F%2Floinc.org%7C8867-4&access_token=SECRET&_count=10")
+	search.Outcome, search.Recorded = OutcomeSuccess, t0
+
+	refused := Read(Agent{ClientID: "nosy-app", Address: "192.0.2.7"}, pt)
+	refused.Outcome, refused.OutcomeDesc, refused.Recorded = OutcomeMinor, "forbidden: the token lacks patient/Observation.rs", t0
+
+	export := Export(Agent{UserID: "analyst"}, PatientRef{})
+	export.Outcome, export.Recorded = OutcomeSuccess, t0
+	return map[string]Event{"patient-read": read, "patient-query": search, "refused-read": refused, "export": export}
+}
+
+// TestAuditEventGolden: the AuditEvent JSON of each shape, as stored.
+func TestAuditEventGolden(t *testing.T) {
+	for name, ev := range goldenEvents() {
+		t.Run(name, func(t *testing.T) {
+			got, err := ev.AuditEvent(src)
+			if err != nil {
+				t.Fatalf("AuditEvent: %v", err)
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, got, "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			pretty.WriteByte('\n')
+			path := filepath.Join("testdata", name+".json")
+			if *update {
+				if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(pretty.Bytes(), want) {
+				t.Errorf("AuditEvent(%s) = \n%s\nwant (testdata/%s.json)\n%s", name, pretty.Bytes(), name, want)
+			}
+			again, _ := ev.AuditEvent(src)
+			if !bytes.Equal(got, again) {
+				t.Errorf("AuditEvent is not deterministic:\n%s\n%s", got, again)
+			}
+		})
+	}
+}
+
+// TestProfiles: each shape claims the BALP profile it follows.
+func TestProfiles(t *testing.T) {
+	ev := goldenEvents()
+	noPatient := Read(app, PatientRef{}, ResourceRef{Type: "Organization", ID: "o"})
+	create := Read(app, pt)
+	create.Action = ActionCreate
+	for _, tc := range []struct {
+		name string
+		ev   Event
+		want string
+	}{
+		{"read", ev["patient-read"], balp + "PatientRead"},
+		{"query", ev["patient-query"], balp + "PatientQuery"},
+		{"read without patient", noPatient, balp + "Read"},
+		{"create", create, balp + "PatientCreate"},
+		{"export", ev["export"], ""},
+	} {
+		if got := tc.ev.profile(); got != tc.want {
+			t.Errorf("%s: profile() = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestQueryIsBase64WithoutCredentials: the query entity is the raw query,
+// base64-encoded, with OAuth parameters dropped.
+func TestQueryIsBase64WithoutCredentials(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"name=smith", "name=smith"},
+		{"code=1234-5&access_token=abc&_count=5", "code=1234-5&_count=5"},
+		{"ACCESS_TOKEN=x&client_assertion=y&refresh_token=z&state=s&code_verifier=v", ""},
+		{"access%5Ftoken=x&family=o%27brien", "family=o%27brien"},
+	} {
+		if got := cleanQuery(tc.in); got != tc.want {
+			t.Errorf("cleanQuery(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	b, err := goldenEvents()["patient-query"].AuditEvent(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("SECRET")) {
+		t.Fatalf("the AuditEvent holds the token: %s", b)
+	}
+	var ae auditEvent
+	if err := json.Unmarshal(b, &ae); err != nil {
+		t.Fatal(err)
+	}
+	var q string
+	for _, e := range ae.Entity {
+		if e.Role != nil && *e.Role == objectQuery {
+			raw, err := base64.StdEncoding.DecodeString(e.Query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q = string(raw)
+		}
+	}
+	if want := "patient=p123&code=http%3A%2F%2Floinc.org%7C8867-4&_count=10"; q != want {
+		t.Errorf("query entity = %q, want %q", q, want)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := goldenEvents()["patient-read"]
+	for _, tc := range []struct {
+		name   string
+		change func(*Event)
+		want   string // in the error; "" for valid
+	}{
+		{"valid", func(*Event) {}, ""},
+		{"no type", func(e *Event) { e.Type = Coding{} }, "no type"},
+		{"bad action", func(e *Event) { e.Action = "X" }, "action"},
+		{"bad outcome", func(e *Event) { e.Outcome = "" }, "outcome"},
+		{"no agent", func(e *Event) { e.Agent = Agent{Address: "10.0.0.1"} }, "no agent"},
+		{"client only", func(e *Event) { e.Agent = Agent{ClientID: "c"} }, ""},
+		{"resource without id", func(e *Event) { e.Resources = []ResourceRef{{Type: "Observation"}} }, "lacks"},
+		{"connection without patient", func(e *Event) { e.Patient = PatientRef{Connection: "epic"} }, "no id"},
+	} {
+		e := ok
+		tc.change(&e)
+		err := e.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: Validate() = %v, want nil", tc.name, err)
+		case tc.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: Validate() = %v, want ErrInvalid mentioning %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// memTrail is an in-memory store.AuditLog that can be made to fail.
+type memTrail struct {
+	entries []store.AuditEntry
+	fail    error
+}
+
+func (m *memTrail) AppendAudit(_ context.Context, e store.AuditEntry) (store.AuditEntry, error) {
+	if m.fail != nil {
+		return store.AuditEntry{}, m.fail
+	}
+	e.Seq = int64(len(m.entries) + 1)
+	m.entries = append(m.entries, e)
+	return e, nil
+}
+
+func (m *memTrail) QueryAudit(context.Context, store.AuditQuery) ([]store.AuditEntry, error) {
+	return m.entries, nil
+}
+
+func (m *memTrail) VerifyAudit(context.Context) (store.AuditVerification, error) {
+	return store.AuditVerification{}, nil
+}
+
+func TestLogRecords(t *testing.T) {
+	trail := &memTrail{}
+	l := NewLog(trail, src, func() time.Time { return t0 })
+	ev := goldenEvents()["patient-read"]
+	ev.Recorded = time.Time{}
+	if err := l.Record(context.Background(), ev); err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	if len(trail.entries) != 1 {
+		t.Fatalf("trail has %d entries, want 1", len(trail.entries))
+	}
+	got := trail.entries[0]
+	want := store.AuditEntry{Seq: 1, Recorded: t0.Truncate(time.Microsecond), Type: "rest", Subtype: "read", Action: "R",
+		Outcome: "0", Agent: "dr.who", Connection: "epic", Patient: "p123"}
+	got.Event = nil
+	if got.Seq != want.Seq || !got.Recorded.Equal(want.Recorded) || got.Type != want.Type || got.Subtype != want.Subtype ||
+		got.Action != want.Action || got.Outcome != want.Outcome || got.Agent != want.Agent ||
+		got.Connection != want.Connection || got.Patient != want.Patient {
+		t.Errorf("stored entry = %+v, want %+v", got, want)
+	}
+	res, err := Resource(trail.entries[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ae auditEvent
+	if err := json.Unmarshal(res, &ae); err != nil || ae.ID != "1" || ae.Recorded != "2026-12-07T15:04:05.123456Z" {
+		t.Errorf("Resource = %s (%v); want id 1, recorded at microseconds", res, err)
+	}
+}
+
+// TestLogFailsClosed: when the event cannot be stored, or is invalid,
+// Record says so (and the caller refuses the access).
+func TestLogFailsClosed(t *testing.T) {
+	down := errors.New("database is down")
+	trail := &memTrail{fail: down}
+	l := NewLog(trail, src, nil)
+	if err := l.Record(context.Background(), goldenEvents()["patient-read"]); !errors.Is(err, down) {
+		t.Errorf("Record with the store down = %v, want the store's error", err)
+	}
+	trail.fail = nil
+	bad := goldenEvents()["patient-read"]
+	bad.Outcome = ""
+	if err := l.Record(context.Background(), bad); !errors.Is(err, ErrInvalid) || len(trail.entries) != 0 {
+		t.Errorf("Record(invalid) = %v with %d entries stored, want ErrInvalid and none", err, len(trail.entries))
+	}
+}
+
+func TestResourceRefusesNonAuditEvent(t *testing.T) {
+	for _, b := range []string{``, `{"resourceType":"Patient"}`, `{"resourceType":"AuditEvent"`} {
+		if _, err := Resource(store.AuditEntry{Seq: 1, Event: []byte(b)}); err == nil {
+			t.Errorf("Resource(%q) succeeded", b)
+		}
+	}
+}
