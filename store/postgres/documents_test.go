@@ -29,3 +29,10 @@ func TestOpenConformance(t *testing.T) {
 		}
 	})
 }
+
+func TestHL7SharedByProcesses(t *testing.T) {
+	storetest.RunSharedHL7Tests(t, func(t *testing.T) (a, b storetest.HL7Store) {
+		dsn := pgtest.NewDatabase(t)
+		return openLaunches(t, dsn), openLaunches(t, dsn)
+	})
+}

@@ -68,3 +68,10 @@ func TestStoreFilesOwnerOnly(t *testing.T) {
 		t.Errorf("found %d files in the store directory, want the database and its WAL", len(entries))
 	}
 }
+
+func TestHL7SharedByProcesses(t *testing.T) {
+	storetest.RunSharedHL7Tests(t, func(t *testing.T) (a, b storetest.HL7Store) {
+		path := filepath.Join(t.TempDir(), FileName)
+		return openLaunches(t, path), openLaunches(t, path)
+	})
+}

@@ -129,7 +129,25 @@ func testHL7Duplicate(t *testing.T, s HL7Store) {
 }
 
 func testHL7ConcurrentDuplicates(t *testing.T, s HL7Store) {
+	concurrentDuplicates(t, s, s)
+}
+
+// RunSharedHL7Tests checks that two handles on one storage (two processes,
+// as MLLP listeners on two replicas behind a load balancer) recognise each
+// other's messages: every resend is stored once, whichever receives it.
+// open returns two such handles on a fresh, empty storage.
+func RunSharedHL7Tests(t *testing.T, open func(t *testing.T) (a, b HL7Store)) {
+	t.Run("ResendsAcrossProcessesStoreOnce", func(t *testing.T) {
+		a, b := open(t)
+		concurrentDuplicates(t, a, b)
+	})
+}
+
+// concurrentDuplicates sends every message from eight writers, alternately
+// through a and b, and checks that each is stored once.
+func concurrentDuplicates(t *testing.T, a, b HL7Store) {
 	ctx := context.Background()
+	s := a
 	const workers, ids = 8, 50
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -138,8 +156,12 @@ func testHL7ConcurrentDuplicates(t *testing.T, s HL7Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			h := a
+			if w%2 == 1 {
+				h = b
+			}
 			for i := 0; i < ids; i++ {
-				_, err := s.PutHL7(ctx, hl7Msg(fmt.Sprint(i)), nil)
+				_, err := h.PutHL7(ctx, hl7Msg(fmt.Sprint(i)), nil)
 				mu.Lock()
 				switch {
 				case err == nil:
