@@ -10,13 +10,12 @@ import (
 // diagnoses (DG1) and contacts (NK1). Each follows the HL7 v2-to-FHIR
 // Implementation Guide's segment map, cited at its function
 // (https://build.fhir.org/ig/HL7/v2-to-fhir/, ConceptMap
-// segment-<seg>-to-<resource>). Cancel triggers (A11, A13) only change the
+// segment-<seg>-to-<resource>). Cancel triggers (A11, A13, A23) only change the
 // Encounter's status and convert none of them.
 
 // adtClinical converts the AL1, DG1 and NK1 segments of an ADT message.
 func (c *conv) adtClinical() error {
-	switch c.res.Trigger {
-	case "A11", "A13":
+	if statusOnly[c.res.Trigger] {
 		return nil
 	}
 	if err := c.allergies(); err != nil {

@@ -2,6 +2,7 @@ package tofhir
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,4 +209,47 @@ func mustParse(t *testing.T, s string) *hl7.Message {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestVisitTriggers: the added visit triggers update the visit of A01 (same
+// Encounter id) with their status; A23 is status-only like A11; A17 (two
+// PID/PV1 pairs) stays unsupported and refused as before.
+func TestVisitTriggers(t *testing.T) {
+	admit, err := Convert(parseFile(t, "testdata/messages/adt-a01.hl7"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encID := admit.Of("Encounter")[0].ID
+	for _, tt := range []struct {
+		trig, status string
+		statusOnly   bool
+	}{
+		{"a05", "planned", false}, {"a06", "in-progress", false}, {"a07", "in-progress", false},
+		{"a12", "in-progress", false}, {"a21", "onleave", false}, {"a22", "in-progress", false},
+		{"a23", "entered-in-error", true},
+	} {
+		t.Run(tt.trig, func(t *testing.T) {
+			r, err := Convert(parseFile(t, "testdata/messages/adt-"+tt.trig+".hl7"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			encs := r.Of("Encounter")
+			if len(encs) != 1 || encs[0].ID != encID {
+				t.Fatalf("Encounters = %v, want one with id %s", encs, encID)
+			}
+			var e struct{ Status string }
+			if err := json.Unmarshal(encs[0].JSON, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Status != tt.status || encs[0].StatusOnly != tt.statusOnly {
+				t.Errorf("status = %q (StatusOnly %v), want %q (%v)", e.Status, encs[0].StatusOnly, tt.status, tt.statusOnly)
+			}
+		})
+	}
+	a17 := "MSH|^~\\&|APP|FAC|EHRGATE|EHRGATE|20260302100000||ADT^A17^ADT_A17|C17|P|2.5.1\r" +
+		"PID|1||1^^^FAC^MR||A^B\rPV1|1|I|4W^1^A\rPID|2||2^^^FAC^MR||C^D\rPV1|1|I|4W^1^B\r"
+	var me *hl7.MessageError
+	if _, err := Convert(mustParse(t, a17), Options{}); !errors.Is(err, ErrUnsupported) || !errors.As(err, &me) || !me.Reject {
+		t.Errorf("Convert(A17) = %v, want ErrUnsupported with a rejecting MessageError", err)
+	}
 }

@@ -1,6 +1,7 @@
 // Package tofhir converts HL7 v2 messages to FHIR R4 resources: ADT
-// (A01/A02/A03/A04/A08/A11/A13/A28/A31, A40 merge) to Patient and
-// Encounter, ORU^R01 to DiagnosticReport and Observations, VXU^V04 to
+// (A01-A08, A11-A13, A21-A23, A28, A31, A40 merge) to Patient and
+// Encounter, with AllergyIntolerance (AL1), Condition (DG1), RelatedPerson
+// (NK1) and Observation (OBX); ORU^R01 to DiagnosticReport and Observations, VXU^V04 to
 // Immunization.
 //
 // Conversion is a pure function of the message and Options: resource ids
@@ -161,7 +162,8 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 	c := &conv{m: m, o: o, source: Source(m), res: &Result{MessageType: mt.Code, Trigger: mt.Trigger}, checkOnly: checkOnly}
 	c.res.Source = c.source
 	switch mt.Code + "^" + mt.Trigger {
-	case "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A08", "ADT^A11", "ADT^A13":
+	case "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A05", "ADT^A06", "ADT^A07", "ADT^A08",
+		"ADT^A11", "ADT^A12", "ADT^A13", "ADT^A21", "ADT^A22", "ADT^A23":
 		err = c.adt(true)
 	case "ADT^A28", "ADT^A31":
 		err = c.adt(false)
@@ -388,10 +390,22 @@ func (c *conv) adt(withEncounter bool) error {
 }
 
 // encounterStatus is the Encounter.status each ADT trigger sets.
+//
+// A05 pre-admit: planned. A06 / A07 (outpatient to inpatient and back) and
+// A12 (cancel transfer: PV1-3 is the location before the transfer, HL7
+// v2.5.1 3.3.12) are full updates of the visit, in-progress. A21 leave of
+// absence: onleave (the bed is kept: location reserved); A22 return:
+// in-progress. A23 delete visit: entered-in-error, status only, like A11.
 var encounterStatus = map[string]string{
 	"A01": "in-progress", "A02": "in-progress", "A03": "finished", "A04": "in-progress",
-	"A11": "entered-in-error", "A13": "in-progress",
+	"A05": "planned", "A06": "in-progress", "A07": "in-progress",
+	"A11": "entered-in-error", "A12": "in-progress", "A13": "in-progress",
+	"A21": "onleave", "A22": "in-progress", "A23": "entered-in-error",
 }
+
+// statusOnly are the triggers that change only the status of the stored
+// Encounter (see Resource.StatusOnly).
+var statusOnly = map[string]bool{"A11": true, "A13": true, "A23": true}
 
 var patientClass = map[string][2]string{
 	"I": {"IMP", "inpatient encounter"}, "O": {"AMB", "ambulatory"}, "E": {"EMER", "emergency"},
@@ -444,9 +458,9 @@ func (c *conv) encounter(pv1 hl7.Segment) error {
 	set(e, "period", period)
 	var locs []any
 	if l := locationDisplay(pv1.Field(3).Repetition(1)); l != "" {
-		st := "active"
-		if status == "finished" {
-			st = "completed"
+		st := map[string]string{"finished": "completed", "planned": "planned", "onleave": "reserved"}[status]
+		if st == "" {
+			st = "active"
 		}
 		locs = append(locs, obj{"location": obj{"display": l}, "status": st})
 	}
@@ -486,7 +500,7 @@ func (c *conv) encounter(pv1 hl7.Segment) error {
 	}
 	c.encID = rid
 	c.add("Encounter", rid, e)
-	if trig == "A11" || trig == "A13" {
+	if statusOnly[trig] {
 		last := &c.res.Resources[len(c.res.Resources)-1]
 		last.StatusOnly, last.Status = true, status
 	}
