@@ -33,11 +33,23 @@ func (c *conv) oru() error {
 		seq    int // occurrence of this OBR in the message
 		obxs   []hl7.Segment
 		obxSeq []int
+		notes  []any   // NTE after the OBR, before its first OBX
+		obxNTE [][]any // NTE after each OBX
 	}
 	var reps []*report
 	obrs, obxs := 0, 0
+	// noteTo is what an NTE annotates: the segment before it (NTEs after an
+	// OBR or OBX, possibly several); NTE after other segments (PID, ORC,
+	// SPM, ...) are not converted.
+	noteTo := ""
 	for i := 0; i < c.m.Len(); i++ {
 		s := c.m.SegmentAt(i)
+		if n := s.Name(); n != "NTE" {
+			noteTo = ""
+			if (n == "OBR" || n == "OBX") && len(reps) > 0 || n == "OBR" {
+				noteTo = n
+			}
+		}
 		switch s.Name() {
 		case "OBR":
 			obrs++
@@ -59,6 +71,18 @@ func (c *conv) oru() error {
 				r := reps[len(reps)-1]
 				r.obxs = append(r.obxs, s)
 				r.obxSeq = append(r.obxSeq, obxs)
+				r.obxNTE = append(r.obxNTE, nil)
+			}
+		case "NTE":
+			if len(reps) == 0 {
+				break // notes on the patient or the message: not converted
+			}
+			r := reps[len(reps)-1]
+			switch noteTo {
+			case "OBR":
+				r.notes = appendNote(r.notes, c.annotation(s))
+			case "OBX":
+				r.obxNTE[len(r.obxNTE)-1] = appendNote(r.obxNTE[len(r.obxNTE)-1], c.annotation(s))
 			}
 		}
 	}
@@ -76,7 +100,7 @@ func (c *conv) oru() error {
 	}
 	keys = disambiguate(keys, func(i int) string { return codeKey(reps[i].obr.Field(4).Repetition(1)) })
 	for i, r := range reps {
-		c.report(i+1, keys[i], r.obr, r.obxs)
+		c.report(i+1, keys[i], r.obr, r.obxs, r.notes, r.obxNTE)
 	}
 	return nil
 }
@@ -168,7 +192,7 @@ func disambiguate(keys []string, detail func(i int) string) []string {
 	return out
 }
 
-func (c *conv) report(n int, key string, obr hl7.Segment, obxs []hl7.Segment) {
+func (c *conv) report(n int, key string, obr hl7.Segment, obxs []hl7.Segment, notes []any, obxNotes [][]any) {
 	_, ident := c.orderKey(obr, n)
 	rid := id("rpt", c.res.PatientID, key)
 	status := reportStatus[obr.Field(25).Value()]
@@ -189,7 +213,8 @@ func (c *conv) report(n int, key string, obr hl7.Segment, obxs []hl7.Segment) {
 	var okeys []string
 	var values []hl7.Segment
 	var results, forms []any
-	for _, obx := range obxs {
+	var valueNotes [][]any
+	for j, obx := range obxs {
 		// Reference pointers and encapsulated data are the report's
 		// presented form (a PDF, an image), not observations.
 		if a := attachment(obx); a != nil {
@@ -197,6 +222,7 @@ func (c *conv) report(n int, key string, obr hl7.Segment, obxs []hl7.Segment) {
 			continue
 		}
 		values = append(values, obx)
+		valueNotes = append(valueNotes, obxNotes[j])
 		k := codeKey(obx.Field(3).Repetition(1))
 		if k == "" {
 			k = fmt.Sprintf("#%d", len(values))
@@ -205,7 +231,7 @@ func (c *conv) report(n int, key string, obr hl7.Segment, obxs []hl7.Segment) {
 	}
 	okeys = disambiguate(okeys, func(int) string { return "" })
 	for i, obx := range values {
-		oid := c.observation(rid, okeys[i], obx, effective)
+		oid := c.observation(rid, okeys[i], obx, effective, valueNotes[i])
 		results = append(results, obj{"reference": "Observation/" + oid})
 	}
 	d := obj{"status": status, "subject": c.patientRef(), "code": cwe(obr.Field(4).Repetition(1)),
@@ -222,6 +248,15 @@ func (c *conv) report(n int, key string, obr hl7.Segment, obxs []hl7.Segment) {
 	}
 	set(d, "result", results)
 	set(d, "presentedForm", forms)
+	if len(notes) > 0 {
+		// R4 DiagnosticReport has no note; the R5 element travels as its
+		// cross-version extension.
+		var ext []any
+		for _, n := range notes {
+			ext = append(ext, obj{"url": extDiagnosticReportNote, "valueAnnotation": n})
+		}
+		d["extension"] = ext
+	}
 	c.add("DiagnosticReport", rid, d)
 }
 
@@ -261,9 +296,11 @@ func attachment(obx hl7.Segment) obj {
 	return nil
 }
 
-func (c *conv) observation(reportID, key string, obx hl7.Segment, effective string) string {
+func (c *conv) observation(reportID, key string, obx hl7.Segment, effective string, notes []any) string {
 	oid := id("obs", reportID, key)
-	c.add("Observation", oid, c.observationObj(obx, effective, "laboratory"))
+	o := c.observationObj(obx, effective, "laboratory")
+	set(o, "note", notes)
+	c.add("Observation", oid, o)
 	return oid
 }
 
@@ -557,4 +594,36 @@ func setSource(p obj, source string) {
 	delete(meta, "lastUpdated")
 	meta["source"] = source
 	p["meta"] = meta
+}
+
+// extDiagnosticReportNote is the FHIR R5 DiagnosticReport.note element as an
+// R4 cross-version extension.
+const extDiagnosticReportNote = "http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.note"
+
+// annotation converts an NTE (Segment NTE to Annotation map): text ←
+// NTE-3 (repetitions joined by newlines, escapes resolved), authorString
+// ← NTE-5 (display), time ← NTE-6. nil when NTE-3 is empty.
+func (c *conv) annotation(nte hl7.Segment) obj {
+	f := nte.Field(3)
+	var lines []string
+	for i := 1; i <= f.NumRepetitions(); i++ {
+		lines = append(lines, hl7.Unescape(string(f.Repetition(i).Raw()), c.m.Delimiters()))
+	}
+	text := strings.TrimRight(strings.Join(lines, "\n"), " \n")
+	if strings.TrimSpace(text) == "" {
+		return nil
+	}
+	a := obj{"text": text}
+	set(a, "authorString", xcnDisplay(nte.Field(5).Repetition(1)))
+	if t, ok := dateTime(nte.Field(6).Value(), c.o.Location); ok {
+		a["time"] = t
+	}
+	return a
+}
+
+func appendNote(notes []any, a obj) []any {
+	if a == nil {
+		return notes
+	}
+	return append(notes, a)
 }
