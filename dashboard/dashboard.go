@@ -56,6 +56,18 @@ type ConnectionStatus struct {
 	// BulkExports are the outcomes of the last Bulk Data export of each
 	// scope (system, patient, group/ID) into the store.
 	BulkExports []BulkExportStatus
+	// Runs are the syncs and exports that started and have not finished:
+	// under way, or interrupted (their process stopped).
+	Runs []RunStatus
+}
+
+// RunStatus is a sync or export that started and has not finished.
+type RunStatus struct {
+	What  string    // "sync", "bulk export system"
+	Since time.Time // when it started
+	// State is "running", "interrupted" (its process is gone; the next run
+	// completes it) or "unknown" (it ran on another host).
+	State string
 }
 
 // OK reports whether the connection is in its normal state.

@@ -175,6 +175,18 @@ func withSavedState(s dashboard.ConnectionStatus, saved ConnectionState) dashboa
 		}
 		s.BulkExports = append(s.BulkExports, bs)
 	}
+	s.Runs = nil
+	for _, what := range slices.Sorted(maps.Keys(saved.Running)) {
+		m := saved.Running[what]
+		rs := dashboard.RunStatus{What: what, Since: m.Since, State: "unknown"}
+		if alive, ok := m.Alive(); ok {
+			rs.State = "interrupted"
+			if alive {
+				rs.State = "running"
+			}
+		}
+		s.Runs = append(s.Runs, rs)
+	}
 	return s
 }
 
