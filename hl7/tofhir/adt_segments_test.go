@@ -3,6 +3,7 @@ package tofhir
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,5 +252,30 @@ func TestVisitTriggers(t *testing.T) {
 	var me *hl7.MessageError
 	if _, err := Convert(mustParse(t, a17), Options{}); !errors.Is(err, ErrUnsupported) || !errors.As(err, &me) || !me.Reject {
 		t.Errorf("Convert(A17) = %v, want ErrUnsupported with a rejecting MessageError", err)
+	}
+}
+
+// TestADTSegmentDates: a date the conversion of AL1, DG1 or NK1 uses must
+// be a valid TS/DTM (AE 102 at the field), like PID-7 and PV1-44.
+func TestADTSegmentDates(t *testing.T) {
+	const head = "MSH|^~\\&|APP|FAC|EHRGATE|EHRGATE|20260302100000||ADT^A31^ADT_A05|C1|P|2.5.1\r" +
+		"PID|1||100400^^^FAC^MR||Reyes^Lucia\r"
+	for _, tt := range []struct {
+		seg   string
+		field int
+	}{
+		{"AL1|1|DA|7980^Penicillin G^RXNORM|||2019-03-12\r", 6},
+		{"DG1|1||I10^Hypertension^I10||yesterday\r", 5},
+		{"DG1|1||I10^Hypertension^I10|||A|||||||||||||20261340\r", 19},
+		{"NK1|1|Reyes^Ana|MTH|||||2020XX\r", 8},
+	} {
+		name := tt.seg[:3]
+		t.Run(fmt.Sprintf("%s-%d", name, tt.field), func(t *testing.T) {
+			_, err := Convert(mustParse(t, head+tt.seg), Options{})
+			var me *hl7.MessageError
+			if !errors.As(err, &me) || me.Condition != hl7.ErrDataType || me.Location.Segment != name || me.Location.Field != tt.field {
+				t.Errorf("Convert(%q) = %v, want a data type error at %s-%d", tt.seg, err, name, tt.field)
+			}
+		})
 	}
 }

@@ -166,6 +166,11 @@ func dateTime(s string, loc *time.Location) (string, bool) {
 			return "", false
 		}
 	}
+	// An offset is +/-HHMM at any precision ("2019-03-12" is not a date
+	// with offset "-03-12").
+	if tz != "" && (len(tz) != 5 || atoi(tz[1:]) < 0) {
+		return "", false
+	}
 	switch len(s) {
 	case 4:
 		return s, true

@@ -80,6 +80,8 @@ func TestDateTime(t *testing.T) {
 		{"2026030108", "2026-03-01T08:00:00Z", true},
 		{"20260301083000+99", "", false},
 		{"abc", "", false},
+		{"2019-03-12", "", false}, // ISO date: not a year with an offset
+		{"20190312-0500", "2019-03-12", true},
 		{"", "", false},
 	}
 	for _, tt := range tests {
