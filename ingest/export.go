@@ -155,8 +155,9 @@ func (s ExportSummary) IncompleteTypes() []string {
 // the same connection, scope and request polls that job instead of kicking
 // off again (the files already ingested are skipped by their checkpoints).
 // A job the server no longer knows (404, 410) or reports failed is
-// forgotten and a new one kicked off; a different request abandons it
-// (DELETE, best effort).
+// forgotten and a new one kicked off, also a job just kicked off (once:
+// when the second fails too, Export fails); a different request abandons
+// it (DELETE, best effort).
 func Export(ctx context.Context, c *bulk.Client, st ExportStore, req bulk.Request, opts ExportOptions) (ExportSummary, error) {
 	return newExporter(c, st, "", opts).run(ctx, req)
 }
@@ -600,9 +601,16 @@ func (x *exporter) runJob(ctx context.Context, req bulk.Request, attempt int) (*
 		return nil, fmt.Errorf("ingest: export: %w", err)
 	}
 	m, err := x.c.Wait(ctx, job)
-	if err != nil && resumed && ctx.Err() == nil && jobFailed(err) {
-		jobs.log.Warn("the resumed bulk export job is gone or failed; kicking off a new one",
-			"connection", x.opts.Connection, "scope", x.sum.Scope, "job", stripQuery(job.StatusURL), "error", err)
+	if err != nil && ctx.Err() == nil && jobFailed(err) {
+		// A resumed job the server no longer has (or that failed) is
+		// replaced; so, once, is a job it lost or failed right after
+		// kicking it off (an expired status URL, a restart of the server's
+		// export worker): one more kick-off before giving up.
+		what := "the bulk export job is gone or failed on the server; kicking it off once more"
+		if resumed {
+			what = "the resumed bulk export job is gone or failed; kicking off a new one"
+		}
+		jobs.log.Warn(what, "connection", x.opts.Connection, "scope", x.sum.Scope, "job", stripQuery(job.StatusURL), "error", err)
 		jobs.forget(ctx)
 		resumed = false
 		if job, err = jobs.kickoff(ctx); err != nil {

@@ -595,3 +595,37 @@ func TestRequestFingerprint(t *testing.T) {
 		}
 	}
 }
+
+// A job that fails (or is lost) on the server right after kick-off is
+// kicked off once more; when that one fails too, the export fails.
+func TestExportFreshJobFailsOnce(t *testing.T) {
+	gen := synth.New(synth.Options{Patients: 3, Seed: 5})
+	want, _ := sourceTotal(gen)
+	for _, tc := range []struct {
+		failJobs int
+		wantErr  bool
+		kickoffs int64
+	}{{1, false, 2}, {2, true, 2}} {
+		t.Run(fmt.Sprintf("FailJobs=%d", tc.failJobs), func(t *testing.T) {
+			sim := bulkexport.New(bulkexport.Options{Source: gen, Faults: bulkexport.Faults{FailJobs: tc.failJobs}})
+			proxy := &countingSim{h: sim.Handler()}
+			ts := httptest.NewServer(proxy)
+			defer ts.Close()
+			c, err := bulk.NewClient(ts.URL+"/fhir", bulk.Options{Sleep: noSleep, Retry: fhir.RetryPolicy{MaxAttempts: 3}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := openStore(t, t.TempDir())
+			sum, err := Export(context.Background(), c, st, bulk.Request{}, ExportOptions{Options: Options{Connection: "sim", Sleep: noSleep}})
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Export = %+v, %v; want error %v", sum, err, tc.wantErr)
+			}
+			if got := proxy.kickoffs.Load(); got != tc.kickoffs {
+				t.Errorf("kick-offs = %d, want %d", got, tc.kickoffs)
+			}
+			if !tc.wantErr && sum.New != want {
+				t.Errorf("stored %d new, want %d", sum.New, want)
+			}
+		})
+	}
+}
