@@ -130,7 +130,7 @@ func instant(s string) string {
 // "<file>|<fact>", values name the README section:
 //
 //	pda-acc          PDA and ACC in ADT are not turned into Observations (OBX are)
-//	vxu-obx          OBX in VXU are not turned into Observations
+//	vxu-obx          OBX in VXU outside an RXA's group are not turned into Observations
 //	a11-status       A11 sets entered-in-error, not cancelled
 //	pv1-context      PV1 of A28/A31/ORU/VXU does not create an Encounter
 //	obr25-empty      an empty OBR-25 takes the status of the OBX results
@@ -155,8 +155,6 @@ var knownDiffs = map[string]string{
 	"ADT-A31-01|Observation code=value":       "pda-acc",
 	"VXU-V04-01|count(Observation)":           "vxu-obx",
 	"VXU-V04-01|Observation code=value":       "vxu-obx",
-	"VXU|count(Observation)":                  "vxu-obx",
-	"VXU|Observation code=value":              "vxu-obx",
 	"ADT-A11-01|Encounter.status":             "a11-status",
 	"ADT-A28-01|count(Encounter)":             "pv1-context",
 	"ADT-A28-01|Encounter.class.code":         "pv1-context",

@@ -469,16 +469,24 @@ func (c *conv) vxu() error {
 			return err
 		}
 	}
-	// RXR follows its RXA.
+	// RXR and OBX follow their RXA (until the next ORC or RXA).
 	routes := map[int]hl7.Segment{}
-	n := -1
+	obxs := map[int][]hl7.Segment{}
+	n, cur := -1, -1
 	for i := 0; i < c.m.Len(); i++ {
 		switch s := c.m.SegmentAt(i); s.Name() {
 		case "RXA":
 			n++
+			cur = n
+		case "ORC":
+			cur = -1
 		case "RXR":
-			if n >= 0 {
-				routes[n] = s
+			if cur >= 0 {
+				routes[cur] = s
+			}
+		case "OBX":
+			if cur >= 0 {
+				obxs[cur] = append(obxs[cur], s)
 			}
 		}
 	}
@@ -533,7 +541,10 @@ func (c *conv) vxu() error {
 			}
 		}
 		set(im, "identifier", ids)
-		c.add("Immunization", id("imm", c.res.PatientID, key), im)
+		immID := id("imm", c.res.PatientID, key)
+		vaccineObs := c.vaccineObservations(im, obxs[i])
+		c.add("Immunization", immID, im)
+		c.addVaccineObservations(immID, vaccineObs)
 	}
 	return nil
 }
@@ -626,4 +637,96 @@ func appendNote(notes []any, a obj) []any {
 		return notes
 	}
 	return append(notes, a)
+}
+
+// LOINC codes of the OBX that CDC's HL7 v2.5.1 immunization guide puts
+// under an RXA.
+const (
+	loincFundingSource  = "30963-3"
+	loincEligibility    = "64994-7"
+	loincVISDocument    = "69764-9"
+	loincVISPublished   = "29768-9"
+	loincVISPresented   = "29769-7"
+	loincVISVaccineType = "30956-7"
+)
+
+// vaccineObservations reads the OBX under one RXA into the Immunization
+// (Message VXU_V04 to Bundle map, with the CDC immunization guide's OBX
+// codes): fundingSource ← 30963-3, programEligibility ← 64994-7,
+// education ← the VIS OBX grouped by OBX-4 sub-id (documentType ←
+// 69764-9, publicationDate ← 29768-9, presentationDate ← 29769-7). It
+// returns the OBX that convert to Observations: all that follow the
+// result rules (others are skipped, not refused: the vaccination stays
+// usable).
+func (c *conv) vaccineObservations(im obj, obxs []hl7.Segment) []hl7.Segment {
+	var keep []hl7.Segment
+	edu := map[string]obj{}
+	var eduOrder []string
+	for i, obx := range obxs {
+		if c.checkOBX(obx, i+1) != nil || attachment(obx) != nil {
+			continue
+		}
+		keep = append(keep, obx)
+		code := obx.Field(3).Component(1).Value()
+		if codingSystem(obx.Field(3).Component(3).Value()) != sysLOINC {
+			continue
+		}
+		v := obx.Field(5).Repetition(1)
+		switch code {
+		case loincFundingSource:
+			im["fundingSource"] = cwe(v)
+		case loincEligibility:
+			im["programEligibility"] = append(asList(im["programEligibility"]), cwe(v))
+		case loincVISDocument, loincVISPublished, loincVISPresented, loincVISVaccineType:
+			sub := obx.Field(4).Value()
+			e, ok := edu[sub]
+			if !ok {
+				e = obj{}
+				edu[sub] = e
+				eduOrder = append(eduOrder, sub)
+			}
+			switch code {
+			case loincVISDocument:
+				set(e, "documentType", v.Component(1).Value())
+			case loincVISPublished:
+				set(e, "publicationDate", c.visDate(v))
+			case loincVISPresented:
+				set(e, "presentationDate", c.visDate(v))
+			}
+		}
+	}
+	var education []any
+	for _, sub := range eduOrder {
+		if e := edu[sub]; len(e) > 0 {
+			education = append(education, e)
+		}
+	}
+	set(im, "education", education)
+	return keep
+}
+
+func (c *conv) visDate(v hl7.Repetition) string {
+	d, _ := dateTime(v.Component(1).Value(), c.o.Location)
+	return d
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+// addVaccineObservations adds the OBX under an RXA as Observations (the
+// ORU mapping, no category) with partOf → the Immunization. Id:
+// hash(Immunization id, OBX-3 code, OBX-4 sub-id), occurrence when repeated.
+func (c *conv) addVaccineObservations(immID string, obxs []hl7.Segment) {
+	keys := make([]string, len(obxs))
+	for i, obx := range obxs {
+		keys[i] = codeKey(obx.Field(3).Repetition(1)) + "^" + obx.Field(4).Value()
+	}
+	keys = disambiguate(keys, func(int) string { return "" })
+	for i, obx := range obxs {
+		o := c.observationObj(obx, "", "")
+		o["partOf"] = []any{obj{"reference": "Immunization/" + immID}}
+		c.add("Observation", id("obs", immID, keys[i]), o)
+	}
 }
