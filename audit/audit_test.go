@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,19 +169,30 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// memTrail is an in-memory store.AuditLog that can be made to fail.
+// memTrail is an in-memory store.AuditLog that can be made to fail or slow.
 type memTrail struct {
+	mu      sync.Mutex
 	entries []store.AuditEntry
+	batches []int // sizes of the appends
 	fail    error
+	delay   time.Duration
 }
 
-func (m *memTrail) AppendAudit(_ context.Context, e store.AuditEntry) (store.AuditEntry, error) {
+func (m *memTrail) AppendAudit(_ context.Context, es ...store.AuditEntry) ([]store.AuditEntry, error) {
+	time.Sleep(m.delay)
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.fail != nil {
-		return store.AuditEntry{}, m.fail
+		return nil, m.fail
 	}
-	e.Seq = int64(len(m.entries) + 1)
-	m.entries = append(m.entries, e)
-	return e, nil
+	m.batches = append(m.batches, len(es))
+	var out []store.AuditEntry
+	for _, e := range es {
+		e.Seq = int64(len(m.entries) + 1)
+		m.entries = append(m.entries, e)
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 func (m *memTrail) QueryAudit(context.Context, store.AuditQuery) ([]store.AuditEntry, error) {
@@ -242,5 +255,73 @@ func TestResourceRefusesNonAuditEvent(t *testing.T) {
 		if _, err := Resource(store.AuditEntry{Seq: 1, Event: []byte(b)}); err == nil {
 			t.Errorf("Resource(%q) succeeded", b)
 		}
+	}
+}
+
+// TestLogSharesCommits: concurrent Records while the store is slow go in
+// few appends, each Record returning once its event is stored; a failed
+// append fails every Record in it.
+func TestLogSharesCommits(t *testing.T) {
+	trail := &memTrail{delay: 20 * time.Millisecond}
+	l := NewLog(trail, src, nil)
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := goldenEvents()["patient-read"]
+			ev.RequestID = fmt.Sprint("req-", i)
+			errs <- l.Record(context.Background(), ev)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Record: %v", err)
+		}
+	}
+	if len(trail.entries) != n {
+		t.Fatalf("trail has %d entries, want %d", len(trail.entries), n)
+	}
+	if len(trail.batches) >= n/2 {
+		t.Errorf("%d events took %d appends (%v), want them shared", n, len(trail.batches), trail.batches)
+	}
+	seen := map[string]bool{}
+	for _, e := range trail.entries {
+		seen[string(e.Event)] = true
+	}
+	if len(seen) != n {
+		t.Errorf("trail holds %d distinct events, want %d", len(seen), n)
+	}
+
+	trail.fail = errors.New("disk full")
+	errs = make(chan error, 10)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- l.Record(context.Background(), goldenEvents()["patient-read"])
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, trail.fail) {
+			t.Errorf("Record with the store failing = %v, want its error", err)
+		}
+	}
+}
+
+// TestLogCancelledBeforeQueueing: a request already cancelled records
+// nothing and says so.
+func TestLogCancelledBeforeQueueing(t *testing.T) {
+	trail := &memTrail{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := NewLog(trail, src, nil).Record(ctx, goldenEvents()["patient-read"]); !errors.Is(err, context.Canceled) || len(trail.entries) != 0 {
+		t.Errorf("Record(cancelled) = %v with %d entries, want context.Canceled and none", err, len(trail.entries))
 	}
 }

@@ -17,10 +17,10 @@ import (
 // Entries hold no clinical payloads and no tokens (package audit's
 // contract).
 type AuditEntry struct {
-	// Seq is the entry's position in the trail, assigned by Append:
+	// Seq is the entry's position in the trail, assigned by AppendAudit:
 	// 1, 2, 3, ... without gaps.
 	Seq int64
-	// Recorded is when the event happened (AuditEvent.recorded). Append
+	// Recorded is when the event happened (AuditEvent.recorded). AppendAudit
 	// keeps it at microsecond precision (what every backend stores).
 	Recorded time.Time
 	// Type and Subtype are the event's type code and first subtype code
@@ -40,7 +40,7 @@ type AuditEntry struct {
 	Patient    string
 	// Event is the canonical event bytes.
 	Event []byte
-	// PrevHash and Hash chain the entry to the one before it (Append sets
+	// PrevHash and Hash chain the entry to the one before it (AppendAudit sets
 	// both): Hash = AuditHash(PrevHash, entry); the first entry's
 	// PrevHash is AuditZeroHash.
 	PrevHash []byte
@@ -119,19 +119,21 @@ func (v AuditVerification) Intact() bool { return v.Broken == 0 }
 // patient's data, when, from where; package audit writes it).
 //
 // Contract: implementations are safe for concurrent use, by goroutines and
-// by processes sharing the store. Append assigns e the next sequence number
-// and chains it (PrevHash, Hash) under the trail's lock, so concurrent
-// appends, from any process, make one chain with no gaps; it returns the
-// entry as stored. It fails rather than store a partial entry, and its
-// error means the event was not recorded (callers fail closed). The store
-// never changes or removes an entry.
+// by processes sharing the store. AppendAudit assigns each of es, in order,
+// the next sequence number and chains it (PrevHash, Hash) under the trail's
+// lock, in one transaction, so concurrent appends, from any process, make
+// one chain with no gaps; it returns the entries as stored. It stores all
+// of es or none: an error means none was recorded (callers fail closed).
+// Appending several at once is how a busy recorder shares one commit among
+// many events (package audit's Log). The store never changes or removes an
+// entry.
 //
 // QueryAudit returns the entries q selects, in sequence order, at most
 // q.Limit of them. VerifyAudit walks the whole chain from sequence 1 and
 // reports the first entry that does not follow (AuditVerification.Broken);
 // an error means it could not read the trail, not that the trail is broken.
 type AuditLog interface {
-	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
+	AppendAudit(ctx context.Context, es ...AuditEntry) ([]AuditEntry, error)
 	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 	VerifyAudit(ctx context.Context) (AuditVerification, error)
 }

@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"context"
 	"database/sql"
 	"testing"
 
+	"ehrgate/audit"
 	"ehrgate/internal/pgtest"
 	"ehrgate/store"
 	"ehrgate/store/storetest"
@@ -70,4 +72,37 @@ func TestAuditAppendOnly(t *testing.T) {
 			t.Errorf("%s succeeded on the audit trail", q)
 		}
 	}
+}
+
+func BenchmarkAuditAppend(b *testing.B) {
+	s, err := Open(b.Context(), pgtest.NewDatabase(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchAuditAppend(b, s)
+}
+
+// BenchmarkAuditRecord measures audit.Log.Record from 16 goroutines per
+// core (as concurrent requests record their accesses, sharing commits).
+func BenchmarkAuditRecord(b *testing.B) {
+	s, err := Open(b.Context(), pgtest.NewDatabase(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	l := audit.NewLog(s, audit.Source{InstanceID: "bench"}, nil)
+	ev := audit.Read(audit.Agent{ClientID: "bench", Address: "10.0.0.1"}, audit.PatientRef{Connection: "c", ID: "p"},
+		audit.ResourceRef{Connection: "c", Type: "Observation", ID: "o"})
+	ev.Outcome = audit.OutcomeSuccess
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := l.Record(context.Background(), ev); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

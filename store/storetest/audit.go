@@ -47,10 +47,10 @@ func RunAuditTests(t *testing.T, newStore func(t *testing.T) store.AuditLog, tam
 		var out []store.AuditEntry
 		for i := range n {
 			e, err := s.AppendAudit(ctx, auditEntry(i, fmt.Sprint("p", i%3), fmt.Sprint("user", i%2)))
-			if err != nil {
-				t.Fatalf("AppendAudit(%d): %v", i, err)
+			if err != nil || len(e) != 1 {
+				t.Fatalf("AppendAudit(%d) = %d entries, %v; want 1", i, len(e), err)
 			}
-			out = append(out, e)
+			out = append(out, e[0])
 		}
 		return out
 	}
@@ -102,8 +102,8 @@ func RunAuditTests(t *testing.T, newStore func(t *testing.T) store.AuditLog, tam
 			t.Fatal(err)
 		}
 		want := time.Date(2026, 3, 1, 8, 0, 0, 123456000, time.UTC)
-		if !got.Recorded.Equal(want) {
-			t.Errorf("AppendAudit Recorded = %v, want %v", got.Recorded, want)
+		if !got[0].Recorded.Equal(want) {
+			t.Errorf("AppendAudit Recorded = %v, want %v", got[0].Recorded, want)
 		}
 		if v, err := s.VerifyAudit(ctx); err != nil || !v.Intact() {
 			t.Errorf("VerifyAudit = %+v, %v; want intact", v, err)
@@ -115,6 +115,34 @@ func RunAuditTests(t *testing.T, newStore func(t *testing.T) store.AuditLog, tam
 		e.Event = nil
 		if _, err := s.AppendAudit(ctx, e); err == nil {
 			t.Error("AppendAudit(no event) succeeded")
+		}
+		// In a batch, one bad entry keeps all out.
+		if _, err := s.AppendAudit(ctx, auditEntry(1, "p", "u"), e); err == nil {
+			t.Error("AppendAudit(good, no event) succeeded")
+		}
+		if v, err := s.VerifyAudit(ctx); err != nil || v.Entries != 0 {
+			t.Errorf("after refused appends VerifyAudit = %+v, %v; want no entries", v, err)
+		}
+	})
+	t.Run("AppendSeveral", func(t *testing.T) {
+		s := newStore(t)
+		first := appendN(t, s, 1)
+		got, err := s.AppendAudit(ctx, auditEntry(1, "p", "u"), auditEntry(2, "p", "u"), auditEntry(3, "p", "u"))
+		if err != nil || len(got) != 3 {
+			t.Fatalf("AppendAudit(3 entries) = %d entries, %v; want 3", len(got), err)
+		}
+		prev := first[0].Hash
+		for i, e := range got {
+			if e.Seq != int64(i+2) || !bytes.Equal(e.PrevHash, prev) {
+				t.Errorf("batch entry %d: Seq %d, PrevHash %x; want %d, %x", i, e.Seq, e.PrevHash, i+2, prev)
+			}
+			prev = e.Hash
+		}
+		if got, err := s.AppendAudit(ctx); err != nil || len(got) != 0 {
+			t.Errorf("AppendAudit() = %v, %v; want nothing", got, err)
+		}
+		if v, err := s.VerifyAudit(ctx); err != nil || !v.Intact() || v.Entries != 4 {
+			t.Errorf("VerifyAudit = %+v, %v; want intact with 4 entries", v, err)
 		}
 	})
 	t.Run("Query", func(t *testing.T) {
@@ -213,10 +241,11 @@ func RunSharedAuditTests(t *testing.T, open func(t *testing.T) (a, b store.Audit
 // through b, and checks that the result is one intact chain 1..n.
 func testAuditConcurrent(t *testing.T, a, b store.AuditLog) {
 	ctx := context.Background()
-	const n = 40
+	const n = 40 // of which every fourth appends two entries
 	var wg sync.WaitGroup
+	const total = n + n/4
 	errs := make(chan error, n)
-	seqs := make(chan int64, n)
+	seqs := make(chan int64, total)
 	for i := range n {
 		s := a
 		if i%2 == 1 {
@@ -225,12 +254,18 @@ func testAuditConcurrent(t *testing.T, a, b store.AuditLog) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e, err := s.AppendAudit(ctx, auditEntry(i, "p", fmt.Sprint("agent", i)))
+			es := []store.AuditEntry{auditEntry(i, "p", fmt.Sprint("agent", i))}
+			if i%4 == 0 {
+				es = append(es, auditEntry(i, "p", fmt.Sprint("agent", i, "b")))
+			}
+			got, err := s.AppendAudit(ctx, es...)
 			if err != nil {
 				errs <- err
 				return
 			}
-			seqs <- e.Seq
+			for _, e := range got {
+				seqs <- e.Seq
+			}
 		}()
 	}
 	wg.Wait()
@@ -241,15 +276,34 @@ func testAuditConcurrent(t *testing.T, a, b store.AuditLog) {
 	}
 	seen := map[int64]bool{}
 	for s := range seqs {
-		if seen[s] {
-			t.Errorf("sequence %d assigned twice", s)
+		if s < 1 || s > total || seen[s] {
+			t.Errorf("sequence %d assigned twice or out of 1..%d", s, total)
 		}
 		seen[s] = true
 	}
 	for _, s := range []store.AuditLog{a, b} {
 		v, err := s.VerifyAudit(ctx)
-		if err != nil || !v.Intact() || v.Entries != n || v.Last != n {
-			t.Errorf("VerifyAudit after %d concurrent appends = %+v, %v; want intact with %d entries", n, v, err, n)
+		if err != nil || !v.Intact() || v.Entries != total || v.Last != total {
+			t.Errorf("VerifyAudit after %d concurrent appends = %+v, %v; want intact with %d entries", n, v, err, total)
 		}
 	}
+}
+
+// BenchAuditAppend measures AppendAudit from parallel goroutines (as
+// concurrent requests record their accesses).
+func BenchAuditAppend(b *testing.B, s store.AuditLog) {
+	ctx := context.Background()
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := s.AppendAudit(ctx, auditEntry(i, "p", "bench")); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
 }

@@ -30,38 +30,49 @@ const auditColumns = `seq, recorded, type, subtype, action, outcome, agent, conn
 const auditVerifyPage = 1000
 
 // AppendAudit implements store.AuditLog.
-func (db *DB) AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error) {
-	if len(e.Event) == 0 {
-		return store.AuditEntry{}, errors.New("appending audit event: empty event")
+func (db *DB) AppendAudit(ctx context.Context, es ...store.AuditEntry) ([]store.AuditEntry, error) {
+	if len(es) == 0 {
+		return nil, nil
 	}
-	e.Recorded = e.Recorded.UTC().Truncate(time.Microsecond)
-	var out store.AuditEntry
+	in := make([]store.AuditEntry, len(es))
+	for i, e := range es {
+		if len(e.Event) == 0 {
+			return nil, errors.New("appending audit events: empty event")
+		}
+		e.Recorded = e.Recorded.UTC().Truncate(time.Microsecond)
+		in[i] = e
+	}
+	var out []store.AuditEntry
 	err := db.Write(ctx, func(ctx context.Context, tx Querier) error {
+		out = out[:0] // fn may be retried
 		if err := db.Dialect.lock(ctx, tx, auditLockKey); err != nil {
 			return err
 		}
-		e := e // fn may be retried
+		var seq int64
 		var prev []byte
-		err := db.queryRow(ctx, tx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&e.Seq, &prev)
+		err := db.queryRow(ctx, tx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			e.Seq, prev = 0, store.AuditZeroHash
+			seq, prev = 0, store.AuditZeroHash
 		case err != nil:
 			return fmt.Errorf("reading the newest audit event: %w", err)
 		}
-		e.Seq++
-		e.PrevHash = prev
-		e.Hash = store.AuditHash(prev, e)
-		if _, err := db.exec(ctx, tx, `INSERT INTO audit_events (`+auditColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-			e.Seq, db.Dialect.instant(e.Recorded), e.Type, e.Subtype, e.Action, e.Outcome, e.Agent,
-			e.Connection, e.Patient, e.Event, e.PrevHash, e.Hash); err != nil {
-			return err
+		for _, e := range in {
+			seq++
+			e.Seq, e.PrevHash = seq, prev
+			e.Hash = store.AuditHash(prev, e)
+			if _, err := db.exec(ctx, tx, `INSERT INTO audit_events (`+auditColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+				e.Seq, db.Dialect.instant(e.Recorded), e.Type, e.Subtype, e.Action, e.Outcome, e.Agent,
+				e.Connection, e.Patient, e.Event, e.PrevHash, e.Hash); err != nil {
+				return err
+			}
+			prev = e.Hash
+			out = append(out, e)
 		}
-		out = e
 		return nil
 	})
 	if err != nil {
-		return store.AuditEntry{}, fmt.Errorf("appending audit event: %w", err)
+		return nil, fmt.Errorf("appending audit events: %w", err)
 	}
 	return out, nil
 }
