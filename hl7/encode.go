@@ -14,8 +14,8 @@ func (m *Message) Encode() []byte { return m.AppendEncode(nil) }
 
 // AppendEncode appends the encoded message to dst.
 func (m *Message) AppendEncode(dst []byte) []byte {
-	for _, s := range m.segs {
-		dst = append(dst, s.bytes()...)
+	for i := range m.segs {
+		dst = append(dst, m.raw[m.segs[i].off:m.segs[i].end]...)
 		dst = append(dst, '\r')
 	}
 	return dst

@@ -46,6 +46,7 @@ func FuzzParse(f *testing.F) {
 					}
 				}
 			}
+			checkIndexAgainstScan(t, m)
 			enc := m.Encode()
 			m2, err := Parse(enc, ParseOptions{})
 			if err != nil {

@@ -2,11 +2,14 @@
 // (v2.3 through v2.8) and builds acknowledgements.
 //
 // Parsing is offset based: a Message keeps the bytes it was parsed from and
-// each Segment is a sub-slice of them. Fields, repetitions, components and
-// sub-components are located on access by scanning for delimiters, so a parse
-// costs one allocation for typical messages and accessors allocate only the
-// strings they return. A Message is immutable after Parse and safe for
-// concurrent readers; the caller must not modify the parsed bytes afterwards.
+// each Segment is an (offset, end) pair into them. The first access to a
+// segment's fields scans that segment once and records where every field,
+// repetition, component and sub-component starts (offsets, no copies); every
+// later access to any of them is O(1). A parse costs one allocation for
+// typical messages, each segment read costs one index allocation, and
+// accessors allocate only the strings they return. A Message is immutable
+// after Parse (the index is built at most once per segment, safely under
+// concurrent readers); the caller must not modify the parsed bytes afterwards.
 //
 // Message content is protected health information. Nothing in this package
 // logs, and errors carry positions (segment index, field number), never data.
@@ -19,6 +22,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // Sentinel errors. Parse wraps them in a *ParseError carrying the position.
@@ -141,8 +145,15 @@ func (d *Delimiters) isDelim(c byte) bool {
 type Message struct {
 	raw    []byte
 	delims Delimiters
-	segs   []Segment
-	inline [16]Segment // backing store for segs so small messages cost one allocation
+	segs   []segEntry
+	inline [16]segEntry // backing store for segs so small messages cost one allocation
+}
+
+// segEntry locates one segment and, once a field of it has been read, holds
+// its boundary index.
+type segEntry struct {
+	off, end uint32 // raw[off:end] is the segment without terminator
+	ix       atomic.Pointer[segIndex]
 }
 
 // Delimiters returns the delimiters declared by the message header.
@@ -155,14 +166,17 @@ func (m *Message) Bytes() []byte { return m.raw }
 func (m *Message) Len() int { return len(m.segs) }
 
 // SegmentAt returns the i-th segment (0-based) in message order.
-func (m *Message) SegmentAt(i int) Segment { return m.segs[i] }
+func (m *Message) SegmentAt(i int) Segment {
+	_ = &m.segs[i] // same panic as before for an index out of range
+	return Segment{m: m, i: uint32(i)}
+}
 
 // Segments returns the segments named name (for example "OBX") in message
 // order, Z-segments included.
 func (m *Message) Segments(name string) []Segment {
 	var out []Segment
-	for _, s := range m.segs {
-		if string(s.nameBytes()) == name {
+	for i := range m.segs {
+		if s := (Segment{m: m, i: uint32(i)}); string(s.nameBytes()) == name {
 			out = append(out, s)
 		}
 	}
@@ -171,8 +185,8 @@ func (m *Message) Segments(name string) []Segment {
 
 // Segment returns the n-th (1-based) segment named name.
 func (m *Message) Segment(name string, n int) (Segment, bool) {
-	for _, s := range m.segs {
-		if string(s.nameBytes()) == name {
+	for i := range m.segs {
+		if s := (Segment{m: m, i: uint32(i)}); string(s.nameBytes()) == name {
 			n--
 			if n == 0 {
 				return s, true
@@ -185,15 +199,30 @@ func (m *Message) Segment(name string, n int) (Segment, bool) {
 // Segment is one segment of a message; it refers to the message's bytes.
 // The zero Segment is empty.
 type Segment struct {
-	m        *Message
-	off, end uint32 // m.raw[off:end] is the segment without terminator
+	m *Message
+	i uint32 // index into m.segs
 }
 
 func (s Segment) bytes() []byte {
 	if s.m == nil {
 		return nil
 	}
-	return s.m.raw[s.off:s.end]
+	e := &s.m.segs[s.i]
+	return s.m.raw[e.off:e.end]
+}
+
+// index returns the segment's boundary index, building it on first use.
+// Concurrent first readers may both build it; one result is kept.
+func (s Segment) index() *segIndex {
+	e := &s.m.segs[s.i]
+	if ix := e.ix.Load(); ix != nil {
+		return ix
+	}
+	ix := buildIndex(s.m.raw[e.off:e.end], &s.m.delims, s.isHeader())
+	if !e.ix.CompareAndSwap(nil, ix) {
+		ix = e.ix.Load()
+	}
+	return ix
 }
 
 func (s Segment) delims() Delimiters {
@@ -227,12 +256,12 @@ func (s Segment) isHeader() bool {
 
 // NumFields returns the number of the last field present (MSH counts MSH-1).
 func (s Segment) NumFields() int {
-	raw := s.bytes()
-	if len(raw) == 0 {
+	if s.m == nil {
 		return 0
 	}
-	n := bytes.Count(raw, []byte{s.delims().Field})
-	if s.isHeader() {
+	ix := s.index()
+	n := ix.elements() - 1
+	if ix.header {
 		n++
 	}
 	return n
@@ -243,26 +272,31 @@ func (s Segment) NumFields() int {
 // verbatim and never split. Field(0) is the segment name. A missing field is
 // empty.
 func (s Segment) Field(n int) Field {
-	if n < 0 {
+	if n < 1 || s.m == nil {
+		if n == 0 {
+			f := s.nth(0)
+			f.literal = true
+			return f
+		}
 		return Field{d: s.delims()}
 	}
-	if s.isHeader() {
-		switch {
-		case n == 1:
-			return Field{raw: s.bytes()[3:4], d: s.delims(), literal: true}
-		case n == 2:
+	ix := s.index()
+	k := n
+	if ix.header {
+		switch n {
+		case 1:
+			return Field{raw: s.bytes()[3:4], d: s.m.delims, literal: true}
+		case 2:
 			f := s.nth(1)
 			f.literal = true
 			return f
-		case n > 2:
-			return s.nth(n - 1)
 		}
+		k = n - 1
 	}
-	f := s.nth(n)
-	if n == 0 {
-		f.literal = true
+	if k >= ix.elements() {
+		return Field{d: s.m.delims}
 	}
-	return f
+	return Field{raw: ix.fieldBytes(uint32(k)), d: s.m.delims, ix: ix, n: uint32(k)}
 }
 
 // nth returns the i-th element of the segment split on the field separator.
@@ -310,6 +344,8 @@ func count(p []byte, sep byte) int {
 // Field is one field of a segment, possibly with repetitions.
 type Field struct {
 	raw     []byte
+	ix      *segIndex // nil: raw is split by scanning (literal or absent parts)
+	n       uint32    // element number in ix
 	d       Delimiters
 	literal bool // MSH-1, MSH-2 and segment names are never split or unescaped
 }
@@ -328,6 +364,12 @@ func (f Field) NumRepetitions() int {
 	if f.literal {
 		return min(len(f.raw), 1)
 	}
+	if f.ix != nil {
+		if len(f.raw) == 0 {
+			return 0
+		}
+		return int(f.ix.f[f.n+1] - f.ix.f[f.n])
+	}
 	return count(f.raw, f.d.Repetition)
 }
 
@@ -338,6 +380,14 @@ func (f Field) Repetition(i int) Repetition {
 			return Repetition{raw: f.raw, d: f.d, literal: true}
 		}
 		return Repetition{d: f.d}
+	}
+	if f.ix != nil {
+		first, next := f.ix.f[f.n], f.ix.f[f.n+1]
+		if i < 1 || uint32(i) > next-first {
+			return Repetition{d: f.d}
+		}
+		k := first + uint32(i) - 1
+		return Repetition{raw: f.ix.repBytes(k), ix: f.ix, n: k, d: f.d}
 	}
 	return Repetition{raw: split(f.raw, f.d.Repetition, i), d: f.d}
 }
@@ -352,6 +402,8 @@ func (f Field) Value() string { return f.Repetition(1).Component(1).SubComponent
 // Repetition is one repetition of a field.
 type Repetition struct {
 	raw     []byte
+	ix      *segIndex
+	n       uint32 // repetition number in ix
 	d       Delimiters
 	literal bool
 }
@@ -367,6 +419,12 @@ func (r Repetition) NumComponents() int {
 	if r.literal {
 		return min(len(r.raw), 1)
 	}
+	if r.ix != nil {
+		if len(r.raw) == 0 {
+			return 0
+		}
+		return int(r.ix.r[r.n+1] - r.ix.r[r.n])
+	}
 	return count(r.raw, r.d.Component)
 }
 
@@ -378,6 +436,14 @@ func (r Repetition) Component(i int) Component {
 		}
 		return Component{d: r.d}
 	}
+	if r.ix != nil {
+		first, next := r.ix.r[r.n], r.ix.r[r.n+1]
+		if i < 1 || uint32(i) > next-first {
+			return Component{d: r.d}
+		}
+		k := first + uint32(i) - 1
+		return Component{raw: r.ix.compBytes(k), ix: r.ix, n: k, d: r.d}
+	}
 	return Component{raw: split(r.raw, r.d.Component, i), d: r.d}
 }
 
@@ -387,6 +453,8 @@ func (r Repetition) Value() string { return r.Component(1).SubComponent(1) }
 // Component is one component of a repetition.
 type Component struct {
 	raw     []byte
+	ix      *segIndex
+	n       uint32 // component number in ix
 	d       Delimiters
 	literal bool
 }
@@ -402,6 +470,12 @@ func (c Component) NumSubComponents() int {
 	if c.literal {
 		return min(len(c.raw), 1)
 	}
+	if c.ix != nil {
+		if len(c.raw) == 0 {
+			return 0
+		}
+		return int(c.ix.c[c.n+1] - c.ix.c[c.n])
+	}
 	return count(c.raw, c.d.SubComponent)
 }
 
@@ -413,7 +487,16 @@ func (c Component) SubComponent(i int) string {
 		}
 		return ""
 	}
-	v := split(c.raw, c.d.SubComponent, i)
+	var v []byte
+	if c.ix != nil {
+		first, next := c.ix.c[c.n], c.ix.c[c.n+1]
+		if i < 1 || uint32(i) > next-first {
+			return ""
+		}
+		v = c.ix.subBytes(first + uint32(i) - 1)
+	} else {
+		v = split(c.raw, c.d.SubComponent, i)
+	}
 	if c.d.Escape == 0 || bytes.IndexByte(v, c.d.Escape) < 0 {
 		return string(v)
 	}

@@ -96,7 +96,7 @@ func Parse(data []byte, opts ParseOptions) (*Message, error) {
 		} else if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		m.segs = append(m.segs, Segment{m: m, off: uint32(end - len(line)), end: uint32(end)})
+		m.segs = append(m.segs, segEntry{off: uint32(end - len(line)), end: uint32(end)})
 	}
 	return m, nil
 }
