@@ -208,14 +208,11 @@ func diagnosisSystem(name string) string {
 // ADT about the visit updates the same diagnosis. A DG1 without any code
 // or description is not converted.
 func (c *conv) diagnoses() error {
-	var segs []hl7.Segment
-	var keys []string
-	for i, dg1 := range c.m.Segments("DG1") {
-		for _, n := range []int{5, 19} {
-			if err := c.checkTime(dg1, i+1, n); err != nil {
-				return err
-			}
-		}
+	segs, keys, err := c.dg1s()
+	if err != nil {
+		return err
+	}
+	for i, dg1 := range segs {
 		k := codeKey(dg1.Field(3).Repetition(1))
 		if v := dg1.Field(20).Component(1).Value(); v != "" {
 			k = "id^" + v + "^" + dg1.Field(20).Component(2).Value()
@@ -227,12 +224,6 @@ func (c *conv) diagnoses() error {
 				continue
 			}
 		}
-		segs = append(segs, dg1)
-		keys = append(keys, k)
-	}
-	keys = disambiguate(keys, func(int) string { return "" })
-	scope := firstNonEmpty(c.encID, c.res.PatientID)
-	for i, dg1 := range segs {
 		r := dg1.Field(3).Repetition(1)
 		code := obj{}
 		var codings []any
@@ -275,9 +266,67 @@ func (c *conv) diagnoses() error {
 		if strings.EqualFold(dg1.Field(21).Value(), "D") {
 			cond["verificationStatus"] = obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "entered-in-error"}}}
 		}
-		c.add("Condition", id("cond", scope, keys[i]), cond)
+		c.add("Condition", conditionID(firstNonEmpty(c.encID, c.res.PatientID), keys[i]), cond)
 	}
 	return nil
+}
+
+// conditionID is the id of a DG1's Condition within its visit (else
+// patient) scope.
+func conditionID(scope, key string) string { return id("cond", scope, key) }
+
+// dg1s returns the DG1 segments that convert to a Condition and their
+// keys (unique within the message), after checking their dates.
+func (c *conv) dg1s() ([]hl7.Segment, []string, error) {
+	var segs []hl7.Segment
+	var keys []string
+	for i, dg1 := range c.m.Segments("DG1") {
+		for _, n := range []int{5, 19} {
+			if err := c.checkTime(dg1, i+1, n); err != nil {
+				return nil, nil, err
+			}
+		}
+		k := codeKey(dg1.Field(3).Repetition(1))
+		if v := dg1.Field(20).Component(1).Value(); v != "" {
+			k = "id^" + v + "^" + dg1.Field(20).Component(2).Value()
+		}
+		if k == "" {
+			if d := strings.TrimSpace(dg1.Field(4).Value()); d != "" {
+				k = "text^" + d
+			} else {
+				continue
+			}
+		}
+		segs = append(segs, dg1)
+		keys = append(keys, k)
+	}
+	return segs, disambiguate(keys, func(int) string { return "" }), nil
+}
+
+// encounterDiagnoses is Encounter.diagnosis for the DG1 of the message:
+// condition → each DG1's Condition, use ← DG1-6 diagnosis type (table
+// 0052: A admitting, W working, F final; kept as the v2 code), rank ←
+// DG1-15 diagnosis priority when a positive number.
+func (c *conv) encounterDiagnoses(encID string) ([]any, error) {
+	if statusOnly[c.res.Trigger] {
+		return nil, nil
+	}
+	segs, keys, err := c.dg1s()
+	if err != nil {
+		return nil, err
+	}
+	var out []any
+	for i, dg1 := range segs {
+		d := obj{"condition": obj{"reference": "Condition/" + conditionID(encID, keys[i])}}
+		if t := dg1.Field(6).Component(1).Value(); t != "" {
+			d["use"] = obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/v2-0052", "code": t}}}
+		}
+		if r := atoi(strings.TrimSpace(dg1.Field(15).Value())); r > 0 {
+			d["rank"] = r
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // relatedPersons converts each NK1 (Segment NK1 to RelatedPerson map):

@@ -279,3 +279,42 @@ func TestADTSegmentDates(t *testing.T) {
 		})
 	}
 }
+
+// TestReferencesResolve: every reference a converted resource makes to
+// another resource of the message (Encounter.diagnosis, Condition.encounter,
+// Observation.partOf, DiagnosticReport.result, ...) names a resource the
+// message produced (or, for a merge, the retired patient).
+func TestReferencesResolve(t *testing.T) {
+	for f, r := range convertedMessages(t) {
+		have := map[string]bool{}
+		for _, res := range r.Resources {
+			have[res.Type+"/"+res.ID] = true
+		}
+		if r.Merge != nil {
+			have["Patient/"+r.Merge.RetiredID] = true
+		}
+		for _, res := range r.Resources {
+			var v any
+			if err := json.Unmarshal(res.JSON, &v); err != nil {
+				t.Fatal(err)
+			}
+			var walk func(any)
+			walk = func(v any) {
+				switch x := v.(type) {
+				case map[string]any:
+					if ref, ok := x["reference"].(string); ok && !have[ref] {
+						t.Errorf("%s: %s/%s refers to %s, which the message did not produce", filepath.Base(f), res.Type, res.ID, ref)
+					}
+					for _, y := range x {
+						walk(y)
+					}
+				case []any:
+					for _, y := range x {
+						walk(y)
+					}
+				}
+			}
+			walk(v)
+		}
+	}
+}

@@ -498,6 +498,11 @@ func (c *conv) encounter(pv1 hl7.Segment) error {
 			e["reasonCode"] = []any{cwe(r)}
 		}
 	}
+	diags, err := c.encounterDiagnoses(rid)
+	if err != nil {
+		return err
+	}
+	set(e, "diagnosis", diags)
 	c.encID = rid
 	c.add("Encounter", rid, e)
 	if statusOnly[trig] {
