@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -324,4 +325,36 @@ func TestLogCancelledBeforeQueueing(t *testing.T) {
 	if err := NewLog(trail, src, nil).Record(ctx, goldenEvents()["patient-read"]); !errors.Is(err, context.Canceled) || len(trail.entries) != 0 {
 		t.Errorf("Record(cancelled) = %v with %d entries, want context.Canceled and none", err, len(trail.entries))
 	}
+}
+
+// FuzzCleanQuery: whatever the query, no credential parameter survives and
+// what is kept are whole parameters of the input, in order.
+func FuzzCleanQuery(f *testing.F) {
+	for _, s := range []string{"", "name=smith", "code=1234-5&access_token=abc&_count=5", "access%5Ftoken=x&family=o%27brien", "a&&b=&=c", "%zz=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got := cleanQuery(raw)
+		in := strings.Split(raw, "&")
+		i := 0
+		for _, part := range strings.Split(got, "&") {
+			if got == "" {
+				break
+			}
+			for i < len(in) && in[i] != part {
+				i++
+			}
+			if i == len(in) {
+				t.Fatalf("cleanQuery(%q) = %q: %q is not a parameter of the input in order", raw, got, part)
+			}
+			i++
+			name, _, _ := strings.Cut(part, "=")
+			if n, err := url.QueryUnescape(name); err == nil {
+				name = n
+			}
+			if secretParams[strings.ToLower(name)] {
+				t.Fatalf("cleanQuery(%q) = %q keeps %q", raw, got, name)
+			}
+		}
+	})
 }

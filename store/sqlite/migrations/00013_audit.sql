@@ -19,7 +19,7 @@ CREATE TABLE audit_events (
     prev_hash  BLOB NOT NULL,
     hash       BLOB NOT NULL
 );
-CREATE INDEX audit_events_patient ON audit_events (patient, seq) WHERE patient <> '';
+CREATE INDEX audit_events_patient ON audit_events (patient, seq);
 CREATE INDEX audit_events_agent ON audit_events (agent, seq);
 CREATE INDEX audit_events_recorded ON audit_events (recorded);
 
