@@ -28,16 +28,8 @@ func (c *conv) oru() error {
 		return err
 	}
 	// Walk segments: each OBR opens a report; OBX attach to it.
-	type report struct {
-		obr    hl7.Segment
-		seq    int // occurrence of this OBR in the message
-		obxs   []hl7.Segment
-		obxSeq []int
-		notes  []any   // NTE after the OBR, before its first OBX
-		obxNTE [][]any // NTE after each OBX
-	}
-	var reps []*report
-	obrs, obxs := 0, 0
+	var reps []*orderGroup
+	obrs, obxs, spms := 0, 0, 0
 	// noteTo is what an NTE annotates: the segment before it (NTEs after an
 	// OBR or OBX, possibly several); NTE after other segments (PID, ORC,
 	// SPM, ...) are not converted.
@@ -61,7 +53,7 @@ func (c *conv) oru() error {
 					return err
 				}
 			}
-			reps = append(reps, &report{obr: s, seq: obrs})
+			reps = append(reps, &orderGroup{obr: s, seq: obrs})
 		case "OBX":
 			obxs++
 			if len(reps) > 0 { // an OBX before any OBR belongs to no order: ignored, kept in the raw message
@@ -72,6 +64,15 @@ func (c *conv) oru() error {
 				r.obxs = append(r.obxs, s)
 				r.obxSeq = append(r.obxSeq, obxs)
 				r.obxNTE = append(r.obxNTE, nil)
+			}
+		case "SPM":
+			spms++
+			if len(reps) > 0 { // SPM belongs to the order before it (ORU_R01 SPECIMEN group)
+				if err := c.checkTime(s, spms, 17); err != nil {
+					return err
+				}
+				r := reps[len(reps)-1]
+				r.spms = append(r.spms, s)
 			}
 		case "NTE":
 			if len(reps) == 0 {
@@ -100,7 +101,7 @@ func (c *conv) oru() error {
 	}
 	keys = disambiguate(keys, func(i int) string { return codeKey(reps[i].obr.Field(4).Repetition(1)) })
 	for i, r := range reps {
-		c.report(i+1, keys[i], r.obr, r.obxs, r.notes, r.obxNTE)
+		c.report(i+1, keys[i], r)
 	}
 	return nil
 }
@@ -192,9 +193,22 @@ func disambiguate(keys []string, detail func(i int) string) []string {
 	return out
 }
 
-func (c *conv) report(n int, key string, obr hl7.Segment, obxs []hl7.Segment, notes []any, obxNotes [][]any) {
+// orderGroup is one OBR with what follows it in an ORU.
+type orderGroup struct {
+	obr    hl7.Segment
+	seq    int // occurrence of this OBR in the message
+	obxs   []hl7.Segment
+	obxSeq []int
+	notes  []any   // NTE after the OBR, before its first OBX
+	obxNTE [][]any // NTE after each OBX
+	spms   []hl7.Segment
+}
+
+func (c *conv) report(n int, key string, g *orderGroup) {
+	obr, obxs, notes, obxNotes := g.obr, g.obxs, g.notes, g.obxNTE
 	_, ident := c.orderKey(obr, n)
 	rid := id("rpt", c.res.PatientID, key)
+	specimens := c.specimens(rid, g.spms)
 	status := reportStatus[obr.Field(25).Value()]
 	if status == "" {
 		status = "final"
@@ -231,7 +245,7 @@ func (c *conv) report(n int, key string, obr hl7.Segment, obxs []hl7.Segment, no
 	}
 	okeys = disambiguate(okeys, func(int) string { return "" })
 	for i, obx := range values {
-		oid := c.observation(rid, okeys[i], obx, effective, valueNotes[i])
+		oid := c.observation(rid, okeys[i], obx, effective, valueNotes[i], specimens)
 		results = append(results, obj{"reference": "Observation/" + oid})
 	}
 	d := obj{"status": status, "subject": c.patientRef(), "code": cwe(obr.Field(4).Repetition(1)),
@@ -248,6 +262,7 @@ func (c *conv) report(n int, key string, obr hl7.Segment, obxs []hl7.Segment, no
 	}
 	set(d, "result", results)
 	set(d, "presentedForm", forms)
+	set(d, "specimen", specimens)
 	if len(notes) > 0 {
 		// R4 DiagnosticReport has no note; the R5 element travels as its
 		// cross-version extension.
@@ -296,10 +311,13 @@ func attachment(obx hl7.Segment) obj {
 	return nil
 }
 
-func (c *conv) observation(reportID, key string, obx hl7.Segment, effective string, notes []any) string {
+func (c *conv) observation(reportID, key string, obx hl7.Segment, effective string, notes []any, specimens []any) string {
 	oid := id("obs", reportID, key)
 	o := c.observationObj(obx, effective, "laboratory")
 	set(o, "note", notes)
+	if len(specimens) == 1 { // Observation.specimen is one reference
+		o["specimen"] = specimens[0]
+	}
 	c.add("Observation", oid, o)
 	return oid
 }
@@ -729,4 +747,102 @@ func (c *conv) addVaccineObservations(immID string, obxs []hl7.Segment) {
 		o["partOf"] = []any{obj{"reference": "Immunization/" + immID}}
 		c.add("Observation", id("obs", immID, keys[i]), o)
 	}
+}
+
+// specimens converts the SPM segments of one order (Segment SPM to
+// Specimen map): identifier ← SPM-2 (EIP: placer PLAC, filler FILL),
+// type ← SPM-4, collection.method ← SPM-7, collection.bodySite ← SPM-8,
+// collection.quantity ← SPM-12 (CQ: amount^units), collection.collected
+// ← SPM-17 (DR: dateTime, or period when it has an end), receivedTime ←
+// SPM-18, note ← SPM-14 description, subject → Patient. It returns the
+// references the report and its observations carry.
+//
+// Id: hash(report id, SPM-2 filler id, else placer id, else the SPM-4
+// type), occurrence when repeated within the order.
+func (c *conv) specimens(reportID string, spms []hl7.Segment) []any {
+	keys := make([]string, len(spms))
+	for i, spm := range spms {
+		eip := spm.Field(2).Repetition(1)
+		switch {
+		case eip.Component(2).Value() != "":
+			keys[i] = "fill^" + eip.Component(2).Value()
+		case eip.Component(1).Value() != "":
+			keys[i] = "plac^" + eip.Component(1).Value()
+		default:
+			keys[i] = "type^" + codeKey(spm.Field(4).Repetition(1))
+		}
+	}
+	keys = disambiguate(keys, func(int) string { return "" })
+	var refs []any
+	for i, spm := range spms {
+		sp := obj{"subject": c.patientRef()}
+		eip := spm.Field(2).Repetition(1)
+		var ids []any
+		for _, part := range []struct {
+			comp int
+			code string
+		}{{1, "PLAC"}, {2, "FILL"}} {
+			ei := eip.Component(part.comp)
+			if v := ei.SubComponent(1); v != "" {
+				ids = append(ids, obj{"value": v, "system": c.system(hd{namespace: ei.SubComponent(2), universal: ei.SubComponent(3), typ: ei.SubComponent(4)}),
+					"type": obj{"coding": []any{obj{"system": sysV2_0203, "code": part.code}}}})
+			}
+		}
+		set(sp, "identifier", ids)
+		if r := spm.Field(4).Repetition(1); !r.IsEmpty() {
+			set(sp, "type", cwe(r))
+		}
+		coll := obj{}
+		if r := spm.Field(7).Repetition(1); !r.IsEmpty() {
+			set(coll, "method", cwe(r))
+		}
+		if r := spm.Field(8).Repetition(1); !r.IsEmpty() {
+			set(coll, "bodySite", cwe(r))
+		}
+		if q := spm.Field(12).Repetition(1); q.Component(1).Value() != "" {
+			if qq := cqQuantity(q); qq != nil {
+				coll["quantity"] = qq
+			}
+		}
+		start, okStart := dateTime(spm.Field(17).Component(1).SubComponent(1), c.o.Location)
+		end, okEnd := dateTime(spm.Field(17).Component(2).SubComponent(1), c.o.Location)
+		switch {
+		case okStart && okEnd:
+			coll["collectedPeriod"] = obj{"start": start, "end": end}
+		case okStart:
+			coll["collectedDateTime"] = start
+		}
+		set(sp, "collection", coll)
+		if t, ok := dateTime(spm.Field(18).Value(), c.o.Location); ok {
+			sp["receivedTime"] = t
+		}
+		if d := strings.TrimSpace(spm.Field(14).Value()); d != "" {
+			sp["note"] = []any{obj{"text": d}}
+		}
+		sid := id("spm", reportID, keys[i])
+		c.add("Specimen", sid, sp)
+		refs = append(refs, obj{"reference": "Specimen/" + sid})
+	}
+	return refs
+}
+
+// cqQuantity converts a CQ (quantity^units, units a CE in subcomponents).
+func cqQuantity(r hl7.Repetition) obj {
+	v, ok := jsonNumber(r.Component(1).Value())
+	if !ok {
+		return nil
+	}
+	q := obj{"value": v}
+	u := r.Component(2)
+	code, text, sys := u.SubComponent(1), u.SubComponent(2), u.SubComponent(3)
+	set(q, "unit", firstNonEmpty(text, code))
+	if code != "" {
+		q["code"] = code
+		if sys == "" || strings.EqualFold(sys, "UCUM") || sys == "ANS+" || sys == "ISO+" {
+			q["system"] = sysUCUM
+		} else {
+			q["system"] = codingSystem(sys)
+		}
+	}
+	return q
 }
