@@ -25,6 +25,7 @@ type Backend interface {
 	HL7Log
 	PendingLaunches
 	Documents
+	AuditLog
 	Migrator
 }
 

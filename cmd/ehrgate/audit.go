@@ -140,13 +140,7 @@ func (a *app) withAuditLog(cmd *cobra.Command, fn func(ctx context.Context, trai
 		return err
 	}
 	defer db.Close()
-	// Every backend keeps the trail; store.Backend does not list the role
-	// yet.
-	trail, ok := db.(store.AuditLog)
-	if !ok {
-		return fmt.Errorf("%s keeps no audit trail", db.Location())
-	}
-	return fn(cmd.Context(), trail)
+	return fn(cmd.Context(), db)
 }
 
 func printAuditEntry(a *app, e store.AuditEntry, asJSON bool) error {
