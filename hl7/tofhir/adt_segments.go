@@ -428,3 +428,73 @@ func codingsAfterFirst(cc obj) []any {
 	}
 	return cs[1:]
 }
+
+// primaryCare sets Patient.generalPractitioner from PD1 (Segment PD1 to
+// Patient map): PD1-4 primary care provider (XCN) and PD1-3 primary
+// facility (XON, organization name in component 1), as display-only
+// references like the Encounter's participants.
+func (c *conv) primaryCare(p obj) {
+	pd1, ok := c.m.Segment("PD1", 1)
+	if !ok {
+		return
+	}
+	var gp []any
+	f := pd1.Field(4)
+	for i := 1; i <= f.NumRepetitions(); i++ {
+		if d := xcnDisplay(f.Repetition(i)); d != "" {
+			gp = append(gp, obj{"display": d, "type": "Practitioner"})
+		}
+	}
+	f = pd1.Field(3)
+	for i := 1; i <= f.NumRepetitions(); i++ {
+		if d := strings.TrimSpace(f.Repetition(i).Component(1).Value()); d != "" {
+			gp = append(gp, obj{"display": d, "type": "Organization"})
+		}
+	}
+	set(p, "generalPractitioner", gp)
+}
+
+// visitRoles are Encounter participants from the ROL segments of the visit
+// (Segment ROL to Encounter.participant, as the IG's ADT message maps use
+// it): the ROL right after PV1/PV2 only (ROL after PID/PD1 is the patient's
+// care team, after NK1/IN1 belongs to those). type ← ROL-3 (table 0443),
+// individual ← ROL-4 (display), period ← ROL-5/ROL-6. A ROL-2 action code
+// DE (delete) is skipped.
+func (c *conv) visitRoles() []any {
+	var out []any
+	owner := ""
+	for i := 0; i < c.m.Len(); i++ {
+		s := c.m.SegmentAt(i)
+		if s.Name() != "ROL" {
+			owner = s.Name()
+			continue
+		}
+		if owner != "PV1" && owner != "PV2" || strings.EqualFold(s.Field(2).Value(), "DE") {
+			continue
+		}
+		d := xcnDisplay(s.Field(4).Repetition(1))
+		if d == "" {
+			continue
+		}
+		part := obj{"individual": obj{"display": d}}
+		if r := s.Field(3).Repetition(1); r.Component(1).Value() != "" {
+			cc := cwe(r)
+			if r.Component(3).Value() == "" {
+				cd := obj{"code": r.Component(1).Value(), "system": "http://terminology.hl7.org/CodeSystem/v2-0443"}
+				set(cd, "display", r.Component(2).Value())
+				cc["coding"] = append([]any{cd}, codingsAfterFirst(cc)...)
+			}
+			part["type"] = []any{cc}
+		}
+		period := obj{}
+		if t, ok := dateTime(s.Field(5).Value(), c.o.Location); ok {
+			period["start"] = t
+		}
+		if t, ok := dateTime(s.Field(6).Value(), c.o.Location); ok {
+			period["end"] = t
+		}
+		set(part, "period", period)
+		out = append(out, part)
+	}
+	return out
+}

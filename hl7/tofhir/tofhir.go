@@ -350,6 +350,7 @@ func (c *conv) patient() (obj, error) {
 	} else if pid.Field(30).Value() == "Y" {
 		p["deceasedBoolean"] = true
 	}
+	c.primaryCare(p)
 	return p, nil
 }
 
@@ -481,6 +482,7 @@ func (c *conv) encounter(pv1 hl7.Segment) error {
 				"individual": obj{"display": d}})
 		}
 	}
+	parts = append(parts, c.visitRoles()...)
 	set(e, "participant", parts)
 	if svc := pv1.Field(10).Value(); svc != "" {
 		e["serviceType"] = obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/v2-0069", "code": svc}}}
