@@ -39,13 +39,15 @@ func corpus(b *testing.B) [][]byte {
 	return msgs
 }
 
-// readAll reads every component (sub = false: the unescaped value of each
-// component, Component.Value) or every sub-component (sub = true) of every
+// readAll reads every component (mode components: the unescaped value of
+// each component, Component.Value; mode raw: its encoded bytes,
+// Component.Raw, no copy — what @medplum/core's getComponent returns) or
+// every sub-component (mode subcomponents, unescaped) of every
 // repetition of every field of every segment, and returns the number of
 // values read and their total length (so nothing is optimised away). An
 // empty field, repetition or component is read once, as "" (the peers do the
 // same), so every walker reads the same number of values.
-func readAll(m *Message, sub bool) (n, size int) {
+func readAll(m *Message, mode string) (n, size int) {
 	for i := range m.Len() {
 		s := m.SegmentAt(i)
 		for fi := 1; fi <= s.NumFields(); fi++ {
@@ -54,7 +56,12 @@ func readAll(m *Message, sub bool) (n, size int) {
 				rep := f.Repetition(r)
 				for c := 1; c <= max(1, rep.NumComponents()); c++ {
 					comp := rep.Component(c)
-					if !sub {
+					switch mode {
+					case "raw":
+						size += len(comp.Raw())
+						n++
+						continue
+					case "components":
 						size += len(comp.Value())
 						n++
 						continue
@@ -77,11 +84,8 @@ func readAll(m *Message, sub bool) (n, size int) {
 // pass over the whole corpus; msgs/s counts messages.
 func BenchmarkCorpusReadAll(b *testing.B) {
 	msgs := corpus(b)
-	for _, tc := range []struct {
-		name string
-		sub  bool
-	}{{"components", false}, {"subcomponents", true}} {
-		b.Run(tc.name, func(b *testing.B) {
+	for _, mode := range []string{"components", "raw", "subcomponents"} {
+		b.Run(mode, func(b *testing.B) {
 			var size int
 			for _, data := range msgs {
 				size += len(data)
@@ -96,7 +100,7 @@ func BenchmarkCorpusReadAll(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					n, _ := readAll(m, tc.sub)
+					n, _ := readAll(m, mode)
 					values += n
 				}
 			}
@@ -152,8 +156,8 @@ func TestCorpusReadAll(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Parse(%s) error = %v", filepath.Base(f), err)
 		}
-		nc, _ := readAll(m, false)
-		ns, _ := readAll(m, true)
+		nc, _ := readAll(m, "components")
+		ns, _ := readAll(m, "subcomponents")
 		if nc == 0 || ns < nc {
 			t.Errorf("%s: readAll = %d components, %d sub-components", filepath.Base(f), nc, ns)
 		}

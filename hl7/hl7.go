@@ -147,6 +147,7 @@ type Message struct {
 	delims Delimiters
 	segs   []segEntry
 	inline [16]segEntry // backing store for segs so small messages cost one allocation
+	index  atomic.Pointer[msgIndex]
 }
 
 // segEntry locates one segment and, once a field of it has been read, holds
@@ -214,14 +215,29 @@ func (s Segment) bytes() []byte {
 // index returns the segment's boundary index, building it on first use.
 // Concurrent first readers may both build it; one result is kept.
 func (s Segment) index() *segIndex {
-	e := &s.m.segs[s.i]
-	if ix := e.ix.Load(); ix != nil {
+	if ix := s.m.segs[s.i].ix.Load(); ix != nil {
 		return ix
 	}
-	ix := buildIndex(s.m.raw[e.off:e.end], &s.m.delims, s.isHeader())
-	if !e.ix.CompareAndSwap(nil, ix) {
-		ix = e.ix.Load()
+	return s.buildIndex()
+}
+
+func (s Segment) buildIndex() *segIndex {
+	m := s.m
+	mi := m.index.Load()
+	if mi == nil {
+		mi = newMsgIndex(m.raw, &m.delims, len(m.segs))
+		if !m.index.CompareAndSwap(nil, mi) {
+			mi = m.index.Load()
+		}
 	}
+	mi.mu.Lock()
+	defer mi.mu.Unlock()
+	e := &m.segs[s.i]
+	if ix := e.ix.Load(); ix != nil {
+		return ix // built by a concurrent reader
+	}
+	ix := mi.build(int(s.i), m.raw[e.off:e.end], &m.delims, s.isHeader())
+	e.ix.Store(ix)
 	return ix
 }
 
@@ -274,80 +290,57 @@ func (s Segment) NumFields() int {
 func (s Segment) Field(n int) Field {
 	if n < 1 || s.m == nil {
 		if n == 0 {
-			f := s.nth(0)
-			f.literal = true
-			return f
+			return s.literal(0)
 		}
-		return Field{d: s.delims()}
+		return Field{}
 	}
 	ix := s.index()
 	k := n
 	if ix.header {
 		switch n {
 		case 1:
-			return Field{raw: s.bytes()[3:4], d: s.m.delims, literal: true}
+			return Field{raw: s.bytes()[3:4], literal: true}
 		case 2:
-			f := s.nth(1)
-			f.literal = true
-			return f
+			return s.literal(1)
 		}
 		k = n - 1
 	}
 	if k >= ix.elements() {
-		return Field{d: s.m.delims}
+		return Field{}
 	}
-	return Field{raw: ix.fieldBytes(uint32(k)), d: s.m.delims, ix: ix, n: uint32(k)}
+	return Field{raw: ix.fieldBytes(uint32(k)), ix: ix, n: uint32(k)}
 }
 
-// nth returns the i-th element of the segment split on the field separator.
-func (s Segment) nth(i int) Field {
-	d := s.delims()
+// literal returns element i (0: the name, 1: MSH-2 of a header segment) of
+// the segment split on the field separator, unsplit.
+func (s Segment) literal(i int) Field {
+	fs := s.delims().Field
 	p := s.bytes()
 	for ; i > 0; i-- {
-		j := bytes.IndexByte(p, d.Field)
+		j := bytes.IndexByte(p, fs)
 		if j < 0 {
-			return Field{d: d}
+			return Field{}
 		}
 		p = p[j+1:]
 	}
-	if j := bytes.IndexByte(p, d.Field); j >= 0 {
+	if j := bytes.IndexByte(p, fs); j >= 0 {
 		p = p[:j]
 	}
-	return Field{raw: p, d: d}
-}
-
-// split returns the i-th (1-based) part of p split on sep; empty if absent.
-func split(p []byte, sep byte, i int) []byte {
-	if i < 1 {
-		return nil
-	}
-	for ; i > 1; i-- {
-		j := bytes.IndexByte(p, sep)
-		if j < 0 {
-			return nil
-		}
-		p = p[j+1:]
-	}
-	if j := bytes.IndexByte(p, sep); j >= 0 {
-		p = p[:j]
-	}
-	return p
-}
-
-func count(p []byte, sep byte) int {
-	if len(p) == 0 {
-		return 0
-	}
-	return bytes.Count(p, []byte{sep}) + 1
+	return Field{raw: p, literal: true}
 }
 
 // Field is one field of a segment, possibly with repetitions.
+//
+// Field, Repetition and Component are small values: the encoded bytes, and
+// the segment's boundary index with the element's number in it, so each
+// accessor is a few array reads. Without an index (ix == nil) an element is
+// either literal (MSH-1, MSH-2, the segment name: never split or unescaped)
+// or absent.
 type Field struct {
 	raw     []byte
-	ix      *segIndex // nil: raw is split by scanning (literal or absent parts)
-	n       uint32    // element number in ix
-	d       Delimiters
-	literal bool // MSH-1, MSH-2 and segment names are never split or unescaped
+	ix      *segIndex
+	n       uint32 // element number in ix
+	literal bool   // MSH-1, MSH-2 and segment names are never split or unescaped
 }
 
 // Raw returns the encoded field (shared, do not modify).
@@ -361,35 +354,25 @@ func (f Field) IsNull() bool { return string(f.raw) == `""` }
 
 // NumRepetitions returns the number of repetitions (0 for an empty field).
 func (f Field) NumRepetitions() int {
-	if f.literal {
-		return min(len(f.raw), 1)
+	if f.ix == nil || len(f.raw) == 0 {
+		return min(len(f.raw), 1) // literal, empty or absent
 	}
-	if f.ix != nil {
-		if len(f.raw) == 0 {
-			return 0
-		}
-		return int(f.ix.f[f.n+1] - f.ix.f[f.n])
-	}
-	return count(f.raw, f.d.Repetition)
+	return int(f.ix.f[f.n+1] - f.ix.f[f.n])
 }
 
 // Repetition returns repetition i (1-based).
 func (f Field) Repetition(i int) Repetition {
-	if f.literal {
-		if i == 1 {
-			return Repetition{raw: f.raw, d: f.d, literal: true}
+	if f.ix == nil {
+		if f.literal && i == 1 {
+			return Repetition{raw: f.raw, literal: true}
 		}
-		return Repetition{d: f.d}
+		return Repetition{}
 	}
-	if f.ix != nil {
-		first, next := f.ix.f[f.n], f.ix.f[f.n+1]
-		if i < 1 || uint32(i) > next-first {
-			return Repetition{d: f.d}
-		}
-		k := first + uint32(i) - 1
-		return Repetition{raw: f.ix.repBytes(k), ix: f.ix, n: k, d: f.d}
+	k := f.ix.f[f.n] + uint32(i) - 1
+	if i < 1 || k >= f.ix.f[f.n+1] {
+		return Repetition{}
 	}
-	return Repetition{raw: split(f.raw, f.d.Repetition, i), d: f.d}
+	return Repetition{raw: f.ix.repBytes(k), ix: f.ix, n: k}
 }
 
 // Component returns component i (1-based) of the first repetition.
@@ -404,7 +387,6 @@ type Repetition struct {
 	raw     []byte
 	ix      *segIndex
 	n       uint32 // repetition number in ix
-	d       Delimiters
 	literal bool
 }
 
@@ -416,35 +398,25 @@ func (r Repetition) IsEmpty() bool { return len(r.raw) == 0 }
 
 // NumComponents returns the number of components (0 when empty).
 func (r Repetition) NumComponents() int {
-	if r.literal {
+	if r.ix == nil || len(r.raw) == 0 {
 		return min(len(r.raw), 1)
 	}
-	if r.ix != nil {
-		if len(r.raw) == 0 {
-			return 0
-		}
-		return int(r.ix.r[r.n+1] - r.ix.r[r.n])
-	}
-	return count(r.raw, r.d.Component)
+	return int(r.ix.r[r.n+1] - r.ix.r[r.n])
 }
 
 // Component returns component i (1-based).
 func (r Repetition) Component(i int) Component {
-	if r.literal {
-		if i == 1 {
-			return Component{raw: r.raw, d: r.d, literal: true}
+	if r.ix == nil {
+		if r.literal && i == 1 {
+			return Component{raw: r.raw, literal: true}
 		}
-		return Component{d: r.d}
+		return Component{}
 	}
-	if r.ix != nil {
-		first, next := r.ix.r[r.n], r.ix.r[r.n+1]
-		if i < 1 || uint32(i) > next-first {
-			return Component{d: r.d}
-		}
-		k := first + uint32(i) - 1
-		return Component{raw: r.ix.compBytes(k), ix: r.ix, n: k, d: r.d}
+	k := r.ix.r[r.n] + uint32(i) - 1
+	if i < 1 || k >= r.ix.r[r.n+1] {
+		return Component{}
 	}
-	return Component{raw: split(r.raw, r.d.Component, i), d: r.d}
+	return Component{raw: r.ix.compBytes(k), ix: r.ix, n: k}
 }
 
 // Value returns the unescaped first sub-component of the first component.
@@ -455,7 +427,6 @@ type Component struct {
 	raw     []byte
 	ix      *segIndex
 	n       uint32 // component number in ix
-	d       Delimiters
 	literal bool
 }
 
@@ -467,40 +438,29 @@ func (c Component) IsEmpty() bool { return len(c.raw) == 0 }
 
 // NumSubComponents returns the number of sub-components (0 when empty).
 func (c Component) NumSubComponents() int {
-	if c.literal {
+	if c.ix == nil || len(c.raw) == 0 {
 		return min(len(c.raw), 1)
 	}
-	if c.ix != nil {
-		if len(c.raw) == 0 {
-			return 0
-		}
-		return int(c.ix.c[c.n+1] - c.ix.c[c.n])
-	}
-	return count(c.raw, c.d.SubComponent)
+	return int(c.ix.c[c.n+1] - c.ix.c[c.n])
 }
 
 // SubComponent returns sub-component i (1-based), unescaped.
 func (c Component) SubComponent(i int) string {
-	if c.literal {
-		if i == 1 {
+	if c.ix == nil {
+		if c.literal && i == 1 {
 			return string(c.raw)
 		}
 		return ""
 	}
-	var v []byte
-	if c.ix != nil {
-		first, next := c.ix.c[c.n], c.ix.c[c.n+1]
-		if i < 1 || uint32(i) > next-first {
-			return ""
-		}
-		v = c.ix.subBytes(first + uint32(i) - 1)
-	} else {
-		v = split(c.raw, c.d.SubComponent, i)
+	k := c.ix.c[c.n] + uint32(i) - 1
+	if i < 1 || k >= c.ix.c[c.n+1] {
+		return ""
 	}
-	if c.d.Escape == 0 || bytes.IndexByte(v, c.d.Escape) < 0 {
+	v := c.ix.subBytes(k)
+	if c.ix.d.Escape == 0 || bytes.IndexByte(v, c.ix.d.Escape) < 0 {
 		return string(v)
 	}
-	return string(unescape(make([]byte, 0, len(v)), v, &c.d))
+	return string(unescape(make([]byte, 0, len(v)), v, &c.ix.d))
 }
 
 // Value returns the unescaped first sub-component.

@@ -64,7 +64,10 @@ func checkIndexAgainstScan(t *testing.T, m *Message) {
 						t.Fatalf("segment %d: %d[%d].%d NumSubComponents() = %d, want %d", i+1, n, r, c, got, w)
 					}
 					for sc := 0; sc <= count(wc, d.SubComponent)+1; sc++ {
-						ws := (Component{raw: wc, d: d}).SubComponent(sc)
+						ws := string(split(wc, d.SubComponent, sc))
+						if bytes.IndexByte([]byte(ws), d.Escape) >= 0 {
+							ws = string(unescape(nil, []byte(ws), &d))
+						}
 						if got := comp.SubComponent(sc); got != ws {
 							t.Fatalf("segment %d: %d[%d].%d.%d = %q, want %q", i+1, n, r, c, sc, got, ws)
 						}
@@ -129,4 +132,31 @@ func TestIndexConcurrentReaders(t *testing.T) {
 			t.Fatalf("concurrent Get = %q, want %q", got, want)
 		}
 	}
+}
+
+// split returns the i-th (1-based) part of p split on sep; nil if absent:
+// the scanning implementation the index replaced, kept as the reference.
+func split(p []byte, sep byte, i int) []byte {
+	if i < 1 {
+		return nil
+	}
+	for ; i > 1; i-- {
+		j := bytes.IndexByte(p, sep)
+		if j < 0 {
+			return nil
+		}
+		p = p[j+1:]
+	}
+	if j := bytes.IndexByte(p, sep); j >= 0 {
+		p = p[:j]
+	}
+	return p
+}
+
+// count returns the number of parts of p split on sep (0 when p is empty).
+func count(p []byte, sep byte) int {
+	if len(p) == 0 {
+		return 0
+	}
+	return bytes.Count(p, []byte{sep}) + 1
 }
