@@ -225,23 +225,9 @@ func (c *conv) diagnoses() error {
 			}
 		}
 		r := dg1.Field(3).Repetition(1)
-		code := obj{}
-		var codings []any
-		for _, t := range [][3]int{{1, 2, 3}, {4, 5, 6}} {
-			if v := r.Component(t[0]).Value(); v != "" {
-				cd := obj{"code": v}
-				set(cd, "display", r.Component(t[1]).Value())
-				sys := r.Component(t[2]).Value()
-				if sys == "" && t[0] == 1 {
-					sys = dg1.Field(2).Value() // DG1-2 coding method (v2.3 senders)
-				}
-				set(cd, "system", diagnosisSystem(sys))
-				codings = append(codings, cd)
-			}
-		}
-		set(code, "coding", codings)
+		code := diagnosisCode(r, dg1.Field(2).Value())
 		set(code, "text", firstNonEmpty(strings.TrimSpace(dg1.Field(4).Value()), r.Component(9).Value()))
-		if len(codings) == 0 && code["text"] == nil {
+		if code["coding"] == nil && code["text"] == nil {
 			set(code, "text", firstNonEmpty(r.Component(2).Value(), r.Component(5).Value()))
 		}
 		cond := obj{"subject": c.patientRef(), "code": code,
@@ -497,4 +483,27 @@ func (c *conv) visitRoles() []any {
 		out = append(out, part)
 	}
 	return out
+}
+
+// diagnosisCode converts a diagnosis CWE (DG1-3, OBR-31) to a
+// CodeableConcept with diagnosisSystem for its coding systems; method
+// (DG1-2) is the system of a primary triplet without one. Text is left to
+// the caller.
+func diagnosisCode(r hl7.Repetition, method string) obj {
+	code := obj{}
+	var codings []any
+	for _, t := range [][3]int{{1, 2, 3}, {4, 5, 6}} {
+		if v := r.Component(t[0]).Value(); v != "" {
+			cd := obj{"code": v}
+			set(cd, "display", r.Component(t[1]).Value())
+			sys := r.Component(t[2]).Value()
+			if sys == "" && t[0] == 1 {
+				sys = method
+			}
+			set(cd, "system", diagnosisSystem(sys))
+			codings = append(codings, cd)
+		}
+	}
+	set(code, "coding", codings)
+	return code
 }

@@ -318,3 +318,17 @@ func TestReferencesResolve(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderWithoutOBR: an ORM carrying only a pharmacy order (RXO) is
+// refused as unsupported (AR), as every ORM was before.
+func TestOrderWithoutOBR(t *testing.T) {
+	raw := "MSH|^~\\&|APP|FAC|EHRGATE|EHRGATE|20260302100000||ORM^O01^ORM_O01|C1|P|2.5.1\r" +
+		"PID|1||100400^^^FAC^MR||Reyes^Lucia\rORC|NW|P1\rRXO|00093-4155-73^Amoxicillin^NDC|500||mg\r"
+	var me *hl7.MessageError
+	if _, err := Convert(mustParse(t, raw), Options{}); !errors.Is(err, ErrUnsupported) || !errors.As(err, &me) || !me.Reject {
+		t.Errorf("Convert(ORM with RXO only) = %v, want ErrUnsupported with a rejecting MessageError", err)
+	}
+	if err := Check(mustParse(t, raw), Options{}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Check(ORM with RXO only) = %v, want ErrUnsupported", err)
+	}
+}

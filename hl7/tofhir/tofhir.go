@@ -1,7 +1,7 @@
 // Package tofhir converts HL7 v2 messages to FHIR R4 resources: ADT
 // (A01-A08, A11-A13, A21-A23, A28, A31, A40 merge) to Patient and
 // Encounter, with AllergyIntolerance (AL1), Condition (DG1), RelatedPerson
-// (NK1) and Observation (OBX); ORU^R01 to DiagnosticReport and Observations, VXU^V04 to
+// (NK1) and Observation (OBX); ORM^O01 and OML^O21 to ServiceRequest; ORU^R01 to DiagnosticReport and Observations, VXU^V04 to
 // Immunization.
 //
 // Conversion is a pure function of the message and Options: resource ids
@@ -173,15 +173,16 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 		err = c.oru()
 	case "VXU^V04":
 		err = c.vxu()
+	case "ORM^O01", "OML^O21":
+		err = c.orders()
 	default:
 		cond := hl7.ErrUnsupportedEventCode
 		switch mt.Code {
-		case "ADT", "ORU", "VXU":
+		case "ADT", "ORU", "VXU", "ORM", "OML":
 		default:
 			cond = hl7.ErrUnsupportedMessageType
 		}
-		return nil, fmt.Errorf("%w: %w", ErrUnsupported, &hl7.MessageError{Condition: cond, Location: at("MSH", 1, 9),
-			Reason: fmt.Sprintf("message type %s^%s is not converted by this feed", mt.Code, mt.Trigger), Reject: true})
+		return nil, unsupportedAs(cond, mt.Code, mt.Trigger, "is not converted by this feed")
 	}
 	if err != nil {
 		return nil, err
@@ -550,4 +551,15 @@ func (c *conv) merge() error {
 	c.addPatient(p)
 	c.res.Merge = &Merge{SurvivingID: c.res.PatientID, RetiredID: oldID, Retired: old}
 	return nil
+}
+
+// unsupported is the ErrUnsupported refusal (AR, 201) of a message of a
+// converted type whose content this feed does not convert.
+func unsupported(code, trigger, why string) error {
+	return unsupportedAs(hl7.ErrUnsupportedEventCode, code, trigger, why)
+}
+
+func unsupportedAs(cond hl7.ErrorCondition, code, trigger, why string) error {
+	return fmt.Errorf("%w: %w", ErrUnsupported, &hl7.MessageError{Condition: cond, Location: at("MSH", 1, 9),
+		Reason: fmt.Sprintf("message type %s^%s %s", code, trigger, why), Reject: true})
 }
