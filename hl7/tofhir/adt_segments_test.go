@@ -332,3 +332,36 @@ func TestOrderWithoutOBR(t *testing.T) {
 		t.Errorf("Check(ORM with RXO only) = %v, want ErrUnsupported", err)
 	}
 }
+
+// TestADTClinicalIDsAcrossMessages: the same allergy, diagnosis, contact
+// and measurement sent again in a later ADT about the same visit keeps its
+// id (updates are updates), and a resend of the same message gives the
+// same ids.
+func TestADTClinicalIDsAcrossMessages(t *testing.T) {
+	const pid = "PID|1||100300^^^NORTHMC^MR||Marsh^Tobias^J||19580211|M\r" +
+		"NK1|1|Marsh^Ellen^R|SPO^Spouse^HL70063\r" +
+		"PV1|1|I|4W^414^A^NORTHMC||||||||||||||||V5101^^^NORTHMC^VN\r" +
+		"OBX|1|NM|29463-7^Body weight^LN||82.5|kg^^UCUM|||||F|||20260301084500-0500\r" +
+		"AL1|1|DA|7980^Penicillin G^RXNORM|SV\r" +
+		"DG1|1||I10^Essential hypertension^I10|||A\r"
+	msg := func(trig, ctrl string) *Result {
+		r, err := Convert(mustParse(t, "MSH|^~\\&|EPICADT|NORTHMC|EHRGATE|EHRGATE|20260301||ADT^"+trig+"^ADT_A01|"+ctrl+"|P|2.5.1\r"+pid), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	ids := func(r *Result) map[string]string {
+		out := map[string]string{}
+		for _, res := range r.Resources {
+			out[res.Type] += res.ID + " "
+		}
+		return out
+	}
+	a01, a08, again := ids(msg("A01", "C1")), ids(msg("A08", "C2")), ids(msg("A01", "C1"))
+	for _, typ := range []string{"AllergyIntolerance", "Condition", "RelatedPerson", "Observation", "Encounter"} {
+		if a01[typ] == "" || a01[typ] != a08[typ] || a01[typ] != again[typ] {
+			t.Errorf("%s ids: A01 %q, A08 %q, resend %q; want the same", typ, a01[typ], a08[typ], again[typ])
+		}
+	}
+}
