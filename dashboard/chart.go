@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"ehrgate/audit"
 	"ehrgate/normalize"
 	"ehrgate/store"
 )
@@ -101,6 +102,10 @@ func (d *Dashboard) chart(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		d.fail(w, r, "reading patient", err)
+		return
+	}
+	if !d.recordAccess(w, r, audit.Read(audit.Agent{}, audit.PatientRef{Connection: conn, ID: id},
+		audit.ResourceRef{Connection: conn, Type: "Patient", ID: id})) {
 		return
 	}
 	body := chartBody{Patient: d.banner(ctx, rec), Launched: r.URL.Query().Get("launched") == "1"}

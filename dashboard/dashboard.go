@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"time"
 
+	"ehrgate/audit"
 	"ehrgate/probe"
 	"ehrgate/store"
 )
@@ -126,6 +127,10 @@ type Options struct {
 	// shown on error pages so users can quote it. When nil or when it
 	// returns "", the dashboard makes up a reference and logs it.
 	RequestID func(ctx context.Context) string
+	// Audit records every view of patient data (a chart, a patient
+	// search) before the page is sent; when it fails the page is not
+	// shown. Nil records nothing (tests, tools without a trail).
+	Audit audit.Recorder
 }
 
 // Dashboard renders the pages. Create it with New; it is safe for

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"ehrgate/audit"
+
 	"ehrgate/normalize"
 	"ehrgate/store"
 )
@@ -68,6 +70,16 @@ func (d *Dashboard) search(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		d.fail(w, r, "searching patients", err)
+		return
+	}
+	e := audit.Search(audit.Agent{}, audit.PatientRef{}, r.URL.RawQuery)
+	for _, rec := range recs {
+		e.Resources = append(e.Resources, audit.ResourceRef{Connection: rec.Connection, Type: "Patient", ID: rec.ID})
+	}
+	if len(recs) == 1 {
+		e.Patient = audit.PatientRef{Connection: recs[0].Connection, ID: recs[0].ID}
+	}
+	if !d.recordAccess(w, r, e) {
 		return
 	}
 	body.Searched = true

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"ehrgate/audit"
 	"ehrgate/config"
 	"ehrgate/dashboard"
 	"ehrgate/ehr"
@@ -91,7 +92,8 @@ type Gateway struct {
 	bus      *events.Bus             // this process's events (StartEvents), or nil
 	hl7opts  map[string]MLLPOptions  // the listeners' options, by connection
 
-	jobs jobState
+	jobs  jobState
+	audit *audit.Log // the trail every access to patient data is recorded in
 }
 
 // New builds a gateway over o.Store. The local code map named in the
@@ -126,6 +128,8 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		mounts:   map[string]server.Route{},
 		hl7opts:  map[string]MLLPOptions{},
 	}
+	host, _ := os.Hostname()
+	g.audit = audit.NewLog(o.Store, audit.Source{InstanceID: fmt.Sprintf("%s-%d", host, os.Getpid())}, nil)
 	g.AddConnections(o.Config.Connections...)
 	if err := g.setupNormalizer(ctx); err != nil {
 		return nil, err
@@ -149,6 +153,10 @@ func (g *Gateway) Close() error {
 
 // Store returns the gateway's store.
 func (g *Gateway) Store() store.Backend { return g.store }
+
+// Audit returns the recorder of accesses to patient data (fail closed:
+// when Record fails, the access must not happen).
+func (g *Gateway) Audit() audit.Recorder { return g.audit }
 
 // Keys returns the client-assertion signing key manager.
 func (g *Gateway) Keys() *smart.KeyManager { return g.keys }

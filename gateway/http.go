@@ -35,6 +35,7 @@ func (g *Gateway) server() *server.Server {
 		Logger:    g.log,
 		Status:    g.ConnectionStatus,
 		RequestID: server.RequestIDFrom,
+		Audit:     g.audit,
 		Probe: func(ctx context.Context, conn string) (*probe.Report, error) {
 			rep, err := LoadProbe(ctx, g.store, conn)
 			if errors.Is(err, errNoProbe) {

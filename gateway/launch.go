@@ -3,11 +3,14 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 
+	"ehrgate/audit"
 	"ehrgate/config"
 	"ehrgate/fhir"
 	"ehrgate/refresh"
+	"ehrgate/server"
 	"ehrgate/smart"
 )
 
@@ -57,6 +60,19 @@ func (g *Gateway) launchComplete(w http.ResponseWriter, r *http.Request, res *sm
 		http.Error(w, "The launch completed without a patient in context.", http.StatusBadRequest)
 		return
 	}
+	// The launch gives the user's session this patient: recorded before
+	// anything of the patient is fetched or shown (fail closed).
+	who := audit.Agent{ClientID: conn.Auth.ClientID, Address: remoteHost(r)}
+	if res.Token != nil {
+		who.UserID = res.Token.Context.FHIRUser
+	}
+	ev := audit.Launch(who, audit.PatientRef{Connection: name, ID: patient})
+	ev.Outcome, ev.RequestID = audit.OutcomeSuccess, server.RequestIDFrom(r.Context())
+	if err := g.audit.Record(r.Context(), ev); err != nil {
+		g.log.Error("recording the launch in the audit trail; the patient is not shown", "connection", name, "error", err)
+		http.Error(w, "The launch could not be recorded in the audit trail, so the patient is not shown. Please try again.", http.StatusServiceUnavailable)
+		return
+	}
 	if len(res.Scopes.NotGranted) > 0 {
 		g.log.Warn("launch granted fewer scopes than requested", "connection", name, "not_granted", len(res.Scopes.NotGranted))
 	}
@@ -95,4 +111,12 @@ func (g *Gateway) refreshLaunchedPatient(ctx context.Context, conn config.Connec
 	}
 	_, err = syncer.Patient(ctx, patient)
 	return err
+}
+
+// remoteHost is the address a request came from, without its port.
+func remoteHost(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
 }

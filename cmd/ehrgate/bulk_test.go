@@ -115,6 +115,11 @@ func TestBulkImportAndParquetCommands(t *testing.T) {
 	if _, _, err := runBulk(t, "export", "parquet", "--data", data); err == nil {
 		t.Error("export parquet without --out succeeded")
 	}
+	// The export is in the audit trail, attributed to whoever ran it.
+	out, _, err = run(t, context.Background(), "audit", "--data", data, "--json")
+	if err != nil || strings.Count(out, `"resourceType":"AuditEvent"`) != 1 || !strings.Contains(out, "ehrgate-cli") {
+		t.Errorf("audit after one Parquet export = %v\n%s", err, out)
+	}
 }
 
 func TestProgressLine(t *testing.T) {

@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
+	"os/user"
 
 	"github.com/spf13/cobra"
 
+	"ehrgate/audit"
 	"ehrgate/export/parquet"
 )
 
@@ -51,6 +55,15 @@ for example in DuckDB:
 				return err
 			}
 			defer g.Close()
+			// Patient data leaves the store: recorded first (fail closed).
+			ev := audit.Export(cliAgent(), audit.PatientRef{})
+			ev.Outcome = audit.OutcomeSuccess
+			if connName != "" {
+				ev.Query = "connection=" + url.QueryEscape(connName)
+			}
+			if err := g.Audit().Record(cmd.Context(), ev); err != nil {
+				return fmt.Errorf("recording the export in the audit trail (nothing was exported): %w", err)
+			}
 			sum, err := parquet.Export(cmd.Context(), g.Store(), parquet.Options{Out: out, Connection: connName, RowsPerFile: rowsPerFile})
 			if err != nil {
 				return err
@@ -68,4 +81,17 @@ for example in DuckDB:
 	cmd.Flags().IntVar(&rowsPerFile, "rows-per-file", 500_000, "rows per Parquet file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as one JSON object")
 	return cmd
+}
+
+// cliAgent is who the audit trail names for a command: the operating
+// system user running it, through the ehrgate CLI.
+func cliAgent() audit.Agent {
+	a := audit.Agent{ClientID: "ehrgate-cli"}
+	if u, err := user.Current(); err == nil {
+		a.UserID = "os:" + u.Username
+	}
+	if h, err := os.Hostname(); err == nil {
+		a.Address = h
+	}
+	return a
 }
