@@ -365,3 +365,36 @@ func TestADTClinicalIDsAcrossMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentTriggers: MDM T02/T06 carry content and convert; the
+// notifications without content (T01) stay unsupported; a T02 without TXA
+// is refused (AE 100).
+func TestDocumentTriggers(t *testing.T) {
+	const pid = "PID|1||100400^^^FAC^MR||Reyes^Lucia\r"
+	head := func(trig string) string {
+		return "MSH|^~\\&|APP|FAC|EHRGATE|EHRGATE|20260302100000||MDM^" + trig + "^MDM_T02|C1|P|2.5.1\r"
+	}
+	if _, err := Convert(mustParse(t, head("T01")+pid+"TXA|1|DS|TX\r"), Options{}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Convert(MDM^T01) = %v, want ErrUnsupported", err)
+	}
+	var me *hl7.MessageError
+	if _, err := Convert(mustParse(t, head("T02")+pid+"OBX|1|TX|X^Y^L||text||||||F\r"), Options{}); !errors.As(err, &me) || me.Condition != hl7.ErrSegmentSequence || me.Location.Segment != "TXA" {
+		t.Errorf("Convert(MDM^T02 without TXA) = %v, want a segment sequence error at TXA", err)
+	}
+	r, err := Convert(parseFile(t, "testdata/messages/mdm-t02.hl7"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Content []struct {
+			Attachment struct{ Data []byte } `json:"attachment"`
+		} `json:"content"`
+	}
+	if err := json.Unmarshal(r.Of("DocumentReference")[0].JSON, &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := "Admitted with chest pain.\nTroponin negative x2.\nDischarged home on aspirin & statin."
+	if len(doc.Content) != 1 || string(doc.Content[0].Attachment.Data) != want {
+		t.Errorf("document text = %+v, want %q", doc.Content, want)
+	}
+}

@@ -1,7 +1,8 @@
 // Package tofhir converts HL7 v2 messages to FHIR R4 resources: ADT
 // (A01-A08, A11-A13, A21-A23, A28, A31, A40 merge) to Patient and
 // Encounter, with AllergyIntolerance (AL1), Condition (DG1), RelatedPerson
-// (NK1) and Observation (OBX); ORM^O01 and OML^O21 to ServiceRequest; ORU^R01 to DiagnosticReport and Observations, VXU^V04 to
+// (NK1) and Observation (OBX); ORM^O01 and OML^O21 to ServiceRequest; MDM^T02/T06 to DocumentReference;
+// ORU^R01 to DiagnosticReport and Observations, VXU^V04 to
 // Immunization.
 //
 // Conversion is a pure function of the message and Options: resource ids
@@ -175,10 +176,12 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 		err = c.vxu()
 	case "ORM^O01", "OML^O21":
 		err = c.orders()
+	case "MDM^T02", "MDM^T06":
+		err = c.document()
 	default:
 		cond := hl7.ErrUnsupportedEventCode
 		switch mt.Code {
-		case "ADT", "ORU", "VXU", "ORM", "OML":
+		case "ADT", "ORU", "VXU", "ORM", "OML", "MDM":
 		default:
 			cond = hl7.ErrUnsupportedMessageType
 		}
