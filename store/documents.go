@@ -14,6 +14,8 @@ const (
 	DocConnectionState = "connection-state"
 	// DocProbeReport is the latest compatibility probe of a connection.
 	DocProbeReport = "probe-report"
+	// DocClient is a registered app or CDS client (package clients).
+	DocClient = "client"
 )
 
 // Document is a small JSON document the service keeps by kind and name.
@@ -35,8 +37,10 @@ type Document struct {
 // processes, run one after the other, each seeing the previous one's
 // result; when fn fails nothing is written and its error is returned as it
 // is. ListDocuments returns the names of a kind's documents in byte order.
+// DeleteDocument removes one and reports whether there was one.
 type Documents interface {
 	GetDocument(ctx context.Context, kind, name string) (Document, error)
 	UpdateDocument(ctx context.Context, kind, name string, fn func(old []byte) ([]byte, error)) error
 	ListDocuments(ctx context.Context, kind string) ([]string, error)
+	DeleteDocument(ctx context.Context, kind, name string) (bool, error)
 }

@@ -70,6 +70,21 @@ func RunDocumentTests(t *testing.T, newStore func(t *testing.T) store.Documents)
 			t.Errorf("ListDocuments(none) = %v, %v; want empty", got, err)
 		}
 	})
+	t.Run("Delete", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.UpdateDocument(ctx, "k", "a", func([]byte) ([]byte, error) { return []byte("{}"), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.DeleteDocument(ctx, "k", "a"); !ok || err != nil {
+			t.Fatalf("DeleteDocument = %v, %v; want true", ok, err)
+		}
+		if ok, err := s.DeleteDocument(ctx, "k", "a"); ok || err != nil {
+			t.Errorf("second DeleteDocument = %v, %v; want false", ok, err)
+		}
+		if _, err := s.GetDocument(ctx, "k", "a"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetDocument after delete = %v, want ErrNotFound", err)
+		}
+	})
 	t.Run("ConcurrentUpdatesSerialise", func(t *testing.T) {
 		s := newStore(t)
 		const n = 40

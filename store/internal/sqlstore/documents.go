@@ -71,4 +71,18 @@ func (db *DB) ListDocuments(ctx context.Context, kind string) ([]string, error) 
 	return names, nil
 }
 
+// DeleteDocument implements store.Documents.
+func (db *DB) DeleteDocument(ctx context.Context, kind, name string) (bool, error) {
+	var n int64
+	err := db.Write(ctx, func(ctx context.Context, tx Querier) error {
+		var err error
+		n, err = rowsAffected(db.exec(ctx, tx, `DELETE FROM documents WHERE kind=? AND name=?`, kind, name))
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("deleting %s %q: %w", kind, name, err)
+	}
+	return n > 0, nil
+}
+
 var _ store.Documents = (*DB)(nil)

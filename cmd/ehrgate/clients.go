@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ehrgate/clients"
+	"ehrgate/store"
+)
+
+// newClientsCmd is `ehrgate clients`: the apps and CDS clients allowed to
+// call ehrgate.
+func newClientsCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "clients",
+		Short: "Register the apps and CDS clients allowed to call ehrgate",
+		Long: `clients manages who may call ehrgate: SMART apps of its FHIR API (public browser
+apps with redirect URIs and PKCE; backend services with a JWKS) and CDS Hooks
+clients (the EHRs that call its services, with the JWKS their JWTs are signed
+with). Registrations are kept in the store, so every replica sees them. Nothing
+secret is registered: public apps use PKCE, the others sign JWTs with their
+own keys, of which ehrgate keeps the public half only.`,
+	}
+	cmd.AddCommand(newClientsAddCmd(a), newClientsListCmd(a), newClientsRemoveCmd(a))
+	return cmd
+}
+
+func newClientsAddCmd(a *app) *cobra.Command {
+	var (
+		c        clients.Client
+		jwksFile string
+		scopes   string
+	)
+	cmd := &cobra.Command{
+		Use:   "add NAME (--public --redirect-uri URI | --jwks FILE | --jwks-url URL) [--scopes \"...\"] [--cds-client --iss ISS]",
+		Short: "Register an app (client_id NAME) or a CDS client",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(cmd); err != nil {
+				return err
+			}
+			c.ID = args[0]
+			c.Scopes = strings.Fields(scopes)
+			if jwksFile != "" {
+				b, err := os.ReadFile(jwksFile)
+				if err != nil {
+					return fmt.Errorf("reading --jwks: %w", err)
+				}
+				c.JWKS = b
+			}
+			if err := c.Validate(); err != nil {
+				return fmt.Errorf("client %s:\n%w", c.ID, err)
+			}
+			ctx := cmd.Context()
+			st, err := a.openStore(ctx, store.OpenOptions{})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			added, err := clients.NewRegistry(st).Add(ctx, c)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "registered %s (%s)\n", added.ID, clientKind(added))
+			return nil
+		},
+	}
+	addDataFlag(cmd.Flags())
+	f := cmd.Flags()
+	f.BoolVar(&c.Public, "public", false, "a public app (browser or device): PKCE, no keys")
+	f.StringArrayVar(&c.RedirectURIs, "redirect-uri", nil, "an allowed redirect URI (repeatable; https, or http on loopback)")
+	f.StringVar(&jwksFile, "jwks", "", "a file holding the client's public JWKS")
+	f.StringVar(&c.JWKSURL, "jwks-url", "", "where the client publishes its JWKS (https)")
+	f.StringVar(&scopes, "scopes", "", `the most it may be granted, space-separated (e.g. "system/Patient.rs system/Observation.rs")`)
+	f.BoolVar(&c.CDS, "cds-client", false, "a CDS Hooks client (an EHR calling ehrgate's CDS services)")
+	f.StringVar(&c.Issuer, "iss", "", "with --cds-client: the iss its JWTs carry (default NAME)")
+	return cmd
+}
+
+func clientKind(c clients.Client) string {
+	switch {
+	case c.CDS:
+		return "CDS client"
+	case c.Public:
+		return "public app"
+	}
+	return "backend service"
+}
+
+func newClientsListCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List registered clients",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(cmd); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := a.openExistingStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			list, err := clients.NewRegistry(st).List(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(a.stdout).Encode(list)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CLIENT\tKIND\tKEYS / REDIRECTS\tSCOPES\tREGISTERED")
+			for _, c := range list {
+				keys := c.JWKSURL
+				switch {
+				case len(c.JWKS) > 0:
+					keys = "inline JWKS"
+				case c.Public:
+					keys = strings.Join(c.RedirectURIs, " ")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, clientKind(c), keys, strings.Join(c.Scopes, " "), c.Created.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+	addDataFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func newClientsRemoveCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Unregister a client",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(cmd); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := a.openExistingStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := clients.NewRegistry(st).Remove(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "removed %s\n", args[0])
+			return nil
+		},
+	}
+	addDataFlag(cmd.Flags())
+	return cmd
+}
