@@ -6,7 +6,7 @@
 // segment's fields scans that segment once and records where every field,
 // repetition, component and sub-component starts (offsets, no copies); every
 // later access to any of them is O(1). A parse costs one allocation for
-// typical messages, each segment read costs one index allocation, and
+// typical messages, the first read of a segment two (its index), and
 // accessors allocate only the strings they return. A Message is immutable
 // after Parse (the index is built at most once per segment, safely under
 // concurrent readers); the caller must not modify the parsed bytes afterwards.
@@ -147,7 +147,6 @@ type Message struct {
 	delims Delimiters
 	segs   []segEntry
 	inline [16]segEntry // backing store for segs so small messages cost one allocation
-	index  atomic.Pointer[msgIndex]
 }
 
 // segEntry locates one segment and, once a field of it has been read, holds
@@ -222,22 +221,11 @@ func (s Segment) index() *segIndex {
 }
 
 func (s Segment) buildIndex() *segIndex {
-	m := s.m
-	mi := m.index.Load()
-	if mi == nil {
-		mi = newMsgIndex(m.raw, &m.delims, len(m.segs))
-		if !m.index.CompareAndSwap(nil, mi) {
-			mi = m.index.Load()
-		}
+	e := &s.m.segs[s.i]
+	ix := buildIndex(s.m.raw[e.off:e.end], &s.m.delims, s.isHeader())
+	if !e.ix.CompareAndSwap(nil, ix) {
+		ix = e.ix.Load() // a concurrent reader built it first
 	}
-	mi.mu.Lock()
-	defer mi.mu.Unlock()
-	e := &m.segs[s.i]
-	if ix := e.ix.Load(); ix != nil {
-		return ix // built by a concurrent reader
-	}
-	ix := mi.build(int(s.i), m.raw[e.off:e.end], &m.delims, s.isHeader())
-	e.ix.Store(ix)
 	return ix
 }
 

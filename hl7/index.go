@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/bits"
-	"sync"
 )
 
 // segIndex records where every field, repetition, component and
@@ -34,39 +33,27 @@ type segIndex struct {
 	d          Delimiters
 }
 
-// msgIndex is the index storage of one message, created at the first
-// field access: one block for the four levels of every segment, sized by
-// counting the delimiters of the whole message (vectorised bytes.Count), and
-// the per-segment index headers. Segments are indexed on first use, each
-// taking the next part of every level; mu serialises that.
-type msgIndex struct {
-	mu         sync.Mutex
-	f, r, c, s []uint32 // unused tails of the four levels
-	ixs        []segIndex
-}
-
-func newMsgIndex(raw []byte, d *Delimiters, segments int) *msgIndex {
+// buildIndex scans a segment once. Four bytes.Count passes (vectorised)
+// size one exact backing array for the four levels; the scan then tests
+// eight bytes at a time for the four delimiters (SWAR) and records each
+// delimiter without branching on its kind: a branch per delimiter
+// mispredicts about once in five bytes of typical HL7.
+func buildIndex(raw []byte, d *Delimiters, header bool) *segIndex {
 	nf := bytes.Count(raw, []byte{d.Field})
 	nr := nf + bytes.Count(raw, []byte{d.Repetition})
 	nc := nr + bytes.Count(raw, []byte{d.Component})
 	ns := nc + bytes.Count(raw, []byte{d.SubComponent})
-	// Per segment: elements = delimiters + 1, plus one sentinel. Literal
-	// parts (MSH-2) and terminators only make the counts too large.
-	nf, nr, nc, ns = nf+2*segments, nr+2*segments, nc+2*segments, ns+2*segments
-	buf := make([]uint32, nf+nr+nc+ns)
-	return &msgIndex{
-		f: buf[:nf:nf], r: buf[nf : nf+nr : nf+nr], c: buf[nf+nr : nf+nr+nc : nf+nr+nc], s: buf[nf+nr+nc:],
-		ixs: make([]segIndex, segments),
-	}
-}
+	// Elements = delimiters + 1, plus one sentinel each. The literal MSH-2
+	// only makes these counts too large, never too small.
+	buf := make([]uint32, nf+nr+nc+ns+8)
+	f := buf[: nf+2 : nf+2]
+	buf = buf[nf+2:]
+	r := buf[: nr+2 : nr+2]
+	buf = buf[nr+2:]
+	c := buf[: nc+2 : nc+2]
+	s := buf[nc+2:]
 
-// build indexes raw (segment i) into mi's next free parts; mi.mu is held.
-// The scan tests eight bytes at a time for the four delimiters (SWAR) and
-// records each delimiter without branching on its kind: a branch per
-// delimiter mispredicts about once in five bytes of typical HL7.
-func (mi *msgIndex) build(i int, raw []byte, d *Delimiters, header bool) *segIndex {
-	f, r, c, s := mi.f, mi.r, mi.c, mi.s
-	f[0], r[0], c[0], s[0] = 0, 0, 0, 0
+	// Entry 0 of every level is 0 (zeroed by make).
 	// The counters are the lengths used so far.
 	var lf, lr, lc, ls uint32 = 1, 1, 1, 1
 
@@ -120,10 +107,7 @@ func (mi *msgIndex) build(i int, raw []byte, d *Delimiters, header bool) *segInd
 	}
 	// Sentinels: one past the end of each level.
 	f[lf], r[lr], c[lc], s[ls] = lr, lc, ls, uint32(len(raw)+1)
-	ix := &mi.ixs[i]
-	*ix = segIndex{raw: raw, f: f[: lf+1 : lf+1], r: r[: lr+1 : lr+1], c: c[: lc+1 : lc+1], s: s[: ls+1 : ls+1], header: header, d: *d}
-	mi.f, mi.r, mi.c, mi.s = f[lf+1:], r[lr+1:], c[lc+1:], s[ls+1:]
-	return ix
+	return &segIndex{raw: raw, f: f[:lf+1], r: r[:lr+1], c: c[:lc+1], s: s[:ls+1], header: header, d: *d}
 }
 
 // elements returns the number of field elements (the name included).
