@@ -398,3 +398,25 @@ func TestDocumentTriggers(t *testing.T) {
 		t.Errorf("document text = %+v, want %q", doc.Content, want)
 	}
 }
+
+// TestPharmacyRules: RDE needs an ORC and an RXE with RXE-2.
+func TestPharmacyRules(t *testing.T) {
+	const head = "MSH|^~\\&|APP|FAC|EHRGATE|EHRGATE|20260302100000||RDE^O11^RDE_O11|C1|P|2.5.1\rPID|1||100400^^^FAC^MR||Reyes^Lucia\r"
+	for _, tt := range []struct {
+		name, body string
+		cond       hl7.ErrorCondition
+		seg        string
+	}{
+		{"no RXE", "ORC|NW|P1\rRXO|308182^Amoxicillin^RXNORM\r", hl7.ErrSegmentSequence, "RXE"},
+		{"no ORC", "RXE||308182^Amoxicillin^RXNORM\r", hl7.ErrSegmentSequence, "ORC"},
+		{"no give code", "ORC|NW|P1\rRXE|||500\r", hl7.ErrRequiredFieldMissing, "RXE"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Convert(mustParse(t, head+tt.body), Options{})
+			var me *hl7.MessageError
+			if !errors.As(err, &me) || me.Condition != tt.cond || me.Location.Segment != tt.seg {
+				t.Errorf("Convert(%q) = %v, want condition %v at %s", tt.body, err, tt.cond, tt.seg)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@
 // (A01-A08, A11-A13, A21-A23, A28, A31, A40 merge) to Patient and
 // Encounter, with AllergyIntolerance (AL1), Condition (DG1), RelatedPerson
 // (NK1) and Observation (OBX); ORM^O01 and OML^O21 to ServiceRequest; MDM^T02/T06 to DocumentReference;
+// RDE^O11/O25 to MedicationRequest;
 // ORU^R01 to DiagnosticReport and Observations, VXU^V04 to
 // Immunization.
 //
@@ -178,10 +179,12 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 		err = c.orders()
 	case "MDM^T02", "MDM^T06":
 		err = c.document()
+	case "RDE^O11", "RDE^O25":
+		err = c.pharmacy()
 	default:
 		cond := hl7.ErrUnsupportedEventCode
 		switch mt.Code {
-		case "ADT", "ORU", "VXU", "ORM", "OML", "MDM":
+		case "ADT", "ORU", "VXU", "ORM", "OML", "MDM", "RDE":
 		default:
 			cond = hl7.ErrUnsupportedMessageType
 		}
