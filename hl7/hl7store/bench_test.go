@@ -15,7 +15,10 @@ import (
 	"ehrgate/events"
 	"ehrgate/hl7"
 	"ehrgate/hl7/mllp"
-	"ehrgate/store/sqlite"
+	"ehrgate/internal/pgtest"
+	"ehrgate/store"
+	_ "ehrgate/store/postgres"
+	_ "ehrgate/store/sqlite"
 )
 
 // benchMessage is an A04 for one of 1000 patients (demographics repeat, as
@@ -45,7 +48,7 @@ func BenchmarkDurableACK(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/conns=%d", mode.name, conns), func(b *testing.B) {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				s, err := sqlite.OpenDir(ctx, b.TempDir())
+				s, err := benchStore(b)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -115,7 +118,7 @@ func BenchmarkDurableACK(b *testing.B) {
 // (Patient and Encounter each) and marks it processed.
 func BenchmarkConvertFromLog(b *testing.B) {
 	ctx := context.Background()
-	s, err := sqlite.OpenDir(ctx, b.TempDir())
+	s, err := benchStore(b)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -156,7 +159,7 @@ func BenchmarkSustainedLag(b *testing.B) {
 	}
 	for range b.N {
 		ctx, cancel := context.WithCancel(context.Background())
-		s, err := sqlite.OpenDir(ctx, b.TempDir())
+		s, err := benchStore(b)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -232,4 +235,21 @@ func BenchmarkSustainedLag(b *testing.B) {
 		b.ReportMetric(q(0.99), "lag-p99-ms")
 		b.ReportMetric(q(1), "lag-max-ms")
 	}
+}
+
+// benchStore opens the benchmark's store: the embedded store in a temporary
+// directory, or with EHRGATE_BENCH_STORE=postgres a fresh database of the
+// test PostgreSQL cluster (internal/pgtest).
+func benchStore(b *testing.B) (store.Backend, error) {
+	url := "sqlite:" + b.TempDir()
+	if os.Getenv("EHRGATE_BENCH_STORE") == "postgres" {
+		url = pgtest.NewDatabaseURL(b)
+	}
+	return store.Open(context.Background(), url, store.OpenOptions{})
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
 }
