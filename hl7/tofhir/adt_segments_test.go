@@ -420,3 +420,21 @@ func TestPharmacyRules(t *testing.T) {
 		})
 	}
 }
+
+func TestStreetLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"12 Harbour Rd":           "12 Harbour Rd",
+		"&Main St&123":            "123 Main St",
+		"123 Main St&Main St&123": "123 Main St",
+		"PO Box 7":                "PO Box 7",
+		"Apt 3&&":                 "Apt 3",
+		"&Main St":                "Main St",
+		"2222&HOME&STREET":        "2222 STREET HOME",
+	} {
+		m := mustParse(t, "MSH|^~\\&|A|B|||20260101||ADT^A28|C|P|2.5.1\rPID|1||1^^^B^MR||X^Y||||||"+in+"^^Town\r")
+		pid, _ := m.Segment("PID", 1)
+		if got := streetLine(pid.Field(11).Repetition(1).Component(1)); got != want {
+			t.Errorf("streetLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

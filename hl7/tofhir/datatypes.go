@@ -308,7 +308,7 @@ func nonEmpty(ss ...string) []string {
 func xad(r hl7.Repetition) obj {
 	a := obj{}
 	var lines []any
-	for _, l := range []string{r.Component(1).SubComponent(1), r.Component(2).Value()} {
+	for _, l := range []string{streetLine(r.Component(1)), r.Component(2).Value()} {
 		if l = strings.TrimSpace(l); l != "" {
 			lines = append(lines, l)
 		}
@@ -360,4 +360,17 @@ func xtn(r hl7.Repetition, defaultUse string) obj {
 	}
 	set(t, "use", firstNonEmpty(use, defaultUse))
 	return t
+}
+
+// streetLine renders XAD-1, an SAD (street or mailing address & street
+// name & dwelling number; Data Type SAD to Address map): SAD.1 when it
+// already holds the line (it contains the street name, or there are no
+// parts), else the dwelling number and street name after it
+// ("&Main St&123" → "123 Main St").
+func streetLine(c hl7.Component) string {
+	full, street, number := strings.TrimSpace(c.SubComponent(1)), strings.TrimSpace(c.SubComponent(2)), strings.TrimSpace(c.SubComponent(3))
+	if street == "" && number == "" || street != "" && strings.Contains(full, street) {
+		return full
+	}
+	return strings.Join(nonEmpty(full, number, street), " ")
 }
