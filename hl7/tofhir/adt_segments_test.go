@@ -438,3 +438,18 @@ func TestStreetLine(t *testing.T) {
 		}
 	}
 }
+
+func TestIsUCUM(t *testing.T) {
+	for u, want := range map[string]bool{
+		"mg/dL": true, "mmol/L": true, "10*3/uL": true, "10*9/L": true, "%": true, "/min": true, "kg/m2": true,
+		"mm[Hg]": true, "{capsule}": true, "mL/min/{1.73_m2}": true, "Cel": true, "[degF]": true, "g/dL": true,
+		"ug/mL": true, "U/L": true, "[IU]/L": true, "meq/L": true, "kg": true, "cm": true, "fL": true, "pg": true,
+		"s": true, "mL": true, "ng/mL": true, "mg/(24.h)": true, "[lb_av]": true, "m2": true, "1": true,
+		"beats/min": false, "mEq/L": false, "cells/uL": false, "IU/L": false, "mg/dl ": false, "": false,
+		"kilogram": false, "lbs": false, "bpm": false, "x10E3/uL": false,
+	} {
+		if got := isUCUM(u); got != want {
+			t.Errorf("isUCUM(%q) = %v, want %v", u, got, want)
+		}
+	}
+}

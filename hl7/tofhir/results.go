@@ -413,16 +413,25 @@ func quantity(num string, units hl7.Repetition) obj {
 	q := obj{"value": v}
 	u := units.Component(1).Value()
 	set(q, "unit", firstNonEmpty(units.Component(2).Value(), u))
-	if u != "" {
-		sys := units.Component(3).Value()
-		if sys == "" || strings.EqualFold(sys, "UCUM") || sys == "ANS+" || sys == "ISO+" {
-			q["system"] = sysUCUM
-		} else {
-			q["system"] = codingSystem(sys)
-		}
-		q["code"] = u
-	}
+	setUnitCode(q, u, units.Component(3).Value())
 	return q
+}
+
+// setUnitCode sets a quantity's system and code for unit u named in coding
+// system sys: UCUM (sys empty, UCUM, ANS+ or ISO+) only when u really is a
+// UCUM code (isUCUM), else the unit text alone; a local or other system
+// keeps its code.
+func setUnitCode(q obj, u, sys string) {
+	if u == "" {
+		return
+	}
+	if sys == "" || strings.EqualFold(sys, "UCUM") || sys == "ANS+" || sys == "ISO+" {
+		if isUCUM(u) {
+			q["system"], q["code"] = sysUCUM, u
+		}
+		return
+	}
+	q["system"], q["code"] = codingSystem(sys), u
 }
 
 var jsonNumberRE = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
@@ -836,13 +845,6 @@ func cqQuantity(r hl7.Repetition) obj {
 	u := r.Component(2)
 	code, text, sys := u.SubComponent(1), u.SubComponent(2), u.SubComponent(3)
 	set(q, "unit", firstNonEmpty(text, code))
-	if code != "" {
-		q["code"] = code
-		if sys == "" || strings.EqualFold(sys, "UCUM") || sys == "ANS+" || sys == "ISO+" {
-			q["system"] = sysUCUM
-		} else {
-			q["system"] = codingSystem(sys)
-		}
-	}
+	setUnitCode(q, code, sys)
 	return q
 }
