@@ -453,3 +453,13 @@ func TestIsUCUM(t *testing.T) {
 		}
 	}
 }
+
+func TestCodingSystemIsURI(t *testing.T) {
+	for name, want := range map[string]string{
+		"LN": sysLOINC, "99NLAB": sysLocalPfx + "99NLAB", "My Lab Codes": sysLocalPfx + "My%20Lab%20Codes",
+	} {
+		if got := codingSystem(name); got != want {
+			t.Errorf("codingSystem(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package tofhir
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net/url"
 	"strings"
 	"time"
 
@@ -86,7 +87,7 @@ func codingSystem(name string) string {
 	if s, ok := codingSystems[strings.ToUpper(name)]; ok {
 		return s
 	}
-	return sysLocalPfx + name
+	return sysLocalPfx + url.PathEscape(name) // a valid URI even for names with spaces
 }
 
 // cwe converts a CE/CWE/CNE repetition to a CodeableConcept: the primary
