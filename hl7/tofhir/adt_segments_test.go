@@ -463,3 +463,24 @@ func TestCodingSystemIsURI(t *testing.T) {
 		}
 	}
 }
+
+// TestMergePairs: A34/A39/A47 with one PID/MRG pair convert like A40; a
+// message with several pairs is refused (AR) instead of converting only
+// the first.
+func TestMergePairs(t *testing.T) {
+	const pair = "PID|1||100200^^^NORTHMC^MR||Quill^Ada\rMRG|100377^^^NORTHMC^MR\r"
+	head := func(trig string) string {
+		return "MSH|^~\\&|APP|NORTHMC|EHRGATE|EHRGATE|20260302100000||ADT^" + trig + "^ADT_A39|C1|P|2.5.1\r"
+	}
+	for _, trig := range []string{"A34", "A39", "A40", "A47"} {
+		r, err := Convert(mustParse(t, head(trig)+pair), Options{})
+		if err != nil || r.Merge == nil || r.Merge.SurvivingID == r.Merge.RetiredID {
+			t.Errorf("Convert(%s, one pair) = %+v, %v; want a merge", trig, r, err)
+		}
+		two := head(trig) + pair + "PID|2||100500^^^NORTHMC^MR||Lee^Jo\rMRG|100501^^^NORTHMC^MR\r"
+		var me *hl7.MessageError
+		if _, err := Convert(mustParse(t, two), Options{}); !errors.Is(err, ErrUnsupported) || !errors.As(err, &me) || !me.Reject {
+			t.Errorf("Convert(%s, two pairs) = %v, want ErrUnsupported (AR)", trig, err)
+		}
+	}
+}

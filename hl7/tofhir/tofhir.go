@@ -169,7 +169,7 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 		err = c.adt(true)
 	case "ADT^A28", "ADT^A31":
 		err = c.adt(false)
-	case "ADT^A40":
+	case "ADT^A40", "ADT^A34", "ADT^A39", "ADT^A47":
 		err = c.merge()
 	case "ORU^R01":
 		err = c.oru()
@@ -532,7 +532,16 @@ func locationDisplay(r hl7.Repetition) string {
 	return strings.Join(parts, " ")
 }
 
+// merge converts a merge or identifier change with one PID/MRG pair: A40
+// (merge patient, identifier list), A34 (patient id only), A39 (merge
+// person), A47 (change identifier list: MRG-1 is the wrong identifier,
+// PID-3 the right one; the wrong one is retired the same way). A message
+// with several pairs is refused as unsupported (AR) rather than
+// converting only its first pair: Result has room for one merge.
 func (c *conv) merge() error {
+	if n, m := len(c.m.Segments("PID")), len(c.m.Segments("MRG")); n > 1 || m > 1 {
+		return unsupported(c.res.MessageType, c.res.Trigger, fmt.Sprintf("with %d PID/MRG pairs is not converted by this feed (one pair per message)", max(n, m)))
+	}
 	p, err := c.patient()
 	if err != nil {
 		return err
@@ -551,7 +560,7 @@ func (c *conv) merge() error {
 	_, old := c.identifier(prior)
 	oldID := PatientID(old)
 	if oldID == c.res.PatientID {
-		return problem(hl7.ErrDataType, at("MRG", 1, 1), "A40 merges a patient into itself")
+		return problem(hl7.ErrDataType, at("MRG", 1, 1), "%s merges a patient into itself", c.res.Trigger)
 	}
 	p["link"] = []any{obj{"other": obj{"reference": "Patient/" + oldID}, "type": "replaces"}}
 	c.addPatient(p)
