@@ -154,7 +154,15 @@ type Message struct {
 type segEntry struct {
 	off, end uint32 // raw[off:end] is the segment without terminator
 	ix       atomic.Pointer[segIndex]
+	reads    atomic.Uint32 // Field calls before the index was built
 }
+
+// scanReads is how many fields of a segment are read by scanning before
+// the segment is indexed. A message of which a router or the ACK path reads
+// a handful of fields never pays for an index (it costs about as much as
+// scanning a segment a few times over); a reader that walks a segment gets
+// O(1) access from its fifth field on.
+const scanReads = 4
 
 // Delimiters returns the delimiters declared by the message header.
 func (m *Message) Delimiters() Delimiters { return m.delims }
@@ -263,9 +271,15 @@ func (s Segment) NumFields() int {
 	if s.m == nil {
 		return 0
 	}
-	ix := s.index()
-	n := ix.elements() - 1
-	if ix.header {
+	if ix := s.m.segs[s.i].ix.Load(); ix != nil {
+		n := ix.elements() - 1
+		if ix.header {
+			n++
+		}
+		return n
+	}
+	n := bytes.Count(s.bytes(), []byte{s.m.delims.Field})
+	if s.isHeader() {
 		n++
 	}
 	return n
@@ -282,7 +296,14 @@ func (s Segment) Field(n int) Field {
 		}
 		return Field{}
 	}
-	ix := s.index()
+	e := &s.m.segs[s.i]
+	ix := e.ix.Load()
+	if ix == nil {
+		if e.reads.Add(1) <= scanReads {
+			return s.scanField(n)
+		}
+		ix = s.buildIndex()
+	}
 	k := n
 	if ix.header {
 		switch n {
@@ -317,18 +338,64 @@ func (s Segment) literal(i int) Field {
 	return Field{raw: p, literal: true}
 }
 
+// scanField is Field(n), n ≥ 1, found by scanning the segment.
+func (s Segment) scanField(n int) Field {
+	if s.isHeader() {
+		switch n {
+		case 1:
+			return Field{raw: s.bytes()[3:4], literal: true}
+		case 2:
+			return s.literal(1)
+		}
+		n--
+	}
+	f := s.literal(n)
+	if f.raw == nil {
+		return Field{}
+	}
+	return Field{raw: f.raw, d: &s.m.delims}
+}
+
+// split returns the i-th (1-based) part of p split on sep; nil if absent.
+func split(p []byte, sep byte, i int) []byte {
+	if i < 1 {
+		return nil
+	}
+	for ; i > 1; i-- {
+		j := bytes.IndexByte(p, sep)
+		if j < 0 {
+			return nil
+		}
+		p = p[j+1:]
+	}
+	if j := bytes.IndexByte(p, sep); j >= 0 {
+		p = p[:j]
+	}
+	return p
+}
+
+// count returns the number of parts of p split on sep (0 when p is empty).
+func count(p []byte, sep byte) int {
+	if len(p) == 0 {
+		return 0
+	}
+	return bytes.Count(p, []byte{sep}) + 1
+}
+
 // Field is one field of a segment, possibly with repetitions.
 //
 // Field, Repetition and Component are small values: the encoded bytes, and
 // the segment's boundary index with the element's number in it, so each
 // accessor is a few array reads. Without an index (ix == nil) an element is
-// either literal (MSH-1, MSH-2, the segment name: never split or unescaped)
-// or absent.
+// found by scanning (d != nil: the first fields read of a segment, see
+// scanReads), literal (MSH-1, MSH-2, the segment name: never split or
+// unescaped) or absent.
 type Field struct {
 	raw     []byte
 	ix      *segIndex
-	n       uint32 // element number in ix
-	literal bool   // MSH-1, MSH-2 and segment names are never split or unescaped
+	d       *Delimiters // scanning (ix == nil, not literal)
+	n       uint32      // element number in ix
+	literal bool        // MSH-1, MSH-2 and segment names are never split or unescaped
 }
 
 // Raw returns the encoded field (shared, do not modify).
@@ -342,6 +409,9 @@ func (f Field) IsNull() bool { return string(f.raw) == `""` }
 
 // NumRepetitions returns the number of repetitions (0 for an empty field).
 func (f Field) NumRepetitions() int {
+	if f.d != nil {
+		return count(f.raw, f.d.Repetition)
+	}
 	if f.ix == nil || len(f.raw) == 0 {
 		return min(len(f.raw), 1) // literal, empty or absent
 	}
@@ -351,6 +421,9 @@ func (f Field) NumRepetitions() int {
 // Repetition returns repetition i (1-based).
 func (f Field) Repetition(i int) Repetition {
 	if f.ix == nil {
+		if f.d != nil {
+			return Repetition{raw: split(f.raw, f.d.Repetition, i), d: f.d}
+		}
 		if f.literal && i == 1 {
 			return Repetition{raw: f.raw, literal: true}
 		}
@@ -374,6 +447,7 @@ func (f Field) Value() string { return f.Repetition(1).Component(1).SubComponent
 type Repetition struct {
 	raw     []byte
 	ix      *segIndex
+	d       *Delimiters
 	n       uint32 // repetition number in ix
 	literal bool
 }
@@ -386,6 +460,9 @@ func (r Repetition) IsEmpty() bool { return len(r.raw) == 0 }
 
 // NumComponents returns the number of components (0 when empty).
 func (r Repetition) NumComponents() int {
+	if r.d != nil {
+		return count(r.raw, r.d.Component)
+	}
 	if r.ix == nil || len(r.raw) == 0 {
 		return min(len(r.raw), 1)
 	}
@@ -395,6 +472,9 @@ func (r Repetition) NumComponents() int {
 // Component returns component i (1-based).
 func (r Repetition) Component(i int) Component {
 	if r.ix == nil {
+		if r.d != nil {
+			return Component{raw: split(r.raw, r.d.Component, i), d: r.d}
+		}
 		if r.literal && i == 1 {
 			return Component{raw: r.raw, literal: true}
 		}
@@ -414,6 +494,7 @@ func (r Repetition) Value() string { return r.Component(1).SubComponent(1) }
 type Component struct {
 	raw     []byte
 	ix      *segIndex
+	d       *Delimiters
 	n       uint32 // component number in ix
 	literal bool
 }
@@ -426,6 +507,9 @@ func (c Component) IsEmpty() bool { return len(c.raw) == 0 }
 
 // NumSubComponents returns the number of sub-components (0 when empty).
 func (c Component) NumSubComponents() int {
+	if c.d != nil {
+		return count(c.raw, c.d.SubComponent)
+	}
 	if c.ix == nil || len(c.raw) == 0 {
 		return min(len(c.raw), 1)
 	}
@@ -434,21 +518,26 @@ func (c Component) NumSubComponents() int {
 
 // SubComponent returns sub-component i (1-based), unescaped.
 func (c Component) SubComponent(i int) string {
-	if c.ix == nil {
-		if c.literal && i == 1 {
-			return string(c.raw)
+	var v []byte
+	var d *Delimiters
+	switch {
+	case c.ix != nil:
+		k := c.ix.c[c.n] + uint32(i) - 1
+		if i < 1 || k >= c.ix.c[c.n+1] {
+			return ""
 		}
+		v, d = c.ix.subBytes(k), &c.ix.d
+	case c.d != nil:
+		v, d = split(c.raw, c.d.SubComponent, i), c.d
+	case c.literal && i == 1:
+		return string(c.raw)
+	default:
 		return ""
 	}
-	k := c.ix.c[c.n] + uint32(i) - 1
-	if i < 1 || k >= c.ix.c[c.n+1] {
-		return ""
-	}
-	v := c.ix.subBytes(k)
-	if c.ix.d.Escape == 0 || bytes.IndexByte(v, c.ix.d.Escape) < 0 {
+	if d.Escape == 0 || bytes.IndexByte(v, d.Escape) < 0 {
 		return string(v)
 	}
-	return string(unescape(make([]byte, 0, len(v)), v, &c.ix.d))
+	return string(unescape(make([]byte, 0, len(v)), v, d))
 }
 
 // Value returns the unescaped first sub-component.

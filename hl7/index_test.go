@@ -85,7 +85,8 @@ func TestIndexMatchesScan(t *testing.T) {
 			if err != nil {
 				continue
 			}
-			checkIndexAgainstScan(t, m)
+			checkIndexAgainstScan(t, m) // first reads scan, then the index
+			checkIndexAgainstScan(t, m) // every segment indexed
 		}
 	}
 }
@@ -111,6 +112,7 @@ func TestIndexMatchesScanFixtures(t *testing.T) {
 			t.Fatalf("Parse(%s) error = %v", f, err)
 		}
 		checkIndexAgainstScan(t, m)
+		checkIndexAgainstScan(t, m)
 	}
 	t.Logf("%d fixture messages: every indexed accessor matches the scan", len(files))
 }
@@ -132,31 +134,4 @@ func TestIndexConcurrentReaders(t *testing.T) {
 			t.Fatalf("concurrent Get = %q, want %q", got, want)
 		}
 	}
-}
-
-// split returns the i-th (1-based) part of p split on sep; nil if absent:
-// the scanning implementation the index replaced, kept as the reference.
-func split(p []byte, sep byte, i int) []byte {
-	if i < 1 {
-		return nil
-	}
-	for ; i > 1; i-- {
-		j := bytes.IndexByte(p, sep)
-		if j < 0 {
-			return nil
-		}
-		p = p[j+1:]
-	}
-	if j := bytes.IndexByte(p, sep); j >= 0 {
-		p = p[:j]
-	}
-	return p
-}
-
-// count returns the number of parts of p split on sep (0 when p is empty).
-func count(p []byte, sep byte) int {
-	if len(p) == 0 {
-		return 0
-	}
-	return bytes.Count(p, []byte{sep}) + 1
 }
