@@ -72,6 +72,8 @@ func TestConvertedResourcesNormalize(t *testing.T) {
 func TestADTClinicalFixtures(t *testing.T) {
 	root := filepath.Join(fixturesDir(t), "hl7v2")
 	msgs, _ := filepath.Glob(filepath.Join(root, "messages", "ADT*.hl7"))
+	vxu, _ := filepath.Glob(filepath.Join(root, "messages", "VXU*.hl7"))
+	msgs = append(msgs, vxu...)
 	checked := 0
 	for _, path := range msgs {
 		name := strings.TrimSuffix(filepath.Base(path), ".hl7")

@@ -573,7 +573,8 @@ func (c *conv) vxu() error {
 		c.add("Immunization", immID, im)
 		c.addVaccineObservations(immID, vaccineObs)
 	}
-	return nil
+	// NK1: parents and guardians, which immunization registries rely on.
+	return c.relatedPersons()
 }
 
 // LinkRetired returns the retired patient of an A40 with a replaced-by link
