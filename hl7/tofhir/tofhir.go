@@ -1,10 +1,10 @@
 // Package tofhir converts HL7 v2 messages to FHIR R4 resources: ADT
-// (A01-A08, A11-A13, A21-A23, A28, A31, A40 merge) to Patient and
-// Encounter, with AllergyIntolerance (AL1), Condition (DG1), RelatedPerson
-// (NK1) and Observation (OBX); ORM^O01 and OML^O21 to ServiceRequest; MDM^T02/T06 to DocumentReference;
-// RDE^O11/O25 to MedicationRequest;
-// ORU^R01 to DiagnosticReport and Observations, VXU^V04 to
-// Immunization.
+// (A01-A08, A11-A13, A21-A23, A28, A31; A34/A39/A40/A47 merges) to
+// Patient and Encounter, with AllergyIntolerance (AL1), Condition (DG1),
+// RelatedPerson (NK1) and Observation (OBX); ORU^R01 to DiagnosticReport,
+// Observations and Specimens; VXU^V04 to Immunization; ORM^O01 and
+// OML^O21 to ServiceRequest; RDE^O11/O25 to MedicationRequest; MDM^T02/T06
+// to DocumentReference.
 //
 // Conversion is a pure function of the message and Options: resource ids
 // are deterministic (hashes of the identifiers they stand for), so a later
