@@ -2,14 +2,15 @@
 // (v2.3 through v2.8) and builds acknowledgements.
 //
 // Parsing is offset based: a Message keeps the bytes it was parsed from and
-// each Segment is an (offset, end) pair into them. The first access to a
-// segment's fields scans that segment once and records where every field,
-// repetition, component and sub-component starts (offsets, no copies); every
-// later access to any of them is O(1). A parse costs one allocation for
-// typical messages, the first read of a segment two (its index), and
-// accessors allocate only the strings they return. A Message is immutable
-// after Parse (the index is built at most once per segment, safely under
-// concurrent readers); the caller must not modify the parsed bytes afterwards.
+// each Segment is an (offset, end) pair into them. The first few fields read
+// from a segment are found by scanning for delimiters; after that the segment
+// is scanned once and the start of every field, repetition, component and
+// sub-component recorded (offsets, no copies), so every later access to any
+// of them is O(1). A parse costs one allocation for typical messages, an
+// indexed segment two more, and accessors allocate only the strings they
+// return. A Message is immutable after Parse (the index is built at most once
+// per segment and published atomically, so concurrent readers are safe); the
+// caller must not modify the parsed bytes afterwards.
 //
 // Message content is protected health information. Nothing in this package
 // logs, and errors carry positions (segment index, field number), never data.
