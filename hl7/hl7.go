@@ -220,15 +220,8 @@ func (s Segment) bytes() []byte {
 	return s.m.raw[e.off:e.end]
 }
 
-// index returns the segment's boundary index, building it on first use.
+// buildIndex builds and publishes the segment's boundary index.
 // Concurrent first readers may both build it; one result is kept.
-func (s Segment) index() *segIndex {
-	if ix := s.m.segs[s.i].ix.Load(); ix != nil {
-		return ix
-	}
-	return s.buildIndex()
-}
-
 func (s Segment) buildIndex() *segIndex {
 	e := &s.m.segs[s.i]
 	ix := buildIndex(s.m.raw[e.off:e.end], &s.m.delims, s.isHeader())
