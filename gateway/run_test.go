@@ -65,10 +65,16 @@ func TestRunWorksThroughJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for { // the sync job and the conversion job finish
-		_, synced, _ := gateway.LoadConnectionState(ctx, st, "clinic")
+	for { // the sync job and the conversion job finish (the sync's last write is the job's completion: wait for it)
+		state, _, _ := gateway.LoadConnectionState(ctx, st, "clinic")
+		synced := !state.LastSync.IsZero()
 		counts, _ := st.HL7Counts(ctx, "feed")
-		if synced && counts.Processed == 1 {
+		q, _ := g.Jobs(ctx)
+		finished := 0
+		if list, err := q.List(ctx, jobs.Filter{States: []jobs.State{jobs.Completed}}); err == nil {
+			finished = len(list)
+		}
+		if synced && counts.Processed == 1 && finished >= 2 {
 			break
 		}
 		if ctx.Err() != nil {
