@@ -28,15 +28,21 @@ type Kind string
 // Event kinds.
 const (
 	Admitted          Kind = "admitted"           // ADT A01
+	Preadmitted       Kind = "preadmitted"        // ADT A05
 	Transferred       Kind = "transferred"        // ADT A02
+	ClassChanged      Kind = "class-changed"      // ADT A06 (outpatient to inpatient), A07 (inpatient to outpatient)
 	Discharged        Kind = "discharged"         // ADT A03
+	LeaveStarted      Kind = "leave-started"      // ADT A21 (leave of absence)
+	LeaveEnded        Kind = "leave-ended"        // ADT A22 (back from leave)
 	Registered        Kind = "registered"         // ADT A04, A28
 	Updated           Kind = "updated"            // ADT A08, A31
-	Merged            Kind = "merged"             // ADT A40
-	Cancelled         Kind = "cancelled"          // ADT A11 (cancel admit), A13 (cancel discharge)
+	Merged            Kind = "merged"             // ADT A34, A39, A40, A47
+	Cancelled         Kind = "cancelled"          // ADT A11 (cancel admit), A12 (cancel transfer), A13 (cancel discharge), A23 (delete visit)
 	ResultFinal       Kind = "result-final"       // ORU R01, final or corrected report
 	ResultPreliminary Kind = "result-preliminary" // ORU R01, any other report status
 	Immunization      Kind = "immunization"       // VXU V04
+	Ordered           Kind = "ordered"            // ORM O01, OML O21 (service orders), RDE O11/O25 (medication orders)
+	Document          Kind = "document"           // MDM T02, T06
 )
 
 // Event is one happening. It never carries clinical content.

@@ -319,18 +319,30 @@ func kindOf(res *tofhir.Result) events.Kind {
 	switch res.MessageType + "^" + res.Trigger {
 	case "ADT^A01":
 		return events.Admitted
+	case "ADT^A05":
+		return events.Preadmitted
 	case "ADT^A02":
 		return events.Transferred
+	case "ADT^A06", "ADT^A07":
+		return events.ClassChanged
 	case "ADT^A03":
 		return events.Discharged
+	case "ADT^A21":
+		return events.LeaveStarted
+	case "ADT^A22":
+		return events.LeaveEnded
 	case "ADT^A04", "ADT^A28":
 		return events.Registered
 	case "ADT^A08", "ADT^A31":
 		return events.Updated
-	case "ADT^A40":
+	case "ADT^A34", "ADT^A39", "ADT^A40", "ADT^A47":
 		return events.Merged
-	case "ADT^A11", "ADT^A13":
+	case "ADT^A11", "ADT^A12", "ADT^A13", "ADT^A23":
 		return events.Cancelled
+	case "ORM^O01", "OML^O21", "RDE^O11", "RDE^O25":
+		return events.Ordered
+	case "MDM^T02", "MDM^T06":
+		return events.Document
 	case "ORU^R01":
 		switch res.ResultStatus {
 		case "final", "corrected", "amended":
