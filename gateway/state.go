@@ -222,6 +222,30 @@ func LoadProbe(ctx context.Context, docs store.Documents, conn string) (*probe.R
 	return &r, nil
 }
 
+// LegacyConnectionStates reads, without changing anything, the connection
+// states that ehrgate before 2026-12 kept as files in the data directory
+// (DATA/connections/NAME.json), by name: for read-only commands on a store
+// no gateway has started on since the upgrade (starting one imports them).
+func LegacyConnectionStates(dataDir string) map[string]ConnectionState {
+	out := map[string]ConnectionState{}
+	files, _ := filepath.Glob(filepath.Join(dataDir, "connections", "*.json"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var st ConnectionState
+		if json.Unmarshal(b, &st) != nil {
+			continue
+		}
+		if st.Name == "" {
+			st.Name = strings.TrimSuffix(filepath.Base(f), ".json")
+		}
+		out[st.Name] = st
+	}
+	return out
+}
+
 // importLegacyState copies the connection state and probe reports that
 // ehrgate before 2026-12 kept as files in the data directory
 // (connections/NAME.json, probes/NAME.json) into the store, where a

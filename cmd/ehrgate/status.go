@@ -191,10 +191,22 @@ only; it calls no EHR.`,
 			if err != nil {
 				return err
 			}
+			// State an older ehrgate kept in files, until a gateway start
+			// imports it into the store.
+			legacy := gateway.LegacyConnectionStates(a.cfg.Data)
+			for name := range legacy {
+				if !slices.Contains(names, name) {
+					names = append(names, name)
+				}
+			}
+			slices.Sort(names)
 			for _, name := range names {
 				saved, ok, err := gateway.LoadConnectionState(ctx, db, name)
 				if err != nil {
 					return err
+				}
+				if !ok {
+					saved, ok = legacy[name]
 				}
 				if !ok {
 					continue

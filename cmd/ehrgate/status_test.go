@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,5 +61,39 @@ func TestStatusReportsConnectionsAndReauthorization(t *testing.T) {
 	out, _, _ := run(t, context.Background(), "status", "--data", data)
 	if !strings.Contains(out, "needs_reauthorization") {
 		t.Errorf("status text does not show the re-authorization need:\n%s", out)
+	}
+}
+
+// A store upgraded from a version that kept connection state in files
+// shows that state in status before any gateway has imported it, and
+// status changes nothing.
+func TestStatusReadsStateFilesOfOlderVersions(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	if _, _, err := run(t, ctx, "migrate", "--data", data); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(data, "connections")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"name":"hosp","base_url":"https://ehr.example.org/fhir","auth":"backend-services","vendor":"epic (configured)",` +
+		`"last_sync":"2026-11-01T10:00:00Z","not_granted":["Immunization"]}`
+	if err := os.WriteFile(filepath.Join(dir, "hosp.json"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := run(t, ctx, "status", "--data", data, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Connections []connectionReport `json:"connections"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Connections) != 1 {
+		t.Fatalf("status --json = %v\n%s", err, out)
+	}
+	c := got.Connections[0]
+	if c.Name != "hosp" || c.Vendor != "epic (configured)" || c.LastSync.IsZero() || len(c.NotGranted) != 1 {
+		t.Errorf("status from the old file = %+v", c)
 	}
 }
