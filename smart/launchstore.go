@@ -50,6 +50,16 @@ func launchKey(state string) string {
 // into another row does not decrypt.
 func launchAAD(key string) []byte { return secrets.AAD(key, "smart-launch") }
 
+// RewrapLaunches re-seals every pending launch in st under ring's primary
+// KEK (keys rotate-kek), so that launches begun before a rotation complete
+// after the old KEK is dropped. It returns how many it rewrote.
+func RewrapLaunches(ctx context.Context, st store.LaunchRewrapper, ring *secrets.Keyring) (int, error) {
+	return st.RewrapLaunches(ctx, func(key string, s store.Sealed) (store.Sealed, error) {
+		next, err := ring.Rewrap(secrets.Sealed(s), launchAAD(key))
+		return store.Sealed(next), err
+	})
+}
+
 // pendingRecord is the sealed part of a pending launch.
 type pendingRecord struct {
 	Connection string    `json:"connection"`

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"ehrgate/secrets"
 	"ehrgate/store"
 	"ehrgate/store/sqlite"
 	"ehrgate/store/storetest"
@@ -466,5 +467,35 @@ func BenchmarkLaunch(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// A launch sealed before a KEK rotation opens after it, once rewrapped,
+// with only the new KEK left (keys rotate-kek drops the old one).
+func TestRewrapLaunchesAcrossARotation(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t, filepath.Join(t.TempDir(), sqlite.FileName))
+	k1, _ := secrets.GenerateKEK()
+	k2, _ := secrets.GenerateKEK()
+	key := launchKey("state-1")
+	sealed, err := secrets.NewKeyring(k1).Seal([]byte(`{"connection":"hosp"}`), launchAAD(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := st.PutLaunch(ctx, store.PendingLaunch{Key: key, Connection: "hosp", ClientAddr: "192.0.2.1",
+		Sealed: store.Sealed(sealed), CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}, store.LaunchLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := RewrapLaunches(ctx, st, secrets.NewKeyring(k2, k1))
+	if err != nil || n != 1 {
+		t.Fatalf("RewrapLaunches = %d, %v; want 1", n, err)
+	}
+	p, err := st.TakeLaunch(ctx, key, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := secrets.NewKeyring(k2).Open(secrets.Sealed(p.Sealed), launchAAD(key)); err != nil || string(b) != `{"connection":"hosp"}` {
+		t.Errorf("opening with the new KEK only = %q, %v", b, err)
 	}
 }

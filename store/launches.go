@@ -76,3 +76,13 @@ type PendingLaunches interface {
 	CountLaunches(ctx context.Context, clientAddr string, now time.Time) (int, error)
 	PurgeLaunches(ctx context.Context, now time.Time) (int, error)
 }
+
+// LaunchRewrapper re-seals pending launches, for a key-encryption key
+// rotation. RewrapLaunches calls fn on each stored launch's sealed record
+// (with its key, expired ones included) in one transaction, and stores
+// what fn returns when its KEK differs; it returns how many it rewrote. A
+// launch taken meanwhile is simply gone; fn failing fails the whole call
+// and changes nothing.
+type LaunchRewrapper interface {
+	RewrapLaunches(ctx context.Context, fn func(key string, s Sealed) (Sealed, error)) (int, error)
+}

@@ -24,6 +24,7 @@ type Backend interface {
 	CurrentScanner
 	HL7Log
 	PendingLaunches
+	LaunchRewrapper
 	Documents
 	AuditLog
 	Migrator

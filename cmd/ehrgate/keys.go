@@ -190,7 +190,11 @@ can be removed.`,
 				if err != nil {
 					return err
 				}
-				total += nt + nk
+				nl, err := smart.RewrapLaunches(ctx, st, src.Ring)
+				if err != nil {
+					return err
+				}
+				total += nt + nk + nl
 			}
 			if src.File != "" && !keepOld {
 				primary, _, err := secrets.ReadKeyFile(src.File)

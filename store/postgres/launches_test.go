@@ -33,3 +33,9 @@ func TestLaunchesSharedByProcesses(t *testing.T) {
 		return openLaunches(t, dsn), openLaunches(t, dsn)
 	})
 }
+
+func TestLaunchRewrap(t *testing.T) {
+	storetest.RunLaunchRewrapTests(t, func(t *testing.T) storetest.LaunchRewrapStore {
+		return openLaunches(t, pgtest.NewDatabase(t))
+	})
+}

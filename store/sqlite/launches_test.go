@@ -34,3 +34,9 @@ func TestLaunchesSharedByProcesses(t *testing.T) {
 		return openLaunches(t, path), openLaunches(t, path)
 	})
 }
+
+func TestLaunchRewrap(t *testing.T) {
+	storetest.RunLaunchRewrapTests(t, func(t *testing.T) storetest.LaunchRewrapStore {
+		return openLaunches(t, filepath.Join(t.TempDir(), FileName))
+	})
+}

@@ -390,3 +390,48 @@ func testLaunchConcurrentLimits(t *testing.T, a, b store.PendingLaunches) {
 		t.Errorf("%d puts succeeded in all, want exactly the total limit %d", got, total)
 	}
 }
+
+// LaunchRewrapStore is a store whose pending launches can be re-sealed.
+type LaunchRewrapStore interface {
+	store.PendingLaunches
+	store.LaunchRewrapper
+}
+
+// RunLaunchRewrapTests checks store.LaunchRewrapper: what fn returns under
+// another KEK is stored, the same KEK is left alone, and a failing fn
+// changes nothing.
+func RunLaunchRewrapTests(t *testing.T, newStore func(t *testing.T) LaunchRewrapStore) {
+	ctx := context.Background()
+	s := newStore(t)
+	for _, k := range []string{"a", "b"} {
+		if err := s.PutLaunch(ctx, launch(k, "192.0.2.1", launchT0), store.LaunchLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	boom := errors.New("boom")
+	if _, err := s.RewrapLaunches(ctx, func(key string, in store.Sealed) (store.Sealed, error) {
+		if key == "b" {
+			return in, boom
+		}
+		return store.Sealed{KEKID: "new", WrappedKey: []byte("w2"), Ciphertext: []byte("c2")}, nil
+	}); !errors.Is(err, boom) {
+		t.Fatalf("RewrapLaunches with a failing fn = %v, want its error", err)
+	}
+	n, err := s.RewrapLaunches(ctx, func(key string, in store.Sealed) (store.Sealed, error) {
+		if key == "b" {
+			return in, nil // already under the primary KEK
+		}
+		return store.Sealed{KEKID: "new", WrappedKey: []byte("w2"), Ciphertext: []byte("c2")}, nil
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("RewrapLaunches = %d, %v; want 1", n, err)
+	}
+	a, err := s.TakeLaunch(ctx, "a", launchT0)
+	if err != nil || a.Sealed.KEKID != "new" || string(a.Sealed.Ciphertext) != "c2" || a.Connection != "hosp" {
+		t.Errorf("launch a after rewrap = %+v, %v", a, err)
+	}
+	b, err := s.TakeLaunch(ctx, "b", launchT0)
+	if err != nil || b.Sealed.KEKID == "new" {
+		t.Errorf("launch b after rewrap = %+v, %v; want it unchanged", b, err)
+	}
+}

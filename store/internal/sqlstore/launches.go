@@ -155,4 +155,52 @@ func (db *DB) PurgeLaunches(ctx context.Context, now time.Time) (int, error) {
 	return int(n), nil
 }
 
-var _ store.PendingLaunches = (*DB)(nil)
+// RewrapLaunches implements store.LaunchRewrapper.
+func (db *DB) RewrapLaunches(ctx context.Context, fn func(key string, s store.Sealed) (store.Sealed, error)) (int, error) {
+	n := 0
+	err := db.Write(ctx, func(ctx context.Context, tx Querier) error {
+		n = 0
+		if err := db.Dialect.lock(ctx, tx, launchLockKey); err != nil {
+			return err
+		}
+		type row struct {
+			key string
+			s   store.Sealed
+		}
+		rows, err := db.query(ctx, tx, `SELECT launch_key, kek_id, wrapped_key, ciphertext FROM pending_launches ORDER BY launch_key`)
+		if err != nil {
+			return err
+		}
+		list, err := scanAll(rows, func(r *sql.Rows) (row, error) {
+			var x row
+			return x, r.Scan(&x.key, &x.s.KEKID, &x.s.WrappedKey, &x.s.Ciphertext)
+		})
+		if err != nil {
+			return err
+		}
+		for _, x := range list {
+			next, err := fn(x.key, x.s)
+			if err != nil {
+				return fmt.Errorf("launch %.8s: %w", x.key, err)
+			}
+			if next.KEKID == x.s.KEKID {
+				continue
+			}
+			if _, err := db.exec(ctx, tx, `UPDATE pending_launches SET kek_id=?, wrapped_key=?, ciphertext=? WHERE launch_key=?`,
+				next.KEKID, NonNil(next.WrappedKey), NonNil(next.Ciphertext), x.key); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("re-wrapping pending launches: %w", err)
+	}
+	return n, nil
+}
+
+var (
+	_ store.PendingLaunches = (*DB)(nil)
+	_ store.LaunchRewrapper = (*DB)(nil)
+)
