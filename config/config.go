@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -78,6 +79,42 @@ type Config struct {
 	// Jobs configures the durable job queue of `serve` (scheduled syncs and
 	// exports, event-driven refreshes, HL7 conversion).
 	Jobs Jobs `yaml:"jobs"`
+	// SMART configures the SMART launches ehrgate starts as an app.
+	SMART SMART `yaml:"smart"`
+}
+
+// SMART configures the SMART launches (EHR and standalone) of launch
+// connections. Zero values take the defaults.
+type SMART struct {
+	// LaunchTTL is how long a pending authorization stays usable (default 10m).
+	LaunchTTL Duration `yaml:"launch_ttl"`
+	// MaxPendingPerAddress bounds the pending authorizations started from
+	// one client address (default 20); more get 429.
+	MaxPendingPerAddress int `yaml:"max_pending_per_address"`
+	// MaxPending bounds all pending authorizations in the store (default
+	// 10,000); more get 429.
+	MaxPending int `yaml:"max_pending"`
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes)
+	// whose X-Forwarded-For names the client; none by default, so the
+	// client is the connection's peer and X-Forwarded-For is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// TrustedProxyPrefixes parses TrustedProxies (Validate reports errors).
+func (s SMART) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range s.TrustedProxies {
+		if pfx, err := netip.ParsePrefix(p); err == nil {
+			out = append(out, pfx.Masked())
+			continue
+		}
+		addr, err := netip.ParseAddr(p)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", p)
+		}
+		out = append(out, netip.PrefixFrom(addr, addr.BitLen()))
+	}
+	return out, nil
 }
 
 // Jobs configures the job queue. Zero values take the defaults.
@@ -342,6 +379,12 @@ func (c Config) Validate() error {
 	}
 	if c.Jobs.RescueAfter > 0 && c.Jobs.Timeout > 0 && c.Jobs.RescueAfter <= c.Jobs.Timeout {
 		errs = append(errs, errors.New("jobs: rescue_after must be longer than timeout, or a running job could be taken over"))
+	}
+	if _, err := c.SMART.TrustedProxyPrefixes(); err != nil {
+		errs = append(errs, fmt.Errorf("smart.trusted_proxies: %w", err))
+	}
+	if c.SMART.LaunchTTL < 0 || c.SMART.MaxPending < 0 || c.SMART.MaxPendingPerAddress < 0 {
+		errs = append(errs, errors.New("smart: launch_ttl, max_pending and max_pending_per_address must not be negative"))
 	}
 	if c.SyncEvery < 0 {
 		errs = append(errs, errors.New("sync_every: not a valid duration"))

@@ -192,3 +192,21 @@ func TestHTTPHosts(t *testing.T) {
 		}
 	}
 }
+
+func TestSMARTLaunchSettings(t *testing.T) {
+	cfg, err := Parse([]byte("smart:\n  launch_ttl: 5m\n  max_pending_per_address: 5\n  trusted_proxies: [10.0.0.0/8, 192.0.2.7, '2001:db8::/32']\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := cfg.SMART.TrustedProxyPrefixes()
+	if err != nil || len(p) != 3 || p[1].String() != "192.0.2.7/32" || time.Duration(cfg.SMART.LaunchTTL) != 5*time.Minute {
+		t.Errorf("SMART settings = %+v, %v, %v", cfg.SMART, p, err)
+	}
+	cfg.SMART.TrustedProxies = []string{"proxy.example.org"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "trusted_proxies") {
+		t.Errorf("Validate(trusted_proxies: a host name) = %v, want an error", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"ehrgate/audit"
 	"ehrgate/config"
@@ -33,10 +34,18 @@ func (g *Gateway) SetupLaunches(conns []config.Connection) error {
 	if len(clients) == 0 {
 		return nil
 	}
+	proxies, err := g.cfg.SMART.TrustedProxyPrefixes()
+	if err != nil {
+		return fmt.Errorf("smart.trusted_proxies: %w", err)
+	}
 	l, err := smart.NewLauncher(smart.LauncherOptions{
 		Clients: clients, Vault: g.vault, Discoverer: g.discover, Keys: g.keys, Logger: g.log,
-		Launches:   g.store,
-		OnComplete: g.launchComplete,
+		Launches:             g.store,
+		OnComplete:           g.launchComplete,
+		StateTTL:             time.Duration(g.cfg.SMART.LaunchTTL),
+		MaxPendingPerAddress: g.cfg.SMART.MaxPendingPerAddress,
+		MaxPending:           g.cfg.SMART.MaxPending,
+		TrustedProxies:       proxies,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up SMART launches: %w", err)
