@@ -1,6 +1,7 @@
 package mllp
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -448,17 +450,25 @@ func (s *Server) handleFrame(ctx context.Context, c *serverConn, raw []byte, log
 		return false
 	}
 	defer func() { <-s.sem }()
+	if isBatch(raw) {
+		return s.handleBatch(ctx, c, raw, log)
+	}
+	return s.handleMessage(ctx, raw, log, func(ack []byte) bool { return s.writeAck(c, ack, log) })
+}
 
+// handleMessage processes one message and hands each acknowledgment it
+// owes to emit; false means the connection must close.
+func (s *Server) handleMessage(ctx context.Context, raw []byte, log *slog.Logger, emit func([]byte) bool) bool {
 	msg, perr := hl7.Parse(raw, s.ParseOptions)
 	if perr != nil {
-		return s.reject(ctx, c, raw, perr, log)
+		return s.reject(ctx, raw, perr, log, emit)
 	}
 	id := msg.ControlID()
 	log = log.With("control_id", id)
 
 	switch s.AckMode {
 	case AckImmediate:
-		if !s.writeAck(c, s.ack(msg, hl7.AckApplicationAccept, 0, ""), log) {
+		if !emit(s.ack(msg, hl7.AckApplicationAccept, 0, "")) {
 			return false
 		}
 		var refused *hl7.MessageError
@@ -485,7 +495,7 @@ func (s *Server) handleFrame(ctx context.Context, c *serverConn, raw []byte, log
 			log.Warn("mllp message not stored; CE sent", "err", err)
 		}
 		if wantAck(msg.Get("MSH-15"), commit.IsError()) {
-			if !s.writeAck(c, s.ack(msg, commit, 0, errText(commit)), log) {
+			if !emit(s.ack(msg, commit, 0, errText(commit))) {
 				return false
 			}
 		}
@@ -495,7 +505,7 @@ func (s *Server) handleFrame(ctx context.Context, c *serverConn, raw []byte, log
 		if refused != nil {
 			log.Info("mllp message kept but refused", "reason", refused.Error())
 			if wantAck(msg.Get("MSH-16"), true) {
-				return s.writeAck(c, hl7.BuildMessageErrorACK(msg, refused, "", s.now()), log)
+				return emit(hl7.BuildMessageErrorACK(msg, refused, "", s.now()))
 			}
 			return true
 		}
@@ -507,7 +517,7 @@ func (s *Server) handleFrame(ctx context.Context, c *serverConn, raw []byte, log
 			}
 		}
 		if wantAck(msg.Get("MSH-16"), app.IsError()) {
-			return s.writeAck(c, s.ack(msg, app, 0, errText(app)), log)
+			return emit(s.ack(msg, app, 0, errText(app)))
 		}
 		return true
 
@@ -520,7 +530,7 @@ func (s *Server) handleFrame(ctx context.Context, c *serverConn, raw []byte, log
 		var refused *hl7.MessageError
 		if errors.As(err, &refused) {
 			log.Info("mllp message kept but refused", "ack", refused.AckCode(), "reason", refused.Error())
-			return s.writeAck(c, hl7.BuildMessageErrorACK(msg, refused, "", s.now()), log)
+			return emit(hl7.BuildMessageErrorACK(msg, refused, "", s.now()))
 		}
 		if err != nil {
 			if errors.Is(err, ErrDuplicate) {
@@ -530,8 +540,65 @@ func (s *Server) handleFrame(ctx context.Context, c *serverConn, raw []byte, log
 				log.Warn("mllp message not stored; AE sent", "err", err)
 			}
 		}
-		return s.writeAck(c, s.ack(msg, code, 0, errText(code)), log)
+		return emit(s.ack(msg, code, 0, errText(code)))
 	}
+}
+
+// isBatch reports whether a frame holds an HL7 batch (FHS/BHS ... BTS/FTS)
+// rather than one message.
+func isBatch(raw []byte) bool {
+	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+	return bytes.HasPrefix(raw, []byte("FHS")) || bytes.HasPrefix(raw, []byte("BHS"))
+}
+
+// handleBatch processes a batch frame message by message, each stored (or
+// refused, or quarantined) on its own as if it had come alone, and answers
+// with one frame: a batch of the acknowledgments (BHS, the ACKs in order,
+// BTS with their count), HL7 v2.5.1 chapter 2.10.3. A batch that holds no
+// message is an unparseable frame.
+func (s *Server) handleBatch(ctx context.Context, c *serverConn, raw []byte, log *slog.Logger) bool {
+	parts := hl7.SplitBatch(raw)
+	if len(parts) == 0 {
+		return s.reject(ctx, raw, errors.New("hl7: a batch without any MSH message"), log,
+			func(ack []byte) bool { return s.writeAck(c, ack, log) })
+	}
+	var acks [][]byte
+	collect := func(ack []byte) bool { acks = append(acks, ack); return true }
+	for _, p := range parts {
+		if !s.handleMessage(ctx, p, log, collect) {
+			return false
+		}
+	}
+	var out bytes.Buffer
+	out.WriteString(batchHeader(raw, s.now()))
+	for _, a := range acks {
+		out.Write(bytes.TrimRight(a, "\r\n"))
+		out.WriteByte('\r')
+	}
+	fmt.Fprintf(&out, "BTS|%d\r", len(acks))
+	log.Info("mllp batch acknowledged", "messages", len(parts), "acks", len(acks))
+	return s.writeAck(c, out.Bytes(), log)
+}
+
+// batchHeader is the BHS of a batch acknowledgment: sender and receiver of
+// the incoming batch's header swapped, its batch control id (BHS-11) as the
+// reference (BHS-12).
+func batchHeader(raw []byte, now time.Time) string {
+	var in []string
+	for _, line := range bytes.FieldsFunc(raw, func(r rune) bool { return r == '\r' || r == '\n' }) {
+		if bytes.HasPrefix(line, []byte("BHS")) && len(line) > 3 {
+			in = strings.Split(string(line), string(line[3]))
+			break
+		}
+	}
+	field := func(n int) string { // BHS-n: in[0] is "BHS", in[1] holds BHS-2
+		if n-1 < len(in) && n >= 3 {
+			return in[n-1]
+		}
+		return ""
+	}
+	return "BHS|^~\\&|" + field(5) + "|" + field(6) + "|" + field(3) + "|" + field(4) + "|" + now.UTC().Format("20060102150405") +
+		"||||" + "|" + field(11) + "\r"
 }
 
 func errText(code hl7.AckCode) string {
@@ -555,7 +622,7 @@ func wantAck(cond string, isErr bool) bool {
 }
 
 // reject handles a frame that failed to parse.
-func (s *Server) reject(ctx context.Context, c *serverConn, raw []byte, perr error, log *slog.Logger) bool {
+func (s *Server) reject(ctx context.Context, raw []byte, perr error, log *slog.Logger, emit func([]byte) bool) bool {
 	hdr, _ := hl7.Parse(raw, hl7.ParseOptions{}) // best effort, for MSA-2 and routing fields
 	if hdr != nil {
 		log = log.With("control_id", hdr.ControlID())
@@ -580,7 +647,7 @@ func (s *Server) reject(ctx context.Context, c *serverConn, raw []byte, perr err
 	if !code.IsError() {
 		text = ""
 	}
-	return s.writeAck(c, s.ack(hdr, code, hl7.ErrDataType, text), log)
+	return emit(s.ack(hdr, code, hl7.ErrDataType, text))
 }
 
 func (s *Server) writeAck(c *serverConn, ack []byte, log *slog.Logger) bool {

@@ -745,3 +745,58 @@ func TestClientContextCanceled(t *testing.T) {
 		t.Errorf("Send() returned after %v", d)
 	}
 }
+
+// A batch in one frame (FHS/BHS ... BTS/FTS) is handled message by message:
+// each stored, refused or quarantined on its own, and answered with one
+// batch of acknowledgments in order.
+func TestBatchFrameAcknowledgedMessageByMessage(t *testing.T) {
+	q := &memQuarantine{}
+	store := newMemStore()
+	store.fail = func(id string) error {
+		if id == "B2" {
+			return &hl7.MessageError{Condition: hl7.ErrRequiredFieldMissing, Reason: "no usable patient identifier"}
+		}
+		return nil
+	}
+	addr, _ := startServer(t, &Server{Handler: store, Quarantiner: q, ParseOptions: hl7.ParseOptions{Strict: true}})
+	c := dialRaw(t, addr)
+	garbage := "MSH|^~\\&|SND|SFAC|RCV|RFAC|20240101||ADT^A01|B3|P|2.5.1\rPID|1||x\\Q\\\r"
+	batch := "FHS|^~\\&|SND|SFAC|RCV|RFAC|20240101120000\r" +
+		"BHS|^~\\&|SND|SFAC|RCV|RFAC|20240101120000||||BATCH-7\r" +
+		string(testMsg("B1")) + string(testMsg("B2")) + garbage + string(testMsg("B4")) +
+		"BTS|4\rFTS|1\r"
+	c.send([]byte(batch))
+	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	f, err := c.r.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(f), "\r"), "\r")
+	if !strings.HasPrefix(lines[0], "BHS|^~\\&|RCV|RFAC|SND|SFAC|") || !strings.HasSuffix(lines[0], "|BATCH-7") {
+		t.Errorf("batch ACK header = %q, want receiver and sender swapped and the batch referenced", lines[0])
+	}
+	if last := lines[len(lines)-1]; last != "BTS|4" {
+		t.Errorf("batch ACK trailer = %q, want BTS|4", last)
+	}
+	var msa []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "MSA|") {
+			msa = append(msa, strings.Join(strings.Split(l, "|")[1:3], "|"))
+		}
+	}
+	want := []string{"AA|B1", "AE|B2", "AR|B3", "AA|B4"}
+	if strings.Join(msa, " ") != strings.Join(want, " ") {
+		t.Errorf("acknowledgments %v, want %v", msa, want)
+	}
+	if len(store.stored) != 2 || store.stored["B1"] != 1 || store.stored["B4"] != 1 {
+		t.Errorf("stored %v, want B1 and B4", store.stored)
+	}
+	q.mu.Lock()
+	if len(q.raws) != 1 || !strings.Contains(q.raws[0], "|B3|") {
+		t.Errorf("quarantined %q, want the unparseable B3 alone", q.raws)
+	}
+	q.mu.Unlock()
+	// A batch without any message is one unparseable frame.
+	c.send([]byte("BHS|^~\\&|SND|SFAC\rBTS|0\r"))
+	c.mustAck(hl7.AckApplicationReject, "")
+}
