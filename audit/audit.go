@@ -47,6 +47,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -132,6 +133,15 @@ type Agent struct {
 	// Address is the network address the request came from (an IP address
 	// or a host name).
 	Address string
+}
+
+// Address returns the host of a request's remote address ("192.0.2.7"
+// from "192.0.2.7:51234"), for Agent.Address.
+func Address(remoteAddr string) string {
+	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return h
+	}
+	return remoteAddr
 }
 
 // ID is who the trail files the event under (store.AuditEntry.Agent): the

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"net"
 	"net/http"
 
 	"ehrgate/audit"
@@ -18,7 +17,7 @@ func (d *Dashboard) recordAccess(w http.ResponseWriter, r *http.Request, e audit
 	if d.opts.Audit == nil {
 		return true
 	}
-	e.Agent = audit.Agent{ClientID: dashboardClient, Address: remoteHost(r)}
+	e.Agent = audit.Agent{ClientID: dashboardClient, Address: audit.Address(r.RemoteAddr)}
 	e.Outcome = audit.OutcomeSuccess
 	if d.opts.RequestID != nil {
 		e.RequestID = d.opts.RequestID(r.Context())
@@ -36,12 +35,4 @@ func (d *Dashboard) recordAccess(w http.ResponseWriter, r *http.Request, e audit
 		return false
 	}
 	return true
-}
-
-// remoteHost is the address a request came from, without its port.
-func remoteHost(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
-	}
-	return r.RemoteAddr
 }

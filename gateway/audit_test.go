@@ -6,9 +6,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"ehrgate/config"
-	"ehrgate/gateway"
-	"ehrgate/secrets"
 	"ehrgate/store"
 )
 
@@ -19,18 +16,7 @@ func TestChartViewIsInTheAuditTrail(t *testing.T) {
 	ctx := context.Background()
 	ehr := simulatedEHR(2)
 	defer ehr.Close()
-	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	kek, _ := secrets.GenerateKEK()
-	conn := config.Connection{Name: "clinic", BaseURL: ehr.URL + "/fhir", Vendor: "generic"}
-	g, err := gateway.New(ctx, gateway.Options{Config: config.Config{Connections: []config.Connection{conn}},
-		Store: st, Keyring: secrets.NewKeyring(kek)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, st, conn := newClinicGateway(t, ctx, ehr.URL)
 	if _, err := g.Sync(ctx, conn); err != nil {
 		t.Fatal(err)
 	}

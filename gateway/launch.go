@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -71,7 +70,7 @@ func (g *Gateway) launchComplete(w http.ResponseWriter, r *http.Request, res *sm
 	}
 	// The launch gives the user's session this patient: recorded before
 	// anything of the patient is fetched or shown (fail closed).
-	who := audit.Agent{ClientID: conn.Auth.ClientID, Address: remoteHost(r)}
+	who := audit.Agent{ClientID: conn.Auth.ClientID, Address: audit.Address(r.RemoteAddr)}
 	if res.Token != nil {
 		who.UserID = res.Token.Context.FHIRUser
 	}
@@ -120,12 +119,4 @@ func (g *Gateway) refreshLaunchedPatient(ctx context.Context, conn config.Connec
 	}
 	_, err = syncer.Patient(ctx, patient)
 	return err
-}
-
-// remoteHost is the address a request came from, without its port.
-func remoteHost(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
-	}
-	return r.RemoteAddr
 }

@@ -7,11 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"ehrgate/config"
 	"ehrgate/gateway"
 	"ehrgate/hl7/mllp"
 	"ehrgate/jobs"
-	"ehrgate/secrets"
 	"ehrgate/store"
 )
 
@@ -23,19 +21,7 @@ func TestRunWorksThroughJobs(t *testing.T) {
 	defer cancel()
 	ehr := simulatedEHR(3)
 	defer ehr.Close()
-	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	kek, _ := secrets.GenerateKEK()
-	conn := config.Connection{Name: "clinic", BaseURL: ehr.URL + "/fhir", Vendor: "generic"}
-	g, err := gateway.New(ctx, gateway.Options{Config: config.Config{Connections: []config.Connection{conn}},
-		Store: st, Keyring: secrets.NewKeyring(kek)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g, st, _ := newClinicGateway(t, ctx, ehr.URL)
 
 	runCtx, stop := context.WithCancel(ctx)
 	listening := make(chan net.Addr, 2)

@@ -93,14 +93,15 @@ func TestIndexMatchesScan(t *testing.T) {
 
 func TestIndexMatchesScanFixtures(t *testing.T) {
 	var files []string
-	_ = filepath.WalkDir(filepath.Join(fixturesDir(t), "hl7v2"), func(p string, d fs.DirEntry, err error) error {
+	dir := filepath.Join(fixturesDir(t), "hl7v2")
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".hl7") {
 			files = append(files, p)
 		}
 		return nil
 	})
 	if len(files) == 0 {
-		t.Skip("no .hl7 fixtures")
+		t.Skipf("no .hl7 fixtures under %s (set EHRGATE_FIXTURES to the shared fixtures)", dir)
 	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
