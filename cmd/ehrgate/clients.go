@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -104,12 +105,12 @@ func newClientsListCmd(a *app) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := a.openExistingStore(ctx)
+			reg, done, err := a.clientRegistry(ctx)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			list, err := clients.NewRegistry(st).List(ctx)
+			defer done()
+			list, err := reg.List(ctx)
 			if err != nil {
 				return err
 			}
@@ -146,12 +147,12 @@ func newClientsRemoveCmd(a *app) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := a.openExistingStore(ctx)
+			reg, done, err := a.clientRegistry(ctx)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if err := clients.NewRegistry(st).Remove(ctx, args[0]); err != nil {
+			defer done()
+			if err := reg.Remove(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "removed %s\n", args[0])
@@ -160,4 +161,14 @@ func newClientsRemoveCmd(a *app) *cobra.Command {
 	}
 	addDataFlag(cmd.Flags())
 	return cmd
+}
+
+// clientRegistry opens the existing store's client registry for a command
+// that reads or removes registrations; done closes the store.
+func (a *app) clientRegistry(ctx context.Context) (*clients.Registry, func(), error) {
+	st, err := a.openExistingStore(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return clients.NewRegistry(st), func() { st.Close() }, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,16 +44,11 @@ func newJobsListCmd(a *app) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			db, err := a.openExistingStore(ctx)
+			q, done, err := a.openJobQueue(ctx)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			q, closeQ, err := gateway.OpenQueue(ctx, db, jobs.Options{Logger: a.log})
-			if err != nil {
-				return err
-			}
-			defer closeQ()
+			defer done()
 			f := jobs.Filter{Kinds: splitList(kinds), Limit: limit}
 			for _, s := range splitList(states) {
 				st := jobs.State(s)
@@ -123,16 +119,11 @@ func newJobsCancelCmd(a *app) *cobra.Command {
 				return fmt.Errorf("job id %q is not a number", args[0])
 			}
 			ctx := cmd.Context()
-			db, err := a.openExistingStore(ctx)
+			q, done, err := a.openJobQueue(ctx)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			q, closeQ, err := gateway.OpenQueue(ctx, db, jobs.Options{Logger: a.log})
-			if err != nil {
-				return err
-			}
-			defer closeQ()
+			defer done()
 			j, err := q.Cancel(ctx, id)
 			if err != nil {
 				return err
@@ -143,4 +134,19 @@ func newJobsCancelCmd(a *app) *cobra.Command {
 	}
 	addDataFlag(cmd.Flags())
 	return cmd
+}
+
+// openJobQueue opens the existing store's job queue (without starting it)
+// for a command that reads or cancels jobs; done releases both.
+func (a *app) openJobQueue(ctx context.Context) (q *jobs.Queue, done func(), err error) {
+	db, err := a.openExistingStore(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, closeQ, err := gateway.OpenQueue(ctx, db, jobs.Options{Logger: a.log})
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return q, func() { closeQ(); db.Close() }, nil
 }
