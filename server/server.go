@@ -59,9 +59,22 @@ const (
 	// loopback-only unless an authenticating proxy is in front
 	// (config allow_remote_dashboard).
 	PatientData Access = "patient-data"
+	// Token routes are ehrgate's API for apps: each request carries a
+	// SMART bearer access token, verified (issuer, audience, expiry,
+	// signature, revocation) and whose scopes the handler enforces per
+	// resource type, interaction and patient compartment. They are served
+	// under any Host: a token, not the browser's origin, grants access.
+	Token Access = "smart-token"
+	// OAuth routes are ehrgate's authorization server endpoints; each
+	// authenticates its caller as OAuth and SMART require (a client
+	// assertion or PKCE at the token endpoint, a signed-in person at the
+	// authorization endpoint).
+	OAuth Access = "oauth"
 )
 
-func (a Access) valid() bool { return a == Public || a == Operator || a == PatientData }
+func (a Access) valid() bool {
+	return a == Public || a == Operator || a == PatientData || a == Token || a == OAuth
+}
 
 // Route is one HTTP route: a ServeMux pattern, its handler, who may call
 // it, and what it serves (one line, for the route table).
@@ -143,7 +156,7 @@ func New(opts Options) *Server {
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		if !rt.Access.valid() {
-			panic(fmt.Sprintf("server: route %q declares no access rule (want public, operator or patient-data)", rt.Pattern))
+			panic(fmt.Sprintf("server: route %q declares no access rule (want public, operator, patient-data, smart-token or oauth)", rt.Pattern))
 		}
 		h := rt.Handler
 		if rt.Access == PatientData {
