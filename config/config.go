@@ -81,6 +81,39 @@ type Config struct {
 	Jobs Jobs `yaml:"jobs"`
 	// SMART configures the SMART launches ehrgate starts as an app.
 	SMART SMART `yaml:"smart"`
+	// API configures ehrgate's FHIR API for apps (/fhir).
+	API API `yaml:"api"`
+}
+
+// API configures the FHIR R4 API that `serve` exposes at /fhir. Its
+// requests need bearer access tokens; without an authorization server
+// configured here, every request but /fhir/metadata is refused.
+type API struct {
+	// BaseURL is the API's public URL ("https://ehrgate.example.org/fhir"):
+	// the audience tokens must be issued for, and the base of fullUrl and
+	// paging links. Default: derived from each request's Host.
+	BaseURL string `yaml:"base_url"`
+	// External accepts tokens from the site's own authorization server
+	// (resource-server mode).
+	External *ExternalAuth `yaml:"external"`
+	// DefaultCount and MaxCount are the page size without _count (default
+	// 50) and the most _count may ask (default 1000).
+	DefaultCount int `yaml:"default_count"`
+	MaxCount     int `yaml:"max_count"`
+}
+
+// ExternalAuth describes an external authorization server whose JWT access
+// tokens the API accepts.
+type ExternalAuth struct {
+	Issuer  string `yaml:"issuer"`   // the iss tokens carry
+	JWKSURL string `yaml:"jwks_url"` // where its signing keys are published
+	// Audience is the aud tokens must carry (default api.base_url).
+	Audience string `yaml:"audience"`
+	// ScopeClaim and PatientClaim name the claims holding the SMART
+	// scopes (default "scope") and the patient in context (default
+	// "patient", a served id: CONNECTION.ID).
+	ScopeClaim   string `yaml:"scope_claim"`
+	PatientClaim string `yaml:"patient_claim"`
 }
 
 // SMART configures the SMART launches (EHR and standalone) of launch
@@ -424,7 +457,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("events.webhooks[%d].secret_env: name the environment variable holding the signing secret", i))
 		}
 	}
+	errs = append(errs, c.API.validate()...)
 	seen := map[string]bool{}
+	prefixes := map[string]string{}
 	for i, conn := range c.Connections {
 		where := fmt.Sprintf("connections[%d]", i)
 		if !nameRE.MatchString(conn.Name) {
@@ -434,6 +469,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.name: %q is used twice", where, conn.Name))
 		}
 		seen[conn.Name] = true
+		// The API serves every connection in one namespace, ids prefixed
+		// with the name written with '-' for '_' (fhirapi.Prefix).
+		if other, ok := prefixes[strings.ReplaceAll(conn.Name, "_", "-")]; ok && other != conn.Name {
+			errs = append(errs, fmt.Errorf("%s.name: %q and %q would share one id prefix in the API; rename one", where, other, conn.Name))
+		}
+		prefixes[strings.ReplaceAll(conn.Name, "_", "-")] = conn.Name
 		if conn.BulkEvery < 0 {
 			errs = append(errs, fmt.Errorf("%s.bulk_every: must not be negative", where))
 		}
@@ -463,6 +504,30 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (a API) validate() []error {
+	var errs []error
+	absolute := func(field, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not an absolute http(s) URL", field, raw))
+		}
+	}
+	if a.BaseURL != "" {
+		absolute("api.base_url", a.BaseURL)
+	}
+	if a.DefaultCount < 0 || a.MaxCount < 0 || (a.MaxCount > 0 && a.DefaultCount > a.MaxCount) {
+		errs = append(errs, errors.New("api: default_count and max_count must be positive, default_count at most max_count"))
+	}
+	if x := a.External; x != nil {
+		absolute("api.external.issuer", x.Issuer)
+		absolute("api.external.jwks_url", x.JWKSURL)
+		if x.Audience == "" && a.BaseURL == "" {
+			errs = append(errs, errors.New("api.external.audience: name the audience the tokens carry (or set api.base_url)"))
+		}
+	}
+	return errs
 }
 
 // Connection returns the named connection.

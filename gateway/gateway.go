@@ -36,6 +36,7 @@ import (
 	"ehrgate/ehr"
 	"ehrgate/events"
 	"ehrgate/fhir"
+	"ehrgate/fhirapi"
 	"ehrgate/metrics"
 	"ehrgate/normalize"
 	"ehrgate/probe"
@@ -92,8 +93,9 @@ type Gateway struct {
 	bus      *events.Bus             // this process's events (StartEvents), or nil
 	hl7opts  map[string]MLLPOptions  // the listeners' options, by connection
 
-	jobs  jobState
-	audit *audit.Log // the trail every access to patient data is recorded in
+	jobs    jobState
+	audit   *audit.Log            // the trail every access to patient data is recorded in
+	apiAuth fhirapi.Authenticator // verifies the API's bearer tokens; nil refuses them all
 }
 
 // New builds a gateway over o.Store. The local code map named in the
@@ -131,6 +133,11 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	host, _ := os.Hostname()
 	g.audit = audit.NewLog(o.Store, audit.Source{InstanceID: fmt.Sprintf("%s-%d", host, os.Getpid())}, nil)
 	g.AddConnections(o.Config.Connections...)
+	auth, err := newAPIAuth(o.Config.API)
+	if err != nil {
+		return nil, err
+	}
+	g.apiAuth = auth
 	if err := g.setupNormalizer(ctx); err != nil {
 		return nil, err
 	}
