@@ -88,7 +88,7 @@ func newEnv(t *testing.T, opts ...func(*fhirapi.Options)) *env {
 	e := &env{t: t, st: st, key: key, gen: gen, audit: audit.NewLog(st, audit.Source{InstanceID: "test"}, nil)}
 	o := fhirapi.Options{Store: st, Auth: v, Audit: e.audit, BaseURL: audience, DefaultCount: 10,
 		Connections: map[string]string{"epic_a": "https://epic.test/api/FHIR/R4", "cerner": "https://cerner.test/r4"},
-		Now: func() time.Time { return now }}
+		Now:         func() time.Time { return now }}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -70,7 +70,7 @@ func served(rec *store.Record, baseURL string) ([]byte, error) {
 		case json.Delim:
 			switch tok {
 			case '{', '[':
-				if depth == 1 && key == "meta" && tok == '{' {
+				if depth == 1 && key == "meta" {
 					metaStart = start
 				}
 				stack = append(stack, frame{object: tok == '{', wantKey: tok == '{'})
@@ -82,7 +82,16 @@ func served(rec *store.Record, baseURL string) ([]byte, error) {
 					edits = append(edits, edit{metaStart, end, nil}) // the served meta, below
 				}
 			}
+		default:
+			if depth == 1 && key == "meta" && metaRaw == nil {
+				metaRaw = raw[start:end]
+				edits = append(edits, edit{start, end, nil})
+			}
 		case string:
+			if depth == 1 && key == "meta" && metaRaw == nil {
+				metaRaw = raw[start:end]
+				edits = append(edits, edit{start, end, nil})
+			}
 			switch {
 			case depth == 1 && key == "id":
 				edits = append(edits, edit{start, end, quote(ServedID(rec.Connection, tok))})
@@ -114,7 +123,9 @@ func served(rec *store.Record, baseURL string) ([]byte, error) {
 		if at < 0 {
 			at = bytes.IndexByte(raw, '{') + 1
 			prefix = []byte(`"meta":`)
-			meta = append(meta, ',')
+			if rest := bytes.TrimLeft(raw[at:], " \t\r\n"); len(rest) > 0 && rest[0] != '}' {
+				meta = append(meta, ',')
+			}
 		}
 		edits = append(edits, edit{at, at, append(prefix, meta...)})
 	}
@@ -179,8 +190,9 @@ func validType(t string) bool {
 func servedMeta(rec *store.Record, baseURL string, src []byte) ([]byte, error) {
 	m := map[string]any{}
 	if len(src) > 0 {
-		if err := json.Unmarshal(src, &m); err != nil {
-			return nil, fmt.Errorf("stored %s/%s has a malformed meta: %w", rec.Type, rec.ID, err)
+		// A meta that is not an object (which FHIR forbids) is replaced.
+		if json.Unmarshal(src, &m) != nil || m == nil {
+			m = map[string]any{}
 		}
 	}
 	m["versionId"] = rec.VersionID
@@ -189,7 +201,9 @@ func servedMeta(rec *store.Record, baseURL string, src []byte) ([]byte, error) {
 		if t.IsZero() {
 			t = rec.FetchedAt
 		}
-		m["lastUpdated"] = t.UTC().Format(time.RFC3339Nano)
+		if !t.IsZero() {
+			m["lastUpdated"] = t.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	if baseURL != "" {
 		m["source"] = baseURL
