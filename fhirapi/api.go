@@ -341,11 +341,11 @@ func patientOf(rec *store.Record) audit.PatientRef {
 
 // decode parses a stored resource for matching.
 func decode(rec *store.Record) (subject, error) {
-	var doc map[string]any
-	if err := json.Unmarshal(rec.Raw, &doc); err != nil {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Raw, &top); err != nil {
 		return subject{}, fmt.Errorf("stored %s/%s is not a JSON object: %w", rec.Type, rec.ID, err)
 	}
-	return subject{rec: rec, doc: doc}, nil
+	return subject{rec: rec, top: top, decoded: map[string]any{}}, nil
 }
 
 // read serves read and vread.

@@ -1,6 +1,7 @@
 package fhirapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -125,10 +126,30 @@ func parseRefValue(ns *Namespace, p param, v string) (ref, bool) {
 	return ref{conn, typ, id}, ok
 }
 
-// subject is a resource being tested: its record and decoded JSON.
+// subject is a resource being tested: its record and its top-level
+// elements, each decoded only when a parameter asks for it (most searches
+// look at two or three of a resource's elements).
 type subject struct {
-	rec *store.Record
-	doc map[string]any
+	rec     *store.Record
+	top     map[string]json.RawMessage
+	decoded map[string]any
+}
+
+// values returns what path (dotted element names, arrays flattened)
+// reaches in the resource.
+func (s subject) values(path string) []any {
+	first, _, _ := strings.Cut(path, ".")
+	v, ok := s.decoded[first]
+	if !ok {
+		if raw, found := s.top[first]; found {
+			_ = json.Unmarshal(raw, &v) // the whole resource was valid JSON
+		}
+		s.decoded[first] = v
+	}
+	if v == nil {
+		return nil
+	}
+	return values(map[string]any{first: v}, path)
 }
 
 // matches reports whether the resource satisfies f.
@@ -138,7 +159,7 @@ func (f filter) matches(s subject, now time.Time) bool {
 	}
 	var nodes []any
 	for _, path := range f.p.paths {
-		nodes = append(nodes, values(s.doc, path)...)
+		nodes = append(nodes, s.values(path)...)
 	}
 	if f.p.name == "_lastUpdated" && len(nodes) == 0 && !s.rec.LastUpdated.IsZero() {
 		nodes = []any{s.rec.LastUpdated.UTC().Format(time.RFC3339Nano)}
