@@ -51,6 +51,9 @@ type Options struct {
 	// sent; a request whose event cannot be recorded is refused. Nil
 	// refuses every request but metadata.
 	Audit audit.Recorder
+	// Trail is the audit trail served to auditors at /fhir/AuditEvent
+	// (nil: not served).
+	Trail store.AuditLog
 	// BaseURL is the API's public base URL ("https://ehrgate.example.org/fhir"),
 	// used in fullUrl and paging links; "" derives it from each request.
 	BaseURL string
@@ -125,6 +128,7 @@ func (a *API) Routes() []server.Route {
 		{Pattern: "POST /fhir/{type}/_search", Access: server.Token, Serves: "search a type, parameters in a form body (as GET)", Handler: h(a.search)},
 		{Pattern: "GET /fhir/{type}/{id}", Access: server.Token, Serves: "read (scope TYPE.r; patient/ scopes: the patient's compartment only)", Handler: h(a.read)},
 		{Pattern: "GET /fhir/{type}/{id}/_history/{vid}", Access: server.Token, Serves: "vread: a stored version (scope TYPE.r, compartment as read)", Handler: h(a.read)},
+		{Pattern: "GET /fhir/AuditEvent", Access: server.Token, Serves: "the audit trail, to auditors (scope user/ or system/AuditEvent.rs, never a wildcard)", Handler: h(a.auditEvents)},
 		{Pattern: "GET /fhir/Patient/{id}/{op}", Access: server.Token, Serves: "Patient/ID/$everything: the patient's record (scopes per type, compartment)", Handler: h(a.everything)},
 		{Pattern: "/fhir/", Access: server.Token, Serves: "anything else under /fhir: an OperationOutcome (not supported)", Handler: h(a.unsupported)},
 	}

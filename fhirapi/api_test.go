@@ -86,7 +86,7 @@ func newEnv(t *testing.T, opts ...func(*fhirapi.Options)) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, st: st, key: key, gen: gen, audit: audit.NewLog(st, audit.Source{InstanceID: "test"}, nil)}
-	o := fhirapi.Options{Store: st, Auth: v, Audit: e.audit, BaseURL: audience, DefaultCount: 10,
+	o := fhirapi.Options{Store: st, Auth: v, Audit: e.audit, Trail: st, BaseURL: audience, DefaultCount: 10,
 		Connections: map[string]string{"epic_a": "https://epic.test/api/FHIR/R4", "cerner": "https://cerner.test/r4"},
 		Now:         func() time.Time { return now }}
 	for _, f := range opts {
@@ -552,5 +552,44 @@ func TestMetadataIsPublicAndTrue(t *testing.T) {
 				t.Errorf("advertised %s = %d %v", path, code, b)
 			}
 		}
+	}
+}
+
+func TestEveryAccessLeavesOneAuditEvent(t *testing.T) {
+	e := newEnv(t)
+	pt := e.token("patient/*.rs", "epic-a.p00000")
+	user := e.token("user/Observation.rs", "")
+	calls := []struct{ tok, path string }{
+		{pt, "Patient/epic-a.p00000"},
+		{pt, "Patient/epic-a.p00001"}, // refused: another patient
+		{pt, "Observation?category=laboratory&_include=Observation:patient"},
+		{pt, "Patient/epic-a.p00000/$everything"},
+		{user, "Condition?patient=epic-a.p00000"}, // refused: scope
+		{user, "Observation?bogus=1"},             // refused: bad search
+		{user, "Observation?patient=epic-a.p00000&_count=2"},
+	}
+	for _, c := range calls {
+		before := e.auditCount()
+		e.get(c.tok, c.path)
+		if n := e.auditCount() - before; n != 1 {
+			t.Errorf("GET %s left %d audit events, want exactly 1", c.path, n)
+		}
+	}
+	// An auditor reads them back by patient; others cannot.
+	auditor := e.token("user/AuditEvent.rs", "")
+	got := e.all(auditor, "AuditEvent?patient=epic-a.p00000&_count=2")
+	if len(got) < 4 {
+		t.Errorf("AuditEvent?patient=epic-a.p00000 found %d events, want at least the 4 accesses naming that patient", len(got))
+	}
+	for _, tok := range []string{e.token("system/*.rs", ""), e.token("patient/AuditEvent.rs", "epic-a.p00000"), pt} {
+		if code, _ := e.get(tok, "AuditEvent"); code != http.StatusForbidden {
+			t.Errorf("AuditEvent with a non-auditor token = %d, want 403", code)
+		}
+	}
+	if code, _ := e.get(auditor, "AuditEvent?date=ge2020-01-01&type=rest&agent=user-1&_count=5"); code != 200 {
+		t.Errorf("AuditEvent search by date, type and agent = %d", code)
+	}
+	if code, _ := e.get(auditor, "AuditEvent?bogus=1"); code != 400 {
+		t.Errorf("AuditEvent?bogus = %d, want 400", code)
 	}
 }

@@ -55,6 +55,7 @@ func (g *Gateway) apiRoutes() ([]server.Route, error) {
 		Connections:  conns,
 		Auth:         auth,
 		Audit:        g.audit,
+		Trail:        g.store,
 		BaseURL:      g.cfg.API.BaseURL,
 		DefaultCount: g.cfg.API.DefaultCount,
 		MaxCount:     g.cfg.API.MaxCount,
