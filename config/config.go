@@ -83,6 +83,23 @@ type Config struct {
 	SMART SMART `yaml:"smart"`
 	// API configures ehrgate's FHIR API for apps (/fhir).
 	API API `yaml:"api"`
+	// Audit configures where the audit trail is copied for a SIEM.
+	Audit Audit `yaml:"audit"`
+}
+
+// Audit configures the audit trail's copies. The trail itself is always
+// kept in the store.
+type Audit struct {
+	// SIEM copies every event, as one JSON line (a FHIR AuditEvent), to a
+	// file, to syslog, or both, within Every of its being recorded.
+	SIEM SIEM `yaml:"siem"`
+}
+
+// SIEM names where audit events are copied.
+type SIEM struct {
+	File   string   `yaml:"file"`   // a file appended to (created 0600)
+	Syslog string   `yaml:"syslog"` // udp://host:514, tcp://host:601 or unix:///dev/log
+	Every  Duration `yaml:"every"`  // how often new events are copied (default 5s)
 }
 
 // API configures the FHIR R4 API that `serve` exposes at /fhir. Its
@@ -458,6 +475,14 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.API.validate()...)
+	if sl := c.Audit.SIEM.Syslog; sl != "" {
+		if u, err := url.Parse(sl); err != nil || (u.Scheme != "udp" && u.Scheme != "tcp" && u.Scheme != "unix" && u.Scheme != "unixgram") {
+			errs = append(errs, fmt.Errorf("audit.siem.syslog: %q is not udp://host:port, tcp://host:port or unix:///path", sl))
+		}
+	}
+	if c.Audit.SIEM.Every < 0 {
+		errs = append(errs, errors.New("audit.siem.every: must not be negative"))
+	}
 	seen := map[string]bool{}
 	prefixes := map[string]string{}
 	for i, conn := range c.Connections {
