@@ -136,6 +136,7 @@ func (a *API) Routes() []server.Route {
 
 // call is one authenticated request.
 type call struct {
+	clean bool // the cleaned form was asked for (FormHeader)
 	w     http.ResponseWriter
 	r     *http.Request
 	who   apiauth.Principal
@@ -173,7 +174,13 @@ func (a *API) begin(w http.ResponseWriter, r *http.Request) (*call, bool) {
 		fhir.WriteOutcome(w, status, "error", "security", msg)
 		return nil, false
 	}
-	return &call{w: w, r: r, who: p, agent: audit.Agent{UserID: p.Subject, ClientID: p.ClientID, Address: audit.Address(r.RemoteAddr)}}, true
+	w.Header().Add("Vary", FormHeader)
+	form := r.Header.Get(FormHeader)
+	if form != "" && form != "cleaned" && form != "as-received" {
+		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", FormHeader+" is cleaned or as-received.")
+		return nil, false
+	}
+	return &call{clean: form == "cleaned", w: w, r: r, who: p, agent: audit.Agent{UserID: p.Subject, ClientID: p.ClientID, Address: audit.Address(r.RemoteAddr)}}, true
 }
 
 func jsonFormat(f string) bool {
@@ -402,7 +409,7 @@ func (a *API) read(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.Patient = patientOf(&rec)
-	body, err := a.render(&rec, nil)
+	body, err := a.render(&rec, nil, c.clean)
 	if err != nil {
 		a.o.Logger.ErrorContext(r.Context(), "API read: stored resource unreadable", "type", typ, "error", err)
 		a.fail(c, ev, http.StatusInternalServerError, "exception", "The stored resource could not be served.")
@@ -415,8 +422,18 @@ func (a *API) read(w http.ResponseWriter, r *http.Request) {
 	a.succeed(c, ev, http.StatusOK, body)
 }
 
-// render serves a record, subset to elements when given.
-func (a *API) render(rec *store.Record, elements []string) ([]byte, error) {
+// render serves a record, in the cleaned form when asked, subset to
+// elements when given.
+func (a *API) render(rec *store.Record, elements []string, clean bool) ([]byte, error) {
+	if clean {
+		raw, err := cleaned(rec)
+		if err != nil {
+			return nil, err
+		}
+		r := *rec
+		r.Raw = raw
+		rec = &r
+	}
 	body, err := served(rec, a.o.Connections[rec.Connection])
 	if err != nil || len(elements) == 0 {
 		return body, err

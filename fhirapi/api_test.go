@@ -593,3 +593,21 @@ func TestEveryAccessLeavesOneAuditEvent(t *testing.T) {
 		t.Errorf("AuditEvent?bogus = %d, want 400", code)
 	}
 }
+
+func TestFormHeader(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("user/*.rs", "")
+	for form, want := range map[string]int{"cleaned": 200, "as-received": 200, "pretty": 400} {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/fhir/Observation?patient=epic-a.p00000&_count=50", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set(fhirapi.FormHeader, form)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || !strings.Contains(resp.Header.Get("Vary"), fhirapi.FormHeader) {
+			t.Errorf("%s: %s = %d (Vary %q), want %d", fhirapi.FormHeader, form, resp.StatusCode, resp.Header.Get("Vary"), want)
+		}
+	}
+}

@@ -657,7 +657,7 @@ func (a *API) answerSearch(c *call, ev audit.Event, q *query, g grants, res resu
 			return nil
 		}
 		seen[k] = true
-		body, err := a.render(rec, q.elements)
+		body, err := a.render(rec, q.elements, c.clean)
 		if err != nil {
 			return err
 		}
@@ -911,7 +911,7 @@ func (a *API) everything(w http.ResponseWriter, r *http.Request) {
 	}
 	for i := range res.hits {
 		rec := &res.hits[i].rec
-		body, err := a.render(rec, nil)
+		body, err := a.render(rec, nil, c.clean)
 		if err != nil {
 			a.fail(c, ev, http.StatusInternalServerError, "exception", "A stored resource could not be served.")
 			return
