@@ -30,20 +30,77 @@ const ConnectionTagSystem = "urn:ehrgate:connection"
 //     own profile, security and tags are kept.
 func served(rec *store.Record, baseURL string) ([]byte, error) {
 	raw := rec.Raw
+	edits, metaRaw, insertAt, err := editsByScan(rec, baseURL)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := servedMeta(rec, baseURL, metaRaw)
+	if err != nil {
+		return nil, err
+	}
+	found := false
+	var metaEdit edit
+	for i := range edits {
+		if edits[i].repl == nil {
+			edits[i].repl, found = meta, true
+			metaEdit = edits[i]
+		}
+	}
+	if found {
+		// The meta is replaced whole: edits inside it (a "reference" in a
+		// meta extension) go with it.
+		kept := edits[:0]
+		for _, e := range edits {
+			if e.repl != nil && e.start >= metaEdit.start && e.end <= metaEdit.end && &e.repl[0] != &meta[0] {
+				continue
+			}
+			kept = append(kept, e)
+		}
+		edits = kept
+	}
+	if !found {
+		at := insertAt
+		prefix := []byte(`,"meta":`)
+		if at < 0 {
+			at = bytes.IndexByte(raw, '{') + 1
+			prefix = []byte(`"meta":`)
+			if rest := bytes.TrimLeft(raw[at:], " \t\r\n"); len(rest) > 0 && rest[0] != '}' {
+				meta = append(meta, ',')
+			}
+		}
+		edits = append(edits, edit{at, at, append(prefix, meta...)})
+	}
+	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
+	out := make([]byte, 0, len(raw)+len(meta)+64)
+	last := 0
+	for _, e := range edits {
+		out = append(out, raw[last:e.start]...)
+		out = append(out, e.repl...)
+		last = e.end
+	}
+	return append(out, raw[last:]...), nil
+}
+
+// edit replaces raw[start:end] with repl (a nil repl: the served meta).
+type edit struct {
+	start, end int
+	repl       []byte
+}
+
+// editsByTokens finds the edits served makes with encoding/json's
+// tokenizer: the reference the fast scanner (editsByScan) is tested
+// against.
+func editsByTokens(rec *store.Record, baseURL string) (edits []edit, metaRaw []byte, insertAt int, err error) {
+	raw := rec.Raw
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	type edit struct {
-		start, end int
-		repl       []byte
-	}
-	var edits []edit
 	type frame struct {
 		object, wantKey bool
 		key             string
 	}
 	var stack []frame
-	metaStart, insertAt := -1, -1
-	var metaRaw []byte
+	metaStart := -1
+	insertAt = -1
 	for {
 		before := int(dec.InputOffset())
 		tok, err := dec.Token()
@@ -51,7 +108,7 @@ func served(rec *store.Record, baseURL string) ([]byte, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("stored %s/%s is not JSON: %w", rec.Type, rec.ID, err)
+			return nil, nil, -1, fmt.Errorf("stored %s/%s is not JSON: %w", rec.Type, rec.ID, err)
 		}
 		end := int(dec.InputOffset())
 		start := skipSeparators(raw, before)
@@ -107,37 +164,7 @@ func served(rec *store.Record, baseURL string) ([]byte, error) {
 			stack[n-1].wantKey = true
 		}
 	}
-	meta, err := servedMeta(rec, baseURL, metaRaw)
-	if err != nil {
-		return nil, err
-	}
-	found := false
-	for i := range edits {
-		if edits[i].repl == nil {
-			edits[i].repl, found = meta, true
-		}
-	}
-	if !found {
-		at := insertAt
-		prefix := []byte(`,"meta":`)
-		if at < 0 {
-			at = bytes.IndexByte(raw, '{') + 1
-			prefix = []byte(`"meta":`)
-			if rest := bytes.TrimLeft(raw[at:], " \t\r\n"); len(rest) > 0 && rest[0] != '}' {
-				meta = append(meta, ',')
-			}
-		}
-		edits = append(edits, edit{at, at, append(prefix, meta...)})
-	}
-	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
-	out := make([]byte, 0, len(raw)+len(meta)+64)
-	last := 0
-	for _, e := range edits {
-		out = append(out, raw[last:e.start]...)
-		out = append(out, e.repl...)
-		last = e.end
-	}
-	return append(out, raw[last:]...), nil
+	return edits, metaRaw, insertAt, nil
 }
 
 // skipSeparators moves past whitespace, ':' and ',' to a token's start.

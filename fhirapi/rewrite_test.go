@@ -2,6 +2,7 @@ package fhirapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,12 @@ func FuzzServed(f *testing.F) {
 			return // the store holds JSON objects only
 		}
 		rec := &store.Record{Key: store.Key{Connection: "c_1", Type: "Observation", ID: "o", VersionID: "1"}, Raw: raw}
+		// The fast scanner finds exactly what encoding/json's tokenizer does.
+		e1, m1, i1, err1 := editsByScan(rec, "https://ehr.test/fhir")
+		e2, m2, i2, err2 := editsByTokens(rec, "https://ehr.test/fhir")
+		if (err1 == nil) != (err2 == nil) || fmt.Sprint(e1) != fmt.Sprint(e2) || string(m1) != string(m2) || i1 != i2 {
+			t.Fatalf("editsByScan(%q) = %v %q %d %v\neditsByTokens = %v %q %d %v", raw, e1, m1, i1, err1, e2, m2, i2, err2)
+		}
 		out, err := served(rec, "https://ehr.test/fhir")
 		if err != nil {
 			return
@@ -66,6 +73,39 @@ func FuzzServed(f *testing.F) {
 		meta, _ := got["meta"].(map[string]any)
 		if meta == nil || meta["versionId"] != "1" || !strings.Contains(string(out), ConnectionTagSystem) {
 			t.Fatalf("served(%q) = %q: meta %v lacks the version or the connection tag", raw, out, meta)
+		}
+	})
+}
+
+// BenchmarkServed: the serve rewrite of a synthetic Observation, by the
+// scanner served uses and by encoding/json's tokenizer.
+func BenchmarkServed(b *testing.B) {
+	raw := []byte(`{"resourceType":"Observation","id":"p00001-obs-017","meta":{"versionId":"3","lastUpdated":"2024-01-02T03:04:05Z"},"status":"final",` +
+		`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],` +
+		`"code":{"coding":[{"system":"http://loinc.org","code":"2345-7","display":"Glucose [Mass/volume] in Serum or Plasma"}],"text":"Glucose"},` +
+		`"subject":{"reference":"Patient/p00001"},"encounter":{"reference":"Encounter/p00001-enc-003"},"effectiveDateTime":"2024-01-02T03:00:00Z",` +
+		`"valueQuantity":{"value":126,"unit":"mg/dL","system":"http://unitsofmeasure.org","code":"mg/dL"},` +
+		`"referenceRange":[{"low":{"value":70,"unit":"mg/dL"},"high":{"value":99,"unit":"mg/dL"}}]}`)
+	rec := &store.Record{Key: store.Key{Connection: "epic_a", Type: "Observation", ID: "p00001-obs-017", VersionID: "3"}, Raw: raw}
+	for _, fn := range []struct {
+		name string
+		f    func(*store.Record, string) ([]edit, []byte, int, error)
+	}{{"scan", editsByScan}, {"tokens", editsByTokens}} {
+		b.Run(fn.name, func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			for i := 0; i < b.N; i++ {
+				if _, _, _, err := fn.f(rec, "https://ehr.test/fhir"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("served", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for i := 0; i < b.N; i++ {
+			if _, err := served(rec, "https://ehr.test/fhir"); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
