@@ -56,6 +56,7 @@ func (g *Gateway) apiRoutes() ([]server.Route, error) {
 		Auth:         auth,
 		Audit:        g.audit,
 		Trail:        g.store,
+		Docs:         g.store,
 		BaseURL:      g.cfg.API.BaseURL,
 		DefaultCount: g.cfg.API.DefaultCount,
 		MaxCount:     g.cfg.API.MaxCount,
