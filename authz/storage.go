@@ -113,7 +113,13 @@ func (st *storage) fromStored(ctx context.Context, sr storedRequest, into fosite
 		sess = &Session{}
 	}
 	if sr.Session != nil {
-		*sess = *sr.Session
+		// fosite hydrates a session twice in one token request (handle,
+		// then populate); expiries it set in between are kept.
+		kept := sess.Expires
+		*sess = *sr.Session.Clone().(*Session)
+		for t, exp := range kept {
+			sess.SetExpiresAt(t, exp)
+		}
 	}
 	return &fosite.Request{ID: sr.ID, RequestedAt: sr.RequestedAt, Client: c,
 		RequestedScope: sr.Scopes, GrantedScope: sr.GrantedScopes,
