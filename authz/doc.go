@@ -70,9 +70,11 @@
 // sees the same: authorization codes, PKCE requests, access-token records,
 // refresh tokens, grant families, revoked jtis, client-assertion jtis,
 // pending patient-picker requests, and the signing keys. Codes and tokens
-// are stored under (and only as) SHA-256 hashes; the private signing key is
-// sealed with the secrets.Keyring (envelope encryption), as smart.KeyManager
-// seals its keys. Server.Purge deletes what has expired.
+// are stored under (and only as) SHA-256 hashes; the grant's session (who,
+// which patient) and the private signing key are sealed with the
+// secrets.Keyring (envelope encryption), as smart.KeyManager seals its
+// keys, so the documents hold neither secrets nor patient data in the
+// clear. Server.Purge deletes what has expired.
 //
 // Nothing here logs a token, a code, an assertion or patient data.
 package authz

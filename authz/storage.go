@@ -14,6 +14,7 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 
 	"ehrgate/clients"
+	"ehrgate/secrets"
 	"ehrgate/store"
 )
 
@@ -50,7 +51,9 @@ type storedRequest struct {
 	Audience        []string   `json:"audience,omitempty"`
 	GrantedAudience []string   `json:"granted_audience,omitempty"`
 	Form            url.Values `json:"form,omitempty"`
-	Session         *Session   `json:"session"`
+	// Session is sealed with the keyring (it names the patient in
+	// context; Documents hold no patient data in the clear).
+	Session store.Sealed `json:"session"`
 }
 
 // record is one stored code or token.
@@ -85,10 +88,21 @@ type storage struct{ s *Server }
 
 func (st *storage) docs() store.Documents { return st.s.o.Docs }
 
-func toStored(r fosite.Requester) (storedRequest, error) {
+func sessionAAD(requestID string) []byte { return secrets.AAD(requestID, "authz-session") }
+
+// toStored returns r at rest, and its session.
+func (st *storage) toStored(r fosite.Requester) (storedRequest, *Session, error) {
 	sess, ok := r.GetSession().(*Session)
 	if !ok {
-		return storedRequest{}, fmt.Errorf("unexpected session type %T", r.GetSession())
+		return storedRequest{}, nil, fmt.Errorf("unexpected session type %T", r.GetSession())
+	}
+	plain, err := json.Marshal(sess)
+	if err != nil {
+		return storedRequest{}, nil, err
+	}
+	sealed, err := st.s.o.Keyring.Seal(plain, sessionAAD(r.GetID()))
+	if err != nil {
+		return storedRequest{}, nil, fmt.Errorf("sealing a session: %w", err)
 	}
 	form := url.Values{}
 	for _, k := range formKept {
@@ -98,7 +112,8 @@ func toStored(r fosite.Requester) (storedRequest, error) {
 	}
 	return storedRequest{ID: r.GetID(), RequestedAt: r.GetRequestedAt(), ClientID: r.GetClient().GetID(),
 		Scopes: r.GetRequestedScopes(), GrantedScopes: r.GetGrantedScopes(),
-		Audience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(), Form: form, Session: sess}, nil
+		Audience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(), Form: form,
+		Session: store.Sealed(sealed)}, sess, nil
 }
 
 // fromStored rebuilds a request; into, when it is a *Session, is filled
@@ -108,18 +123,24 @@ func (st *storage) fromStored(ctx context.Context, sr storedRequest, into fosite
 	if err != nil {
 		return nil, err
 	}
+	plain, err := st.s.o.Keyring.Open(secrets.Sealed(sr.Session), sessionAAD(sr.ID))
+	if err != nil {
+		return nil, fmt.Errorf("opening a session: %w", err)
+	}
+	var stored Session
+	if err := json.Unmarshal(plain, &stored); err != nil {
+		return nil, fmt.Errorf("decoding a session: %w", err)
+	}
 	sess, ok := into.(*Session)
 	if !ok || sess == nil {
 		sess = &Session{}
 	}
-	if sr.Session != nil {
-		// fosite hydrates a session twice in one token request (handle,
-		// then populate); expiries it set in between are kept.
-		kept := sess.Expires
-		*sess = *sr.Session.Clone().(*Session)
-		for t, exp := range kept {
-			sess.SetExpiresAt(t, exp)
-		}
+	// fosite hydrates a session twice in one token request (handle, then
+	// populate); expiries it set in between are kept.
+	kept := sess.Expires
+	*sess = stored
+	for t, exp := range kept {
+		sess.SetExpiresAt(t, exp)
 	}
 	return &fosite.Request{ID: sr.ID, RequestedAt: sr.RequestedAt, Client: c,
 		RequestedScope: sr.Scopes, GrantedScope: sr.GrantedScopes,
@@ -224,11 +245,11 @@ func (st *storage) SetClientAssertionJWT(ctx context.Context, jti string, exp ti
 
 // CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
 func (st *storage) CreateAuthorizeCodeSession(ctx context.Context, sig string, r fosite.Requester) error {
-	sr, err := toStored(r)
+	sr, sess, err := st.toStored(r)
 	if err != nil {
 		return err
 	}
-	exp := sr.Session.GetExpiresAt(fosite.AuthorizeCode)
+	exp := sess.GetExpiresAt(fosite.AuthorizeCode)
 	return st.put(ctx, kindCode, hashName(sig), record{Request: sr, Active: true, Expires: exp.Add(usedKeep)})
 }
 
@@ -274,11 +295,11 @@ func (st *storage) InvalidateAuthorizeCodeSession(ctx context.Context, sig strin
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage.
 func (st *storage) CreatePKCERequestSession(ctx context.Context, sig string, r fosite.Requester) error {
-	sr, err := toStored(r)
+	sr, sess, err := st.toStored(r)
 	if err != nil {
 		return err
 	}
-	return st.put(ctx, kindPKCE, hashName(sig), record{Request: sr, Active: true, Expires: sr.Session.GetExpiresAt(fosite.AuthorizeCode)})
+	return st.put(ctx, kindPKCE, hashName(sig), record{Request: sr, Active: true, Expires: sess.GetExpiresAt(fosite.AuthorizeCode)})
 }
 
 // GetPKCERequestSession implements pkce.PKCERequestStorage.
@@ -301,12 +322,12 @@ func (st *storage) DeletePKCERequestSession(ctx context.Context, sig string) err
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage: the
 // token's jti joins its family, so revoking the family revokes it.
 func (st *storage) CreateAccessTokenSession(ctx context.Context, sig string, r fosite.Requester) error {
-	sr, err := toStored(r)
+	sr, sess, err := st.toStored(r)
 	if err != nil {
 		return err
 	}
-	jti := sr.Session.JTI
-	exp := sr.Session.GetExpiresAt(fosite.AccessToken)
+	jti := sess.JTI
+	exp := sess.GetExpiresAt(fosite.AccessToken)
 	name := hashName(sig)
 	if err := st.put(ctx, kindAccess, name, record{Request: sr, Active: true, JTI: jti, Expires: exp}); err != nil {
 		return err
@@ -351,12 +372,12 @@ func (st *storage) DeleteAccessTokenSession(ctx context.Context, sig string) err
 
 // CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
 func (st *storage) CreateRefreshTokenSession(ctx context.Context, sig, _ string, r fosite.Requester) error {
-	sr, err := toStored(r)
+	sr, sess, err := st.toStored(r)
 	if err != nil {
 		return err
 	}
 	name := hashName(sig)
-	exp := sr.Session.GetExpiresAt(fosite.RefreshToken)
+	exp := sess.GetExpiresAt(fosite.RefreshToken)
 	if err := st.put(ctx, kindRefresh, name, record{Request: sr, Active: true, Expires: exp.Add(usedKeep)}); err != nil {
 		return err
 	}
