@@ -27,7 +27,8 @@ const (
 // grant returns the scopes to grant: each requested scope the flow allows,
 // narrowed to what the registered scopes cover (a v2 scope loses the
 // permissions not registered; a v1 scope must be covered as a whole, or
-// for .* its .read or .write half), without duplicates. Nothing registered
+// for .* its .read or .write half; a wildcard type not registered as such
+// becomes the registered types), without duplicates. Nothing registered
 // grants nothing.
 func grant(requested, registered smart.Scopes, f flow) smart.Scopes {
 	var out smart.Scopes
@@ -49,42 +50,64 @@ func grant(requested, registered smart.Scopes, f flow) smart.Scopes {
 		if (f == flowSystem) != (r.Context == smart.ContextSystem) {
 			continue
 		}
-		var perms smart.Perm
-		for bit := smart.PermCreate; bit <= smart.PermSearch; bit <<= 1 {
-			if r.Perms&bit == 0 {
-				continue
-			}
-			one := r
-			one.Perms, one.Style = bit, smart.V2
-			if smart.CompareScopes(smart.Scopes{one}, registered).Complete() {
-				perms |= bit
-			}
+		n, ok := narrow(r, registered)
+		if ok {
+			add(n)
 		}
-		if perms == 0 {
-			continue
-		}
-		n := r
-		n.Perms = perms
-		if r.Style == smart.V1 && perms != r.Perms {
-			// v1 cannot say every subset: keep the read or write half
-			// that is wholly covered, else nothing.
-			const read, write = smart.PermRead | smart.PermSearch, smart.PermCreate | smart.PermUpdate | smart.PermDelete
-			switch {
-			case perms&read == read:
-				n.Perms = read
-			case perms&write == write:
-				n.Perms = write
-			default:
-				continue
+		if r.Type == "*" && r.Query == "" && (!ok || n.Perms != r.Perms) {
+			// A wildcard the registration does not wholly cover: the
+			// registered types it names, within the requested permissions.
+			for _, g := range registered {
+				if !g.IsResource() || g.Context != r.Context || g.Type == "*" || (r.Style == smart.V1 && g.Query != "") {
+					continue // v1 cannot carry g's restriction
+				}
+				one := r
+				one.Type, one.Query = g.Type, g.Query
+				if n, ok := narrow(one, registered); ok {
+					add(n)
+				}
 			}
 		}
-		add(n)
 	}
 	// patient/ scopes need a patient in context: launch/patient.
 	if !slices.ContainsFunc(out, func(s smart.Scope) bool { return s.Name == scopeLaunchPatient }) {
 		out = slices.DeleteFunc(out, func(s smart.Scope) bool { return s.IsResource() && s.Context == smart.ContextPatient })
 	}
 	return out
+}
+
+// narrow returns r with the permissions registered covers, or false when
+// it covers none. A v1 scope is kept whole, or for .* its .read or .write
+// half, since v1 cannot name other subsets.
+func narrow(r smart.Scope, registered smart.Scopes) (smart.Scope, bool) {
+	var perms smart.Perm
+	for bit := smart.PermCreate; bit <= smart.PermSearch; bit <<= 1 {
+		if r.Perms&bit == 0 {
+			continue
+		}
+		one := r
+		one.Perms, one.Style = bit, smart.V2
+		if smart.CompareScopes(smart.Scopes{one}, registered).Complete() {
+			perms |= bit
+		}
+	}
+	if perms == 0 {
+		return r, false
+	}
+	n := r
+	n.Perms = perms
+	if r.Style == smart.V1 && perms != r.Perms {
+		const read, write = smart.PermRead | smart.PermSearch, smart.PermCreate | smart.PermUpdate | smart.PermDelete
+		switch {
+		case perms&read == read:
+			n.Perms = read
+		case perms&write == write:
+			n.Perms = write
+		default:
+			return r, false
+		}
+	}
+	return n, true
 }
 
 // hasResource reports whether ss grants access to any resources.
