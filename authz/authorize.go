@@ -43,7 +43,7 @@ type pending struct {
 // then the scopes; with launch/patient the person picks the patient.
 func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	c, ok := s.redirectable(w, r.URL.Query())
+	c, ok := s.redirectable(ctx, w, r.URL.Query())
 	if !ok {
 		return
 	}
@@ -78,8 +78,8 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 
 // redirectable checks the client and the redirect URI (exact match, and
 // required) before anything may be sent to that URI.
-func (s *Server) redirectable(w http.ResponseWriter, q url.Values) (clients.Client, bool) {
-	c, err := s.o.Clients.Get(context.Background(), q.Get("client_id"))
+func (s *Server) redirectable(ctx context.Context, w http.ResponseWriter, q url.Values) (clients.Client, bool) {
+	c, err := s.o.Clients.Get(ctx, q.Get("client_id"))
 	if err != nil || c.CDS {
 		if err != nil && !errors.Is(err, clients.ErrNotFound) {
 			s.log.Error("reading a client", "error", err)
@@ -168,7 +168,7 @@ func (s *Server) servePick(w http.ResponseWriter, r *http.Request) {
 		s.page(w, http.StatusBadRequest, pickerPage{Message: "The authorization request could not be read."})
 		return
 	}
-	c, ok := s.redirectable(w, q)
+	c, ok := s.redirectable(ctx, w, q)
 	if !ok {
 		return
 	}

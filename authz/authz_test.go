@@ -1028,3 +1028,73 @@ func TestPurge(t *testing.T) {
 		t.Errorf("Purge() = %d, %v, want at least 3 documents", n, err)
 	}
 }
+
+// TestConcurrentRefresh: of several concurrent refreshes with one token at
+// most one succeeds (the store's atomic update decides); the others count
+// as reuse.
+func TestConcurrentRefresh(t *testing.T) {
+	e := newEnv(t, openSQLite(t))
+	ctx := context.Background()
+	cfg := e.oauthConfig("launch/patient", "patient/Observation.rs", "offline_access")
+	v := verifier()
+	loc := e.launch(e.authURL(cfg, "state-123456", v), "dr-who", "lovelace", "conn_a/p1")
+	tok, err := cfg.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		}
+	}
+	if ok > 1 {
+		t.Errorf("%d of %d concurrent refreshes with one token succeeded, want at most 1", ok, n)
+	}
+}
+
+func TestOnlineAccess(t *testing.T) {
+	st := openSQLite(t)
+	e := newEnv(t, st)
+	reg := clients.NewRegistry(st)
+	if _, err := reg.Add(context.Background(), clients.Client{ID: "online-app", Public: true, RedirectURIs: []string{redirectURI},
+		Scopes: []string{"launch/patient", "patient/Observation.rs", "online_access"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.oauthConfig("launch/patient", "patient/Observation.rs", "online_access", "offline_access")
+	cfg.ClientID = "online-app"
+	v := verifier()
+	loc := e.launch(e.authURL(cfg, "state-123456", v), "dr-who", "lovelace", "conn_a/p1")
+	tok, err := cfg.Exchange(context.Background(), loc.Query().Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken == "" || tok.Extra("scope") != "launch/patient patient/Observation.rs online_access" {
+		t.Fatalf("Exchange with online_access = scope %v, refresh %v; want online_access and a refresh token", tok.Extra("scope"), tok.RefreshToken != "")
+	}
+	// Its refresh token lives 12h, not 30 days: introspect it.
+	f := url.Values{"token": {tok.RefreshToken}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		"client_assertion": {assertion(t, e.esKey, esApp, e.issuer+authz.PathIntrospect, nil)}}
+	resp, err := http.PostForm(e.issuer+authz.PathIntrospect, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	exp, _ := out["exp"].(float64)
+	if out["active"] != true || time.Until(time.Unix(int64(exp), 0)) > 13*time.Hour {
+		t.Errorf("introspect(online refresh token) = %v, want active and expiring within 12h", out)
+	}
+}

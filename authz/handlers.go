@@ -84,6 +84,9 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 // the response.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	// Browser apps call the token endpoint from their own origin; the
+	// request carries no cookie, only the code and verifier or a token.
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	ar, err := s.oauth.NewAccessRequest(ctx, r, &Session{})
 	if err != nil {
 		s.refused("token", err)
@@ -227,6 +230,7 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 // its whole grant (every access and refresh token issued under it).
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	err := s.oauth.NewRevocationRequest(ctx, r)
 	if err != nil {
 		s.refused("revoke", err)
