@@ -105,6 +105,7 @@ type env struct {
 	rsKey    signingKey
 	now      *time.Time // the server's clock, when a test moves it
 	browser  *http.Client
+	opts     authz.Options
 }
 
 func newEnv(t *testing.T, st testStore) *env {
@@ -147,7 +148,7 @@ func newEnv(t *testing.T, st testStore) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = authz.New(ctx, authz.Options{
+	e.opts = authz.Options{
 		Issuer: e.issuer, Audience: e.audience,
 		Docs: st, Patients: st, Clients: reg, Keyring: secrets.NewKeyring(kek),
 		Person: func(r *http.Request) (authz.Person, bool) {
@@ -163,7 +164,8 @@ func newEnv(t *testing.T, st testStore) *env {
 			}
 			return time.Now()
 		},
-	})
+	}
+	e.srv, err = authz.New(ctx, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1097,4 +1099,66 @@ func TestOnlineAccess(t *testing.T) {
 	if out["active"] != true || time.Until(time.Unix(int64(exp), 0)) > 13*time.Hour {
 		t.Errorf("introspect(online refresh token) = %v, want active and expiring within 12h", out)
 	}
+}
+
+// TestReplicas: two servers on one store (one issuer behind a load
+// balancer) share codes, tokens, revocations and assertion jtis.
+func TestReplicas(t *testing.T) {
+	backends(t, func(t *testing.T, a *env) {
+		ctx := context.Background()
+		b, err := authz.New(ctx, a.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		for _, rt := range b.Routes() {
+			mux.Handle(rt.Pattern, rt.Handler)
+		}
+		bHTTP := httptest.NewServer(mux)
+		defer bHTTP.Close()
+		tokenURL := a.issuer + authz.PathToken // the issuer's, whichever replica answers
+
+		// An assertion used at A is a replay at B.
+		as := assertion(t, a.esKey, esApp, tokenURL, nil)
+		tok, err := a.backend(esApp, as, "system/Patient.rs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := clientcredentials.Config{ClientID: esApp, TokenURL: bHTTP.URL + authz.PathToken, Scopes: []string{"system/Patient.rs"}, AuthStyle: oauth2.AuthStyleInParams,
+			EndpointParams: url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {as}}}
+		if _, err := cc.Token(ctx); oauthCode(err) != "invalid_client" {
+			t.Errorf("the same assertion at replica B = %v, want invalid_client", err)
+		}
+		// A's token verifies at B; revoked at B, A refuses it.
+		if _, err := b.Verifier().Verify(ctx, tok.AccessToken); err != nil {
+			t.Errorf("B.Verify(A's token) = %v", err)
+		}
+		resp, err := http.PostForm(bHTTP.URL+authz.PathRevoke, url.Values{"token": {tok.AccessToken},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion":      {assertion(t, a.esKey, esApp, tokenURL, nil)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body(t, resp)
+		assertRevoked(t, a, tok.AccessToken)
+
+		// A code from A redeemed at B; its refresh token rotated at B, the
+		// old one reused at A.
+		cfg := a.oauthConfig("launch/patient", "patient/Observation.rs", "offline_access")
+		v := verifier()
+		loc := a.launch(a.authURL(cfg, "state-123456", v), "dr-who", "lovelace", "conn_a/p1")
+		cfgB := *cfg
+		cfgB.Endpoint.TokenURL = bHTTP.URL + authz.PathToken
+		first, err := cfgB.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatalf("B.Exchange(A's code) = %v", err)
+		}
+		if _, err := cfgB.TokenSource(ctx, &oauth2.Token{RefreshToken: first.RefreshToken}).Token(); err != nil {
+			t.Fatalf("refresh at B = %v", err)
+		}
+		if _, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: first.RefreshToken}).Token(); oauthCode(err) != "invalid_grant" {
+			t.Errorf("rotated refresh token reused at A = %v, want invalid_grant", err)
+		}
+		assertRevoked(t, a, first.AccessToken)
+	})
 }

@@ -95,11 +95,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	req, ok := ar.(*fosite.AccessRequest)
 	sess, ok2 := ar.GetSession().(*Session)
-	if !ok || !ok2 {
+	client, ok3 := ar.GetClient().(*appClient)
+	if !ok || !ok2 || !ok3 {
 		s.oauth.WriteAccessError(ctx, w, ar, fosite.ErrServerError)
 		return
 	}
-	client := ar.GetClient().(*appClient)
 	registered := parseScopes(client.c.Scopes)
 	switch {
 	case ar.GetGrantTypes().ExactOne("client_credentials"):
