@@ -34,6 +34,7 @@ import (
 	"ehrgate/clients"
 	"ehrgate/internal/pgtest"
 	"ehrgate/secrets"
+	"ehrgate/server"
 	"ehrgate/store"
 	"ehrgate/store/postgres"
 	"ehrgate/store/sqlite"
@@ -169,11 +170,9 @@ func newEnv(t *testing.T, st testStore) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	for _, rt := range e.srv.Routes() {
-		mux.Handle(rt.Pattern, rt.Handler)
-	}
-	h = mux
+	// Mounted as the gateway will: server.New with the routes (it checks
+	// that each declares its access, and adds its middleware).
+	h = server.New(server.Options{Routes: e.srv.Routes()}).Handler()
 	e.browser = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return e
 }
@@ -1110,11 +1109,7 @@ func TestReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mux := http.NewServeMux()
-		for _, rt := range b.Routes() {
-			mux.Handle(rt.Pattern, rt.Handler)
-		}
-		bHTTP := httptest.NewServer(mux)
+		bHTTP := httptest.NewServer(server.New(server.Options{Routes: b.Routes()}).Handler())
 		defer bHTTP.Close()
 		tokenURL := a.issuer + authz.PathToken // the issuer's, whichever replica answers
 
