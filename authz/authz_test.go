@@ -107,6 +107,7 @@ type env struct {
 	now      *time.Time // the server's clock, when a test moves it
 	browser  *http.Client
 	opts     authz.Options
+	kek      secrets.KEK
 }
 
 func newEnv(t *testing.T, st testStore) *env {
@@ -145,13 +146,13 @@ func newEnv(t *testing.T, st testStore) *env {
 		}
 	}
 	putPatients(t, st)
-	kek, err := secrets.GenerateKEK()
+	e.kek, err = secrets.GenerateKEK()
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.opts = authz.Options{
 		Issuer: e.issuer, Audience: e.audience,
-		Docs: st, Patients: st, Clients: reg, Keyring: secrets.NewKeyring(kek),
+		Docs: st, Patients: st, Clients: reg, Keyring: secrets.NewKeyring(e.kek),
 		Person: func(r *http.Request) (authz.Person, bool) {
 			id := r.Header.Get(personHdr)
 			return authz.Person{ID: id, Name: "Dr " + id}, id != ""
@@ -1156,4 +1157,69 @@ func TestReplicas(t *testing.T) {
 		}
 		assertRevoked(t, a, first.AccessToken)
 	})
+}
+
+// TestConfidentialLaunch: a confidential app (redirect URIs and keys)
+// runs the standalone launch and redeems the code with a client assertion
+// (client-confidential-asymmetric); without one it is refused.
+func TestConfidentialLaunch(t *testing.T) {
+	st := openSQLite(t)
+	e := newEnv(t, st)
+	ctx := context.Background()
+	if _, err := clients.NewRegistry(st).Add(ctx, clients.Client{ID: "conf-app", RedirectURIs: []string{redirectURI}, JWKS: e.esKey.jwks(),
+		Scopes: []string{"launch/patient", "patient/Observation.rs"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.oauthConfig("launch/patient", "patient/Observation.rs")
+	cfg.ClientID = "conf-app"
+	for _, withAssertion := range []bool{false, true} {
+		v := verifier()
+		loc := e.launch(e.authURL(cfg, "state-123456", v), "dr-who", "lovelace", "conn_a/p1")
+		opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(v)}
+		if withAssertion {
+			opts = append(opts, oauth2.SetAuthURLParam("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+				oauth2.SetAuthURLParam("client_assertion", assertion(t, e.esKey, "conf-app", e.issuer+authz.PathToken, nil)))
+		}
+		tok, err := cfg.Exchange(ctx, loc.Query().Get("code"), opts...)
+		switch {
+		case !withAssertion && oauthCode(err) != "invalid_client":
+			t.Errorf("Exchange(confidential app, no assertion) = %v, want invalid_client", err)
+		case withAssertion && err != nil:
+			t.Errorf("Exchange(confidential app, assertion) = %v", err)
+		case withAssertion && tok.Extra("patient") != "conn-a.p1":
+			t.Errorf("Exchange(confidential app) patient = %v, want conn-a.p1", tok.Extra("patient"))
+		}
+	}
+}
+
+// TestRewrapKeys: after a KEK rotation the signing key is re-sealed under
+// the new KEK; once the old KEK is gone, tokens are still issued.
+func TestRewrapKeys(t *testing.T) {
+	e := newEnv(t, openSQLite(t))
+	ctx := context.Background()
+	newKEK, err := secrets.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.opts.Keyring.Set(newKEK, e.kek)
+	if err := e.srv.RewrapKeys(ctx); err != nil {
+		t.Fatalf("RewrapKeys = %v", err)
+	}
+	e.opts.Keyring.Set(newKEK) // the old KEK retired
+	b, err := authz.New(ctx, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bHTTP := httptest.NewServer(server.New(server.Options{Routes: b.Routes()}).Handler())
+	defer bHTTP.Close()
+	cc := clientcredentials.Config{ClientID: esApp, TokenURL: bHTTP.URL + authz.PathToken, Scopes: []string{"system/Patient.rs"}, AuthStyle: oauth2.AuthStyleInParams,
+		EndpointParams: url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion": {assertion(t, e.esKey, esApp, e.issuer+authz.PathToken, nil)}}}
+	tok, err := cc.Token(ctx)
+	if err != nil {
+		t.Fatalf("token after the KEK rotation = %v", err)
+	}
+	if _, err := e.srv.Verifier().Verify(ctx, tok.AccessToken); err != nil {
+		t.Errorf("Verify(token signed after re-wrap) = %v", err)
+	}
 }
