@@ -128,7 +128,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 		ar.GrantScope(sc.String())
 	}
 	ar.GrantAudience(s.o.Audience)
-	sess := &Session{Subject: person.ID, ClientID: c.ID, FHIRUser: person.FHIRUser,
+	sess := &session{Subject: person.ID, ClientID: c.ID, FHIRUser: person.FHIRUser,
 		OnlineOnly: has(granted, scopeOnline) && !has(granted, scopeOffline)}
 	if p != nil {
 		sess.Patient, sess.PatientConnection, sess.PatientID = fhirapi.ServedID(p.connection, p.id), p.connection, p.id

@@ -87,14 +87,14 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	// Browser apps call the token endpoint from their own origin; the
 	// request carries no cookie, only the code and verifier or a token.
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	ar, err := s.oauth.NewAccessRequest(ctx, r, &Session{})
+	ar, err := s.oauth.NewAccessRequest(ctx, r, &session{})
 	if err != nil {
 		s.refused("token", err)
 		s.oauth.WriteAccessError(ctx, w, ar, err)
 		return
 	}
 	req, ok := ar.(*fosite.AccessRequest)
-	sess, ok2 := ar.GetSession().(*Session)
+	sess, ok2 := ar.GetSession().(*session)
 	client, ok3 := ar.GetClient().(*appClient)
 	if !ok || !ok2 || !ok3 {
 		s.oauth.WriteAccessError(ctx, w, ar, fosite.ErrServerError)
@@ -150,7 +150,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 
 // onlineRefresh shortens the refresh token's life when the grant is
 // online_access only.
-func (s *Server) onlineRefresh(sess *Session) {
+func (s *Server) onlineRefresh(sess *session) {
 	if sess.OnlineOnly {
 		limit := time.Now().Add(s.o.OnlineRefreshTTL)
 		if exp := sess.GetExpiresAt(fosite.RefreshToken); exp.IsZero() || exp.After(limit) {
@@ -202,7 +202,7 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		s.oauth.WriteIntrospectionError(ctx, w, fosite.ErrRequestUnauthorized.WithHint("Authenticate with a private_key_jwt client assertion."))
 		return
 	}
-	sess := &Session{}
+	sess := &session{}
 	use, ar, err := s.oauth.IntrospectToken(ctx, r.PostForm.Get("token"), fosite.TokenUse(r.PostForm.Get("token_type_hint")), sess)
 	if err != nil {
 		writeJSON(w, http.StatusOK, IntrospectionResponse{Active: false})
@@ -210,7 +210,7 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := IntrospectionResponse{Active: true, Scope: strings.Join(ar.GetGrantedScopes(), " "), ClientID: ar.GetClient().GetID(),
 		Issuer: s.o.Issuer, Audience: s.o.Audience}
-	if rs, ok := ar.GetSession().(*Session); ok {
+	if rs, ok := ar.GetSession().(*session); ok {
 		resp.Subject, resp.Patient = rs.Subject, rs.Patient
 		if use == fosite.AccessToken {
 			resp.TokenType = "Bearer"

@@ -37,10 +37,13 @@ type Person struct {
 type Options struct {
 	// Issuer is the authorization server's base URL
 	// ("https://ehrgate.example.org"): the tokens' iss, and the base of its
-	// endpoints (Issuer+"/oauth/token", ...). Required.
+	// endpoints (Issuer+"/oauth/token", ...), which Routes serves at
+	// "/oauth/..." (behind a proxy that adds a path to Issuer, the proxy
+	// strips it). Required.
 	Issuer string
 	// Audience is the FHIR API's base URL ("https://ehrgate.example.org/fhir"):
-	// the aud an app must ask for and the tokens' aud. Required.
+	// the aud an app must ask for and the tokens' aud; discovery is served
+	// at its path + "/.well-known/smart-configuration". Required.
 	Audience string
 	// Docs holds every piece of state (codes, tokens' hashes, keys sealed
 	// with Keyring). Required.

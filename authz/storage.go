@@ -51,9 +51,9 @@ type storedRequest struct {
 	Audience        []string   `json:"audience,omitempty"`
 	GrantedAudience []string   `json:"granted_audience,omitempty"`
 	Form            url.Values `json:"form,omitempty"`
-	// Session is sealed with the keyring (it names the patient in
+	// SealedSession is the session, sealed with the keyring (it names the patient in
 	// context; Documents hold no patient data in the clear).
-	Session store.Sealed `json:"session"`
+	SealedSession store.Sealed `json:"session"`
 }
 
 // record is one stored code or token.
@@ -91,8 +91,8 @@ func (st *storage) docs() store.Documents { return st.s.o.Docs }
 func sessionAAD(requestID string) []byte { return secrets.AAD(requestID, "authz-session") }
 
 // toStored returns r at rest, and its session.
-func (st *storage) toStored(r fosite.Requester) (storedRequest, *Session, error) {
-	sess, ok := r.GetSession().(*Session)
+func (st *storage) toStored(r fosite.Requester) (storedRequest, *session, error) {
+	sess, ok := r.GetSession().(*session)
 	if !ok {
 		return storedRequest{}, nil, fmt.Errorf("unexpected session type %T", r.GetSession())
 	}
@@ -113,27 +113,27 @@ func (st *storage) toStored(r fosite.Requester) (storedRequest, *Session, error)
 	return storedRequest{ID: r.GetID(), RequestedAt: r.GetRequestedAt(), ClientID: r.GetClient().GetID(),
 		Scopes: r.GetRequestedScopes(), GrantedScopes: r.GetGrantedScopes(),
 		Audience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(), Form: form,
-		Session: store.Sealed(sealed)}, sess, nil
+		SealedSession: store.Sealed(sealed)}, sess, nil
 }
 
-// fromStored rebuilds a request; into, when it is a *Session, is filled
+// fromStored rebuilds a request; into, when it is a *session, is filled
 // with the stored session (fosite hydrates the session it passes).
 func (st *storage) fromStored(ctx context.Context, sr storedRequest, into fosite.Session) (*fosite.Request, error) {
 	c, err := st.GetClient(ctx, sr.ClientID)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := st.s.o.Keyring.Open(secrets.Sealed(sr.Session), sessionAAD(sr.ID))
+	plain, err := st.s.o.Keyring.Open(secrets.Sealed(sr.SealedSession), sessionAAD(sr.ID))
 	if err != nil {
 		return nil, fmt.Errorf("opening a session: %w", err)
 	}
-	var stored Session
+	var stored session
 	if err := json.Unmarshal(plain, &stored); err != nil {
 		return nil, fmt.Errorf("decoding a session: %w", err)
 	}
-	sess, ok := into.(*Session)
+	sess, ok := into.(*session)
 	if !ok || sess == nil {
-		sess = &Session{}
+		sess = &session{}
 	}
 	// fosite hydrates a session twice in one token request (handle, then
 	// populate); expiries it set in between are kept.
@@ -311,7 +311,7 @@ func (st *storage) GetPKCERequestSession(ctx context.Context, sig string, sess f
 	if err != nil {
 		return nil, err
 	}
-	return st.fromStored(ctx, rec.Request, &Session{})
+	return st.fromStored(ctx, rec.Request, &session{})
 }
 
 // DeletePKCERequestSession implements pkce.PKCERequestStorage.
@@ -333,7 +333,20 @@ func (st *storage) CreateAccessTokenSession(ctx context.Context, sig string, r f
 		return err
 	}
 	revoked := false
+	now := st.s.o.Now()
 	err = st.updateFamily(ctx, sr.ID, func(f *family) {
+		// Expired access tokens need no revocation: dropped, so that a
+		// long-lived grant's record does not grow with every refresh.
+		if len(f.JTIs) == len(f.Access) {
+			keep := 0
+			for i := range f.JTIs {
+				if f.JTIs[i].Expires.After(now) {
+					f.JTIs[keep], f.Access[keep] = f.JTIs[i], f.Access[i]
+					keep++
+				}
+			}
+			f.JTIs, f.Access = f.JTIs[:keep], f.Access[:keep]
+		}
 		f.JTIs = append(f.JTIs, jtiExp{JTI: jti, Expires: exp})
 		f.Access = append(f.Access, name)
 		f.Expires = later(f.Expires, exp)

@@ -16,10 +16,10 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 )
 
-// Session is what a grant remembers between its requests: who, for which
+// session is what a grant remembers between its requests: who, for which
 // app, which patient, and the tokens' expiry. It is stored as JSON in the
 // grant's records and holds no token.
-type Session struct {
+type session struct {
 	Subject  string `json:"sub"`
 	ClientID string `json:"client_id"`
 	FHIRUser string `json:"fhir_user,omitempty"`
@@ -39,7 +39,7 @@ type Session struct {
 }
 
 // SetExpiresAt implements fosite.Session.
-func (s *Session) SetExpiresAt(t fosite.TokenType, exp time.Time) {
+func (s *session) SetExpiresAt(t fosite.TokenType, exp time.Time) {
 	if s.Expires == nil {
 		s.Expires = map[fosite.TokenType]time.Time{}
 	}
@@ -47,16 +47,16 @@ func (s *Session) SetExpiresAt(t fosite.TokenType, exp time.Time) {
 }
 
 // GetExpiresAt implements fosite.Session.
-func (s *Session) GetExpiresAt(t fosite.TokenType) time.Time { return s.Expires[t] }
+func (s *session) GetExpiresAt(t fosite.TokenType) time.Time { return s.Expires[t] }
 
 // GetUsername implements fosite.Session.
-func (s *Session) GetUsername() string { return s.Subject }
+func (s *session) GetUsername() string { return s.Subject }
 
 // GetSubject implements fosite.Session.
-func (s *Session) GetSubject() string { return s.Subject }
+func (s *session) GetSubject() string { return s.Subject }
 
 // Clone implements fosite.Session.
-func (s *Session) Clone() fosite.Session {
+func (s *session) Clone() fosite.Session {
 	c := *s
 	c.Expires = make(map[fosite.TokenType]time.Time, len(s.Expires))
 	for k, v := range s.Expires {
@@ -102,7 +102,7 @@ func opaqueSignature(prefix, token string) string {
 }
 
 func checkExpiry(r fosite.Requester, t fosite.TokenType) error {
-	sess, ok := r.GetSession().(*Session)
+	sess, ok := r.GetSession().(*session)
 	if !ok {
 		return fosite.ErrServerError.WithDebug("unexpected session type")
 	}
@@ -134,7 +134,7 @@ type accessClaims struct {
 
 // GenerateAccessToken implements oauth2.AccessTokenStrategy.
 func (st *strategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
-	sess, ok := r.GetSession().(*Session)
+	sess, ok := r.GetSession().(*session)
 	if !ok {
 		return "", "", errors.New("unexpected session type")
 	}
@@ -231,4 +231,4 @@ func (st *strategy) ValidateAuthorizeCode(_ context.Context, r fosite.Requester,
 }
 
 var _ oauth2.CoreStrategy = (*strategy)(nil)
-var _ fosite.Session = (*Session)(nil)
+var _ fosite.Session = (*session)(nil)
