@@ -30,7 +30,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"net/http"
+
 	"ehrgate/audit"
+	"ehrgate/authz"
 	"ehrgate/config"
 	"ehrgate/dashboard"
 	"ehrgate/ehr"
@@ -94,8 +97,10 @@ type Gateway struct {
 	hl7opts  map[string]MLLPOptions  // the listeners' options, by connection
 
 	jobs    jobState
-	audit   *audit.Log            // the trail every access to patient data is recorded in
-	apiAuth fhirapi.Authenticator // verifies the API's bearer tokens; nil refuses them all
+	audit   *audit.Log                               // the trail every access to patient data is recorded in
+	apiAuth fhirapi.Authenticator                    // verifies the API's bearer tokens; nil refuses them all
+	authz   *authz.Server                            // ehrgate's own authorization server, or nil
+	person  func(*http.Request) (authz.Person, bool) // who is signed in (people login)
 }
 
 // New builds a gateway over o.Store. The local code map named in the
@@ -133,11 +138,9 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	host, _ := os.Hostname()
 	g.audit = audit.NewLog(o.Store, audit.Source{InstanceID: fmt.Sprintf("%s-%d", host, os.Getpid())}, nil)
 	g.AddConnections(o.Config.Connections...)
-	auth, err := newAPIAuth(o.Config.API)
-	if err != nil {
+	if err := g.setupAPIAuth(ctx, o.Keyring); err != nil {
 		return nil, err
 	}
-	g.apiAuth = auth
 	if err := g.setupNormalizer(ctx); err != nil {
 		return nil, err
 	}
