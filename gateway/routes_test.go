@@ -34,7 +34,8 @@ func TestRouteTable(t *testing.T) {
 	launch := config.Connection{Name: "clinicians", BaseURL: "https://ehr.example.org/fhir",
 		Auth: &config.Auth{Type: config.AuthLaunch, ClientID: "app", Method: "none", RedirectURL: "http://127.0.0.1:8080/smart/callback"}}
 	cfg := config.Config{Connections: []config.Connection{launch},
-		Events: config.Events{Webhooks: []config.Webhook{{URL: "https://hooks.example.org/", SecretEnv: "HOOK_SECRET"}}}}
+		Events: config.Events{Webhooks: []config.Webhook{{URL: "https://hooks.example.org/", SecretEnv: "HOOK_SECRET"}}},
+		API:    config.API{BaseURL: "https://ehrgate.example.org/fhir"}}
 	g, err := gateway.New(ctx, gateway.Options{Config: cfg, Store: st, Keyring: secrets.NewKeyring(kek),
 		Getenv: func(string) string { return "secret" }})
 	if err != nil {
