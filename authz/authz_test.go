@@ -1223,3 +1223,35 @@ func TestRewrapKeys(t *testing.T) {
 		t.Errorf("Verify(token signed after re-wrap) = %v", err)
 	}
 }
+
+// TestRewrapKeepsGrantsAlive: a refresh token issued before a KEK
+// rotation still refreshes after Rewrap, once the old KEK is gone (its
+// grant's session, naming the patient, was sealed under the old KEK).
+func TestRewrapKeepsGrantsAlive(t *testing.T) {
+	e := newEnv(t, openSQLite(t))
+	ctx := context.Background()
+	cfg := e.oauthConfig("launch/patient", "patient/Observation.rs", "offline_access")
+	v := verifier()
+	loc := e.launch(e.authURL(cfg, "state-123456", v), "dr-who", "lovelace", "conn_a/p1")
+	first, err := cfg.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKEK, err := secrets.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.opts.Keyring.Set(newKEK, e.kek)
+	n, err := authz.Rewrap(ctx, e.opts.Docs, e.opts.Keyring)
+	if err != nil || n < 2 {
+		t.Fatalf("Rewrap = %d, %v; want the signing key and the grant's sessions", n, err)
+	}
+	e.opts.Keyring.Set(newKEK) // the old KEK retired
+	second, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: first.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh after the KEK rotation = %v", err)
+	}
+	if second.Extra("patient") != "conn-a.p1" {
+		t.Errorf("refreshed patient = %v, want conn-a.p1", second.Extra("patient"))
+	}
+}

@@ -211,17 +211,9 @@ func (k *keyStore) publicSet(ctx context.Context) (*jose.JSONWebKeySet, error) {
 // it signed have expired. It returns the new key's id.
 func (s *Server) RotateKey(ctx context.Context) (string, error) { return s.keys.rotate(ctx) }
 
-// RewrapKeys re-seals the signing keys under the keyring's primary KEK
-// (part of `ehrgate keys rotate-kek`).
+// RewrapKeys re-seals what the server keeps sealed (Rewrap) under the
+// keyring's primary KEK.
 func (s *Server) RewrapKeys(ctx context.Context) error {
-	return s.keys.update(ctx, func(d *keyDoc) error {
-		for i, r := range d.Keys {
-			sealed, err := s.keys.ring.Rewrap(secrets.Sealed(r.Private), keyAAD(r.KID))
-			if err != nil {
-				return fmt.Errorf("re-wrapping signing key %s: %w", r.KID, err)
-			}
-			d.Keys[i].Private = store.Sealed(sealed)
-		}
-		return nil
-	})
+	_, err := Rewrap(ctx, s.o.Docs, s.keys.ring)
+	return err
 }
