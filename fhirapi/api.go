@@ -361,13 +361,10 @@ func patientOf(rec *store.Record) audit.PatientRef {
 	return audit.PatientRef{}
 }
 
-// decode parses a stored resource for matching.
+// decode makes a stored resource a subject for matching (parsed when
+// first asked).
 func decode(rec *store.Record) (subject, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(rec.Raw, &top); err != nil {
-		return subject{}, fmt.Errorf("stored %s/%s is not a JSON object: %w", rec.Type, rec.ID, err)
-	}
-	return subject{rec: rec, top: top, decoded: map[string]any{}}, nil
+	return subject{rec: rec, doc: &lazyDoc{}}, nil
 }
 
 // read serves read and vread.

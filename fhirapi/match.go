@@ -127,24 +127,37 @@ func parseRefValue(ns *Namespace, p param, v string) (ref, bool) {
 }
 
 // subject is a resource being tested: its record and its top-level
-// elements, each decoded only when a parameter asks for it (most searches
-// look at two or three of a resource's elements).
+// elements, parsed only when a parameter asks for one, and each decoded
+// only when asked for (most searches look at two or three of a
+// resource's elements; an export with no filter at none).
 type subject struct {
-	rec     *store.Record
+	rec *store.Record
+	doc *lazyDoc
+}
+
+type lazyDoc struct {
+	parsed  bool
 	top     map[string]json.RawMessage
 	decoded map[string]any
 }
 
 // values returns what path (dotted element names, arrays flattened)
-// reaches in the resource.
+// reaches in the resource. A stored resource that is not a JSON object
+// has no values (serving it fails instead).
 func (s subject) values(path string) []any {
+	d := s.doc
+	if !d.parsed {
+		d.parsed = true
+		_ = json.Unmarshal(s.rec.Raw, &d.top)
+		d.decoded = map[string]any{}
+	}
 	first, _, _ := strings.Cut(path, ".")
-	v, ok := s.decoded[first]
+	v, ok := d.decoded[first]
 	if !ok {
-		if raw, found := s.top[first]; found {
+		if raw, found := d.top[first]; found {
 			_ = json.Unmarshal(raw, &v) // the whole resource was valid JSON
 		}
-		s.decoded[first] = v
+		d.decoded[first] = v
 	}
 	if v == nil {
 		return nil
