@@ -1,10 +1,12 @@
 package fhirapi_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -181,4 +184,86 @@ func BenchmarkAPI(b *testing.B) {
 			b.ReportMetric(pct(0.99), "p99-ms")
 		})
 	}
+}
+
+// BenchmarkExportServe measures $export serving: one system-level export
+// of every type, each file downloaded over loopback HTTP and counted
+// line by line, with token checks on (system/*.rs). Reports resources/s
+// of NDJSON and the process's peak RSS.
+//
+//	go test -run '^$' -bench ExportServe -benchtime 1x ./fhirapi
+func BenchmarkExportServe(b *testing.B) {
+	st, _ := benchStore(b)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	v, _ := apiauth.NewVerifier(apiauth.Options{Issuer: issuer, Audience: audience,
+		JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}}})
+	api, err := fhirapi.New(fhirapi.Options{Store: st, Auth: v, Audit: audit.NewLog(st, audit.Source{InstanceID: "bench"}, nil),
+		Docs: st, BaseURL: audience, Connections: map[string]string{"bench": "https://ehr.bench/fhir"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(server.Options{Routes: api.Routes()}).Handler())
+	defer srv.Close()
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
+	tok, _ := jwt.Signed(signer).Claims(jwt.Claims{Issuer: issuer, Audience: jwt.Audience{audience}, Subject: "bench",
+		Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour)), IssuedAt: jwt.NewNumericDate(time.Now())}).
+		Claims(map[string]any{"scope": "system/*.rs", "client_id": "bench"}).Serialize()
+	do := func(method, u string, hdr map[string]string) *http.Response {
+		req, _ := http.NewRequest(method, u, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return resp
+	}
+	for i := 0; i < b.N; i++ {
+		resp := do("GET", srv.URL+"/fhir/$export", map[string]string{"Accept": "application/fhir+json", "Prefer": "respond-async"})
+		resp.Body.Close()
+		status := resp.Header.Get("Content-Location")
+		resp = do("GET", srv.URL+"/fhir"+strings.TrimPrefix(status, audience), nil)
+		var m struct{ Output []struct{ URL string } }
+		json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		start := time.Now()
+		lines, bytes := 0, int64(0)
+		for _, o := range m.Output {
+			resp := do("GET", srv.URL+"/fhir"+strings.TrimPrefix(o.URL, audience), nil)
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(make([]byte, 1<<20), 16<<20)
+			for sc.Scan() {
+				lines++
+				bytes += int64(len(sc.Bytes())) + 1
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || sc.Err() != nil {
+				b.Fatalf("file %s: %d %v", o.URL, resp.StatusCode, sc.Err())
+			}
+		}
+		el := time.Since(start)
+		b.ReportMetric(float64(lines)/el.Seconds(), "resources/s")
+		b.ReportMetric(float64(bytes)/el.Seconds()/(1<<20), "MiB/s")
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+		b.Logf("%d resources, %.0f MiB in %s", lines, float64(bytes)/(1<<20), el.Round(time.Millisecond))
+	}
+}
+
+// peakRSS reads VmHWM from /proc/self/status (bytes; 0 when unavailable).
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

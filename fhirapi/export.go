@@ -445,7 +445,7 @@ func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
 	}
 	after := store.Key{}
 	for {
-		recs, err := a.o.Store.ScanCurrentPage(ctx, store.ScanQuery{Connection: job.Group, Type: typ, After: after, Limit: 1000})
+		recs, err := a.o.Store.ScanCurrentPage(ctx, store.ScanQuery{Connection: job.Group, Type: typ, After: after, Limit: 1000, RawOnly: !job.Clean})
 		if err != nil {
 			a.o.Logger.ErrorContext(ctx, "export: scanning", "type", typ, "error", err)
 			panic(http.ErrAbortHandler) // abort: the client must not take a partial file for a whole one

@@ -213,31 +213,66 @@ func validType(t string) bool {
 	return true
 }
 
-// servedMeta builds the served meta from the source's.
+// servedMeta builds the served meta from the source's: versionId,
+// lastUpdated (the source's when it sent one), source, the source's other
+// elements as it wrote them, and its tags followed by the connection's.
+// It writes the JSON directly: decoding the source's meta into maps and
+// encoding it again cost as much as the rest of serving.
 func servedMeta(rec *store.Record, baseURL string, src []byte) ([]byte, error) {
-	m := map[string]any{}
+	var m map[string]json.RawMessage
 	if len(src) > 0 {
 		// A meta that is not an object (which FHIR forbids) is replaced.
-		if json.Unmarshal(src, &m) != nil || m == nil {
-			m = map[string]any{}
+		if json.Unmarshal(src, &m) != nil {
+			m = nil
 		}
 	}
-	m["versionId"] = rec.VersionID
-	if _, ok := m["lastUpdated"]; !ok {
+	b := make([]byte, 0, 192+len(src))
+	b = append(b, `{"versionId":`...)
+	b = append(b, quote(rec.VersionID)...)
+	if lu, ok := m["lastUpdated"]; ok {
+		b = append(b, `,"lastUpdated":`...)
+		b = append(b, lu...)
+	} else {
 		t := rec.LastUpdated
 		if t.IsZero() {
 			t = rec.FetchedAt
 		}
 		if !t.IsZero() {
-			m["lastUpdated"] = t.UTC().Format(time.RFC3339Nano)
+			b = append(b, `,"lastUpdated":`...)
+			b = append(b, quote(t.UTC().Format(time.RFC3339Nano))...)
 		}
 	}
+	source := "urn:ehrgate:connection:" + rec.Connection
 	if baseURL != "" {
-		m["source"] = baseURL
-	} else {
-		m["source"] = "urn:ehrgate:connection:" + rec.Connection
+		source = baseURL
 	}
-	tags, _ := m["tag"].([]any)
-	m["tag"] = append(tags, map[string]any{"system": ConnectionTagSystem, "code": rec.Connection})
-	return json.Marshal(m)
+	b = append(b, `,"source":`...)
+	b = append(b, quote(source)...)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		switch k {
+		case "versionId", "lastUpdated", "source", "tag":
+		default:
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b = append(b, ',')
+		b = append(b, quote(k)...)
+		b = append(b, ':')
+		b = append(b, m[k]...)
+	}
+	b = append(b, `,"tag":[`...)
+	var tags []json.RawMessage
+	if raw, ok := m["tag"]; ok && json.Unmarshal(raw, &tags) == nil {
+		for _, t := range tags {
+			b = append(b, t...)
+			b = append(b, ',')
+		}
+	}
+	b = append(b, `{"system":"`+ConnectionTagSystem+`","code":`...)
+	b = append(b, quote(rec.Connection)...)
+	b = append(b, "}]}"...)
+	return b, nil
 }

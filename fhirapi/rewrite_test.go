@@ -17,17 +17,17 @@ func TestServedChangesOnlyIDsReferencesAndMeta(t *testing.T) {
 	}{
 		{"no meta: inserted after resourceType",
 			`{"resourceType":"Observation", "id" : "o1","subject":{"reference":"Patient/p1","display":"X"},"valueQuantity":{"value":1.50}}`,
-			`{"resourceType":"Observation","meta":{"lastUpdated":"2026-03-04T05:06:07Z","source":"https://ehr.test/fhir","tag":[{"code":"epic_a","system":"urn:ehrgate:connection"}],"versionId":"v9"}, "id" : "epic-a.o1","subject":{"reference":"Patient/epic-a.p1","display":"X"},"valueQuantity":{"value":1.50}}`},
+			`{"resourceType":"Observation","meta":{"versionId":"v9","lastUpdated":"2026-03-04T05:06:07Z","source":"https://ehr.test/fhir","tag":[{"system":"urn:ehrgate:connection","code":"epic_a"}]}, "id" : "epic-a.o1","subject":{"reference":"Patient/epic-a.p1","display":"X"},"valueQuantity":{"value":1.50}}`},
 		{"meta kept and completed; history, absolute and foreign references",
 			`{"resourceType":"Observation","id":"o1","meta":{"versionId":"3","lastUpdated":"2020-01-01T00:00:00Z","tag":[{"code":"x"}]},` +
 				`"encounter":{"reference":"Encounter/e1/_history/2"},"performer":[{"reference":"https://ehr.test/fhir/Practitioner/d1"},{"reference":"https://other.test/Practitioner/d2"},{"reference":"#c1"},{"reference":"urn:uuid:1"}],` +
 				`"contained":[{"resourceType":"Practitioner","id":"c1"}],"note":[{"text":"id reference"}]}`,
-			`{"resourceType":"Observation","id":"epic-a.o1","meta":{"lastUpdated":"2020-01-01T00:00:00Z","source":"https://ehr.test/fhir","tag":[{"code":"x"},{"code":"epic_a","system":"urn:ehrgate:connection"}],"versionId":"v9"},` +
+			`{"resourceType":"Observation","id":"epic-a.o1","meta":{"versionId":"v9","lastUpdated":"2020-01-01T00:00:00Z","source":"https://ehr.test/fhir","tag":[{"code":"x"},{"system":"urn:ehrgate:connection","code":"epic_a"}]},` +
 				`"encounter":{"reference":"Encounter/epic-a.e1/_history/2"},"performer":[{"reference":"Practitioner/epic-a.d1"},{"reference":"https://other.test/Practitioner/d2"},{"reference":"#c1"},{"reference":"urn:uuid:1"}],` +
 				`"contained":[{"resourceType":"Practitioner","id":"c1"}],"note":[{"text":"id reference"}]}`},
 		{"strings that look like keys are values",
 			`{"resourceType":"Basic","id":"b","code":{"text":"reference"},"extension":[{"url":"u","valueString":"Patient/p1"}]}`,
-			`{"resourceType":"Basic","meta":{"lastUpdated":"2026-03-04T05:06:07Z","source":"https://ehr.test/fhir","tag":[{"code":"epic_a","system":"urn:ehrgate:connection"}],"versionId":"v9"},"id":"epic-a.b","code":{"text":"reference"},"extension":[{"url":"u","valueString":"Patient/p1"}]}`},
+			`{"resourceType":"Basic","meta":{"versionId":"v9","lastUpdated":"2026-03-04T05:06:07Z","source":"https://ehr.test/fhir","tag":[{"system":"urn:ehrgate:connection","code":"epic_a"}]},"id":"epic-a.b","code":{"text":"reference"},"extension":[{"url":"u","valueString":"Patient/p1"}]}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

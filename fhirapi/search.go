@@ -32,6 +32,7 @@ type query struct {
 	elements     []string
 	after        *position
 	kept         url.Values // the parameters understood, for paging links
+	clean        bool       // the cleaned form: records need their normalized form
 }
 
 // sortSpec is one _sort key.
@@ -279,7 +280,7 @@ func (a *API) execute(ctx context.Context, q *query, g grants) (result, error) {
 	var hits []hit
 	examined := 0
 	for {
-		recs, err := a.o.Store.ScanCurrentPage(ctx, store.ScanQuery{Type: q.typ, After: after, Limit: 500})
+		recs, err := a.o.Store.ScanCurrentPage(ctx, store.ScanQuery{Type: q.typ, After: after, Limit: 500, RawOnly: !q.clean})
 		if err != nil {
 			return result{}, fmt.Errorf("scanning %s: %w", q.typ, err)
 		}
@@ -535,6 +536,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 	lenient := strings.Contains(r.Header.Get("Prefer"), "handling=lenient")
 	q, err := a.parseQuery(typ, vals, lenient)
 	if err == nil {
+		q.clean = c.clean
 		var res result
 		res, err = a.execute(r.Context(), q, g)
 		if err == nil {

@@ -11,6 +11,9 @@ type ScanQuery struct {
 	Type       string // "" for every type
 	After      Key
 	Limit      int // at most this many; <= 0 means a backend default (1000)
+	// RawOnly leaves the records' Normalized nil: a reader that serves raw
+	// bytes saves reading and unpacking the normalized form.
+	RawOnly bool
 }
 
 // PagedScanner iterates every current record (the latest stored version of

@@ -28,6 +28,7 @@ func RunScanTests(t *testing.T, newStore func(t *testing.T) ScanStore) {
 		{"ScanPagesEverythingOnce", testScanPages},
 		{"ScanFilters", testScanFilters},
 		{"ScanReturnsCurrentVersionOnly", testScanCurrentOnly},
+		{"ScanRawOnly", testScanRawOnly},
 		{"RewriteNormalizedInPlace", testRewriteInPlace},
 		{"RewriteUnknownKeyFailsBatch", testRewriteUnknown},
 	}
@@ -169,5 +170,18 @@ func testRewriteUnknown(t *testing.T, s ScanStore) {
 	after, _ := s.Get(ctx, "a", "Observation", "o1")
 	if !bytes.Equal(after.Normalized, cur.Normalized) {
 		t.Errorf("failed batch was partly applied")
+	}
+}
+
+func testScanRawOnly(t *testing.T, s ScanStore) {
+	put(t, s, rec("a", "Observation", "o1", "1", "p1", `{"resourceType":"Observation","id":"o1"}`))
+	for _, rawOnly := range []bool{false, true} {
+		got := scanAll(t, s, store.ScanQuery{Type: "Observation", RawOnly: rawOnly})
+		if len(got) != 1 || string(got[0].Raw) != `{"resourceType":"Observation","id":"o1"}` {
+			t.Fatalf("scan (RawOnly %v) = %+v", rawOnly, got)
+		}
+		if (got[0].Normalized == nil) != rawOnly {
+			t.Errorf("scan (RawOnly %v) normalized = %q", rawOnly, got[0].Normalized)
+		}
 	}
 }

@@ -285,6 +285,13 @@ const selectRecord = `SELECT v.connection, v.type, v.id, v.version_id, v.patient
 	FROM resources c JOIN resource_versions v
 	ON v.connection=c.connection AND v.type=c.type AND v.id=c.id AND v.version_id=c.version_id`
 
+// selectRawRecord is selectRecord without the normalized form (NULL in
+// its place).
+const selectRawRecord = `SELECT v.connection, v.type, v.id, v.version_id, v.patient_id, v.raw, NULL,
+	v.last_updated, v.fetched_at, v.source
+	FROM resources c JOIN resource_versions v
+	ON v.connection=c.connection AND v.type=c.type AND v.id=c.id AND v.version_id=c.version_id`
+
 // scanRecord reads a row of selectRecord.
 func (d *Dialect) scanRecord(row interface{ Scan(dest ...any) error }) (store.Record, error) {
 	var rec store.Record

@@ -16,7 +16,11 @@ func (db *DB) ScanCurrentPage(ctx context.Context, q store.ScanQuery) ([]store.R
 	if limit <= 0 {
 		limit = defaultScanLimit
 	}
-	query := selectRecord + ` WHERE (c.connection, c.type, c.id) > (?, ?, ?)`
+	sel := selectRecord
+	if q.RawOnly {
+		sel = selectRawRecord
+	}
+	query := sel + ` WHERE (c.connection, c.type, c.id) > (?, ?, ?)`
 	args := []any{q.After.Connection, q.After.Type, q.After.ID}
 	if q.Connection != "" {
 		query += ` AND c.connection = ?`
