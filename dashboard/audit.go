@@ -4,10 +4,11 @@ import (
 	"net/http"
 
 	"ehrgate/audit"
+	"ehrgate/login"
 )
 
-// dashboardClient is the agent the audit trail names for dashboard pages
-// until people log in (then the user is named too).
+// dashboardClient is the client the audit trail names for dashboard
+// pages, beside the signed-in person (when login is on).
 const dashboardClient = "ehrgate-dashboard"
 
 // recordAccess records an access to patient data before the page showing
@@ -18,6 +19,9 @@ func (d *Dashboard) recordAccess(w http.ResponseWriter, r *http.Request, e audit
 		return true
 	}
 	e.Agent = audit.Agent{ClientID: dashboardClient, Address: audit.Address(r.RemoteAddr)}
+	if p, ok := login.PersonFrom(r.Context()); ok {
+		e.Agent.UserID, e.Agent.Name = p.ID, p.Name
+	}
 	e.Outcome = audit.OutcomeSuccess
 	if d.opts.RequestID != nil {
 		e.RequestID = d.opts.RequestID(r.Context())
