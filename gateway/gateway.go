@@ -36,6 +36,7 @@ import (
 	"ehrgate/ehr"
 	"ehrgate/events"
 	"ehrgate/fhir"
+	"ehrgate/login"
 	"ehrgate/metrics"
 	"ehrgate/normalize"
 	"ehrgate/probe"
@@ -68,6 +69,9 @@ type Options struct {
 	// Registry receives the gateway's metrics. Nil creates one with the
 	// Go and process collectors.
 	Registry *prometheus.Registry
+	// LoginClock is the clock of sessions and lockouts (tests); nil is
+	// time.Now.
+	LoginClock func() time.Time
 }
 
 // Gateway is the running service. Its methods are safe for concurrent use.
@@ -93,7 +97,8 @@ type Gateway struct {
 	hl7opts  map[string]MLLPOptions  // the listeners' options, by connection
 
 	jobs  jobState
-	audit *audit.Log // the trail every access to patient data is recorded in
+	audit *audit.Log     // the trail every access to patient data is recorded in
+	login *login.Service // dashboard sign-in; nil when login is off
 }
 
 // New builds a gateway over o.Store. The local code map named in the
@@ -130,6 +135,13 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	}
 	host, _ := os.Hostname()
 	g.audit = audit.NewLog(o.Store, audit.Source{InstanceID: fmt.Sprintf("%s-%d", host, os.Getpid())}, nil)
+	if o.Config.Login.On() {
+		svc, err := newLogin(o.Config.Login, o.Store, g.audit, log, getenv, o.LoginClock)
+		if err != nil {
+			return nil, err
+		}
+		g.login = svc
+	}
 	g.AddConnections(o.Config.Connections...)
 	if err := g.setupNormalizer(ctx); err != nil {
 		return nil, err

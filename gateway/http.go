@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"ehrgate/dashboard"
+	"ehrgate/login"
 	"ehrgate/probe"
 	"ehrgate/server"
 )
@@ -36,6 +37,10 @@ func (g *Gateway) server() *server.Server {
 		Status:    g.ConnectionStatus,
 		RequestID: server.RequestIDFrom,
 		Audit:     g.audit,
+		Trail:     g.store,
+		// With login on, the server admits only signed-in people to the
+		// dashboard; each page checks the person's roles.
+		RequirePerson: g.login != nil,
 		Probe: func(ctx context.Context, conn string) (*probe.Report, error) {
 			rep, err := LoadProbe(ctx, g.store, conn)
 			if errors.Is(err, errNoProbe) {
@@ -57,12 +62,27 @@ func (g *Gateway) server() *server.Server {
 			server.Route{Pattern: "GET /smart/callback", Access: server.PatientData, Serves: "SMART redirect: completes the launch, shows the patient", Handler: l.CallbackHandler()})
 	}
 	g.mu.Unlock()
+	var signedIn func(http.Handler) http.Handler
+	if g.login != nil {
+		// Patient-data routes besides the dashboard (SMART launches, the
+		// event stream, mounted routes) are for people who see patients.
+		for i := range routes {
+			if routes[i].Access == server.PatientData {
+				routes[i].Handler = login.Allow(login.SeePatients, routes[i].Handler)
+			}
+		}
+		for _, lr := range g.login.Routes() {
+			routes = append(routes, server.Route{Pattern: lr.Pattern, Access: server.SignIn, Serves: lr.Serves, Handler: lr.Handler})
+		}
+		signedIn = g.login.Require
+	}
 	return server.New(server.Options{
 		Dashboard: dash.Handler(),
 		Gatherer:  g.reg,
 		Logger:    g.log,
 		Routes:    routes,
 		Hosts:     g.cfg.HTTPHosts,
+		SignedIn:  signedIn,
 		Ready: func(ctx context.Context) error {
 			_, err := g.store.Stats(ctx)
 			return err

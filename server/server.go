@@ -160,7 +160,7 @@ func New(opts Options) *Server {
 	}
 	routes = append(routes, opts.Routes...)
 	if opts.Dashboard != nil {
-		routes = append(routes, Route{Pattern: "/", Access: PatientData, Serves: "the dashboard: patients, charts, connections, quality", Handler: opts.Dashboard})
+		routes = append(routes, Route{Pattern: "/", Access: PatientData, Serves: "the dashboard: patients, charts, connections, quality, audit trail (pages by role)", Handler: opts.Dashboard})
 	}
 	mux := http.NewServeMux()
 	for _, rt := range routes {
