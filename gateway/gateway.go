@@ -72,6 +72,9 @@ type Options struct {
 	// LoginClock is the clock of sessions and lockouts (tests); nil is
 	// time.Now.
 	LoginClock func() time.Time
+	// LoginParams is the password hashing cost of new local accounts
+	// (tests make it cheap); nil is login.DefaultParams.
+	LoginParams *login.Params
 }
 
 // Gateway is the running service. Its methods are safe for concurrent use.
@@ -136,7 +139,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	host, _ := os.Hostname()
 	g.audit = audit.NewLog(o.Store, audit.Source{InstanceID: fmt.Sprintf("%s-%d", host, os.Getpid())}, nil)
 	if o.Config.Login.On() {
-		svc, err := newLogin(o.Config.Login, o.Store, g.audit, log, getenv, o.LoginClock)
+		svc, err := newLogin(o.Config.Login, o.Store, g.audit, log, getenv, o.LoginClock, o.LoginParams)
 		if err != nil {
 			return nil, err
 		}

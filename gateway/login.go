@@ -14,9 +14,9 @@ import (
 // newLogin builds the dashboard's sign-in from the configuration: local
 // accounts or the OpenID provider, sessions in the store (shared by every
 // replica), sign-ins recorded in the audit trail.
-func newLogin(c config.Login, st store.Documents, rec audit.Recorder, log *slog.Logger, getenv func(string) string, clock func() time.Time) (*login.Service, error) {
+func newLogin(c config.Login, st store.Documents, rec audit.Recorder, log *slog.Logger, getenv func(string) string, clock func() time.Time, params *login.Params) (*login.Service, error) {
 	o := login.Options{Mode: login.Mode(c.Mode), IdleTimeout: time.Duration(c.SessionIdle), MaxAge: time.Duration(c.SessionMax),
-		SecureCookies: c.SecureCookies, Clock: clock, Logger: log, Audit: rec}
+		SecureCookies: c.SecureCookies, Clock: clock, Logger: log, Audit: rec, Accounts: login.AccountOptions{Params: params}}
 	if c.Mode == config.LoginOpenID {
 		o.OIDC = login.OIDCOptions{Issuer: c.OIDC.Issuer, ClientID: c.OIDC.ClientID, RedirectURL: c.OIDC.RedirectURL,
 			Scopes: c.OIDC.Scopes, RoleClaim: c.OIDC.RoleClaim}
