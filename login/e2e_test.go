@@ -139,6 +139,10 @@ func (e *env) replica(secure bool) *httptest.Server {
 	mux.Handle("GET /{$}", svc.Require(http.HandlerFunc(page)))
 	mux.Handle("GET /chart", svc.Require(login.Allow(login.SeePatients, http.HandlerFunc(page))))
 	mux.Handle("POST /action", svc.Require(http.HandlerFunc(page)))
+	mux.Handle("POST /echo", svc.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	})))
 	srv := httptest.NewServer(mux)
 	e.t.Cleanup(srv.Close)
 	return srv
@@ -410,6 +414,22 @@ func TestCSRF(t *testing.T) {
 		if res, _ := do(t, c, "POST", srv.URL+"/action", tc.form, tc.hdr); res.StatusCode != tc.want {
 			t.Errorf("POST /action (%s) = %d, want %d", tc.name, res.StatusCode, tc.want)
 		}
+	}
+	// A JSON body carries the token in the header and reaches the handler
+	// unread, whatever its size.
+	big := `{"x":"` + strings.Repeat("a", 100<<10) + `"}`
+	req, _ := http.NewRequest("POST", srv.URL+"/echo", strings.NewReader(big))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(login.CSRFHeader, tok)
+	if res, err := c.Do(req); err != nil || res.StatusCode != http.StatusOK {
+		t.Errorf("POST /echo (JSON, token in header) = %v, %v", res, err)
+	} else if b, _ := io.ReadAll(res.Body); string(b) != big {
+		t.Errorf("POST /echo: the handler read %d bytes of %d", len(b), len(big))
+	}
+	req, _ = http.NewRequest("POST", srv.URL+"/echo", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	if res, err := c.Do(req); err != nil || res.StatusCode != http.StatusForbidden {
+		t.Errorf("POST /echo (JSON, no token) = %v, %v; want 403", res, err)
 	}
 	// The login form has its own token: a form posted from elsewhere (login
 	// CSRF) is refused.
