@@ -226,6 +226,9 @@ func (d *Dashboard) need(perm login.Permission, h http.HandlerFunc) http.Handler
 			return
 		case ok && perm != "" && !p.Can(perm):
 			d.log.WarnContext(r.Context(), "dashboard: page refused to role", "person", p.ID, "need", string(perm), "route", r.Pattern)
+			if perm == login.SeePatients {
+				d.recordRefusal(r)
+			}
 			d.render(w, r, http.StatusForbidden, "error", "Not for your role", errorBody{
 				Status: http.StatusForbidden, Heading: "Not for your role",
 				Message: "Your role does not give access to this page. Ask an administrator if you need it."})

@@ -79,11 +79,17 @@ func TestPagesByRole(t *testing.T) {
 			t.Errorf("GET %s as %s: the refusal shows patient data", tc.path, who)
 		}
 	}
-	// The auditor's refused chart view was not recorded as a read.
+	// The auditor's refused chart view and search are recorded as refused
+	// (outcome 4), with no resources.
+	var refused []audit.Event
 	for _, e := range rec.events {
 		if e.Agent.UserID == auditor.ID {
-			t.Errorf("recorded %+v for the auditor, whose chart view was refused", e)
+			refused = append(refused, e)
 		}
+	}
+	if len(refused) != 2 || refused[0].Outcome != audit.OutcomeMinor || refused[0].Patient.ID != adaID || len(refused[0].Resources) != 0 ||
+		refused[1].Outcome != audit.OutcomeMinor || refused[1].Query != "q=ada" {
+		t.Errorf("recorded for the auditor: %+v, want a refused read of the chart and a refused search", refused)
 	}
 }
 

@@ -144,6 +144,11 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 			return nil, err
 		}
 		g.login = svc
+		if o.Config.Login.Mode == config.LoginLocal {
+			if list, err := svc.Accounts().List(ctx); err == nil && len(list) == 0 {
+				log.Warn("login.mode is local but there are no accounts yet: no one can sign in; add one with `ehrgate users add NAME --role admin`")
+			}
+		}
 	}
 	g.AddConnections(o.Config.Connections...)
 	if err := g.setupNormalizer(ctx); err != nil {
