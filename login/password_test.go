@@ -127,3 +127,17 @@ func TestCan(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSafeNext: whatever a login link carries, the redirect after sign-in
+// stays on this site.
+func FuzzSafeNext(f *testing.F) {
+	for _, s := range []string{"/", "/patients/a/b?x=1", "//evil.example/", "/\\evil", "https://evil.example/", "/login/callback", "/%2F%2Fevil"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := safeNext(s)
+		if !strings.HasPrefix(got, "/") || strings.HasPrefix(got, "//") || strings.HasPrefix(got, "/\\") || strings.ContainsAny(got, "\r\n") {
+			t.Errorf("safeNext(%q) = %q: not a path on this site", s, got)
+		}
+	})
+}

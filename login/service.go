@@ -265,16 +265,23 @@ func (s *Service) checkCSRF(r *http.Request, want string) error {
 }
 
 // safeNext returns next when it is a path on this site (not the login
-// routes), else "/": a login never redirects elsewhere.
+// routes), else "/": a login never redirects elsewhere. It returns next as
+// it came, never re-encoded: decoding "/%2Fevil.example" and encoding it
+// again would make the protocol-relative "//evil.example".
 func safeNext(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n\t") {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsRune(next, '\\') {
 		return "/"
+	}
+	for _, c := range []byte(next) {
+		if c < 0x21 || c == 0x7f {
+			return "/"
+		}
 	}
 	u, err := url.Parse(next)
 	if err != nil || u.Scheme != "" || u.Host != "" || u.Path == "/logout" || u.Path == "/login" || strings.HasPrefix(u.Path, "/login/") {
 		return "/"
 	}
-	return u.RequestURI()
+	return next
 }
 
 // loginData is what the login page shows.
