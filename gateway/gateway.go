@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sort"
 	"sync"
@@ -144,6 +145,9 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 			return nil, err
 		}
 		g.login = svc
+		if host, _, err := net.SplitHostPort(o.Config.HTTPAddr); err == nil && !o.Config.Login.SecureCookies && !isLoopbackHost(host) {
+			log.Warn("login: http_addr is not a loopback address and secure_cookies is off: session cookies are not marked Secure; serve the dashboard over TLS (a TLS proxy in front) and set login.secure_cookies")
+		}
 		if o.Config.Login.Mode == config.LoginLocal {
 			if list, err := svc.Accounts().List(ctx); err == nil && len(list) == 0 {
 				log.Warn("login.mode is local but there are no accounts yet: no one can sign in; add one with `ehrgate users add NAME --role admin`")

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"ehrgate/audit"
@@ -41,3 +42,12 @@ func newLogin(c config.Login, st store.Documents, rec audit.Recorder, log *slog.
 
 // Login returns the dashboard's sign-in service, or nil when login is off.
 func (g *Gateway) Login() *login.Service { return g.login }
+
+// isLoopbackHost reports whether host names only this machine.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
