@@ -82,6 +82,56 @@ type Config struct {
 	Jobs Jobs `yaml:"jobs"`
 	// SMART configures the SMART launches ehrgate starts as an app.
 	SMART SMART `yaml:"smart"`
+	// API configures ehrgate's FHIR API for apps (/fhir).
+	API API `yaml:"api"`
+	// Audit configures where the audit trail is copied for a SIEM.
+	Audit Audit `yaml:"audit"`
+}
+
+// Audit configures the audit trail's copies. The trail itself is always
+// kept in the store.
+type Audit struct {
+	// SIEM copies every event, as one JSON line (a FHIR AuditEvent), to a
+	// file, to syslog, or both, within Every of its being recorded.
+	SIEM SIEM `yaml:"siem"`
+}
+
+// SIEM names where audit events are copied.
+type SIEM struct {
+	File   string   `yaml:"file"`   // a file appended to (created 0600)
+	Syslog string   `yaml:"syslog"` // udp://host:514, tcp://host:601 or unix:///dev/log
+	Every  Duration `yaml:"every"`  // how often new events are copied (default 5s)
+}
+
+// API configures the FHIR R4 API that `serve` exposes at /fhir. Its
+// requests need bearer access tokens; without an authorization server
+// configured here, every request but /fhir/metadata is refused.
+type API struct {
+	// BaseURL is the API's public URL ("https://ehrgate.example.org/fhir"):
+	// the audience tokens must be issued for, and the base of fullUrl and
+	// paging links. Default: derived from each request's Host.
+	BaseURL string `yaml:"base_url"`
+	// External accepts tokens from the site's own authorization server
+	// (resource-server mode).
+	External *ExternalAuth `yaml:"external"`
+	// DefaultCount and MaxCount are the page size without _count (default
+	// 50) and the most _count may ask (default 1000).
+	DefaultCount int `yaml:"default_count"`
+	MaxCount     int `yaml:"max_count"`
+}
+
+// ExternalAuth describes an external authorization server whose JWT access
+// tokens the API accepts.
+type ExternalAuth struct {
+	Issuer  string `yaml:"issuer"`   // the iss tokens carry
+	JWKSURL string `yaml:"jwks_url"` // where its signing keys are published
+	// Audience is the aud tokens must carry (default api.base_url).
+	Audience string `yaml:"audience"`
+	// ScopeClaim and PatientClaim name the claims holding the SMART
+	// scopes (default "scope") and the patient in context (default
+	// "patient", a served id: CONNECTION.ID).
+	ScopeClaim   string `yaml:"scope_claim"`
+	PatientClaim string `yaml:"patient_claim"`
 }
 
 // Login modes.
@@ -474,7 +524,17 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("events.webhooks[%d].secret_env: name the environment variable holding the signing secret", i))
 		}
 	}
+	errs = append(errs, c.API.validate()...)
+	if sl := c.Audit.SIEM.Syslog; sl != "" {
+		if u, err := url.Parse(sl); err != nil || (u.Scheme != "udp" && u.Scheme != "tcp" && u.Scheme != "unix" && u.Scheme != "unixgram") {
+			errs = append(errs, fmt.Errorf("audit.siem.syslog: %q is not udp://host:port, tcp://host:port or unix:///path", sl))
+		}
+	}
+	if c.Audit.SIEM.Every < 0 {
+		errs = append(errs, errors.New("audit.siem.every: must not be negative"))
+	}
 	seen := map[string]bool{}
+	prefixes := map[string]string{}
 	for i, conn := range c.Connections {
 		where := fmt.Sprintf("connections[%d]", i)
 		if !nameRE.MatchString(conn.Name) {
@@ -484,6 +544,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.name: %q is used twice", where, conn.Name))
 		}
 		seen[conn.Name] = true
+		// The API serves every connection in one namespace, ids prefixed
+		// with the name written with '-' for '_' (fhirapi.Prefix).
+		if other, ok := prefixes[strings.ReplaceAll(conn.Name, "_", "-")]; ok && other != conn.Name {
+			errs = append(errs, fmt.Errorf("%s.name: %q and %q would share one id prefix in the API; rename one", where, other, conn.Name))
+		}
+		prefixes[strings.ReplaceAll(conn.Name, "_", "-")] = conn.Name
 		if conn.BulkEvery < 0 {
 			errs = append(errs, fmt.Errorf("%s.bulk_every: must not be negative", where))
 		}
@@ -513,6 +579,30 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (a API) validate() []error {
+	var errs []error
+	absolute := func(field, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not an absolute http(s) URL", field, raw))
+		}
+	}
+	if a.BaseURL != "" {
+		absolute("api.base_url", a.BaseURL)
+	}
+	if a.DefaultCount < 0 || a.MaxCount < 0 || (a.MaxCount > 0 && a.DefaultCount > a.MaxCount) {
+		errs = append(errs, errors.New("api: default_count and max_count must be positive, default_count at most max_count"))
+	}
+	if x := a.External; x != nil {
+		absolute("api.external.issuer", x.Issuer)
+		absolute("api.external.jwks_url", x.JWKSURL)
+		if x.Audience == "" && a.BaseURL == "" {
+			errs = append(errs, errors.New("api.external.audience: name the audience the tokens carry (or set api.base_url)"))
+		}
+	}
+	return errs
 }
 
 // Connection returns the named connection.

@@ -67,13 +67,16 @@ func TestValidateReportsEverything(t *testing.T) {
 		{Name: "A B", BaseURL: "ftp://x"},
 		{Name: "ok", BaseURL: "https://x/fhir", Workers: 1000},
 		{Name: "ok", BaseURL: "https://y/fhir"},
+		{Name: "a_b", BaseURL: "https://y/fhir"},
+		{Name: "a-b", BaseURL: "https://y/fhir"},
 	}
+	cfg.API = API{BaseURL: "ehrgate/fhir", External: &ExternalAuth{Issuer: "https://idp", JWKSURL: "nope"}}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("Validate() = nil, want errors")
 	}
 	for _, want := range []string{"http_addr", "log_level", "connections[0].name", "connections[0].base_url",
-		"connections[1].workers", "connections[2].name"} {
+		"connections[1].workers", "connections[2].name", "connections[4].name", "api.base_url", "api.external.jwks_url"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() error lacks %q:\n%v", want, err)
 		}

@@ -37,6 +37,7 @@ import (
 	"ehrgate/ehr"
 	"ehrgate/events"
 	"ehrgate/fhir"
+	"ehrgate/fhirapi"
 	"ehrgate/login"
 	"ehrgate/metrics"
 	"ehrgate/normalize"
@@ -100,9 +101,10 @@ type Gateway struct {
 	bus      *events.Bus             // this process's events (StartEvents), or nil
 	hl7opts  map[string]MLLPOptions  // the listeners' options, by connection
 
-	jobs  jobState
-	audit *audit.Log     // the trail every access to patient data is recorded in
-	login *login.Service // dashboard sign-in; nil when login is off
+	jobs    jobState
+	audit   *audit.Log            // the trail every access to patient data is recorded in
+	apiAuth fhirapi.Authenticator // verifies the API's bearer tokens; nil refuses them all
+	login   *login.Service        // dashboard sign-in; nil when login is off
 }
 
 // New builds a gateway over o.Store. The local code map named in the
@@ -155,6 +157,11 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		}
 	}
 	g.AddConnections(o.Config.Connections...)
+	auth, err := newAPIAuth(o.Config.API)
+	if err != nil {
+		return nil, err
+	}
+	g.apiAuth = auth
 	if err := g.setupNormalizer(ctx); err != nil {
 		return nil, err
 	}

@@ -51,6 +51,14 @@ func (g *Gateway) server() *server.Server {
 	})
 	routes := []server.Route{{Pattern: "GET /.well-known/jwks.json", Access: server.Public,
 		Serves: "ehrgate's public signing keys, for the EHRs it authenticates to", Handler: g.keys.JWKSHandler()}}
+	api, err := g.apiRoutes()
+	if err != nil {
+		// Connection names that would share served ids: config.Validate
+		// refuses them, so only an embedding program's AddConnections
+		// gets here. Serve everything else, without the API.
+		g.log.Error("the FHIR API is not served", "error", err)
+	}
+	routes = append(routes, api...)
 	g.mu.Lock()
 	for _, rt := range g.mounts {
 		routes = append(routes, rt)

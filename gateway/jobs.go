@@ -134,6 +134,7 @@ func (g *Gateway) openJobs(ctx context.Context) (*jobs.Queue, func() error, erro
 		jobs.Register(q, g.runBulkExportJob, long),
 		jobs.Register(q, g.runRefreshJob, short),
 		jobs.Register(q, g.runHL7ConvertJob, short),
+		jobs.Register(q, g.runAuditForwardJob, short),
 	)
 	if err != nil {
 		closeFn()
@@ -229,6 +230,9 @@ func (g *Gateway) hl7Converter(conn string) *hl7store.Handler {
 // every bulk_every. Only the elected leader among the processes on the
 // store enqueues them, and uniqueness keeps a slow run from being stacked.
 func (g *Gateway) schedule(ctx context.Context, q *jobs.Queue, syncOnStart bool) error {
+	if err := g.scheduleSIEM(q); err != nil {
+		return err
+	}
 	every := time.Duration(g.cfg.SyncEvery)
 	for _, c := range g.Connections() {
 		if c.Auth != nil && c.Auth.Type == config.AuthLaunch {

@@ -16,6 +16,7 @@ import (
 // Register in its init; Open picks one by the location's scheme.
 type Backend interface {
 	Store
+	VersionReader
 	TokenStore
 	PagedScanner
 	NormalizedRewriter

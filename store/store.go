@@ -171,3 +171,10 @@ type Store interface {
 	QuarantineReader
 	Close() error
 }
+
+// VersionReader reads any stored version of a resource, current or not
+// (the API's vread). GetVersion returns an error wrapping ErrNotFound when
+// that version of that resource is not stored.
+type VersionReader interface {
+	GetVersion(ctx context.Context, connection, typ, id, versionID string) (Record, error)
+}

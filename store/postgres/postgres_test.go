@@ -212,3 +212,7 @@ func TestHL7SeqFollowsCommitOrder(t *testing.T) {
 		t.Errorf("the reader saw %d of %d messages: a Seq committed after a larger one was skipped", len(seen), writers*each)
 	}
 }
+
+func TestVersionConformance(t *testing.T) {
+	storetest.RunVersionTests(t, func(t *testing.T) storetest.VersionStore { return openTest(t) })
+}

@@ -99,3 +99,13 @@ func TestWriteAfterCloseFails(t *testing.T) {
 		t.Error("PutResources after Close succeeded")
 	}
 }
+
+func TestVersionConformance(t *testing.T) {
+	storetest.RunVersionTests(t, func(t *testing.T) storetest.VersionStore {
+		s, err := OpenDir(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatalf("OpenDir: %v", err)
+		}
+		return s
+	})
+}

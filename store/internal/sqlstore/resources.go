@@ -324,6 +324,20 @@ func (db *DB) Get(ctx context.Context, connection, typ, id string) (store.Record
 	return rec, nil
 }
 
+// GetVersion implements store.VersionReader.
+func (db *DB) GetVersion(ctx context.Context, connection, typ, id, versionID string) (store.Record, error) {
+	rec, err := db.Dialect.scanRecord(db.queryRow(ctx, db.Read, `SELECT v.connection, v.type, v.id, v.version_id,
+		v.patient_id, v.raw, v.normalized, v.last_updated, v.fetched_at, v.source FROM resource_versions v
+		WHERE v.connection=? AND v.type=? AND v.id=? AND v.version_id=?`, connection, typ, id, versionID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Record{}, fmt.Errorf("%s/%s version %s on %s: %w", typ, id, versionID, connection, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Record{}, fmt.Errorf("reading %s/%s version %s: %w", typ, id, versionID, err)
+	}
+	return rec, nil
+}
+
 // ListByPatient implements store.Reader. Records come ordered by id.
 func (db *DB) ListByPatient(ctx context.Context, connection, patientID, typ string) ([]store.Record, error) {
 	recs, err := db.queryRecords(ctx, selectRecord+` WHERE c.connection=? AND c.patient_id=? AND c.type=? ORDER BY c.id`,
