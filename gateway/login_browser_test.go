@@ -19,6 +19,7 @@ import (
 	"ehrgate/audit"
 	"ehrgate/config"
 	"ehrgate/dashboard/browsertest"
+	"ehrgate/login"
 	"ehrgate/secrets"
 	"ehrgate/store"
 )
@@ -186,6 +187,21 @@ func TestOIDCSignInInABrowser(t *testing.T) {
 		path := filepath.Join(dir, "chart-signed-in.png")
 		_ = os.WriteFile(path, png, 0o600)
 		t.Logf("screenshot: %s", path)
+	}
+
+	// Sign out with the header's form (a POST carrying the session's CSRF
+	// token, from the browser's own origin): back to the login page, and
+	// the chart asks for a sign-in again.
+	if err := chromedp.Do(browser,
+		chromedp.Click(chromedp.CSS(`#logout`)),
+		chromedp.WaitVisible(chromedp.CSS(`#oidc`)),
+		chromedp.Navigate(base+chart),
+		chromedp.WaitVisible(chromedp.CSS(`#oidc`)),
+	); err != nil {
+		t.Fatalf("signing out: %v", err)
+	}
+	if names, err := st.ListDocuments(ctx, login.DocSession); err != nil || len(names) != 0 {
+		t.Errorf("sessions in the store after signing out: %v, %v; want none", names, err)
 	}
 
 	entries, err := st.QueryAudit(ctx, store.AuditQuery{Patient: pats[0].ID})
