@@ -251,6 +251,13 @@ func secure(next http.Handler) http.Handler {
 	})
 }
 
+// can reports whether the request's viewer may use perm: anyone when no
+// one is signed in (login off), else the person's roles decide.
+func (d *Dashboard) can(r *http.Request, perm login.Permission) bool {
+	p, ok := login.PersonFrom(r.Context())
+	return !ok || p.Can(perm)
+}
+
 // page is the data every template receives.
 type page struct {
 	Title   string // page title, before the dashboard title

@@ -134,3 +134,26 @@ func TestAuditPage(t *testing.T) {
 		t.Errorf("query = %+v", tr.q)
 	}
 }
+
+// The overview offers each role what it may use: the patient search to
+// clinicians, the connections to admins, neither to auditors.
+func TestOverviewByRole(t *testing.T) {
+	d := newDashboard(fixture())
+	for _, tc := range []struct {
+		role               login.Role
+		search, connection bool
+	}{
+		{login.RoleAdmin, true, true},
+		{login.RoleClinician, true, false},
+		{login.RoleAuditor, false, false},
+	} {
+		p := &login.Person{ID: "x", Roles: []login.Role{tc.role}}
+		_, body := get(t, as(p, d.Handler()), "/")
+		if got := strings.Contains(body, `id="find-h"`); got != tc.search {
+			t.Errorf("overview for %s shows the patient search: %v, want %v", tc.role, got, tc.search)
+		}
+		if got := strings.Contains(body, `href="/connections/`); got != tc.connection {
+			t.Errorf("overview for %s links connections: %v, want %v", tc.role, got, tc.connection)
+		}
+	}
+}
