@@ -11,7 +11,9 @@
 // at the authorization server is followed and a flood of forged kids is
 // not), iss, aud, exp (required), nbf and iat within the clock skew, then
 // the scopes (SMART v1 or v2; a token without any resource scope is
-// refused) and, with patient/ scopes, the patient claim. Every refusal is
+// refused) and, with patient/ scopes, the patient claim, and last, when
+// Options.Revoked is set, that the token (its jti) was not revoked. Every
+// refusal is
 // an *Error with an OAuth error code and a reason fit for the
 // WWW-Authenticate header and the caller, never the token.
 package apiauth
@@ -44,6 +46,16 @@ type Options struct {
 	// give JWKS inline.
 	JWKSURL string
 	JWKS    *jose.JSONWebKeySet
+	// KeySet, instead of JWKSURL or JWKS, returns the issuer's current
+	// keys: for an authorization server in the same process (package
+	// authz), whose keys rotate. It is called for every token, so it must
+	// be cheap (cached); an error refuses the token.
+	KeySet func(ctx context.Context) (*jose.JSONWebKeySet, error)
+	// Revoked, when set, reports whether the token with this jti was
+	// revoked; a revoked token is refused (invalid_token, 401). A token
+	// without a jti is then refused too, and so is every token while
+	// Revoked fails (fail closed).
+	Revoked func(ctx context.Context, jti string) (bool, error)
 	// ScopeClaim names the claim holding the scopes (default "scope"; a
 	// space-separated string or an array, as in "scp").
 	ScopeClaim string
@@ -125,8 +137,14 @@ func NewVerifier(o Options) (*Verifier, error) {
 	if o.Audience == "" {
 		errs = append(errs, errors.New("audience is required"))
 	}
-	if (o.JWKSURL == "") == (o.JWKS == nil) {
-		errs = append(errs, errors.New("give the issuer's keys by URL or inline, one of them"))
+	given := 0
+	for _, set := range []bool{o.JWKSURL != "", o.JWKS != nil, o.KeySet != nil} {
+		if set {
+			given++
+		}
+	}
+	if given != 1 {
+		errs = append(errs, errors.New("give the issuer's keys by URL, inline or as a function, one of them"))
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("api authentication: %w", errors.Join(errs...))
@@ -238,6 +256,18 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 	if patientScoped && p.Patient == "" {
 		return Principal{}, invalid("patient scopes without a patient in context (claim %s)", v.o.PatientClaim)
 	}
+	if v.o.Revoked != nil {
+		if c.ID == "" {
+			return Principal{}, invalid("the token has no jti, so its revocation cannot be checked")
+		}
+		revoked, err := v.o.Revoked(ctx, c.ID)
+		if err != nil {
+			return Principal{}, &Error{Code: "invalid_token", Reason: "the token's revocation cannot be checked now; try again"}
+		}
+		if revoked {
+			return Principal{}, invalid("the token was revoked")
+		}
+	}
 	return p, nil
 }
 
@@ -266,6 +296,20 @@ func scopeString(v any) (string, error) {
 // fetching the JWKS when there is none yet or (at most once a minute) when
 // kid is unknown.
 func (v *Verifier) keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
+	if v.o.KeySet != nil {
+		set, err := v.o.KeySet(ctx)
+		if err != nil || set == nil {
+			return nil, &Error{Code: "invalid_token", Reason: "the issuer's keys cannot be read now; try again"}
+		}
+		ks := set.Keys
+		if kid != "" {
+			ks = set.Key(kid)
+		}
+		if len(ks) == 0 {
+			return nil, invalid("no key %q among the issuer's keys", kid)
+		}
+		return ks, nil
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	pick := func() []jose.JSONWebKey {

@@ -251,3 +251,55 @@ func TestNewVerifierNeedsIssuerAudienceKeys(t *testing.T) {
 		t.Errorf("NewVerifier(zero) = %v, want every missing setting named", err)
 	}
 }
+
+func TestRevokedAndKeySet(t *testing.T) {
+	k := newKey(t, "k1")
+	clock := now
+	revoked := map[string]bool{"jti-revoked": true}
+	var failing atomic.Bool
+	v, err := apiauth.NewVerifier(apiauth.Options{Issuer: issuer, Audience: audience,
+		KeySet: func(context.Context) (*jose.JSONWebKeySet, error) {
+			return &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k.public()}}, nil
+		},
+		Revoked: func(_ context.Context, jti string) (bool, error) {
+			if failing.Load() {
+				return false, errors.New("store down")
+			}
+			return revoked[jti], nil
+		},
+		Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := map[string]any{"scope": "system/Patient.rs", "client_id": "analytics"}
+	withID := func(id string) jwt.Claims { c := good(); c.ID = id; return c }
+	tests := []struct {
+		name    string
+		token   string
+		failing bool
+		want    string // "" = accepted, else the error code
+	}{
+		{"live", sign(t, k, withID("jti-live"), extra), false, ""},
+		{"revoked", sign(t, k, withID("jti-revoked"), extra), false, "invalid_token"},
+		{"no jti", sign(t, k, withID(""), extra), false, "invalid_token"},
+		{"revocation unknown: fail closed", sign(t, k, withID("jti-live"), extra), true, "invalid_token"},
+		{"unknown kid", sign(t, newKey(t, "k2"), withID("jti-live"), extra), false, "invalid_token"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			failing.Store(tc.failing)
+			_, err := v.Verify(context.Background(), tc.token)
+			var ae *apiauth.Error
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Verify(%q) = %v, want accepted", tc.name, err)
+			case tc.want != "" && (!errors.As(err, &ae) || ae.Code != tc.want || ae.Status() != http.StatusUnauthorized):
+				t.Errorf("Verify(%q) = %v, want %s (401)", tc.name, err, tc.want)
+			}
+		})
+	}
+	if _, err := apiauth.NewVerifier(apiauth.Options{Issuer: issuer, Audience: audience, JWKSURL: "https://x.example/jwks",
+		KeySet: func(context.Context) (*jose.JSONWebKeySet, error) { return nil, nil }}); err == nil {
+		t.Errorf("NewVerifier(JWKSURL and KeySet) = nil error, want one source of keys only")
+	}
+}

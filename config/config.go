@@ -112,8 +112,17 @@ type API struct {
 	// paging links. Default: derived from each request's Host.
 	BaseURL string `yaml:"base_url"`
 	// External accepts tokens from the site's own authorization server
-	// (resource-server mode).
+	// (resource-server mode). Without it, ehrgate is the API's
+	// authorization server (SMART App Launch 2, at /oauth/... under
+	// Issuer), which needs BaseURL.
 	External *ExternalAuth `yaml:"external"`
+	// Issuer is ehrgate's authorization server's URL (the tokens' iss;
+	// default: BaseURL's scheme and host).
+	Issuer string `yaml:"issuer"`
+	// TokenTTL is the access tokens' lifetime (default and at most 1h);
+	// RefreshTTL a refresh token's with offline_access (default 30 days).
+	TokenTTL   Duration `yaml:"token_ttl"`
+	RefreshTTL Duration `yaml:"refresh_ttl"`
 	// DefaultCount and MaxCount are the page size without _count (default
 	// 50) and the most _count may ask (default 1000).
 	DefaultCount int `yaml:"default_count"`
@@ -591,6 +600,15 @@ func (a API) validate() []error {
 	}
 	if a.BaseURL != "" {
 		absolute("api.base_url", a.BaseURL)
+	}
+	if a.Issuer != "" {
+		absolute("api.issuer", a.Issuer)
+		if a.External != nil {
+			errs = append(errs, errors.New("api.issuer: names ehrgate's own authorization server; with api.external the issuer is api.external.issuer"))
+		}
+	}
+	if a.TokenTTL < 0 || time.Duration(a.TokenTTL) > time.Hour || a.RefreshTTL < 0 {
+		errs = append(errs, errors.New("api.token_ttl: at most 1h (and not negative); api.refresh_ttl: not negative"))
 	}
 	if a.DefaultCount < 0 || a.MaxCount < 0 || (a.MaxCount > 0 && a.DefaultCount > a.MaxCount) {
 		errs = append(errs, errors.New("api: default_count and max_count must be positive, default_count at most max_count"))

@@ -51,6 +51,8 @@ type Options struct {
 	// sent; a request whose event cannot be recorded is refused. Nil
 	// refuses every request but metadata.
 	Audit audit.Recorder
+	// Docs keeps Bulk Data export records (nil: $export is not served).
+	Docs store.Documents
 	// Trail is the audit trail served to auditors at /fhir/AuditEvent
 	// (nil: not served).
 	Trail store.AuditLog
@@ -128,6 +130,15 @@ func (a *API) Routes() []server.Route {
 		{Pattern: "POST /fhir/{type}/_search", Access: server.Token, Serves: "search a type, parameters in a form body (as GET)", Handler: h(a.search)},
 		{Pattern: "GET /fhir/{type}/{id}", Access: server.Token, Serves: "read (scope TYPE.r; patient/ scopes: the patient's compartment only)", Handler: h(a.read)},
 		{Pattern: "GET /fhir/{type}/{id}/_history/{vid}", Access: server.Token, Serves: "vread: a stored version (scope TYPE.r, compartment as read)", Handler: h(a.read)},
+		{Pattern: "GET /fhir/$export", Access: server.Token, Serves: "Bulk Data export of everything (system/ scopes per type)", Handler: h(a.exportKickoff)},
+		{Pattern: "POST /fhir/$export", Access: server.Token, Serves: "Bulk Data export, Parameters body (as GET)", Handler: h(a.exportKickoff)},
+		{Pattern: "GET /fhir/Patient/$export", Access: server.Token, Serves: "Bulk Data export of patients' compartments (scopes per type; patient/ scopes: the token's patient)", Handler: h(a.exportKickoff)},
+		{Pattern: "POST /fhir/Patient/$export", Access: server.Token, Serves: "Bulk Data Patient export, Parameters body", Handler: h(a.exportKickoff)},
+		{Pattern: "GET /fhir/Group/{id}/$export", Access: server.Token, Serves: "Bulk Data export of a connection's patients (Group id: the connection's prefix)", Handler: h(a.exportKickoff)},
+		{Pattern: "POST /fhir/Group/{id}/$export", Access: server.Token, Serves: "Bulk Data Group export, Parameters body", Handler: h(a.exportKickoff)},
+		{Pattern: "GET /fhir/$export-status/{job}", Access: server.Token, Serves: "an export's status and manifest (the client that started it)", Handler: h(a.exportStatus)},
+		{Pattern: "DELETE /fhir/$export-status/{job}", Access: server.Token, Serves: "cancel an export (the client that started it)", Handler: h(a.exportStatus)},
+		{Pattern: "GET /fhir/$export-file/{job}/{file}", Access: server.Token, Serves: "an export's NDJSON file, streamed from the store (the client that started it; scopes applied per resource)", Handler: h(a.exportFile)},
 		{Pattern: "GET /fhir/AuditEvent", Access: server.Token, Serves: "the audit trail, to auditors (scope user/ or system/AuditEvent.rs, never a wildcard)", Handler: h(a.auditEvents)},
 		{Pattern: "GET /fhir/Patient/{id}/{op}", Access: server.Token, Serves: "Patient/ID/$everything: the patient's record (scopes per type, compartment)", Handler: h(a.everything)},
 		{Pattern: "/fhir/", Access: server.Token, Serves: "anything else under /fhir: an OperationOutcome (not supported)", Handler: h(a.unsupported)},

@@ -86,7 +86,7 @@ func newEnv(t *testing.T, opts ...func(*fhirapi.Options)) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, st: st, key: key, gen: gen, audit: audit.NewLog(st, audit.Source{InstanceID: "test"}, nil)}
-	o := fhirapi.Options{Store: st, Auth: v, Audit: e.audit, Trail: st, BaseURL: audience, DefaultCount: 10,
+	o := fhirapi.Options{Store: st, Auth: v, Audit: e.audit, Trail: st, Docs: st, BaseURL: audience, DefaultCount: 10,
 		Connections: map[string]string{"epic_a": "https://epic.test/api/FHIR/R4", "cerner": "https://cerner.test/r4"},
 		Now:         func() time.Time { return now }}
 	for _, f := range opts {
@@ -609,5 +609,158 @@ func TestFormHeader(t *testing.T) {
 		if resp.StatusCode != want || !strings.Contains(resp.Header.Get("Vary"), fhirapi.FormHeader) {
 			t.Errorf("%s: %s = %d (Vary %q), want %d", fhirapi.FormHeader, form, resp.StatusCode, resp.Header.Get("Vary"), want)
 		}
+	}
+}
+
+// export kicks off a Bulk Data export and returns the status URL (or the
+// refusal's status code).
+func (e *env) export(tok, method, path, body string, hdr map[string]string) (int, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+"/fhir/"+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("Prefer", "respond-async")
+	for k, v := range hdr {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Content-Location")
+}
+
+// download fetches a manifest and every file it lists: resources by type.
+func (e *env) download(tok, status string) (map[string][]string, string) {
+	e.t.Helper()
+	code, m := e.get(tok, status)
+	if code != 200 {
+		e.t.Fatalf("status %s = %d %v", status, code, m)
+	}
+	out := map[string][]string{}
+	for _, o := range m["output"].([]any) {
+		f := o.(map[string]any)
+		req, _ := http.NewRequest("GET", e.srv.URL+"/fhir"+strings.TrimPrefix(f["url"].(string), audience), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			e.t.Fatalf("file %s = %d", f["url"], resp.StatusCode)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if line == "" {
+				continue
+			}
+			var r map[string]any
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				e.t.Fatalf("file %s: a line is not JSON: %v", f["url"], err)
+			}
+			out[f["type"].(string)] = append(out[f["type"].(string)], fmt.Sprint(r["id"]))
+		}
+	}
+	return out, m["transactionTime"].(string)
+}
+
+func TestBulkExport(t *testing.T) {
+	e := newEnv(t)
+	sys := e.token("system/*.rs", "")
+	for name, c := range map[string]struct {
+		path string
+		hdr  map[string]string
+		want int
+	}{
+		"no Prefer":      {"$export", map[string]string{"Prefer": ""}, 400},
+		"no Accept":      {"$export", map[string]string{"Accept": ""}, 400},
+		"unknown _type":  {"$export?_type=Banana", nil, 400},
+		"future _since":  {"$export?_since=2999-01-01T00:00:00Z", nil, 400},
+		"bad format":     {"$export?_outputFormat=text/csv", nil, 400},
+		"unknown param":  {"$export?color=red", nil, 400},
+		"unknown group":  {"Group/nope/$export", nil, 404},
+		"associated":     {"$export?includeAssociatedData=LatestProvenanceResources", nil, 400},
+		"lenient ok":     {"$export?_type=Patient,Banana&includeAssociatedData=X", map[string]string{"Prefer": "respond-async, handling=lenient"}, 202},
+		"system export":  {"$export", nil, 202},
+		"patient export": {"Patient/$export?_type=Patient,Condition", nil, 202},
+	} {
+		if code, _ := e.export(sys, "GET", c.path, "", c.hdr); code != c.want {
+			t.Errorf("%s: kick-off %s = %d, want %d", name, c.path, code, c.want)
+		}
+	}
+	before := e.auditCount()
+	code, status := e.export(sys, "GET", "$export?_type=Patient,Observation", "", nil)
+	if code != 202 || status == "" {
+		t.Fatalf("kick-off = %d, Content-Location %q", code, status)
+	}
+	if n := e.auditCount() - before; n != 1 {
+		t.Errorf("an export left %d audit events, want 1", n)
+	}
+	files, tt := e.download(sys, status)
+	if got, want := len(files["Patient"]), 3; got != want {
+		t.Errorf("exported %d Patients, want %d", got, want)
+	}
+	if got, want := len(files["Observation"]), len(e.all(sys, "Observation?_count=1000")); got != want || got == 0 {
+		t.Errorf("exported %d Observations, search finds %d", got, want)
+	}
+	// Another client cannot see it; the owner can cancel it.
+	other := e.token("system/*.rs", "", func(c *jwt.Claims) { c.Subject = "someone-else" })
+	if code, _ := e.get(other, status); code != 404 {
+		t.Errorf("another client's status = %d, want 404", code)
+	}
+	// An export _since its transactionTime holds nothing (nothing was stored since).
+	_, status2 := e.export(sys, "GET", "$export?_type=Observation&_since="+url.QueryEscape(tt), "", nil)
+	if files, _ := e.download(sys, status2); len(files["Observation"]) != 0 {
+		t.Errorf("export _since the last transactionTime gave %d Observations, want 0", len(files["Observation"]))
+	}
+	// Group (a connection) and _typeFilter, by POST.
+	body := `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Observation"},` +
+		`{"name":"_typeFilter","valueString":"Observation?category=laboratory"}]}`
+	code, status3 := e.export(sys, "POST", "Group/cerner/$export", body, map[string]string{"Content-Type": "application/fhir+json"})
+	if code != 202 {
+		t.Fatalf("POST Group kick-off = %d", code)
+	}
+	labs, _ := e.download(sys, status3)
+	if want := len(e.all(sys, "Observation?patient=cerner.p00002&category=laboratory&_count=1000")); len(labs["Observation"]) != want || want == 0 {
+		t.Errorf("Group/cerner labs exported %d, want %d", len(labs["Observation"]), want)
+	}
+	for _, id := range labs["Observation"] {
+		if !strings.HasPrefix(id, "cerner.") {
+			t.Errorf("Group/cerner exported %s", id)
+		}
+	}
+	// A patient token exports its patient only, and never at system level.
+	pt := e.token("patient/*.rs", "epic-a.p00000")
+	if code, _ := e.export(pt, "GET", "$export", "", nil); code != 403 {
+		t.Errorf("system export with a patient token = %d, want 403", code)
+	}
+	_, status4 := e.export(pt, "GET", "Patient/$export", "", nil)
+	mine, _ := e.download(pt, status4)
+	for typ, ids := range mine {
+		for _, id := range ids {
+			if typ == "Patient" && id != "epic-a.p00000" || !strings.HasPrefix(id, "epic-a.p00000") {
+				t.Errorf("a patient token exported %s/%s", typ, id)
+			}
+		}
+	}
+	if len(mine["Observation"]) == 0 {
+		t.Error("a patient token exported no Observations of its own")
+	}
+	// Cancel.
+	req, _ := http.NewRequest("DELETE", e.srv.URL+"/fhir"+strings.TrimPrefix(status, audience), nil)
+	req.Header.Set("Authorization", "Bearer "+sys)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code, _ := e.get(sys, status); resp.StatusCode != 202 || code != 404 {
+		t.Errorf("cancel = %d, then status = %d; want 202 and 404", resp.StatusCode, code)
 	}
 }

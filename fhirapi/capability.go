@@ -81,6 +81,11 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 			"mode":     "server",
 			"security": security,
 			"resource": resources,
+			"operation": []any{
+				map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"},
+				map[string]any{"name": "patient-export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
+				map[string]any{"name": "group-export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"},
+			},
 		}},
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")

@@ -31,7 +31,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"net/http"
+
 	"ehrgate/audit"
+	"ehrgate/authz"
 	"ehrgate/config"
 	"ehrgate/dashboard"
 	"ehrgate/ehr"
@@ -102,9 +105,11 @@ type Gateway struct {
 	hl7opts  map[string]MLLPOptions  // the listeners' options, by connection
 
 	jobs    jobState
-	audit   *audit.Log            // the trail every access to patient data is recorded in
-	apiAuth fhirapi.Authenticator // verifies the API's bearer tokens; nil refuses them all
-	login   *login.Service        // dashboard sign-in; nil when login is off
+	audit   *audit.Log                               // the trail every access to patient data is recorded in
+	apiAuth fhirapi.Authenticator                    // verifies the API's bearer tokens; nil refuses them all
+	authz   *authz.Server                            // ehrgate's own authorization server, or nil
+	person  func(*http.Request) (authz.Person, bool) // who is signed in (people login)
+	login   *login.Service                           // dashboard sign-in; nil when login is off
 }
 
 // New builds a gateway over o.Store. The local code map named in the
@@ -147,6 +152,11 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 			return nil, err
 		}
 		g.login = svc
+		// Who authorizes apps at ehrgate's own authorization server.
+		g.person = func(r *http.Request) (authz.Person, bool) {
+			p, ok := svc.SignedIn(r)
+			return authz.Person{ID: p.ID, Name: p.DisplayName()}, ok
+		}
 		if host, _, err := net.SplitHostPort(o.Config.HTTPAddr); err == nil && !o.Config.Login.SecureCookies && !isLoopbackHost(host) {
 			log.Warn("login: http_addr is not a loopback address and secure_cookies is off: session cookies are not marked Secure; serve the dashboard over TLS (a TLS proxy in front) and set login.secure_cookies")
 		}
@@ -157,11 +167,9 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		}
 	}
 	g.AddConnections(o.Config.Connections...)
-	auth, err := newAPIAuth(o.Config.API)
-	if err != nil {
+	if err := g.setupAPIAuth(ctx, o.Keyring); err != nil {
 		return nil, err
 	}
-	g.apiAuth = auth
 	if err := g.setupNormalizer(ctx); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 
+	"ehrgate/authz"
 	"ehrgate/dashboard"
 	"ehrgate/login"
 	"ehrgate/probe"
@@ -75,8 +76,14 @@ func (g *Gateway) server() *server.Server {
 		// Patient-data routes besides the dashboard (SMART launches, the
 		// event stream, mounted routes) are for people who see patients.
 		for i := range routes {
-			if routes[i].Access == server.PatientData {
+			switch p := routes[i].Pattern; {
+			case routes[i].Access == server.PatientData:
 				routes[i].Handler = login.Allow(login.SeePatients, routes[i].Handler)
+			case p == "GET "+authz.PathAuthorize || p == "POST "+authz.PathPick:
+				// Authorizing an app opens patient data to it: the
+				// authorization server sends strangers to the login page;
+				// people whose roles do not see patients are refused.
+				routes[i].Handler = g.login.Optional(login.Allow(login.SeePatients, routes[i].Handler))
 			}
 		}
 		for _, lr := range g.login.Routes() {

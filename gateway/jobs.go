@@ -135,6 +135,7 @@ func (g *Gateway) openJobs(ctx context.Context) (*jobs.Queue, func() error, erro
 		jobs.Register(q, g.runRefreshJob, short),
 		jobs.Register(q, g.runHL7ConvertJob, short),
 		jobs.Register(q, g.runAuditForwardJob, short),
+		jobs.Register(q, g.runAuthzPurgeJob, short),
 	)
 	if err != nil {
 		closeFn()
@@ -231,6 +232,9 @@ func (g *Gateway) hl7Converter(conn string) *hl7store.Handler {
 // store enqueues them, and uniqueness keeps a slow run from being stacked.
 func (g *Gateway) schedule(ctx context.Context, q *jobs.Queue, syncOnStart bool) error {
 	if err := g.scheduleSIEM(q); err != nil {
+		return err
+	}
+	if err := g.scheduleAuthz(q); err != nil {
 		return err
 	}
 	every := time.Duration(g.cfg.SyncEvery)

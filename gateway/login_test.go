@@ -2,7 +2,9 @@ package gateway_test
 
 import (
 	"context"
+	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"ehrgate/clients"
 	"ehrgate/config"
 	"ehrgate/gateway"
 	"ehrgate/login"
@@ -162,5 +165,73 @@ func TestDashboardLocalLogin(t *testing.T) {
 	clin.Jar.SetCookies(u2, clin.Jar.Cookies(u1))
 	if res, _ := fetch(t, clin, "GET", web2.URL+chart, nil); res.StatusCode != http.StatusOK {
 		t.Errorf("replica GET chart with the session = %d, want 200", res.StatusCode)
+	}
+}
+
+// With ehrgate's own authorization server (api.base_url) and login on, the
+// authorization endpoint sends a stranger to the login page and back, then
+// knows who is signed in; people whose roles do not see patients are
+// refused there.
+func TestAuthorizationEndpointUsesTheLogin(t *testing.T) {
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kek, _ := secrets.GenerateKEK()
+	g, err := gateway.New(ctx, gateway.Options{Config: config.Config{Login: config.Login{Mode: config.LoginLocal},
+		API: config.API{BaseURL: base + "/fhir"}}, Store: st, Keyring: secrets.NewKeyring(kek), LoginParams: cheapHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for name, role := range map[string]login.Role{"alice": login.RoleClinician, "audrey": login.RoleAuditor} {
+		if err := g.Login().Accounts().Add(ctx, name, "", []login.Role{role}, []byte(testPassword)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const redirect = "http://127.0.0.1:9/app/callback"
+	if _, err := clients.NewRegistry(st).Add(ctx, clients.Client{ID: "app", Public: true, RedirectURIs: []string{redirect},
+		Scopes: []string{"openid", "fhirUser", "launch/patient", "patient/*.rs"}}); err != nil {
+		t.Fatal(err)
+	}
+	web := &httptest.Server{Listener: ln, Config: &http.Server{Handler: g.Handler()}}
+	web.Start()
+	defer web.Close()
+	authorize := base + "/oauth/authorize?" + url.Values{"response_type": {"code"}, "client_id": {"app"}, "redirect_uri": {redirect},
+		"scope": {"launch/patient patient/Observation.rs"}, "state": {"st-123456789"}, "aud": {base + "/fhir"},
+		"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}.Encode()
+
+	for _, tc := range []struct {
+		who  string
+		want int
+	}{{"alice", http.StatusOK}, {"audrey", http.StatusForbidden}} {
+		c := noRedirects()
+		res, _ := fetch(t, c, "GET", authorize, nil)
+		loc := res.Header.Get("Location")
+		if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/login?return=") {
+			t.Fatalf("authorize without a session = %d (Location %q), want 303 to the login page", res.StatusCode, loc)
+		}
+		_, page := fetch(t, c, "GET", base+loc, nil)
+		m := csrfRE.FindStringSubmatch(page)
+		next := regexp.MustCompile(`name="next" value="([^"]+)"`).FindStringSubmatch(page)
+		if m == nil || next == nil {
+			t.Fatalf("login page lacks the token or the way back:\n%s", page)
+		}
+		back := html.UnescapeString(next[1])
+		res, _ = fetch(t, c, "POST", base+"/login", url.Values{"csrf": {m[1]}, "username": {tc.who}, "password": {testPassword}, "next": {back}})
+		if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/oauth/authorize?") {
+			t.Fatalf("sign-in = %d (Location %q), want 303 back to the authorization endpoint", res.StatusCode, res.Header.Get("Location"))
+		}
+		res, body := fetch(t, c, "GET", base+res.Header.Get("Location"), nil)
+		if res.StatusCode != tc.want {
+			t.Errorf("%s at the authorization endpoint = %d, want %d\n%s", tc.who, res.StatusCode, tc.want, body)
+		}
 	}
 }

@@ -138,7 +138,7 @@ type Route struct {
 
 // Routes returns the sign-in routes:
 //
-//	GET  /login            the login page (the form, or the provider's button)
+//	GET  /login            the login page (the form, or the provider's button); ?next= or ?return= names where to go after
 //	POST /login            local accounts: name and password
 //	GET  /login/oidc       OpenID: starts the authorization at the provider
 //	GET  <redirect path>   OpenID: the provider's redirect back (/login/callback)
@@ -219,6 +219,35 @@ func (s *Service) Require(next http.Handler) http.Handler {
 			}
 		}
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), ss.Person, ss.CSRF)))
+	})
+}
+
+// SignedIn returns the person whose live session the request's cookie
+// names, for routes that are not behind Require (an OAuth authorization
+// endpoint asks who is signed in, and sends others to the login page
+// itself). Like Require, it refreshes the session's last-seen time. It
+// reports false when no one is signed in or sessions cannot be read.
+func (s *Service) SignedIn(r *http.Request) (Person, bool) {
+	ss, err := s.sess.lookup(r.Context(), s.cookie(r, sessionCookie))
+	if err != nil {
+		if !errors.Is(err, errNoSession) {
+			s.log.ErrorContext(r.Context(), "login: reading the session", "err", err)
+		}
+		return Person{}, false
+	}
+	return ss.Person, true
+}
+
+// Optional puts the signed-in person, if any, on the request's context
+// (PersonFrom) without requiring one, for routes that decide for
+// themselves what a stranger gets. It does not check CSRF tokens: such
+// routes protect their own forms.
+func (s *Service) Optional(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ss, err := s.sess.lookup(r.Context(), s.cookie(r, sessionCookie)); err == nil {
+			r = r.WithContext(NewContext(r.Context(), ss.Person, ss.CSRF))
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -330,7 +359,12 @@ func (s *Service) style(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) {
-	next := safeNext(r.URL.Query().Get("next"))
+	q := r.URL.Query()
+	next := q.Get("next")
+	if next == "" {
+		next = q.Get("return") // the authorization server's name for it
+	}
+	next = safeNext(next)
 	if _, err := s.sess.lookup(r.Context(), s.cookie(r, sessionCookie)); err == nil {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return

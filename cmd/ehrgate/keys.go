@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"ehrgate/authz"
+
 	"github.com/spf13/cobra"
 
 	"ehrgate/secrets"
@@ -194,7 +196,11 @@ can be removed.`,
 				if err != nil {
 					return err
 				}
-				total += nt + nk + nl
+				na, err := authz.Rewrap(ctx, st, src.Ring)
+				if err != nil {
+					return err
+				}
+				total += nt + nk + nl + na
 			}
 			if src.File != "" && !keepOld {
 				primary, _, err := secrets.ReadKeyFile(src.File)
