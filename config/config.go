@@ -59,15 +59,16 @@ type Config struct {
 	// StaleAfter flags an "active" medication order with no activity for
 	// this long (default 1 year).
 	StaleAfter Duration `yaml:"stale_after"`
-	// AllowRemoteDashboard lets the dashboard listen on a non-loopback
-	// address. The dashboard shows patient data and has no user
-	// authentication of its own yet, so by default only loopback is allowed;
-	// set this only behind an authenticating reverse proxy.
-	AllowRemoteDashboard bool `yaml:"allow_remote_dashboard"`
+	// AllowRemoteDashboard is gone: the dashboard has its own login now
+	// (Login). Validate reports a file that still sets it.
+	AllowRemoteDashboard *bool `yaml:"allow_remote_dashboard"`
+	// Login is how people sign in to the dashboard. With mode none (the
+	// default) the HTTP listener must be a loopback address.
+	Login Login `yaml:"login"`
 	// HTTPHosts are the host names (without port) under which the
-	// dashboard and the other patient-data routes answer, besides
-	// localhost and loopback addresses: the name users type, the name an
-	// authenticating proxy forwards. Requests under any other Host are
+	// dashboard, the login pages and the other patient-data routes answer,
+	// besides localhost and loopback addresses: the name users type, the
+	// name a reverse proxy forwards. Requests under any other Host are
 	// refused (DNS rebinding). EHRGATE_HTTP_HOSTS (comma-separated).
 	HTTPHosts []string `yaml:"http_hosts"`
 	// HL7 configures the HL7 v2 MLLP listener of `serve`.
@@ -140,6 +141,52 @@ type ExternalAuth struct {
 	// "patient", a served id: CONNECTION.ID).
 	ScopeClaim   string `yaml:"scope_claim"`
 	PatientClaim string `yaml:"patient_claim"`
+}
+
+// Login modes.
+const (
+	LoginNone   = "none"
+	LoginLocal  = "local"
+	LoginOpenID = "oidc"
+)
+
+// Login configures how people sign in to the dashboard (package login).
+type Login struct {
+	// Mode is none (default: no login; the dashboard is loopback-only),
+	// local (accounts kept in the store: `ehrgate users add`) or oidc (the
+	// site's OpenID provider).
+	Mode string `yaml:"mode"`
+	// OIDC configures mode oidc.
+	OIDC LoginOIDC `yaml:"oidc"`
+	// SessionIdle ends a session unused for this long (default 30m);
+	// SessionMax ends every session this long after sign-in (default 12h).
+	SessionIdle Duration `yaml:"session_idle"`
+	SessionMax  Duration `yaml:"session_max"`
+	// SecureCookies marks the session cookie Secure (with the __Host-
+	// prefix) on every request, not only those that came over TLS: set it
+	// behind a TLS-terminating proxy.
+	SecureCookies bool `yaml:"secure_cookies"`
+}
+
+// On reports whether people must sign in.
+func (l Login) On() bool { return l.Mode == LoginLocal || l.Mode == LoginOpenID }
+
+// LoginOIDC is ehrgate's registration at the site's OpenID provider.
+type LoginOIDC struct {
+	Issuer          string `yaml:"issuer"`            // the provider's issuer URL
+	ClientID        string `yaml:"client_id"`         // ehrgate's client id there
+	ClientSecretEnv string `yaml:"client_secret_env"` // env variable holding the client secret (none: public client with PKCE)
+	RedirectURL     string `yaml:"redirect_url"`      // https://HOST/login/callback, as registered
+	// Scopes are requested besides openid (default profile; add e.g.
+	// groups when the provider releases that claim only on request).
+	Scopes []string `yaml:"scopes"`
+	// RoleClaim is the claim listing the person's groups or roles
+	// (default groups; a dotted path such as realm_access.roles).
+	RoleClaim string `yaml:"role_claim"`
+	// RoleMap maps its values to ehrgate roles (admin, clinician,
+	// auditor); empty: values named like a role are taken as they are.
+	// People whose claim maps to no role are refused.
+	RoleMap map[string]string `yaml:"role_map"`
 }
 
 // SMART configures the SMART launches (EHR and standalone) of launch
@@ -401,9 +448,10 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.Data) == "" {
 		errs = append(errs, errors.New("data: a data directory is required"))
 	}
-	if c.AllowRemoteDashboard && len(c.HTTPHosts) == 0 {
-		errs = append(errs, errors.New("http_hosts: with allow_remote_dashboard, list the host names users (or the proxy) reach the dashboard under; requests under other names are refused"))
+	if c.AllowRemoteDashboard != nil {
+		errs = append(errs, errors.New("allow_remote_dashboard: removed; the dashboard has its own login now: set login.mode (local or oidc), and the dashboard may listen on any address"))
 	}
+	errs = append(errs, c.Login.validate()...)
 	for _, h := range c.HTTPHosts {
 		if h == "" || strings.ContainsAny(h, ":/ ") {
 			errs = append(errs, fmt.Errorf("http_hosts: %q is not a host name (no scheme, port or path)", h))
@@ -420,8 +468,10 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("http_addr: %q is not HOST:PORT", c.HTTPAddr))
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		errs = append(errs, fmt.Errorf("http_addr: %q has no valid port", c.HTTPAddr))
-	} else if host, _, _ := net.SplitHostPort(c.HTTPAddr); !isLoopback(host) && !c.AllowRemoteDashboard {
-		errs = append(errs, fmt.Errorf("http_addr: %q is not a loopback address; the dashboard shows patient data and has no user authentication of its own, so put an authenticating reverse proxy in front and set allow_remote_dashboard: true", c.HTTPAddr))
+	} else if host, _, _ := net.SplitHostPort(c.HTTPAddr); !isLoopback(host) && !c.Login.On() {
+		errs = append(errs, fmt.Errorf("http_addr: %q is not a loopback address; the dashboard shows patient data, so without a login (login.mode local or oidc) it listens on loopback only", c.HTTPAddr))
+	} else if !isLoopback(host) && len(c.HTTPHosts) == 0 {
+		errs = append(errs, fmt.Errorf("http_hosts: http_addr %q is not a loopback address: list the host names users reach the dashboard under; requests under other names are refused", c.HTTPAddr))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -615,6 +665,43 @@ func (a *Auth) validate(where string) []error {
 		case "", "patient", "user":
 		default:
 			errs = append(errs, fmt.Errorf("%s.context: %q is not patient or user", where, a.Context))
+		}
+	}
+	return errs
+}
+
+// loginRoles are the roles of package login (which config does not import).
+var loginRoles = map[string]bool{"admin": true, "clinician": true, "auditor": true}
+
+func (l Login) validate() []error {
+	var errs []error
+	switch l.Mode {
+	case "", LoginNone, LoginLocal, LoginOpenID:
+	default:
+		errs = append(errs, fmt.Errorf("login.mode: %q is not none, local or oidc", l.Mode))
+	}
+	if l.SessionIdle < 0 || l.SessionMax < 0 {
+		errs = append(errs, errors.New("login: session_idle and session_max must not be negative"))
+	}
+	if l.SessionIdle > 0 && l.SessionMax > 0 && l.SessionIdle > l.SessionMax {
+		errs = append(errs, errors.New("login.session_idle: longer than session_max"))
+	}
+	if l.Mode != LoginOpenID {
+		return errs
+	}
+	o := l.OIDC
+	if u, err := url.Parse(o.Issuer); err != nil || u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())) {
+		errs = append(errs, fmt.Errorf("login.oidc.issuer: %q is not an absolute https URL", o.Issuer))
+	}
+	if o.ClientID == "" {
+		errs = append(errs, errors.New("login.oidc.client_id: required"))
+	}
+	if u, err := url.Parse(o.RedirectURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || !strings.HasPrefix(u.Path, "/login/") || u.Path == "/login/oidc" || u.Path == "/login/style.css" {
+		errs = append(errs, fmt.Errorf("login.oidc.redirect_url: %q is not an absolute http(s) URL with a path under /login/ (such as https://ehrgate.example/login/callback)", o.RedirectURL))
+	}
+	for k, v := range o.RoleMap {
+		if !loginRoles[v] {
+			errs = append(errs, fmt.Errorf("login.oidc.role_map[%q]: %q is not admin, clinician or auditor", k, v))
 		}
 	}
 	return errs

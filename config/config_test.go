@@ -136,14 +136,70 @@ func TestDashboardStaysOnLoopbackByDefault(t *testing.T) {
 			t.Errorf("Validate(http_addr %s) = %v, want ok=%v", addr, err, ok)
 		}
 		if !ok {
-			cfg.AllowRemoteDashboard = true
+			cfg.Login.Mode = LoginLocal
 			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "http_hosts") {
-				t.Errorf("Validate(http_addr %s, allow_remote_dashboard, no http_hosts) = %v, want an error naming http_hosts", addr, err)
+				t.Errorf("Validate(http_addr %s, login local, no http_hosts) = %v, want an error naming http_hosts", addr, err)
 			}
 			cfg.HTTPHosts = []string{"ehrgate.example.org"}
 			if err := cfg.Validate(); err != nil {
-				t.Errorf("Validate(http_addr %s, allow_remote_dashboard, http_hosts) = %v, want nil", addr, err)
+				t.Errorf("Validate(http_addr %s, login local, http_hosts) = %v, want nil", addr, err)
 			}
+		}
+	}
+}
+
+func TestAllowRemoteDashboardIsGone(t *testing.T) {
+	cfg, err := Parse([]byte("allow_remote_dashboard: true\nhttp_hosts: [ehrgate.example.org]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "login.mode") {
+		t.Errorf("Validate(allow_remote_dashboard) = %v, want an error pointing at login.mode", err)
+	}
+}
+
+func TestLoginValidate(t *testing.T) {
+	const good = `
+http_addr: 0.0.0.0:8443
+http_hosts: [ehrgate.example.org]
+login:
+  mode: oidc
+  session_idle: 20m
+  session_max: 8h
+  secure_cookies: true
+  oidc:
+    issuer: https://idp.example.org/realms/h
+    client_id: ehrgate
+    client_secret_env: EHRGATE_OIDC_SECRET
+    redirect_url: https://ehrgate.example.org/login/callback
+    role_claim: realm_access.roles
+    role_map: {ehrgate-admins: admin, doctors: clinician, privacy-office: auditor}
+`
+	cfg, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate(good login) = %v, want nil", err)
+	}
+	if !cfg.Login.On() || cfg.Login.OIDC.RoleMap["doctors"] != "clinician" || time.Duration(cfg.Login.SessionIdle) != 20*time.Minute {
+		t.Errorf("Parse(good login) = %+v", cfg.Login)
+	}
+	bad := cfg
+	bad.Login = Login{Mode: "saml", SessionIdle: Duration(time.Hour), SessionMax: Duration(time.Minute)}
+	err = bad.Validate()
+	for _, want := range []string{"login.mode", "session_idle", "http_addr"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate(bad login) = %v, want it to mention %q", err, want)
+		}
+	}
+	bad = cfg
+	bad.Login.OIDC = LoginOIDC{Issuer: "http://idp.example.org", RedirectURL: "https://ehrgate.example.org/smart/callback",
+		RoleMap: map[string]string{"x": "superuser"}}
+	err = bad.Validate()
+	for _, want := range []string{"login.oidc.issuer", "login.oidc.client_id", "login.oidc.redirect_url", "login.oidc.role_map"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate(bad oidc) = %v, want it to mention %q", err, want)
 		}
 	}
 }

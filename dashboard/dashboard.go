@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"ehrgate/audit"
+	"ehrgate/login"
 	"ehrgate/probe"
 	"ehrgate/store"
 )
@@ -131,6 +132,17 @@ type Options struct {
 	// search) before the page is sent; when it fails the page is not
 	// shown. Nil records nothing (tests, tools without a trail).
 	Audit audit.Recorder
+	// RequirePerson is set when login is on: every page (not the
+	// stylesheet) then needs a signed-in person on the request's context
+	// (login.PersonFrom, put there by login.Service.Require) whose roles
+	// allow it: patients and charts need login.SeePatients; connections,
+	// probes and data quality login.SeeOperations. The person is named in
+	// the audit trail and shown in the header with a logout button. When
+	// false, a person on the context is still honoured and named.
+	RequirePerson bool
+	// Trail is the audit trail the audit page (/audit, login.SeeAudit)
+	// shows; nil hides the page.
+	Trail Trail
 }
 
 // Dashboard renders the pages. Create it with New; it is safe for
@@ -160,7 +172,7 @@ func New(r Reader, opts Options) *Dashboard {
 		d.now = time.Now
 	}
 	d.pages = make(map[string]*template.Template)
-	for _, name := range []string{"overview", "search", "chart", "quality", "probe", "connection", "error"} {
+	for _, name := range []string{"overview", "search", "chart", "quality", "probe", "connection", "audit", "error"} {
 		t := template.New("layout.html").Funcs(d.funcs())
 		d.pages[name] = template.Must(t.ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -176,6 +188,7 @@ func New(r Reader, opts Options) *Dashboard {
 //	GET /quality/unmapped.csv           unmapped codes as a local-code map template (connection)
 //	GET /connections/{connection}       a connection's state: authorization, scopes not granted, bulk exports
 //	GET /connections/{connection}/probe its compatibility matrix
+//	GET /audit                          the audit trail (agent, patient, since; with Options.Trail)
 //	GET /static/                        the embedded stylesheet
 //
 // Every other path gets the dashboard's 404 page.
@@ -185,16 +198,44 @@ func (d *Dashboard) Handler() http.Handler {
 		panic(err) // embedded directory; cannot fail
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", d.overview)
-	mux.HandleFunc("GET /patients", d.search)
-	mux.HandleFunc("GET /patients/{connection}/{id}", d.chart)
-	mux.HandleFunc("GET /quality", d.quality)
-	mux.HandleFunc("GET /quality/unmapped.csv", d.qualityCSV)
-	mux.HandleFunc("GET /connections/{connection}", d.connection)
-	mux.HandleFunc("GET /connections/{connection}/probe", d.probe)
+	mux.Handle("GET /{$}", d.need("", d.overview))
+	mux.Handle("GET /patients", d.need(login.SeePatients, d.search))
+	mux.Handle("GET /patients/{connection}/{id}", d.need(login.SeePatients, d.chart))
+	mux.Handle("GET /quality", d.need(login.SeeOperations, d.quality))
+	mux.Handle("GET /quality/unmapped.csv", d.need(login.SeeOperations, d.qualityCSV))
+	mux.Handle("GET /connections/{connection}", d.need(login.SeeOperations, d.connection))
+	mux.Handle("GET /connections/{connection}/probe", d.need(login.SeeOperations, d.probe))
+	if d.opts.Trail != nil {
+		mux.Handle("GET /audit", d.need(login.SeeAudit, d.trail))
+	}
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	mux.HandleFunc("/", d.notFound)
+	mux.Handle("/", d.need("", d.notFound))
 	return secure(mux)
+}
+
+// need admits a request when no login is required and no one is signed
+// in, or when the signed-in person's roles grant perm ("" = any signed-in
+// person); it refuses the others with the dashboard's 401 or 403 page.
+func (d *Dashboard) need(perm login.Permission, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := login.PersonFrom(r.Context())
+		switch {
+		case !ok && d.opts.RequirePerson:
+			d.render(w, r, http.StatusUnauthorized, "error", "Not signed in", errorBody{
+				Status: http.StatusUnauthorized, Heading: "Not signed in", Message: "Sign in to see this page."})
+			return
+		case ok && perm != "" && !p.Can(perm):
+			d.log.WarnContext(r.Context(), "dashboard: page refused to role", "person", p.ID, "need", string(perm), "route", r.Pattern)
+			if perm == login.SeePatients {
+				d.recordRefusal(r)
+			}
+			d.render(w, r, http.StatusForbidden, "error", "Not for your role", errorBody{
+				Status: http.StatusForbidden, Heading: "Not for your role",
+				Message: "Your role does not give access to this page. Ask an administrator if you need it."})
+			return
+		}
+		h(w, r)
+	})
 }
 
 // secure sets the headers every dashboard response carries.
@@ -210,19 +251,37 @@ func secure(next http.Handler) http.Handler {
 	})
 }
 
+// can reports whether the request's viewer may use perm: anyone when no
+// one is signed in (login off), else the person's roles decide.
+func (d *Dashboard) can(r *http.Request, perm login.Permission) bool {
+	p, ok := login.PersonFrom(r.Context())
+	return !ok || p.Can(perm)
+}
+
 // page is the data every template receives.
 type page struct {
 	Title   string // page title, before the dashboard title
 	AppName string
 	Nav     string // which navigation entry is current
 	Body    any
+	// Person is who is signed in (nil: login is off); CSRF is the
+	// session's token for the logout form.
+	Person *login.Person
+	CSRF   string
 }
+
+// Can reports whether the page's viewer may use perm (anyone may when
+// login is off).
+func (p page) Can(perm string) bool { return p.Person == nil || p.Person.Can(login.Permission(perm)) }
 
 // render executes the named page into a buffer first so that a template
 // failure becomes a clean error page instead of half a page.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name, title string, body any) {
 	var buf bytes.Buffer
 	p := page{Title: title, AppName: d.opts.Title, Nav: name, Body: body}
+	if who, ok := login.PersonFrom(r.Context()); ok {
+		p.Person, p.CSRF = &who, login.CSRFToken(r.Context())
+	}
 	if err := d.pages[name].Execute(&buf, p); err != nil {
 		if name == "error" {
 			d.log.ErrorContext(r.Context(), "dashboard: rendering error page", "err", err)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"ehrgate/login"
 	"ehrgate/store"
 )
 
@@ -30,6 +31,7 @@ type overviewBody struct {
 	Statuses    []ConnectionStatus
 	ShowStatus  bool
 	ShowProbe   bool // link each connection to its compatibility matrix
+	ShowSearch  bool // the viewer may search patients
 	Connections []string
 	Rows        []countRow
 	Totals      []int
@@ -42,7 +44,8 @@ type overviewBody struct {
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	body := overviewBody{ShowStatus: d.opts.Status != nil, ShowProbe: d.opts.Probe != nil}
+	body := overviewBody{ShowStatus: d.opts.Status != nil && d.can(r, login.SeeOperations), ShowProbe: d.opts.Probe != nil,
+		ShowSearch: d.can(r, login.SeePatients)}
 	body.Statuses = d.statuses(ctx)
 	stats, err := d.r.Stats(ctx)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sort"
 	"sync"
@@ -40,6 +41,7 @@ import (
 	"ehrgate/events"
 	"ehrgate/fhir"
 	"ehrgate/fhirapi"
+	"ehrgate/login"
 	"ehrgate/metrics"
 	"ehrgate/normalize"
 	"ehrgate/probe"
@@ -72,6 +74,12 @@ type Options struct {
 	// Registry receives the gateway's metrics. Nil creates one with the
 	// Go and process collectors.
 	Registry *prometheus.Registry
+	// LoginClock is the clock of sessions and lockouts (tests); nil is
+	// time.Now.
+	LoginClock func() time.Time
+	// LoginParams is the password hashing cost of new local accounts
+	// (tests make it cheap); nil is login.DefaultParams.
+	LoginParams *login.Params
 }
 
 // Gateway is the running service. Its methods are safe for concurrent use.
@@ -101,6 +109,7 @@ type Gateway struct {
 	apiAuth fhirapi.Authenticator                    // verifies the API's bearer tokens; nil refuses them all
 	authz   *authz.Server                            // ehrgate's own authorization server, or nil
 	person  func(*http.Request) (authz.Person, bool) // who is signed in (people login)
+	login   *login.Service                           // dashboard sign-in; nil when login is off
 }
 
 // New builds a gateway over o.Store. The local code map named in the
@@ -137,6 +146,26 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	}
 	host, _ := os.Hostname()
 	g.audit = audit.NewLog(o.Store, audit.Source{InstanceID: fmt.Sprintf("%s-%d", host, os.Getpid())}, nil)
+	if o.Config.Login.On() {
+		svc, err := newLogin(o.Config.Login, o.Store, g.audit, log, getenv, o.LoginClock, o.LoginParams)
+		if err != nil {
+			return nil, err
+		}
+		g.login = svc
+		// Who authorizes apps at ehrgate's own authorization server.
+		g.person = func(r *http.Request) (authz.Person, bool) {
+			p, ok := svc.SignedIn(r)
+			return authz.Person{ID: p.ID, Name: p.DisplayName()}, ok
+		}
+		if host, _, err := net.SplitHostPort(o.Config.HTTPAddr); err == nil && !o.Config.Login.SecureCookies && !isLoopbackHost(host) {
+			log.Warn("login: http_addr is not a loopback address and secure_cookies is off: session cookies are not marked Secure; serve the dashboard over TLS (a TLS proxy in front) and set login.secure_cookies")
+		}
+		if o.Config.Login.Mode == config.LoginLocal {
+			if list, err := svc.Accounts().List(ctx); err == nil && len(list) == 0 {
+				log.Warn("login.mode is local but there are no accounts yet: no one can sign in; add one with `ehrgate users add NAME --role admin`")
+			}
+		}
+	}
 	g.AddConnections(o.Config.Connections...)
 	if err := g.setupAPIAuth(ctx, o.Keyring); err != nil {
 		return nil, err

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 
+	"ehrgate/authz"
 	"ehrgate/dashboard"
+	"ehrgate/login"
 	"ehrgate/probe"
 	"ehrgate/server"
 )
@@ -36,6 +38,10 @@ func (g *Gateway) server() *server.Server {
 		Status:    g.ConnectionStatus,
 		RequestID: server.RequestIDFrom,
 		Audit:     g.audit,
+		Trail:     g.store,
+		// With login on, the server admits only signed-in people to the
+		// dashboard; each page checks the person's roles.
+		RequirePerson: g.login != nil,
 		Probe: func(ctx context.Context, conn string) (*probe.Report, error) {
 			rep, err := LoadProbe(ctx, g.store, conn)
 			if errors.Is(err, errNoProbe) {
@@ -65,12 +71,33 @@ func (g *Gateway) server() *server.Server {
 			server.Route{Pattern: "GET /smart/callback", Access: server.PatientData, Serves: "SMART redirect: completes the launch, shows the patient", Handler: l.CallbackHandler()})
 	}
 	g.mu.Unlock()
+	var signedIn func(http.Handler) http.Handler
+	if g.login != nil {
+		// Patient-data routes besides the dashboard (SMART launches, the
+		// event stream, mounted routes) are for people who see patients.
+		for i := range routes {
+			switch p := routes[i].Pattern; {
+			case routes[i].Access == server.PatientData:
+				routes[i].Handler = login.Allow(login.SeePatients, routes[i].Handler)
+			case p == "GET "+authz.PathAuthorize || p == "POST "+authz.PathPick:
+				// Authorizing an app opens patient data to it: the
+				// authorization server sends strangers to the login page;
+				// people whose roles do not see patients are refused.
+				routes[i].Handler = g.login.Optional(login.Allow(login.SeePatients, routes[i].Handler))
+			}
+		}
+		for _, lr := range g.login.Routes() {
+			routes = append(routes, server.Route{Pattern: lr.Pattern, Access: server.SignIn, Serves: lr.Serves, Handler: lr.Handler})
+		}
+		signedIn = g.login.Require
+	}
 	return server.New(server.Options{
 		Dashboard: dash.Handler(),
 		Gatherer:  g.reg,
 		Logger:    g.log,
 		Routes:    routes,
 		Hosts:     g.cfg.HTTPHosts,
+		SignedIn:  signedIn,
 		Ready: func(ctx context.Context) error {
 			_, err := g.store.Stats(ctx)
 			return err

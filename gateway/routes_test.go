@@ -35,7 +35,9 @@ func TestRouteTable(t *testing.T) {
 		Auth: &config.Auth{Type: config.AuthLaunch, ClientID: "app", Method: "none", RedirectURL: "http://127.0.0.1:8080/smart/callback"}}
 	cfg := config.Config{Connections: []config.Connection{launch},
 		Events: config.Events{Webhooks: []config.Webhook{{URL: "https://hooks.example.org/", SecretEnv: "HOOK_SECRET"}}},
-		API:    config.API{BaseURL: "https://ehrgate.example.org/fhir"}}
+		API:    config.API{BaseURL: "https://ehrgate.example.org/fhir"},
+		Login: config.Login{Mode: config.LoginOpenID, OIDC: config.LoginOIDC{Issuer: "https://idp.example.org", ClientID: "ehrgate",
+			ClientSecretEnv: "OIDC_SECRET", RedirectURL: "https://ehrgate.example.org/login/callback"}}}
 	g, err := gateway.New(ctx, gateway.Options{Config: cfg, Store: st, Keyring: secrets.NewKeyring(kek),
 		Getenv: func(string) string { return "secret" }})
 	if err != nil {

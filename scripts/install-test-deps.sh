@@ -33,7 +33,8 @@ fi
 
 # Every other third-party client pinned under interop/ (interop/smart: the
 # official SMART JavaScript client, fhirclient, for the SMART interop
-# browser test). A directory already installed from its current lock file is
+# browser test; interop/oidc: oidc-provider, the OpenID provider the dashboard
+# login browser test signs in through). A directory already installed from its current lock file is
 # left alone. Without npm or the registry its tests skip and say so.
 for lock in "$(dirname "$0")"/../interop/*/package-lock.json; do
   [ -f "$lock" ] || continue

@@ -52,13 +52,16 @@ const (
 	// (/metrics), for the network the operator exposes them on.
 	Operator Access = "operator"
 	// PatientData routes show or lead to patient data (the dashboard, the
-	// event stream, SMART launches). Until ehrgate has its own login they
-	// are served only under a Host the operator named (or a loopback
-	// name), which keeps web pages on other (DNS-rebinding) domains from
-	// reading them through a user's browser; the listener itself is
-	// loopback-only unless an authenticating proxy is in front
-	// (config allow_remote_dashboard).
+	// event stream, SMART launches). They are served only under a Host the
+	// operator named (or a loopback name), which keeps web pages on other
+	// (DNS-rebinding) domains from reading them through a user's browser.
+	// With login on (Options.SignedIn) each also requires a signed-in
+	// person; with it off the listener is loopback-only (config).
 	PatientData Access = "patient-data"
+	// SignIn routes are the login pages (login form, OpenID redirect and
+	// callback, logout): served under the same host names as PatientData
+	// routes, without a session.
+	SignIn Access = "sign-in"
 	// Token routes are ehrgate's API for apps: each request carries a
 	// SMART bearer access token, verified (issuer, audience, expiry,
 	// signature, revocation) and whose scopes the handler enforces per
@@ -73,7 +76,7 @@ const (
 )
 
 func (a Access) valid() bool {
-	return a == Public || a == Operator || a == PatientData || a == Token || a == OAuth
+	return a == Public || a == Operator || a == PatientData || a == SignIn || a == Token || a == OAuth
 }
 
 // Route is one HTTP route: a ServeMux pattern, its handler, who may call
@@ -102,8 +105,14 @@ type Options struct {
 	// Routes are the extra routes; each must declare its Access.
 	Routes []Route
 	// Hosts are the host names (without port) under which patient-data
-	// routes are served, besides localhost and loopback addresses.
+	// and sign-in routes are served, besides localhost and loopback
+	// addresses.
 	Hosts []string
+	// SignedIn, when set (login on), wraps every PatientData route (the
+	// dashboard included): it admits only requests with a signed-in
+	// person (login.Service.Require). Nil: no login; the listener must
+	// then be loopback-only.
+	SignedIn func(http.Handler) http.Handler
 }
 
 // Server is the HTTP service.
@@ -151,15 +160,18 @@ func New(opts Options) *Server {
 	}
 	routes = append(routes, opts.Routes...)
 	if opts.Dashboard != nil {
-		routes = append(routes, Route{Pattern: "/", Access: PatientData, Serves: "the dashboard: patients, charts, connections, quality", Handler: opts.Dashboard})
+		routes = append(routes, Route{Pattern: "/", Access: PatientData, Serves: "the dashboard: patients, charts, connections, quality, audit trail (pages by role)", Handler: opts.Dashboard})
 	}
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		if !rt.Access.valid() {
-			panic(fmt.Sprintf("server: route %q declares no access rule (want public, operator, patient-data, smart-token or oauth)", rt.Pattern))
+			panic(fmt.Sprintf("server: route %q declares no access rule (want public, operator, patient-data, sign-in, smart-token or oauth)", rt.Pattern))
 		}
 		h := rt.Handler
-		if rt.Access == PatientData {
+		if rt.Access == PatientData && opts.SignedIn != nil {
+			h = opts.SignedIn(h)
+		}
+		if rt.Access == PatientData || rt.Access == SignIn {
 			h = s.hostGuard(h)
 		}
 		mux.Handle(rt.Pattern, h)

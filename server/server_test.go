@@ -167,3 +167,50 @@ func TestPatientDataRoutesRefuseUnknownHosts(t *testing.T) {
 		t.Errorf("Routes() = %s", got)
 	}
 }
+
+// With login on, every patient-data route (the dashboard and the others)
+// passes through SignedIn; sign-in routes do not, but keep the Host check.
+func TestSignedInWrapsPatientDataRoutes(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("data")) })
+	signedIn := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Cookie") != "session=ok" {
+				http.Error(w, "sign in", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	s := New(Options{Dashboard: ok, Hosts: []string{"ehrgate.example.org"}, SignedIn: signedIn,
+		Routes: []Route{
+			{Pattern: "GET /events/stream", Access: PatientData, Handler: ok},
+			{Pattern: "GET /login", Access: SignIn, Handler: ok},
+			{Pattern: "GET /fhir/Patient", Access: Token, Handler: ok},
+		}})
+	tests := []struct {
+		path, host, cookie string
+		want               int
+	}{
+		{"/patients/x", "ehrgate.example.org", "", http.StatusUnauthorized},
+		{"/patients/x", "ehrgate.example.org", "session=ok", http.StatusOK},
+		{"/events/stream", "ehrgate.example.org", "", http.StatusUnauthorized},
+		{"/events/stream", "ehrgate.example.org", "session=ok", http.StatusOK},
+		{"/patients/x", "rebind.attacker.example", "session=ok", http.StatusMisdirectedRequest},
+		{"/login", "ehrgate.example.org", "", http.StatusOK},
+		{"/login", "rebind.attacker.example", "", http.StatusMisdirectedRequest},
+		{"/fhir/Patient", "api.example.org", "", http.StatusOK},
+		{"/healthz", "rebind.attacker.example", "", http.StatusOK},
+	}
+	for _, tc := range tests {
+		r := httptest.NewRequest("GET", tc.path, nil)
+		r.Host = tc.host
+		if tc.cookie != "" {
+			r.Header.Set("Cookie", tc.cookie)
+		}
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("GET %s (Host %s, cookie %q) = %d, want %d", tc.path, tc.host, tc.cookie, w.Code, tc.want)
+		}
+	}
+}
