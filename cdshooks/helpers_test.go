@@ -235,3 +235,8 @@ func cardSummaries(cs []cdsclient.Card) string {
 }
 
 var fixedNow = time.Date(2026, 12, 7, 17, 0, 0, 0, time.UTC)
+
+// serverFor is svc behind ehrgate's HTTP server middleware.
+func serverFor(svc *cdshooks.Service) http.Handler {
+	return server.New(server.Options{Routes: svc.Routes()}).Handler()
+}
