@@ -105,7 +105,16 @@ func ParseRequest(body []byte) (*Request, error) {
 			errs = append(errs, "a prefetch key is empty")
 			continue
 		}
-		if t := jsonType(v); t != "object" && t != "null" {
+		switch jsonType(v) {
+		case "null":
+		case "object":
+			var h struct {
+				ResourceType string `json:"resourceType"`
+			}
+			if json.Unmarshal(v, &h) != nil || h.ResourceType == "" {
+				errs = append(errs, fmt.Sprintf("prefetch %q has no resourceType", k))
+			}
+		default:
 			errs = append(errs, fmt.Sprintf("prefetch %q must be a FHIR resource or null", k))
 		}
 	}
@@ -113,6 +122,91 @@ func ParseRequest(body []byte) (*Request, error) {
 		return nil, badRequest("%s", strings.Join(errs, "; "))
 	}
 	return &req, nil
+}
+
+// CheckContext checks the context fields of the hooks this package
+// serves, as their definitions in the CDS Hooks library type them:
+// patientId and encounterId FHIR ids (not references), userId
+// ResourceType/id, selections references, draftOrders (medications for
+// the legacy medication-prescribe) a Bundle. Other hooks' contexts are
+// not checked.
+func (r *Request) CheckContext() error {
+	switch r.Hook {
+	case HookOrderSelect, HookOrderSign, HookPatientView, HookMedicationPrescribe:
+	default:
+		return nil
+	}
+	var errs []string
+	if id, ok := r.ContextString("patientId"); !ok || !fhirIDRE.MatchString(id) {
+		errs = append(errs, "context.patientId must be the patient's FHIR id")
+	}
+	if raw, ok := r.Context["encounterId"]; ok {
+		var id string
+		if json.Unmarshal(raw, &id) != nil || !fhirIDRE.MatchString(id) {
+			errs = append(errs, "context.encounterId must be the encounter's FHIR id")
+		}
+	}
+	if u, ok := r.ContextString("userId"); !ok || !referenceRE.MatchString(u) {
+		errs = append(errs, "context.userId must be ResourceType/id")
+	}
+	if raw, ok := r.Context["selections"]; ok {
+		var sel []string
+		if json.Unmarshal(raw, &sel) != nil {
+			errs = append(errs, "context.selections must be an array of references")
+		}
+		for _, s := range sel {
+			if !referenceRE.MatchString(s) {
+				errs = append(errs, "context.selections must hold ResourceType/id references")
+				break
+			}
+		}
+	}
+	orders := ""
+	switch r.Hook {
+	case HookOrderSelect, HookOrderSign:
+		orders = "draftOrders"
+	case HookMedicationPrescribe:
+		orders = "medications"
+	}
+	if orders != "" {
+		var b struct {
+			ResourceType string `json:"resourceType"`
+		}
+		if raw, ok := r.Context[orders]; !ok || json.Unmarshal(raw, &b) != nil || b.ResourceType != "Bundle" {
+			errs = append(errs, "context."+orders+" must be a FHIR Bundle")
+		}
+	}
+	if len(errs) > 0 {
+		return badRequest("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// ValidateResponse checks a service response document: an object with a
+// cards array (possibly empty) of valid cards (Card.Validate), and
+// systemActions, if any, of known types.
+func ValidateResponse(raw []byte) error {
+	var v struct {
+		Cards         *[]Card  `json:"cards"`
+		SystemActions []Action `json:"systemActions"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return badRequest("not a CDS Hooks response: %s", jsonProblem(err))
+	}
+	if v.Cards == nil {
+		return badRequest("a response needs a cards array")
+	}
+	for i, c := range *v.Cards {
+		if err := c.Validate(); err != nil {
+			return badRequest("cards[%d]: %v", i, err)
+		}
+	}
+	for _, a := range v.SystemActions {
+		if a.Type != "create" && a.Type != "update" && a.Type != "delete" {
+			return badRequest("systemActions: type %q is not create, update or delete", a.Type)
+		}
+	}
+	return nil
 }
 
 // jsonProblem describes a decoding error without quoting the input.

@@ -362,14 +362,11 @@ func (s *Service) call(ctx context.Context, si ServiceInfo, body []byte, receive
 	if !contains(hooksFor[si.ID], req.Hook) {
 		return nil, nil, badRequest("service %s answers the %s hook, not %q", si.ID, si.Hook, req.Hook)
 	}
-	patientID, ok := req.ContextString("patientId")
-	if !ok || !fhirIDRE.MatchString(patientID) {
-		return nil, nil, badRequest("context.patientId must be the patient's FHIR id")
+	if err := req.CheckContext(); err != nil {
+		return nil, nil, err
 	}
+	patientID, _ := req.ContextString("patientId")
 	user, _ := req.ContextString("userId")
-	if user != "" && !referenceRE.MatchString(user) {
-		return nil, nil, badRequest("context.userId must be ResourceType/id")
-	}
 	drafts, err := s.drafts(req)
 	if err != nil {
 		return nil, nil, err
