@@ -312,3 +312,20 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderSelectWithoutMedication: selecting an order that is not a
+// medication reads nothing of the patient and answers no cards.
+func TestOrderSelectWithoutMedication(t *testing.T) {
+	e := newEnv(t)
+	c := orderContext(patText)
+	c["draftOrders"] = map[string]any{"resourceType": "Bundle", "entry": []any{map[string]any{"resource": map[string]any{
+		"resourceType": "NutritionOrder", "id": "diet", "status": "draft"}}}}
+	c["selections"] = []string{"NutritionOrder/diet"}
+	resp, err := e.sim.Invoke(context.Background(), e.cds.URL, e.service(t, cdshooks.ServiceOrderSelect), cdsclient.Call{Context: c})
+	if err != nil || resp.Status != http.StatusOK || len(resp.Cards) != 0 {
+		t.Fatalf("order-select of a diet = %v %+v", err, resp)
+	}
+	if es := e.auditFor(t, patText); len(es) != 0 {
+		t.Errorf("audit entries for a call that read nothing: %+v", es)
+	}
+}

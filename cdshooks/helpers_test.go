@@ -147,7 +147,7 @@ func (f *flakyRecorder) setFail(v bool) {
 	f.mu.Unlock()
 }
 
-func newEnv(t *testing.T, mutate ...func(*cdshooks.Options)) *env {
+func newEnv(t testing.TB, mutate ...func(*cdshooks.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
@@ -195,7 +195,7 @@ func newEnv(t *testing.T, mutate ...func(*cdshooks.Options)) *env {
 }
 
 // service returns the discovered service with id.
-func (e *env) service(t *testing.T, id string) cdsclient.Service {
+func (e *env) service(t testing.TB, id string) cdsclient.Service {
 	t.Helper()
 	svcs, err := e.sim.Discover(context.Background(), e.cds.URL)
 	if err != nil {
@@ -211,7 +211,7 @@ func (e *env) service(t *testing.T, id string) cdsclient.Service {
 }
 
 // auditFor returns the audit entries about patient id.
-func (e *env) auditFor(t *testing.T, id string) []store.AuditEntry {
+func (e *env) auditFor(t testing.TB, id string) []store.AuditEntry {
 	t.Helper()
 	es, err := e.st.QueryAudit(context.Background(), store.AuditQuery{})
 	if err != nil {

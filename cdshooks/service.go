@@ -333,7 +333,9 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.Outcome = audit.OutcomeSuccess
-	if err := s.opts.Audit.Record(r.Context(), ev); err != nil {
+	if patient == nil {
+		// Nothing of the patient's was read (no medication to check).
+	} else if err := s.opts.Audit.Record(r.Context(), ev); err != nil {
 		status = http.StatusServiceUnavailable
 		s.log.ErrorContext(r.Context(), "cds: audit trail unavailable", "service", id, "error", err)
 		writeProblem(w, status, "transient", "the access could not be recorded; try again")
@@ -367,9 +369,22 @@ func (s *Service) call(ctx context.Context, si ServiceInfo, body []byte, receive
 	}
 	patientID, _ := req.ContextString("patientId")
 	user, _ := req.ContextString("userId")
+	if raw, ok := req.Prefetch[prefetchPatient]; ok && jsonType(raw) == "object" {
+		var p struct {
+			ResourceType, ID string
+		}
+		if json.Unmarshal(raw, &p) != nil || p.ResourceType != "Patient" || (p.ID != "" && p.ID != patientID) {
+			return nil, nil, badRequest("prefetch patient is not the Patient context.patientId names")
+		}
+	}
 	drafts, err := s.drafts(req)
 	if err != nil {
 		return nil, nil, err
+	}
+	if si.Hook != HookPatientView && len(drafts) == 0 {
+		// No medication among the orders: nothing to check, no patient
+		// data read.
+		return &Response{Cards: []Card{}}, nil, nil
 	}
 	pa := &patientAccess{id: patientID, user: user}
 	data, err := s.allergies(ctx, req, patientID, received)
