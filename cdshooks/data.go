@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -224,7 +223,7 @@ func (b bearer) Authorize(_ context.Context, req *http.Request) error {
 // client passed, when its scopes allow reading AllergyIntolerance for
 // this patient and before it expires (expires_in from when the call was
 // received). fhirServer must be https unless AllowHTTPFHIRServer (tests,
-// the simulator) or a loopback address in development.
+// the simulator).
 func (s *Service) fromFHIRServer(ctx context.Context, req *Request, patientID string, received time.Time) (allergyData, string, bool) {
 	fa := req.FHIRAuthorization
 	expiry := received.Add(time.Duration(fa.ExpiresIn) * time.Second)
@@ -248,7 +247,7 @@ func (s *Service) fromFHIRServer(ctx context.Context, req *Request, patientID st
 		return allergyData{}, "the fhirAuthorization scopes do not allow reading this patient's AllergyIntolerance", false
 	}
 	u, err := url.Parse(req.FHIRServer)
-	if err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && (s.opts.AllowHTTPFHIRServer || isLoopback(u.Hostname())))) {
+	if err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && s.opts.AllowHTTPFHIRServer)) {
 		return allergyData{}, "fhirServer must be https", false
 	}
 	filled, err := Substitute(allergyTemplate, req)
@@ -304,12 +303,4 @@ func (s *Service) fromFHIRServer(ctx context.Context, req *Request, patientID st
 		return allergyData{}, "the EHR's FHIR server answered the allergy search with " + status, false
 	}
 	return d, "", true
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

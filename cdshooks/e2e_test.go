@@ -329,3 +329,20 @@ func TestOrderSelectWithoutMedication(t *testing.T) {
 		t.Errorf("audit entries for a call that read nothing: %+v", es)
 	}
 }
+
+// TestPlainHTTPFHIRServerRefused: the client's token is not sent to a
+// fhirServer over plain http unless the operator allowed it.
+func TestPlainHTTPFHIRServerRefused(t *testing.T) {
+	e := newEnv(t, func(o *cdshooks.Options) { o.AllowHTTPFHIRServer = false })
+	before := len(e.ehrHit.all())
+	resp, err := e.sim.Invoke(context.Background(), e.cds.URL, e.service(t, cdshooks.ServiceOrderSelect), cdsclient.Call{
+		Context: orderContext(patPenicillin, draftOrder("d", patPenicillin, amoxicillin)),
+		FHIRAuthorization: map[string]any{"access_token": "t", "token_type": "Bearer", "expires_in": 300,
+			"scope": "user/AllergyIntolerance.read", "subject": "ehrgate-cds"}})
+	if err != nil || resp.Status != http.StatusPreconditionFailed || !strings.Contains(string(resp.Body), "https") {
+		t.Fatalf("http fhirServer = %v %d %s", err, resp.Status, resp.Body)
+	}
+	if len(e.ehrHit.all()) != before {
+		t.Error("the token was sent over plain http")
+	}
+}

@@ -57,7 +57,7 @@ type Options struct {
 	// client's registered JWKS URL (exact match).
 	JKUAllowList []string
 	// AllowHTTPFHIRServer lets the service search a fhirServer over plain
-	// http (the simulator, tests); otherwise only https and loopback.
+	// http (the simulator, tests); otherwise only https.
 	AllowHTTPFHIRServer bool
 	// HTTPClient fetches client JWKS and searches fhirServers (default: a
 	// client with a 10 s timeout).
