@@ -56,7 +56,7 @@ func ParseAllergy(n *normalize.Normalizer, raw []byte) (Allergy, error) {
 	if n == nil {
 		n = normalize.Default()
 	}
-	res, err := n.Normalize(normalize.Ref{Type: "AllergyIntolerance"}, raw)
+	res, err := n.Normalize(normalize.Ref{Type: "AllergyIntolerance"}, withID(raw))
 	if err != nil {
 		return Allergy{}, err
 	}
@@ -83,6 +83,26 @@ func ParseAllergy(n *normalize.Normalizer, raw []byte) (Allergy, error) {
 	return a, nil
 }
 
+// withID returns raw with a placeholder id when it has none: draft orders
+// and prefetched resources may come without one, and the normalizer
+// requires it. The placeholder never reaches a card (a draft without an
+// id gets no suggestions: there is nothing to refer to).
+func withID(raw []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return raw
+	}
+	if _, ok := m["id"]; ok {
+		return raw
+	}
+	m["id"] = json.RawMessage(`"unidentified"`)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
 // Draft is a draft medication order from context.draftOrders.
 type Draft struct {
 	ID         string // MedicationRequest.id
@@ -105,7 +125,7 @@ func ParseDraft(n *normalize.Normalizer, raw []byte) (Draft, error) {
 	if n == nil {
 		n = normalize.Default()
 	}
-	res, err := n.Normalize(normalize.Ref{Type: "MedicationRequest"}, raw)
+	res, err := n.Normalize(normalize.Ref{Type: "MedicationRequest"}, withID(raw))
 	if err != nil {
 		return Draft{}, err
 	}

@@ -278,3 +278,21 @@ func TestBundledKnowledgeCitesEveryRow(t *testing.T) {
 		t.Error("a row naming an undefined class was accepted")
 	}
 }
+
+// TestResourcesWithoutID: draft orders and allergies without an id are
+// checked; a draft without an id gets no suggestion (nothing to refer to).
+func TestResourcesWithoutID(t *testing.T) {
+	d, err := ParseDraft(nil, []byte(`{"resourceType":"MedicationRequest","status":"draft","intent":"order","medicationCodeableConcept":`+coded(rx, "308182", "amoxicillin 250 MG Oral Capsule")+`}`))
+	if err != nil || d.ID != "" {
+		t.Fatalf("ParseDraft without id = %+v, %v", d, err)
+	}
+	a, err := ParseAllergy(nil, []byte(`{"resourceType":"AllergyIntolerance","patient":{"reference":"Patient/p"},"code":`+coded(sct, "764146007", "Penicillin (substance)")+`}`))
+	if err != nil || !a.relevant() {
+		t.Fatalf("ParseAllergy without id = %+v, %v", a, err)
+	}
+	k := BundledKnowledge()
+	cards := k.cards(k.Check([]Draft{d}, []Allergy{a}), []Draft{d}, cardOptions{Prov: Provenance{From: "test"}})
+	if len(cards) != 1 || len(cards[0].Suggestions) != 0 || cards[0].Validate() != nil {
+		t.Errorf("cards = %+v", cards)
+	}
+}

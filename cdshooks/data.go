@@ -138,8 +138,14 @@ func allergyPatient(raw json.RawMessage) string {
 	if json.Unmarshal(raw, &v) != nil || v.Patient == nil {
 		return ""
 	}
-	ref := v.Patient.Reference
-	if i := strings.LastIndex(ref, "Patient/"); i >= 0 {
+	return referencedPatient(v.Patient.Reference)
+}
+
+// referencedPatient returns the patient id of a reference ("Patient/1",
+// "https://ehr/fhir/Patient/1", "Patient/1/_history/2"), or the reference
+// itself when it names no Patient.
+func referencedPatient(ref string) string {
+	if i := strings.LastIndex(ref, "Patient/"); i >= 0 && (i == 0 || ref[i-1] == '/') {
 		return strings.SplitN(ref[i+len("Patient/"):], "/", 2)[0]
 	}
 	return ref

@@ -346,3 +346,15 @@ func TestPlainHTTPFHIRServerRefused(t *testing.T) {
 		t.Error("the token was sent over plain http")
 	}
 }
+
+// TestDraftForAnotherPatientRefused: a draft whose subject is not
+// context.patientId is refused rather than checked against the wrong
+// allergy list.
+func TestDraftForAnotherPatientRefused(t *testing.T) {
+	e := newEnv(t)
+	resp, err := e.sim.Invoke(context.Background(), e.cds.URL, e.service(t, cdshooks.ServiceOrderSelect), cdsclient.Call{FillPrefetch: true,
+		Context: orderContext(patNone, draftOrder("d", patPenicillin, amoxicillin))})
+	if err != nil || resp.Status != http.StatusBadRequest || !strings.Contains(string(resp.Body), "another subject") {
+		t.Fatalf("draft for another patient = %v %d %s", err, resp.Status, resp.Body)
+	}
+}

@@ -472,6 +472,11 @@ func (s *Service) drafts(req *Request) ([]Draft, error) {
 		if err != nil {
 			return nil, badRequest("context.%s.entry[%d] is not a readable MedicationRequest", field, i)
 		}
+		// Checking another patient's order against this patient's allergies
+		// would reassure wrongly: refuse it.
+		if patientID, _ := req.ContextString("patientId"); d.Subject != "" && referencedPatient(d.Subject) != patientID {
+			return nil, badRequest("context.%s.entry[%d] is for another subject than context.patientId", field, i)
+		}
 		out = append(out, d)
 	}
 	return out, nil
