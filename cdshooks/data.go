@@ -158,7 +158,11 @@ func (s *Service) connectionFor(fhirServer string) (string, bool) {
 		return "", false
 	}
 	key := baseKey(fhirServer)
-	for _, c := range s.opts.Connections {
+	conns := s.opts.Connections
+	if s.opts.ConnectionsFunc != nil {
+		conns = s.opts.ConnectionsFunc()
+	}
+	for _, c := range conns {
 		if baseKey(c.BaseURL) == key {
 			return c.Name, true
 		}

@@ -51,8 +51,10 @@ type Options struct {
 	// Audit records one event per call that reads patient data; a call
 	// whose event cannot be recorded is refused (fail closed). Required.
 	Audit audit.Recorder
-	// Connections are the configured EHR connections.
-	Connections []Connection
+	// Connections are the configured EHR connections; ConnectionsFunc, if
+	// set, is asked instead on every call (connections added at run time).
+	Connections     []Connection
+	ConnectionsFunc func() []Connection
 	// JKUAllowList lists JWKS URLs a JWT header's jku may name besides the
 	// client's registered JWKS URL (exact match).
 	JKUAllowList []string
