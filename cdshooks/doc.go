@@ -57,10 +57,12 @@
 //
 // # Mounting
 //
+// With a gateway, g.MountCDS(cdshooks.Options{BaseURL: ...}) (gateway/cds.go)
+// fills in its store, audit trail, metrics, logger and connections.
+// Otherwise:
+//
 //	svc, err := cdshooks.New(cdshooks.Options{BaseURL: "https://ehrgate.example.org",
-//		Store: g.Store(), Audit: g.Audit(), Registerer: reg, Logger: g.Logger(),
+//		Store: st, Audit: rec, Registerer: reg,
 //		Connections: []cdshooks.Connection{{Name: c.Name, BaseURL: c.BaseURL}}})
-//	for _, rt := range svc.Routes() {
-//		g.Mount(rt)
-//	}
+//	routes := svc.Routes() // []server.Route for server.Options.Routes or gateway.Mount
 package cdshooks

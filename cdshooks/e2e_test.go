@@ -11,7 +11,9 @@ import (
 	"ehrgate/audit"
 	"ehrgate/cdshooks"
 	"ehrgate/ehrsim/cdsclient"
+	"ehrgate/fhir"
 	"ehrgate/normalize"
+	"ehrgate/refresh"
 	"ehrgate/store"
 )
 
@@ -356,5 +358,49 @@ func TestDraftForAnotherPatientRefused(t *testing.T) {
 		Context: orderContext(patNone, draftOrder("d", patPenicillin, amoxicillin))})
 	if err != nil || resp.Status != http.StatusBadRequest || !strings.Contains(string(resp.Body), "another subject") {
 		t.Fatalf("draft for another patient = %v %d %s", err, resp.Status, resp.Body)
+	}
+}
+
+// TestAfterASyncTheStoreAnswers: ehrgate syncs the simulated EHR (the real
+// refresh engine), then the EHR calls order-sign without prefetch and
+// without a token: the allergy list is ehrgate's own copy.
+func TestAfterASyncTheStoreAnswers(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	src, err := fhir.NewClient(e.fhir, fhir.Options{Connection: "clinic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncer, err := refresh.New(src, e.st, refresh.Options{Connection: "clinic", Types: []string{"Patient", "AllergyIntolerance"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := syncer.Run(ctx); err != nil || sum.Errors > 0 {
+		t.Fatalf("sync = %+v, %v", sum, err)
+	}
+	svc, err := cdshooks.New(cdshooks.Options{BaseURL: e.cds.URL, Store: e.st, Audit: e.rec,
+		Connections: []cdshooks.Connection{{Name: "clinic", BaseURL: e.fhir}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.serve(svc)
+	sign := e.service(t, cdshooks.ServiceOrderSign)
+	for _, tc := range []struct {
+		patient string
+		cards   int
+		want    string
+	}{
+		{patPenicillin, 1, "ehrgate's copy from clinic"},
+		{patNone, 0, ""},
+		{patResolved, 0, ""},
+		{patText, 1, "Keflex rash"},
+	} {
+		c := orderContext(tc.patient, draftOrder("d", tc.patient, amoxicillin))
+		delete(c, "selections")
+		resp, err := e.sim.Invoke(ctx, e.cds.URL, sign, cdsclient.Call{Context: c})
+		if err != nil || resp.Status != http.StatusOK || len(resp.Cards) != tc.cards ||
+			(tc.want != "" && !strings.Contains(resp.Cards[0].Detail, tc.want)) {
+			t.Errorf("order-sign for %s after a sync = %v %d %s", tc.patient, err, resp.Status, resp.Body)
+		}
 	}
 }
