@@ -148,6 +148,21 @@ func TestCheck(t *testing.T) {
 		{"unknown NDC cannot be checked", coded(ndcSys, "99999-9999-99", "something"),
 			func(t *testing.T) []Allergy { return nil },
 			[]string{"drug-unchecked info"}},
+		{"RxNorm code with a brand name only: not guessed", coded(rx, "999999", "Augmentin"),
+			func(t *testing.T) []Allergy {
+				return []Allergy{mustAllergy(t, penicillinSCT, "active", "confirmed", "high")}
+			},
+			[]string{"drug-unchecked warning"}},
+		{"RxNorm ingredient code with a known ingredient name", coded(rx, "733", "ampicillin"),
+			func(t *testing.T) []Allergy {
+				return []Allergy{mustAllergy(t, penicillinSCT, "active", "confirmed", "high")}
+			},
+			[]string{"class:penicillins:ampicillin critical"}},
+		{"allergy coded with a brand name only: said, not guessed", amoxSCD,
+			func(t *testing.T) []Allergy {
+				return []Allergy{mustAllergy(t, coded(rx, "999998", "Keflex"), "active", "confirmed", "")}
+			},
+			[]string{"allergy-unchecked info"}},
 		{"NDC mapped to an RxNorm drug ehrgate cannot name", coded(ndcSys, "71309-0003-25", "aspirin 81 MG Delayed Release Oral Tablet"),
 			func(t *testing.T) []Allergy {
 				return []Allergy{mustAllergy(t, coded(rx, "5640", "ibuprofen"), "active", "confirmed", "")}

@@ -215,30 +215,59 @@ func normText(s string) string { return strings.Join(strings.Fields(strings.ToLo
 // lists, following RxNorm's naming convention for clinical and branded
 // drugs ("ingredient strength unit / ingredient strength unit dose form
 // [Brand]"): "amoxicillin 120 MG/ML / clavulanate potassium 8.58 MG/ML Oral
-// Suspension" gives amoxicillin and clavulanate. An ingredient name (no
-// strength) gives itself. Names it cannot read give nil.
+// Suspension" gives amoxicillin and clavulanate. A name without strengths
+// (an ingredient, or a brand name) gives itself. Names it cannot read give
+// nil.
 func IngredientsFromRxNormName(name string) []string {
+	ings, _ := parseRxNormName(name)
+	return ings
+}
+
+// parseRxNormName is IngredientsFromRxNormName, also saying whether every
+// part had a strength (the clinical or branded drug convention, whose
+// leading words are ingredient names; a name without strengths may be a
+// brand name).
+func parseRxNormName(name string) (ings []string, withStrengths bool) {
 	if i := strings.IndexByte(name, '['); i >= 0 {
 		name = name[:i]
 	}
 	name = strings.TrimSpace(name)
 	if name == "" || strings.HasPrefix(name, "{") {
-		return nil // packs ({...} Pack) are not read
+		return nil, false // packs ({...} Pack) are not read
 	}
-	var out []string
+	withStrengths = true
 	for _, part := range strings.Split(name, " / ") {
 		var words []string
+		strength := false
 		for _, w := range strings.Fields(part) {
 			if w[0] >= '0' && w[0] <= '9' || w[0] == '.' {
+				strength = true
 				break // the strength: the ingredient's name has ended
 			}
 			words = append(words, w)
 		}
-		if n := IngredientName(strings.Join(words, " ")); n != "" && !contains(out, n) {
-			out = append(out, n)
+		withStrengths = withStrengths && strength
+		if n := IngredientName(strings.Join(words, " ")); n != "" && !contains(ings, n) {
+			ings = append(ings, n)
 		}
 	}
-	return out
+	return ings, withStrengths && len(ings) > 0
+}
+
+// knownIngredient reports whether name is an ingredient the table knows
+// (a class member or a suggested alternative).
+func (k *Knowledge) knownIngredient(name string) bool {
+	if _, ok := k.members[name]; ok {
+		return true
+	}
+	for _, alts := range k.alts {
+		for _, a := range alts {
+			if a.Ingredient == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func contains(ss []string, s string) bool {
@@ -268,8 +297,11 @@ func (k *Knowledge) ClassLabel(id string) string {
 // drugIngredients resolves a draft order's medication to ingredient names.
 // Only coded medications are resolved: an RxNorm code (directly, or mapped
 // from an NDC by the terminology chain) through ehrgate's RxNorm table and
-// the RxNorm-convention name of the drug. ok is false, with a user-safe
-// reason, when the medication cannot be resolved.
+// the drug's RxNorm name. A name is trusted when it follows the clinical or
+// branded drug convention (ingredients with strengths) or names an
+// ingredient the table knows; anything else (a brand name, free text under
+// an RxNorm code) leaves the drug unresolved rather than guessed. ok is
+// false, with a user-safe reason, when the medication cannot be resolved.
 func (k *Knowledge) drugIngredients(c normalize.Concept) (ings []string, ok bool, why string) {
 	if c.System != terminology.SystemRxNorm || c.Code == "" {
 		for _, o := range c.Original {
@@ -287,13 +319,19 @@ func (k *Knowledge) drugIngredients(c normalize.Concept) (ings []string, ok bool
 			ings = append(ings, n)
 		}
 	}
+	addName := func(name string) {
+		parsed, conventional := parseRxNormName(name)
+		for _, n := range parsed {
+			if conventional || k.knownIngredient(n) {
+				add(n)
+			}
+		}
+	}
 	if n, ok := k.byRxCUI[c.Code]; ok {
 		add(n)
 	}
 	if d, found := k.drugs.Drug(c.Code); found {
-		for _, n := range IngredientsFromRxNormName(d.Name) {
-			add(n)
-		}
+		addName(d.Name)
 		if d.IngredientName != "" {
 			add(d.IngredientName)
 		}
@@ -305,12 +343,10 @@ func (k *Knowledge) drugIngredients(c normalize.Concept) (ings []string, ok bool
 		}
 	}
 	for _, n := range names {
-		for _, ing := range IngredientsFromRxNormName(n) {
-			add(ing)
-		}
+		addName(n)
 	}
 	if len(ings) == 0 {
-		return nil, false, fmt.Sprintf("RxNorm %s is not in ehrgate's RxNorm table and came without a name", c.Code)
+		return nil, false, fmt.Sprintf("RxNorm %s could not be resolved to its ingredients (ehrgate's RxNorm table does not have it, and its name is not a clinical drug name)", c.Code)
 	}
 	sort.Strings(ings)
 	return ings, true, ""

@@ -13,17 +13,17 @@ import (
 // (CDS Hooks 1.0) name that order-select and order-sign replaced; it is
 // accepted and answered like order-sign.
 const (
-	HookOrderSelect          = "order-select"
-	HookOrderSign            = "order-sign"
-	HookPatientView          = "patient-view"
-	HookMedicationPrescribe  = "medication-prescribe"
-	maxRequestBytes          = 4 << 20 // a request with full prefetch fits easily
-	maxSummaryRunes          = 140
-	fhirAuthorizationBearer  = "Bearer"
-	systemOverrideReason     = "https://ehrgate.dev/fhir/CodeSystem/cds-override-reason"
-	systemTopic              = "https://ehrgate.dev/fhir/CodeSystem/cds-topic"
-	feedbackOutcomeAccepted  = "accepted"
-	feedbackOutcomeOverriden = "overridden"
+	HookOrderSelect           = "order-select"
+	HookOrderSign             = "order-sign"
+	HookPatientView           = "patient-view"
+	HookMedicationPrescribe   = "medication-prescribe"
+	maxRequestBytes           = 4 << 20 // a request with full prefetch fits easily
+	maxSummaryRunes           = 140
+	fhirAuthorizationBearer   = "Bearer"
+	systemOverrideReason      = "https://ehrgate.dev/fhir/CodeSystem/cds-override-reason"
+	systemTopic               = "https://ehrgate.dev/fhir/CodeSystem/cds-topic"
+	feedbackOutcomeAccepted   = "accepted"
+	feedbackOutcomeOverridden = "overridden"
 )
 
 // Request is a CDS Hooks 2.0 service call (specification "HTTP Request").
@@ -446,7 +446,7 @@ func ParseFeedback(body []byte) (*FeedbackRequest, error) {
 		switch {
 		case !uuidishRE.MatchString(f.Card):
 			return nil, badRequest("feedback[%d].card must be the card's uuid", i)
-		case f.Outcome != feedbackOutcomeAccepted && f.Outcome != feedbackOutcomeOverriden:
+		case f.Outcome != feedbackOutcomeAccepted && f.Outcome != feedbackOutcomeOverridden:
 			return nil, badRequest("feedback[%d].outcome must be accepted or overridden", i)
 		case f.Outcome == feedbackOutcomeAccepted && len(f.AcceptedSuggestions) == 0:
 			return nil, badRequest("feedback[%d]: accepted needs acceptedSuggestions", i)
