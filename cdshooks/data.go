@@ -17,17 +17,36 @@ import (
 )
 
 // Prefetch keys the services ask for (Options can't change them: the
-// check reads them by name).
+// checks read them by name).
 const (
-	prefetchPatient   = "patient"
-	prefetchAllergies = "allergies"
-	prefetchUser      = "user"
+	prefetchPatient     = "patient"
+	prefetchAllergies   = "allergies"
+	prefetchMedications = "medications"
 )
 
 // allergyTemplate is the prefetch template of the allergy list; the
 // service runs it itself against fhirServer when the client did not
 // prefetch it.
 const allergyTemplate = "AllergyIntolerance?patient={{context.patientId}}"
+
+// medicationTemplate is the prefetch template of the active medication
+// orders (duplicate therapy).
+const medicationTemplate = "MedicationRequest?patient={{context.patientId}}&status=active"
+
+// listSpec says which of the patient's lists a check needs and how to
+// find it.
+type listSpec struct {
+	Type        string // the resource type: AllergyIntolerance, MedicationRequest
+	PrefetchKey string
+	Template    string
+	Name        string // "allergy list", for messages
+	Plural      string // "allergies", for messages
+}
+
+var (
+	allergyList    = listSpec{Type: "AllergyIntolerance", PrefetchKey: prefetchAllergies, Template: allergyTemplate, Name: "allergy list", Plural: "allergies"}
+	medicationList = listSpec{Type: "MedicationRequest", PrefetchKey: prefetchMedications, Template: medicationTemplate, Name: "medication list", Plural: "medication orders"}
+)
 
 // PreconditionError is a call the service cannot answer because the data
 // it needs cannot be had (CDS Hooks: 412 Precondition Failed). Reason is
@@ -36,9 +55,9 @@ type PreconditionError struct{ Reason string }
 
 func (e *PreconditionError) Error() string { return "cdshooks: precondition failed: " + e.Reason }
 
-// allergyData is the allergy list and where it came from.
-type allergyData struct {
-	Allergies []Allergy
+// listData is one of the patient's lists and where it came from.
+type listData struct {
+	Resources []json.RawMessage
 	Prov      Provenance
 	// Connection and Refs name what was read from ehrgate's own store (for
 	// the audit event); empty otherwise.
@@ -46,26 +65,26 @@ type allergyData struct {
 	Refs       []audit.ResourceRef
 }
 
-// allergies finds the patient's allergy list: the prefetch, else ehrgate's
-// own store when fhirServer is a configured connection's base URL, else a
+// list finds one of the patient's lists: the prefetch, else ehrgate's own
+// store when fhirServer is a configured connection's base URL, else a
 // search of fhirServer with fhirAuthorization (within its scopes and
 // before it expires). It fails with a *PreconditionError when none of
 // these can give it.
-func (s *Service) allergies(ctx context.Context, req *Request, patientID string, received time.Time) (allergyData, error) {
+func (s *Service) list(ctx context.Context, req *Request, patientID string, received time.Time, spec listSpec) (listData, error) {
 	var tried []string
-	if raw, ok := req.Prefetch[prefetchAllergies]; ok {
-		d, why, ok := s.fromPrefetch(raw, patientID)
+	if raw, ok := req.Prefetch[spec.PrefetchKey]; ok {
+		d, why, ok := fromPrefetch(raw, patientID, spec)
 		if ok {
 			return d, nil
 		}
 		tried = append(tried, why)
 	} else {
-		tried = append(tried, "the request has no allergies prefetch")
+		tried = append(tried, "the request has no "+spec.PrefetchKey+" prefetch")
 	}
 	if conn, ok := s.connectionFor(req.FHIRServer); ok {
-		d, why, ok, err := s.fromStore(ctx, conn, patientID)
+		d, why, ok, err := s.fromStore(ctx, conn, patientID, spec)
 		if err != nil {
-			return allergyData{}, err
+			return listData{}, err
 		}
 		if ok {
 			return d, nil
@@ -73,7 +92,7 @@ func (s *Service) allergies(ctx context.Context, req *Request, patientID string,
 		tried = append(tried, why)
 	}
 	if req.FHIRAuthorization != nil {
-		d, why, ok := s.fromFHIRServer(ctx, req, patientID, received)
+		d, why, ok := s.fromFHIRServer(ctx, req, patientID, received, spec)
 		if ok {
 			return d, nil
 		}
@@ -81,25 +100,51 @@ func (s *Service) allergies(ctx context.Context, req *Request, patientID string,
 	} else {
 		tried = append(tried, "no fhirAuthorization to fetch it with")
 	}
-	return allergyData{}, &PreconditionError{Reason: "the patient's allergy list could not be had: " + strings.Join(tried, "; ")}
+	return listData{}, &PreconditionError{Reason: "the patient's " + spec.Name + " could not be had: " + strings.Join(tried, "; ")}
 }
 
-// fromPrefetch reads the allergies prefetch: a searchset Bundle (every
-// page; a Bundle with a next link is incomplete), or null, which the
-// specification uses for "the client has no data for this key".
-func (s *Service) fromPrefetch(raw json.RawMessage, patientID string) (allergyData, string, bool) {
-	prov := Provenance{From: "the EHR's prefetched allergy list"}
+// allergyData is the allergy list, read.
+type allergyData struct {
+	Allergies []Allergy
+	Prov      Provenance
+	// Connection and Refs name what was read from ehrgate's own store.
+	Connection string
+	Refs       []audit.ResourceRef
+}
+
+// allergies finds and reads the patient's allergy list (list).
+func (s *Service) allergies(ctx context.Context, req *Request, patientID string, received time.Time) (allergyData, error) {
+	l, err := s.list(ctx, req, patientID, received, allergyList)
+	if err != nil {
+		return allergyData{}, err
+	}
+	d := allergyData{Prov: l.Prov, Connection: l.Connection, Refs: l.Refs}
+	for _, raw := range l.Resources {
+		a, err := ParseAllergy(s.norm, raw)
+		if err != nil {
+			return allergyData{}, &PreconditionError{Reason: "an allergy in the list from " + l.Prov.From + " cannot be read"}
+		}
+		d.Allergies = append(d.Allergies, a)
+	}
+	return d, nil
+}
+
+// fromPrefetch reads a list's prefetch: a searchset Bundle (every page; a
+// Bundle with a next link is incomplete), or null, which the specification
+// uses for "the client has no data for this key". Entries of other
+// patients are dropped.
+func fromPrefetch(raw json.RawMessage, patientID string, spec listSpec) (listData, string, bool) {
 	if jsonType(raw) == "null" {
-		return allergyData{Prov: Provenance{Unavailable: "the EHR sent no allergy list (its allergies prefetch was null)"}}, "", true
+		return listData{Prov: Provenance{Unavailable: fmt.Sprintf("the EHR sent no %s (its %s prefetch was null)", spec.Name, spec.PrefetchKey)}}, "", true
 	}
 	var b fhir.Bundle
 	if err := json.Unmarshal(raw, &b); err != nil || b.ResourceType != "Bundle" {
-		return allergyData{}, "the allergies prefetch is not a Bundle", false
+		return listData{}, "the " + spec.PrefetchKey + " prefetch is not a Bundle", false
 	}
 	if b.LinkURL("next") != "" {
-		return allergyData{}, "the allergies prefetch has further pages", false
+		return listData{}, "the " + spec.PrefetchKey + " prefetch has further pages", false
 	}
-	d := allergyData{Prov: prov}
+	d := listData{Prov: Provenance{From: "the EHR's prefetched " + spec.Name}}
 	for _, e := range b.Entry {
 		if e.Search != nil && e.Search.Mode == "outcome" {
 			continue
@@ -111,34 +156,41 @@ func (s *Service) fromPrefetch(raw json.RawMessage, patientID string) (allergyDa
 			continue
 		}
 		switch h.ResourceType {
-		case "AllergyIntolerance":
+		case spec.Type:
 		case "OperationOutcome":
-			return allergyData{}, "the allergies prefetch holds an OperationOutcome", false
+			return listData{}, "the " + spec.PrefetchKey + " prefetch holds an OperationOutcome", false
 		default:
 			continue
 		}
-		a, err := ParseAllergy(s.norm, e.Resource)
-		if err != nil {
-			return allergyData{}, "an allergy in the prefetch is malformed", false
+		if p := resourcePatient(e.Resource); p != "" && p != patientID {
+			continue // another patient's: not this patient's list
 		}
-		if p := allergyPatient(e.Resource); p != "" && p != patientID {
-			continue // another patient's allergy: not this patient's list
-		}
-		d.Allergies = append(d.Allergies, a)
+		d.Resources = append(d.Resources, e.Resource)
 	}
 	return d, "", true
 }
 
-func allergyPatient(raw json.RawMessage) string {
+// resourcePatient returns the patient a resource's patient or subject
+// reference names.
+func resourcePatient(raw json.RawMessage) string {
 	var v struct {
 		Patient *struct {
 			Reference string `json:"reference"`
 		} `json:"patient"`
+		Subject *struct {
+			Reference string `json:"reference"`
+		} `json:"subject"`
 	}
-	if json.Unmarshal(raw, &v) != nil || v.Patient == nil {
+	if json.Unmarshal(raw, &v) != nil {
 		return ""
 	}
-	return referencedPatient(v.Patient.Reference)
+	switch {
+	case v.Patient != nil:
+		return referencedPatient(v.Patient.Reference)
+	case v.Subject != nil:
+		return referencedPatient(v.Subject.Reference)
+	}
+	return ""
 }
 
 // referencedPatient returns the patient id of a reference ("Patient/1",
@@ -181,41 +233,44 @@ func baseKey(raw string) string {
 	return u.String()
 }
 
-// fromStore reads the allergies ehrgate holds for the patient on conn. The
-// list counts only when ehrgate fetched the patient's allergies
-// successfully (a fetch state "available"); a source that does not provide
-// allergies gives a list marked unavailable, not an empty one.
-func (s *Service) fromStore(ctx context.Context, conn, patientID string) (allergyData, string, bool, error) {
+// fromStore reads a list ehrgate holds for the patient on conn. The list
+// counts only when ehrgate fetched that type for the patient successfully
+// (a fetch state "available"); a source that does not provide the type
+// gives a list marked unavailable, not an empty one. For
+// MedicationRequest only active orders are kept, as the template asks.
+func (s *Service) fromStore(ctx context.Context, conn, patientID string, spec listSpec) (listData, string, bool, error) {
 	states, err := s.opts.Store.FetchStates(ctx, conn, patientID)
 	if err != nil {
-		return allergyData{}, "", false, fmt.Errorf("reading fetch states: %w", err)
+		return listData{}, "", false, fmt.Errorf("reading fetch states: %w", err)
 	}
 	var st *store.FetchState
 	for i := range states {
-		if states[i].Type == "AllergyIntolerance" {
+		if states[i].Type == spec.Type {
 			st = &states[i]
 		}
 	}
 	switch {
 	case st == nil:
-		return allergyData{}, fmt.Sprintf("ehrgate has not fetched this patient's allergies from %s", conn), false, nil
+		return listData{}, fmt.Sprintf("ehrgate has not fetched this patient's %s from %s", spec.Plural, conn), false, nil
 	case st.Availability == store.NotAvailable:
-		return allergyData{Connection: conn, Prov: Provenance{Unavailable: fmt.Sprintf("%s does not provide allergy lists", conn)}}, "", true, nil
+		return listData{Connection: conn, Prov: Provenance{Unavailable: fmt.Sprintf("%s does not provide %ss", conn, spec.Name)}}, "", true, nil
 	case st.Availability != store.Available:
-		return allergyData{}, fmt.Sprintf("ehrgate's last fetch of allergies from %s failed", conn), false, nil
+		return listData{}, fmt.Sprintf("ehrgate's last fetch of %s from %s failed", spec.Plural, conn), false, nil
 	}
-	recs, err := s.opts.Store.ListByPatient(ctx, conn, patientID, "AllergyIntolerance")
+	recs, err := s.opts.Store.ListByPatient(ctx, conn, patientID, spec.Type)
 	if err != nil {
-		return allergyData{}, "", false, fmt.Errorf("reading allergies: %w", err)
+		return listData{}, "", false, fmt.Errorf("reading %s: %w", spec.Plural, err)
 	}
-	d := allergyData{Connection: conn, Prov: Provenance{From: fmt.Sprintf("ehrgate's copy from %s, fetched %s",
+	d := listData{Connection: conn, Prov: Provenance{From: fmt.Sprintf("ehrgate's copy from %s, fetched %s",
 		conn, st.FetchedAt.UTC().Format("2006-01-02 15:04 UTC"))}}
 	for _, r := range recs {
-		a, err := ParseAllergy(s.norm, r.Raw)
-		if err != nil {
-			return allergyData{}, fmt.Sprintf("an allergy ehrgate holds from %s cannot be read", conn), false, nil
+		if spec.Type == "MedicationRequest" {
+			var m struct{ Status string }
+			if json.Unmarshal(r.Raw, &m) == nil && m.Status != "active" {
+				continue
+			}
 		}
-		d.Allergies = append(d.Allergies, a)
+		d.Resources = append(d.Resources, json.RawMessage(r.Raw))
 		d.Refs = append(d.Refs, audit.ResourceRef{Connection: conn, Type: r.Type, ID: r.ID, Version: r.VersionID})
 	}
 	return d, "", true, nil
@@ -229,24 +284,24 @@ func (b bearer) Authorize(_ context.Context, req *http.Request) error {
 	return nil
 }
 
-// fromFHIRServer searches fhirServer for the allergies with the token the
-// client passed, when its scopes allow reading AllergyIntolerance for
-// this patient and before it expires (expires_in from when the call was
+// fromFHIRServer runs a list's template against fhirServer with the token
+// the client passed, when its scopes allow searching the type for this
+// patient and before it expires (expires_in from when the call was
 // received). fhirServer must be https unless AllowHTTPFHIRServer (tests,
 // the simulator).
-func (s *Service) fromFHIRServer(ctx context.Context, req *Request, patientID string, received time.Time) (allergyData, string, bool) {
+func (s *Service) fromFHIRServer(ctx context.Context, req *Request, patientID string, received time.Time, spec listSpec) (listData, string, bool) {
 	fa := req.FHIRAuthorization
 	expiry := received.Add(time.Duration(fa.ExpiresIn) * time.Second)
 	if !s.now().Before(expiry) {
-		return allergyData{}, "the fhirAuthorization token has expired", false
+		return listData{}, "the fhirAuthorization token has expired", false
 	}
 	scopes, err := smart.ParseScopes(fa.Scope)
 	if err != nil {
-		return allergyData{}, "the fhirAuthorization scopes cannot be read", false
+		return listData{}, "the fhirAuthorization scopes cannot be read", false
 	}
 	allowed := false
 	for _, c := range []string{smart.ContextPatient, smart.ContextUser, smart.ContextSystem} {
-		if ok, _ := scopes.CanSearch(c, "AllergyIntolerance"); ok {
+		if ok, _ := scopes.CanSearch(c, spec.Type); ok {
 			if c == smart.ContextPatient && fa.Patient != "" && fa.Patient != patientID {
 				continue
 			}
@@ -254,26 +309,26 @@ func (s *Service) fromFHIRServer(ctx context.Context, req *Request, patientID st
 		}
 	}
 	if !allowed {
-		return allergyData{}, "the fhirAuthorization scopes do not allow reading this patient's AllergyIntolerance", false
+		return listData{}, "the fhirAuthorization scopes do not allow reading this patient's " + spec.Type, false
 	}
 	u, err := url.Parse(req.FHIRServer)
 	if err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && s.opts.AllowHTTPFHIRServer)) {
-		return allergyData{}, "fhirServer must be https", false
+		return listData{}, "fhirServer must be https", false
 	}
-	filled, err := Substitute(allergyTemplate, req)
+	filled, err := Substitute(spec.Template, req)
 	if err != nil {
-		return allergyData{}, "the allergy search cannot be built from the context", false
+		return listData{}, "the " + spec.Name + " search cannot be built from the context", false
 	}
 	typ, _, q, err := prefetchQuery(filled)
 	if err != nil {
-		return allergyData{}, "the allergy search cannot be built from the context", false
+		return listData{}, "the " + spec.Name + " search cannot be built from the context", false
 	}
 	ctx, cancel := context.WithDeadline(ctx, expiry)
 	defer cancel()
 	client, err := fhir.NewClient(req.FHIRServer, fhir.Options{HTTPClient: s.httpClient, Authorizer: bearer(fa.AccessToken),
 		Retry: fhir.RetryPolicy{MaxAttempts: 2}, MaxPages: 20, MaxBodyBytes: 16 << 20, Logger: s.log})
 	if err != nil {
-		return allergyData{}, "fhirServer is not a FHIR base URL", false
+		return listData{}, "fhirServer is not a FHIR base URL", false
 	}
 	fq := fhir.NewQuery()
 	for name, vs := range q {
@@ -281,7 +336,7 @@ func (s *Service) fromFHIRServer(ctx context.Context, req *Request, patientID st
 			fq.Add(name, v)
 		}
 	}
-	d := allergyData{Prov: Provenance{From: "the EHR's FHIR server, searched at " + s.now().UTC().Format("2006-01-02 15:04 UTC")}}
+	d := listData{Prov: Provenance{From: "the EHR's FHIR server, searched at " + s.now().UTC().Format("2006-01-02 15:04 UTC")}}
 	err = client.SearchAll(ctx, typ, fq, func(_ context.Context, page *fhir.Bundle, _ string) error {
 		for _, e := range page.Entry {
 			if e.Search != nil && e.Search.Mode != "" && e.Search.Mode != "match" {
@@ -290,14 +345,10 @@ func (s *Service) fromFHIRServer(ctx context.Context, req *Request, patientID st
 			var h struct {
 				ResourceType string `json:"resourceType"`
 			}
-			if json.Unmarshal(e.Resource, &h) != nil || h.ResourceType != "AllergyIntolerance" {
+			if json.Unmarshal(e.Resource, &h) != nil || h.ResourceType != spec.Type {
 				continue
 			}
-			a, err := ParseAllergy(s.norm, e.Resource)
-			if err != nil {
-				return err
-			}
-			d.Allergies = append(d.Allergies, a)
+			d.Resources = append(d.Resources, e.Resource)
 		}
 		return nil
 	})
@@ -309,8 +360,8 @@ func (s *Service) fromFHIRServer(ctx context.Context, req *Request, patientID st
 		} else if errors.Is(err, context.DeadlineExceeded) {
 			status = "a timeout (or the token expired)"
 		}
-		s.log.WarnContext(ctx, "cds: allergy search of fhirServer failed", "outcome", status)
-		return allergyData{}, "the EHR's FHIR server answered the allergy search with " + status, false
+		s.log.WarnContext(ctx, "cds: search of fhirServer failed", "type", spec.Type, "outcome", status)
+		return listData{}, "the EHR's FHIR server answered the " + spec.Name + " search with " + status, false
 	}
 	return d, "", true
 }
