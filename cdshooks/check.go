@@ -109,6 +109,11 @@ type Draft struct {
 	Subject    string // the subject reference as sent
 	Medication normalize.Concept
 	Raw        json.RawMessage
+	// Status, AuthoredOn and Active describe an existing order (the
+	// duplicate-therapy check reads active orders as Drafts too).
+	Status     string
+	AuthoredOn string
+	Active     bool
 }
 
 // Label is the ordered medication as a person reads it.
@@ -140,7 +145,8 @@ func ParseDraft(n *normalize.Normalizer, raw []byte) (Draft, error) {
 		} `json:"subject"`
 	}
 	_ = json.Unmarshal(raw, &extra)
-	d := Draft{ID: extra.ID, Medication: mr.Medication, Raw: append(json.RawMessage(nil), raw...)}
+	d := Draft{ID: extra.ID, Medication: mr.Medication, Raw: append(json.RawMessage(nil), raw...),
+		Status: mr.Status, AuthoredOn: mr.AuthoredOn, Active: mr.Active}
 	if extra.Subject != nil {
 		d.Subject = extra.Subject.Reference
 	}

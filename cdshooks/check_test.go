@@ -311,3 +311,61 @@ func TestResourcesWithoutID(t *testing.T) {
 		t.Errorf("cards = %+v", cards)
 	}
 }
+
+func mustOrder(t *testing.T, id, status, med string) Draft {
+	t.Helper()
+	raw := `{"resourceType":"MedicationRequest","id":"` + id + `","status":"` + status + `","intent":"order","subject":{"reference":"Patient/p"},"authoredOn":"2026-01-02","medicationCodeableConcept":` + med + `}`
+	d, err := ParseDraft(nil, []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestDuplicates: hand-checked duplicate-therapy cases.
+func TestDuplicates(t *testing.T) {
+	amox := coded(rx, "308182", "amoxicillin 250 MG Oral Capsule")
+	augmentin := coded(rx, "617993", "Amoxicillin 120 MG/ML / clavulanate potassium 8.58 MG/ML Oral Suspension")
+	ibu := coded(rx, "310965", "ibuprofen 200 MG Oral Tablet")
+	for _, tc := range []struct {
+		name   string
+		draft  string
+		active []Draft
+		want   []string
+	}{
+		{"same ingredient, other product", augmentin, []Draft{mustOrder(t, "m1", "active", amox)}, []string{"duplicate:amoxicillin:m1"}},
+		{"on hold counts", amox, []Draft{mustOrder(t, "m1", "on-hold", amox)}, []string{"duplicate:amoxicillin:m1"}},
+		{"stopped does not", amox, []Draft{mustOrder(t, "m1", "stopped", amox)}, nil},
+		{"different ingredient", amox, []Draft{mustOrder(t, "m1", "active", ibu)}, nil},
+		{"the draft itself is not its duplicate", amox, []Draft{mustOrder(t, "d", "active", amox)}, nil},
+		{"uncoded active order: said", amox, []Draft{mustOrder(t, "m1", "active", textOnly("home meds"))}, []string{"active-unchecked::"}},
+		{"uncoded draft: said", textOnly("amoxicillin"), []Draft{mustOrder(t, "m1", "active", amox)}, []string{"duplicate-unchecked::"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, f := range BundledKnowledge().Duplicates([]Draft{mustDraft(t, tc.draft)}, tc.active) {
+				s := f.Kind + ":" + strings.Join(f.Ingredients, ",") + ":"
+				if f.Existing != nil {
+					s += f.Existing.ID
+				}
+				got = append(got, s)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Duplicates() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// The cards are valid.
+	d := mustDraft(t, augmentin)
+	fs := BundledKnowledge().Duplicates([]Draft{d}, []Draft{mustOrder(t, "m1", "active", amox), mustOrder(t, "m2", "active", textOnly("x"))})
+	cards := duplicateCards(fs, []Draft{d}, Provenance{From: "test"}, Source{})
+	cards = append(cards, duplicateCards(nil, []Draft{d}, Provenance{Unavailable: "clinic does not provide medication lists"}, Source{})...)
+	if len(cards) != 3 {
+		t.Fatalf("cards = %d, want 3", len(cards))
+	}
+	for _, c := range cards {
+		if err := c.Validate(); err != nil {
+			t.Errorf("card %q: %v", c.Summary, err)
+		}
+	}
+}

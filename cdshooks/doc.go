@@ -1,19 +1,21 @@
 // Package cdshooks is ehrgate's CDS Hooks 2.0 service
 // (https://cds-hooks.hl7.org/2.0/): an EHR calls it when a clinician
 // selects or signs a medication order or opens a chart, and it answers
-// with cards. The first service is drug-allergy checking.
+// with cards: drug-allergy checking, and duplicate therapy.
 //
 // # Services
 //
-// Discovery at GET /cds-services lists four services, each with the
-// prefetch templates Patient/{{context.patientId}} and
-// AllergyIntolerance?patient={{context.patientId}} (the minimum the check
-// needs):
+// Discovery at GET /cds-services lists six services, each with the
+// prefetch templates Patient/{{context.patientId}} and the one list its
+// check needs (AllergyIntolerance?patient={{context.patientId}}, or
+// MedicationRequest?patient={{context.patientId}}&status=active):
 //
-//	drug-allergy-select     order-select: the newly selected orders (context.selections)
-//	drug-allergy-sign       order-sign (and the legacy medication-prescribe): every draft order
-//	drug-allergy-prescribe  medication-prescribe (CDS Hooks 1.0 name; orders in context.medications)
-//	allergy-review          patient-view: allergies orders cannot be checked against, or no list
+//	drug-allergy-select       order-select: the newly selected orders (context.selections)
+//	drug-allergy-sign         order-sign (and the legacy medication-prescribe): every draft order
+//	drug-allergy-prescribe    medication-prescribe (CDS Hooks 1.0 name; orders in context.medications)
+//	allergy-review            patient-view: allergies orders cannot be checked against, or no list
+//	duplicate-therapy-select  order-select: a selected order's ingredient already in an active order
+//	duplicate-therapy-sign    order-sign (and medication-prescribe): the same for every draft
 //
 // A call is POST /cds-services/{id}; feedback on its cards is POST
 // /cds-services/{id}/feedback, kept in the store (DocFeedback) and read
@@ -32,7 +34,8 @@
 //     refused). Anything else is 401.
 //  2. Parse the request (ParseRequest, CheckContext): 400 on errors that
 //     name fields, never values or tokens.
-//  3. Find the allergy list: the allergies prefetch; else ehrgate's own
+//  3. Find the list the check needs (allergies here; the duplicate-therapy
+//     services the same way with the active medication orders): the prefetch; else ehrgate's own
 //     copy when fhirServer is a configured connection (only if ehrgate
 //     fetched this patient's allergies; a source that does not provide
 //     them gives a card saying so); else a search of fhirServer with

@@ -404,3 +404,29 @@ func TestAfterASyncTheStoreAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateTherapyLoop: the simulator orders amoxicillin for a patient
+// who has an active amoxicillin order (and a stopped ibuprofen one): one
+// duplicate-therapy card naming the active order and its date.
+func TestDuplicateTherapyLoop(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	svc := e.service(t, cdshooks.ServiceDuplicateSelect)
+	if svc.Prefetch["medications"] != "MedicationRequest?patient={{context.patientId}}&status=active" {
+		t.Fatalf("discovery prefetch = %v", svc.Prefetch)
+	}
+	resp, err := e.sim.Invoke(ctx, e.cds.URL, svc, cdsclient.Call{FillPrefetch: true,
+		Context: orderContext(patNone, draftOrder("new", patNone, amoxicillin), draftOrder("new2", patNone, ibuprofen))})
+	if err != nil || resp.Status != http.StatusOK || len(resp.Cards) != 1 {
+		t.Fatalf("duplicate-therapy = %v %d %s", err, resp.Status, resp.Body)
+	}
+	c := resp.Cards[0]
+	if c.Indicator != "warning" || !strings.Contains(c.Summary, "amoxicillin") || !strings.Contains(c.Detail, "2026-11-30") {
+		t.Errorf("card = %s: %s\n%s", c.Indicator, c.Summary, c.Detail)
+	}
+	// Without the medication list: 412.
+	resp, err = e.sim.Invoke(ctx, e.cds.URL, svc, cdsclient.Call{Context: orderContext(patNone, draftOrder("new", patNone, amoxicillin))})
+	if err != nil || resp.Status != http.StatusPreconditionFailed || !strings.Contains(string(resp.Body), "medication list") {
+		t.Fatalf("without the list = %v %d %s", err, resp.Status, resp.Body)
+	}
+}

@@ -55,6 +55,10 @@ var ehrResources = []string{
 	allergyJSON("alg-pen", patPenicillin, penicillinCode, activeConfirmed+`,"category":["medication"],"criticality":"high",`+
 		`"recordedDate":"2019-03-01","reaction":[{"manifestation":[{"text":"Anaphylaxis"}],"severity":"severe"}]`),
 	allergyJSON("alg-text", patText, `{"text":"Keflex rash"}`, activeConfirmed+`,"category":["medication"]`),
+	`{"resourceType":"MedicationRequest","id":"med-amox","status":"active","intent":"order","subject":{"reference":"Patient/` + patNone + `"},` +
+		`"authoredOn":"2026-11-30","medicationCodeableConcept":` + amoxicillin + `}`,
+	`{"resourceType":"MedicationRequest","id":"med-old","status":"stopped","intent":"order","subject":{"reference":"Patient/` + patNone + `"},` +
+		`"authoredOn":"2020-01-01","medicationCodeableConcept":` + ibuprofen + `}`,
 	allergyJSON("alg-res", patResolved, penicillinCode, `"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical","code":"resolved"}]}`),
 }
 

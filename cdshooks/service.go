@@ -97,18 +97,28 @@ type ServiceInfo struct {
 
 // Service IDs.
 const (
-	ServiceOrderSelect = "drug-allergy-select"
-	ServiceOrderSign   = "drug-allergy-sign"
-	ServicePrescribe   = "drug-allergy-prescribe"
-	ServicePatientView = "allergy-review"
+	ServiceOrderSelect     = "drug-allergy-select"
+	ServiceOrderSign       = "drug-allergy-sign"
+	ServicePrescribe       = "drug-allergy-prescribe"
+	ServicePatientView     = "allergy-review"
+	ServiceDuplicateSelect = "duplicate-therapy-select"
+	ServiceDuplicateSign   = "duplicate-therapy-sign"
 )
 
-// prefetch templates: the patient and the allergy list, the minimum the
-// check needs.
-var prefetchTemplates = map[string]string{
-	prefetchPatient:   "Patient/{{context.patientId}}",
-	prefetchAllergies: allergyTemplate,
-}
+// prefetch templates: the patient and the list each check needs, no more.
+var (
+	prefetchTemplates = map[string]string{
+		prefetchPatient:   "Patient/{{context.patientId}}",
+		prefetchAllergies: allergyTemplate,
+	}
+	duplicatePrefetch = map[string]string{
+		prefetchPatient:     "Patient/{{context.patientId}}",
+		prefetchMedications: medicationTemplate,
+	}
+)
+
+const duplicateUsage = "Prefetch the active medication orders, or pass fhirAuthorization with MedicationRequest read scope; " +
+	"without either (and without a fhirServer ehrgate syncs) the service answers 412."
 
 const usage = "Prefetch the allergy list, or pass fhirAuthorization with AllergyIntolerance read scope; " +
 	"without either (and without a fhirServer ehrgate syncs) the service answers 412."
@@ -127,14 +137,26 @@ var Services = []ServiceInfo{
 	{Hook: HookPatientView, ID: ServicePatientView, Title: "Allergy list review",
 		Description: "Points out allergies that medication orders cannot be checked against (not coded), or a missing allergy list.",
 		Prefetch:    prefetchTemplates, UsageRequirements: usage},
+	{Hook: HookOrderSelect, ID: ServiceDuplicateSelect, Title: "Duplicate therapy (order select)",
+		Description: "Warns when a newly selected medication order contains an ingredient the patient already has an active order for.",
+		Prefetch:    duplicatePrefetch, UsageRequirements: duplicateUsage},
+	{Hook: HookOrderSign, ID: ServiceDuplicateSign, Title: "Duplicate therapy (order sign)",
+		Description: "Warns when a draft medication order contains an ingredient the patient already has an active order for.",
+		Prefetch:    duplicatePrefetch, UsageRequirements: duplicateUsage},
 }
+
+// duplicateServices run the duplicate-therapy check; the others the
+// drug-allergy check.
+var duplicateServices = map[string]bool{ServiceDuplicateSelect: true, ServiceDuplicateSign: true}
 
 // hooksFor are the hook names each service accepts.
 var hooksFor = map[string][]string{
-	ServiceOrderSelect: {HookOrderSelect},
-	ServiceOrderSign:   {HookOrderSign, HookMedicationPrescribe},
-	ServicePrescribe:   {HookMedicationPrescribe, HookOrderSign},
-	ServicePatientView: {HookPatientView},
+	ServiceOrderSelect:     {HookOrderSelect},
+	ServiceOrderSign:       {HookOrderSign, HookMedicationPrescribe},
+	ServicePrescribe:       {HookMedicationPrescribe, HookOrderSign},
+	ServicePatientView:     {HookPatientView},
+	ServiceDuplicateSelect: {HookOrderSelect},
+	ServiceDuplicateSign:   {HookOrderSign, HookMedicationPrescribe},
 }
 
 // Service is ehrgate's CDS Hooks 2.0 service. It is safe for concurrent
@@ -389,6 +411,34 @@ func (s *Service) call(ctx context.Context, si ServiceInfo, body []byte, receive
 		return &Response{Cards: []Card{}}, nil, nil
 	}
 	pa := &patientAccess{id: patientID, user: user}
+	if duplicateServices[si.ID] {
+		meds, err := s.list(ctx, req, patientID, received, medicationList)
+		pa.conn, pa.refs = meds.Connection, meds.Refs
+		if err != nil {
+			return nil, pa, err
+		}
+		var active []Draft
+		for _, raw := range meds.Resources {
+			d, err := ParseDraft(s.norm, raw)
+			if err != nil {
+				return nil, pa, &PreconditionError{Reason: "a medication order in the list from " + meds.Prov.From + " cannot be read"}
+			}
+			active = append(active, d)
+		}
+		var findings []DuplicateFinding
+		if meds.Prov.Unavailable == "" {
+			findings = s.know.Duplicates(drafts, active)
+		}
+		src := duplicateSource
+		src.URL = s.opts.SourceURL
+		cards := duplicateCards(findings, drafts, meds.Prov, src)
+		for _, c := range cards {
+			if err := c.Validate(); err != nil {
+				return nil, pa, fmt.Errorf("building a card: %w", err)
+			}
+		}
+		return &Response{Cards: cards}, pa, nil
+	}
 	data, err := s.allergies(ctx, req, patientID, received)
 	pa.conn, pa.refs = data.Connection, data.Refs
 	if err != nil {
