@@ -412,32 +412,8 @@ func (s *Service) call(ctx context.Context, si ServiceInfo, body []byte, receive
 	}
 	pa := &patientAccess{id: patientID, user: user}
 	if duplicateServices[si.ID] {
-		meds, err := s.list(ctx, req, patientID, received, medicationList)
-		pa.conn, pa.refs = meds.Connection, meds.Refs
-		if err != nil {
-			return nil, pa, err
-		}
-		var active []Draft
-		for _, raw := range meds.Resources {
-			d, err := ParseDraft(s.norm, raw)
-			if err != nil {
-				return nil, pa, &PreconditionError{Reason: "a medication order in the list from " + meds.Prov.From + " cannot be read"}
-			}
-			active = append(active, d)
-		}
-		var findings []DuplicateFinding
-		if meds.Prov.Unavailable == "" {
-			findings = s.know.Duplicates(drafts, active)
-		}
-		src := duplicateSource
-		src.URL = s.opts.SourceURL
-		cards := duplicateCards(findings, drafts, meds.Prov, src)
-		for _, c := range cards {
-			if err := c.Validate(); err != nil {
-				return nil, pa, fmt.Errorf("building a card: %w", err)
-			}
-		}
-		return &Response{Cards: cards}, pa, nil
+		cards, err := s.duplicateTherapy(ctx, req, patientID, received, drafts, pa)
+		return &Response{Cards: cards}, pa, err
 	}
 	data, err := s.allergies(ctx, req, patientID, received)
 	pa.conn, pa.refs = data.Connection, data.Refs
@@ -467,6 +443,37 @@ func (s *Service) call(ctx context.Context, si ServiceInfo, body []byte, receive
 		}
 	}
 	return &Response{Cards: cards}, pa, nil
+}
+
+// duplicateTherapy runs the duplicate-therapy check of drafts against the
+// patient's active medication orders, noting in pa what it read.
+func (s *Service) duplicateTherapy(ctx context.Context, req *Request, patientID string, received time.Time, drafts []Draft, pa *patientAccess) ([]Card, error) {
+	meds, err := s.list(ctx, req, patientID, received, medicationList)
+	pa.conn, pa.refs = meds.Connection, meds.Refs
+	if err != nil {
+		return nil, err
+	}
+	var active []Draft
+	for _, raw := range meds.Resources {
+		d, err := ParseDraft(s.norm, raw)
+		if err != nil {
+			return nil, &PreconditionError{Reason: "a medication order in the list from " + meds.Prov.From + " cannot be read"}
+		}
+		active = append(active, d)
+	}
+	var findings []DuplicateFinding
+	if meds.Prov.Unavailable == "" {
+		findings = s.know.Duplicates(drafts, active)
+	}
+	src := duplicateSource
+	src.URL = s.opts.SourceURL
+	cards := duplicateCards(findings, drafts, meds.Prov, src)
+	for _, c := range cards {
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("building a card: %w", err)
+		}
+	}
+	return cards, nil
 }
 
 // drafts reads the draft medication orders of the request:
