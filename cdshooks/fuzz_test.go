@@ -1,8 +1,24 @@
 package cdshooks
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"ehrgate/clients"
+	"ehrgate/store"
 )
 
 // FuzzParseRequest: any body either parses into a request whose context
@@ -35,5 +51,88 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		_, _ = Substitute(allergyTemplate, req)
 		_, _ = Substitute("X?a={{context.patientId}}&b={{userPractitionerId}}&c={{context.encounterId}}", req)
+	})
+}
+
+// memDocs is an in-memory store.Documents for tests of this package.
+type memDocs struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (d *memDocs) GetDocument(_ context.Context, kind, name string) (store.Document, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b, ok := d.m[kind+"\x00"+name]
+	if !ok {
+		return store.Document{}, store.ErrNotFound
+	}
+	return store.Document{Kind: kind, Name: name, Body: b}, nil
+}
+
+func (d *memDocs) UpdateDocument(_ context.Context, kind, name string, fn func(old []byte) ([]byte, error)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = map[string][]byte{}
+	}
+	b, err := fn(d.m[kind+"\x00"+name])
+	if err != nil {
+		return err
+	}
+	d.m[kind+"\x00"+name] = b
+	return nil
+}
+
+func (d *memDocs) ListDocuments(_ context.Context, kind string) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for k := range d.m {
+		if strings.HasPrefix(k, kind+"\x00") {
+			out = append(out, strings.TrimPrefix(k, kind+"\x00"))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (d *memDocs) DeleteDocument(_ context.Context, kind, name string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.m[kind+"\x00"+name]
+	delete(d.m, kind+"\x00"+name)
+	return ok, nil
+}
+
+var _ store.Documents = (*memDocs)(nil)
+
+// FuzzVerifyJWT: no bearer token, however malformed, panics the verifier
+// or is accepted without a key of the registered client.
+func FuzzVerifyJWT(f *testing.F) {
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k", Algorithm: "ES384"}}})
+	docs := &memDocs{}
+	reg := clients.NewRegistry(docs)
+	if _, err := reg.Add(context.Background(), clients.Client{ID: "ehr", CDS: true, JWKS: jwks}); err != nil {
+		f.Fatal(err)
+	}
+	sign := func(k *ecdsa.PrivateKey, claims map[string]any) string {
+		sg, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES384, Key: jose.JSONWebKey{Key: k, KeyID: "k"}}, nil)
+		s, _ := jwt.Signed(sg).Claims(claims).Serialize()
+		return s
+	}
+	now := time.Now()
+	base := map[string]any{"iss": "ehr", "sub": "ehr", "aud": "https://x/cds-services/s", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": "1"}
+	for _, seed := range []string{"", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", sign(other, base), sign(key, map[string]any{"iss": "ehr"})} {
+		f.Add(seed)
+	}
+	a := &authenticator{clients: reg, docs: docs, http: http.DefaultClient, now: time.Now, skew: time.Minute,
+		maxLifetime: 5 * time.Minute, jwks: map[string]cachedKeys{}}
+	f.Fuzz(func(t *testing.T, tok string) {
+		if _, aerr := a.verify(context.Background(), tok, []string{"https://x/cds-services/s"}); aerr == nil {
+			t.Fatalf("accepted %q", tok)
+		}
 	})
 }
