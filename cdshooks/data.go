@@ -130,12 +130,14 @@ func (s *Service) allergies(ctx context.Context, req *Request, patientID string,
 }
 
 // fromPrefetch reads a list's prefetch: a searchset Bundle (every page; a
-// Bundle with a next link is incomplete), or null, which the specification
-// uses for "the client has no data for this key". Entries of other
-// patients are dropped.
+// Bundle with a next link is incomplete), or null, which CDS Hooks 2.0
+// ("Prefetch Template") gives when the client has no data for the key, in
+// place of a Bundle with no entries: an empty list. (A client that could
+// not get the data omits the key instead.) Entries of other patients are
+// dropped.
 func fromPrefetch(raw json.RawMessage, patientID string, spec listSpec) (listData, string, bool) {
 	if jsonType(raw) == "null" {
-		return listData{Prov: Provenance{Unavailable: fmt.Sprintf("the EHR sent no %s (its %s prefetch was null)", spec.Name, spec.PrefetchKey)}}, "", true
+		return listData{Prov: Provenance{From: "the EHR's prefetched " + spec.Name + " (none recorded: the prefetch was null)"}}, "", true
 	}
 	var b fhir.Bundle
 	if err := json.Unmarshal(raw, &b); err != nil || b.ResourceType != "Bundle" {

@@ -430,3 +430,23 @@ func TestDuplicateTherapyLoop(t *testing.T) {
 		t.Fatalf("without the list = %v %d %s", err, resp.Status, resp.Body)
 	}
 }
+
+// TestNullPrefetchIsAnEmptyList: CDS Hooks sends null for a prefetch key
+// the client has no data for (instead of an empty Bundle): no allergies,
+// so no allergy card; a missing key is not the same (412 here).
+func TestNullPrefetchIsAnEmptyList(t *testing.T) {
+	e := newEnv(t)
+	svc := e.service(t, cdshooks.ServiceOrderSelect)
+	resp, err := e.sim.Invoke(context.Background(), e.cds.URL, svc, cdsclient.Call{
+		Context:  orderContext(patPenicillin, draftOrder("d", patPenicillin, amoxicillin)),
+		Prefetch: map[string]json.RawMessage{"allergies": json.RawMessage(`null`)}})
+	if err != nil || resp.Status != http.StatusOK || len(resp.Cards) != 0 {
+		t.Fatalf("null allergies prefetch = %v %d %s", err, resp.Status, resp.Body)
+	}
+	resp, err = e.sim.Invoke(context.Background(), e.cds.URL, e.service(t, cdshooks.ServicePatientView), cdsclient.Call{
+		Context:  map[string]any{"userId": "Practitioner/dr-smith", "patientId": patPenicillin},
+		Prefetch: map[string]json.RawMessage{"allergies": json.RawMessage(`null`)}})
+	if err != nil || resp.Status != http.StatusOK || len(resp.Cards) != 0 {
+		t.Fatalf("null allergies prefetch on patient-view = %v %d %s", err, resp.Status, resp.Body)
+	}
+}
