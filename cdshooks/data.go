@@ -137,7 +137,7 @@ func (s *Service) allergies(ctx context.Context, req *Request, patientID string,
 // dropped.
 func fromPrefetch(raw json.RawMessage, patientID string, spec listSpec) (listData, string, bool) {
 	if jsonType(raw) == "null" {
-		return listData{Prov: Provenance{From: "the EHR's prefetched " + spec.Name + " (none recorded: the prefetch was null)"}}, "", true
+		return listData{Prov: Provenance{From: "the EHR's prefetch (none recorded: the prefetch was null)"}}, "", true
 	}
 	var b fhir.Bundle
 	if err := json.Unmarshal(raw, &b); err != nil || b.ResourceType != "Bundle" {
@@ -146,7 +146,7 @@ func fromPrefetch(raw json.RawMessage, patientID string, spec listSpec) (listDat
 	if b.LinkURL("next") != "" {
 		return listData{}, "the " + spec.PrefetchKey + " prefetch has further pages", false
 	}
-	d := listData{Prov: Provenance{From: "the EHR's prefetched " + spec.Name}}
+	d := listData{Prov: Provenance{From: "the EHR's prefetch"}}
 	for _, e := range b.Entry {
 		if e.Search != nil && e.Search.Mode == "outcome" {
 			continue

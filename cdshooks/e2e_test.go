@@ -44,7 +44,7 @@ func TestLoopSimulatorOrdersAmoxicillinForPenicillinAllergy(t *testing.T) {
 	if card.Indicator != "critical" || !strings.Contains(card.Summary, "Penicillin") || !strings.Contains(card.Summary, "amoxicillin") {
 		t.Errorf("card = %s: %s, want a critical card naming the penicillin allergy and amoxicillin", card.Indicator, card.Summary)
 	}
-	if !strings.Contains(card.Detail, "prefetched") {
+	if !strings.Contains(card.Detail, "allergy list from the EHR's prefetch") {
 		t.Errorf("card detail does not say where the allergy list came from:\n%s", card.Detail)
 	}
 	if card.SelectionBehavior != "at-most-one" || len(card.Suggestions) != 2 || len(card.OverrideReasons) == 0 || card.UUID == "" {
