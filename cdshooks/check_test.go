@@ -368,4 +368,10 @@ func TestDuplicates(t *testing.T) {
 			t.Errorf("card %q: %v", c.Summary, err)
 		}
 	}
+	b, _ := json.Marshal(Response{Cards: cards})
+	var v any
+	_ = json.Unmarshal(b, &v)
+	if p := emptyValue(v, "$"); p != "" {
+		t.Errorf("the response has an empty value at %s", p)
+	}
 }
