@@ -1,0 +1,48 @@
+package gateway
+
+// CDS Hooks (issue 16): an additive hunk of the cdshooks branch. MountCDS
+// is the one call serve or demo makes to offer ehrgate's CDS services.
+
+import (
+	"ehrgate/cdshooks"
+)
+
+// MountCDS mounts ehrgate's CDS Hooks services (package cdshooks:
+// discovery, the drug-allergy services, feedback) on the gateway's HTTP
+// service. o.BaseURL (the URL CDS clients call ehrgate at: their JWTs'
+// audience) is required; the store, the audit trail, the metrics registry,
+// the logger and the connections default to the gateway's own. Call it
+// once, before Handler or Serve.
+func (g *Gateway) MountCDS(o cdshooks.Options) (*cdshooks.Service, error) {
+	if o.Store == nil {
+		o.Store = g.store
+	}
+	if o.Audit == nil {
+		o.Audit = g.audit
+	}
+	if o.Registerer == nil {
+		o.Registerer = g.reg
+	}
+	if o.Logger == nil {
+		o.Logger = g.log
+	}
+	if o.Connections == nil && o.ConnectionsFunc == nil {
+		o.ConnectionsFunc = func() []cdshooks.Connection {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			out := make([]cdshooks.Connection, 0, len(g.conns))
+			for _, c := range g.conns {
+				out = append(out, cdshooks.Connection{Name: c.Name, BaseURL: c.BaseURL})
+			}
+			return out
+		}
+	}
+	svc, err := cdshooks.New(o)
+	if err != nil {
+		return nil, err
+	}
+	for _, rt := range svc.Routes() {
+		g.Mount(rt)
+	}
+	return svc, nil
+}
