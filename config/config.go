@@ -86,6 +86,20 @@ type Config struct {
 	API API `yaml:"api"`
 	// Audit configures where the audit trail is copied for a SIEM.
 	Audit Audit `yaml:"audit"`
+	// CDS configures ehrgate's CDS Hooks services (/cds-services).
+	CDS CDS `yaml:"cds"`
+}
+
+// CDS configures the CDS Hooks services `serve` offers to EHRs. They are
+// served when BaseURL is set.
+type CDS struct {
+	// BaseURL is ehrgate's URL as the EHRs call it
+	// ("https://ehrgate.example.org"): a call's JWT must carry
+	// BaseURL/cds-services/ID as its aud.
+	BaseURL string `yaml:"base_url"`
+	// JKUAllowList are JWKS URLs a CDS client's JWT may name in its jku
+	// header besides its registered one (exact match).
+	JKUAllowList []string `yaml:"jku_allow_list"`
 }
 
 // Audit configures the audit trail's copies. The trail itself is always
@@ -534,6 +548,16 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.API.validate()...)
+	if b := c.CDS.BaseURL; b != "" {
+		if u, err := url.Parse(b); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.TrimSuffix(u.Path, "/") != "" {
+			errs = append(errs, fmt.Errorf("cds.base_url: %q is not an absolute http(s) URL without a path (the services are at /cds-services)", b))
+		}
+	}
+	for i, j := range c.CDS.JKUAllowList {
+		if u, err := url.Parse(j); err != nil || u.Scheme != "https" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("cds.jku_allow_list[%d]: %q is not an https URL", i, j))
+		}
+	}
 	if sl := c.Audit.SIEM.Syslog; sl != "" {
 		if u, err := url.Parse(sl); err != nil || (u.Scheme != "udp" && u.Scheme != "tcp" && u.Scheme != "unix" && u.Scheme != "unixgram") {
 			errs = append(errs, fmt.Errorf("audit.siem.syslog: %q is not udp://host:port, tcp://host:port or unix:///path", sl))

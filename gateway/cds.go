@@ -4,7 +4,11 @@ package gateway
 // is the one call serve or demo makes to offer ehrgate's CDS services.
 
 import (
+	"context"
+	"time"
+
 	"ehrgate/cdshooks"
+	"ehrgate/jobs"
 )
 
 // MountCDS mounts ehrgate's CDS Hooks services (package cdshooks:
@@ -45,4 +49,26 @@ func (g *Gateway) MountCDS(o cdshooks.Options) (*cdshooks.Service, error) {
 		g.Mount(rt)
 	}
 	return svc, nil
+}
+
+// CDSPruneJob removes the CDS clients' JWT ids once their tokens have
+// expired (they are kept to refuse replays).
+type CDSPruneJob struct{}
+
+// Kind implements jobs.Args.
+func (CDSPruneJob) Kind() string { return "cds_prune" }
+
+func (g *Gateway) runCDSPruneJob(ctx context.Context, _ CDSPruneJob) error {
+	// A JWT lives at most 5 minutes plus the clock skew: an hour is ample.
+	_, err := cdshooks.PruneJTIs(ctx, g.store, time.Now().Add(-time.Hour))
+	return err
+}
+
+// scheduleCDS prunes the JWT ids hourly when the services are mounted.
+func (g *Gateway) scheduleCDS(q *jobs.Queue) error {
+	if !g.cds {
+		return nil
+	}
+	return q.AddPeriodic(jobs.Periodic{ID: "cds-prune", Every: time.Hour,
+		Args: func() jobs.Args { return CDSPruneJob{} }})
 }

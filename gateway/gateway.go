@@ -25,8 +25,11 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"ehrgate/cdshooks"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -108,6 +111,7 @@ type Gateway struct {
 	audit   *audit.Log                               // the trail every access to patient data is recorded in
 	apiAuth fhirapi.Authenticator                    // verifies the API's bearer tokens; nil refuses them all
 	authz   *authz.Server                            // ehrgate's own authorization server, or nil
+	cds     bool                                     // the CDS Hooks services are mounted
 	person  func(*http.Request) (authz.Person, bool) // who is signed in (people login)
 	login   *login.Service                           // dashboard sign-in; nil when login is off
 }
@@ -172,6 +176,12 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	}
 	if err := g.setupNormalizer(ctx); err != nil {
 		return nil, err
+	}
+	if c := o.Config.CDS; c.BaseURL != "" {
+		if _, err := g.MountCDS(cdshooks.Options{BaseURL: strings.TrimSuffix(c.BaseURL, "/"), JKUAllowList: c.JKUAllowList}); err != nil {
+			return nil, fmt.Errorf("CDS Hooks services: %w", err)
+		}
+		g.cds = true
 	}
 	if o.Config.Data != "" {
 		if err := importLegacyState(ctx, o.Store, o.Config.Data); err != nil {

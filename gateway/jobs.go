@@ -136,6 +136,7 @@ func (g *Gateway) openJobs(ctx context.Context) (*jobs.Queue, func() error, erro
 		jobs.Register(q, g.runHL7ConvertJob, short),
 		jobs.Register(q, g.runAuditForwardJob, short),
 		jobs.Register(q, g.runAuthzPurgeJob, short),
+		jobs.Register(q, g.runCDSPruneJob, short),
 	)
 	if err != nil {
 		closeFn()
@@ -235,6 +236,9 @@ func (g *Gateway) schedule(ctx context.Context, q *jobs.Queue, syncOnStart bool)
 		return err
 	}
 	if err := g.scheduleAuthz(q); err != nil {
+		return err
+	}
+	if err := g.scheduleCDS(q); err != nil {
 		return err
 	}
 	every := time.Duration(g.cfg.SyncEvery)

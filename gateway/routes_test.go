@@ -36,6 +36,7 @@ func TestRouteTable(t *testing.T) {
 	cfg := config.Config{Connections: []config.Connection{launch},
 		Events: config.Events{Webhooks: []config.Webhook{{URL: "https://hooks.example.org/", SecretEnv: "HOOK_SECRET"}}},
 		API:    config.API{BaseURL: "https://ehrgate.example.org/fhir"},
+		CDS:    config.CDS{BaseURL: "https://ehrgate.example.org"},
 		Login: config.Login{Mode: config.LoginOpenID, OIDC: config.LoginOIDC{Issuer: "https://idp.example.org", ClientID: "ehrgate",
 			ClientSecretEnv: "OIDC_SECRET", RedirectURL: "https://ehrgate.example.org/login/callback"}}}
 	g, err := gateway.New(ctx, gateway.Options{Config: cfg, Store: st, Keyring: secrets.NewKeyring(kek),
