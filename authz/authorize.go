@@ -73,7 +73,8 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.page(w, http.StatusServiceUnavailable, pickerPage{Message: "The patient picker is unavailable; try again."})
 		return
 	}
-	s.page(w, http.StatusOK, pickerPage{Client: c.ID, Person: person.Name, CSRF: csrf, Request: r.URL.RawQuery, Action: PathPick})
+	s.page(w, http.StatusOK, pickerPage{Client: c.ID, Person: person.Name, CSRF: csrf, Request: r.URL.RawQuery, Action: PathPick,
+		RedirectTo: ar.GetRedirectURI().String()})
 }
 
 // redirectable checks the client and the redirect URI (exact match, and
@@ -184,7 +185,7 @@ func (s *Server) servePick(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pg := pickerPage{Client: c.ID, Person: person.Name, CSRF: csrf, Request: raw, Action: PathPick,
-		Query: f.Get("q"), BirthDate: f.Get("birthdate")}
+		Query: f.Get("q"), BirthDate: f.Get("birthdate"), RedirectTo: ar.GetRedirectURI().String()}
 	switch f.Get("action") {
 	case "cancel":
 		if _, err := s.o.Docs.DeleteDocument(ctx, kindPending, hashName(csrf)); err != nil {
@@ -262,6 +263,11 @@ type pickerPage struct {
 	Searched         bool
 	Results          []patientRow
 	Message          string
+	// RedirectTo is the app's redirect URI (already checked against its
+	// registration): the picker's form ends in a redirect there, which
+	// the page's Content-Security-Policy form-action must allow (browsers
+	// apply form-action to the redirects after a submission).
+	RedirectTo string
 }
 
 // patientRow is one search result as the picker shows it.
@@ -313,7 +319,11 @@ func (s *Server) page(w http.ResponseWriter, status int, p pickerPage) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	formAction := "'self'"
+	if u, err := url.Parse(p.RedirectTo); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+		formAction += " " + u.Scheme + "://" + u.Host
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")

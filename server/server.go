@@ -122,6 +122,8 @@ type Server struct {
 	handler http.Handler
 	routes  []RouteInfo
 	hosts   map[string]bool
+	mux     *http.ServeMux
+	access  map[string]Access // by pattern
 }
 
 // New builds a Server. It panics when a route declares no valid Access
@@ -134,7 +136,7 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, log: log, hosts: map[string]bool{}}
+	s := &Server{opts: opts, log: log, hosts: map[string]bool{}, access: map[string]Access{}}
 	for _, h := range opts.Hosts {
 		s.hosts[strings.ToLower(h)] = true
 	}
@@ -174,10 +176,15 @@ func New(opts Options) *Server {
 		if rt.Access == PatientData || rt.Access == SignIn {
 			h = s.hostGuard(h)
 		}
+		if rt.Access.crossOrigin() {
+			h = allowCrossOrigin(h)
+		}
 		mux.Handle(rt.Pattern, h)
+		s.access[rt.Pattern] = rt.Access
 		s.routes = append(s.routes, RouteInfo{Pattern: rt.Pattern, Access: rt.Access, Serves: rt.Serves})
 	}
 	sort.Slice(s.routes, func(i, j int) bool { return s.routes[i].Pattern < s.routes[j].Pattern })
+	s.mux = mux
 	s.handler = s.middleware(mux)
 	return s
 }
@@ -288,6 +295,54 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			s.log.InfoContext(r.Context(), "http request", "request_id", id, "method", r.Method,
 				"route", r.Pattern, "status", sw.status, "duration_ms", time.Since(start).Milliseconds())
 		}()
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			s.preflight(sw, r)
+			return
+		}
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// Cross-origin requests (CORS). Browser apps (SMART apps, CDS clients in
+// an EHR's web client) call the API, the token endpoint and discovery from
+// their own origins, with bearer tokens or client assertions, never with
+// ehrgate's cookies: so the routes that authenticate that way, and public
+// ones, answer any origin, without credentials (no
+// Access-Control-Allow-Credentials: a browser then sends no cookies and
+// reads no cookie-authenticated answer). Patient-data and sign-in routes,
+// which a session cookie opens, answer no other origin.
+const (
+	corsMethods = "GET, POST, PUT, DELETE"
+	corsHeaders = "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, Ehrgate-Form"
+	corsExpose  = "Content-Location, Location, ETag, Last-Modified, Retry-After, X-Progress, Expires, X-Request-Id"
+)
+
+func (a Access) crossOrigin() bool { return a == Public || a == Token || a == OAuth }
+
+func allowCrossOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") != "" {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			w.Header().Set("Access-Control-Expose-Headers", corsExpose)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// preflight answers a CORS preflight for the route the actual request
+// would reach: allowed when that route answers other origins.
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
+	probe := r.Clone(r.Context())
+	probe.Method = r.Header.Get("Access-Control-Request-Method")
+	_, pattern := s.mux.Handler(probe)
+	if a, ok := s.access[pattern]; !ok || !a.crossOrigin() {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", corsMethods)
+	h.Set("Access-Control-Allow-Headers", corsHeaders)
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
 }

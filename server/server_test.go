@@ -214,3 +214,41 @@ func TestSignedInWrapsPatientDataRoutes(t *testing.T) {
 		}
 	}
 }
+
+func TestCrossOriginOnlyWhereNoCookieOpensTheRoute(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+	s := New(Options{Dashboard: ok, Routes: []Route{
+		{Pattern: "GET /fhir/{type}", Access: Token, Serves: "api", Handler: ok},
+		{Pattern: "POST /oauth/token", Access: OAuth, Serves: "token", Handler: ok},
+		{Pattern: "GET /events", Access: PatientData, Serves: "events", Handler: ok},
+	}})
+	h := s.Handler()
+	for _, tc := range []struct {
+		method, path, reqMethod string
+		wantStatus              int
+		wantCORS                bool
+	}{
+		{"OPTIONS", "/fhir/Patient", "GET", 204, true},
+		{"OPTIONS", "/oauth/token", "POST", 204, true},
+		{"OPTIONS", "/events", "GET", 403, false},
+		{"OPTIONS", "/", "GET", 403, false},
+		{"GET", "/fhir/Patient", "", 200, true},
+		{"GET", "/events", "", 200, false},
+		{"GET", "/", "", 200, false},
+	} {
+		req := httptest.NewRequest(tc.method, "http://127.0.0.1"+tc.path, nil)
+		req.Header.Set("Origin", "https://app.example")
+		if tc.reqMethod != "" {
+			req.Header.Set("Access-Control-Request-Method", tc.reqMethod)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		cors := rec.Header().Get("Access-Control-Allow-Origin") == "*"
+		if rec.Code != tc.wantStatus || cors != tc.wantCORS {
+			t.Errorf("%s %s = %d, CORS %v; want %d, %v", tc.method, tc.path, rec.Code, cors, tc.wantStatus, tc.wantCORS)
+		}
+		if rec.Header().Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("%s %s allows credentials", tc.method, tc.path)
+		}
+	}
+}
