@@ -20,6 +20,7 @@ package apiauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,13 +120,38 @@ var algorithms = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, j
 const minRefetch = time.Minute
 
 // Verifier checks access tokens. It is safe for concurrent use.
+//
+// A token whose signature and claims verified is remembered (by its
+// SHA-256) for at most cacheFor, so an app's next requests with it skip
+// the signature check, a sizeable part of a request's work; its expiry is
+// still checked on every use, and so is its revocation (Options.Revoked).
+// A key withdrawn from the JWKS stops being trusted within cacheFor, as
+// when it is fetched again.
 type Verifier struct {
 	o Options
 
 	mu      sync.Mutex
 	keys    *jose.JSONWebKeySet
 	fetched time.Time
+
+	cmu   sync.Mutex
+	cache map[[sha256.Size]byte]verified
 }
+
+// verified is a token that passed every check but revocation.
+type verified struct {
+	p      Principal
+	jti    string
+	expiry time.Time // exp plus the clock skew
+	until  time.Time // when the entry is dropped (at most cacheFor after it was made)
+}
+
+// cacheFor bounds how long a verified token is remembered; cacheSize how
+// many are.
+const (
+	cacheFor  = time.Minute
+	cacheSize = 8192
+)
 
 // NewVerifier returns a Verifier; Issuer, Audience and JWKSURL or JWKS are
 // required.
@@ -184,45 +210,82 @@ func (v *Verifier) Authenticate(r *http.Request) (Principal, error) {
 
 // Verify checks one access token (see the package comment).
 func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) {
+	key := sha256.Sum256([]byte(token))
+	now := v.o.Now()
+	v.cmu.Lock()
+	e, ok := v.cache[key]
+	v.cmu.Unlock()
+	if !ok || now.After(e.until) {
+		var err error
+		if e, err = v.verify(ctx, token, now); err != nil {
+			return Principal{}, err
+		}
+		v.cmu.Lock()
+		if v.cache == nil || len(v.cache) >= cacheSize {
+			v.cache = map[[sha256.Size]byte]verified{} // crude, and enough: a cold start costs one check per token
+		}
+		v.cache[key] = e
+		v.cmu.Unlock()
+	}
+	if now.After(e.expiry) {
+		return Principal{}, invalid("the token has expired")
+	}
+	if v.o.Revoked != nil {
+		if e.jti == "" {
+			return Principal{}, invalid("the token has no jti, so its revocation cannot be checked")
+		}
+		revoked, err := v.o.Revoked(ctx, e.jti)
+		if err != nil {
+			return Principal{}, &Error{Code: "invalid_token", Reason: "the token's revocation cannot be checked now; try again"}
+		}
+		if revoked {
+			return Principal{}, invalid("the token was revoked")
+		}
+	}
+	return e.p, nil
+}
+
+// verify checks everything but revocation.
+func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (verified, error) {
 	tok, err := jwt.ParseSigned(token, algorithms)
 	if err != nil {
-		return Principal{}, invalid("not a JWT signed with an accepted algorithm")
+		return verified{}, invalid("not a JWT signed with an accepted algorithm")
 	}
 	kid := tok.Headers[0].KeyID
 	keys, err := v.keysFor(ctx, kid)
 	if err != nil {
-		return Principal{}, err
+		return verified{}, err
 	}
 	var (
 		c     jwt.Claims
 		extra map[string]any
 	)
-	verified := false
+	sigOK := false
 	for _, k := range keys {
 		if k.Use != "" && k.Use != "sig" {
 			continue
 		}
 		if err := tok.Claims(k.Key, &c, &extra); err == nil {
-			verified = true
+			sigOK = true
 			break
 		}
 	}
-	if !verified {
-		return Principal{}, invalid("the signature does not verify with the issuer's keys")
+	if !sigOK {
+		return verified{}, invalid("the signature does not verify with the issuer's keys")
 	}
 	if c.Expiry == nil {
-		return Principal{}, invalid("the token has no exp")
+		return verified{}, invalid("the token has no exp")
 	}
-	err = c.ValidateWithLeeway(jwt.Expected{Issuer: v.o.Issuer, AnyAudience: jwt.Audience{v.o.Audience}, Time: v.o.Now()}, v.o.ClockSkew)
+	err = c.ValidateWithLeeway(jwt.Expected{Issuer: v.o.Issuer, AnyAudience: jwt.Audience{v.o.Audience}, Time: now}, v.o.ClockSkew)
 	switch {
 	case errors.Is(err, jwt.ErrExpired):
-		return Principal{}, invalid("the token has expired")
+		return verified{}, invalid("the token has expired")
 	case errors.Is(err, jwt.ErrInvalidIssuer):
-		return Principal{}, invalid("the token was issued by another authorization server")
+		return verified{}, invalid("the token was issued by another authorization server")
 	case errors.Is(err, jwt.ErrInvalidAudience):
-		return Principal{}, invalid("the token is for another audience")
+		return verified{}, invalid("the token is for another audience")
 	case err != nil:
-		return Principal{}, invalid("the token is not valid now")
+		return verified{}, invalid("the token is not valid now")
 	}
 	p := Principal{Subject: c.Subject, Expiry: c.Expiry.Time()}
 	for _, name := range []string{"client_id", "azp", "cid"} {
@@ -233,11 +296,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 	}
 	raw, err := scopeString(extra[v.o.ScopeClaim])
 	if err != nil {
-		return Principal{}, invalid("claim %s: %v", v.o.ScopeClaim, err)
+		return verified{}, invalid("claim %s: %v", v.o.ScopeClaim, err)
 	}
 	scopes, err := smart.ParseScopes(raw)
 	if err != nil {
-		return Principal{}, invalid("the token's scopes are not SMART scopes")
+		return verified{}, invalid("the token's scopes are not SMART scopes")
 	}
 	p.Scopes = scopes
 	patientScoped, resource := false, false
@@ -248,27 +311,19 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 		}
 	}
 	if !resource {
-		return Principal{}, &Error{Code: "insufficient_scope", Reason: "the token grants no access to FHIR resources"}
+		return verified{}, &Error{Code: "insufficient_scope", Reason: "the token grants no access to FHIR resources"}
 	}
 	if s, ok := extra[v.o.PatientClaim].(string); ok {
 		p.Patient = s
 	}
 	if patientScoped && p.Patient == "" {
-		return Principal{}, invalid("patient scopes without a patient in context (claim %s)", v.o.PatientClaim)
+		return verified{}, invalid("patient scopes without a patient in context (claim %s)", v.o.PatientClaim)
 	}
-	if v.o.Revoked != nil {
-		if c.ID == "" {
-			return Principal{}, invalid("the token has no jti, so its revocation cannot be checked")
-		}
-		revoked, err := v.o.Revoked(ctx, c.ID)
-		if err != nil {
-			return Principal{}, &Error{Code: "invalid_token", Reason: "the token's revocation cannot be checked now; try again"}
-		}
-		if revoked {
-			return Principal{}, invalid("the token was revoked")
-		}
+	until := now.Add(cacheFor)
+	if exp := p.Expiry.Add(v.o.ClockSkew); exp.Before(until) {
+		until = exp
 	}
-	return p, nil
+	return verified{p: p, jti: c.ID, expiry: p.Expiry.Add(v.o.ClockSkew), until: until}, nil
 }
 
 // scopeString accepts a space-separated string or an array of strings.

@@ -303,3 +303,49 @@ func TestRevokedAndKeySet(t *testing.T) {
 		t.Errorf("NewVerifier(JWKSURL and KeySet) = nil error, want one source of keys only")
 	}
 }
+
+// TestRememberedTokensAreStillCheckedForExpiryAndRevocation: a token
+// verified once is remembered, but each use still checks its expiry and
+// its revocation, and after a minute its signature again.
+func TestRememberedTokensAreStillCheckedForExpiryAndRevocation(t *testing.T) {
+	k := newKey(t, "k1")
+	clock := now
+	revoked := false
+	var keys atomic.Pointer[jose.JSONWebKeySet]
+	keys.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k.public()}})
+	v, err := apiauth.NewVerifier(apiauth.Options{Issuer: issuer, Audience: audience,
+		KeySet:  func(context.Context) (*jose.JSONWebKeySet, error) { return keys.Load(), nil },
+		Revoked: func(context.Context, string) (bool, error) { return revoked, nil },
+		Now:     func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := good()
+	c.ID = "jti-1"
+	tok := sign(t, k, c, map[string]any{"scope": "system/Patient.rs"})
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("first Verify = %v", err)
+	}
+	revoked = true
+	if _, err := v.Verify(ctx, tok); err == nil {
+		t.Error("Verify after revocation = nil, want refused (the remembered token is checked again)")
+	}
+	revoked = false
+	// The key is withdrawn: within the minute the token is still trusted,
+	// after it not.
+	keys.Store(&jose.JSONWebKeySet{})
+	clock = now.Add(30 * time.Second)
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Errorf("Verify 30 s later = %v, want the remembered token accepted", err)
+	}
+	clock = now.Add(2 * time.Minute)
+	if _, err := v.Verify(ctx, tok); err == nil {
+		t.Error("Verify 2 min later with its key withdrawn = nil, want refused")
+	}
+	keys.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k.public()}})
+	clock = now.Add(10 * time.Minute) // past exp (good() expires in 5 min) plus the skew
+	if _, err := v.Verify(ctx, tok); err == nil {
+		t.Error("Verify after exp = nil, want refused")
+	}
+}
