@@ -27,6 +27,7 @@ type Store interface {
 	store.Reader
 	store.VersionReader
 	store.PagedScanner
+	store.RawPatientLister
 }
 
 // Authenticator identifies the caller of a request from its bearer token

@@ -428,7 +428,7 @@ func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
 					panic(http.ErrAbortHandler)
 				}
 			} else {
-				recs, err = a.o.Store.ListByPatient(ctx, p.connection, p.id, typ)
+				recs, err = a.listByPatient(ctx, p.connection, p.id, typ, job.Clean)
 				if err != nil {
 					a.o.Logger.ErrorContext(ctx, "export: listing a patient's resources", "error", err)
 					panic(http.ErrAbortHandler) // abort: the client must not take a partial file for a whole one

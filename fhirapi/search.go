@@ -365,7 +365,7 @@ func (a *API) candidates(ctx context.Context, q *query, g grants) ([]store.Recor
 				err = get(p.connection, "Patient", p.id)
 			} else {
 				var recs []store.Record
-				recs, err = a.o.Store.ListByPatient(ctx, p.connection, p.id, q.typ)
+				recs, err = a.listByPatient(ctx, p.connection, p.id, q.typ, q.clean)
 				out = append(out, recs...)
 			}
 			if err != nil {
@@ -775,7 +775,7 @@ func (a *API) included(c *call, q *query, hits []hit) ([]store.Record, error) {
 			}
 		}
 		for _, in := range q.revincludes {
-			recs, err := a.o.Store.ListByPatient(ctx, h.rec.Connection, h.rec.ID, in.source)
+			recs, err := a.listByPatient(ctx, h.rec.Connection, h.rec.ID, in.source, c.clean)
 			if err != nil {
 				return nil, err
 			}
@@ -879,7 +879,7 @@ func (a *API) everything(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			continue // types the token may not read are left out
 		}
-		recs, err := a.o.Store.ListByPatient(ctx, conn, pid, typ)
+		recs, err := a.listByPatient(ctx, conn, pid, typ, c.clean)
 		if err != nil {
 			a.fail(c, ev, http.StatusInternalServerError, "exception", "The patient's record could not be read.")
 			return
@@ -923,4 +923,13 @@ func (a *API) everything(w http.ResponseWriter, r *http.Request) {
 		b.Entry = append(b.Entry, e)
 	}
 	a.succeed(c, ev, http.StatusOK, b.encode())
+}
+
+// listByPatient lists a patient's current resources of a type, with their
+// normalized form only when the cleaned form needs it.
+func (a *API) listByPatient(ctx context.Context, conn, patient, typ string, clean bool) ([]store.Record, error) {
+	if clean {
+		return a.o.Store.ListByPatient(ctx, conn, patient, typ)
+	}
+	return a.o.Store.ListRawByPatient(ctx, conn, patient, typ)
 }

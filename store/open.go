@@ -17,6 +17,7 @@ import (
 type Backend interface {
 	Store
 	VersionReader
+	RawPatientLister
 	TokenStore
 	PagedScanner
 	NormalizedRewriter

@@ -41,3 +41,10 @@ type NormalizedUpdate struct {
 type NormalizedRewriter interface {
 	RewriteNormalized(ctx context.Context, updates []NormalizedUpdate) error
 }
+
+// RawPatientLister is Reader.ListByPatient without the normalized form:
+// for readers that serve the raw bytes (the API), which then read and
+// unpack half as much.
+type RawPatientLister interface {
+	ListRawByPatient(ctx context.Context, connection, patientID, typ string) ([]Record, error)
+}

@@ -15,6 +15,7 @@ type ScanStore interface {
 	store.Store
 	store.PagedScanner
 	store.NormalizedRewriter
+	store.RawPatientLister
 }
 
 // RunScanTests runs the conformance tests of the store.PagedScanner and
@@ -183,5 +184,11 @@ func testScanRawOnly(t *testing.T, s ScanStore) {
 		if (got[0].Normalized == nil) != rawOnly {
 			t.Errorf("scan (RawOnly %v) normalized = %q", rawOnly, got[0].Normalized)
 		}
+	}
+	raw, err := s.ListRawByPatient(context.Background(), "a", "p1", "Observation")
+	full, err2 := s.ListByPatient(context.Background(), "a", "p1", "Observation")
+	if err != nil || err2 != nil || len(raw) != 1 || len(full) != 1 || string(raw[0].Raw) != string(full[0].Raw) ||
+		raw[0].Normalized != nil || raw[0].Key != full[0].Key || raw[0].PatientID != "p1" {
+		t.Errorf("ListRawByPatient = %+v, %v; want ListByPatient's records without the normalized form", raw, err)
 	}
 }

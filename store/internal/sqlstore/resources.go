@@ -355,6 +355,16 @@ func (db *DB) ListByPatient(ctx context.Context, connection, patientID, typ stri
 	return recs, nil
 }
 
+// ListRawByPatient implements store.RawPatientLister.
+func (db *DB) ListRawByPatient(ctx context.Context, connection, patientID, typ string) ([]store.Record, error) {
+	recs, err := db.queryRecords(ctx, selectRawRecord+` WHERE c.connection=? AND c.patient_id=? AND c.type=? ORDER BY c.id`,
+		connection, patientID, typ)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s of a patient: %w", typ, err)
+	}
+	return recs, nil
+}
+
 // SearchPatients implements store.Reader.
 func (db *DB) SearchPatients(ctx context.Context, q store.PatientQuery) ([]store.Record, error) {
 	limit := q.Limit
