@@ -311,6 +311,7 @@ func (s *Store) BeginBulk(ctx context.Context) (end func(), err error) {
 		_, _ = s.w.ExecContext(bg, `PRAGMA cache_size=-2000`)
 		_, _ = s.w.ExecContext(bg, `PRAGMA wal_autocheckpoint=1000`)
 		_, _ = s.w.ExecContext(bg, `PRAGMA wal_checkpoint(TRUNCATE)`)
+		s.optimize(bg) // the tables have grown: fresh statistics for the planner
 	}, nil
 }
 

@@ -51,8 +51,10 @@ type Store struct {
 
 	writes     chan writeReq
 	writerDone chan struct{}
-	closeMu    sync.RWMutex
-	closed     bool
+	// optimizeStop and optimizeDone stop the statistics refresher.
+	optimizeStop, optimizeDone chan struct{}
+	closeMu                    sync.RWMutex
+	closed                     bool
 }
 
 // OpenDir opens (creating if needed) the store in data directory dir.
@@ -137,7 +139,9 @@ func open(ctx context.Context, path string, o store.OpenOptions) (*Store, error)
 		return nil, err
 	}
 	s.stmts = stmts
+	s.optimize(ctx)
 	s.startWriter()
+	s.startOptimizer()
 	return s, nil
 }
 
@@ -165,6 +169,7 @@ func (s *Store) Close() error {
 	if s.stmts == nil { // opened without migrating: nothing started
 		return errors.Join(s.reads.Close(), s.r.Close(), s.w.Close())
 	}
+	s.stopOptimizer()
 	s.stopWriter()
 	s.bulkStmts.close()
 	return errors.Join(s.stmts.Close(), s.reads.Close(), s.r.Close(), s.w.Close())
