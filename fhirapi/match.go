@@ -137,7 +137,7 @@ type subject struct {
 
 type lazyDoc struct {
 	parsed  bool
-	top     map[string]json.RawMessage
+	top     map[string][]byte
 	decoded map[string]any
 }
 
@@ -148,7 +148,7 @@ func (s subject) values(path string) []any {
 	d := s.doc
 	if !d.parsed {
 		d.parsed = true
-		_ = json.Unmarshal(s.rec.Raw, &d.top)
+		d.top = topLevel(s.rec.Raw)
 		d.decoded = map[string]any{}
 	}
 	first, _, _ := strings.Cut(path, ".")

@@ -109,3 +109,26 @@ func BenchmarkServed(b *testing.B) {
 		}
 	})
 }
+
+func FuzzTopLevel(f *testing.F) {
+	f.Add([]byte(`{"resourceType":"Observation","id":"o1","code":{"coding":[{"code":"x\"}"}]},"value":1.5,"n":null,"b":true,"a":[1,{"x":[]}]}`))
+	f.Add([]byte(` { "a" : "\u00e9" , "b":{} } `))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var want map[string]json.RawMessage
+		if json.Unmarshal(raw, &want) != nil {
+			topLevel(raw) // must not panic
+			return
+		}
+		got := topLevel(raw)
+		if len(got) != len(want) {
+			t.Fatalf("topLevel(%q) found %d elements, encoding/json %d", raw, len(got), len(want))
+		}
+		for k, v := range want {
+			var a, b any
+			json.Unmarshal(v, &a)
+			if err := json.Unmarshal(got[k], &b); err != nil || fmt.Sprint(a) != fmt.Sprint(b) {
+				t.Fatalf("topLevel(%q)[%q] = %q, encoding/json %q", raw, k, got[k], v)
+			}
+		}
+	})
+}

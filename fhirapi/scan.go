@@ -169,3 +169,103 @@ func unquote(tok []byte) (string, error) {
 	}
 	return s, nil
 }
+
+// topLevel indexes a resource's top-level elements (name → the value's
+// bytes) in one pass without decoding them; subject.values decodes only
+// those a search asks about. Malformed input gives what was found before
+// the damage.
+func topLevel(raw []byte) map[string][]byte {
+	out := make(map[string][]byte, 16)
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return out
+	}
+	i++
+	for {
+		i = skipSpace(raw, i)
+		if i >= len(raw) || raw[i] != '"' {
+			return out
+		}
+		kend := skipString(raw, i)
+		if kend < 0 {
+			return out
+		}
+		key, err := unquote(raw[i:kend])
+		if err != nil {
+			return out
+		}
+		i = skipSpace(raw, kend)
+		if i >= len(raw) || raw[i] != ':' {
+			return out
+		}
+		vstart := skipSpace(raw, i+1)
+		vend := skipValue(raw, vstart)
+		if vend < 0 {
+			return out
+		}
+		out[key] = raw[vstart:vend]
+		i = skipSpace(raw, vend)
+		if i >= len(raw) || raw[i] != ',' {
+			return out
+		}
+		i++
+	}
+}
+
+func skipSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at raw[i] (a
+// quote), or -1.
+func skipString(raw []byte, i int) int {
+	for j := i + 1; j < len(raw); j++ {
+		switch raw[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index after the value starting at raw[i], or -1.
+func skipValue(raw []byte, i int) int {
+	if i >= len(raw) {
+		return -1
+	}
+	switch raw[i] {
+	case '"':
+		return skipString(raw, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(raw); j++ {
+			switch raw[j] {
+			case '"':
+				end := skipString(raw, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default:
+		j := i
+		for j < len(raw) && raw[j] != ',' && raw[j] != '}' && raw[j] != ']' && raw[j] != ' ' && raw[j] != '\n' && raw[j] != '\t' && raw[j] != '\r' {
+			j++
+		}
+		return j
+	}
+}
