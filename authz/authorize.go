@@ -125,6 +125,18 @@ type patientRef struct{ connection, id string }
 // finish grants and redirects back to the app with the code.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, person Person, c clients.Client, granted smart.Scopes, p *patientRef) {
 	ctx := r.Context()
+	if !person.MayAudit {
+		// The audit trail is for auditors: an app a clinician authorizes
+		// never reads it, whatever it is registered for.
+		kept := granted[:0:0]
+		for _, sc := range granted {
+			if sc.IsResource() && sc.Type == "AuditEvent" {
+				continue
+			}
+			kept = append(kept, sc)
+		}
+		granted = kept
+	}
 	for _, sc := range granted {
 		ar.GrantScope(sc.String())
 	}

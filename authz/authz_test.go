@@ -136,7 +136,7 @@ func newEnv(t *testing.T, st testStore) *env {
 	reg := clients.NewRegistry(st)
 	for _, c := range []clients.Client{
 		{ID: publicApp, Public: true, RedirectURIs: []string{redirectURI},
-			Scopes: []string{"launch/patient", "patient/Patient.rs", "patient/Observation.rs", "offline_access", "openid", "fhirUser"}},
+			Scopes: []string{"launch/patient", "patient/Patient.rs", "patient/Observation.rs", "offline_access", "openid", "fhirUser", "user/AuditEvent.rs"}},
 		{ID: esApp, JWKS: e.esKey.jwks(), Scopes: []string{"system/Patient.rs", "system/Observation.rs"}},
 		{ID: rsApp, JWKSURL: jwksSrv.URL + "/jwks.json", Scopes: []string{"system/*.rs"}},
 		{ID: noScopesApp, JWKS: e.esKey.jwks()},
@@ -155,7 +155,7 @@ func newEnv(t *testing.T, st testStore) *env {
 		Docs: st, Patients: st, Clients: reg, Keyring: secrets.NewKeyring(e.kek),
 		Person: func(r *http.Request) (authz.Person, bool) {
 			id := r.Header.Get(personHdr)
-			return authz.Person{ID: id, Name: "Dr " + id}, id != ""
+			return authz.Person{ID: id, Name: "Dr " + id, MayAudit: strings.HasPrefix(id, "auditor")}, id != ""
 		},
 		LoginURL:   "/login",
 		Audit:      e.audit,
@@ -1253,5 +1253,24 @@ func TestRewrapKeepsGrantsAlive(t *testing.T) {
 	}
 	if second.Extra("patient") != "conn-a.p1" {
 		t.Errorf("refreshed patient = %v, want conn-a.p1", second.Extra("patient"))
+	}
+}
+
+// TestAuditScopesOnlyForAuditors: an app registered for the audit trail
+// gets AuditEvent scopes only when the person authorizing it may audit.
+func TestAuditScopesOnlyForAuditors(t *testing.T) {
+	e := newEnv(t, openSQLite(t))
+	ctx := context.Background()
+	for person, want := range map[string]bool{"dr-who": false, "auditor-ann": true} {
+		cfg := e.oauthConfig("user/AuditEvent.rs", "patient/Observation.rs", "launch/patient")
+		v := verifier()
+		loc := e.launch(e.authURL(cfg, "state-123456", v), person, "lovelace", "conn_a/p1")
+		tok, err := cfg.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatalf("%s: %v", person, err)
+		}
+		if got := strings.Contains(fmt.Sprint(tok.Extra("scope")), "AuditEvent"); got != want {
+			t.Errorf("%s authorized scope %q; AuditEvent granted %v, want %v", person, tok.Extra("scope"), got, want)
+		}
 	}
 }

@@ -31,6 +31,9 @@ type Person struct {
 	// FHIRUser is the person's FHIR resource URL, when known (carried in
 	// the access token's fhirUser claim).
 	FHIRUser string
+	// MayAudit says the person may read the audit trail: only then can an
+	// app they authorize be granted AuditEvent scopes.
+	MayAudit bool
 }
 
 // Options configure a Server.

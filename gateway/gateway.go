@@ -159,7 +159,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		// Who authorizes apps at ehrgate's own authorization server.
 		g.person = func(r *http.Request) (authz.Person, bool) {
 			p, ok := svc.SignedIn(r)
-			return authz.Person{ID: p.ID, Name: p.DisplayName()}, ok
+			return authz.Person{ID: p.ID, Name: p.DisplayName(), MayAudit: p.Can(login.SeeAudit)}, ok
 		}
 		if host, _, err := net.SplitHostPort(o.Config.HTTPAddr); err == nil && !o.Config.Login.SecureCookies && !isLoopbackHost(host) {
 			log.Warn("login: http_addr is not a loopback address and secure_cookies is off: session cookies are not marked Secure; serve the dashboard over TLS (a TLS proxy in front) and set login.secure_cookies")
