@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"ehrgate/secrets"
 	"ehrgate/store"
@@ -75,3 +76,13 @@ func Rewrap(ctx context.Context, docs store.Documents, ring *secrets.Keyring) (i
 
 // errNoChange makes UpdateDocument write nothing.
 var errNoChange = errors.New("authz: nothing to change")
+
+// RotateKey makes a new token-signing key sign from now on, without a
+// running server (`ehrgate keys rotate-api`; running replicas pick it up
+// within a minute); the keys it supersedes stay published for keep (the
+// longest access-token lifetime plus a margin), then drop out. It returns
+// the new key's id.
+func RotateKey(ctx context.Context, docs store.Documents, ring *secrets.Keyring, keep time.Duration) (string, error) {
+	k := &keyStore{docs: docs, ring: ring, now: time.Now, keep: keep}
+	return k.rotate(ctx)
+}

@@ -38,7 +38,7 @@ mode 0600 when nothing is configured). 'keys rotate-kek' re-wraps every data key
 under a new KEK while the service keeps running.`,
 		Args: cobra.NoArgs,
 	}
-	keys.AddCommand(newKeysRotateCmd(a), newKeysRotateKEKCmd(a), newKeysListCmd(a))
+	keys.AddCommand(newKeysRotateCmd(a), newKeysRotateAPICmd(a), newKeysRotateKEKCmd(a), newKeysListCmd(a))
 	return keys
 }
 
@@ -84,6 +84,40 @@ func openKeysStore(ctx context.Context, a *app) (store.Backend, *secrets.Source,
 		return nil, nil, err
 	}
 	return st, src, nil
+}
+
+func newKeysRotateAPICmd(a *app) *cobra.Command {
+	var keep time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate-api [--keep 70m]",
+		Short: "Create a new signing key for the access tokens of ehrgate's own authorization server",
+		Long: `rotate-api makes a new key sign the access tokens ehrgate's authorization server
+issues (api.base_url); running replicas use it within a minute. The keys it
+supersedes stay published for --keep, so tokens they signed verify until they
+expire: keep it above api.token_ttl.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(cmd); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, src, err := openKeysStore(ctx, a)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			kid, err := authz.RotateKey(ctx, st, src.Ring, keep)
+			if err != nil {
+				return err
+			}
+			a.log.Info("API token-signing key created", "kid", kid)
+			fmt.Fprintf(a.stdout, "created API token-signing key %s; it signs now, older keys stay published for %s\n", kid, keep)
+			return nil
+		},
+	}
+	addDataFlag(cmd.Flags())
+	cmd.Flags().DurationVar(&keep, "keep", 70*time.Minute, "how long superseded keys stay published (above api.token_ttl)")
+	return cmd
 }
 
 func newKeysRotateCmd(a *app) *cobra.Command {

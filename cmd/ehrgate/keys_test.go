@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"ehrgate/audit"
+	"ehrgate/authz"
+	"ehrgate/clients"
 	"ehrgate/secrets"
+	"ehrgate/server"
 	"ehrgate/smart"
 	"ehrgate/store/sqlite"
 )
@@ -98,5 +104,44 @@ func TestKeysRotateListAndRotateKEK(t *testing.T) {
 	}
 	if _, _, err := runKeys(t, nil, "rotate", "--data", dir, "--alg", "HS256"); err == nil {
 		t.Error("rotate --alg HS256 accepted")
+	}
+}
+
+// TestKeysRotateAPI: rotate-api adds a signing key for the API's access
+// tokens; after two rotations and a rotate-kek, ehrgate's authorization
+// server (on the same data) still publishes every key and issues tokens.
+func TestKeysRotateAPI(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		out, stderr, err := runKeys(t, nil, "rotate-api", "--data", dir)
+		if err != nil || !strings.Contains(out, "created API token-signing key") {
+			t.Fatalf("rotate-api: %q %v\n%s", out, err, stderr)
+		}
+	}
+	if _, stderr, err := runKeys(t, nil, "rotate-kek", "--data", dir); err != nil {
+		t.Fatalf("rotate-kek: %v\n%s", err, stderr)
+	}
+	ctx := context.Background()
+	src, err := secrets.Load(func(string) string { return "" }, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	az, err := authz.New(ctx, authz.Options{Issuer: "http://127.0.0.1", Audience: "http://127.0.0.1/fhir", Docs: st, Patients: st,
+		Clients: clients.NewRegistry(st), Keyring: src.Ring, LoginURL: "/login", Audit: audit.NewLog(st, audit.Source{}, nil),
+		Person: func(*http.Request) (authz.Person, bool) { return authz.Person{}, false }})
+	if err != nil {
+		t.Fatalf("authz.New after rotations: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	srv := server.New(server.Options{Routes: az.Routes()})
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1"+authz.PathJWKS, nil))
+	var set struct{ Keys []json.RawMessage }
+	if err := json.Unmarshal(rec.Body.Bytes(), &set); err != nil || len(set.Keys) != 2 {
+		t.Errorf("JWKS after two rotations = %d keys (%v), want both published", len(set.Keys), err)
 	}
 }
