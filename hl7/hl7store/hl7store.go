@@ -321,7 +321,7 @@ func kindOf(res *tofhir.Result) events.Kind {
 		return events.Admitted
 	case "ADT^A05":
 		return events.Preadmitted
-	case "ADT^A02":
+	case "ADT^A02", "ADT^A17":
 		return events.Transferred
 	case "ADT^A06", "ADT^A07":
 		return events.ClassChanged
@@ -355,26 +355,52 @@ func kindOf(res *tofhir.Result) events.Kind {
 	return ""
 }
 
-// Event returns the event a conversion raises on connection.
+// Event returns the event a conversion raises on connection, about its
+// first patient (see Events).
 func Event(connection string, res *tofhir.Result) events.Event {
-	e := events.Event{Kind: kindOf(res), Connection: connection, Source: res.Source,
-		MessageType: res.MessageType + "^" + res.Trigger, Patient: res.Patient, PatientRef: "Patient/" + res.PatientID}
-	for _, r := range res.Resources {
-		e.Resources = append(e.Resources, r.Type+"/"+r.ID)
-	}
-	if res.Merge != nil {
-		old := res.Merge.Retired
-		e.Replaced = &old
-		e.Resources = append(e.Resources, "Patient/"+res.Merge.RetiredID)
-	}
-	return e
+	return Events(connection, res)[0]
 }
+
+// Events returns the events a conversion raises on connection: one per
+// patient the message concerns (two for an A17 swap, each with its own
+// patient's resources), listing the clinical resources (not the message's
+// MessageHeader and Provenance).
+func Events(connection string, res *tofhir.Result) []events.Event {
+	pats := res.Patients
+	if len(pats) == 0 {
+		pats = []tofhir.PatientRef{{ID: res.PatientID, Identifier: res.Patient}}
+	}
+	var out []events.Event
+	for i, p := range pats {
+		e := events.Event{Kind: kindOf(res), Connection: connection, Source: res.Source,
+			MessageType: res.MessageType + "^" + res.Trigger, Patient: p.Identifier, PatientRef: "Patient/" + p.ID}
+		for _, r := range res.Resources {
+			if messageLevel(r.Type) || (len(pats) > 1 && r.PatientID != p.ID) {
+				continue
+			}
+			e.Resources = append(e.Resources, r.Type+"/"+r.ID)
+		}
+		if res.Merge != nil && i == 0 {
+			old := res.Merge.Retired
+			e.Replaced = &old
+			e.Resources = append(e.Resources, "Patient/"+res.Merge.RetiredID)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// messageLevel reports the resource types that describe the message
+// rather than a patient's data.
+func messageLevel(typ string) bool { return typ == "MessageHeader" || typ == "Provenance" }
 
 func (h *Handler) publish(res *tofhir.Result) {
 	if h.o.Bus == nil || kindOf(res) == "" {
 		return
 	}
-	h.o.Bus.Publish(Event(h.o.Connection, res))
+	for _, e := range Events(h.o.Connection, res) {
+		h.o.Bus.Publish(e)
+	}
 }
 
 // Run converts messages stored unprocessed (Deferred mode, or left by an

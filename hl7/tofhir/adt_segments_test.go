@@ -216,7 +216,7 @@ func mustParse(t *testing.T, s string) *hl7.Message {
 
 // TestVisitTriggers: the added visit triggers update the visit of A01 (same
 // Encounter id) with their status; A23 is status-only like A11; A17 (two
-// PID/PV1 pairs) stays unsupported and refused as before.
+// PID/PV1 pairs) is tested in swap_test.go.
 func TestVisitTriggers(t *testing.T) {
 	admit, err := Convert(parseFile(t, "testdata/messages/adt-a01.hl7"), Options{})
 	if err != nil {
@@ -248,12 +248,6 @@ func TestVisitTriggers(t *testing.T) {
 				t.Errorf("status = %q (StatusOnly %v), want %q (%v)", e.Status, encs[0].StatusOnly, tt.status, tt.statusOnly)
 			}
 		})
-	}
-	a17 := "MSH|^~\\&|APP|FAC|EHRGATE|EHRGATE|20260302100000||ADT^A17^ADT_A17|C17|P|2.5.1\r" +
-		"PID|1||1^^^FAC^MR||A^B\rPV1|1|I|4W^1^A\rPID|2||2^^^FAC^MR||C^D\rPV1|1|I|4W^1^B\r"
-	var me *hl7.MessageError
-	if _, err := Convert(mustParse(t, a17), Options{}); !errors.Is(err, ErrUnsupported) || !errors.As(err, &me) || !me.Reject {
-		t.Errorf("Convert(A17) = %v, want ErrUnsupported with a rejecting MessageError", err)
 	}
 }
 

@@ -77,6 +77,15 @@ type Resource struct {
 	// content of the cancel message.
 	StatusOnly bool
 	Status     string
+	// PatientID is the id of the Patient the resource belongs to ("" for
+	// MessageHeader and Provenance): an A17 concerns two patients.
+	PatientID string
+}
+
+// PatientRef names one patient a message concerns.
+type PatientRef struct {
+	ID         string
+	Identifier fhir.Identifier
 }
 
 // Merge describes an A40: the retired patient (MRG-1) is linked to the
@@ -96,7 +105,11 @@ type Result struct {
 	PatientID   string          // id of the Patient resource
 	Patient     fhir.Identifier // the patient's primary identifier (system from its authority)
 	Resources   []Resource      // Patient first
-	Merge       *Merge
+	// Patients are the patients the message concerns, PatientID first:
+	// one, or two for an A17 swap (never the retired patient of a merge,
+	// see Merge).
+	Patients []PatientRef
+	Merge    *Merge
 	// ResultStatus is the status of the first DiagnosticReport (ORU).
 	ResultStatus string
 }
@@ -169,6 +182,8 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 		err = c.adt(true)
 	case "ADT^A28", "ADT^A31":
 		err = c.adt(false)
+	case "ADT^A17":
+		err = c.swap()
 	case "ADT^A40", "ADT^A34", "ADT^A39", "ADT^A47":
 		err = c.merge()
 	case "ORU^R01":
@@ -193,6 +208,9 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(c.res.Patients) == 0 && c.res.PatientID != "" {
+		c.res.Patients = []PatientRef{{ID: c.res.PatientID, Identifier: c.res.Patient}}
+	}
 	return c.res, nil
 }
 
@@ -201,7 +219,7 @@ func (c *conv) add(typ, rid string, o obj) Resource {
 	o["id"] = rid
 	o["meta"] = obj{"source": c.source}
 	if c.checkOnly {
-		r := Resource{Type: typ, ID: rid}
+		r := Resource{Type: typ, ID: rid, PatientID: c.res.PatientID}
 		c.res.Resources = append(c.res.Resources, r)
 		return r
 	}
@@ -209,7 +227,7 @@ func (c *conv) add(typ, rid string, o obj) Resource {
 	if err != nil { // maps of strings, slices and maps always encode
 		panic(fmt.Sprintf("tofhir: encoding %s: %v", typ, err))
 	}
-	r := Resource{Type: typ, ID: rid, JSON: b}
+	r := Resource{Type: typ, ID: rid, JSON: b, PatientID: c.res.PatientID}
 	c.res.Resources = append(c.res.Resources, r)
 	return r
 }
@@ -407,7 +425,7 @@ func (c *conv) adt(withEncounter bool) error {
 var encounterStatus = map[string]string{
 	"A01": "in-progress", "A02": "in-progress", "A03": "finished", "A04": "in-progress",
 	"A05": "planned", "A06": "in-progress", "A07": "in-progress",
-	"A11": "entered-in-error", "A12": "in-progress", "A13": "in-progress",
+	"A11": "entered-in-error", "A12": "in-progress", "A13": "in-progress", "A17": "in-progress",
 	"A21": "onleave", "A22": "in-progress", "A23": "entered-in-error",
 }
 
