@@ -394,7 +394,7 @@ func TestPatientID(t *testing.T) {
 		{"cond-active", "0b3c2a4e-1111-4222-8333-944455556666", false},
 		{"obs-group-subject", "", false},
 		{"other-contract", "", false},
-		{"other-coverage", "", false},
+		{"other-coverage", "p1", false}, // Coverage.beneficiary (Patient compartment)
 		{"bad-no-id", "", true},
 		{"bad-invalid-json", "", true},
 	}

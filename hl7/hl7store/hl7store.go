@@ -258,7 +258,12 @@ func (h *Handler) convert(ctx context.Context, msg *hl7.Message, now time.Time, 
 		}
 		return nil
 	}
+	var provs []tofhir.Resource
 	for _, r := range res.Resources {
+		if r.Type == "Provenance" {
+			provs = append(provs, r) // after the rest: it targets what changed
+			continue
+		}
 		cur, exists, err := h.current(ctx, ov, r.Type, r.ID)
 		if err != nil {
 			return nil, nil, err
@@ -289,6 +294,33 @@ func (h *Handler) convert(ctx context.Context, msg *hl7.Message, now time.Time, 
 		}
 		if err := add("Patient", mg.RetiredID, raw, cur, exists); err != nil {
 			return nil, nil, err
+		}
+	}
+	// The Provenance targets only what this message created or changed;
+	// none when it changed nothing. It belongs to its patient's record
+	// even when the Patient itself was unchanged (no Patient target).
+	changed := map[string]bool{}
+	for _, r := range recs {
+		changed[r.Type+"/"+r.ID] = true
+	}
+	for _, p := range provs {
+		raw, ok, err := tofhir.RetargetProvenance(p.JSON, func(ref string) bool { return changed[ref] })
+		if err != nil || !ok {
+			if err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		rec, err := h.record(p.Type, p.ID, raw, res.Source, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		if rec.PatientID == "" {
+			rec.PatientID = p.PatientID
+		}
+		recs = append(recs, rec)
+		if ov != nil {
+			ov[p.Type+"/"+p.ID] = rec
 		}
 	}
 	return res, recs, nil

@@ -302,8 +302,10 @@ func TestRepeatedDemographicsNoNewVersion(t *testing.T) {
 	h := New(s, Options{Clock: clock})
 	handle(t, h, "adt-a01", "adt-a02") // same PID: the Patient does not change
 	st, _ := s.Stats(context.Background())
-	if st.Versions != 3 { // Patient v1, Encounter v1 and v2
-		t.Errorf("versions = %d, want 3 (unchanged Patient not re-versioned)", st.Versions)
+	// Patient v1, Encounter v1 and v2, and each message's MessageHeader
+	// and Provenance.
+	if st.Versions != 7 {
+		t.Errorf("versions = %d, want 7 (unchanged Patient not re-versioned)", st.Versions)
 	}
 	rec, _ := resource(t, s, "Patient", encounterPatient(t))
 	if rec.Source != "urn:hl7v2:EPICADT|NORTHMC|NMC-1001" {

@@ -211,13 +211,18 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 	if len(c.res.Patients) == 0 && c.res.PatientID != "" {
 		c.res.Patients = []PatientRef{{ID: c.res.PatientID, Identifier: c.res.Patient}}
 	}
+	c.addMessage()
 	return c.res, nil
 }
 
 func (c *conv) add(typ, rid string, o obj) Resource {
 	o["resourceType"] = typ
 	o["id"] = rid
-	o["meta"] = obj{"source": c.source}
+	if meta, ok := o["meta"].(obj); ok {
+		meta["source"] = c.source
+	} else {
+		o["meta"] = obj{"source": c.source}
+	}
 	if c.checkOnly {
 		r := Resource{Type: typ, ID: rid, PatientID: c.res.PatientID}
 		c.res.Resources = append(c.res.Resources, r)
