@@ -26,19 +26,22 @@ import (
 // MessageHeader" map (http://hl7.org/fhir/uv/v2mappings/segment-msh-to-messageheader,
 // v1.0.0):
 //
-//   - MSH-3 sending application → source.name (HD.1), source.endpoint (HD.2
-//     as a URI by HD.3: urn:oid for ISO, urn:uuid for UUID; else
-//     urn:ehrgate:hl7v2:application:<HD.1>, since R4 requires an endpoint)
+//   - MSH-3 sending application (MSH-24 sending network address when MSH-3
+//     is not valued) → source.name (HD.1), source.endpoint (HD.2 as a URI
+//     by HD.3: urn:oid for ISO, urn:uuid for UUID, the URI for URI; else a
+//     data-absent-reason, since R4 requires an endpoint)
 //   - MSH-4 sending facility → sender (the IG creates an Organization from the
 //     HD; ehrgate keeps a logical reference: display HD.1, identifier from
 //     HD.2/HD.3), MSH-22 sending responsible organization (XON.1) preferred
 //     as its display when valued
 //   - MSH-5 receiving application → destination.name / destination.endpoint;
 //     MSH-6 receiving facility → destination.receiver (logical reference);
-//     MSH-6 alone gives a destination whose endpoint is data-absent
+//     MSH-6 alone gives a destination whose endpoint is data-absent;
+//     MSH-25 receiving network address → another destination (unless it
+//     repeats MSH-5), MSH-23 receiving responsible organization its receiver
 //   - MSH-8 security → meta.security; MSH-11 processing id → meta.tag
 //     (v2-0103); MSH-9.2 trigger → eventCoding (v2-0003); MSH-19 principal
-//     language → language
+//     language → language (CWE.1, else CWE.4)
 //
 // MSH-7 (date/time of message) is the Provenance's recorded time; MSH-10
 // (the IG's Bundle.identifier, no MessageHeader element) stays in
@@ -57,27 +60,44 @@ func (c *conv) messageHeader(rid string) {
 		mh["meta"] = meta
 	}
 	mh["eventCoding"] = obj{"system": "http://terminology.hl7.org/CodeSystem/v2-0003", "code": c.res.Trigger}
-	src := obj{"endpoint": endpoint(hdOfField(h.Field(3)), "application")}
-	set(src, "name", h.Field(3).Component(1).Value())
+	app := hdOfField(h.Field(3))
+	if app == (hd{}) {
+		app = hdOfField(h.Field(24)) // sending network address
+	}
+	src := obj{}
+	setEndpoint(src, app)
+	set(src, "name", app.namespace)
 	mh["source"] = src
 	if ref := c.facilityRef(); ref != nil {
 		mh["sender"] = ref
 	}
-	app, fac := hdOfField(h.Field(5)), hdOfField(h.Field(6))
-	if app != (hd{}) || fac != (hd{}) {
-		d := obj{}
-		if app != (hd{}) {
-			d["endpoint"] = endpoint(app, "application")
-			set(d, "name", app.namespace)
-		} else {
-			d["_endpoint"] = obj{"extension": []any{obj{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}}}
+	var dests []any
+	seen := map[hd]bool{}
+	for _, d := range []struct{ app, fac int }{{5, 6}, {25, 23}} {
+		a := hdOfField(h.Field(d.app))
+		var recv obj
+		if d.fac == 6 {
+			if f := hdOfField(h.Field(6)); f != (hd{}) {
+				recv = hdRef(f, "Organization")
+			}
+		} else if n := h.Field(23).Component(1).Value(); n != "" {
+			recv = obj{"type": "Organization", "display": n}
 		}
-		if fac != (hd{}) {
-			d["receiver"] = hdRef(fac, "Organization")
+		if (a == (hd{}) && recv == nil) || (a != (hd{}) && seen[a]) {
+			continue
 		}
-		mh["destination"] = []any{d}
+		seen[a] = true
+		dst := obj{}
+		setEndpoint(dst, a)
+		set(dst, "name", a.namespace)
+		if recv != nil {
+			dst["receiver"] = recv
+		}
+		dests = append(dests, dst)
 	}
-	set(mh, "language", h.Field(19).Component(1).Value())
+	set(mh, "destination", dests)
+	lang := h.Field(19)
+	set(mh, "language", firstNonEmpty(lang.Component(1).Value(), lang.Component(4).Value()))
 	c.add("MessageHeader", rid, mh)
 }
 
@@ -187,19 +207,23 @@ func hdURI(a hd) string {
 	case strings.EqualFold(a.typ, "ISO"):
 		return "urn:oid:" + a.universal
 	case strings.EqualFold(a.typ, "UUID"):
-		return "urn:uuid:" + strings.ToLower(a.universal)
-	case strings.EqualFold(a.typ, "URI"), strings.Contains(a.universal, ":"):
+		return "urn:uuid:" + a.universal
+	case strings.EqualFold(a.typ, "URI"):
 		return a.universal
 	}
 	return ""
 }
 
-// endpoint is MessageHeader.source/destination.endpoint for an HD.
-func endpoint(a hd, kind string) string {
+// setEndpoint sets MessageHeader.source/destination.endpoint (R4: 1..1)
+// from an HD: HD.2 as a URI by its type HD.3, else the data-absent-reason
+// extension "unknown", as the IG's HD[uri] map leaves it when there is no
+// universal id.
+func setEndpoint(o obj, a hd) {
 	if u := hdURI(a); u != "" {
-		return u
+		o["endpoint"] = u
+		return
 	}
-	return "urn:ehrgate:hl7v2:" + kind + ":" + firstNonEmpty(a.namespace, a.universal, "unknown")
+	o["_endpoint"] = obj{"extension": []any{obj{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}}}
 }
 
 // RetargetProvenance returns the Provenance raw (as Convert made it) with
