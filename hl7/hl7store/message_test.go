@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"ehrgate/hl7/tofhir"
 	"ehrgate/store"
 )
 
@@ -90,5 +91,38 @@ func TestProvenanceTracesEachResource(t *testing.T) {
 				t.Errorf("HL7Counts = %+v, want 3 processed", c)
 			}
 		})
+	}
+}
+
+// TestCoverageInPatientRecord: an ADT's IN1 is stored as a Coverage in the
+// patient's record (normalize reads Coverage.beneficiary), the subscriber
+// RelatedPerson too, the payer Organization under no patient.
+func TestCoverageInPatientRecord(t *testing.T) {
+	s := newStore(t)
+	h := New(s, Options{Clock: clock})
+	ctx := context.Background()
+	m := parse(t, strings.ReplaceAll(mshA01, "%s", "COV1"),
+		"PID|1||100200^^^NORTHMC^MR||Quill^Ada||19790412|F",
+		"PV1|1|O|CLINIC||||||||||||||||V7001^^^NORTHMC^VN",
+		"IN1|1|MED^Medigap|IC-2^^^AETNA|Aetna||||||||20250101||||Quill^Bob|SPO")
+	res, err := tofhir.Convert(m, tofhir.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.HandleMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	pid := res.PatientID
+	for typ, want := range map[string]int{"Coverage": 1, "RelatedPerson": 1, "Organization": 0} {
+		recs, err := s.ListByPatient(ctx, "hl7", pid, typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != want {
+			t.Errorf("%s in the patient's record = %d, want %d", typ, len(recs), want)
+		}
+	}
+	if n := count(t, s, "Organization"); n != 1 {
+		t.Errorf("Organizations = %d, want the payer", n)
 	}
 }
