@@ -126,3 +126,32 @@ func TestCoverageInPatientRecord(t *testing.T) {
 		t.Errorf("Organizations = %d, want the payer", n)
 	}
 }
+
+// TestAppointmentInPatientRecord: a SIU^S12 then its S15 store one
+// Appointment in the patient's record (normalize reads
+// Appointment.participant.actor), cancelled by the second.
+func TestAppointmentInPatientRecord(t *testing.T) {
+	s := newStore(t)
+	h := New(s, Options{Clock: clock})
+	ctx := context.Background()
+	var pid string
+	for _, name := range []string{"siu-s12", "siu-s15"} {
+		m := msg(t, name)
+		res, err := tofhir.Convert(m, tofhir.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid = res.PatientID
+		if err := h.HandleMessage(ctx, m); err != nil {
+			t.Fatalf("HandleMessage(%s): %v", name, err)
+		}
+	}
+	recs, err := s.ListByPatient(ctx, "hl7", pid, "Appointment")
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("Appointments in the patient's record = %d, %v; want 1", len(recs), err)
+	}
+	var a struct{ Status string }
+	if err := json.Unmarshal(recs[0].Raw, &a); err != nil || a.Status != "cancelled" {
+		t.Errorf("Appointment status = %q (%v), want cancelled", a.Status, err)
+	}
+}

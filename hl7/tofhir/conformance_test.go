@@ -181,10 +181,17 @@ func instant(s string) string {
 //	orc8-parent      ORC-8 parent order does not become a ServiceRequest
 //	mdm-obx          OBX/OBR of an MDM are the document's content, not results
 //	txa17-final      TXA-17 AU (authenticated) is docStatus final
+//	siu-context      PV1/OBX of a SIU are context: no Encounter or Observation
 //	in1-adt-only     IN1 is converted in ADT messages only (not ORM/OML/RDE/VXU)
 //	in1-no-payer     an IN1 without a payer (IN1-3, IN1-4) is no Coverage (R4 requires payor)
 var knownDiffs = map[string]string{
 	"ADT04-23|Coverage period payer":                        "in1-no-payer",
+	"SIU-S12-01|count(Encounter)":                           "siu-context",
+	"SIU-S12-01|Encounter.class.code":                       "siu-context",
+	"SIU-S12-01|Encounter.period.start":                     "siu-context",
+	"SIU-S12-01|Encounter.status":                           "siu-context",
+	"SIU-S12-01|count(Observation)":                         "siu-context",
+	"SIU-S12-01|Observation code=value":                     "siu-context",
 	"OML-O21-01|Coverage period payer":                      "in1-adt-only",
 	"ORM-O01-02|Coverage period payer":                      "in1-adt-only",
 	"RDE-O11-01|Coverage period payer":                      "in1-adt-only",

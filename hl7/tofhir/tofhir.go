@@ -1,10 +1,13 @@
 // Package tofhir converts HL7 v2 messages to FHIR R4 resources: ADT
-// (A01-A08, A11-A13, A21-A23, A28, A31; A34/A39/A40/A47 merges) to
-// Patient and Encounter, with AllergyIntolerance (AL1), Condition (DG1),
-// RelatedPerson (NK1) and Observation (OBX); ORU^R01 to DiagnosticReport,
-// Observations and Specimens; VXU^V04 to Immunization; ORM^O01 and
-// OML^O21 to ServiceRequest; RDE^O11/O25 to MedicationRequest; MDM^T02/T06
-// to DocumentReference.
+// (A01-A08, A11-A13, A17 swaps, A21-A23, A28, A31; A34/A39/A40/A47 merges)
+// to Patient and Encounter, with AllergyIntolerance (AL1), Condition (DG1),
+// RelatedPerson (NK1, GT1), Coverage (IN1/IN2, with payer Organization and
+// subscriber RelatedPerson) and Observation (OBX); ORU^R01 to
+// DiagnosticReport, Observations and Specimens; VXU^V04 to Immunization;
+// ORM^O01 and OML^O21 to ServiceRequest; RDE^O11/O25 to
+// MedicationRequest; MDM^T02/T06 to DocumentReference; SIU^S12-S15/S26 to
+// Appointment. Every converted message also yields its MessageHeader and
+// Provenance (message.go).
 //
 // Conversion is a pure function of the message and Options: resource ids
 // are deterministic (hashes of the identifiers they stand for), so a later
@@ -196,10 +199,12 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 		err = c.document()
 	case "RDE^O11", "RDE^O25":
 		err = c.pharmacy()
+	case "SIU^S12", "SIU^S13", "SIU^S14", "SIU^S15", "SIU^S26":
+		err = c.appointment() // appointments.go
 	default:
 		cond := hl7.ErrUnsupportedEventCode
 		switch mt.Code {
-		case "ADT", "ORU", "VXU", "ORM", "OML", "MDM", "RDE":
+		case "ADT", "ORU", "VXU", "ORM", "OML", "MDM", "RDE", "SIU":
 		default:
 			cond = hl7.ErrUnsupportedMessageType
 		}
