@@ -8,13 +8,27 @@ import (
 
 // Insurance in ADT messages: IN1 (with the IN2 that follows it) → Coverage,
 // its payer → Organization and its subscriber, when not the patient, →
-// RelatedPerson; GT1 → RelatedPerson (the guarantor). The maps followed are
-// the IG's "Segment IN1 to Coverage", "Segment IN2 to Coverage" and
-// "Segment GT1 to RelatedPerson" ConceptMaps
-// (https://build.fhir.org/ig/HL7/v2-to-fhir/, segment-in1-to-coverage,
-// segment-in2-to-coverage, segment-gt1-to-relatedperson), with the
-// subscriber relationship vocabulary of table 0063 to
-// http://terminology.hl7.org/CodeSystem/subscriber-relationship.
+// RelatedPerson; GT1 → RelatedPerson (the guarantor).
+//
+// The IN1 fields follow the IG's "Segment IN1 to Coverage" map
+// (http://hl7.org/fhir/uv/v2mappings/segment-in1-to-coverage; its CSV
+// source "HL7 Segment - FHIR R4_ IN1[Coverage]" in github.com/HL7/v2-to-fhir):
+// IN1-2 → identifier, IN1-4/IN1-5 → payor Organization (name, address),
+// IN1-10/IN1-11 → policyHolder Organization (identifier, name), IN1-12/13
+// → period, IN1-15 → type, IN1-16 → subscriber (RelatedPerson, or the
+// Patient when IN1-17 is self), IN1-17 → relationship (vocabulary map
+// "Relationship"), IN1-49 → the R5 subscriberId (an Identifier; the map
+// names it http://hl7.org/fhir/R5/StructureDefinition/extension-subscriberId,
+// ehrgate uses the cross-version URL form it already uses for R5 elements,
+// .../5.0/StructureDefinition/extension-Coverage.subscriberId). Fields the
+// map leaves unmapped but Coverage has a place for are added, marked
+// "beyond the map" below (the FHIR-Converter reference output maps them the
+// same way): IN1-3 payer identifier, IN1-6/7 payer contact, IN1-8/9 group
+// class, IN1-22 order, IN1-36 policy number, R4 subscriberId, the
+// subscriber's IN1-18/19/43 demographics, and from IN2 the insured's SSN
+// (IN2-2) and the patient's member number (IN2-61). GT1 follows the same
+// RelatedPerson mapping as NK1 (Segment NK1 to RelatedPerson), with GT1's
+// own field positions.
 
 const sysCoverageClass = "http://terminology.hl7.org/CodeSystem/coverage-class"
 
@@ -132,8 +146,15 @@ func (c *conv) insurance() error {
 		} else {
 			cov["subscriber"] = obj{"reference": "RelatedPerson/" + c.subscriber(g.in1, g.in2, g.hasIN2)}
 		}
-		if v := in1.Field(49).Repetition(1).Component(1).Value(); v != "" && c.usableIdentifier(v) == "" {
-			cov["subscriberId"] = v
+		if r := in1.Field(49).Repetition(1); c.usableIdentifier(r.Component(1).Value()) == "" {
+			// IN1-49 → extension-subscriberId (the IG, R5 cross-version
+			// Identifier); R4 subscriberId (a string) too, beyond the map.
+			o, _ := c.identifier(r)
+			cov["extension"] = []any{obj{"url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-Coverage.subscriberId", "valueIdentifier": o}}
+			cov["subscriberId"] = r.Component(1).Value()
+		}
+		if ph := c.policyHolder(in1); ph != nil {
+			cov["policyHolder"] = ph
 		}
 		period := obj{}
 		set(period, "start", date(in1.Field(12).Value(), c.o.Location))
@@ -157,6 +178,24 @@ func (c *conv) insurance() error {
 		c.add("Coverage", id("cov", c.res.PatientID, keys[i]), cov)
 	}
 	return nil
+}
+
+// policyHolder is IN1-11 insured's group employer name with IN1-10 its
+// id (the IG's policyHolder(Organization)), as a logical reference: an
+// employer is not a resource ehrgate keeps. nil when neither is valued.
+func (c *conv) policyHolder(in1 hl7.Segment) obj {
+	name := in1.Field(11).Component(1).Value()
+	r := in1.Field(10).Repetition(1)
+	if name == "" && r.Component(1).Value() == "" {
+		return nil
+	}
+	ref := obj{"type": "Organization"}
+	set(ref, "display", name)
+	if r.Component(1).Value() != "" {
+		o, _ := c.identifier(r)
+		ref["identifier"] = o
+	}
+	return ref
 }
 
 // payerKey identifies the insurance company of an IN1: IN1-3 (system and

@@ -21,7 +21,7 @@ const adtInsMSH = "MSH|^~\\&|REG|NORTHMC|EHRGATE|EHRGATE|20260301083100||ADT^A04
 func TestInsurance(t *testing.T) {
 	msg := adtInsMSH +
 		seg("IN1", map[int]string{1: "1", 2: "BAV^Blue Advantage HMO", 3: "IC-1^^^BCBS", 4: "Blue Cross Blue Shield",
-			5: "1979 MILKY WAY^^VERONA^WI^53593", 6: "Henry^Rony", 7: "(555)555-5555", 8: "GRP-9", 9: "State Workers",
+			5: "1979 MILKY WAY^^VERONA^WI^53593", 6: "Henry^Rony", 7: "(555)555-5555", 8: "GRP-9", 9: "State Workers", 10: "E-55^^^^SN", 11: "Employer Inc",
 			12: "20260101", 13: "20261231", 15: "HMO", 16: "Quill^Ada", 17: "SEL", 18: "19790412", 22: "1",
 			36: "POL-145", 49: "M123^^^BCBS"}) +
 		seg("IN1", map[int]string{1: "2", 2: "MED^Medigap", 3: "IC-2^^^AETNA", 4: "Aetna", 12: "20250101", 15: "PPO",
@@ -54,7 +54,9 @@ func TestInsurance(t *testing.T) {
 		"class.0.type.coding.0.code": "plan", "class.0.value": "BAV", "class.0.name": "Blue Advantage HMO",
 		"class.1.type.coding.0.code": "group", "class.1.value": "GRP-9", "class.1.name": "State Workers",
 		"identifier.0.value": "BAV", "identifier.1.value": "POL-145", "subscriberId": "M123", "order": "1",
-		"payor.0.reference": "Organization/" + orgs[0].ID,
+		"extension.0.valueIdentifier.value": "M123", "extension.0.valueIdentifier.system": "urn:ehrgate:hl7v2:authority:BCBS",
+		"payor.0.reference":    "Organization/" + orgs[0].ID,
+		"policyHolder.display": "Employer Inc", "policyHolder.identifier.value": "E-55", "policyHolder.type": "Organization",
 	} {
 		if got := pick(self, path); got != want {
 			t.Errorf("Coverage[self].%s = %q, want %q", path, got, want)
