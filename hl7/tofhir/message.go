@@ -101,16 +101,25 @@ func (c *conv) messageHeader(rid string) {
 	c.add("MessageHeader", rid, mh)
 }
 
-// provenance records what the message did (Provenance, following the IG's
-// message maps, which give every converted message a Provenance; cf. the
-// reference conversions in the fixtures' mapping-inventory/msh):
-// target ← every resource the message converted (the store-backed handler
-// keeps only those it created or changed, see RetargetProvenance),
-// recorded ← MSH-7 (when it has a time; R4 requires an instant, so a
-// date-only MSH-7 leaves it out), activity ← MSH-9 (trigger in v2-0003,
-// the message type as text), agent author ← MSH-3 sending application
-// (who, a Device) on behalf of MSH-4 sending facility (an Organization),
-// entity source ← the MessageHeader, i.e. the message.
+// provenance records what the message did, following the IG's
+// "MSH[Provenance-Source]" map (CSV source "HL7 Segment - FHIR E2_
+// MSH[Provenance-Source]" in github.com/HL7/v2-to-fhir):
+//
+//   - target ← every resource the message converted, plus the retired
+//     Patient of a merge (the store-backed handler keeps only those it
+//     created or changed, see RetargetProvenance)
+//   - recorded and occurredDateTime ← MSH-7 (when it has a time; R4
+//     requires an instant, so a date-only MSH-7 leaves both out)
+//   - activity ← MSH-9: coding.display "message - MSG.1^MSG.2^MSG.3" (the
+//     map), with the trigger as a v2-0003 code
+//   - agent author ← MSH-4 sending facility (unless MSH-22 is valued) and
+//     MSH-22 sending responsible organization, logical Organization
+//     references; only when neither is valued the sending application
+//     (R4 requires an agent)
+//   - entity source ← the message: the MessageHeader (the map points at a
+//     DocumentReference holding the raw message; ehrgate keeps the raw
+//     bytes in its message log, found by meta.source), and ← MSH-3 sending
+//     application as a logical Device reference
 func (c *conv) provenance(rid, headerID, patientID string) {
 	h := c.m.Header()
 	var targets []any
@@ -132,23 +141,33 @@ func (c *conv) provenance(rid, headerID, patientID string) {
 	p := obj{"target": targets}
 	if t, ok := dateTime(h.Field(7).Value(), c.o.Location); ok && len(t) > 10 {
 		p["recorded"] = t
+		p["occurredDateTime"] = t
 	}
-	p["activity"] = obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/v2-0003", "code": c.res.Trigger}},
-		"text": c.res.MessageType + "^" + c.res.Trigger}
-	agent := obj{"type": obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author"}}}}
-	fac := c.facilityRef()
-	if app := hdOfField(h.Field(3)); app != (hd{}) {
-		agent["who"] = hdRef(app, "Device")
-		if fac != nil {
-			agent["onBehalfOf"] = fac
+	mt := h.Field(9)
+	p["activity"] = obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/v2-0003", "code": c.res.Trigger,
+		"display": "message - " + mt.Component(1).Value() + "^" + mt.Component(2).Value() + "^" + mt.Component(3).Value()}}}
+	author := obj{"coding": []any{obj{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author"}}}
+	var agents []any
+	if fac := hdOfField(h.Field(4)); fac != (hd{}) && h.Field(22).Component(1).Value() == "" {
+		agents = append(agents, obj{"type": author, "who": hdRef(fac, "Organization")})
+	}
+	if n := h.Field(22).Component(1).Value(); n != "" {
+		agents = append(agents, obj{"type": author, "who": obj{"type": "Organization", "display": n}})
+	}
+	app := hdOfField(h.Field(3))
+	if len(agents) == 0 {
+		who := obj{"display": "sender not stated (MSH-3, MSH-4 empty)"}
+		if app != (hd{}) {
+			who = hdRef(app, "Device")
 		}
-	} else if fac != nil {
-		agent["who"] = fac
-	} else {
-		agent["who"] = obj{"display": "sender not stated (MSH-3, MSH-4 empty)"}
+		agents = append(agents, obj{"type": author, "who": who})
 	}
-	p["agent"] = []any{agent}
-	p["entity"] = []any{obj{"role": "source", "what": obj{"reference": "MessageHeader/" + headerID}}}
+	p["agent"] = agents
+	entities := []any{obj{"role": "source", "what": obj{"reference": "MessageHeader/" + headerID}}}
+	if app != (hd{}) {
+		entities = append(entities, obj{"role": "source", "what": hdRef(app, "Device")})
+	}
+	p["entity"] = entities
 	c.add("Provenance", rid, p)
 }
 

@@ -132,10 +132,12 @@ func TestProvenance(t *testing.T) {
 		t.Errorf("targets = %v (patient %q), want %v (%q)", targets, provs[0].PatientID, want, r.PatientID)
 	}
 	for path, want := range map[string]string{
-		"recorded": "2026-03-01T08:31:00-05:00", "activity.text": "ADT^A01", "activity.coding.0.code": "A01",
-		"agent.0.type.coding.0.code": "author", "agent.0.who.display": "EPICADT", "agent.0.who.type": "Device",
-		"agent.0.onBehalfOf.display": "NORTHMC", "agent.0.onBehalfOf.identifier.value": "urn:oid:2.16.840.1.1",
+		"recorded": "2026-03-01T08:31:00-05:00", "occurredDateTime": "2026-03-01T08:31:00-05:00",
+		"activity.coding.0.display": "message - ADT^A01^ADT_A01", "activity.coding.0.code": "A01",
+		"agent.0.type.coding.0.code": "author", "agent.0.who.display": "NORTHMC", "agent.0.who.type": "Organization",
+		"agent.0.who.identifier.value": "urn:oid:2.16.840.1.1", "agent.1": "",
 		"entity.0.role": "source", "entity.0.what.reference": "MessageHeader/" + mhs[0].ID,
+		"entity.1.role": "source", "entity.1.what.display": "EPICADT", "entity.1.what.type": "Device",
 	} {
 		if got := pick(p, path); got != want {
 			t.Errorf("Provenance.%s = %q, want %q", path, got, want)
@@ -151,6 +153,14 @@ func TestProvenance(t *testing.T) {
 	}
 	if d := jsonOf(t, conv("20260301", "C2", a01Body).Of("Provenance")[0]); d["recorded"] != nil {
 		t.Errorf("date-only MSH-7 gave recorded %v, want none (not an instant)", d["recorded"])
+	}
+	// MSH-22 (sending responsible organization) is the author instead of MSH-4.
+	r22, err := Convert(mustParse(t, `MSH|^~\&|EPICADT|NORTHMC|||20260301||ADT^A01|C22|P|2.5.1||||||||||North Medical Center`+a01Body), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := jsonOf(t, r22.Of("Provenance")[0]); pick(p, "agent.0.who.display") != "North Medical Center" || pick(p, "agent.1") != "" {
+		t.Errorf("Provenance agents with MSH-22 = %s", pick(p, "agent"))
 	}
 
 	// A merge also changes the retired patient.
