@@ -2,18 +2,19 @@ package tofhir
 
 import (
 	"strings"
+	"time"
 
 	"ehrgate/hl7"
 )
 
 // Scheduling: SIU^S12 (new booking), S13 (rescheduled), S14 (modified),
 // S15 (cancelled) and S26 (no-show) to one Appointment, following the IG's
-// "Message SIU_S12 to Bundle" map with "Segment SCH to Appointment" and the
-// resource segments AIS (service), AIG (general resource), AIL (location)
-// and AIP (personnel) as Appointment.serviceType / participant
-// (https://build.fhir.org/ig/HL7/v2-to-fhir/). The patient (PID) is
-// converted as in ADT; the PV1, PV2, OBX and DG1 a SIU may carry are
-// context and stay in the raw message.
+// "Message SIU_S12 to Bundle" map with the segment maps SCH[Appointment],
+// AIS[Appointment], AIG[Appointment], AIL[Appointment] and AIP[Appointment]
+// (CSV sources "HL7 Segment - FHIR R4_ <seg>[Appointment]" in
+// github.com/HL7/v2-to-fhir). The patient (PID) is converted as in ADT;
+// the PV1, PV2, OBX and DG1 a SIU may carry are context and stay in the raw
+// message.
 
 // fillerStatus maps SCH-25 (HL7 table 0278, filler status codes) to
 // Appointment.status.
@@ -42,10 +43,14 @@ var triggerStatus = map[string]string{"S15": "cancelled", "S26": "noshow"}
 //     appointment id (FILL), each EI with its assigning authority; one of
 //     them is required (AE 101 at SCH-2): it is the appointment's identity
 //   - status ← the trigger (S15 cancelled, S26 noshow), else SCH-25
-//     filler status (table 0278), else booked
-//   - appointmentType ← SCH-7 appointment reason (table 0276, the binding
-//     of Appointment.appointmentType); reasonCode is not set from SCH-6
-//     (the scheduling event's reason, not the visit's)
+//     filler status (table 0278, the map's FillerStatus vocabulary), else
+//     the first AIS-10, else booked
+//   - appointmentType ← SCH-7 appointment reason: the map sends SCH-7 to
+//     appointmentType or reasonCode by the table its codes come from;
+//     table 0276 (ROUTINE, WALKIN, EMERGENCY, ...) is the binding of R4
+//     appointmentType. SCH-8 (table 0277: Normal, Tentative, Complete)
+//     and SCH-6 (the scheduling event's reason) are not mapped; nor are
+//     SCH-12/16/20 contact persons or SCH-26/27 order numbers (basedOn)
 //   - start / end ← TQ1-7 / TQ1-8, else SCH-11.4 / SCH-11.5 (TQ), else the
 //     first AIS-4; minutesDuration ← SCH-9 in SCH-10 units (s, min, h, d;
 //     minutes when none), when whole
@@ -54,9 +59,11 @@ var triggerStatus = map[string]string{"S15": "cancelled", "S26": "noshow"}
 //   - participant: the Patient (accepted), and per AIG / AIL / AIP the
 //     resource as a display-only actor (AIG-3 resource, AIL-3 location, AIP-3
 //     person), type ← AIG-4 / AIL-4 / AIP-4 role, period.start ← AIG-8 /
-//     AIL-6 / AIP-6, status ← AIG-14 / AIL-12 / AIP-12 (table 0278:
-//     Booked accepted, Cancelled and Noshow declined, Pending tentative;
-//     else needs-action)
+//     AIL-6 / AIP-6 and period.end ← start + AIG-11 / AIL-9 / AIP-9
+//     duration (units in the next field), status ← AIG-14 / AIL-12 /
+//     AIP-12 (R4 requires one; the maps leave it: table 0278 Booked
+//     accepted, Cancelled and Noshow declined, Pending tentative; else
+//     needs-action)
 //
 // Dates used (TQ1-7/8, SCH-11, AIS-4, AIG-8, AIL-6, AIP-6) must be valid
 // (AE 102). Id = hash(patient, filler id with its authority, else placer
@@ -114,9 +121,14 @@ func (c *conv) appointment() error {
 
 	status := triggerStatus[c.res.Trigger]
 	if status == "" {
-		status = firstNonEmpty(fillerStatus[strings.ToUpper(sch.Field(25).Component(1).Value())], "booked")
+		status = fillerStatus[strings.ToUpper(sch.Field(25).Component(1).Value())]
 	}
-	a["status"] = status
+	if status == "" { // AIS-10 filler status (AIS[Appointment] map: status)
+		if ais, ok := c.m.Segment("AIS", 1); ok {
+			status = fillerStatus[strings.ToUpper(ais.Field(10).Component(1).Value())]
+		}
+	}
+	a["status"] = firstNonEmpty(status, "booked")
 	if r := sch.Field(7).Repetition(1); r.Component(1).Value() != "" || r.Component(2).Value() != "" {
 		a["appointmentType"] = tableCoded(r, "HL70276")
 	}
@@ -153,7 +165,7 @@ func (c *conv) appointment() error {
 			continue
 		}
 		owner = name
-		var actorField, typeField, startField, statusField int
+		var actorField, typeField, startField, durField, statusField int
 		actorType := ""
 		switch name {
 		case "AIS":
@@ -168,11 +180,11 @@ func (c *conv) appointment() error {
 			}
 			continue
 		case "AIG":
-			actorField, typeField, startField, statusField = 3, 4, 8, 14
+			actorField, typeField, startField, durField, statusField = 3, 4, 8, 11, 14
 		case "AIL":
-			actorField, typeField, startField, statusField, actorType = 3, 4, 6, 12, "Location"
+			actorField, typeField, startField, durField, statusField, actorType = 3, 4, 6, 9, 12, "Location"
 		case "AIP":
-			actorField, typeField, startField, statusField, actorType = 3, 4, 6, 12, "Practitioner"
+			actorField, typeField, startField, durField, statusField, actorType = 3, 4, 6, 9, 12, "Practitioner"
 		default:
 			continue
 		}
@@ -201,7 +213,9 @@ func (c *conv) appointment() error {
 			part["type"] = []any{cwe(t)}
 		}
 		if t, ok := dateTime(s.Field(startField).Value(), c.o.Location); ok {
-			part["period"] = obj{"start": t}
+			period := obj{"start": t}
+			set(period, "end", addMinutes(t, durationMinutes(s.Field(durField).Value(), s.Field(durField+1).Component(1).Value())))
+			part["period"] = period
 		}
 		parts = append(parts, part)
 	}
@@ -213,6 +227,19 @@ func (c *conv) appointment() error {
 	c.addPatient(p)
 	c.add("Appointment", id("appt", c.res.PatientID, key), a)
 	return nil
+}
+
+// addMinutes returns the FHIR dateTime t plus m minutes, "" when t has no
+// time of day or m is not positive.
+func addMinutes(t string, m int) string {
+	if m <= 0 || len(t) <= 10 {
+		return ""
+	}
+	tm, err := time.Parse(time.RFC3339Nano, t)
+	if err != nil {
+		return ""
+	}
+	return tm.Add(time.Duration(m) * time.Minute).Format(time.RFC3339)
 }
 
 // durationMinutes converts SCH-9 (a number) in SCH-10 units (ISO+ / ANSI

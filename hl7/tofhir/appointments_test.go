@@ -22,6 +22,7 @@ func TestAppointmentStatus(t *testing.T) {
 	}{
 		{"S12", "", "booked"}, {"S12", "Pending", "pending"}, {"S13", "Booked", "booked"}, {"S14", "Waitlist", "waitlist"},
 		{"S14", "Complete", "fulfilled"}, {"S15", "Booked", "cancelled"}, {"S26", "", "noshow"}, {"S14", "Deleted", "entered-in-error"},
+		{"S13", "", "booked"},
 	} {
 		t.Run(tt.trigger+"-"+tt.sch25, func(t *testing.T) {
 			r, err := Convert(mustParse(t, siu(tt.trigger, seg("SCH", map[int]string{1: "A-1", 2: "F-1^NORTHMC", 25: tt.sch25}))), Options{})
@@ -48,6 +49,18 @@ func TestAppointmentStatus(t *testing.T) {
 	}
 }
 
+// TestAppointmentStatusFromAIS: without SCH-25 the first AIS-10 filler
+// status gives the status (AIS[Appointment] map).
+func TestAppointmentStatusFromAIS(t *testing.T) {
+	r, err := Convert(mustParse(t, siu("S14", seg("SCH", map[int]string{2: "F-1"}), seg("AIS", map[int]string{1: "1", 3: "X^Y", 10: "Waitlist"}))), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pick(jsonOf(t, r.Of("Appointment")[0]), "status"); got != "waitlist" {
+		t.Errorf("status = %q, want waitlist (AIS-10)", got)
+	}
+}
+
 // TestAppointmentMapping: SCH, TQ1, NTE, AIS, AIG, AIL and AIP to
 // Appointment fields.
 func TestAppointmentMapping(t *testing.T) {
@@ -65,6 +78,7 @@ func TestAppointmentMapping(t *testing.T) {
 		"participant.1.actor.type": "Location", "participant.1.actor.display": "NORTHMC ORTHO RM3", "participant.1.status": "accepted",
 		"participant.2.actor.type": "Practitioner", "participant.2.actor.display": "Dr Lena Hart", "participant.2.type.0.coding.0.code": "ATND",
 		"participant.2.period.start": "2026-03-20T09:30:00-05:00",
+		"participant.1.period.end":   "", // no AIL-9 duration in the message
 	} {
 		if got := pick(a, path); got != want {
 			t.Errorf("Appointment.%s = %q, want %q", path, got, want)
@@ -72,7 +86,7 @@ func TestAppointmentMapping(t *testing.T) {
 	}
 	// Without TQ1 the start comes from SCH-11, then from AIS-4; AIG is a participant.
 	r, err = Convert(mustParse(t, siu("S12", seg("SCH", map[int]string{2: "F-2", 9: "3600", 10: "s", 11: "^^^202603201000"}),
-		seg("AIG", map[int]string{1: "1", 3: "EQ1^Video scope", 4: "101^Equipment^L", 8: "202603201000", 14: "Pending"}))), Options{})
+		seg("AIG", map[int]string{1: "1", 3: "EQ1^Video scope", 4: "101^Equipment^L", 8: "202603201000", 11: "2", 12: "h", 14: "Pending"}))), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +94,7 @@ func TestAppointmentMapping(t *testing.T) {
 	for path, want := range map[string]string{
 		"start": "2026-03-20T10:00:00Z", "minutesDuration": "60", "participant.1.actor.display": "Video scope",
 		"participant.1.status": "tentative", "participant.1.type.0.coding.0.code": "101",
+		"participant.1.period.end": "2026-03-20T12:00:00Z",
 	} {
 		if got := pick(a, path); got != want {
 			t.Errorf("Appointment(no TQ1).%s = %q, want %q", path, got, want)
