@@ -375,6 +375,8 @@ func kindOf(res *tofhir.Result) events.Kind {
 		return events.Ordered
 	case "MDM^T02", "MDM^T06":
 		return events.Document
+	case "SIU^S12", "SIU^S13", "SIU^S14", "SIU^S15", "SIU^S26":
+		return events.Scheduled
 	case "ORU^R01":
 		switch res.ResultStatus {
 		case "final", "corrected", "amended":
