@@ -131,7 +131,7 @@ func (c *conv) provenance(rid, headerID, patientID string) {
 		}
 	}
 	for _, r := range c.res.Resources {
-		if r.Type != "MessageHeader" && (patientID == "" || r.PatientID == patientID) {
+		if r.Type != "MessageHeader" && r.Type != "Provenance" && (patientID == "" || r.PatientID == patientID) {
 			addTarget(r.Type + "/" + r.ID)
 		}
 	}
