@@ -29,7 +29,7 @@ type Kind string
 const (
 	Admitted          Kind = "admitted"           // ADT A01
 	Preadmitted       Kind = "preadmitted"        // ADT A05
-	Transferred       Kind = "transferred"        // ADT A02
+	Transferred       Kind = "transferred"        // ADT A02, A17 (swap: one event per patient)
 	ClassChanged      Kind = "class-changed"      // ADT A06 (outpatient to inpatient), A07 (inpatient to outpatient)
 	Discharged        Kind = "discharged"         // ADT A03
 	LeaveStarted      Kind = "leave-started"      // ADT A21 (leave of absence)
@@ -43,6 +43,7 @@ const (
 	Immunization      Kind = "immunization"       // VXU V04
 	Ordered           Kind = "ordered"            // ORM O01, OML O21 (service orders), RDE O11/O25 (medication orders)
 	Document          Kind = "document"           // MDM T02, T06
+	Scheduled         Kind = "scheduled"          // SIU S12-S15, S26 (appointment booked, moved, changed, cancelled, missed)
 )
 
 // Event is one happening. It never carries clinical content.

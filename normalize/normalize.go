@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	jsonv1 "github.com/go-json-experiment/json/v1"
 	"reflect"
 	"strconv"
 	"strings"
+
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // Resource is implemented by every normalized type (via the embedded Common).
@@ -17,8 +18,10 @@ type Resource interface{ Base() *Common }
 func (c *Common) Base() *Common { return c }
 
 // Other is the normalized form of a resource type outside the ten normalize
-// models: only Common, with PatientID set when the resource has a subject or
-// patient reference to a Patient.
+// models: only Common, with PatientID set when the resource references a
+// Patient through an element that puts it in that Patient's compartment
+// (subject, patient, Coverage.beneficiary, Appointment.participant.actor,
+// Provenance.target, ...; see otherJSON).
 type Other struct {
 	Common
 }
@@ -345,15 +348,11 @@ func patientRef(r *reference) string {
 }
 
 // PatientID extracts the id of the patient raw belongs to: a Patient's own
-// id, or the Patient its subject or patient element references. It returns ""
+// id, or the Patient it references (see patientLinks). It returns ""
 // with a nil error when the resource names no patient, and an error wrapping
 // ErrMalformed when raw is not a resource.
 func PatientID(raw []byte) (string, error) {
-	var in struct {
-		header
-		Subject json.RawMessage `json:"subject"`
-		Patient json.RawMessage `json:"patient"`
-	}
+	var in otherJSON
 	var ref Ref
 	if err := decode(&ref, raw, &in, &in); err != nil {
 		return "", err
@@ -361,7 +360,59 @@ func PatientID(raw []byte) (string, error) {
 	if in.ResourceType == "Patient" {
 		return in.ID, nil
 	}
-	return looseRefPatient(in.Subject, in.Patient), nil
+	return in.patient(), nil
+}
+
+// otherJSON holds the elements through which a resource outside the ten
+// models names its patient, following the FHIR R4 Patient compartment
+// definition (http://hl7.org/fhir/R4/compartmentdefinition-patient.html):
+// subject and patient for most types; Coverage.beneficiary (the person
+// covered; the compartment also lists subscriber, policy-holder and payor,
+// which may be someone else, so they are not read); Appointment and
+// AppointmentResponse participant.actor / actor; Provenance.target (a
+// Provenance is in the compartment of the Patient it targets).
+type otherJSON struct {
+	header
+	Subject     json.RawMessage `json:"subject"`
+	Patient     json.RawMessage `json:"patient"`
+	Beneficiary json.RawMessage `json:"beneficiary"`
+	Actor       json.RawMessage `json:"actor"`
+	Participant json.RawMessage `json:"participant"`
+	Target      json.RawMessage `json:"target"`
+}
+
+// patient returns the patient id of the first element that references one,
+// in the order subject, patient, beneficiary, actor, participant.actor,
+// target.
+func (in *otherJSON) patient() string {
+	if id := looseRefPatient(in.Subject, in.Patient, in.Beneficiary, in.Actor); id != "" {
+		return id
+	}
+	for _, p := range looseArray(in.Participant) {
+		var part struct {
+			Actor json.RawMessage `json:"actor"`
+		}
+		if len(p) > 0 && p[0] == '{' && json.Unmarshal(p, &part) == nil {
+			if id := looseRefPatient(part.Actor); id != "" {
+				return id
+			}
+		}
+	}
+	return looseRefPatient(looseArray(in.Target)...)
+}
+
+// looseArray returns the elements of a JSON array, nil for anything else
+// (these elements are read loosely: a resource of an unexpected shape is
+// still stored, without a patient, rather than refused).
+func looseArray(raw json.RawMessage) []json.RawMessage {
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil
+	}
+	var out []json.RawMessage
+	if json.Unmarshal(raw, &out) != nil {
+		return nil
+	}
+	return out
 }
 
 // looseRefPatient reads patient references from elements whose JSON type
@@ -384,15 +435,11 @@ func looseRefPatient(raws ...json.RawMessage) string {
 }
 
 func normalizeOther(ref Ref, raw []byte) (Resource, error) {
-	var in struct {
-		header
-		Subject json.RawMessage `json:"subject"`
-		Patient json.RawMessage `json:"patient"`
-	}
+	var in otherJSON
 	if err := decode(&ref, raw, &in, &in); err != nil {
 		return nil, err
 	}
-	return &Other{Common{Source: ref, PatientID: looseRefPatient(in.Subject, in.Patient)}}, nil
+	return &Other{Common{Source: ref, PatientID: in.patient()}}, nil
 }
 
 // Interface guards.

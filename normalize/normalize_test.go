@@ -394,7 +394,7 @@ func TestPatientID(t *testing.T) {
 		{"cond-active", "0b3c2a4e-1111-4222-8333-944455556666", false},
 		{"obs-group-subject", "", false},
 		{"other-contract", "", false},
-		{"other-coverage", "", false},
+		{"other-coverage", "p1", false}, // Coverage.beneficiary (Patient compartment)
 		{"bad-no-id", "", true},
 		{"bad-invalid-json", "", true},
 	}
@@ -411,7 +411,8 @@ func TestPatientID(t *testing.T) {
 
 func FuzzNormalize(f *testing.F) {
 	types := []string{"", "Patient", "Encounter", "Condition", "Observation", "MedicationRequest",
-		"AllergyIntolerance", "Immunization", "Procedure", "DiagnosticReport", "DocumentReference", "CarePlan"}
+		"AllergyIntolerance", "Immunization", "Procedure", "DiagnosticReport", "DocumentReference", "CarePlan",
+		"Coverage", "Appointment", "Provenance"}
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {
 		f.Fatal(err)
@@ -422,6 +423,14 @@ func FuzzNormalize(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(uint8(i), b)
+	}
+	// Patient-compartment links of types outside the models (compartment_test.go).
+	for i, raw := range []string{
+		`{"resourceType":"Coverage","id":"c","beneficiary":{"reference":"Patient/p"}}`,
+		`{"resourceType":"Appointment","id":"a","participant":[{"actor":{"reference":"Patient/p"}},{"actor":7}]}`,
+		`{"resourceType":"Provenance","id":"v","target":[{"reference":"Patient/p"},"x"]}`,
+	} {
+		f.Add(uint8(len(types)-3+i), []byte(raw))
 	}
 	f.Fuzz(func(t *testing.T, typ uint8, raw []byte) {
 		// Route each input both by its own type and by a forced one.

@@ -258,7 +258,12 @@ func (h *Handler) convert(ctx context.Context, msg *hl7.Message, now time.Time, 
 		}
 		return nil
 	}
+	var provs []tofhir.Resource
 	for _, r := range res.Resources {
+		if r.Type == "Provenance" {
+			provs = append(provs, r) // after the rest: it targets what changed
+			continue
+		}
 		cur, exists, err := h.current(ctx, ov, r.Type, r.ID)
 		if err != nil {
 			return nil, nil, err
@@ -291,6 +296,33 @@ func (h *Handler) convert(ctx context.Context, msg *hl7.Message, now time.Time, 
 			return nil, nil, err
 		}
 	}
+	// The Provenance targets only what this message created or changed;
+	// none when it changed nothing. It belongs to its patient's record
+	// even when the Patient itself was unchanged (no Patient target).
+	changed := map[string]bool{}
+	for _, r := range recs {
+		changed[r.Type+"/"+r.ID] = true
+	}
+	for _, p := range provs {
+		raw, ok, err := tofhir.RetargetProvenance(p.JSON, func(ref string) bool { return changed[ref] })
+		if err != nil || !ok {
+			if err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		rec, err := h.record(p.Type, p.ID, raw, res.Source, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		if rec.PatientID == "" {
+			rec.PatientID = p.PatientID
+		}
+		recs = append(recs, rec)
+		if ov != nil {
+			ov[p.Type+"/"+p.ID] = rec
+		}
+	}
 	return res, recs, nil
 }
 
@@ -321,7 +353,7 @@ func kindOf(res *tofhir.Result) events.Kind {
 		return events.Admitted
 	case "ADT^A05":
 		return events.Preadmitted
-	case "ADT^A02":
+	case "ADT^A02", "ADT^A17":
 		return events.Transferred
 	case "ADT^A06", "ADT^A07":
 		return events.ClassChanged
@@ -343,6 +375,8 @@ func kindOf(res *tofhir.Result) events.Kind {
 		return events.Ordered
 	case "MDM^T02", "MDM^T06":
 		return events.Document
+	case "SIU^S12", "SIU^S13", "SIU^S14", "SIU^S15", "SIU^S26":
+		return events.Scheduled
 	case "ORU^R01":
 		switch res.ResultStatus {
 		case "final", "corrected", "amended":
@@ -355,26 +389,52 @@ func kindOf(res *tofhir.Result) events.Kind {
 	return ""
 }
 
-// Event returns the event a conversion raises on connection.
+// Event returns the event a conversion raises on connection, about its
+// first patient (see Events).
 func Event(connection string, res *tofhir.Result) events.Event {
-	e := events.Event{Kind: kindOf(res), Connection: connection, Source: res.Source,
-		MessageType: res.MessageType + "^" + res.Trigger, Patient: res.Patient, PatientRef: "Patient/" + res.PatientID}
-	for _, r := range res.Resources {
-		e.Resources = append(e.Resources, r.Type+"/"+r.ID)
-	}
-	if res.Merge != nil {
-		old := res.Merge.Retired
-		e.Replaced = &old
-		e.Resources = append(e.Resources, "Patient/"+res.Merge.RetiredID)
-	}
-	return e
+	return Events(connection, res)[0]
 }
+
+// Events returns the events a conversion raises on connection: one per
+// patient the message concerns (two for an A17 swap, each with its own
+// patient's resources), listing the clinical resources (not the message's
+// MessageHeader and Provenance).
+func Events(connection string, res *tofhir.Result) []events.Event {
+	pats := res.Patients
+	if len(pats) == 0 {
+		pats = []tofhir.PatientRef{{ID: res.PatientID, Identifier: res.Patient}}
+	}
+	var out []events.Event
+	for i, p := range pats {
+		e := events.Event{Kind: kindOf(res), Connection: connection, Source: res.Source,
+			MessageType: res.MessageType + "^" + res.Trigger, Patient: p.Identifier, PatientRef: "Patient/" + p.ID}
+		for _, r := range res.Resources {
+			if messageLevel(r.Type) || (len(pats) > 1 && r.PatientID != p.ID) {
+				continue
+			}
+			e.Resources = append(e.Resources, r.Type+"/"+r.ID)
+		}
+		if res.Merge != nil && i == 0 {
+			old := res.Merge.Retired
+			e.Replaced = &old
+			e.Resources = append(e.Resources, "Patient/"+res.Merge.RetiredID)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// messageLevel reports the resource types that describe the message
+// rather than a patient's data.
+func messageLevel(typ string) bool { return typ == "MessageHeader" || typ == "Provenance" }
 
 func (h *Handler) publish(res *tofhir.Result) {
 	if h.o.Bus == nil || kindOf(res) == "" {
 		return
 	}
-	h.o.Bus.Publish(Event(h.o.Connection, res))
+	for _, e := range Events(h.o.Connection, res) {
+		h.o.Bus.Publish(e)
+	}
 }
 
 // Run converts messages stored unprocessed (Deferred mode, or left by an

@@ -229,7 +229,9 @@ func TestDuplicatesAndEvents(t *testing.T) {
 }
 
 func TestUnsupportedStoredNotLost(t *testing.T) {
-	raw := "MSH|^~\\&|SCHED|NORTHMC|||20260101||SIU^S99^SIU_S12|S-1|P|2.5.1\rSCH|1\r"
+	// DFT (financial transactions) is a message type tofhir does not
+	// convert (SIU was, until it became Appointments).
+	raw := "MSH|^~\\&|BILLING|NORTHMC|||20260101||DFT^P03^DFT_P03|S-1|P|2.5.1\rEVN|P03\r"
 	m, _ := hl7.Parse([]byte(raw), hl7.ParseOptions{})
 	t.Run("refused by default", func(t *testing.T) {
 		s := newStore(t)
@@ -237,7 +239,7 @@ func TestUnsupportedStoredNotLost(t *testing.T) {
 		var me *hl7.MessageError
 		if err := h.HandleMessage(context.Background(), m); !errors.As(err, &me) || me.AckCode() != hl7.AckApplicationReject ||
 			me.Condition != hl7.ErrUnsupportedMessageType {
-			t.Fatalf("HandleMessage(SIU^S99) = %v, want an AR refusal with condition 200", err)
+			t.Fatalf("HandleMessage(DFT^P03) = %v, want an AR refusal with condition 200", err)
 		}
 		c, _ := s.HL7Counts(context.Background(), "")
 		if c != (store.HL7Counts{Messages: 1, Failed: 1}) {
@@ -248,7 +250,7 @@ func TestUnsupportedStoredNotLost(t *testing.T) {
 		s := newStore(t)
 		h := New(s, Options{Clock: clock, KeepUnsupported: true})
 		if err := h.HandleMessage(context.Background(), m); err != nil {
-			t.Fatalf("HandleMessage(SIU^S99) = %v, want nil (stored, unconverted)", err)
+			t.Fatalf("HandleMessage(DFT^P03) = %v, want nil (stored, unconverted)", err)
 		}
 		c, _ := s.HL7Counts(context.Background(), "")
 		if c != (store.HL7Counts{Messages: 1, Failed: 1}) {
@@ -302,8 +304,10 @@ func TestRepeatedDemographicsNoNewVersion(t *testing.T) {
 	h := New(s, Options{Clock: clock})
 	handle(t, h, "adt-a01", "adt-a02") // same PID: the Patient does not change
 	st, _ := s.Stats(context.Background())
-	if st.Versions != 3 { // Patient v1, Encounter v1 and v2
-		t.Errorf("versions = %d, want 3 (unchanged Patient not re-versioned)", st.Versions)
+	// Patient v1, Encounter v1 and v2, and each message's MessageHeader
+	// and Provenance.
+	if st.Versions != 7 {
+		t.Errorf("versions = %d, want 7 (unchanged Patient not re-versioned)", st.Versions)
 	}
 	rec, _ := resource(t, s, "Patient", encounterPatient(t))
 	if rec.Source != "urn:hl7v2:EPICADT|NORTHMC|NMC-1001" {

@@ -19,7 +19,9 @@ func TestEveryConvertedTriggerHasAKind(t *testing.T) {
 		"ADT^A31": events.Updated, "ADT^A34": events.Merged, "ADT^A39": events.Merged, "ADT^A40": events.Merged,
 		"ADT^A47": events.Merged, "VXU^V04": events.Immunization, "ORM^O01": events.Ordered,
 		"OML^O21": events.Ordered, "RDE^O11": events.Ordered, "RDE^O25": events.Ordered,
-		"MDM^T02": events.Document, "MDM^T06": events.Document,
+		"MDM^T02": events.Document, "MDM^T06": events.Document, "ADT^A17": events.Transferred,
+		"SIU^S12": events.Scheduled, "SIU^S13": events.Scheduled, "SIU^S14": events.Scheduled,
+		"SIU^S15": events.Scheduled, "SIU^S26": events.Scheduled,
 	}
 	for mt, want := range tests {
 		code, trigger := mt[:3], mt[4:]

@@ -13,7 +13,8 @@ import (
 // segment-<seg>-to-<resource>). Cancel triggers (A11, A13, A23) only change the
 // Encounter's status and convert none of them.
 
-// adtClinical converts the AL1, DG1 and NK1 segments of an ADT message.
+// adtClinical converts the AL1, DG1, NK1, IN1/IN2, GT1 and OBX segments of
+// an ADT message.
 func (c *conv) adtClinical() error {
 	if statusOnly[c.res.Trigger] {
 		return nil
@@ -25,6 +26,12 @@ func (c *conv) adtClinical() error {
 		return err
 	}
 	if err := c.relatedPersons(); err != nil {
+		return err
+	}
+	if err := c.insurance(); err != nil { // coverage.go
+		return err
+	}
+	if err := c.guarantors(); err != nil {
 		return err
 	}
 	c.adtObservations()

@@ -44,7 +44,8 @@ func convertedMessages(t *testing.T) map[string]*Result {
 
 // TestConvertedResourcesNormalize runs every converted resource through
 // refresh.NewRecord, as hl7store does: each must normalize, keep its type
-// and id, and (clinical resources) point at the message's patient.
+// and id, and (clinical resources and the Provenance) point at the
+// message's patient; the MessageHeader and payer Organizations at none.
 func TestConvertedResourcesNormalize(t *testing.T) {
 	for f, r := range convertedMessages(t) {
 		for _, res := range r.Resources {
@@ -56,8 +57,13 @@ func TestConvertedResourcesNormalize(t *testing.T) {
 			if rec.Type != res.Type || rec.ID != res.ID {
 				t.Errorf("%s: NewRecord(%s/%s) came out as %s/%s", filepath.Base(f), res.Type, res.ID, rec.Type, rec.ID)
 			}
-			if res.Type != "Patient" && rec.PatientID != r.PatientID {
-				t.Errorf("%s: %s/%s has patient %q, want %q", filepath.Base(f), res.Type, res.ID, rec.PatientID, r.PatientID)
+			// Each resource is filed under its own patient (two for an A17),
+			// message-level and shared ones under none.
+			if rec.PatientID != res.PatientID {
+				t.Errorf("%s: %s/%s has patient %q, want %q", filepath.Base(f), res.Type, res.ID, rec.PatientID, res.PatientID)
+			}
+			if res.PatientID != "" && res.PatientID != r.PatientID && len(r.Patients) < 2 {
+				t.Errorf("%s: %s/%s belongs to %q, not the message's patient %q", filepath.Base(f), res.Type, res.ID, res.PatientID, r.PatientID)
 			}
 		}
 	}
@@ -216,7 +222,7 @@ func mustParse(t *testing.T, s string) *hl7.Message {
 
 // TestVisitTriggers: the added visit triggers update the visit of A01 (same
 // Encounter id) with their status; A23 is status-only like A11; A17 (two
-// PID/PV1 pairs) stays unsupported and refused as before.
+// PID/PV1 pairs) is tested in swap_test.go.
 func TestVisitTriggers(t *testing.T) {
 	admit, err := Convert(parseFile(t, "testdata/messages/adt-a01.hl7"), Options{})
 	if err != nil {
@@ -248,12 +254,6 @@ func TestVisitTriggers(t *testing.T) {
 				t.Errorf("status = %q (StatusOnly %v), want %q (%v)", e.Status, encs[0].StatusOnly, tt.status, tt.statusOnly)
 			}
 		})
-	}
-	a17 := "MSH|^~\\&|APP|FAC|EHRGATE|EHRGATE|20260302100000||ADT^A17^ADT_A17|C17|P|2.5.1\r" +
-		"PID|1||1^^^FAC^MR||A^B\rPV1|1|I|4W^1^A\rPID|2||2^^^FAC^MR||C^D\rPV1|1|I|4W^1^B\r"
-	var me *hl7.MessageError
-	if _, err := Convert(mustParse(t, a17), Options{}); !errors.Is(err, ErrUnsupported) || !errors.As(err, &me) || !me.Reject {
-		t.Errorf("Convert(A17) = %v, want ErrUnsupported with a rejecting MessageError", err)
 	}
 }
 

@@ -124,6 +124,34 @@ func facts(resources []map[string]any) map[string]string {
 	}
 	sort.Strings(docs)
 	f["DocumentReference type status docStatus id"] = strings.Join(docs, "; ")
+	orgs := map[string]string{}
+	for _, o := range by["Organization"] {
+		orgs["Organization/"+str(o["id"])] = str(o["name"])
+	}
+	var covs []string
+	for _, cv := range by["Coverage"] {
+		p, _ := cv["period"].(map[string]any)
+		payer := ""
+		if ps, _ := cv["payor"].([]any); len(ps) > 0 {
+			pm, _ := ps[0].(map[string]any)
+			payer = orgs[str(pm["reference"])]
+		}
+		covs = append(covs, str(p["start"])+"/"+str(p["end"])+" "+payer)
+	}
+	sort.Strings(covs)
+	f["Coverage period payer"] = strings.Join(covs, "; ")
+	var appts []string
+	for _, a := range by["Appointment"] {
+		var ids []string
+		is, _ := a["identifier"].([]any)
+		for _, i := range is {
+			im, _ := i.(map[string]any)
+			ids = append(ids, str(im["value"]))
+		}
+		appts = append(appts, str(a["status"])+" "+instant(str(a["start"]))+"/"+instant(str(a["end"]))+" "+strings.Join(ids, ","))
+	}
+	sort.Strings(appts)
+	f["Appointment status start/end ids"] = strings.Join(appts, "; ")
 	return f
 }
 
@@ -153,7 +181,21 @@ func instant(s string) string {
 //	orc8-parent      ORC-8 parent order does not become a ServiceRequest
 //	mdm-obx          OBX/OBR of an MDM are the document's content, not results
 //	txa17-final      TXA-17 AU (authenticated) is docStatus final
+//	siu-context      PV1/OBX of a SIU are context: no Encounter or Observation
+//	in1-adt-only     IN1 is converted in ADT messages only (not ORM/OML/RDE/VXU)
+//	in1-no-payer     an IN1 without a payer (IN1-3, IN1-4) is no Coverage (R4 requires payor)
 var knownDiffs = map[string]string{
+	"ADT04-23|Coverage period payer":                        "in1-no-payer",
+	"SIU-S12-01|count(Encounter)":                           "siu-context",
+	"SIU-S12-01|Encounter.class.code":                       "siu-context",
+	"SIU-S12-01|Encounter.period.start":                     "siu-context",
+	"SIU-S12-01|Encounter.status":                           "siu-context",
+	"SIU-S12-01|count(Observation)":                         "siu-context",
+	"SIU-S12-01|Observation code=value":                     "siu-context",
+	"OML-O21-01|Coverage period payer":                      "in1-adt-only",
+	"ORM-O01-02|Coverage period payer":                      "in1-adt-only",
+	"RDE-O11-01|Coverage period payer":                      "in1-adt-only",
+	"VXU-V04-01|Coverage period payer":                      "in1-adt-only",
 	"ADT-A01-01|count(Observation)":                         "pda-acc",
 	"ADT-A01-01|Observation code=value":                     "pda-acc",
 	"ADT-A02-01|count(Observation)":                         "pda-acc",

@@ -71,6 +71,7 @@ var codingSystems = map[string]string{
 	"RXNORM": sysRxNorm, "RXN": sysRxNorm, "NDC": sysNDC, "I10C": sysICD10CM, "ICD10CM": sysICD10CM,
 	"HL70063": "http://terminology.hl7.org/CodeSystem/v2-0063", "HL70064": "http://terminology.hl7.org/CodeSystem/v2-0064",
 	"HL70443": "http://terminology.hl7.org/CodeSystem/v2-0443", "HL70487": "http://terminology.hl7.org/CodeSystem/v2-0487", "HL70488": "http://terminology.hl7.org/CodeSystem/v2-0488", "HL70131": "http://terminology.hl7.org/CodeSystem/v2-0131",
+	"HL70086": "http://terminology.hl7.org/CodeSystem/v2-0086", "HL70276": "http://terminology.hl7.org/CodeSystem/v2-0276",
 	"HL70001": "http://terminology.hl7.org/CodeSystem/v2-0001",
 	"HL70005": "urn:oid:2.16.840.1.113883.6.238", "HL70162": "http://terminology.hl7.org/CodeSystem/v2-0162",
 	"HL70163": "http://terminology.hl7.org/CodeSystem/v2-0163", "NCIT": "http://ncithesaurus-stage.nci.nih.gov",

@@ -45,6 +45,37 @@ func FuzzConvert(f *testing.F) {
 				t.Fatalf("%s: meta.source = %v, want %q", r.Type, v["meta"], res.Source)
 			}
 		}
+		// Every resource belongs to one of the message's patients (or none:
+		// MessageHeader, payer Organization); two patients are never one
+		// (A17); each Provenance targets only resources of the result.
+		pats := map[string]bool{}
+		for _, p := range res.Patients {
+			if pats[p.ID] {
+				t.Fatalf("patient %s listed twice", p.ID)
+			}
+			pats[p.ID] = true
+		}
+		have := map[string]bool{}
+		for _, r := range res.Resources {
+			have[r.Type+"/"+r.ID] = true
+			if r.PatientID != "" && !pats[r.PatientID] {
+				t.Fatalf("%s/%s belongs to %s, not one of the message's patients", r.Type, r.ID, r.PatientID)
+			}
+		}
+		if res.Merge != nil {
+			have["Patient/"+res.Merge.RetiredID] = true
+		}
+		for _, r := range res.Of("Provenance") {
+			var p struct{ Target []struct{ Reference string } }
+			if err := json.Unmarshal(r.JSON, &p); err != nil || len(p.Target) == 0 {
+				t.Fatalf("Provenance %s: %v, %d targets", r.ID, err, len(p.Target))
+			}
+			for _, tg := range p.Target {
+				if !have[tg.Reference] {
+					t.Fatalf("Provenance %s targets %s, not converted from this message", r.ID, tg.Reference)
+				}
+			}
+		}
 		if res.Merge != nil {
 			if _, err := LinkRetired(nil, res.Merge, res.Source); err != nil {
 				t.Fatalf("LinkRetired: %v", err)

@@ -1,10 +1,13 @@
 // Package tofhir converts HL7 v2 messages to FHIR R4 resources: ADT
-// (A01-A08, A11-A13, A21-A23, A28, A31; A34/A39/A40/A47 merges) to
-// Patient and Encounter, with AllergyIntolerance (AL1), Condition (DG1),
-// RelatedPerson (NK1) and Observation (OBX); ORU^R01 to DiagnosticReport,
-// Observations and Specimens; VXU^V04 to Immunization; ORM^O01 and
-// OML^O21 to ServiceRequest; RDE^O11/O25 to MedicationRequest; MDM^T02/T06
-// to DocumentReference.
+// (A01-A08, A11-A13, A17 swaps, A21-A23, A28, A31; A34/A39/A40/A47 merges)
+// to Patient and Encounter, with AllergyIntolerance (AL1), Condition (DG1),
+// RelatedPerson (NK1, GT1), Coverage (IN1/IN2, with payer Organization and
+// subscriber RelatedPerson) and Observation (OBX); ORU^R01 to
+// DiagnosticReport, Observations and Specimens; VXU^V04 to Immunization;
+// ORM^O01 and OML^O21 to ServiceRequest; RDE^O11/O25 to
+// MedicationRequest; MDM^T02/T06 to DocumentReference; SIU^S12-S15/S26 to
+// Appointment. Every converted message also yields its MessageHeader and
+// Provenance (message.go).
 //
 // Conversion is a pure function of the message and Options: resource ids
 // are deterministic (hashes of the identifiers they stand for), so a later
@@ -77,6 +80,15 @@ type Resource struct {
 	// content of the cancel message.
 	StatusOnly bool
 	Status     string
+	// PatientID is the id of the Patient the resource belongs to ("" for
+	// MessageHeader and Provenance): an A17 concerns two patients.
+	PatientID string
+}
+
+// PatientRef names one patient a message concerns.
+type PatientRef struct {
+	ID         string
+	Identifier fhir.Identifier
 }
 
 // Merge describes an A40: the retired patient (MRG-1) is linked to the
@@ -96,7 +108,11 @@ type Result struct {
 	PatientID   string          // id of the Patient resource
 	Patient     fhir.Identifier // the patient's primary identifier (system from its authority)
 	Resources   []Resource      // Patient first
-	Merge       *Merge
+	// Patients are the patients the message concerns, PatientID first:
+	// one, or two for an A17 swap (never the retired patient of a merge,
+	// see Merge).
+	Patients []PatientRef
+	Merge    *Merge
 	// ResultStatus is the status of the first DiagnosticReport (ORU).
 	ResultStatus string
 }
@@ -169,6 +185,8 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 		err = c.adt(true)
 	case "ADT^A28", "ADT^A31":
 		err = c.adt(false)
+	case "ADT^A17":
+		err = c.swap()
 	case "ADT^A40", "ADT^A34", "ADT^A39", "ADT^A47":
 		err = c.merge()
 	case "ORU^R01":
@@ -181,10 +199,12 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 		err = c.document()
 	case "RDE^O11", "RDE^O25":
 		err = c.pharmacy()
+	case "SIU^S12", "SIU^S13", "SIU^S14", "SIU^S15", "SIU^S26":
+		err = c.appointment() // appointments.go
 	default:
 		cond := hl7.ErrUnsupportedEventCode
 		switch mt.Code {
-		case "ADT", "ORU", "VXU", "ORM", "OML", "MDM", "RDE":
+		case "ADT", "ORU", "VXU", "ORM", "OML", "MDM", "RDE", "SIU":
 		default:
 			cond = hl7.ErrUnsupportedMessageType
 		}
@@ -193,15 +213,23 @@ func convert(m *hl7.Message, o Options, checkOnly bool) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(c.res.Patients) == 0 && c.res.PatientID != "" {
+		c.res.Patients = []PatientRef{{ID: c.res.PatientID, Identifier: c.res.Patient}}
+	}
+	c.addMessage()
 	return c.res, nil
 }
 
 func (c *conv) add(typ, rid string, o obj) Resource {
 	o["resourceType"] = typ
 	o["id"] = rid
-	o["meta"] = obj{"source": c.source}
+	if meta, ok := o["meta"].(obj); ok {
+		meta["source"] = c.source
+	} else {
+		o["meta"] = obj{"source": c.source}
+	}
 	if c.checkOnly {
-		r := Resource{Type: typ, ID: rid}
+		r := Resource{Type: typ, ID: rid, PatientID: c.res.PatientID}
 		c.res.Resources = append(c.res.Resources, r)
 		return r
 	}
@@ -209,7 +237,7 @@ func (c *conv) add(typ, rid string, o obj) Resource {
 	if err != nil { // maps of strings, slices and maps always encode
 		panic(fmt.Sprintf("tofhir: encoding %s: %v", typ, err))
 	}
-	r := Resource{Type: typ, ID: rid, JSON: b}
+	r := Resource{Type: typ, ID: rid, JSON: b, PatientID: c.res.PatientID}
 	c.res.Resources = append(c.res.Resources, r)
 	return r
 }
@@ -407,7 +435,7 @@ func (c *conv) adt(withEncounter bool) error {
 var encounterStatus = map[string]string{
 	"A01": "in-progress", "A02": "in-progress", "A03": "finished", "A04": "in-progress",
 	"A05": "planned", "A06": "in-progress", "A07": "in-progress",
-	"A11": "entered-in-error", "A12": "in-progress", "A13": "in-progress",
+	"A11": "entered-in-error", "A12": "in-progress", "A13": "in-progress", "A17": "in-progress",
 	"A21": "onleave", "A22": "in-progress", "A23": "entered-in-error",
 }
 
