@@ -109,7 +109,7 @@ func parseRefValue(ns *Namespace, p param, v string) (ref, bool) {
 		typ, v = parts[len(parts)-2], parts[len(parts)-1]
 	}
 	switch p.name {
-	case "patient", "subject":
+	case "patient", "subject", "beneficiary":
 		if typ == "" {
 			typ = "Patient"
 		}

@@ -117,6 +117,46 @@ var searchParams = map[string][]param{
 		{"status", tokenParam, []string{"status"}, "status"},
 		{"date", dateParam, effective, "clinically relevant time"},
 	},
+	"ServiceRequest": {
+		patientRef, subjectRef, encounterRef,
+		{"code", tokenParam, []string{"code"}, "what is ordered"},
+		{"status", tokenParam, []string{"status"}, "status"},
+		{"intent", tokenParam, []string{"intent"}, "order, plan, ..."},
+		{"category", tokenParam, []string{"category"}, "category"},
+		{"authored", dateParam, []string{"authoredOn"}, "when ordered"},
+		{"identifier", tokenParam, []string{"identifier"}, "placer or filler number"},
+	},
+	"Specimen": {
+		{"patient", referenceParam, []string{"subject"}, "the patient (a served Patient id)"}, subjectRef,
+		{"type", tokenParam, []string{"type"}, "the kind of specimen"},
+		{"status", tokenParam, []string{"status"}, "status"},
+		{"collected", dateParam, []string{"collection.collectedDateTime", "collection.collectedPeriod"}, "when collected"},
+		{"identifier", tokenParam, []string{"identifier"}, "an identifier"},
+	},
+	"RelatedPerson": {
+		patientRef,
+		{"name", stringParam, []string{"name"}, "any part of the name"},
+		{"relationship", tokenParam, []string{"relationship"}, "the relationship to the patient"},
+	},
+	"Coverage": {
+		{"patient", referenceParam, []string{"beneficiary"}, "the patient covered (a served Patient id)"},
+		{"beneficiary", referenceParam, []string{"beneficiary"}, "the patient covered"},
+		{"status", tokenParam, []string{"status"}, "status"},
+		{"type", tokenParam, []string{"type"}, "the kind of coverage"},
+		{"identifier", tokenParam, []string{"identifier"}, "member or policy number"},
+	},
+	"Appointment": {
+		{"patient", referenceParam, []string{"participant.actor"}, "a patient taking part (a served Patient id)"},
+		{"status", tokenParam, []string{"status"}, "proposed, booked, cancelled, ..."},
+		{"date", dateParam, []string{"start"}, "when it starts"},
+		{"service-type", tokenParam, []string{"serviceType"}, "the service"},
+		{"identifier", tokenParam, []string{"identifier"}, "an identifier"},
+	},
+	"Provenance": {
+		{"patient", referenceParam, []string{"target"}, "the patient whose resources it traces (a served Patient id)"},
+		{"target", referenceParam, []string{"target"}, "a resource it traces"},
+		{"recorded", dateParam, []string{"recorded"}, "when recorded"},
+	},
 	"DocumentReference": {
 		patientRef, subjectRef, encounterRef,
 		{"category", tokenParam, []string{"category"}, "the category"},
@@ -127,11 +167,14 @@ var searchParams = map[string][]param{
 	},
 }
 
-// ServedTypes are the resource types the API serves: Patient and the ten
-// chart types ehrgate syncs.
+// ServedTypes are the resource types the API serves: Patient, the ten
+// chart types ehrgate syncs, and what HL7 v2 feeds add to a patient's
+// record (orders, specimens, contacts, coverage, appointments, the
+// Provenance of each message).
 var ServedTypes = []string{
 	"Patient", "AllergyIntolerance", "Condition", "DiagnosticReport", "DocumentReference", "Encounter",
 	"Immunization", "MedicationRequest", "Observation", "Procedure",
+	"Appointment", "Coverage", "Provenance", "RelatedPerson", "ServiceRequest", "Specimen",
 }
 
 func init() {
