@@ -29,6 +29,7 @@ type Backend interface {
 	LaunchRewrapper
 	Documents
 	AuditLog
+	EventLog
 	Migrator
 }
 

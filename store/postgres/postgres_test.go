@@ -216,3 +216,7 @@ func TestHL7SeqFollowsCommitOrder(t *testing.T) {
 func TestVersionConformance(t *testing.T) {
 	storetest.RunVersionTests(t, func(t *testing.T) storetest.VersionStore { return openTest(t) })
 }
+
+func TestEventLogConformance(t *testing.T) {
+	storetest.RunEventLogTests(t, func(t *testing.T) store.EventLog { return openTest(t) })
+}

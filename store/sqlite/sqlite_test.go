@@ -109,3 +109,14 @@ func TestVersionConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestEventLogConformance(t *testing.T) {
+	storetest.RunEventLogTests(t, func(t *testing.T) store.EventLog {
+		s, err := OpenDir(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatalf("OpenDir: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
