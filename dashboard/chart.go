@@ -85,7 +85,8 @@ type chartBody struct {
 	Launched  bool // opened by a SMART launch from the EHR: the patient in context
 	Patient   banner
 	Sections  []*section
-	StatesRef string // set when fetch states could not be read
+	Trends    *trendsView // plots and timelines; nil when nothing to plot
+	StatesRef string      // set when fetch states could not be read
 }
 
 func (d *Dashboard) chart(w http.ResponseWriter, r *http.Request) {
@@ -122,6 +123,10 @@ func (d *Dashboard) chart(w http.ResponseWriter, r *http.Request) {
 	vitals, labs := c.observations()
 	body.Sections = append(body.Sections, vitals, labs,
 		c.encounters(), c.immunizations(), c.procedures(), c.reports(), c.documents())
+	if t := buildTrends(c.obs, c.meds, c.encs, vitals.Fetched); !t.Empty {
+		t.render(d.now())
+		body.Trends = t
+	}
 	d.render(w, r, http.StatusOK, "chart", body.Patient.Name, body)
 }
 
@@ -167,7 +172,10 @@ type chartLoader struct {
 	conn, id string
 	states   []store.FetchState
 	statesOK bool
-	obs      []store.Record
+	// What the trends plot, kept as the sections read it.
+	obs  []obsRec
+	meds []normalize.MedicationRequest
+	encs []normalize.Encounter
 }
 
 // list reads the current records of one type; on a store failure it marks
@@ -323,6 +331,7 @@ func (c *chartLoader) medications() *section {
 	s := &section{ID: "medications", Title: "Active medications", Sources: []source{{Type: "MedicationRequest"}},
 		Columns: []string{"Medication", "Dosage", "Authored", "Status"}}
 	all := decode[normalize.MedicationRequest](c, s, c.list("MedicationRequest", s))
+	c.meds = all
 	slices.SortStableFunc(all, func(a, b normalize.MedicationRequest) int { return byNewest(a.AuthoredOn, b.AuthoredOn) })
 	inactive := 0
 	for _, m := range all {
@@ -401,7 +410,21 @@ func (c *chartLoader) observations() (vitals, labs *section) {
 		Columns: []string{"Test", "Result", "Reference range", "Flag", "Collected"}}
 	recs := c.list("Observation", vitals, labs)
 	var bad section
-	all := decode[normalize.Observation](c, &bad, recs)
+	all := make([]normalize.Observation, 0, len(recs))
+	c.obs = make([]obsRec, 0, len(recs))
+	fetched := make(map[string]time.Time, len(recs))
+	for _, rec := range recs {
+		var o normalize.Observation
+		if err := json.Unmarshal(rec.Normalized, &o); err != nil {
+			c.d.log.WarnContext(c.ctx, "dashboard: decoding normalized resource", "err", err,
+				"connection", rec.Connection, "type", rec.Type, "id", rec.ID)
+			bad.Bad++
+			continue
+		}
+		all = append(all, o)
+		c.obs = append(c.obs, obsRec{Observation: o, ID: rec.ID, Connection: rec.Connection, Fetched: rec.FetchedAt})
+		fetched[rec.ID] = rec.FetchedAt
+	}
 	vitals.Bad, labs.Bad = bad.Bad, bad.Bad
 	// BMI where the source recorded weight and height but no BMI: computed,
 	// shown as calculated, never stored as if the EHR had said it.
@@ -411,6 +434,11 @@ func (c *chartLoader) observations() (vitals, labs *section) {
 	}
 	for _, d := range normalize.DeriveBMI(ptrs) {
 		all = append(all, *d)
+		r := obsRec{Observation: *d, ID: d.Source.ID, Connection: c.conn}
+		if len(d.DerivedFrom) > 0 {
+			r.Fetched = fetched[d.DerivedFrom[0].ID]
+		}
+		c.obs = append(c.obs, r)
 	}
 	slices.SortStableFunc(all, func(a, b normalize.Observation) int { return byNewest(a.Effective, b.Effective) })
 
@@ -468,6 +496,7 @@ func (c *chartLoader) encounters() *section {
 	s := &section{ID: "encounters", Title: "Encounters", Sources: []source{{Type: "Encounter"}},
 		Columns: []string{"Date", "Class", "Type", "Status"}}
 	all := decode[normalize.Encounter](c, s, c.list("Encounter", s))
+	c.encs = all
 	slices.SortStableFunc(all, func(a, b normalize.Encounter) int { return byNewest(a.Start, b.Start) })
 	for _, e := range all {
 		class := cell{Text: cmp.Or(encounterClass(e.Class), "—")}
