@@ -86,10 +86,7 @@ func niceTicks(lo, hi float64, n int) (d0, d1 float64, ticks []float64) {
 
 // roundTo removes floating-point noise from a multiple of step.
 func roundTo(v, step float64) float64 {
-	digits := 0
-	if step < 1 {
-		digits = int(math.Ceil(-math.Log10(step))) + 1
-	}
+	digits := max(int(math.Ceil(-math.Log10(step)))+1, 0)
 	p := math.Pow10(digits)
 	return math.Round(v*p) / p
 }
