@@ -209,8 +209,32 @@ func (w *svgWriter) s(parts ...string) {
 	}
 }
 
-// esc writes text escaped for HTML and SVG content and attributes.
-func (w *svgWriter) esc(s string) { w.b = append(w.b, html.EscapeString(s)...) }
+// esc writes text escaped for HTML and SVG content and attributes, as
+// html.EscapeString does, without allocating.
+func (w *svgWriter) esc(s string) {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var rep string
+		switch s[i] {
+		case '<':
+			rep = "&lt;"
+		case '>':
+			rep = "&gt;"
+		case '&':
+			rep = "&amp;"
+		case '"':
+			rep = "&#34;"
+		case '\'':
+			rep = "&#39;"
+		default:
+			continue
+		}
+		w.b = append(w.b, s[last:i]...)
+		w.b = append(w.b, rep...)
+		last = i + 1
+	}
+	w.b = append(w.b, s[last:]...)
+}
 
 // f writes a coordinate with at most one decimal.
 func (w *svgWriter) f(v float64) {
@@ -488,8 +512,8 @@ func writePoint(w *svgWriter, s *trendSeries, p trendPoint, unit string, x, y fl
 	if p.Derived {
 		w.s(` derived`)
 	}
+	// The <title> is the point's accessible name and its tooltip.
 	w.s(`" tabindex="0" role="listitem"`)
-	w.attr("aria-label", summary)
 	w.attr("data-id", p.ID)
 	w.attr("data-series", s.Name)
 	w.attr("data-date", p.Date)

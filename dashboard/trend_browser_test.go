@@ -30,7 +30,7 @@ const readPoints = `Array.from(document.querySelectorAll('#trends figure.trend g
   const fig = g.closest('figure'), b = g.querySelector('.mark').getBBox();
   return {Figure: fig.id, Unit: fig.dataset.unit, Series: g.dataset.series, ID: g.dataset.id,
     Date: g.dataset.date, Received: g.dataset.received, Flag: g.dataset.flag || '',
-    Label: g.getAttribute('aria-label'), Value: parseFloat(g.dataset.value),
+    Label: g.querySelector('title').textContent, Value: parseFloat(g.dataset.value),
     X: b.x + b.width / 2, Y: b.y + b.height / 2};
 })`
 
@@ -94,7 +94,7 @@ func TestBrowserTrendsMatchStore(t *testing.T) {
 		}
 		for _, want := range []string{displayDay(o.date), connEpic, "fetched"} {
 			if !strings.Contains(p.Label, want) {
-				t.Errorf("%v: aria-label %q lacks %q", o, p.Label, want)
+				t.Errorf("%v: title %q lacks %q", o, p.Label, want)
 			}
 		}
 	}

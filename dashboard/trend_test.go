@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"flag"
+	"html"
 	"os"
 	"path/filepath"
 	"strings"
@@ -347,5 +348,15 @@ func TestTrendsEscape(t *testing.T) {
 	}
 	if s := all.String(); strings.Contains(s, "<script") || strings.Contains(s, `"'&`) {
 		t.Errorf("unescaped source text in the trends markup")
+	}
+}
+
+func TestSVGWriterEscapesLikeHTML(t *testing.T) {
+	for _, s := range []string{"", "plain", `<a href="x">'&'</a>`, "µmol/L ≥ 5 & < 7", "&amp;"} {
+		var w svgWriter
+		w.esc(s)
+		if got, want := string(w.b), html.EscapeString(s); got != want {
+			t.Errorf("esc(%q) = %q, want %q", s, got, want)
+		}
 	}
 }
