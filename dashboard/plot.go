@@ -428,8 +428,9 @@ func renderPanel(p *trendPanel, xs timeScale, now time.Time) template.HTML {
 			w.s(`<g class="series `, s.Class, `" aria-label="`)
 			w.esc(s.Name)
 			w.s(`" role="list">`)
+			r := markRadius(len(s.Points))
 			for _, pt := range s.Points {
-				writePoint(w, s, pt, unit, xs.at(pt.At), ys.at(pt.Value), now)
+				writePoint(w, s, pt, unit, xs.at(pt.At), ys.at(pt.Value), r, now)
 			}
 			w.s(`</g>`)
 		}
@@ -478,6 +479,18 @@ func renderPanel(p *trendPanel, xs timeScale, now time.Time) template.HTML {
 	return template.HTML(w.b) //nolint:gosec // every value is escaped by svgWriter
 }
 
+// markRadius shrinks the marks of dense series so that they stay apart.
+func markRadius(n int) float64 {
+	switch {
+	case n <= 40:
+		return 4
+	case n <= 120:
+		return 3
+	default:
+		return 2.5
+	}
+}
+
 // panelDesc summarises a panel for screen readers.
 func panelDesc(p *trendPanel, n, abnormal int, first, last time.Time) string {
 	var b strings.Builder
@@ -500,7 +513,7 @@ func panelDesc(p *trendPanel, n, abnormal int, first, last time.Time) string {
 // writePoint draws one focusable point: a circle (a diamond when abnormal,
 // hollow when the value has a comparator), a <title> for hover and a
 // readout shown on hover and keyboard focus.
-func writePoint(w *svgWriter, s *trendSeries, p trendPoint, unit string, x, y float64, now time.Time) {
+func writePoint(w *svgWriter, s *trendSeries, p trendPoint, unit string, x, y, r float64, now time.Time) {
 	summary := pointSummary(s.Name, p, unit, now)
 	w.s(`<g class="pt`)
 	if p.Abnormal {
@@ -527,17 +540,30 @@ func writePoint(w *svgWriter, s *trendSeries, p trendPoint, unit string, x, y fl
 	w.esc(summary)
 	w.s(`</title>`)
 	if p.Abnormal {
+		d := r * 1.5 // a diamond, larger than the circles: shape, not only colour
 		w.s(`<path class="mark" d="M`)
 		w.f(x)
 		w.s(",")
-		w.f(y - 6)
-		w.s("l6,6l-6,6l-6,-6z")
-		w.s(`"/>`)
+		w.f(y - d)
+		w.s("l")
+		w.f(d)
+		w.s(",")
+		w.f(d)
+		w.s("l-")
+		w.f(d)
+		w.s(",")
+		w.f(d)
+		w.s("l-")
+		w.f(d)
+		w.s(",-")
+		w.f(d)
+		w.s(`z"/>`)
 	} else {
 		w.s(`<circle class="mark"`)
 		w.num("cx", x)
 		w.num("cy", y)
-		w.s(` r="4"/>`)
+		w.num("r", r)
+		w.s(`/>`)
 	}
 	// the readout: two lines in the band above the plot
 	w.s(`<g class="tip" aria-hidden="true"><rect`)
