@@ -258,9 +258,48 @@ func (w *svgWriter) num(name string, v float64) {
 // pointDate shows a point's date as received, shortened.
 func pointDate(p trendPoint) string { return displayDate(p.Date) }
 
-// plottedText is a point's plotted value with its unit.
+// plottedText is a point's plotted value with its unit for people: a
+// converted value to three significant digits (170 lb is 77.1 kg, not
+// 77.1107), a value as received as it was written. The exact value is in
+// the point's data-value.
 func plottedText(p trendPoint, unit string) string {
-	return withUnit(p.Comparator+number(p.Value), unit)
+	v := number(p.Value)
+	if p.Converted {
+		v = significant(p.Value, 3)
+	}
+	return withUnit(p.Comparator+v, unitLabel(unit))
+}
+
+// significant formats v with n significant digits, or all the digits of
+// its integer part, without trailing zeros.
+func significant(v float64, n int) string {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return number(v)
+	}
+	intDigits := int(math.Floor(math.Log10(math.Abs(v)))) + 1
+	p := math.Pow10(max(n-intDigits, 0))
+	return number(math.Round(v*p) / p)
+}
+
+// unitLabel shows a UCUM unit code the way clinicians write it.
+func unitLabel(ucum string) string {
+	switch ucum {
+	case "Cel":
+		return "°C"
+	case "[degF]":
+		return "°F"
+	case "umol/L":
+		return "µmol/L"
+	case "kg/m2":
+		return "kg/m²"
+	case "mm[Hg]":
+		return "mmHg"
+	case "[lb_av]":
+		return "lb"
+	case "[in_i]":
+		return "in"
+	}
+	return ucum
 }
 
 // pointSummary is what a point says on hover, focus and to screen readers.
@@ -337,7 +376,7 @@ func renderPanel(p *trendPanel, xs timeScale, now time.Time) template.HTML {
 	}
 	w.s(`<span class="muted">`)
 	if unit != "" {
-		w.esc("in " + unit)
+		w.esc("in " + unitLabel(unit))
 	} else {
 		w.s("no unit")
 	}
@@ -599,7 +638,7 @@ func writeTable(w *svgWriter, p *trendPanel, now time.Time) {
 	w.s(`</summary><div class="table-scroll"><table class="trend-table"><caption>`)
 	w.esc(p.Title)
 	if p.Unit != "" {
-		w.esc(", plotted in " + p.Unit)
+		w.esc(", plotted in " + unitLabel(p.Unit))
 	}
 	w.s(`</caption><thead><tr><th scope="col">Date</th><th scope="col">Series</th><th scope="col">Plotted</th><th scope="col">As received</th><th scope="col">Flag</th><th scope="col">Reference range</th><th scope="col">Source</th><th scope="col">Fetched</th></tr></thead><tbody>`)
 	row := func(series string, pt trendPoint, plotted string) {

@@ -99,7 +99,7 @@ func TestBrowserTrendsMatchStore(t *testing.T) {
 		}
 	}
 	// the lb weight really is converted: 170 lb = 77.1107 kg
-	if p := byID["o-wt-2"]; math.Abs(p.Value-77.1107) > 1e-4 || !strings.Contains(p.Label, "170 lb (77.1107 kg)") {
+	if p := byID["o-wt-2"]; math.Abs(p.Value-77.1107) > 1e-4 || !strings.Contains(p.Label, "170 lb (77.1 kg)") {
 		t.Errorf("170 lb plotted as %v, label %q; want 77.1107 kg", p.Value, p.Label)
 	}
 	// abnormal: glucose 140 mg/dL flagged H by the source; creatinine 1.9

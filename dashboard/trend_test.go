@@ -360,3 +360,38 @@ func TestSVGWriterEscapesLikeHTML(t *testing.T) {
 		}
 	}
 }
+
+func TestSignificant(t *testing.T) {
+	for _, tt := range []struct {
+		v    float64
+		want string
+	}{
+		{77.1107, "77.1"}, {5.4952, "5.5"}, {167.998, "168"}, {0.01234, "0.0123"}, {1234.5, "1235"}, {0, "0"}, {-3.14159, "-3.14"},
+	} {
+		if got := significant(tt.v, 3); got != tt.want {
+			t.Errorf("significant(%v, 3) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+}
+
+func TestScales(t *testing.T) {
+	ys := linear{d0: 50, d1: 100, r0: 170, r1: 30}
+	for _, tt := range []struct{ v, want float64 }{{50, 170}, {100, 30}, {75, 100}, {60, 142}} {
+		if got := ys.at(tt.v); got != tt.want {
+			t.Errorf("linear.at(%v) = %v, want %v", tt.v, got, tt.want)
+		}
+	}
+	if got := (linear{d0: 5, d1: 5, r0: 170, r1: 30}).at(5); got != 100 {
+		t.Errorf("linear.at on an empty domain = %v, want the middle, 100", got)
+	}
+	from := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	xs := timeScale{from: from, to: from.AddDate(0, 0, 10), r0: 54, r1: 586}
+	for _, tt := range []struct {
+		at   time.Time
+		want float64
+	}{{from, 54}, {from.AddDate(0, 0, 10), 586}, {from.AddDate(0, 0, 5), 320}} {
+		if got := xs.at(tt.at); got != tt.want {
+			t.Errorf("timeScale.at(%v) = %v, want %v", tt.at, got, tt.want)
+		}
+	}
+}
