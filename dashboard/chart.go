@@ -125,7 +125,9 @@ func (d *Dashboard) chart(w http.ResponseWriter, r *http.Request) {
 	vitals, labs := c.observations()
 	body.Sections = append(body.Sections, vitals, labs,
 		c.encounters(), c.immunizations(), c.procedures(), c.reports(), c.documents())
-	if t := buildTrends(c.obs, c.meds, c.encs, vitals.Fetched); !t.Empty {
+	since, span := trendSince(r.URL.Query().Get("span"), d.now())
+	if t := buildTrends(c.obs, c.meds, c.encs, vitals.Fetched, since); !t.Empty || t.Earlier > 0 {
+		t.Spans = spanLinks(chartURL(conn, id), span)
 		t.render(d.now())
 		body.Trends = t
 	}

@@ -48,6 +48,11 @@ func (s timeScale) at(t time.Time) float64 {
 	return s.r0 + float64(t.Sub(s.from))/float64(span)*(s.r1-s.r0)
 }
 
+// clamped is at, kept within the axis.
+func (s timeScale) clamped(t time.Time) float64 {
+	return min(max(s.at(t), s.r0), s.r1)
+}
+
 // niceTicks returns about n round tick values covering [lo, hi], and the
 // domain they span. Steps are 1, 2, 2.5 or 5 times a power of ten.
 func niceTicks(lo, hi float64, n int) (d0, d1 float64, ticks []float64) {
@@ -749,7 +754,7 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 			w.s(`>`)
 			w.esc(r.Label + " — " + status)
 			w.s(`</text>`)
-			x0, x1 := xs.at(r.First), xs.at(r.Last)
+			x0, x1 := xs.clamped(r.First), xs.clamped(r.Last)
 			w.s(`<line class="bar"`)
 			w.num("x1", x0)
 			w.num("x2", math.Max(x1, x0+2))
@@ -776,6 +781,9 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 				w.s(`/>`)
 			}
 			for _, o := range r.Orders {
+				if o.At.Before(xs.from) {
+					continue // before the window
+				}
 				w.s(`<circle class="order"`)
 				w.num("cx", xs.at(o.At))
 				w.num("cy", y+20)
@@ -853,10 +861,10 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 				w.s(`><title>`)
 				w.esc(label)
 				w.s(`</title><rect`)
-				x0 := xs.at(e.Start)
+				x0 := xs.clamped(e.Start)
 				w.num("x", x0-2)
 				w.num("y", y+15)
-				w.num("width", math.Max(xs.at(e.End)-x0, 0)+4)
+				w.num("width", math.Max(xs.clamped(e.End)-x0, 0)+4)
 				w.s(` height="10" rx="2"/></g>`)
 			}
 		}

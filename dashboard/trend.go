@@ -158,6 +158,43 @@ type trendsView struct {
 	EncUndated  int
 	Timelines   template.HTML
 	Empty       bool
+	// Earlier counts the results, orders and encounters before the time
+	// window (Spans says which is shown).
+	Earlier int
+	Spans   []spanLink
+}
+
+// spanLink offers one time window of the trends.
+type spanLink struct {
+	Label, Href string
+	Current     bool
+}
+
+// trendSpans are the time windows the trends offer (?span=), widest last;
+// "all" is the default.
+var trendSpans = []struct {
+	key, label string
+	years      int
+}{{"1y", "1 year", 1}, {"2y", "2 years", 2}, {"5y", "5 years", 5}, {"all", "All", 0}}
+
+// trendSince returns the start of the window span names at now (zero for
+// every result) and the span's key, "all" when span is unknown.
+func trendSince(span string, now time.Time) (time.Time, string) {
+	for _, s := range trendSpans {
+		if s.key == span && s.years > 0 {
+			return now.AddDate(-s.years, 0, 0), s.key
+		}
+	}
+	return time.Time{}, "all"
+}
+
+// spanLinks links the windows of a chart at path; current is marked.
+func spanLinks(path, current string) []spanLink {
+	out := make([]spanLink, len(trendSpans))
+	for i, s := range trendSpans {
+		out[i] = spanLink{Label: s.label, Href: path + "?span=" + s.key + "#trends", Current: s.key == current}
+	}
+	return out
 }
 
 // vitalDef places a vital sign's LOINC code in a chart and panel.
@@ -224,9 +261,9 @@ func (b *panelBuilder) add(series string, p trendPoint) {
 }
 
 // buildTrends computes the trends of one patient's observations,
-// medication orders and encounters. fallback is the freshness of records
-// whose fetch time is unknown.
-func buildTrends(obs []obsRec, meds []normalize.MedicationRequest, encs []normalize.Encounter, fallback time.Time) *trendsView {
+// medication orders and encounters, from since on (zero: all of them).
+// fallback is the freshness of records whose fetch time is unknown.
+func buildTrends(obs []obsRec, meds []normalize.MedicationRequest, encs []normalize.Encounter, fallback, since time.Time) *trendsView {
 	v := &trendsView{}
 	vitals := make([][]*panelBuilder, len(vitalCharts))
 	for i, c := range vitalCharts {
@@ -253,6 +290,10 @@ func buildTrends(obs []obsRec, meds []normalize.MedicationRequest, encs []normal
 					continue
 				}
 				if p, ok := newTrendPoint(o, part.value, part.code, fallback); ok {
+					if p.Reason == "" && p.At.Before(since) {
+						v.Earlier++
+						continue
+					}
 					p.Derived = o.Derived
 					vitals[def.chart][def.panel].add(def.series, p)
 				}
@@ -263,6 +304,10 @@ func buildTrends(obs []obsRec, meds []normalize.MedicationRequest, encs []normal
 			}
 			p, ok := newTrendPoint(o, o.Value, loinc, fallback)
 			if !ok {
+				continue
+			}
+			if p.Reason == "" && p.At.Before(since) {
+				v.Earlier++
 				continue
 			}
 			key := o.Code.System + "|" + o.Code.Code
@@ -337,9 +382,44 @@ func buildTrends(obs []obsRec, meds []normalize.MedicationRequest, encs []normal
 	}
 	v.Meds, v.MedsHidden, v.MedsUndated = medTimeline(meds)
 	v.Encounters, v.EncUndated = encTimeline(encs)
+	if !since.IsZero() {
+		v.window(since)
+	}
 	v.From, v.To = v.span()
+	if !since.IsZero() && v.From.Before(since) {
+		v.From = since // an order still active from before the window
+	}
 	v.Empty = len(v.Vitals)+len(v.Labs)+len(v.Meds)+len(v.Encounters) == 0
 	return v
+}
+
+// window drops the medications and encounters that ended before since; a
+// medication still active stays.
+func (v *trendsView) window(since time.Time) {
+	meds := v.Meds[:0]
+	for _, r := range v.Meds {
+		if r.Active || !r.Last.Before(since) {
+			meds = append(meds, r)
+			continue
+		}
+		v.Earlier += len(r.Orders)
+	}
+	v.Meds = meds
+	rows := v.Encounters[:0]
+	for _, r := range v.Encounters {
+		kept := r.Encounters[:0]
+		for _, e := range r.Encounters {
+			if e.End.Before(since) {
+				v.Earlier++
+				continue
+			}
+			kept = append(kept, e)
+		}
+		if r.Encounters = kept; len(kept) > 0 {
+			rows = append(rows, r)
+		}
+	}
+	v.Encounters = rows
 }
 
 // vitalPart is one numeric value of a vital-sign observation and the LOINC

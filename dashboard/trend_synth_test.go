@@ -3,8 +3,10 @@ package dashboard_test
 import (
 	"encoding/json"
 	"html"
+	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,4 +105,38 @@ func TestTrendsMatchStoreSynthetic(t *testing.T) {
 		t.Errorf("no plotted point was converted to a canonical unit; the synthetic data has lb, °F and mg/dL")
 	}
 	t.Logf("%d points converted to canonical units", converted)
+}
+
+// TestTrendsSpan: ?span= narrows the trends to a time window, says how
+// much is left out, and falls back to every result for unknown values.
+func TestTrendsSpan(t *testing.T) {
+	h := newDashboard(trendFixture(t)).Handler()
+	tests := []struct {
+		span, current string
+		want, wantNot []string
+	}{
+		{"1y", "1 year", []string{`data-id="o-wt-3"`, `data-id="o-glu-3"`, "outside this time window"},
+			[]string{`data-id="o-wt-1"`, `data-id="o-wt-2"`, `data-id="o-glu-1"`, `id="trend-lab-http-loinc-org-2160-0"`}},
+		{"all", "All", []string{`data-id="o-wt-1"`, `data-id="o-cr-1"`}, []string{"outside this time window"}},
+		{"<script>", "All", []string{`data-id="o-wt-1"`}, []string{"<script>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.span, func(t *testing.T) {
+			_, page := get(t, h, "/patients/"+connEpic+"/"+trendID+"?span="+url.QueryEscape(tt.span))
+			trends := sectionHTML(t, page, "trends")
+			if !strings.Contains(trends, `aria-current="true">`+tt.current+`</a>`) {
+				t.Errorf("span %q: %q is not the current window", tt.span, tt.current)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(trends, s) {
+					t.Errorf("span %q: trends lack %s", tt.span, s)
+				}
+			}
+			for _, s := range tt.wantNot {
+				if strings.Contains(trends, s) {
+					t.Errorf("span %q: trends have %s", tt.span, s)
+				}
+			}
+		})
+	}
 }

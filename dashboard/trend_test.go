@@ -215,7 +215,7 @@ func TestBuildTrendsUnits(t *testing.T) {
 		// Text result: not numeric.
 		lab("t1", "2345-7", "2025-03-10", &normalize.Value{Kind: normalize.KindString, Text: "hemolysed"}, "", ""),
 	}
-	v := buildTrends(obs, nil, nil, time.Time{})
+	v := buildTrends(obs, nil, nil, time.Time{}, time.Time{})
 	if len(v.Vitals) != 0 {
 		t.Errorf("vitals = %d charts, want none", len(v.Vitals))
 	}
@@ -284,7 +284,7 @@ func goldenView() *trendsView {
 		{Status: "finished", Class: "AMB", Type: normalize.Concept{Text: "Office visit"}, Start: "2025-01-10T08:30:00Z", End: "2025-01-10T09:10:00Z"},
 		{Status: "finished", Class: "IMP", Type: normalize.Concept{Text: "Admission"}, Start: "2025-07-08T20:00:00Z", End: "2025-07-12T11:00:00Z"},
 	}
-	v := buildTrends(obs, meds, encs, time.Time{})
+	v := buildTrends(obs, meds, encs, time.Time{}, time.Time{})
 	v.render(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	return v
 }
@@ -334,7 +334,7 @@ func TestTrendsEscape(t *testing.T) {
 		obs[i].Connection = evil
 	}
 	v := buildTrends(obs, []normalize.MedicationRequest{{Medication: normalize.Concept{Text: evil}, Status: evil, AuthoredOn: "2025-01-01"}},
-		[]normalize.Encounter{{Class: evil, Type: normalize.Concept{Text: evil}, Status: evil, Start: "2025-01-01"}}, time.Time{})
+		[]normalize.Encounter{{Class: evil, Type: normalize.Concept{Text: evil}, Status: evil, Start: "2025-01-01"}}, time.Time{}, time.Time{})
 	v.render(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	var all strings.Builder
 	for _, c := range v.Labs {
