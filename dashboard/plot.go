@@ -784,10 +784,20 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 				if o.At.Before(xs.from) {
 					continue // before the window
 				}
-				w.s(`<circle class="order"`)
+				w.s(`<circle class="order`)
+				if o.Stale {
+					w.s(` stale`)
+				}
+				w.s(`"`)
 				w.num("cx", xs.at(o.At))
 				w.num("cy", y+20)
-				w.s(` r="3"/>`)
+				w.s(` r="3"><title>`)
+				title := "Ordered " + displayDate(o.Date) + " · " + o.Status
+				if o.Dosage != "" {
+					title += " · " + o.Dosage
+				}
+				w.esc(title)
+				w.s(`</title></circle>`)
 			}
 			w.s(`</g>`)
 		}
