@@ -4,6 +4,7 @@ import (
 	"html"
 	"html/template"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -261,7 +262,7 @@ func (w *svgWriter) num(name string, v float64) {
 }
 
 // pointDate shows a point's date as received, shortened.
-func pointDate(p trendPoint) string { return displayDate(p.Date) }
+func pointDate(p trendPoint) string { return p.dateText }
 
 // plottedText is a point's plotted value with its unit for people: a
 // converted value to three significant digits (170 lb is 77.1 kg, not
@@ -308,7 +309,7 @@ func unitLabel(ucum string) string {
 }
 
 // pointSummary is what a point says on hover, focus and to screen readers.
-func pointSummary(series string, p trendPoint, unit string, now time.Time) string {
+func pointSummary(series string, p trendPoint, unit string) string {
 	var b strings.Builder
 	b.WriteString(series)
 	b.WriteString(", ")
@@ -324,7 +325,7 @@ func pointSummary(series string, p trendPoint, unit string, now time.Time) strin
 	if p.Derived {
 		b.WriteString(", calculated by ehrgate")
 	}
-	b.WriteString(" · " + p.Connection + " · " + freshness(p.Fetched, now))
+	b.WriteString(" · " + p.Connection + " · " + p.fresh)
 	return b.String()
 }
 
@@ -338,8 +339,8 @@ func freshness(t, now time.Time) string {
 
 // renderPanel draws a panel's figure (SVG), the list of points not
 // plotted and a table view of the same data.
-func renderPanel(p *trendPanel, xs timeScale, now time.Time) template.HTML {
-	w := &svgWriter{b: make([]byte, 0, 4096+p.plotted()*700)}
+func renderPanel(p *trendPanel, xs timeScale) template.HTML {
+	w := &svgWriter{b: make([]byte, 0, 4096+(p.plotted()+len(p.Apart))*1100)}
 	unit := p.Unit
 	// y domain: every plotted value and every reference bound.
 	lo, hi := math.Inf(1), math.Inf(-1)
@@ -474,7 +475,7 @@ func renderPanel(p *trendPanel, xs timeScale, now time.Time) template.HTML {
 			w.s(`" role="list">`)
 			r := markRadius(len(s.Points))
 			for _, pt := range s.Points {
-				writePoint(w, s, pt, unit, xs.at(pt.At), ys.at(pt.Value), r, now)
+				writePoint(w, s, pt, unit, xs.at(pt.At), ys.at(pt.Value), r)
 			}
 			w.s(`</g>`)
 		}
@@ -513,12 +514,12 @@ func renderPanel(p *trendPanel, xs timeScale, now time.Time) template.HTML {
 			w.s(`: not plotted because `)
 			w.esc(pt.Reason)
 			w.s(`. <span class="muted">`)
-			w.esc(pt.Connection + " · " + freshness(pt.Fetched, now))
+			w.esc(pt.Connection + " · " + pt.fresh)
 			w.s(`</span></li>`)
 		}
 		w.s(`</ul></div>`)
 	}
-	writeTable(w, p, now)
+	writeTable(w, p)
 	w.s(`</figure>`)
 	return template.HTML(w.b) //nolint:gosec // every value is escaped by svgWriter
 }
@@ -557,8 +558,8 @@ func panelDesc(p *trendPanel, n, abnormal int, first, last time.Time) string {
 // writePoint draws one focusable point: a circle (a diamond when abnormal,
 // hollow when the value has a comparator), a <title> for hover and a
 // readout shown on hover and keyboard focus.
-func writePoint(w *svgWriter, s *trendSeries, p trendPoint, unit string, x, y, r float64, now time.Time) {
-	summary := pointSummary(s.Name, p, unit, now)
+func writePoint(w *svgWriter, s *trendSeries, p trendPoint, unit string, x, y, r float64) {
+	summary := pointSummary(s.Name, p, unit)
 	w.s(`<g class="pt`)
 	if p.Abnormal {
 		w.s(` abn`)
@@ -628,7 +629,7 @@ func writePoint(w *svgWriter, s *trendSeries, p trendPoint, unit string, x, y, r
 	w.s(`</text><text class="sub"`)
 	w.num("x", plotLeft+6)
 	w.s(` y="24">`)
-	line2 := s.Name + " · " + p.Connection + " · " + freshness(p.Fetched, now)
+	line2 := s.Name + " · " + p.Connection + " · " + p.fresh
 	if p.Derived {
 		line2 += " · calculated by ehrgate"
 	}
@@ -637,7 +638,7 @@ func writePoint(w *svgWriter, s *trendSeries, p trendPoint, unit string, x, y, r
 }
 
 // writeTable writes the table view of a panel inside a <details>.
-func writeTable(w *svgWriter, p *trendPanel, now time.Time) {
+func writeTable(w *svgWriter, p *trendPanel) {
 	w.s(`<details class="data"><summary>Table of `)
 	w.esc(p.Title)
 	w.s(`</summary><div class="table-scroll"><table class="trend-table"><caption>`)
@@ -673,7 +674,7 @@ func writeTable(w *svgWriter, p *trendPanel, now time.Time) {
 		w.s(`</td><td>`)
 		w.esc(pt.Connection)
 		w.s(`</td><td class="nowrap">`)
-		w.esc(freshness(pt.Fetched, now))
+		w.esc(pt.fresh)
 		w.s(`</td></tr>`)
 	}
 	for _, s := range p.Series {
@@ -908,14 +909,37 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 // render draws every panel and the timelines of the view.
 func (v *trendsView) render(now time.Time) {
 	xs := timeScale{from: v.From, to: v.To, r0: plotLeft, r1: plotW - plotRight}
+	// Freshness in words, once per fetch time (a sync fetches many
+	// records at once).
+	fresh := map[time.Time]string{}
+	say := func(p *trendPoint) {
+		s, ok := fresh[p.Fetched]
+		if !ok {
+			s = freshness(p.Fetched, now)
+			fresh[p.Fetched] = s
+		}
+		p.fresh = s
+	}
+	for _, c := range slices.Concat(v.Vitals, v.Labs) {
+		for _, p := range c.Panels {
+			for _, s := range p.Series {
+				for i := range s.Points {
+					say(&s.Points[i])
+				}
+			}
+			for i := range p.Apart {
+				say(&p.Apart[i])
+			}
+		}
+	}
 	for _, c := range v.Vitals {
 		for _, p := range c.Panels {
-			p.HTML = renderPanel(p, xs, now)
+			p.HTML = renderPanel(p, xs)
 		}
 	}
 	for _, c := range v.Labs {
 		for _, p := range c.Panels {
-			p.HTML = renderPanel(p, xs, now)
+			p.HTML = renderPanel(p, xs)
 		}
 	}
 	v.Timelines = renderTimelines(v, xs)

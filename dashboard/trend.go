@@ -65,6 +65,8 @@ type trendPoint struct {
 	Derived    bool   // computed by ehrgate (BMI)
 	Converted  bool   // Value is a canonical conversion of the received value
 	Reason     string // why a point is not plotted (apart points only)
+	dateText   string // Date for display
+	fresh      string // "fetched 2 hours ago", set by trendsView.render
 
 	keys      [2]string // folded unit code and unit as received
 	canonical *normalize.Canonical
@@ -469,7 +471,7 @@ func newTrendPoint(o *obsRec, v *normalize.Value, loinc string, fallback time.Ti
 		return trendPoint{}, false
 	}
 	p := trendPoint{
-		ID: o.ID, Date: o.Effective, Received: formatValue(*v), Comparator: v.Comparator,
+		ID: o.ID, Date: o.Effective, dateText: displayDate(o.Effective), Received: formatValue(*v), Comparator: v.Comparator,
 		Connection: cmp.Or(o.Source.Connection, o.Connection), Fetched: o.Fetched,
 		RangeText: o.ReferenceRange, canonical: v.Canonical, number: *v.Number, loinc: loinc,
 		keys: [2]string{foldUnit(v.UnitCode), foldUnit(v.Unit)},

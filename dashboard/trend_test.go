@@ -6,6 +6,7 @@ import (
 	"html"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -393,5 +394,48 @@ func TestScales(t *testing.T) {
 		if got := xs.at(tt.at); got != tt.want {
 			t.Errorf("timeScale.at(%v) = %v, want %v", tt.at, got, tt.want)
 		}
+	}
+}
+
+// BenchmarkTrends builds and draws the trends alone (no store, no page) of
+// five years of one patient: 130 visits with six vital signs, fifteen labs
+// a month, ten drugs renewed monthly and the encounters.
+func BenchmarkTrends(b *testing.B) {
+	start := time.Date(2021, 11, 1, 9, 0, 0, 0, time.UTC)
+	var obs []obsRec
+	vital := func(id, loinc string, at time.Time, v float64, unit string) obsRec {
+		return obsRec{ID: id, Connection: "sim-epic", Fetched: start,
+			Observation: normalize.Observation{Category: []string{"vital-signs"}, Status: "final", Effective: at.Format(time.RFC3339),
+				Code: normalize.Concept{System: "http://loinc.org", Code: loinc}, Value: quantity(v, unit, &normalize.Canonical{Number: v, Unit: unit})}}
+	}
+	var encs []normalize.Encounter
+	for i := range 130 {
+		at := start.Add(time.Duration(i) * 14 * 24 * time.Hour)
+		w := float64(i % 7)
+		id := "v" + strconv.Itoa(i)
+		bp := vital(id+"bp", "85354-9", at, 0, "")
+		bp.Value = nil
+		bp.BloodPressure = &normalize.BP{Systolic: quantity(120+w, "mm[Hg]", nil), Diastolic: quantity(80+w, "mm[Hg]", nil)}
+		obs = append(obs, bp, vital(id+"hr", "8867-4", at, 60+w, "/min"), vital(id+"rr", "9279-1", at, 14+w, "/min"),
+			vital(id+"t", "8310-5", at, 36.6+w/10, "Cel"), vital(id+"s", "59408-5", at, 95+w/2, "%"), vital(id+"w", "29463-7", at, 80+w, "kg"))
+		encs = append(encs, normalize.Encounter{Status: "finished", Class: "AMB", Start: at.Format(time.RFC3339), End: at.Add(time.Hour).Format(time.RFC3339)})
+	}
+	var meds []normalize.MedicationRequest
+	for m := range 60 {
+		at := start.AddDate(0, m, 3)
+		for j := range 15 {
+			o := lab("l"+strconv.Itoa(m)+"-"+strconv.Itoa(j), "L"+strconv.Itoa(j), at.Format(time.RFC3339),
+				quantity(4+float64((m+j)%5)/2, "mmol/L", &normalize.Canonical{Number: 4 + float64((m+j)%5)/2, Unit: "mmol/L"}), "", "3.5–5.1 mmol/L")
+			obs = append(obs, o)
+		}
+		for d := range 10 {
+			meds = append(meds, normalize.MedicationRequest{Medication: normalize.Concept{Text: "Drug " + strconv.Itoa(d)},
+				Status: "active", Active: m == 59, AuthoredOn: at.Format("2006-01-02")})
+		}
+	}
+	now := start.AddDate(5, 0, 0)
+	for b.Loop() {
+		v := buildTrends(obs, meds, encs, time.Time{}, time.Time{})
+		v.render(now)
 	}
 }
