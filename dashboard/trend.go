@@ -482,7 +482,7 @@ func newTrendPoint(o *obsRec, v *normalize.Value, loinc string, fallback time.Ti
 	if t, ok := fhirTime(o.Effective); ok {
 		p.At = t
 	} else {
-		p.Reason = "no usable date"
+		p.Reason = "it has no usable date"
 	}
 	p.Flag, p.Abnormal = interpretationFlag(o.Interpretation)
 	return p, true

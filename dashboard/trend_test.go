@@ -207,6 +207,7 @@ func TestBuildTrendsUnits(t *testing.T) {
 		lab("a1", "4548-4", "2024-01-10", quantity(6.1, "%", nil), "", "4.0–5.6 %"),
 		lab("a2", "4548-4", "2025-01-10", quantity(7.4, "%", nil), "H", "4.0–5.6 %"),
 		lab("a3", "4548-4", "2025-06-10", quantity(57, "mmol/mol", nil), "", ""),
+		lab("a4", "4548-4", "", quantity(6.0, "%", nil), "", ""), // no date: apart
 		// Glucose: canonical mmol/L; the mg/L result has no conversion.
 		lab("g1", "2345-7", "2024-01-10", quantity(99, "mg/dL", &normalize.Canonical{Number: 5.4952, Unit: "mmol/L"}), "", "70–99 mg/dL"),
 		lab("g2", "2345-7", "2025-01-10", quantity(6.2, "mmol/L", &normalize.Canonical{Number: 6.2, Unit: "mmol/L"}), "", ""),
@@ -247,7 +248,7 @@ func TestBuildTrendsUnits(t *testing.T) {
 	want := []panelSum{
 		{Title: "Hemoglobin A1c", Unit: "%", Plotted: map[string]float64{"a1": 6.1, "a2": 7.4},
 			Flags: map[string]string{"a1": "Above reference range", "a2": "High"},
-			Apart: map[string]string{"a3": "its unit (mmol/mol) differs from % and no conversion is known"}},
+			Apart: map[string]string{"a3": "its unit (mmol/mol) differs from % and no conversion is known", "a4": "it has no usable date"}},
 		{Title: "Glucose", Unit: "mmol/L", Plotted: map[string]float64{"g1": 5.4952, "g2": 6.2},
 			Flags: map[string]string{},
 			Apart: map[string]string{"g3": "its unit (mg/L) could not be converted to mmol/L"}},
