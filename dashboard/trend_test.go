@@ -440,3 +440,19 @@ func BenchmarkTrends(b *testing.B) {
 		v.render(now)
 	}
 }
+
+// TestTrendsOnlyUndated: a vital sign with no usable date is listed apart,
+// nothing is drawn and the time axis stays unset.
+func TestTrendsOnlyUndated(t *testing.T) {
+	o := lab("hr", "8867-4", "yesterday", quantity(72, "/min", nil), "", "")
+	o.Category = []string{"vital-signs"}
+	v := buildTrends([]obsRec{o}, nil, nil, time.Time{}, time.Time{})
+	v.render(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	if len(v.Vitals) != 1 || len(v.Vitals[0].Panels[0].Apart) != 1 || !v.From.IsZero() {
+		t.Fatalf("undated heart rate: vitals %d, from %v; want one chart with the value apart and no axis", len(v.Vitals), v.From)
+	}
+	html := string(v.Vitals[0].Panels[0].HTML)
+	if strings.Contains(html, "<svg") || !strings.Contains(html, "it has no usable date") {
+		t.Errorf("undated heart rate markup:\n%s", html)
+	}
+}
