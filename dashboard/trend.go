@@ -110,6 +110,7 @@ type trendChart struct {
 	ID     string
 	Title  string
 	Panels []*trendPanel
+	code   string // a lab's code (the chart of one lab)
 }
 
 // medRow is one medication of the timeline: every order of one drug.
@@ -231,6 +232,37 @@ var vitalCodes = map[string]vitalDef{
 	"29463-7":      {5, 0, "Weight"},
 	"3141-9":       {5, 0, "Weight"},
 	"39156-5":      {5, 1, "BMI"},
+}
+
+// LOINC codes of serum creatinine and of eGFR, which share a card.
+var (
+	creatinineCodes = []string{"2160-0", "38483-4"}
+	egfrCodes       = []string{"33914-3", "62238-1", "98979-8", "48642-3", "48643-1", "50210-4", "77147-7"}
+)
+
+// pairKidney puts the first eGFR chart under the first creatinine chart,
+// as one card ("Creatinine and eGFR"): the two read together.
+func pairKidney(labs []*trendChart) []*trendChart {
+	cr, gfr := -1, -1
+	for i, c := range labs {
+		code := c.code
+		switch {
+		case cr < 0 && slices.Contains(creatinineCodes, code):
+			cr = i
+		case gfr < 0 && slices.Contains(egfrCodes, code):
+			gfr = i
+		}
+	}
+	if cr < 0 || gfr < 0 {
+		return labs
+	}
+	c := labs[cr]
+	c.Title = "Creatinine and eGFR"
+	c.Panels = append(c.Panels, labs[gfr].Panels...)
+	for _, p := range c.Panels {
+		p.Caption = true
+	}
+	return slices.Delete(labs, gfr, gfr+1)
 }
 
 // labOrder puts the labs clinicians look at first on top: HbA1c,
@@ -373,8 +405,11 @@ func buildTrends(obs []obsRec, meds []normalize.MedicationRequest, encs []normal
 		b.series, b.order = map[string]*trendSeries{title: merged}, []string{title}
 		b.panel.Title = title
 		p := b.finish()
-		code := key[strings.Index(key, "|")+1:]
-		lcs = append(lcs, labChart{cmp.Or(labOrder[code], 100), &trendChart{ID: p.ID, Title: title, Panels: []*trendPanel{p}}})
+		code := "" // the LOINC code, for the order and pairing of labs
+		if after, ok := strings.CutPrefix(key, terminology.SystemLOINC+"|"); ok {
+			code = after
+		}
+		lcs = append(lcs, labChart{cmp.Or(labOrder[code], 100), &trendChart{ID: p.ID, Title: title, Panels: []*trendPanel{p}, code: code}})
 	}
 	slices.SortStableFunc(lcs, func(a, b labChart) int {
 		return cmp.Or(cmp.Compare(a.order, b.order), strings.Compare(a.chart.Title, b.chart.Title))
@@ -382,6 +417,7 @@ func buildTrends(obs []obsRec, meds []normalize.MedicationRequest, encs []normal
 	for _, lc := range lcs {
 		v.Labs = append(v.Labs, lc.chart)
 	}
+	v.Labs = pairKidney(v.Labs)
 	v.Meds, v.MedsHidden, v.MedsUndated = medTimeline(meds)
 	v.Encounters, v.EncUndated = encTimeline(encs)
 	if !since.IsZero() {

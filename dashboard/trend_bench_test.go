@@ -172,10 +172,19 @@ func TestChartFiveYears(t *testing.T) {
 		`id="trend-bp-0" data-unit="mmHg"`, `id="trend-weight-0" data-unit="kg"`, `id="trend-weight-1" data-unit="kg/m2"`,
 		`id="trend-temp-0" data-unit="Cel"`, `id="trend-lab-http-loinc-org-2345-7" data-unit="mmol/L"`,
 		`id="trend-lab-http-loinc-org-6301-6"`, `id="timeline-meds"`, `id="timeline-encounters"`,
+		`<div class="trend-card" id="trend-lab-http-loinc-org-2160-0-card">
+  <h3>Creatinine and eGFR</h3>`,
 	} {
 		if !strings.Contains(trends, want) {
 			t.Errorf("trends lack %s", want)
 		}
+	}
+	card := trends[strings.Index(trends, `id="trend-lab-http-loinc-org-2160-0-card"`):]
+	if j := strings.Index(card, `<div class="trend-card"`); j > 0 {
+		card = card[:j]
+	}
+	if !strings.Contains(card, `id="trend-lab-http-loinc-org-33914-3"`) {
+		t.Errorf("the eGFR plot is not in the creatinine card")
 	}
 	if strings.Contains(trends, `class="apart-pt"`) {
 		t.Errorf("the five-year chart sets results apart; every unit there converts")
