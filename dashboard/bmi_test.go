@@ -66,7 +66,7 @@ func TestChartFlagsStaleMedications(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	page := string(b)
+	page := sectionHTML(t, string(b), "medications")
 	i := strings.Index(page, "Warfarin")
 	if i < 0 {
 		t.Fatal("the stale active order is not shown")

@@ -1,6 +1,11 @@
 // Package dashboard serves ehrgate's server-rendered pages: an overview of
 // what the store holds, a demographic patient search and a patient chart.
 //
+// The chart opens with trends: vital signs and labs plotted over time in
+// canonical units as SVG drawn in Go (trend.go computes the series, plot.go
+// draws them), with medication and encounter timelines on the same axis and
+// a table view of every plot; see buildTrends.
+//
 // It reads through the store's role interfaces only (see [Reader]) and
 // decodes each record's normalized JSON into the normalize model. Pages are
 // rendered with html/template from embedded files and styled by one embedded
@@ -183,7 +188,7 @@ func New(r Reader, opts Options) *Dashboard {
 //
 //	GET /                               overview and search form
 //	GET /patients                       patient search (q, birthdate, connection)
-//	GET /patients/{connection}/{id}     patient chart
+//	GET /patients/{connection}/{id}     patient chart (span: trends window 1y, 2y, 5y, all)
 //	GET /quality                        data-quality report (connection)
 //	GET /quality/unmapped.csv           unmapped codes as a local-code map template (connection)
 //	GET /connections/{connection}       a connection's state: authorization, scopes not granted, bulk exports

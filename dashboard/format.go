@@ -16,6 +16,7 @@ func (d *Dashboard) funcs() template.FuncMap {
 	return template.FuncMap{
 		"chartURL": chartURL,
 		"date":     displayDate,
+		"day":      func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 		"ago":      func(t time.Time) string { return relative(t, d.now()) },
 		"rfc3339":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"system":   systemName,
