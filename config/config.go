@@ -304,6 +304,10 @@ type Events struct {
 	// RefreshConnections are the FHIR connections whose copy of the
 	// patient is refreshed when an event about them arrives.
 	RefreshConnections []string `yaml:"refresh_connections"`
+	// Retention is how long events stay in the store's event log for
+	// consumers to catch up (default 7 days); a consumer away longer
+	// misses what was trimmed and is told so.
+	Retention Duration `yaml:"retention"`
 }
 
 // Webhook is one event receiver.
@@ -562,6 +566,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(sl); err != nil || (u.Scheme != "udp" && u.Scheme != "tcp" && u.Scheme != "unix" && u.Scheme != "unixgram") {
 			errs = append(errs, fmt.Errorf("audit.siem.syslog: %q is not udp://host:port, tcp://host:port or unix:///path", sl))
 		}
+	}
+	if c.Events.Retention < 0 {
+		errs = append(errs, errors.New("events.retention: must not be negative"))
 	}
 	if c.Audit.SIEM.Every < 0 {
 		errs = append(errs, errors.New("audit.siem.every: must not be negative"))

@@ -19,6 +19,10 @@ import (
 	"sync"
 	"time"
 
+	"context"
+	"encoding/json"
+	"fmt"
+
 	"ehrgate/fhir"
 )
 
@@ -87,12 +91,21 @@ const DefaultRingSize = 1024
 type BusOptions struct {
 	RingSize int              // recent events kept for Since (default DefaultRingSize)
 	Clock    func() time.Time // default time.Now
+	// Log, when set, makes the bus durable: Publish writes each event to
+	// it first and the event's ID is its position there (see durable.go).
+	Log Log
+	// OnError hears events that could not be written to Log (they are
+	// still announced in this process, without an ID).
+	OnError func(error)
 }
 
 // Bus is an in-process publish/subscribe hub with a ring buffer of recent
 // events. It is safe for concurrent use.
 type Bus struct {
-	clock func() time.Time
+	clock   func() time.Time
+	log     Log
+	onError func(error)
+	wake    chan struct{} // closed and replaced on each publish (durable readers wait on it)
 
 	mu     sync.Mutex
 	nextID uint64
@@ -111,20 +124,49 @@ func NewBus(o BusOptions) *Bus {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	return &Bus{clock: o.Clock, ring: make([]Event, 0, o.RingSize), subs: map[*subEntry]struct{}{}}
+	return &Bus{clock: o.Clock, log: o.Log, onError: o.OnError, wake: make(chan struct{}),
+		ring: make([]Event, 0, o.RingSize), subs: map[*subEntry]struct{}{}}
 }
 
 // Publish assigns e its ID (and Time when zero), keeps it in the ring
 // buffer and hands it to every subscriber, in that order, under one lock:
 // subscribers see events in ID order. It returns the published event.
+//
+// A durable bus (BusOptions.Log) writes the event to the log first, and
+// its ID is its position there; when that fails, the event is announced
+// in this process with ID 0 and OnError hears why.
 func (b *Bus) Publish(e Event) Event {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.nextID++
-	e.ID = b.nextID
 	if e.Time.IsZero() {
 		e.Time = b.clock().UTC()
 	}
+	if b.log != nil {
+		e.ID = 0
+		body, err := json.Marshal(e)
+		var seqs []int64
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+			seqs, err = b.log.AppendEvents(ctx, e.Time, body)
+			cancel()
+		}
+		if err != nil {
+			if b.onError != nil {
+				b.onError(fmt.Errorf("event not written to the log: %w", err))
+			}
+		} else {
+			e.ID = uint64(seqs[0])
+			b.nextID = e.ID
+		}
+		close(b.wake)
+		b.wake = make(chan struct{})
+		for s := range b.subs {
+			s.s.Notify(e)
+		}
+		return e
+	}
+	b.nextID++
+	e.ID = b.nextID
 	if len(b.ring) < cap(b.ring) {
 		b.ring = append(b.ring, e)
 	} else {
@@ -196,4 +238,11 @@ func (b *Bus) LastID() uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.nextID
+}
+
+// woken returns a channel closed at the next publish in this process.
+func (b *Bus) woken() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.wake
 }

@@ -42,6 +42,10 @@ func SSEHandler(b *Bus, o SSEOptions) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		if b.log != nil {
+			serveFromLog(w, r, b, o)
+			return
+		}
 		rc := http.NewResponseController(w)
 		last := b.LastID()
 		resume := r.Header.Get("Last-Event-ID")
@@ -145,4 +149,95 @@ func SSEHandler(b *Bus, o SSEOptions) http.Handler {
 			}
 		}
 	})
+}
+
+// logPoll is how often a stream of a durable bus looks for events other
+// processes on the store wrote (this process's wake it at once).
+const logPoll = time.Second
+
+// serveFromLog streams a durable bus's events out of its log, from the
+// client's Last-Event-ID (or the log's end), so a client resumes where it
+// stopped whatever process it reconnects to; events trimmed before it
+// came back are announced with "event: reset".
+func serveFromLog(w http.ResponseWriter, r *http.Request, b *Bus, o SSEOptions) {
+	ctx := r.Context()
+	rc := http.NewResponseController(w)
+	resume := r.Header.Get("Last-Event-ID")
+	if resume == "" {
+		resume = r.URL.Query().Get("lastEventId")
+	}
+	var sent int64
+	if resume != "" {
+		n, err := strconv.ParseInt(resume, 10, 64)
+		if err != nil || n < 0 {
+			http.Error(w, "Last-Event-ID must be an event id", http.StatusBadRequest)
+			return
+		}
+		sent = n
+	} else {
+		n, err := b.log.NewestEvent(ctx)
+		if err != nil {
+			http.Error(w, "the event log cannot be read now", http.StatusServiceUnavailable)
+			return
+		}
+		sent = n
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if resume != "" {
+		if oldest, err := b.log.OldestEvent(ctx); err == nil && oldest > sent+1 {
+			fmt.Fprintf(w, "event: reset\ndata: {\"reason\":\"events missed; re-read state\"}\n\n")
+		}
+	}
+	_ = rc.Flush()
+	heartbeat := time.NewTicker(o.Heartbeat)
+	defer heartbeat.Stop()
+	poll := time.NewTicker(logPoll)
+	defer poll.Stop()
+	for {
+		wake := b.woken()
+		for {
+			evs, err := b.log.EventsSince(ctx, sent, 500)
+			if err != nil {
+				return // the client resumes from sent
+			}
+			for _, se := range evs {
+				e, err := decodeStored(se)
+				if err == nil {
+					data, _ := json.Marshal(e)
+					if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Kind, data); err != nil {
+						return
+					}
+				}
+				sent = se.Seq
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+			if len(evs) < 500 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.Done:
+			return
+		case <-wake:
+		case <-poll.C:
+		case <-heartbeat.C:
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+		}
+	}
 }

@@ -176,10 +176,12 @@ func wants(kinds []Kind, k Kind) bool {
 
 // Run delivers until ctx is done.
 func (w *Webhooks) Run(ctx context.Context) error {
-	return runWorkers(ctx, w.o.Workers, w.queue, w.deliver)
+	return runWorkers(ctx, w.o.Workers, w.queue, func(ctx context.Context, j job) { w.deliver(ctx, j) })
 }
 
-func (w *Webhooks) deliver(ctx context.Context, j job) {
+// deliver posts one event to one hook, retrying, and reports whether it
+// was delivered.
+func (w *Webhooks) deliver(ctx context.Context, j job) bool {
 	delivery := strconv.FormatUint(w.seq.Add(1), 10)
 	backoff := w.o.InitialBackoff
 	for attempt := 1; ; attempt++ {
@@ -192,19 +194,19 @@ func (w *Webhooks) deliver(ctx context.Context, j job) {
 		case err == nil && status >= 200 && status < 300:
 			d.Outcome = "delivered"
 			w.record(d)
-			return
+			return true
 		case !retryable(status, err) || attempt >= w.o.MaxAttempts || ctx.Err() != nil:
 			d.Outcome = "failed"
 			w.record(d)
-			w.o.Logger.Warn("webhook delivery failed", "url", j.hook.URL, "event", j.ev.ID, "attempts", attempt, "status", status)
-			return
+			w.o.Logger.Warn("webhook delivery failed", "url", w.redact(j.hook.URL), "event", j.ev.ID, "attempts", attempt, "status", status)
+			return false
 		}
 		d.Outcome = "retrying"
 		w.record(d)
 		// Full jitter: a uniformly random wait in [0, backoff].
 		wait := time.Duration(rand.Int64N(int64(backoff) + 1))
 		if err := w.o.Sleep(ctx, wait); err != nil {
-			return
+			return false
 		}
 		backoff = min(backoff*2, w.o.MaxBackoff)
 	}

@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"time"
 
 	"ehrgate/events"
 	"ehrgate/fhir"
@@ -46,7 +49,7 @@ func (g *Gateway) StartEvents(ctx context.Context, refreshConns []string) (*Even
 			return err
 		}
 	}
-	ev := NewEvents(ctx, g.log, hooks, refresher, refreshConns)
+	ev := g.newDurableEvents(ctx, hooks, refresher, refreshConns)
 	for _, rt := range ev.Routes() {
 		g.Mount(rt)
 	}
@@ -152,4 +155,73 @@ func (e *Events) Routes() []server.Route {
 			Serves: "webhook delivery log", Handler: e.webhooks.LogHandler()})
 	}
 	return rs
+}
+
+// Durable events: the bus writes every event to the store's event log
+// before announcing it; webhooks are delivered from the log by whichever
+// process on the store holds the delivery lease, each from its saved
+// position; the log is trimmed past events.retention.
+const (
+	webhookPoll   = 500 * time.Millisecond
+	leaseTTL      = 30 * time.Second
+	trimEvery     = time.Hour
+	defaultRetain = 7 * 24 * time.Hour
+)
+
+func (g *Gateway) newDurableEvents(ctx context.Context, hooks []events.Webhook, r events.Refresher, fhirConns []string) *Events {
+	e := &Events{Bus: events.NewBus(events.BusOptions{Log: g.store, OnError: func(err error) {
+		g.log.Error("an event could not be written to the event log; it was announced in this process only", "error", err)
+	}}), done: make(chan struct{})}
+	context.AfterFunc(ctx, func() { close(e.done) })
+	host, _ := os.Hostname()
+	var nonce [4]byte
+	rand.Read(nonce[:])
+	owner := fmt.Sprintf("%s-%d-%x", host, os.Getpid(), nonce) // one per gateway, several may share a process
+	if len(hooks) > 0 {
+		e.webhooks = events.NewWebhooks(events.WebhookOptions{Hooks: hooks, Logger: g.log})
+		go g.everyWhileLeased(ctx, "webhooks", owner, webhookPoll, func(ctx context.Context) {
+			if _, err := e.webhooks.DeliverFromLog(ctx, g.store, g.store); err != nil {
+				g.log.Warn("webhook delivery from the event log", "error", err)
+			}
+		})
+	}
+	retain := time.Duration(g.cfg.Events.Retention)
+	if retain <= 0 {
+		retain = defaultRetain
+	}
+	go g.everyWhileLeased(ctx, "event-trim", owner, trimEvery, func(ctx context.Context) {
+		if n, err := g.store.TrimEvents(ctx, time.Now().Add(-retain)); err != nil {
+			g.log.Warn("trimming the event log", "error", err)
+		} else if n > 0 {
+			g.log.Info("event log trimmed", "events", n, "retention", retain)
+		}
+	})
+	if r != nil && len(fhirConns) > 0 {
+		e.refresh = events.NewRefreshQueue(r, events.RefreshOptions{Connections: fhirConns, Logger: g.log})
+		e.Bus.Subscribe(e.refresh)
+		go e.refresh.Run(ctx)
+	}
+	return e
+}
+
+// everyWhileLeased runs fn every interval until ctx ends, when this
+// process holds (or takes) the named lease: one process on the store at a
+// time.
+func (g *Gateway) everyWhileLeased(ctx context.Context, name, owner string, every time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		ok, err := events.AcquireLease(ctx, g.store, name, owner, leaseTTL, time.Now())
+		if err != nil && ctx.Err() == nil {
+			g.log.Warn("taking a lease", "lease", name, "error", err)
+		}
+		if ok {
+			fn(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -26,11 +26,13 @@ type StoredEvent struct {
 // finds a new event below N. EventsSince returns the events with Seq >
 // after, oldest first, at most limit (<= 0: 1000). TrimEvents removes the
 // events recorded before the instant and reports how many; OldestEvent
-// returns the smallest Seq kept (0 when the log is empty), so that a
-// reader can tell it missed trimmed events.
+// returns the smallest Seq kept and NewestEvent the largest (0 when the
+// log is empty), so that a reader can tell it missed trimmed events and a
+// new reader can start at the end.
 type EventLog interface {
 	AppendEvents(ctx context.Context, recorded time.Time, bodies ...[]byte) ([]int64, error)
 	EventsSince(ctx context.Context, after int64, limit int) ([]StoredEvent, error)
 	TrimEvents(ctx context.Context, before time.Time) (int, error)
 	OldestEvent(ctx context.Context) (int64, error)
+	NewestEvent(ctx context.Context) (int64, error)
 }

@@ -71,6 +71,9 @@ func RunEventLogTests(t *testing.T, newStore func(t *testing.T) store.EventLog) 
 		if oldest, _ := s.OldestEvent(ctx); oldest != 2 {
 			t.Errorf("OldestEvent after trimming = %d, want 2", oldest)
 		}
+		if newest, _ := s.NewestEvent(ctx); newest != 2 {
+			t.Errorf("NewestEvent = %d, want 2", newest)
+		}
 		seqs, _ := s.AppendEvents(ctx, t0.Add(2*time.Hour), []byte(`{"newer":1}`))
 		if len(seqs) != 1 || seqs[0] != 3 {
 			t.Errorf("an append after trimming got %v, want [3] (positions are never reused)", seqs)

@@ -94,3 +94,12 @@ func (db *DB) OldestEvent(ctx context.Context) (int64, error) {
 	}
 	return seq, nil
 }
+
+// NewestEvent implements store.EventLog.
+func (db *DB) NewestEvent(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := db.queryRow(ctx, db.Read, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("reading the newest event: %w", err)
+	}
+	return seq, nil
+}
