@@ -9,10 +9,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -127,25 +128,34 @@ func parseBDT(out []byte) bdtReport {
 	return rep
 }
 
+// bdtKnown is a test result accepted although it is not a pass: the kit
+// contradicts the specification there (or cannot apply by design). It is
+// accepted only with that status and a message containing Because.
+type bdtKnown struct {
+	Status  string
+	Because string // a substring of the kit's message
+	Reason  string // why it is accepted
+}
+
 // checkBDT fails t for every failed test and for every test not run for
-// lack of a feature (every status but succeeded and warned), except those
-// allowed, keyed by test name with the reason they do not apply.
-func checkBDT(t *testing.T, rep bdtReport, allowed map[string]string) {
+// lack of a feature (every status but succeeded and warned), except the
+// known ones, keyed by test path.
+func checkBDT(t *testing.T, rep bdtReport, known map[string]bdtKnown) {
 	t.Helper()
 	passed, failed, na := rep.counts()
-	t.Logf("bdt: %d passed, %d failed, %d not applicable", passed, failed, na)
-	sort.SliceStable(rep.Results, func(i, j int) bool { return rep.Results[i].Path < rep.Results[j].Path })
+	t.Logf("bdt: %d passed, %d failed, %d not applicable (of %d)", passed, failed, na, len(rep.Results))
 	for _, r := range rep.Results {
+		msg := strings.Join(r.Messages, "; ")
+		k, isKnown := known[r.Path]
+		isKnown = isKnown && k.Status == r.Status && strings.Contains(msg, k.Because)
 		switch {
 		case r.Status == "succeeded":
 		case r.Status == "warned":
-			t.Logf("bdt %s %q warned: %s", r.Path, r.Name, strings.Join(r.Messages, "; "))
-		case r.Status == "failed":
-			t.Errorf("bdt %s %q failed: %s", r.Path, r.Name, strings.Join(r.Messages, "; "))
-		case allowed[r.Name] != "":
-			t.Logf("bdt %s %q %s (allowed: %s)", r.Path, r.Name, r.Status, allowed[r.Name])
+			t.Logf("bdt %s %q warned: %s", r.Path, r.Name, msg)
+		case isKnown:
+			t.Logf("bdt %s %q %s, accepted: %s", r.Path, r.Name, r.Status, k.Reason)
 		default:
-			t.Errorf("bdt %s %q %s: %s", r.Path, r.Name, r.Status, strings.Join(r.Messages, "; "))
+			t.Errorf("bdt %s %q %s: %s", r.Path, r.Name, r.Status, msg)
 		}
 	}
 	if len(rep.Results) == 0 {
@@ -154,6 +164,21 @@ func checkBDT(t *testing.T, rep bdtReport, allowed map[string]string) {
 	if t.Failed() && strings.TrimSpace(rep.Output) != "" {
 		t.Logf("bdt output:\n%s", rep.Output)
 	}
+}
+
+// v1Only: the kit runs the Bulk Data 2.0 suite; this test is for 1.0.
+var v1Only = bdtKnown{"skipped", "requires API version <= 1.0", "a Bulk Data 1.0 test (the suite is run for 2.0)"}
+
+// bdtKitDefects are the kit's tests (commit 3a17211) that no server
+// following the specifications can pass, the same against every server.
+var bdtKitDefects = map[string]bdtKnown{
+	"0.3.15": {"failed", "jti was already used", "the kit sends one client assertion (one jti) with five token requests; " +
+		"SMART Backend Services says the server SHALL refuse a jti seen before, so only the first grant can succeed"},
+	"0.3.16":   {"failed", "jti was already used", "as 0.3.15, with the v2 scopes"},
+	"2.0.1.22": v1Only, "2.1.1.22": v1Only, "2.2.1.22": v1Only,
+	"4.3": {"failed", "No OperationOutcome errors found in the errors array", "the kit looks for OperationOutcome resources " +
+		"inline in the manifest's error array; the IG's error array lists files (type, url), and the warnings are in the " +
+		"OperationOutcome file it names (checked by TestKickoffLenientWarnings in ehrsim/bulkexport)"},
 }
 
 // bdtKey makes the P-384 key the kit signs its client assertions with
@@ -188,7 +213,14 @@ func TestBulkDataTestKitAgainstTheSimulator(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	private, public := bdtKey(t)
-	clients := []smartauth.Client{{ID: "bdt", Name: "SMART Bulk Data test kit", JWKS: public,
+	// The kit's public keys, served where a registered JWKS URL points
+	// (the kit then also checks the jku header).
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(public)
+	}))
+	defer jwks.Close()
+	clients := []smartauth.Client{{ID: "bdt", Name: "SMART Bulk Data test kit", JWKSURL: jwks.URL + "/jwks.json",
 		TokenEndpointAuth: "private_key_jwt", Scopes: []string{"system/*.read", "system/*.rs"}}}
 	f := simFlags{patients: 5, seed: 3, vendor: "generic", bulkFileSize: 5000, accessTTL: time.Hour, pageSize: 50, bulkScopeFilter: true}
 	sim, err := f.newSim(log)
@@ -201,20 +233,19 @@ func TestBulkDataTestKitAgainstTheSimulator(t *testing.T) {
 	}
 	defer ep.stop()
 	rep := runBDT(t, ctx, map[string]any{
-		"baseURL":              ep.base,
-		"groupExportEndpoint":  "Group/all/$export",
-		"systemExportEndpoint": "$export", "patientExportEndpoint": "Patient/$export",
-		"fastestResource": "Patient",
+		"baseURL":             ep.base,
+		"groupExportEndpoint": "Group/all/$export",
+		"fastestResource":     "Patient",
 		"authentication": map[string]any{
 			"type":               "backend-services",
-			"tokenEndpoint":      strings.TrimSuffix(ep.base, "/fhir") + "/auth/token",
 			"clientId":           "bdt",
 			"privateKey":         private,
 			"scope":              "system/*.read",
 			"tokenSignAlgorithm": "ES384",
 			"tokenExpiresIn":     "5m",
+			"jwksUrl":            jwks.URL + "/jwks.json",
 		},
 		"requests": map[string]any{"timeout": 30000},
 	})
-	checkBDT(t, rep, nil)
+	checkBDT(t, rep, bdtKitDefects)
 }

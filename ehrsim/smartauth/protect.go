@@ -2,7 +2,9 @@ package smartauth
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -101,7 +103,7 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 					}
 				}
 			}
-			r = r.Clone(r.Context())
+			r = r.Clone(context.WithValue(r.Context(), bulkAccessKey{}, bulkAccess{scopes: t.scopes, patient: t.patient}))
 			r.Header.Del("Authorization")
 			next.ServeHTTP(w, r)
 			return
@@ -129,6 +131,31 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 			forbidden(w, "this interaction is not available under patient-level or restricted scopes")
 		}
 	})
+}
+
+// bulkAccessKey keys the context value Protect gives Bulk Data requests.
+type bulkAccessKey struct{}
+
+// bulkAccess is what the access token of a Bulk Data request grants.
+type bulkAccess struct {
+	scopes  []string
+	patient string
+}
+
+// BulkMayRead reports (nil) whether the access token of a Bulk Data
+// request that passed Protect may read resources of type typ: a file
+// download is checked against the token presented with it, not the one
+// the export was kicked off with. A request that did not pass Protect
+// (no authorization server in front) may.
+func BulkMayRead(r *http.Request, typ string) error {
+	a, ok := r.Context().Value(bulkAccessKey{}).(bulkAccess)
+	if !ok {
+		return nil
+	}
+	if _, deny := decide(parseScopeList(a.scopes), a.patient, typ, permR); deny != "" {
+		return errors.New(deny)
+	}
+	return nil
 }
 
 // bulkTypes narrows a kick-off's types ("*" = no _type) to those the
