@@ -74,8 +74,11 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 		typ, id, perm, kind := classify(strings.TrimPrefix(path, prefix), r.Method)
 		if kind == "bulk" {
 			// Bulk Data (https://hl7.org/fhir/uv/bulkdata/): a kick-off
-			// needs read on every exported type (_type, else everything);
-			// status and file requests need only a valid token.
+			// needs read on every exported type (_type, in the query or a
+			// POST's Parameters, else everything); status requests need
+			// only a valid token; the token's grant rides in the context
+			// so that the Bulk Data server can check each file's type
+			// (BulkMayRead).
 			if strings.Contains(path, "$export") {
 				types, body, err := kickoffTypes(r)
 				if err != nil {
