@@ -166,3 +166,17 @@ func TestSystemScopesReadOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestAssertionJKU: a client assertion's jku header must be the client's
+// registered JWKS URL; the inline-JWKS test client registered none.
+func TestAssertionJKU(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.rsaAssertion()
+	a.jku = "test-bad-jku"
+	if code, out := e.tokenForm(backendForm(e.assertion(a), "system/Patient.rs"), "", ""); code != http.StatusUnauthorized && code != http.StatusBadRequest || out["error"] != ErrInvalidClient {
+		t.Errorf("token with a bad jku = %d %v, want invalid_client", code, out)
+	}
+	if code, out := e.tokenForm(backendForm(e.assertion(e.rsaAssertion()), "system/Patient.rs"), "", ""); code != http.StatusOK {
+		t.Errorf("token without jku = %d %v, want 200", code, out)
+	}
+}
