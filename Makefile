@@ -7,6 +7,11 @@ FUZZTIME ?= 5s
 # without the race detector (which makes them ten times slower and adds
 # nothing, the peer is a separate process) after the race-enabled suite.
 INTEROP  ?= ^TestInteropNodeSender$$
+# The SMART Bulk Data test kit (bdt, interop/bdt) against the simulator's
+# and ehrgate's own $export: about 100 s of a Node process driving the
+# servers, run once without the race detector (scripts/bdt.sh runs it
+# verbosely).
+BDT      ?= ^TestBulkDataTestKit
 
 .PHONY: all build test deps vet test-go fuzz bench demo clean
 
@@ -22,8 +27,9 @@ vet:
 	$(GO) vet ./...
 
 test-go:
-	$(GO) test -race -count=1 -timeout 15m -skip '$(INTEROP)' ./...
+	$(GO) test -race -count=1 -timeout 15m -skip '$(INTEROP)|$(BDT)' ./...
 	$(GO) test -count=1 -timeout 10m -run '$(INTEROP)' ./hl7/hl7store
+	$(GO) test -count=1 -timeout 5m -run '$(BDT)' ./cmd/ehrgate ./gateway
 
 # Short coverage-guided fuzz runs of every parser; each must neither panic nor hang.
 fuzz:

@@ -97,6 +97,15 @@ func (s *Server) verifyAssertion(ctx context.Context, form url.Values, tokenURL,
 	if c.Public || c.CDS {
 		return clients.Client{}, bad("This client has no keys registered to sign client assertions.")
 	}
+	// A jku header must name the JWKS URL the client registered (SMART
+	// Backend Services: it "SHALL match a value that the client supplied
+	// to the FHIR server at client registration time"); keys are only
+	// ever fetched from the registration.
+	if jku, ok := tok.Headers[0].ExtraHeaders["jku"]; ok {
+		if u, _ := jku.(string); c.JWKSURL == "" || u != c.JWKSURL {
+			return clients.Client{}, bad("The client assertion's jku header is not the client's registered JWKS URL.")
+		}
+	}
 	keys, err := s.clientKeys(ctx, c, tok.Headers[0].KeyID)
 	if err != nil {
 		return clients.Client{}, err

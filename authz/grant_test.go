@@ -85,3 +85,26 @@ func FuzzGrant(f *testing.F) {
 		}
 	})
 }
+
+// TestSystemScopeError: client_credentials scopes no client may be granted
+// are refused before the client authenticates.
+func TestSystemScopeError(t *testing.T) {
+	for _, tc := range []struct {
+		scope string
+		ok    bool
+	}{
+		{"system/*.read", true},
+		{"system/*.*", true},
+		{"system/Patient.cruds system/Observation.rs", true},
+		{"patient/Patient.rs", true}, // no system/ scope: left to the grant
+		{"launch fhirUser", true},
+		{"system/UnknownResource.read", false},
+		{"system/UnknownResource.r", false},
+		{"system/Patient.write", false},
+		{"system/Patient.cud", false},
+	} {
+		if err := systemScopeError(tc.scope); (err == nil) != tc.ok {
+			t.Errorf("systemScopeError(%q) = %v, want ok %v", tc.scope, err, tc.ok)
+		}
+	}
+}

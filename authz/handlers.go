@@ -10,7 +10,9 @@ import (
 	"github.com/ory/fosite"
 
 	"ehrgate/audit"
+	"ehrgate/fhir"
 	"ehrgate/server"
+	"ehrgate/smart"
 )
 
 // Discovery is the SMART configuration (SMART App Launch 2,
@@ -78,6 +80,32 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(set)
 }
 
+// systemScopeError refuses a client_credentials scope that names a
+// resource type FHIR R4 does not have, or whose system/ scopes all lack
+// read access (ehrgate's API is read-only). Requests with no system/
+// scope at all are left to the grant (invalid_scope, or invalid_grant for
+// a public client).
+func systemScopeError(scope string) error {
+	reads, system := false, false
+	for _, tok := range strings.Fields(scope) {
+		sc, err := smart.ParseScope(tok)
+		if err != nil || !sc.IsResource() || sc.Context != smart.ContextSystem {
+			continue
+		}
+		system = true
+		if sc.Type != "*" && !fhir.IsResourceType(sc.Type) {
+			return fosite.ErrInvalidScope.WithHintf("The scope %q names a resource type FHIR R4 does not have.", tok)
+		}
+		if sc.Perms&(smart.PermRead|smart.PermSearch) != 0 {
+			reads = true
+		}
+	}
+	if system && !reads {
+		return fosite.ErrInvalidScope.WithHint("No requested system/ scope grants read access; client_credentials grants system/ read scopes only.")
+	}
+	return nil
+}
+
 // serveToken is the token endpoint: fosite authenticates the client and
 // runs the grant; this narrows the scopes to the current registration,
 // sets the audience, records the patient access, and adds the patient to
@@ -87,6 +115,17 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	// Browser apps call the token endpoint from their own origin; the
 	// request carries no cookie, only the code and verifier or a token.
 	w.Header().Set("Access-Control-Allow-Origin", "*")
+	// A client_credentials scope no client may be granted is refused
+	// before the client authenticates, so the refusal does not spend the
+	// client assertion's jti (the client may send it again with a scope
+	// that can be granted).
+	if r.ParseForm() == nil && r.PostForm.Get("grant_type") == "client_credentials" && strings.TrimSpace(r.PostForm.Get("scope")) != "" {
+		if err := systemScopeError(r.PostForm.Get("scope")); err != nil {
+			s.refused("token", err)
+			s.oauth.WriteAccessError(ctx, w, fosite.NewAccessRequest(&session{}), err)
+			return
+		}
+	}
 	ar, err := s.oauth.NewAccessRequest(ctx, r, &session{})
 	if err != nil {
 		s.refused("token", err)

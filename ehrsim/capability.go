@@ -3,6 +3,7 @@ package ehrsim
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 )
 
 // The CapabilityStatement subset the simulator publishes
@@ -29,14 +30,38 @@ type (
 		URL         string `json:"url"`
 	}
 	capRest struct {
-		Mode     string        `json:"mode"`
-		Resource []capResource `json:"resource"`
+		Mode      string         `json:"mode"`
+		Security  *capSecurity   `json:"security,omitempty"`
+		Resource  []capResource  `json:"resource"`
+		Operation []capOperation `json:"operation,omitempty"`
+	}
+	capSecurity struct {
+		Extension []capExtension `json:"extension"`
+		Service   []capConcept   `json:"service"`
+	}
+	capExtension struct {
+		URL       string         `json:"url"`
+		ValueURI  string         `json:"valueUri,omitempty"`
+		Extension []capExtension `json:"extension,omitempty"`
+	}
+	capConcept struct {
+		Coding []capCoding `json:"coding"`
+		Text   string      `json:"text,omitempty"`
+	}
+	capCoding struct {
+		System string `json:"system"`
+		Code   string `json:"code"`
+	}
+	capOperation struct {
+		Name       string `json:"name"`
+		Definition string `json:"definition"`
 	}
 	capResource struct {
 		Type          string           `json:"type"`
 		Interaction   []capInteraction `json:"interaction"`
 		SearchInclude []string         `json:"searchInclude,omitempty"`
 		SearchParam   []capSearchParam `json:"searchParam"`
+		Operation     []capOperation   `json:"operation,omitempty"`
 	}
 	capInteraction struct {
 		Code string `json:"code"`
@@ -81,10 +106,49 @@ func (s *Server) capability(base string) capabilityStatement {
 				res.SearchInclude = append(res.SearchInclude, typ+":"+name)
 			}
 		}
+		if s.opts.BulkExport {
+			switch typ {
+			case "Patient":
+				res.Operation = []capOperation{{Name: "patient-export", Definition: bulkOperation + "patient-export"}}
+			}
+		}
 		rest.Resource = append(rest.Resource, res)
+	}
+	if s.opts.BulkExport {
+		// Group export works on the simulator's groups, which have no
+		// REST interactions of their own.
+		rest.Resource = append(rest.Resource, capResource{Type: "Group", Interaction: []capInteraction{},
+			SearchParam: []capSearchParam{}, Operation: []capOperation{{Name: "group-export", Definition: bulkOperation + "group-export"}}})
+		rest.Operation = []capOperation{{Name: "export", Definition: bulkOperation + "export"}}
+	}
+	if o := s.opts.OAuth; o != nil {
+		rest.Security = s.security(base, o)
 	}
 	cs.Rest = []capRest{rest}
 	return cs
+}
+
+// bulkOperation is the prefix of the Bulk Data IG's OperationDefinitions.
+const bulkOperation = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/"
+
+// security is the CapabilityStatement's rest.security: SMART on FHIR with
+// the oauth-uris extension
+// (http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris).
+func (s *Server) security(base string, o *OAuthURIs) *capSecurity {
+	origin := strings.TrimSuffix(base, "/fhir")
+	var uris []capExtension
+	for _, e := range []struct{ name, path string }{
+		{"authorize", o.Authorize}, {"token", o.Token}, {"introspect", o.Introspect}, {"revoke", o.Revoke},
+	} {
+		if e.path != "" {
+			uris = append(uris, capExtension{URL: e.name, ValueURI: origin + e.path})
+		}
+	}
+	return &capSecurity{
+		Extension: []capExtension{{URL: "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", Extension: uris}},
+		Service: []capConcept{{Coding: []capCoding{{System: "http://terminology.hl7.org/CodeSystem/restful-security-service", Code: "SMART-on-FHIR"}},
+			Text: "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)"}},
+	}
 }
 
 // serveMetadata answers GET /fhir/metadata.

@@ -2,7 +2,6 @@ package ehrsim
 
 import (
 	"bytes"
-	"ehrgate/ehrsim/internal/fhirdate"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ehrgate/ehrsim/internal/fhirdate"
 )
 
 // entry is one indexed resource version. Entries are immutable once built;

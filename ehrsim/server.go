@@ -44,6 +44,20 @@ type Options struct {
 	Malformed func(resourceType, id string) bool
 	Logger    *slog.Logger     // request log (identifiers only, never bodies); nil = discard
 	Clock     func() time.Time // stamps meta.lastUpdated and bundles; nil = time.Now
+	// BulkExport lists the Bulk Data $export operations (system, Patient
+	// and Group level) in the CapabilityStatement, for a Bulk Data server
+	// (ehrsim/bulkexport) mounted beside this one.
+	BulkExport bool
+	// OAuth, when set, publishes the authorization server's endpoints in
+	// the CapabilityStatement's rest.security (SMART oauth-uris extension).
+	OAuth *OAuthURIs
+}
+
+// OAuthURIs are an authorization server's endpoints as paths on the FHIR
+// server's host (e.g. "/auth/token"), resolved against each request's
+// scheme and host. Empty ones are left out.
+type OAuthURIs struct {
+	Authorize, Token, Introspect, Revoke string
 }
 
 // Validate reports every problem with the options at once. New applies

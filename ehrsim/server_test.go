@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -341,5 +342,50 @@ func TestLoadKeepsBytes(t *testing.T) {
 				t.Errorf("Load(%s) then read =\n%s\nwant\n%s", tt.raw, body, tt.want)
 			}
 		})
+	}
+}
+
+// TestMetadataBulkAndOAuth: with Options.BulkExport and Options.OAuth the
+// CapabilityStatement lists the Bulk Data operations where the IG puts them
+// (export at system level, patient-export on Patient, group-export on
+// Group) and the authorization server's endpoints (SMART oauth-uris).
+func TestMetadataBulkAndOAuth(t *testing.T) {
+	_, ts := startSmall(t, Options{BulkExport: true, OAuth: &OAuthURIs{Token: "/auth/token", Authorize: "/auth/authorize"}})
+	_, body := get(t, ts.Client(), ts.URL+"/fhir/metadata")
+	var cs capabilityStatement
+	if err := json.Unmarshal(body, &cs); err != nil {
+		t.Fatal(err)
+	}
+	rest := cs.Rest[0]
+	ops := func(list []capOperation) []string {
+		var out []string
+		for _, o := range list {
+			out = append(out, o.Name+" "+o.Definition)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]string{"export " + bulkOperation + "export"}, ops(rest.Operation)); diff != "" {
+		t.Errorf("rest.operation (-want +got):\n%s", diff)
+	}
+	for typ, want := range map[string]string{"Patient": "patient-export", "Group": "group-export"} {
+		found := false
+		for _, r := range rest.Resource {
+			if r.Type == typ {
+				found = slices.Contains(ops(r.Operation), want+" "+bulkOperation+want)
+			}
+		}
+		if !found {
+			t.Errorf("%s does not list %s", typ, want)
+		}
+	}
+	if rest.Security == nil || len(rest.Security.Extension) != 1 {
+		t.Fatalf("rest.security = %+v", rest.Security)
+	}
+	uris := map[string]string{}
+	for _, e := range rest.Security.Extension[0].Extension {
+		uris[e.URL] = e.ValueURI
+	}
+	if diff := cmp.Diff(map[string]string{"token": ts.URL + "/auth/token", "authorize": ts.URL + "/auth/authorize"}, uris); diff != "" {
+		t.Errorf("oauth-uris (-want +got):\n%s", diff)
 	}
 }

@@ -537,9 +537,15 @@ func TestMetadataIsPublicAndTrue(t *testing.T) {
 		t.Fatalf("metadata = %d %v", code, cs["resourceType"])
 	}
 	res := cs["rest"].([]any)[0].(map[string]any)["resource"].([]any)
-	if len(res) != len(fhirapi.ServedTypes) {
-		t.Errorf("CapabilityStatement lists %d types, want %d", len(res), len(fhirapi.ServedTypes))
+	// The served types, and Group (each connection), for group-export only.
+	if len(res) != len(fhirapi.ServedTypes)+1 {
+		t.Errorf("CapabilityStatement lists %d types, want %d", len(res), len(fhirapi.ServedTypes)+1)
 	}
+	group := res[len(res)-1].(map[string]any)
+	if ops, _ := group["operation"].([]any); group["type"] != "Group" || len(ops) != 1 || ops[0].(map[string]any)["name"] != "group-export" {
+		t.Errorf("last resource = %v, want Group with group-export", group)
+	}
+	res = res[:len(res)-1]
 	// Every advertised search parameter is accepted.
 	tok := e.token("user/*.rs", "")
 	for _, r := range res {
@@ -678,17 +684,20 @@ func TestBulkExport(t *testing.T) {
 		hdr  map[string]string
 		want int
 	}{
-		"no Prefer":      {"$export", map[string]string{"Prefer": ""}, 400},
-		"no Accept":      {"$export", map[string]string{"Accept": ""}, 400},
-		"unknown _type":  {"$export?_type=Banana", nil, 400},
-		"future _since":  {"$export?_since=2999-01-01T00:00:00Z", nil, 400},
-		"bad format":     {"$export?_outputFormat=text/csv", nil, 400},
-		"unknown param":  {"$export?color=red", nil, 400},
-		"unknown group":  {"Group/nope/$export", nil, 404},
-		"associated":     {"$export?includeAssociatedData=LatestProvenanceResources", nil, 400},
-		"lenient ok":     {"$export?_type=Patient,Banana&includeAssociatedData=X", map[string]string{"Prefer": "respond-async, handling=lenient"}, 202},
-		"system export":  {"$export", nil, 202},
-		"patient export": {"Patient/$export?_type=Patient,Condition", nil, 202},
+		"no Prefer":                             {"$export", map[string]string{"Prefer": ""}, 400},
+		"no Accept":                             {"$export", map[string]string{"Accept": ""}, 400},
+		"unknown _type":                         {"$export?_type=Banana", nil, 400},
+		"future _since":                         {"$export?_since=2999-01-01T00:00:00Z", nil, 400},
+		"bad format":                            {"$export?_outputFormat=text/csv", nil, 400},
+		"unknown param":                         {"$export?color=red", nil, 400},
+		"unknown group":                         {"Group/nope/$export", nil, 404},
+		"associated":                            {"$export?includeAssociatedData=LatestProvenanceResources,RelevantProvenanceResources", nil, 202},
+		"associated unknown":                    {"$export?includeAssociatedData=_custom", nil, 400},
+		"typeFilter unknown parameter":          {"$export?_typeFilter=Patient%3Fstatus%3Dactive", nil, 400},
+		"typeFilter unknown parameter, lenient": {"$export?_typeFilter=Patient%3Fstatus%3Dactive", map[string]string{"Prefer": "respond-async, handling=lenient"}, 202},
+		"lenient ok":                            {"$export?_type=Patient,Banana&includeAssociatedData=X", map[string]string{"Prefer": "respond-async, handling=lenient"}, 202},
+		"system export":                         {"$export", nil, 202},
+		"patient export":                        {"Patient/$export?_type=Patient,Condition", nil, 202},
 	} {
 		if code, _ := e.export(sys, "GET", c.path, "", c.hdr); code != c.want {
 			t.Errorf("%s: kick-off %s = %d, want %d", name, c.path, code, c.want)
@@ -762,5 +771,46 @@ func TestBulkExport(t *testing.T) {
 	resp.Body.Close()
 	if code, _ := e.get(sys, status); resp.StatusCode != 202 || code != 404 {
 		t.Errorf("cancel = %d, then status = %d; want 202 and 404", resp.StatusCode, code)
+	}
+}
+
+// TestBulkExportPatientParameterAndWarnings: a patient parameter naming no
+// served patient exports nothing (never everything); what handling=lenient
+// let through is listed, one warning each, in the manifest's error file.
+func TestBulkExportPatientParameterAndWarnings(t *testing.T) {
+	e := newEnv(t)
+	sys := e.token("system/*.rs", "")
+	body := `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient,Observation"},` +
+		`{"name":"patient","valueReference":{"reference":"Patient/123"}}]}`
+	code, status := e.export(sys, "POST", "Patient/$export", body, map[string]string{"Content-Type": "application/fhir+json"})
+	if code != 202 {
+		t.Fatalf("POST Patient kick-off with an unknown patient = %d, want 202", code)
+	}
+	if files, _ := e.download(sys, status); len(files["Patient"])+len(files["Observation"]) != 0 {
+		t.Errorf("an unknown patient exported %d Patients and %d Observations, want none", len(files["Patient"]), len(files["Observation"]))
+	}
+	code, status = e.export(sys, "GET", "$export?_type=Patient,Banana&_typeFilter=Patient%3Fstatus%3Dactive&color=red", "",
+		map[string]string{"Prefer": "respond-async, handling=lenient"})
+	if code != 202 {
+		t.Fatalf("lenient kick-off = %d", code)
+	}
+	_, m := e.get(sys, status)
+	errs, _ := m["error"].([]any)
+	if len(errs) != 1 {
+		t.Fatalf("manifest error = %v, want one OperationOutcome file", m["error"])
+	}
+	f := errs[0].(map[string]any)
+	req, _ := http.NewRequest("GET", e.srv.URL+"/fhir"+strings.TrimPrefix(f["url"].(string), audience), nil)
+	req.Header.Set("Authorization", "Bearer "+sys)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"Banana", "_typeFilter", "color"} {
+		if f["type"] != "OperationOutcome" || !strings.Contains(string(b), want) {
+			t.Errorf("error file (%v) does not name %s:\n%s", f["type"], want, b)
+		}
 	}
 }

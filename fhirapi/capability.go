@@ -46,10 +46,17 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 			for _, t := range ServedTypes[1:] {
 				res.SearchRevInc = append(res.SearchRevInc, t+":patient")
 			}
-			res.Operation = []op{{"everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}
+			res.Operation = []op{{"everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+				{"patient-export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}}
 		}
 		resources = append(resources, res)
 	}
+	// Each connection is a Group of its patients (Group/PREFIX/$export);
+	// Groups are not otherwise served. The Bulk Data IG's CapabilityStatement
+	// (and clients reading it, such as the SMART Bulk Data test kit) look
+	// for patient-export on Patient and group-export on Group.
+	resources = append(resources, resource{Type: "Group", Interaction: []interaction{}, Versioning: "no-version", SearchParam: []sp{},
+		Operation: []op{{"group-export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}}})
 	security := map[string]any{
 		"cors": false,
 		"service": []any{map[string]any{"coding": []any{map[string]any{
@@ -83,8 +90,6 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 			"resource": resources,
 			"operation": []any{
 				map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"},
-				map[string]any{"name": "patient-export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
-				map[string]any{"name": "group-export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"},
 			},
 		}},
 	}

@@ -47,19 +47,23 @@ const exportTTL = 24 * time.Hour
 
 // exportJob is an export's record.
 type exportJob struct {
-	ID              string              `json:"id"`
-	Owner           string              `json:"owner"` // client_id and sub of the token that kicked it off
-	Level           string              `json:"level"` // system, patient, group
-	Group           string              `json:"group,omitempty"`
-	Patients        []string            `json:"patients,omitempty"` // served ids (the patient parameter)
-	Types           []string            `json:"types"`
-	Since           time.Time           `json:"since,omitzero"`
-	TypeFilters     map[string][]string `json:"typeFilters,omitempty"`
-	Elements        []string            `json:"elements,omitempty"`
-	Clean           bool                `json:"clean,omitempty"`
-	Request         string              `json:"request"`
-	TransactionTime time.Time           `json:"transactionTime"`
-	Expires         time.Time           `json:"expires"`
+	ID           string              `json:"id"`
+	Owner        string              `json:"owner"` // client_id and sub of the token that kicked it off
+	Level        string              `json:"level"` // system, patient, group
+	Group        string              `json:"group,omitempty"`
+	Patients     []string            `json:"patients,omitempty"`     // served ids (the patient parameter)
+	PatientsOnly bool                `json:"patientsOnly,omitempty"` // the patient parameter was given: Patients only, maybe none
+	Types        []string            `json:"types"`
+	Since        time.Time           `json:"since,omitzero"`
+	TypeFilters  map[string][]string `json:"typeFilters,omitempty"`
+	Elements     []string            `json:"elements,omitempty"`
+	// Warnings are what Prefer: handling=lenient let through (ignored),
+	// served as the manifest's error file, one OperationOutcome each.
+	Warnings        []string  `json:"warnings,omitempty"`
+	Clean           bool      `json:"clean,omitempty"`
+	Request         string    `json:"request"`
+	TransactionTime time.Time `json:"transactionTime"`
+	Expires         time.Time `json:"expires"`
 }
 
 func (c *call) owner() string { return c.who.ClientID + "\x1f" + c.who.Subject }
@@ -133,6 +137,7 @@ func (a *API) exportKickoff(w http.ResponseWriter, r *http.Request) {
 				t = strings.TrimSpace(t)
 				if !isServed(t) {
 					if lenient {
+						job.Warnings = append(job.Warnings, fmt.Sprintf("_type: %s is not a type this server exports; ignored (handling=lenient)", t))
 						continue
 					}
 					refuse(http.StatusBadRequest, "invalid", fmt.Sprintf("_type: %s is not a type this server exports", t))
@@ -158,12 +163,20 @@ func (a *API) exportKickoff(w http.ResponseWriter, r *http.Request) {
 			job.TypeFilters = map[string][]string{}
 			for _, f := range vs {
 				typ, q, ok := strings.Cut(f, "?")
+				msg := ""
 				if !ok || !isServed(typ) {
-					refuse(http.StatusBadRequest, "invalid", fmt.Sprintf("_typeFilter %q is not TYPE?QUERY for an exported type", f))
-					return
+					msg = fmt.Sprintf("_typeFilter %q is not TYPE?QUERY for an exported type", f)
+				} else if _, err := a.restriction(typ, q); err != nil {
+					msg = fmt.Sprintf("_typeFilter %q: %v", f, err)
 				}
-				if _, err := a.restriction(typ, q); err != nil {
-					refuse(http.StatusBadRequest, "invalid", fmt.Sprintf("_typeFilter %q: %v", f, err))
+				if msg != "" && lenient {
+					// Ignored whole: the type is exported without this
+					// query, a superset of what was asked, never less.
+					job.Warnings = append(job.Warnings, msg+"; ignored (handling=lenient), so more resources may be exported than asked")
+					continue
+				}
+				if msg != "" {
+					refuse(http.StatusBadRequest, "invalid", msg)
 					return
 				}
 				job.TypeFilters[typ] = append(job.TypeFilters[typ], q)
@@ -175,24 +188,38 @@ func (a *API) exportKickoff(w http.ResponseWriter, r *http.Request) {
 				refuse(http.StatusBadRequest, "invalid", "patient applies to Patient and Group exports")
 				return
 			}
+			// Only the listed patients are exported; ids this server
+			// does not serve match nothing (noted in the error file).
+			job.PatientsOnly = true
 			for _, p := range vs {
 				id := p[strings.LastIndex(p, "/")+1:]
 				if _, _, ok := a.ns.Parse(id); !ok {
-					refuse(http.StatusBadRequest, "invalid", fmt.Sprintf("patient %q is not a served Patient id", p))
-					return
+					job.Warnings = append(job.Warnings, fmt.Sprintf("patient %q is not a Patient this server serves; nothing exported for it", p))
+					continue
 				}
 				job.Patients = append(job.Patients, id)
 			}
 		case "includeAssociatedData":
-			if !lenient {
-				refuse(http.StatusBadRequest, "not-supported", "includeAssociatedData: ehrgate keeps no Provenance to include (Prefer: handling=lenient ignores it)")
-				return
+			// The IG's values ask for Provenance; ehrgate serves none, so
+			// there is nothing to add and the export is what was asked.
+			for _, v := range vs {
+				for _, x := range strings.Split(v, ",") {
+					switch x = strings.TrimSpace(x); {
+					case x == "LatestProvenanceResources", x == "RelevantProvenanceResources":
+					case lenient:
+						job.Warnings = append(job.Warnings, fmt.Sprintf("includeAssociatedData: %s is not supported; ignored (handling=lenient)", x))
+					default:
+						refuse(http.StatusBadRequest, "not-supported", fmt.Sprintf("includeAssociatedData: %s is not supported (LatestProvenanceResources, RelevantProvenanceResources)", x))
+						return
+					}
+				}
 			}
 		default:
 			if !lenient {
 				refuse(http.StatusBadRequest, "invalid", fmt.Sprintf("%s is not a Bulk Data export parameter", k))
 				return
 			}
+			job.Warnings = append(job.Warnings, fmt.Sprintf("%s is not a Bulk Data export parameter; ignored (handling=lenient)", k))
 		}
 	}
 	// What the token may export: each type needs read (search) access.
@@ -237,6 +264,19 @@ func (a *API) exportKickoff(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Location", a.base(r)+"/$export-status/"+job.ID)
 	fhir.WriteOutcome(w, http.StatusAccepted, "information", "informational", "Export accepted; poll the Content-Location URL.")
+}
+
+// writeOutcomeAs answers with an OperationOutcome as application/json when
+// the client asked for that and not application/fhir+json (a status
+// client may; FHIR allows both), else as application/fhir+json.
+func writeOutcomeAs(w http.ResponseWriter, r *http.Request, status int, severity, code, diagnostics string) {
+	if a := r.Header.Get("Accept"); !strings.Contains(a, "application/json") || strings.Contains(a, "fhir+json") {
+		fhir.WriteOutcome(w, status, severity, code, diagnostics)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(fhir.NewOutcome(severity, code, diagnostics))
 }
 
 // allPatientScopes reports whether every type's grants are patient/ ones.
@@ -305,7 +345,7 @@ func (a *API) loadExport(c *call, id string) (exportJob, bool) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			a.o.Logger.ErrorContext(c.r.Context(), "reading an export", "error", err)
 		}
-		fhir.WriteOutcome(c.w, http.StatusNotFound, "error", "not-found", "No such export (or it expired, or another client started it).")
+		writeOutcomeAs(c.w, c.r, http.StatusNotFound, "error", "not-found", "No such export (or it expired, or another client started it).")
 		return job, false
 	}
 	return job, true
@@ -343,10 +383,17 @@ func (a *API) exportStatus(w http.ResponseWriter, r *http.Request) {
 	for _, t := range job.Types {
 		m.Output = append(m.Output, out{t, a.base(r) + "/$export-file/" + job.ID + "/" + t + ".ndjson"})
 	}
+	if len(job.Warnings) > 0 {
+		m.Error = append(m.Error, out{"OperationOutcome", a.base(r) + "/$export-file/" + job.ID + "/" + warningsFile})
+	}
 	w.Header().Set("Expires", job.Expires.Format(http.TimeFormat))
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(m)
 }
+
+// warningsFile is the name of an export's error file (not a type name:
+// types are capitalized).
+const warningsFile = "warnings.ndjson"
 
 // exportFile streams one type of an export as NDJSON from the store.
 func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
@@ -356,6 +403,14 @@ func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
 	}
 	job, ok := a.loadExport(c, r.PathValue("job"))
 	if !ok {
+		return
+	}
+	if r.PathValue("file") == warningsFile && len(job.Warnings) > 0 {
+		w.Header().Set("Content-Type", "application/fhir+ndjson")
+		for _, msg := range job.Warnings {
+			line, _ := json.Marshal(fhir.NewOutcome("warning", "not-supported", msg))
+			w.Write(append(line, '\n'))
+		}
 		return
 	}
 	typ := strings.TrimSuffix(r.PathValue("file"), ".ndjson")
@@ -412,7 +467,7 @@ func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
 	if g.patientOnly() {
 		patients = []ref{g.patient}
 	}
-	if len(patients) > 0 {
+	if len(patients) > 0 || job.PatientsOnly {
 		for _, p := range patients {
 			if job.Group != "" && p.connection != job.Group {
 				continue

@@ -108,6 +108,7 @@ func (f *simFlags) start(ctx context.Context, sim *ehrsim.Server, addr string, c
 	}
 	if !f.noAuth {
 		bopts.Authorize = func(*http.Request) error { return nil }
+		bopts.MayRead = smartauth.BulkMayRead
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", rest)
@@ -162,6 +163,12 @@ func (f *simFlags) newSim(log *slog.Logger) (*ehrsim.Server, error) {
 		PageSize: f.pageSize,
 		Faults:   ehrsim.Faults{Rate: f.faultRate, RetryAfter: f.retryAfter, Seed: f.seed},
 		Logger:   log.With("component", "ehrsim"),
+		// The Bulk Data server start mounts beside it, and (unless
+		// --no-auth) the SMART authorization server's endpoints.
+		BulkExport: true,
+	}
+	if !f.noAuth {
+		opts.OAuth = &ehrsim.OAuthURIs{Authorize: "/auth/authorize", Token: "/auth/token", Introspect: "/auth/introspect", Revoke: "/auth/revoke"}
 	}
 	if f.faultKinds != "" {
 		for _, k := range strings.Split(f.faultKinds, ",") {

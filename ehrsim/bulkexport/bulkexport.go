@@ -13,9 +13,16 @@
 // NDJSON; DELETE on the status URL cancels or deletes the job (its files are
 // gone: 404). Nothing is kept but the per-file plan.
 //
-// Kick-off parameters: _type, _since, _outputFormat and _typeFilter (a
-// subset of search parameters, see typefilter.go); an unsupported one is
-// refused with 400 unless the client sent Prefer: handling=lenient.
+// Kick-off (GET with a query, or POST with a FHIR Parameters body; Accept:
+// application/fhir+json and Prefer: respond-async required) parameters:
+// _type (FHIR R4 resource types), _since (not in the future), _outputFormat,
+// _typeFilter (a subset of search parameters, see typefilter.go), _elements
+// (top-level elements; resources served SUBSETTED, see elements.go),
+// includeAssociatedData (the IG's two Provenance values; the population has
+// no Provenance, so nothing is added) and, in POST Patient and Group
+// kick-offs, patient. Anything invalid or unsupported is refused with 400
+// unless the client sent Prefer: handling=lenient: then it is ignored and
+// reported as a warning OperationOutcome in the manifest's error list.
 //
 // Mount it beside the FHIR server with Register (patterns under
 // Options.Prefix, default "/fhir"):
@@ -33,6 +40,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -117,7 +125,12 @@ type Options struct {
 	// Authorize, when set, checks kick-off, status and file requests (nil
 	// error = allowed) and makes manifests say requiresAccessToken.
 	Authorize func(r *http.Request) error
-	Clock     func() time.Time // transactionTime; default time.Now
+	// MayRead, when set, checks a file download's authorization against
+	// the file's resource type (nil error = allowed; else 403), so that a
+	// token granted fewer types than the export's cannot download the
+	// others.
+	MayRead func(r *http.Request, typ string) error
+	Clock   func() time.Time // transactionTime; default time.Now
 	// Polls is the number of status polls answered 202 before the
 	// manifest (default 1; planning may add more).
 	Polls      int
@@ -159,11 +172,15 @@ type job struct {
 	since    time.Time
 	types    map[string]bool
 	filters  filters  // _typeFilter queries per type (nil = none)
+	elements elements // _elements per type (nil = whole resources)
 	warnings []string // lenient-mode issues, served as the manifest's error file
 	patients []int    // nil = all
-	txTime   time.Time
-	request  string
-	cancel   context.CancelFunc
+	// patientsOnly: patients was narrowed by the patient parameter (an
+	// empty list then exports nothing).
+	patientsOnly bool
+	txTime       time.Time
+	request      string
+	cancel       context.CancelFunc
 
 	mu        sync.Mutex
 	planned   bool
@@ -212,8 +229,8 @@ func New(opts Options) *Server {
 }
 
 // Register adds the server's routes to mux under Options.Prefix:
-// GET {prefix}/$export, GET {prefix}/Patient/$export,
-// GET {prefix}/Group/{id}/$export, GET|DELETE {prefix}/$bulk-status/{job}
+// GET|POST {prefix}/$export, GET|POST {prefix}/Patient/$export,
+// GET|POST {prefix}/Group/{id}/$export, GET|DELETE {prefix}/$bulk-status/{job}
 // and GET {prefix}/$bulk-file/{job}/{file}. They are more specific than
 // ehrsim's "/fhir/{type}/{id}" patterns, so both can share one mux.
 func (s *Server) Register(mux *http.ServeMux) {
@@ -221,6 +238,9 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"/$export", s.kickoff)
 	mux.HandleFunc("GET "+p+"/Patient/$export", s.kickoff)
 	mux.HandleFunc("GET "+p+"/Group/{group}/$export", s.kickoff)
+	mux.HandleFunc("POST "+p+"/$export", s.kickoff)
+	mux.HandleFunc("POST "+p+"/Patient/$export", s.kickoff)
+	mux.HandleFunc("POST "+p+"/Group/{group}/$export", s.kickoff)
 	mux.HandleFunc("GET "+p+"/$bulk-status/{job}", s.status)
 	mux.HandleFunc("DELETE "+p+"/$bulk-status/{job}", s.deleteJob)
 	mux.HandleFunc("GET "+p+"/$bulk-file/{job}/{file}", s.file)
@@ -247,7 +267,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	if err := s.opts.Authorize(r); err != nil {
-		fhir.WriteOutcome(w, http.StatusUnauthorized, "error", "login", "authorization failed")
+		writeOutcome(w, r, http.StatusUnauthorized, "error", "login", "authorization failed")
 		return false
 	}
 	return true
@@ -258,36 +278,65 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r) {
 		return
 	}
+	// The kick-off's Accept names the format of an OperationOutcome
+	// answer; the IG allows only application/fhir+json. A request without
+	// it, or asking for anything else (HTTP clients often default to
+	// application/json), is refused.
+	if !acceptsFHIRJSON(r.Header.Get("Accept")) {
+		writeOutcome(w, r, http.StatusBadRequest, "error", "not-supported", "Accept: application/fhir+json is required")
+		return
+	}
 	if !strings.Contains(r.Header.Get("Prefer"), "respond-async") {
-		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "Prefer: respond-async is required")
+		writeOutcome(w, r, http.StatusBadRequest, "error", "invalid", "Prefer: respond-async is required")
 		return
 	}
 	lenient := strings.Contains(r.Header.Get("Prefer"), "handling=lenient")
+	q, patients, err := kickoffParams(r)
+	if err != nil {
+		writeOutcome(w, r, http.StatusBadRequest, "error", "invalid", err.Error())
+		return
+	}
 	j := &job{txTime: s.opts.Clock().UTC(), attempts: map[int]int{}, request: r.URL.String()}
-	if g := r.PathValue("group"); g != "" {
-		members, ok := s.group(g)
+	group := r.PathValue("group")
+	if group != "" {
+		members, ok := s.group(group)
 		if !ok {
-			fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "unknown Group")
+			writeOutcome(w, r, http.StatusNotFound, "error", "not-found", "unknown Group")
 			return
 		}
 		j.patients = members
 	}
-	q := r.URL.Query()
-	for k, vs := range q {
+	if len(patients) > 0 {
+		if group == "" && !strings.HasSuffix(r.URL.Path, "/Patient/$export") {
+			writeOutcome(w, r, http.StatusBadRequest, "error", "invalid", "the patient parameter applies to Patient and Group exports only")
+			return
+		}
+		j.patients, j.warnings = s.selectPatients(j.patients, patients)
+		j.patientsOnly = true
+	}
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		vs := q[k]
 		v := vs[0]
 		switch k {
 		case "_outputFormat":
 			switch v {
 			case "application/fhir+ndjson", "application/ndjson", "ndjson":
 			default:
-				fhir.WriteOutcome(w, http.StatusBadRequest, "error", "not-supported", "_outputFormat must be application/fhir+ndjson")
+				writeOutcome(w, r, http.StatusBadRequest, "error", "not-supported", "_outputFormat must be application/fhir+ndjson")
 				return
 			}
 		case "_since":
 			t, err := fhir.ParseDateTime(v)
 			if err != nil {
-				fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "_since is not a FHIR instant")
+				writeOutcome(w, r, http.StatusBadRequest, "error", "invalid", "_since is not a FHIR instant")
 				return
+			}
+			if t.After(j.txTime) {
+				if !lenient {
+					writeOutcome(w, r, http.StatusBadRequest, "error", "invalid", "_since is in the future")
+					return
+				}
+				j.warnings = append(j.warnings, "_since is in the future: nothing has changed since then")
 			}
 			j.since = t
 		case "_typeFilter":
@@ -297,25 +346,57 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 				if fe := (*filterError)(nil); errors.As(err, &fe) {
 					code = fe.code
 				}
-				fhir.WriteOutcome(w, http.StatusBadRequest, "error", code, err.Error())
+				writeOutcome(w, r, http.StatusBadRequest, "error", code, err.Error())
 				return
 			}
-			j.filters, j.warnings = f, warnings
+			j.filters = f
+			j.warnings = append(j.warnings, warnings...)
 		case "_type":
 			j.types = map[string]bool{}
-			for _, t := range strings.Split(strings.Join(vs, ","), ",") {
-				if !typeName.MatchString(t) {
-					fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "_type lists an invalid resource type")
-					return
+			for _, t := range splitList(vs) {
+				if !fhir.IsResourceType(t) {
+					if !lenient {
+						writeOutcome(w, r, http.StatusBadRequest, "error", "not-supported", "_type: "+t+" is not a FHIR R4 resource type")
+						return
+					}
+					j.warnings = append(j.warnings, "_type: "+t+" is not a FHIR R4 resource type; ignored (handling=lenient)")
+					continue
 				}
 				j.types[t] = true
 			}
-		default:
-			if !lenient {
-				fhir.WriteOutcome(w, http.StatusBadRequest, "error", "not-supported", "parameter "+k+" is not supported")
+		case "_elements":
+			el, warnings, err := parseElements(vs, lenient)
+			if err != nil {
+				writeOutcome(w, r, http.StatusBadRequest, "error", "invalid", err.Error())
 				return
 			}
+			j.elements = el
+			j.warnings = append(j.warnings, warnings...)
+		case "includeAssociatedData":
+			// The simulated population carries no Provenance, so the
+			// associated data asked for is empty: the values the IG
+			// defines are accepted, others refused (or, lenient, noted).
+			for _, v := range splitList(vs) {
+				switch {
+				case v == "LatestProvenanceResources", v == "RelevantProvenanceResources":
+				case !lenient:
+					writeOutcome(w, r, http.StatusBadRequest, "error", "not-supported", "includeAssociatedData: "+v+" is not supported")
+					return
+				default:
+					j.warnings = append(j.warnings, "includeAssociatedData: "+v+" is not supported; ignored (handling=lenient)")
+				}
+			}
+		default:
+			if !lenient {
+				writeOutcome(w, r, http.StatusBadRequest, "error", "not-supported", "parameter "+k+" is not supported")
+				return
+			}
+			j.warnings = append(j.warnings, "parameter "+k+" is not supported; ignored (handling=lenient)")
 		}
+	}
+	if len(q["_type"]) > 0 && len(j.types) == 0 {
+		writeOutcome(w, r, http.StatusBadRequest, "error", "not-supported", "_type names no resource type this server can export")
+		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	j.cancel = cancel
@@ -329,6 +410,154 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Location", baseURL(r, s.opts.Prefix)+"/$bulk-status/"+j.id)
 	w.WriteHeader(http.StatusAccepted)
 	s.log.Debug("bulk export kicked off", "job", j.id)
+}
+
+// acceptsFHIRJSON reports whether a kick-off's Accept header lists
+// application/fhir+json.
+func acceptsFHIRJSON(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		switch strings.ToLower(strings.TrimSpace(mt)) {
+		case "application/fhir+json":
+			return true
+		}
+	}
+	return false
+}
+
+// writeOutcome answers with an OperationOutcome, as application/json when
+// the client asked for that rather than application/fhir+json.
+func writeOutcome(w http.ResponseWriter, r *http.Request, status int, severity, code, diagnostics string) {
+	ct := "application/fhir+json"
+	if a := r.Header.Get("Accept"); strings.Contains(a, "application/json") && !strings.Contains(a, "fhir+json") {
+		ct = "application/json"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(fhir.NewOutcome(severity, code, diagnostics))
+}
+
+// splitList splits repeated, comma-separated parameter values.
+func splitList(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				out = append(out, x)
+			}
+		}
+	}
+	return out
+}
+
+// maxKickoffBody bounds a POST kick-off's Parameters resource.
+const maxKickoffBody = 1 << 20
+
+// kickoffParams returns a kick-off's parameters: the query of a GET, or
+// the FHIR Parameters resource of a POST (valueString, valueInstant,
+// valueReference; repeated names kept in order), plus the patient
+// references' ids.
+func kickoffParams(r *http.Request) (url.Values, []string, error) {
+	if r.Method != http.MethodPost {
+		q := r.URL.Query()
+		if q.Has("patient") {
+			return nil, nil, errors.New("the patient parameter is sent in a POST kick-off's Parameters body")
+		}
+		return q, nil, nil
+	}
+	if len(r.URL.Query()) > 0 {
+		return nil, nil, errors.New("a POST kick-off takes its parameters in the body, not the URL")
+	}
+	var body struct {
+		ResourceType string `json:"resourceType"`
+		Parameter    []struct {
+			Name           string          `json:"name"`
+			ValueString    *string         `json:"valueString"`
+			ValueInstant   *string         `json:"valueInstant"`
+			ValueDateTime  *string         `json:"valueDateTime"`
+			ValueCode      *string         `json:"valueCode"`
+			ValueReference *fhirReference  `json:"valueReference"`
+			Resource       json.RawMessage `json:"resource"`
+		} `json:"parameter"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxKickoffBody))
+	if err := dec.Decode(&body); err != nil || body.ResourceType != "Parameters" {
+		return nil, nil, errors.New("a POST kick-off's body must be a FHIR Parameters resource")
+	}
+	q := url.Values{}
+	var patients []string
+	for _, p := range body.Parameter {
+		var v *string
+		for _, c := range []*string{p.ValueString, p.ValueInstant, p.ValueDateTime, p.ValueCode} {
+			if c != nil {
+				v = c
+			}
+		}
+		switch {
+		case p.Name == "patient":
+			if p.ValueReference == nil {
+				return nil, nil, errors.New("patient must be a valueReference")
+			}
+			id, ok := strings.CutPrefix(p.ValueReference.Reference, "Patient/")
+			if !ok || id == "" || strings.Contains(id, "/") {
+				return nil, nil, errors.New("patient must reference a Patient (Patient/id)")
+			}
+			patients = append(patients, id)
+		case p.Name == "":
+			return nil, nil, errors.New("a Parameters parameter has no name")
+		case v == nil:
+			return nil, nil, fmt.Errorf("parameter %s has no value this server reads (valueString, valueInstant, valueCode)", p.Name)
+		default:
+			q.Add(p.Name, *v)
+		}
+	}
+	return q, patients, nil
+}
+
+type fhirReference struct {
+	Reference string `json:"reference"`
+}
+
+// selectPatients narrows members (nil = every patient) to the patients
+// with the given ids, in the order given; ids not among them are noted.
+func (s *Server) selectPatients(members []int, ids []string) ([]int, []string) {
+	index := map[string]int{}
+	in := func(i int) bool { return members == nil || slices.Contains(members, i) }
+	for i := 0; i < s.opts.Source.Patients(); i++ {
+		if in(i) {
+			index[s.patientID(i)] = i
+		}
+	}
+	out := []int{}
+	var notes []string
+	for _, id := range ids {
+		i, ok := index[id]
+		switch {
+		case !ok:
+			notes = append(notes, "patient: Patient/"+id+" is not among the patients this export covers; ignored")
+		case !slices.Contains(out, i):
+			out = append(out, i)
+		}
+	}
+	return out, notes
+}
+
+// patientID is the id of patient i's Patient resource.
+func (s *Server) patientID(i int) string {
+	if p, ok := s.opts.Source.(interface{ PatientID(int) string }); ok {
+		return p.PatientID(i)
+	}
+	for _, res := range s.opts.Source.Resources(i) {
+		if res.Type == "Patient" {
+			var v struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(res.JSON, &v) == nil {
+				return v.ID
+			}
+		}
+	}
+	return ""
 }
 
 func (s *Server) group(id string) ([]int, bool) {
@@ -351,7 +580,7 @@ func baseURL(r *http.Request, prefix string) string {
 }
 
 func (j *job) patientCount(src Source) int {
-	if j.patients != nil {
+	if j.patients != nil || j.patientsOnly {
 		return len(j.patients)
 	}
 	return src.Patients()
@@ -387,6 +616,9 @@ func (s *Server) resources(j *job, k int) map[string][][]byte {
 		}
 		if j.filters != nil && !j.filters.match(res.Type, raw) {
 			continue
+		}
+		if j.elements != nil {
+			raw = j.elements.subset(res.Type, raw)
 		}
 		out[res.Type] = append(out[res.Type], raw)
 	}
@@ -460,7 +692,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) *job {
 	j := s.jobs[r.PathValue("job")]
 	s.mu.Unlock()
 	if j == nil {
-		fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "no such export job")
+		writeOutcome(w, r, http.StatusNotFound, "error", "not-found", "no such export job")
 	}
 	return j
 }
@@ -489,13 +721,13 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if j.failed {
 		s.faults.Add(1)
-		fhir.WriteOutcome(w, http.StatusInternalServerError, "error", "exception", "the export failed")
+		writeOutcome(w, r, http.StatusInternalServerError, "error", "exception", "the export failed")
 		return
 	}
 	j.mu.Lock()
 	if j.gone {
 		j.mu.Unlock()
-		fhir.WriteOutcome(w, http.StatusGone, "error", "not-found", "the export has expired")
+		writeOutcome(w, r, http.StatusGone, "error", "not-found", "the export has expired")
 		return
 	}
 	if j.throttled < s.opts.Faults.StatusThrottle {
@@ -504,7 +736,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		s.throttled.Add(1)
 		s.faults.Add(1)
 		setRetryAfter(w, s.opts.Faults.ThrottleRetryAfter)
-		fhir.WriteOutcome(w, http.StatusTooManyRequests, "error", "throttled", "polling too often")
+		writeOutcome(w, r, http.StatusTooManyRequests, "error", "throttled", "polling too often")
 		return
 	}
 	j.polls++
@@ -575,7 +807,7 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 		s.throttled.Add(1)
 		s.faults.Add(1)
 		setRetryAfter(w, s.opts.Faults.ThrottleRetryAfter)
-		fhir.WriteOutcome(w, http.StatusTooManyRequests, "error", "throttled", "too many concurrent downloads")
+		writeOutcome(w, r, http.StatusTooManyRequests, "error", "throttled", "too many concurrent downloads")
 		return
 	}
 	j := s.lookup(w, r)
@@ -587,7 +819,7 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 		j.expired = true
 		j.mu.Unlock()
 		s.faults.Add(1)
-		fhir.WriteOutcome(w, http.StatusUnauthorized, "error", "expired", "access token expired")
+		writeOutcome(w, r, http.StatusUnauthorized, "error", "expired", "access token expired")
 		return
 	}
 	j.mu.Unlock()
@@ -609,7 +841,7 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 		files := j.files
 		j.mu.Unlock()
 		if err != nil || idx < 1 || idx > len(files) || !s.ungenerated(j, idx) {
-			fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "no such file")
+			writeOutcome(w, r, http.StatusNotFound, "error", "not-found", "no such file")
 			return
 		}
 		w.Header().Set("Content-Type", "application/fhir+ndjson")
@@ -621,10 +853,17 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 	j.mu.Lock()
 	if err != nil || idx < 1 || idx > len(j.files) {
 		j.mu.Unlock()
-		fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "no such file")
+		writeOutcome(w, r, http.StatusNotFound, "error", "not-found", "no such file")
 		return
 	}
 	f := j.files[idx-1]
+	if s.opts.MayRead != nil {
+		if err := s.opts.MayRead(r, f.typ); err != nil {
+			j.mu.Unlock()
+			writeOutcome(w, r, http.StatusForbidden, "error", "forbidden", "the access token may not read "+f.typ)
+			return
+		}
+	}
 	j.attempts[idx]++
 	attempt := j.attempts[idx]
 	expire := idx == s.opts.Faults.ExpireFile && j.n <= s.opts.Faults.ExpireJobs
@@ -634,12 +873,12 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 	j.mu.Unlock()
 	if expire {
 		s.faults.Add(1)
-		fhir.WriteOutcome(w, http.StatusGone, "error", "expired", "the file has expired")
+		writeOutcome(w, r, http.StatusGone, "error", "expired", "the file has expired")
 		return
 	}
 	if idx == s.opts.Faults.FileError && attempt == 1 {
 		s.faults.Add(1)
-		fhir.WriteOutcome(w, http.StatusServiceUnavailable, "error", "transient", "storage unavailable")
+		writeOutcome(w, r, http.StatusServiceUnavailable, "error", "transient", "storage unavailable")
 		return
 	}
 	truncate := idx == s.opts.Faults.TruncateFile && attempt == 1

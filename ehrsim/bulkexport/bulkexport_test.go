@@ -30,6 +30,9 @@ func newTest(t *testing.T, opts Options) (*Server, *httptest.Server) {
 func get(t *testing.T, url string, hdr map[string]string) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if strings.Contains(url, "$export") {
+		req.Header.Set("Accept", "application/fhir+json") // every kick-off needs it
+	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -79,8 +82,21 @@ func TestKickoffValidation(t *testing.T) {
 		{"_typeFilter bad date", "/fhir/$export?_typeFilter=Observation%3Fdate%3Dyesterday", auth, 400, "invalid"},
 		{"_typeFilter bad date, lenient", "/fhir/$export?_typeFilter=Observation%3Fdate%3Dyesterday",
 			map[string]string{"Prefer": "respond-async, handling=lenient", "Authorization": "Bearer x"}, 400, "invalid"},
-		{"unknown parameter", "/fhir/$export?_elements=id", auth, 400, "not-supported"},
-		{"bad _type", "/fhir/$export?_type=obs%20ervation", auth, 400, "invalid"},
+		{"unknown parameter", "/fhir/$export?_foo=id", auth, 400, "not-supported"},
+		{"unknown parameter, lenient", "/fhir/$export?_foo=id",
+			map[string]string{"Prefer": "respond-async, handling=lenient", "Authorization": "Bearer x"}, 202, ""},
+		{"no Accept", "/fhir/$export", map[string]string{"Prefer": "respond-async", "Authorization": "Bearer x", "Accept": ""}, 400, "not-supported"},
+		{"Accept application/json", "/fhir/$export", map[string]string{"Prefer": "respond-async", "Authorization": "Bearer x", "Accept": "application/json"}, 400, "not-supported"},
+		{"bad _type", "/fhir/$export?_type=obs%20ervation", auth, 400, "not-supported"},
+		{"unknown _type", "/fhir/$export?_type=Patient,MissingType", auth, 400, "not-supported"},
+		{"unknown _type, lenient", "/fhir/$export?_type=Patient,MissingType",
+			map[string]string{"Prefer": "respond-async, handling=lenient", "Authorization": "Bearer x"}, 202, ""},
+		{"future _since", "/fhir/$export?_since=2999-01-01T00:00:00Z", auth, 400, "invalid"},
+		{"_elements", "/fhir/$export?_elements=id,Patient.name", auth, 202, ""},
+		{"nested _elements", "/fhir/$export?_elements=Patient.name.given", auth, 400, "invalid"},
+		{"includeAssociatedData", "/fhir/$export?includeAssociatedData=LatestProvenanceResources,RelevantProvenanceResources", auth, 202, ""},
+		{"includeAssociatedData unknown", "/fhir/$export?includeAssociatedData=_custom", auth, 400, "not-supported"},
+		{"patient in a GET", "/fhir/Patient/$export?patient=Patient/1", auth, 400, "invalid"},
 		{"unknown group", "/fhir/Group/nope/$export", auth, 404, "not-found"},
 	}
 	for _, tc := range tests {
@@ -266,6 +282,165 @@ func TestUngeneratedAndExpiredFiles(t *testing.T) {
 	for _, f := range m2.Output {
 		if resp := get(t, f.URL, nil); resp.StatusCode != 200 {
 			t.Errorf("second job's %s = %d", f.URL, resp.StatusCode)
+		}
+	}
+}
+
+// post kicks off with a FHIR Parameters body.
+func post(t *testing.T, url, body string, hdr map[string]string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Prefer", "respond-async")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// finish polls a status URL until the manifest.
+func finish(t *testing.T, loc string) manifest {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		resp := get(t, loc, nil)
+		if resp.StatusCode == 200 {
+			var m manifest
+			if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("export %s never finished", loc)
+	return manifest{}
+}
+
+// lines downloads a file and returns its resources.
+func lines(t *testing.T, url string) []map[string]any {
+	t.Helper()
+	resp := get(t, url, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s = %d", url, resp.StatusCode)
+	}
+	var out []map[string]any
+	dec := json.NewDecoder(resp.Body)
+	for dec.More() {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestPostKickoff(t *testing.T) {
+	gen := synth.New(synth.Options{Patients: 4, Seed: 1})
+	_, ts := newTest(t, Options{Source: gen, Groups: map[string][]int{"g": {1, 2}}})
+	ref := func(i int) string {
+		return `{"name":"patient","valueReference":{"reference":"Patient/` + gen.PatientID(i) + `"}}`
+	}
+	tests := []struct {
+		name, path, body string
+		want             int
+		patients         []string // Patient ids exported
+	}{
+		{"system, _type", "/fhir/$export", `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient"}]}`, 202,
+			[]string{gen.PatientID(0), gen.PatientID(1), gen.PatientID(2), gen.PatientID(3)}},
+		{"patient parameter", "/fhir/Patient/$export", `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient"},` + ref(2) + `]}`, 202,
+			[]string{gen.PatientID(2)}},
+		{"patient parameter within a group", "/fhir/Group/g/$export", `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient"},` + ref(0) + `,` + ref(1) + `]}`, 202,
+			[]string{gen.PatientID(1)}},
+		{"unknown patients", "/fhir/Patient/$export", `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient"},{"name":"patient","valueReference":{"reference":"Patient/nope"}}]}`, 202,
+			nil},
+		{"system with patient", "/fhir/$export", `{"resourceType":"Parameters","parameter":[` + ref(0) + `]}`, 400, nil},
+		{"future _since", "/fhir/$export", `{"resourceType":"Parameters","parameter":[{"name":"_since","valueInstant":"2999-01-01T00:00:00Z"}]}`, 400, nil},
+		{"not Parameters", "/fhir/$export", `{"resourceType":"Bundle"}`, 400, nil},
+		{"query and body", "/fhir/$export?_type=Patient", `{"resourceType":"Parameters"}`, 400, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := post(t, ts.URL+tc.path, tc.body, nil)
+			if resp.StatusCode != tc.want {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("POST %s = %d %s, want %d", tc.path, resp.StatusCode, b, tc.want)
+			}
+			if tc.want != 202 {
+				return
+			}
+			m := finish(t, resp.Header.Get("Content-Location"))
+			var got []string
+			for _, f := range m.Output {
+				for _, r := range lines(t, f.URL) {
+					got = append(got, r["id"].(string))
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.patients, ",") {
+				t.Errorf("exported Patients %v, want %v", got, tc.patients)
+			}
+		})
+	}
+}
+
+func TestElements(t *testing.T) {
+	_, ts := newTest(t, Options{})
+	m := export(t, ts.URL, "_type=Patient,Condition&_elements=id,Patient.gender", async)
+	if len(m.Output) == 0 {
+		t.Fatal("no output")
+	}
+	for _, f := range m.Output {
+		for _, r := range lines(t, f.URL) {
+			want := map[string]bool{"resourceType": true, "id": true, "meta": true}
+			if r["resourceType"] == "Patient" {
+				want["gender"] = true
+			}
+			for k := range r {
+				if !want[k] {
+					t.Errorf("%s %s has %s, not asked for", r["resourceType"], r["id"], k)
+				}
+			}
+			meta, _ := r["meta"].(map[string]any)
+			tags, _ := meta["tag"].([]any)
+			found := false
+			for _, tag := range tags {
+				tm, _ := tag.(map[string]any)
+				found = found || tm["code"] == "SUBSETTED"
+			}
+			if !found {
+				t.Errorf("%s %s is not tagged SUBSETTED: meta %v", r["resourceType"], r["id"], meta)
+			}
+		}
+	}
+}
+
+// TestKickoffLenientWarnings: what handling=lenient let through is named,
+// one warning OperationOutcome per issue, in the file the manifest's error
+// array lists.
+func TestKickoffLenientWarnings(t *testing.T) {
+	_, ts := newTest(t, Options{})
+	m := export(t, ts.URL, "_type=Patient,MissingType&_typeFilter=Patient%3Fstatus%3Dactive&_foo=1",
+		map[string]string{"Prefer": "respond-async, handling=lenient"})
+	var text []string
+	for _, f := range m.Error {
+		if f.Type != "OperationOutcome" {
+			t.Errorf("error entry of type %s", f.Type)
+		}
+		for _, r := range lines(t, f.URL) {
+			b, _ := json.Marshal(r)
+			text = append(text, string(b))
+		}
+	}
+	all := strings.Join(text, "\n")
+	for _, want := range []string{"MissingType", "_typeFilter", "_foo"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings do not name %s:\n%s", want, all)
 		}
 	}
 }

@@ -1,8 +1,11 @@
 package smartauth
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -80,5 +83,100 @@ func TestBulkScopeFilter(t *testing.T) {
 		if (tc.want == 0 && refused) || (tc.want != 0 && resp.StatusCode != tc.want) {
 			t.Errorf("GET %s with BulkScopeFilter = %d, want %v", tc.path, resp.StatusCode, map[bool]any{true: "not refused", false: tc.want}[tc.want == 0])
 		}
+	}
+}
+
+// TestKickoffTypes: every _type of a kick-off is checked, repeated in the
+// query or in a POST's Parameters body, and narrowing rewrites the body.
+func TestKickoffTypes(t *testing.T) {
+	get := httptest.NewRequest(http.MethodGet, "/fhir/$export?_type=Patient&_type=Condition,Observation", nil)
+	if types, _, _ := kickoffTypes(get); !slices.Equal(types, []string{"Patient", "Condition", "Observation"}) {
+		t.Errorf("kickoffTypes(GET) = %v", types)
+	}
+	body := `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient,Condition"},{"name":"_since","valueInstant":"2020-01-01T00:00:00Z"}]}`
+	post := httptest.NewRequest(http.MethodPost, "/fhir/$export", strings.NewReader(body))
+	types, parsed, err := kickoffTypes(post)
+	if err != nil || !slices.Equal(types, []string{"Patient", "Condition"}) {
+		t.Fatalf("kickoffTypes(POST) = %v, %v", types, err)
+	}
+	if b, _ := io.ReadAll(post.Body); string(b) != body {
+		t.Errorf("the body was not put back: %s", b)
+	}
+	narrowed := withKickoffTypes(post, parsed, []string{"Patient"})
+	again, _, _ := kickoffTypes(narrowed)
+	if !slices.Equal(again, []string{"Patient"}) {
+		t.Errorf("after narrowing, the POST asks for %v", again)
+	}
+
+	e := newEnv(t, nil)
+	_, out := e.tokenForm(backendForm(e.assertion(e.rsaAssertion()), "system/Patient.rs"), "", "")
+	narrow, _ := out["access_token"].(string)
+	for _, tc := range []struct {
+		method, path, body string
+	}{
+		{http.MethodGet, "/fhir/$export?_type=Patient&_type=Condition", ""},
+		{http.MethodPost, "/fhir/$export", `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Condition"}]}`},
+	} {
+		req, _ := http.NewRequest(tc.method, e.ts.URL+tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+narrow)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s %s %s = %d, want 403", tc.method, tc.path, tc.body, resp.StatusCode)
+		}
+	}
+}
+
+// TestSystemScopesReadOnly: client_credentials grants read access only, and
+// refuses (before the client assertion is spent) scopes no client may have.
+func TestSystemScopesReadOnly(t *testing.T) {
+	for _, tc := range []struct {
+		scope string
+		ok    bool
+	}{
+		{"system/*.read", true},
+		{"system/*.*", true},
+		{"system/Patient.cruds system/Observation.rs?category=laboratory", true},
+		{"system/UnknownResource.read", false},
+		{"system/UnknownResource.r", false},
+		{"system/Patient.write", false},
+		{"system/Patient.cud", false},
+		{"launch fhirUser", false},
+	} {
+		if e := checkSystemScopes(tc.scope); (e == nil) != tc.ok || (e != nil && e.Code != ErrInvalidScope) {
+			t.Errorf("checkSystemScopes(%q) = %v, want ok %v", tc.scope, e, tc.ok)
+		}
+	}
+	for in, want := range map[string]string{
+		"system/*.*":                     "system/*.read",
+		"system/*.read":                  "system/*.read",
+		"system/Patient.cruds":           "system/Patient.rs",
+		"system/Patient.cr?category=lab": "system/Patient.r?category=lab",
+		"system/Patient.write":           "",
+	} {
+		sc, err := parseScope(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := readOnly(sc); got != want {
+			t.Errorf("readOnly(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestAssertionJKU: a client assertion's jku header must be the client's
+// registered JWKS URL; the inline-JWKS test client registered none.
+func TestAssertionJKU(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.rsaAssertion()
+	a.jku = "test-bad-jku"
+	if code, out := e.tokenForm(backendForm(e.assertion(a), "system/Patient.rs"), "", ""); code != http.StatusUnauthorized && code != http.StatusBadRequest || out["error"] != ErrInvalidClient {
+		t.Errorf("token with a bad jku = %d %v, want invalid_client", code, out)
+	}
+	if code, out := e.tokenForm(backendForm(e.assertion(e.rsaAssertion()), "system/Patient.rs"), "", ""); code != http.StatusOK {
+		t.Errorf("token without jku = %d %v, want 200", code, out)
 	}
 }

@@ -360,12 +360,16 @@ type assertionSpec struct {
 	exp      time.Duration // from now; 0 = no exp
 	iat      time.Duration
 	jti      string
+	jku      string // header; "" = none
 }
 
 func (e *env) assertion(a assertionSpec) string {
 	e.t.Helper()
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: a.alg, Key: jose.JSONWebKey{Key: a.key, KeyID: a.kid}},
-		(&jose.SignerOptions{}).WithType("JWT"))
+	so := (&jose.SignerOptions{}).WithType("JWT")
+	if a.jku != "" {
+		so = so.WithHeader("jku", a.jku)
+	}
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: a.alg, Key: jose.JSONWebKey{Key: a.key, KeyID: a.kid}}, so)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -2,7 +2,9 @@ package smartauth
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -72,12 +74,16 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 		typ, id, perm, kind := classify(strings.TrimPrefix(path, prefix), r.Method)
 		if kind == "bulk" {
 			// Bulk Data (https://hl7.org/fhir/uv/bulkdata/): a kick-off
-			// needs read on every exported type (_type, else everything);
-			// status and file requests need only a valid token.
+			// needs read on every exported type (_type, in the query or a
+			// POST's Parameters, else everything); status requests need
+			// only a valid token; the token's grant rides in the context
+			// so that the Bulk Data server can check each file's type
+			// (BulkMayRead).
 			if strings.Contains(path, "$export") {
-				types := []string{"*"}
-				if v := r.URL.Query().Get("_type"); v != "" {
-					types = strings.Split(v, ",")
+				types, body, err := kickoffTypes(r)
+				if err != nil {
+					fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", err.Error())
+					return
 				}
 				if s.opts.BulkScopeFilter {
 					narrowed, ok := bulkTypes(parseScopeList(t.scopes), t.patient, types)
@@ -86,11 +92,7 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 						return
 					}
 					if narrowed != nil {
-						r = r.Clone(r.Context())
-						q := r.URL.Query()
-						q.Set("_type", strings.Join(narrowed, ","))
-						r.URL.RawQuery = q.Encode()
-						r.RequestURI = r.URL.RequestURI()
+						r = withKickoffTypes(r, body, narrowed)
 					}
 				} else {
 					for _, ty := range types {
@@ -101,7 +103,7 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 					}
 				}
 			}
-			r = r.Clone(r.Context())
+			r = r.Clone(context.WithValue(r.Context(), bulkAccessKey{}, bulkAccess{scopes: t.scopes, patient: t.patient}))
 			r.Header.Del("Authorization")
 			next.ServeHTTP(w, r)
 			return
@@ -129,6 +131,97 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 			forbidden(w, "this interaction is not available under patient-level or restricted scopes")
 		}
 	})
+}
+
+// maxKickoffBody bounds the POST kick-off bodies Protect reads.
+const maxKickoffBody = 1 << 20
+
+// kickoffTypes returns the types a Bulk Data kick-off asks for ("*" when
+// it names none): every _type value of a GET's query, or of a POST's FHIR
+// Parameters body (returned, and put back into r.Body, for the server).
+func kickoffTypes(r *http.Request) ([]string, map[string]any, error) {
+	var vals []string
+	var body map[string]any
+	if r.Method == http.MethodPost {
+		raw, err := io.ReadAll(io.LimitReader(r.Body, maxKickoffBody))
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the kick-off body: %w", err)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(raw))
+		if json.Unmarshal(raw, &body) == nil {
+			params, _ := body["parameter"].([]any)
+			for _, p := range params {
+				pm, _ := p.(map[string]any)
+				if v, ok := pm["valueString"].(string); ok && pm["name"] == "_type" {
+					vals = append(vals, v)
+				}
+			}
+		}
+	}
+	vals = append(vals, r.URL.Query()["_type"]...)
+	var types []string
+	for _, v := range vals {
+		for _, ty := range strings.Split(v, ",") {
+			if ty = strings.TrimSpace(ty); ty != "" {
+				types = append(types, ty)
+			}
+		}
+	}
+	if len(types) == 0 {
+		types = []string{"*"}
+	}
+	return types, body, nil
+}
+
+// withKickoffTypes returns a copy of a kick-off asking for types only: in
+// the query of a GET, in the Parameters body of a POST.
+func withKickoffTypes(r *http.Request, body map[string]any, types []string) *http.Request {
+	r = r.Clone(r.Context())
+	if r.Method != http.MethodPost || body == nil {
+		q := r.URL.Query()
+		q.Set("_type", strings.Join(types, ","))
+		r.URL.RawQuery = q.Encode()
+		r.RequestURI = r.URL.RequestURI()
+		return r
+	}
+	params, _ := body["parameter"].([]any)
+	kept := []any{}
+	for _, p := range params {
+		if pm, _ := p.(map[string]any); pm["name"] != "_type" {
+			kept = append(kept, p)
+		}
+	}
+	body["parameter"] = append(kept, map[string]any{"name": "_type", "valueString": strings.Join(types, ",")})
+	raw, _ := json.Marshal(body)
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	r.ContentLength = int64(len(raw))
+	r.Header.Del("Content-Length")
+	return r
+}
+
+// bulkAccessKey keys the context value Protect gives Bulk Data requests.
+type bulkAccessKey struct{}
+
+// bulkAccess is what the access token of a Bulk Data request grants.
+type bulkAccess struct {
+	scopes  []string
+	patient string
+}
+
+// BulkMayRead reports (nil) whether the access token of a Bulk Data
+// request that passed Protect may read resources of type typ: a file
+// download is checked against the token presented with it, not the one
+// the export was kicked off with. A request that did not pass Protect
+// (no authorization server in front) may.
+func BulkMayRead(r *http.Request, typ string) error {
+	a, ok := r.Context().Value(bulkAccessKey{}).(bulkAccess)
+	if !ok {
+		return nil
+	}
+	if _, deny := decide(parseScopeList(a.scopes), a.patient, typ, permR); deny != "" {
+		return errors.New(deny)
+	}
+	return nil
 }
 
 // bulkTypes narrows a kick-off's types ("*" = no _type) to those the

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"ehrgate/fhir"
+
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/cryptosigner"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -91,6 +93,14 @@ func (s *Server) token(ctx context.Context, r *http.Request, form url.Values) (*
 		return nil, oauthErr(ErrInvalidRequest, "grant_type is required")
 	default:
 		return nil, oauthErr(ErrUnsupportedGrantType, "grant_type %q is not supported", gt)
+	}
+	if gt == "client_credentials" && strings.TrimSpace(form.Get("scope")) != "" {
+		// Checked before the client authenticates, so that a scope no
+		// client could be granted does not spend the client assertion
+		// (its jti may be sent again with a scope that can be).
+		if e := checkSystemScopes(form.Get("scope")); e != nil {
+			return nil, e
+		}
 	}
 	c, authenticated, e := s.authenticateClient(ctx, r, form)
 	if e != nil {
@@ -203,6 +213,10 @@ func (s *Server) verifyAssertion(ctx context.Context, assertion, formClientID st
 	if err != nil {
 		return nil, invalid("client_assertion must be a JWT signed with RS384 or ES384")
 	}
+	jku := ""
+	if len(tok.Headers) > 0 {
+		jku, _ = tok.Headers[0].ExtraHeaders["jku"].(string)
+	}
 	var unverified assertionClaims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
 		return nil, invalid("client_assertion claims cannot be read")
@@ -220,6 +234,13 @@ func (s *Server) verifyAssertion(ctx context.Context, assertion, formClientID st
 	}
 	if c.TokenEndpointAuth != AuthPrivateKeyJWT {
 		return nil, invalid("this client is not registered for private_key_jwt")
+	}
+	// A jku header must name the JWKS URL the client registered (SMART
+	// Backend Services: "the jku header ... SHALL match a value that the
+	// client supplied at registration"); keys are only ever fetched from
+	// there.
+	if jku != "" && (c.JWKSURL == "" || normalizeURL(jku) != normalizeURL(c.JWKSURL)) {
+		return nil, invalid("client_assertion jku is not the client's registered JWKS URL")
 	}
 	var claims assertionClaims
 	if err := s.checkSignature(ctx, c, tok, &claims); err != nil {
@@ -452,12 +473,75 @@ func (s *Server) refresh(c *Client, form url.Values, now time.Time) (*tokenRespo
 	return resp, nil
 }
 
-// clientCredentials runs the client_credentials grant (SMART Backend
-// Services): system/ scopes only.
-func (s *Server) clientCredentials(c *Client, form url.Values, now time.Time) (*tokenResponse, *Error) {
-	requested := strings.Fields(form.Get("scope"))
+// checkSystemScopes refuses a client_credentials scope that no client may
+// be granted: empty, naming a resource type FHIR R4 does not have, or with
+// no system/ scope that reads (backend services read; write access is
+// never granted, see readOnly).
+func checkSystemScopes(raw string) *Error {
+	requested := strings.Fields(raw)
 	if len(requested) == 0 {
-		return nil, oauthErr(ErrInvalidScope, "scope is required")
+		return oauthErr(ErrInvalidScope, "scope is required")
+	}
+	reads := false
+	for _, r := range requested {
+		sc, err := parseScope(r)
+		if err != nil || sc.context != "system" {
+			continue
+		}
+		if sc.typ != "*" && !fhir.IsResourceType(sc.typ) {
+			return oauthErr(ErrInvalidScope, "scope %q names a resource type FHIR R4 does not have", r)
+		}
+		if _, ok := readOnly(sc); ok {
+			reads = true
+		}
+	}
+	if !reads {
+		return oauthErr(ErrInvalidScope, "no requested scope is a system/ scope with read access (client_credentials grants system/ read scopes only)")
+	}
+	return nil
+}
+
+// readOnly returns the read part of a resource scope, as the scope string
+// a client would have asked for: system/*.* becomes system/*.read,
+// system/Patient.cruds system/Patient.rs; a scope without read access
+// (.write, .cud) has none.
+func readOnly(sc scope) (string, bool) {
+	perms := sc.perms & (permR | permS)
+	if perms == 0 {
+		return "", false
+	}
+	if perms == sc.perms {
+		return sc.raw, true
+	}
+	base := sc.context + "/" + sc.typ + "."
+	if !sc.v2 {
+		return base + "read", true
+	}
+	letters := ""
+	if perms&permR != 0 {
+		letters += "r"
+	}
+	if perms&permS != 0 {
+		letters += "s"
+	}
+	out := base + letters
+	if sc.query != nil {
+		out += "?" + sc.query.Encode()
+	}
+	return out, true
+}
+
+// clientCredentials runs the client_credentials grant (SMART Backend
+// Services): system/ scopes only, read access only (write permissions
+// asked for are dropped from the grant).
+func (s *Server) clientCredentials(c *Client, form url.Values, now time.Time) (*tokenResponse, *Error) {
+	var requested []string
+	for _, r := range strings.Fields(form.Get("scope")) {
+		if sc, err := parseScope(r); err == nil && sc.context == "system" {
+			if ro, ok := readOnly(sc); ok {
+				requested = append(requested, ro)
+			}
+		}
 	}
 	granted := slices.DeleteFunc(grantScopes(c, requested), func(sc scope) bool { return sc.context != "system" })
 	if len(granted) == 0 || s.fail(c.ID, func(f Failures) bool { return f.InvalidScope }) {
