@@ -2,7 +2,7 @@
 # command: it installs what the tests need on a fresh machine, then runs
 # vet, the whole test suite with the race detector, and short fuzz runs.
 GO       ?= go
-FUZZTIME ?= 5s
+FUZZTIME ?= 3s
 # Interop runs of third-party clients over thousands of messages: run once
 # without the race detector (which makes them ten times slower and adds
 # nothing, the peer is a separate process) after the race-enabled suite.
