@@ -73,8 +73,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveSMARTConfig(w, r)
 	case r.Method == http.MethodGet && len(parts) == 1 && parts[0] != "":
 		h.serveSearch(w, r, parts[0])
+	case (r.Method == http.MethodPost && len(parts) == 1 && parts[0] != "") ||
+		(r.Method == http.MethodPut && len(parts) == 2):
+		op := "create"
+		if r.Method == http.MethodPut {
+			op = "update"
+		}
+		if !h.profile.Write.Accepts(parts[0], op) || h.site.TypeDisabled(parts[0]) {
+			st := h.spec.WriteRefused
+			if st.Status == 0 {
+				st = ErrorStyle{Status: http.StatusMethodNotAllowed, Severity: "error", Code: "not-supported"}
+			}
+			h.writeError(w, st, fmt.Sprintf("The %s interaction is not supported for %s.", op, parts[0]))
+			return
+		}
+		h.core.ServeHTTP(w, r)
 	case r.Method == http.MethodGet && len(parts) == 2 && !strings.HasPrefix(parts[1], "$"):
-		if !h.serves(parts[0]) {
+		// A type the vendor takes writes of can be read back.
+		if !h.serves(parts[0]) && !h.profile.Write.Accepts(parts[0], "create") {
 			h.writeError(w, h.spec.UnsupportedType, parts[0]+" is not supported.")
 			return
 		}
