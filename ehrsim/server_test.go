@@ -197,7 +197,7 @@ func TestMetadata(t *testing.T) {
 	for _, p := range obs.SearchParam {
 		names = append(names, p.Name+":"+p.Type)
 	}
-	wantNames := []string{"_id:token", "_lastUpdated:date", "category:token", "code:token", "date:date", "encounter:reference", "patient:reference", "status:token", "subject:reference"}
+	wantNames := []string{"_id:token", "_lastUpdated:date", "category:token", "code:token", "date:date", "encounter:reference", "identifier:token", "patient:reference", "status:token", "subject:reference"}
 	if diff := cmp.Diff(wantNames, names); diff != "" {
 		t.Errorf("Observation searchParam (-want +got):\n%s", diff)
 	}
