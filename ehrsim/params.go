@@ -163,7 +163,7 @@ var builtinParams = map[string][]paramDef{
 		patientRef("subject"), subjectRef(), tok("status"), tok("category"), tok("identifier"),
 	},
 	"Provenance": {
-		ref("target", "", "target"), tok("identifier"),
+		ref("target", "", "target"),
 	},
 }
 
