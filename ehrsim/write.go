@@ -211,6 +211,10 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
 		case p.total == 1:
 			e := p.matches[0]
 			s.mu.Unlock()
+			if fault == WriteFaultLostAnswer {
+				w.Header().Set(faultHeader, string(fault))
+				panic(http.ErrAbortHandler)
+			}
 			answerEntry(w, r, http.StatusOK, e)
 			return
 		case p.total > 1:
