@@ -3,6 +3,7 @@ package ehrsim
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 )
 
 // The CapabilityStatement subset the simulator publishes
@@ -33,10 +34,12 @@ type (
 		Resource []capResource `json:"resource"`
 	}
 	capResource struct {
-		Type          string           `json:"type"`
-		Interaction   []capInteraction `json:"interaction"`
-		SearchInclude []string         `json:"searchInclude,omitempty"`
-		SearchParam   []capSearchParam `json:"searchParam"`
+		Type              string           `json:"type"`
+		Interaction       []capInteraction `json:"interaction"`
+		Versioning        string           `json:"versioning,omitempty"`
+		ConditionalCreate bool             `json:"conditionalCreate,omitempty"`
+		SearchInclude     []string         `json:"searchInclude,omitempty"`
+		SearchParam       []capSearchParam `json:"searchParam"`
 	}
 	capInteraction struct {
 		Code string `json:"code"`
@@ -68,11 +71,22 @@ func (s *Server) capability(base string) capabilityStatement {
 		Format:      []string{"json", "application/fhir+json"},
 	}
 	rest := capRest{Mode: "server"}
-	for _, typ := range s.types() {
+	types := s.types()
+	for _, typ := range s.writeTypes() {
+		if !slices.Contains(types, typ) {
+			types = append(types, typ)
+		}
+	}
+	slices.Sort(types)
+	for _, typ := range types {
 		ps := paramsFor(typ)
 		res := capResource{
 			Type:        typ,
 			Interaction: []capInteraction{{Code: "read"}, {Code: "search-type"}},
+		}
+		if s.writable(typ) {
+			res.Interaction = append(res.Interaction, capInteraction{Code: "create"}, capInteraction{Code: "update"})
+			res.Versioning, res.ConditionalCreate = "versioned-update", true
 		}
 		for _, name := range ps.sortedNames() {
 			d := ps[name]

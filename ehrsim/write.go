@@ -166,14 +166,16 @@ func (s *Server) recordWrite(w http.ResponseWriter, r *http.Request, next http.H
 // faultHeader tells the write log which write fault answered.
 const faultHeader = "X-Ehrsim-Fault"
 
-// writable reports whether the server accepts writes of typ.
-func (s *Server) writable(typ string) bool {
-	types := s.opts.WriteTypes
-	if types == nil {
-		types = DefaultWriteTypes
+// writeTypes returns the types the server accepts writes of.
+func (s *Server) writeTypes() []string {
+	if s.opts.WriteTypes == nil {
+		return DefaultWriteTypes
 	}
-	return slices.Contains(types, typ)
+	return s.opts.WriteTypes
 }
+
+// writable reports whether the server accepts writes of typ.
+func (s *Server) writable(typ string) bool { return slices.Contains(s.writeTypes(), typ) }
 
 // serveCreate answers POST /fhir/{type}: a create, conditional when
 // If-None-Exist carries a search query (http://hl7.org/fhir/R4/http.html#ccreate):

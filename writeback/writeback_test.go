@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"ehrgate/config"
 	"ehrgate/ehr"
 	"ehrgate/ehrsim"
+	"ehrgate/ehrsim/personality"
 	"ehrgate/fhir"
 	"ehrgate/secrets"
 	"ehrgate/store/sqlite"
@@ -74,7 +76,16 @@ func newEnv(t *testing.T, w *config.Write, vendor string, reeval Reevaluator) *e
 	if err := sim.Load(json.RawMessage(`{"resourceType":"Patient","id":"p1","name":[{"family":"Test"}]}`)); err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(sim.Handler())
+	var h http.Handler = sim.Handler()
+	if vendor != "generic" {
+		// Other vendors through their personality; the write log in front.
+		ph, err := personality.Wrap(vendor, nil, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h = sim.RecordWrites(ph)
+	}
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	client, err := fhir.NewClient(ts.URL+"/fhir", fhir.Options{Sleep: func(context.Context, time.Duration) error { return nil }})
 	if err != nil {
@@ -193,6 +204,25 @@ func joinStates(s []State) string {
 		parts[i] = string(x)
 	}
 	return strings.Join(parts, " ")
+}
+
+// TestVendorPersonalities writes through the epic and oracle personalities:
+// the Flag, its read-back and the Provenance lookup go through the vendor's
+// rules.
+func TestVendorPersonalities(t *testing.T) {
+	for _, vendor := range []string{"epic", "oracle"} {
+		t.Run(vendor, func(t *testing.T) {
+			e := newEnv(t, allowAll(), vendor, nil)
+			e.sim.InjectWriteFault(ehrsim.WriteFaultLostAnswer, 1)
+			rec, err := e.proposeAndSend(t, flagProposal("p1-af", "active"))
+			if err != nil || rec.State != StateConfirmed {
+				t.Fatalf("Send on %s = %v, %v; want confirmed", vendor, rec.State, err)
+			}
+			if got := e.sim.Counts(); got["Flag"] != 1 || got["Provenance"] != 1 {
+				t.Errorf("%s holds %v, want one Flag and one Provenance", vendor, got)
+			}
+		})
+	}
 }
 
 func TestRetriesNeverDuplicate(t *testing.T) {

@@ -129,7 +129,7 @@ func (h *handler) allowed(typ, param string) bool {
 }
 
 func (h *handler) serveSearch(w http.ResponseWriter, r *http.Request, typ string) {
-	if !h.serves(typ) {
+	if !h.serves(typ) && !h.profile.Write.Accepts(typ, "create") {
 		h.writeError(w, h.spec.UnsupportedType, "The resource type "+typ+" is not supported.")
 		return
 	}
@@ -265,8 +265,25 @@ func (h *handler) serveMetadata(w http.ResponseWriter, r *http.Request) {
 						continue
 					}
 					typ, _ := m["type"].(string)
-					if !h.serves(typ) {
+					if !h.serves(typ) && !h.profile.Write.Accepts(typ, "create") {
 						continue
+					}
+					// Only the writes the vendor accepts are advertised.
+					its, _ := m["interaction"].([]any)
+					var keptIt []any
+					for _, it := range its {
+						im, _ := it.(map[string]any)
+						code, _ := im["code"].(string)
+						if (code != "create" && code != "update") || h.profile.Write.Accepts(typ, code) {
+							keptIt = append(keptIt, it)
+						}
+					}
+					m["interaction"] = keptIt
+					if !h.profile.Write.Accepts(typ, "create") {
+						delete(m, "conditionalCreate")
+					}
+					if !h.profile.Write.Accepts(typ, "update") {
+						delete(m, "versioning")
 					}
 					sps, _ := m["searchParam"].([]any)
 					var keptSP []any
