@@ -18,6 +18,7 @@ import (
 	"ehrgate/ehrsim/personality"
 	"ehrgate/fhir"
 	"ehrgate/secrets"
+	"ehrgate/store"
 	"ehrgate/store/sqlite"
 )
 
@@ -57,6 +58,7 @@ type env struct {
 	writer *Writer
 	audit  *fakeAudit
 	policy *Policy
+	store  *sqlite.Store
 }
 
 func fixedClock() time.Time { return time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC) }
@@ -113,7 +115,7 @@ func newEnv(t *testing.T, w *config.Write, vendor string, reeval Reevaluator) *e
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{sim: sim, outbox: ob, writer: wr, audit: fa, policy: pol}
+	return &env{sim: sim, outbox: ob, writer: wr, audit: fa, policy: pol, store: st}
 }
 
 const gapSystem = "urn:ehrgate:gap"
@@ -564,5 +566,36 @@ func TestOutboxRefusesTransitions(t *testing.T) {
 	}
 	if _, err := e.outbox.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get(nope) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestAuditTrailPerWrite records into the real audit trail: one AuditEvent
+// per write sent, create then update, on the patient, by ehrgate.
+func TestAuditTrailPerWrite(t *testing.T) {
+	e := newEnv(t, allowAll(), "generic", nil)
+	ctx := context.Background()
+	e.writer.opts.Audit = audit.NewLog(e.store, audit.Source{InstanceID: "test"}, fixedClock)
+	created, err := e.proposeAndSend(t, flagProposal("p1-af", "active"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := flagProposal("p1-af", "inactive")
+	upd.Operation, upd.TargetID, upd.BaseVersion = OpUpdate, created.ResultID, created.ResultVersion
+	if _, err := e.proposeAndSend(t, upd); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := e.store.QueryAudit(ctx, store.AuditQuery{Connection: "sim", Patient: "p1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, en := range entries {
+		got = append(got, en.Action+":"+en.Subtype+":"+en.Agent+":"+en.Outcome)
+	}
+	if want := []string{"C:create:ehrgate:0", "U:update:ehrgate:0"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("audit trail = %v, want %v", got, want)
+	}
+	if v, err := e.store.VerifyAudit(ctx); err != nil || !v.Intact() {
+		t.Errorf("VerifyAudit = %+v, %v; want intact", v, err)
 	}
 }
