@@ -599,3 +599,66 @@ func TestAuditTrailPerWrite(t *testing.T) {
 		t.Errorf("VerifyAudit = %+v, %v; want intact", v, err)
 	}
 }
+
+// TestResumeAfterCrash: ehrgate was killed after marking a record sent,
+// once before the request left and once after the EHR committed it. The
+// next SendApproved finishes both with exactly one Flag each.
+func TestResumeAfterCrash(t *testing.T) {
+	e := newEnv(t, allowAll(), "generic", nil)
+	ctx := context.Background()
+	before, err := e.writer.Propose(ctx, flagProposal("before-send", "active"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := e.writer.Propose(ctx, flagProposal("after-commit", "active"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{before.ID, after.ID} {
+		if _, err := e.outbox.Transition(ctx, id, StateSent, AgentEhrgate, "sending", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The EHR committed the second write before the crash.
+	body, _ := e.writer.prepare(after, e.policy)
+	if _, err := e.writer.conns["sim"].Target.Create(ctx, "Flag", body, identifierQuery(after.Identifier)); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := e.writer.SendApproved(ctx, "")
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("SendApproved = %d records, %v; want 2", len(recs), err)
+	}
+	for _, r := range recs {
+		if r.State != StateConfirmed {
+			t.Errorf("record %s = %s, want confirmed", r.Identifier.Value, r.State)
+		}
+	}
+	if n := e.sim.Counts()["Flag"]; n != 2 {
+		t.Errorf("Flags = %d, want 2 (one per record)", n)
+	}
+}
+
+func TestConcurrentSendsOfOneRecord(t *testing.T) {
+	e := newEnv(t, allowAll(), "generic", nil)
+	ctx := context.Background()
+	rec, err := e.writer.Propose(ctx, flagProposal("p1-af", "active"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = e.writer.Send(ctx, rec.ID) // all but one find it no longer approved
+		}()
+	}
+	wg.Wait()
+	got, err := e.outbox.Get(ctx, rec.ID)
+	if err != nil || got.State != StateConfirmed {
+		t.Fatalf("record = %v, %v; want confirmed", got.State, err)
+	}
+	if c := e.sim.Counts(); c["Flag"] != 1 || c["Provenance"] != 1 {
+		t.Errorf("simulator holds %v, want one Flag and one Provenance", c)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"ehrgate/audit"
@@ -60,12 +61,16 @@ type Options struct {
 }
 
 // Writer proposes writes into the Outbox and sends approved ones. It is
-// safe for concurrent use; one record should be sent by one caller at a
-// time (a second Send of a record already sent repeats it safely).
+// safe for concurrent use: Sends of one record in this process run one
+// after the other. Across processes (replicas on one store) a record must be
+// sent by one worker at a time (the job queue's job per record); two at once
+// write one resource (the create is conditional) but may write two
+// Provenances.
 type Writer struct {
-	opts  Options
-	conns map[string]Connection
-	log   *slog.Logger
+	opts    Options
+	conns   map[string]Connection
+	log     *slog.Logger
+	sending sync.Map // record id → *sync.Mutex: one Send of a record at a time in this process
 }
 
 // Provenance constants.
@@ -182,6 +187,9 @@ var errRecord = errors.New("writeback: the write did not succeed")
 // It returns the record as it ended; an error wrapping ErrRefused,
 // ErrDryRun or ErrRateLimited means nothing was sent.
 func (w *Writer) Send(ctx context.Context, id string) (Record, error) {
+	mu, _ := w.sending.LoadOrStore(id, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	rec, err := w.opts.Outbox.Get(ctx, id)
 	if err != nil {
 		return Record{}, err
