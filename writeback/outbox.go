@@ -171,6 +171,21 @@ func (o *Outbox) Reject(ctx context.Context, id, by, why string) (Record, error)
 	return o.Transition(ctx, id, StateRejected, by, why, nil)
 }
 
+// Repropose puts a conflicted record back to proposed with the resource
+// a person (by) settled on against the EHR's version baseVersion; it then
+// needs approval again.
+func (o *Outbox) Repropose(ctx context.Context, id, by, why string, resource json.RawMessage, baseVersion string) (Record, error) {
+	if by == "" || why == "" || len(resource) == 0 {
+		return Record{}, errors.New("writeback: a re-proposal needs who, why and the resource")
+	}
+	return o.Transition(ctx, id, StateProposed, by, why, func(r *Record) {
+		r.Resource, r.ApprovedBy, r.Current = resource, "", nil
+		if r.Operation == OpUpdate {
+			r.BaseVersion = baseVersion
+		}
+	})
+}
+
 // Transition moves record id to state to, recording who and why, after
 // applying change (may be nil) to it, atomically. A move the state machine
 // does not allow fails with ErrTransition and changes nothing.

@@ -1,6 +1,7 @@
 package writeback
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -106,4 +107,35 @@ func (p *Policy) take() bool {
 	}
 	p.used++
 	return true
+}
+
+// checkContent refuses resources outside what write-back may put into the
+// legal record whatever the configuration says (issue 17): a
+// DocumentReference must be a draft (docStatus preliminary) for a clinician
+// to sign; a Task must have an owner and a Communication a recipient, so
+// that each reaches a person.
+func checkContent(typ string, resource []byte) error {
+	var r struct {
+		DocStatus string            `json:"docStatus"`
+		Owner     json.RawMessage   `json:"owner"`
+		Recipient []json.RawMessage `json:"recipient"`
+	}
+	if err := json.Unmarshal(resource, &r); err != nil {
+		return fmt.Errorf("%w: the resource is not valid JSON", ErrRefused)
+	}
+	switch typ {
+	case "DocumentReference":
+		if r.DocStatus != "preliminary" {
+			return fmt.Errorf("%w: a DocumentReference is written only as a draft (docStatus preliminary)", ErrRefused)
+		}
+	case "Task":
+		if len(r.Owner) == 0 || string(r.Owner) == "null" {
+			return fmt.Errorf("%w: a Task must be addressed to a person (owner)", ErrRefused)
+		}
+	case "Communication":
+		if len(r.Recipient) == 0 {
+			return fmt.Errorf("%w: a Communication must be addressed to a person (recipient)", ErrRefused)
+		}
+	}
+	return nil
 }

@@ -662,3 +662,72 @@ func TestConcurrentSendsOfOneRecord(t *testing.T) {
 		t.Errorf("simulator holds %v, want one Flag and one Provenance", c)
 	}
 }
+
+func TestContentRefusals(t *testing.T) {
+	tests := []struct {
+		name, typ, resource string
+		refused             bool
+	}{
+		{"final note", "DocumentReference", `{"resourceType":"DocumentReference","status":"current","docStatus":"final","content":[{}]}`, true},
+		{"draft note", "DocumentReference", `{"resourceType":"DocumentReference","status":"current","docStatus":"preliminary","content":[{}]}`, false},
+		{"task to no one", "Task", `{"resourceType":"Task","status":"requested","intent":"order"}`, true},
+		{"task to a nurse", "Task", `{"resourceType":"Task","status":"requested","intent":"order","owner":{"reference":"Practitioner/n1"}}`, false},
+		{"communication to no one", "Communication", `{"resourceType":"Communication","status":"completed"}`, true},
+		{"communication to a doctor", "Communication", `{"resourceType":"Communication","status":"completed","recipient":[{"reference":"Practitioner/d1"}]}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := allowAll()
+			w.Types = append(w.Types, "DocumentReference")
+			e := newEnv(t, w, "generic", nil)
+			p := flagProposal("x", "active")
+			p.ResourceType, p.Resource = tt.typ, json.RawMessage(tt.resource)
+			if tt.refused {
+				rec, err := e.writer.Propose(context.Background(), p)
+				if !errors.Is(err, ErrRefused) || rec.State != StateRejected || len(e.sim.Writes()) != 0 {
+					t.Errorf("%s: %v, %v, %d writes; want refused, nothing sent", tt.name, rec.State, err, len(e.sim.Writes()))
+				}
+				return
+			}
+			rec, err := e.proposeAndSend(t, p)
+			if err != nil || rec.State != StateConfirmed {
+				t.Errorf("%s: %v, %v; want confirmed", tt.name, rec.State, err)
+			}
+		})
+	}
+}
+
+// TestPersonSettlesConflict: a conflicted update is re-proposed by a person
+// against the EHR's current version, approved and sent.
+func TestPersonSettlesConflict(t *testing.T) {
+	e := newEnv(t, allowAll(), "generic", nil)
+	ctx := context.Background()
+	created, err := e.proposeAndSend(t, flagProposal("p1-af", "active"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := flagProposal("p1-af", "inactive")
+	upd.Operation, upd.TargetID, upd.BaseVersion = OpUpdate, created.ResultID, created.ResultVersion
+	e.sim.InjectWriteFault(ehrsim.WriteFaultConcurrentEdit, 1)
+	rec, _ := e.proposeAndSend(t, upd)
+	if rec.State != StateConflicted {
+		t.Fatalf("state = %v, want conflicted", rec.State)
+	}
+	var cur map[string]any
+	if err := json.Unmarshal(rec.Current, &cur); err != nil {
+		t.Fatal(err)
+	}
+	cur["status"] = "inactive"
+	settled, _ := json.Marshal(cur)
+	h, _ := fhir.ParseHeader(rec.Current)
+	if _, err := e.outbox.Repropose(ctx, rec.ID, "dr.smith", "keep the note, close the flag", settled, h.VersionID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.outbox.Approve(ctx, rec.ID, "dr.smith", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	rec, err = e.writer.Send(ctx, rec.ID)
+	if err != nil || rec.State != StateConfirmed || rec.ResultVersion != "3" {
+		t.Fatalf("Send = %v v%s, %v; want confirmed at version 3", rec.State, rec.ResultVersion, err)
+	}
+}

@@ -144,7 +144,11 @@ func (w *Writer) Propose(ctx context.Context, p Proposal) (Record, error) {
 		}
 		return rec, nil
 	}
-	if perr := conn.Policy.Check(p.ResourceType, p.Operation); perr != nil {
+	perr := conn.Policy.Check(p.ResourceType, p.Operation)
+	if perr == nil {
+		perr = checkContent(p.ResourceType, p.Resource)
+	}
+	if perr != nil {
 		rec, err := w.opts.Outbox.Transition(ctx, rec.ID, StateRejected, "policy", perr.Error(), nil)
 		if err != nil {
 			return rec, err
@@ -203,6 +207,9 @@ func (w *Writer) Send(ctx context.Context, id string) (Record, error) {
 	}
 	pol := conn.Policy
 	perr := pol.Check(rec.ResourceType, rec.Operation)
+	if perr == nil {
+		perr = checkContent(rec.ResourceType, rec.Resource)
+	}
 	if perr == nil {
 		perr = pol.checkProvenance()
 	}
