@@ -23,6 +23,17 @@
 // An AuditEvent (action C or U) is recorded before each write is sent; when
 // recording fails nothing is sent (fail closed).
 //
+// # Wiring
+//
+// Not yet run by `ehrgate serve`. A caller builds, per connection with a
+// config.Write: NewPolicy(name, conn.Write, adapter.Profile().Write, clock)
+// and a Connection{Name, Target: the connection's *fhir.Client, Policy};
+// then NewWriter(Options{Outbox: NewOutbox(store, keyring, clock), Audit:
+// the gateway's audit.Log, Agent: audit.Agent{ClientID: "ehrgate"}}, ...).
+// Rules call Writer.Propose; a job calls Writer.SendApproved; people call
+// Outbox.Approve, Reject and Repropose. The connection's token must carry
+// write scopes (smart.ScopeRequest.Writes).
+//
 // # Patient data
 //
 // Records hold patient data (the resource, its inputs). The outbox keeps
