@@ -25,14 +25,14 @@
 //
 // # Wiring
 //
-// Not yet run by `ehrgate serve`. A caller builds, per connection with a
-// config.Write: NewPolicy(name, conn.Write, adapter.Profile().Write, clock)
-// and a Connection{Name, Target: the connection's *fhir.Client, Policy};
-// then NewWriter(Options{Outbox: NewOutbox(store, keyring, clock), Audit:
-// the gateway's audit.Log, Agent: audit.Agent{ClientID: "ehrgate"}}, ...).
-// Rules call Writer.Propose; a job calls Writer.SendApproved; people call
-// Outbox.Approve, Reject and Repropose. The connection's token must carry
-// write scopes (smart.ScopeRequest.Writes).
+// gateway.Gateway.Writer builds a Writer from the configuration: per
+// connection with a config.Write, NewPolicy(name, conn.Write,
+// adapter.Profile().Write, clock) and a Connection{Name, Target: the
+// connection's *fhir.Client, Policy}; an Outbox over the store sealed by the
+// keyring; the gateway's audit trail. Backend-services tokens then ask for
+// the write scopes (gateway.WritesOf). Rules call Writer.Propose, a job
+// calls Writer.SendApproved, people call Outbox.Approve, Reject and
+// Repropose. `ehrgate serve` does not run any of it yet.
 //
 // # Patient data
 //
