@@ -330,7 +330,83 @@ type Connection struct {
 	// BulkEvery runs an incremental system-level Bulk Data export of the
 	// connection into the store at this interval under `serve` (0 = never).
 	BulkEvery Duration `yaml:"bulk_every"`
+	// Write governs writing back into the connection's EHR (package
+	// writeback); nil writes nothing.
+	Write *Write `yaml:"write"`
 }
+
+// Write approval modes.
+const (
+	ApprovalHuman = "human" // each write waits for a person's approval (default)
+	ApprovalAuto  = "auto"  // writes the policy allows are approved by it
+)
+
+// Write is a connection's write-back policy: what ehrgate may write into
+// the EHR, and how. Anything it does not allow is refused before any
+// request leaves; the vendor's ehr.Profile.Write bounds it further.
+type Write struct {
+	// Enabled is the kill switch: false refuses every write.
+	Enabled bool `yaml:"enabled"`
+	// Types are the resource types that may be written (Flag, Observation,
+	// Task, Communication, DocumentReference).
+	Types []string `yaml:"types"`
+	// Operations are the interactions allowed: create, update.
+	Operations []string `yaml:"operations"`
+	// Approval is auto or human (default human).
+	Approval string `yaml:"approval"`
+	// DryRun proposes and approves writes but never sends them.
+	DryRun bool `yaml:"dry_run"`
+	// Rate is the most writes sent per minute (0 = 60).
+	Rate int `yaml:"rate"`
+	// Tags are added to meta.tag of every written resource (for example
+	// a "derived" or "AI-generated" code the site requires).
+	Tags []WriteTag `yaml:"tags"`
+}
+
+// WriteTag is a meta.tag coding.
+type WriteTag struct {
+	System  string `yaml:"system"`
+	Code    string `yaml:"code"`
+	Display string `yaml:"display"`
+}
+
+// validate reports the problems of a write policy, prefixed with where.
+func (w *Write) validate(where string) []error {
+	var errs []error
+	if w.Enabled && len(w.Types) == 0 {
+		errs = append(errs, fmt.Errorf("%s.types: list the resource types that may be written", where))
+	}
+	for _, t := range w.Types {
+		if !typeNameRE.MatchString(t) {
+			errs = append(errs, fmt.Errorf("%s.types: %q is not a resource type", where, t))
+		}
+	}
+	if w.Enabled && len(w.Operations) == 0 {
+		errs = append(errs, fmt.Errorf("%s.operations: list create, update or both", where))
+	}
+	for _, op := range w.Operations {
+		if op != "create" && op != "update" {
+			errs = append(errs, fmt.Errorf("%s.operations: %q is not create or update", where, op))
+		}
+	}
+	switch w.Approval {
+	case "", ApprovalHuman, ApprovalAuto:
+	default:
+		errs = append(errs, fmt.Errorf("%s.approval: %q is not auto or human", where, w.Approval))
+	}
+	if w.Rate < 0 {
+		errs = append(errs, fmt.Errorf("%s.rate: must not be negative", where))
+	}
+	for i, tg := range w.Tags {
+		if tg.System == "" || tg.Code == "" {
+			errs = append(errs, fmt.Errorf("%s.tags[%d]: a tag needs a system and a code", where, i))
+		}
+	}
+	return errs
+}
+
+// typeNameRE matches a FHIR resource type name.
+var typeNameRE = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}$`)
 
 // Auth types.
 const (
@@ -592,6 +668,9 @@ func (c Config) Validate() error {
 		prefixes[strings.ReplaceAll(conn.Name, "_", "-")] = conn.Name
 		if conn.BulkEvery < 0 {
 			errs = append(errs, fmt.Errorf("%s.bulk_every: must not be negative", where))
+		}
+		if conn.Write != nil {
+			errs = append(errs, conn.Write.validate(where+".write")...)
 		}
 		if conn.BulkEvery > 0 && conn.Auth != nil && conn.Auth.Type == AuthLaunch {
 			errs = append(errs, fmt.Errorf("%s.bulk_every: a launch connection has no system access to export with", where))

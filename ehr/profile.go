@@ -54,9 +54,34 @@ type Profile struct {
 	// Extensions are vendor extensions worth unwrapping into the normalized
 	// model (recorded for the normalizer; ehrgate keeps raw bytes anyway).
 	Extensions []ExtensionRule `yaml:"extensions"`
+	// Write is what the vendor accepts for writes. Package writeback
+	// bounds each connection's write policy by it and the simulator's
+	// personalities refuse the rest; empty accepts no writes.
+	Write WriteRules `yaml:"write"`
 	// Notes are data-shape quirks with no behaviour attached yet, kept so
 	// the README and probe can show them.
 	Notes []string `yaml:"notes"`
+}
+
+// WriteRules list the resource types a vendor accepts writes of, by
+// interaction. Creates are sent conditionally (If-None-Exist on a business
+// identifier) and updates with If-Match, as FHIR R4 defines them
+// (http://hl7.org/fhir/R4/http.html#ccreate, #concurrency).
+type WriteRules struct {
+	Create []string `yaml:"create"` // types accepted by create
+	Update []string `yaml:"update"` // types accepted by update
+}
+
+// Accepts reports whether the vendor accepts op ("create" or "update") of
+// typ.
+func (w WriteRules) Accepts(typ, op string) bool {
+	switch op {
+	case "create":
+		return slices.Contains(w.Create, typ)
+	case "update":
+		return slices.Contains(w.Update, typ)
+	}
+	return false
 }
 
 // DetectRules say how a CapabilityStatement or smart-configuration reveals

@@ -3,6 +3,7 @@ package ehrsim
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -57,11 +58,13 @@ type (
 		Definition string `json:"definition"`
 	}
 	capResource struct {
-		Type          string           `json:"type"`
-		Interaction   []capInteraction `json:"interaction"`
-		SearchInclude []string         `json:"searchInclude,omitempty"`
-		SearchParam   []capSearchParam `json:"searchParam"`
-		Operation     []capOperation   `json:"operation,omitempty"`
+		Type              string           `json:"type"`
+		Interaction       []capInteraction `json:"interaction"`
+		Versioning        string           `json:"versioning,omitempty"`
+		ConditionalCreate bool             `json:"conditionalCreate,omitempty"`
+		SearchInclude     []string         `json:"searchInclude,omitempty"`
+		SearchParam       []capSearchParam `json:"searchParam"`
+		Operation         []capOperation   `json:"operation,omitempty"`
 	}
 	capInteraction struct {
 		Code string `json:"code"`
@@ -93,11 +96,22 @@ func (s *Server) capability(base string) capabilityStatement {
 		Format:      []string{"json", "application/fhir+json"},
 	}
 	rest := capRest{Mode: "server"}
-	for _, typ := range s.types() {
+	types := s.types()
+	for _, typ := range s.writeTypes() {
+		if !slices.Contains(types, typ) {
+			types = append(types, typ)
+		}
+	}
+	slices.Sort(types)
+	for _, typ := range types {
 		ps := paramsFor(typ)
 		res := capResource{
 			Type:        typ,
 			Interaction: []capInteraction{{Code: "read"}, {Code: "search-type"}},
+		}
+		if s.writable(typ) {
+			res.Interaction = append(res.Interaction, capInteraction{Code: "create"}, capInteraction{Code: "update"})
+			res.Versioning, res.ConditionalCreate = "versioned-update", true
 		}
 		for _, name := range ps.sortedNames() {
 			d := ps[name]

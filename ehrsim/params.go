@@ -88,7 +88,7 @@ var builtinParams = map[string][]paramDef{
 	},
 	"Observation": {
 		patientRef("subject"), subjectRef(),
-		tok("category"), tok("code"), tok("status"),
+		tok("category"), tok("code"), tok("status"), tok("identifier"),
 		date("date", "effectiveDateTime", "effectivePeriod", "effectiveInstant"),
 		ref("encounter", "Encounter", "encounter"),
 	},
@@ -145,9 +145,25 @@ var builtinParams = map[string][]paramDef{
 	},
 	"DocumentReference": {
 		patientRef("subject"), subjectRef(),
-		tok("status"), tok("category"), tok("type"),
+		tok("status"), tok("category"), tok("type"), tok("identifier"),
 		date("date", "date"),
 		ref("encounter", "Encounter", "context.encounter"),
+	},
+
+	// Types ehrgate writes back (write.go): searched by business
+	// identifier for conditional creates (If-None-Exist).
+	"Flag": {
+		patientRef("subject"), subjectRef(),
+		tok("status"), tok("category"), tok("code"), tok("identifier"),
+	},
+	"Task": {
+		patientRef("for"), tok("status"), tok("code"), tok("identifier"),
+	},
+	"Communication": {
+		patientRef("subject"), subjectRef(), tok("status"), tok("category"), tok("identifier"),
+	},
+	"Provenance": {
+		ref("target", "", "target"),
 	},
 }
 

@@ -44,6 +44,9 @@ type Options struct {
 	Malformed func(resourceType, id string) bool
 	Logger    *slog.Logger     // request log (identifiers only, never bodies); nil = discard
 	Clock     func() time.Time // stamps meta.lastUpdated and bundles; nil = time.Now
+	// WriteTypes are the resource types accepted by create and update
+	// (write.go); nil = DefaultWriteTypes, empty = none.
+	WriteTypes []string
 	// BulkExport lists the Bulk Data $export operations (system, Patient
 	// and Group level) in the CapabilityStatement, for a Bulk Data server
 	// (ehrsim/bulkexport) mounted beside this one.
@@ -94,6 +97,7 @@ type Server struct {
 	requests   atomic.Int64
 	faultCount sync.Map // FaultKind → *atomic.Int64
 	bundleSeq  atomic.Uint64
+	writes     writeState
 }
 
 // New returns an empty server.
@@ -290,6 +294,8 @@ func (s *Server) supports(typ string) bool {
 //	GET  /fhir/{type}/{id}             read
 //	GET  /fhir/{type}                  search
 //	POST /fhir/{type}/_search          search, parameters in a form body
+//	POST /fhir/{type}                  create, conditional with If-None-Exist (write.go)
+//	PUT  /fhir/{type}/{id}             update, version-checked with If-Match
 //
 // Other methods get 405 and other paths 404, as OperationOutcomes.
 func (s *Server) Handler() http.Handler {
@@ -299,6 +305,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /fhir/{type}", s.serveSearch)
 	mux.HandleFunc("GET /fhir/{type}/_search", s.serveSearch)
 	mux.HandleFunc("POST /fhir/{type}/_search", s.serveSearch)
+	mux.HandleFunc("POST /fhir/{type}", s.serveCreate)
+	mux.HandleFunc("PUT /fhir/{type}/{id}", s.serveUpdate)
 	// "/fhir/{type}" also answers other methods on /fhir/metadata.
 	mux.HandleFunc("/fhir/{type}/{id}", methodNotAllowed)
 	mux.HandleFunc("/fhir/{type}", methodNotAllowed)
@@ -318,9 +326,15 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if r.URL.Path != "/fhir/metadata" {
 			kind = s.faults.draw()
 		}
-		if kind == "" {
+		switch {
+		case isWrite(r) && r.Context().Value(recordedKey{}) == nil:
+			// Writes are faulted only by InjectWriteFault, and logged.
+			kind = ""
+			s.recordWrite(rec, r, next)
+		case kind == "" || isWrite(r):
+			kind = ""
 			next.ServeHTTP(rec, r)
-		} else {
+		default:
 			s.countFault(kind)
 			s.faults.inject(kind, rec, r, next)
 		}

@@ -198,12 +198,18 @@ func TestMetadata(t *testing.T) {
 	for _, p := range obs.SearchParam {
 		names = append(names, p.Name+":"+p.Type)
 	}
-	wantNames := []string{"_id:token", "_lastUpdated:date", "category:token", "code:token", "date:date", "encounter:reference", "patient:reference", "status:token", "subject:reference"}
+	wantNames := []string{"_id:token", "_lastUpdated:date", "category:token", "code:token", "date:date", "encounter:reference", "identifier:token", "patient:reference", "status:token", "subject:reference"}
 	if diff := cmp.Diff(wantNames, names); diff != "" {
 		t.Errorf("Observation searchParam (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]capInteraction{{"read"}, {"search-type"}}, obs.Interaction); diff != "" {
+	if diff := cmp.Diff([]capInteraction{{"read"}, {"search-type"}, {"create"}, {"update"}}, obs.Interaction); diff != "" {
 		t.Errorf("Observation interactions (-want +got):\n%s", diff)
+	}
+	if !obs.ConditionalCreate || obs.Versioning != "versioned-update" {
+		t.Errorf("Observation conditionalCreate %v versioning %q, want true and versioned-update", obs.ConditionalCreate, obs.Versioning)
+	}
+	if got := types["Condition"].Interaction; len(got) != 2 {
+		t.Errorf("Condition interactions = %v, want read and search-type only (not writable)", got)
 	}
 	if got := types["DiagnosticReport"].SearchInclude; !contains(got, "DiagnosticReport:result") {
 		t.Errorf("DiagnosticReport searchInclude = %v, want DiagnosticReport:result", got)

@@ -338,8 +338,9 @@ func (g *Gateway) clientConfig(c config.Connection, launch bool) (smart.ClientCo
 		}
 		cc.ClientSecret = smart.Secret(secret)
 	}
-	cc.Scopes = smart.ScopeRequest{Context: smart.ContextSystem, Types: TypesOf(c), Extra: a.Scopes}
+	cc.Scopes = smart.ScopeRequest{Context: smart.ContextSystem, Types: TypesOf(c), Extra: a.Scopes, Writes: WritesOf(c)}
 	if launch {
+		cc.Scopes.Writes = nil // write-back runs as the system, never in a user's launch
 		cc.Scopes.Context = smart.ContextPatient
 		if a.Context == "user" {
 			cc.Scopes.Context = smart.ContextUser

@@ -3,6 +3,7 @@ package smart
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -281,11 +282,16 @@ type ScopeRequest struct {
 	// Ignored in V1, which cannot express them.
 	Restrictions map[string][]string
 	Extra        []string // non-resource scopes: launch, openid, fhirUser, offline_access, launch/patient, ...
+	// Writes are the write permissions (PermCreate, PermUpdate) a
+	// connection's write-back policy needs, by type; nil asks for none. V1
+	// can only say .write (create, update and delete).
+	Writes map[string]Perm
 }
 
 // LeastPrivilege returns the smallest scope set for r: read and search
 // (v2 "rs", v1 ".read") on exactly the configured types, never a wildcard
-// that was not configured, then the extra scopes, without duplicates.
+// that was not configured, then create/update on the types write-back
+// needs (Writes), then the extra scopes, without duplicates.
 func LeastPrivilege(r ScopeRequest) Scopes {
 	types := slices.Clone(r.Types)
 	sort.Strings(types)
@@ -305,6 +311,11 @@ func LeastPrivilege(r ScopeRequest) Scopes {
 		}
 		for _, q := range qs {
 			add(Scope{Context: r.Context, Type: t, Perms: permRead1, Query: q, Style: r.Style})
+		}
+	}
+	for _, t := range slices.Sorted(maps.Keys(r.Writes)) {
+		if p := r.Writes[t] & (PermCreate | PermUpdate); p != 0 {
+			add(Scope{Context: r.Context, Type: t, Perms: p, Style: r.Style})
 		}
 	}
 	for _, e := range r.Extra {

@@ -41,6 +41,9 @@ type Spec struct {
 	// accept; Lenient drops such parameters silently instead.
 	UnsupportedParam ErrorStyle
 	Lenient          bool
+	// WriteRefused is the answer to a create or update of a type the
+	// vendor's ehr.Profile.Write does not accept (zero: 405 not-supported).
+	WriteRefused ErrorStyle
 
 	// MaxPageSize silently caps _count (0 = the core's cap).
 	MaxPageSize int
@@ -110,8 +113,11 @@ var specs = map[string]Spec{
 		URL:       "https://fhir.epic.example/interconnect-fhir-oauth/api/FHIR/R4/metadata",
 		// Observation without category → HTTP 400, severity fatal, code
 		// required (https://github.com/jwilleke/yourphr/issues/754).
-		Required:         map[string]string{"Observation": "category", "CarePlan": "category"},
-		MissingRequired:  ErrorStyle{Status: http.StatusBadRequest, Severity: "fatal", Code: "required"},
+		Required:        map[string]string{"Observation": "category", "CarePlan": "category"},
+		MissingRequired: ErrorStyle{Status: http.StatusBadRequest, Severity: "fatal", Code: "required"},
+		// simulated: a refused write answered like Epic's other refusals
+		// (HTTP 400, severity fatal), code not-supported.
+		WriteRefused:     ErrorStyle{Status: http.StatusBadRequest, Severity: "fatal", Code: "not-supported"},
 		UnsupportedType:  styleNotSupported400, // simulated
 		UnsupportedParam: styleNotSupported400, // simulated
 		PrevRelation:     "previous",
@@ -133,7 +139,8 @@ var specs = map[string]Spec{
 		UnsupportedType:  styleNotSupported404, // simulated
 		UnsupportedParam: styleNotSupported400, // simulated
 		MissingRequired:  styleInvalid400,
-		MaxPageSize:      100, // see ehr/profiles/oracle.yaml (unverified)
+		WriteRefused:     ErrorStyle{Status: http.StatusForbidden, Severity: "error", Code: "forbidden"}, // simulated
+		MaxPageSize:      100,                                                                            // see ehr/profiles/oracle.yaml (unverified)
 		PrevRelation:     "previous",
 		ExtensionURL:     "https://fhir-ehr.cerner.com/r4/StructureDefinition/custom-attribute", // simulated shape of a Millennium extension
 		ExtensionTypes:   []string{"Encounter"},

@@ -73,8 +73,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveSMARTConfig(w, r)
 	case r.Method == http.MethodGet && len(parts) == 1 && parts[0] != "":
 		h.serveSearch(w, r, parts[0])
+	case (r.Method == http.MethodPost && len(parts) == 1 && parts[0] != "") ||
+		(r.Method == http.MethodPut && len(parts) == 2):
+		op := "create"
+		if r.Method == http.MethodPut {
+			op = "update"
+		}
+		if !h.profile.Write.Accepts(parts[0], op) || h.site.TypeDisabled(parts[0]) {
+			st := h.spec.WriteRefused
+			if st.Status == 0 {
+				st = ErrorStyle{Status: http.StatusMethodNotAllowed, Severity: "error", Code: "not-supported"}
+			}
+			h.writeError(w, st, fmt.Sprintf("The %s interaction is not supported for %s.", op, parts[0]))
+			return
+		}
+		h.core.ServeHTTP(w, r)
 	case r.Method == http.MethodGet && len(parts) == 2 && !strings.HasPrefix(parts[1], "$"):
-		if !h.serves(parts[0]) {
+		// A type the vendor takes writes of can be read back.
+		if !h.serves(parts[0]) && !h.profile.Write.Accepts(parts[0], "create") {
 			h.writeError(w, h.spec.UnsupportedType, parts[0]+" is not supported.")
 			return
 		}
@@ -113,7 +129,7 @@ func (h *handler) allowed(typ, param string) bool {
 }
 
 func (h *handler) serveSearch(w http.ResponseWriter, r *http.Request, typ string) {
-	if !h.serves(typ) {
+	if !h.serves(typ) && !h.profile.Write.Accepts(typ, "create") {
 		h.writeError(w, h.spec.UnsupportedType, "The resource type "+typ+" is not supported.")
 		return
 	}
@@ -249,8 +265,25 @@ func (h *handler) serveMetadata(w http.ResponseWriter, r *http.Request) {
 						continue
 					}
 					typ, _ := m["type"].(string)
-					if !h.serves(typ) {
+					if !h.serves(typ) && !h.profile.Write.Accepts(typ, "create") {
 						continue
+					}
+					// Only the writes the vendor accepts are advertised.
+					its, _ := m["interaction"].([]any)
+					var keptIt []any
+					for _, it := range its {
+						im, _ := it.(map[string]any)
+						code, _ := im["code"].(string)
+						if (code != "create" && code != "update") || h.profile.Write.Accepts(typ, code) {
+							keptIt = append(keptIt, it)
+						}
+					}
+					m["interaction"] = keptIt
+					if !h.profile.Write.Accepts(typ, "create") {
+						delete(m, "conditionalCreate")
+					}
+					if !h.profile.Write.Accepts(typ, "update") {
+						delete(m, "versioning")
 					}
 					sps, _ := m["searchParam"].([]any)
 					var keptSP []any
