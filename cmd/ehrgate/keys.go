@@ -96,16 +96,7 @@ issues (api.base_url); running replicas use it within a minute. The keys it
 supersedes stay published for --keep, so tokens they signed verify until they
 expire: keep it above api.token_ttl.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.load(cmd); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			st, src, err := openKeysStore(ctx, a)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: keysRun(a, func(ctx context.Context, st store.Backend, src *secrets.Source) error {
 			kid, err := authz.RotateKey(ctx, st, src.Ring, keep)
 			if err != nil {
 				return err
@@ -113,7 +104,7 @@ expire: keep it above api.token_ttl.`,
 			a.log.Info("API token-signing key created", "kid", kid)
 			fmt.Fprintf(a.stdout, "created API token-signing key %s; it signs now, older keys stay published for %s\n", kid, keep)
 			return nil
-		},
+		}),
 	}
 	addDataFlag(cmd.Flags())
 	cmd.Flags().DurationVar(&keep, "keep", 70*time.Minute, "how long superseded keys stay published (above api.token_ttl)")
@@ -136,20 +127,11 @@ for --retire-after once it signs, then drop out of the JWKS.
 
 The very first key signs at once: there is no older key to overlap with.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.load(cmd); err != nil {
-				return err
-			}
+		RunE: keysRun(a, func(ctx context.Context, st store.Backend, src *secrets.Source) error {
 			alg = strings.ToUpper(alg)
 			if alg != smart.RS384 && alg != smart.ES384 {
 				return fmt.Errorf("--alg %q: want RS384 or ES384", alg)
 			}
-			ctx := cmd.Context()
-			st, src, err := openKeysStore(ctx, a)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			m := smart.NewKeyManager(st, src.Ring, smart.KeyOptions{Grace: grace, RetireAfter: retireAfter})
 			k, err := m.Rotate(ctx, alg)
 			if err != nil {
@@ -158,7 +140,7 @@ The very first key signs at once: there is no older key to overlap with.`,
 			a.log.Info("signing key created", "kid", k.KID, "alg", k.Alg, "signs_from", k.ActiveAt)
 			fmt.Fprintf(a.stdout, "created %s key %s (%s); signs from %s\n", k.Alg, k.KID, k.State, k.ActiveAt.Format(time.RFC3339))
 			return nil
-		},
+		}),
 	}
 	addDataFlag(cmd.Flags())
 	cmd.Flags().StringVar(&alg, "alg", smart.RS384, "signing algorithm: RS384 or ES384")
@@ -185,16 +167,7 @@ With EHRGATE_KEK, set the new key there and the old one in EHRGATE_KEK_OLD
 first; rotate-kek then re-wraps under EHRGATE_KEK, after which EHRGATE_KEK_OLD
 can be removed.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.load(cmd); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			st, src, err := openKeysStore(ctx, a)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: keysRun(a, func(ctx context.Context, st store.Backend, src *secrets.Source) error {
 			var old []secrets.KEK
 			if src.File != "" {
 				primary, older, err := secrets.ReadKeyFile(src.File)
@@ -247,7 +220,7 @@ can be removed.`,
 			}
 			fmt.Fprintf(a.stdout, "re-wrapped %d records under %s\n", total, src.Ring.PrimaryID())
 			return nil
-		},
+		}),
 	}
 	addDataFlag(cmd.Flags())
 	cmd.Flags().BoolVar(&keepOld, "keep-old", false, "keep the old KEKs in the key file after re-wrapping")
@@ -260,16 +233,7 @@ func newKeysListCmd(a *app) *cobra.Command {
 		Use:   "list [--json]",
 		Short: "List signing keys and their states, and the KEK in use",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.load(cmd); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			st, src, err := openKeysStore(ctx, a)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: keysRun(a, func(ctx context.Context, st store.Backend, src *secrets.Source) error {
 			keys, err := smart.NewKeyManager(st, src.Ring, smart.KeyOptions{}).List(ctx)
 			if err != nil {
 				return err
@@ -311,9 +275,26 @@ func newKeysListCmd(a *app) *cobra.Command {
 					k.CreatedAt.Format(time.RFC3339), k.ActiveAt.Format(time.RFC3339), ret)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	addDataFlag(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// keysRun is the body of a keys subcommand: load the configuration, open
+// the store with its keyring, run fn, close the store.
+func keysRun(a *app, fn func(ctx context.Context, st store.Backend, src *secrets.Source) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := a.load(cmd); err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		st, src, err := openKeysStore(ctx, a)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return fn(ctx, st, src)
+	}
 }
