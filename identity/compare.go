@@ -8,6 +8,7 @@ type Field int
 // The compared fields, in the order of a comparison pattern.
 const (
 	FieldGiven Field = iota
+	FieldMiddle
 	FieldFamily
 	FieldBirthDate
 	FieldGender
@@ -29,6 +30,7 @@ var fieldInfo = [numFields]struct {
 	levels []string
 }{
 	FieldGiven:      {"given", []string{"null", "disagree", "jaro-winkler>=0.80", "jaro-winkler>=0.92 or given/middle swap", "nickname", "exact"}},
+	FieldMiddle:     {"middle", []string{"null", "disagree", "initial", "exact"}},
 	FieldFamily:     {"family", []string{"null", "disagree", "jaro-winkler>=0.80", "nysiis or jaro-winkler>=0.92 or shared part", "exact"}},
 	FieldBirthDate:  {"birthDate", []string{"null", "disagree", "same year", "one digit differs", "day/month swapped", "exact"}},
 	FieldGender:     {"gender", []string{"null", "disagree", "exact"}},
@@ -47,7 +49,7 @@ func (f Field) Levels() []string { return fieldInfo[f].levels }
 // Guard levels: a pair is linked automatically only when each of these
 // fields is null or at least at this level.
 const (
-	givenPartial = 3 // similar, nickname, exact
+	givenPartial = 2 // jaro-winkler>=0.80, similar, nickname, exact
 	dobPartial   = 3 // one digit, swap, exact
 	idConflict   = 1
 	idAgree      = 2
@@ -72,6 +74,7 @@ type comparison struct {
 func compare(a, b *features) comparison {
 	var c comparison
 	c.pat.set(FieldGiven, compareGiven(a, b))
+	c.pat.set(FieldMiddle, compareMiddle(a.middle, b.middle))
 	c.pat.set(FieldFamily, compareFamily(a.family, b.family, a.familyNY, b.familyNY))
 	c.pat.set(FieldBirthDate, compareDOB(a.dob, b.dob))
 	switch {
@@ -126,6 +129,23 @@ func CompareGiven(a, b string) string {
 	fa := features{given: firstToken(NormalizeName(a))}
 	fb := features{given: firstToken(NormalizeName(b))}
 	return fieldInfo[FieldGiven].levels[compareGiven(&fa, &fb)]
+}
+
+// compareMiddle compares the first middle names; an initial agrees with a
+// name that starts with it.
+func compareMiddle(a, b string) int {
+	a, b = firstToken(a), firstToken(b)
+	switch {
+	case a == "" || b == "":
+		return levelNull
+	case a == b && len(a) > 1:
+		return 3
+	case a[0] == b[0] && (len(a) == 1 || len(b) == 1 || Nicknames(a, b)):
+		return 2
+	case Nicknames(a, b):
+		return 2
+	}
+	return 1
 }
 
 func compareFamily(x, y, nx, ny string) int {

@@ -19,9 +19,20 @@ type FieldParams struct {
 }
 
 // Model is a fitted Fellegi–Sunter model.
+//
+// M comes from expectation–maximisation over the candidate pairs (the
+// match class of a two-class mixture); U from comparing random pairs of
+// records, which are almost all non-matches (as Splink does): the u of
+// candidate pairs is distorted by blocking (households share an address
+// and a phone because that is how they were blocked), the u of random pairs
+// is the chance agreement of the population. Lambda is the prior
+// probability that two records drawn at random are one person: the EM's
+// share of matches among candidates times candidates over all pairs.
 type Model struct {
-	// Lambda is the estimated share of candidate pairs that are matches.
-	Lambda     float64       `json:"lambda"`
+	Lambda float64 `json:"lambda"`
+	// CandidateLambda is the EM's share of matches among candidate pairs.
+	CandidateLambda float64       `json:"candidate_lambda"`
+	RandomPairs     int           `json:"random_pairs"` // pairs sampled for U
 	Fields     []FieldParams `json:"fields"`
 	Iterations int           `json:"iterations"`
 	Converged  bool          `json:"converged"`
@@ -56,7 +67,7 @@ const (
 // Model of Record Linkage", 1988). Null levels are treated as missing. It
 // starts from "matches mostly agree, non-matches mostly disagree" and stops
 // when no parameter moves by more than 1e-7, or after 500 iterations.
-func fitEM(counts map[pattern]int) *Model {
+func fitEM(counts map[pattern]int, random *[numFields][8]float64) *Model {
 	type pc struct {
 		p pattern
 		n float64
@@ -124,11 +135,17 @@ func fitEM(counts map[pattern]int) *Model {
 			break
 		}
 	}
-	model.Lambda = lambda
+	model.CandidateLambda = lambda
+	if random != nil {
+		u = *random
+	}
 	for f := Field(0); f < numFields; f++ {
 		fp := FieldParams{Field: f.String()}
 		k := len(fieldInfo[f].levels) - 1
 		for l := 1; l <= k; l++ {
+			// No level is certain evidence: m is floored at 1e-3 so that
+			// one field weighs at most about 10 bits against.
+			m[f][l] = math.Max(m[f][l], 1e-3)
 			w := math.Log2(m[f][l] / u[f][l])
 			model.weights[f][l] = w
 			fp.Levels = append(fp.Levels, LevelParams{Level: fieldInfo[f].levels[l], M: m[f][l], U: u[f][l], Weight: w})

@@ -119,7 +119,7 @@ type generator struct {
 // addresses from before a move (12%) or missing (8%) and written in any
 // USPS or long form, old or missing phone numbers, emails mostly missing,
 // an SSN on a quarter of records. Hard negatives: 1% of units are twins, 1%
-// a Jr./Sr. pair at one address, 1% namesakes (same name and birth date),
+// a Jr./Sr. pair at one address, 0.5% namesakes (same name and birth date),
 // 6% spouses.
 func Generate(opts GenOptions) *Population {
 	if len(opts.Sources) == 0 {
@@ -176,12 +176,12 @@ func (g *generator) unit() {
 		q.m, q.d = 1+r.intn(12), 1+r.intn(28)
 		q.email, q.ssn, q.oldEmail = g.email(q), g.ssn(), ""
 		g.hard(HardJrSr, a, q)
-	case x < 0.03: // namesake: same name and birth date, nothing else
+	case x < 0.025: // namesake: same name and birth date, nothing else
 		q := g.newPerson()
 		q.given, q.family, q.y, q.m, q.d, q.female = p.given, p.family, p.y, p.m, p.d, p.female
-		q.email = g.email(q)
+		q.email, q.oldEmail = g.email(q), g.email(q)
 		g.hard(HardNamesake, a, q)
-	case x < 0.09: // spouses
+	case x < 0.085: // spouses
 		q := g.newPerson()
 		q.female = !p.female
 		q.given, q.middle = g.givenName(q.female), g.middleName(q.female)
@@ -319,7 +319,7 @@ func (g *generator) record(p *genPerson, src int) Record {
 		if nn := NicknamesOf(NormalizeName(given)); len(nn) > 0 {
 			given = titleCase(nn[r.intn(len(nn))])
 		}
-	case x < 0.13 && middle != "":
+	case x < 0.115 && middle != "":
 		given, middle = middle, ""
 	}
 	if r.chance(0.4) {

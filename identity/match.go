@@ -53,7 +53,7 @@ type Score struct {
 // Options tune a Matcher. Zero values take the defaults.
 type Options struct {
 	// LinkWeight is the match weight (bits, prior included) at or above
-	// which a pair is linked; default 12 (probability about 0.9998).
+	// which a pair is linked; default 16 (posterior odds 65536:1).
 	LinkWeight float64
 	// ReviewWeight is the match weight at or above which a pair that is not
 	// linked goes to review; pairs below it are "no link", and clusters
@@ -74,7 +74,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.LinkWeight == 0 {
-		o.LinkWeight = 12
+		o.LinkWeight = 16
 	}
 	if o.MaxBlock == 0 {
 		o.MaxBlock = 100
@@ -204,7 +204,11 @@ func (m *Matcher) Run(ctx context.Context) (*Result, error) {
 		for _, c := range cmps {
 			counts[c.pat]++
 		}
-		m.model = fitEM(counts)
+		u, n := m.randomU()
+		m.model = fitEM(counts, &u)
+		m.model.RandomPairs = n
+		all := float64(len(m.recs)) * float64(len(m.recs)-1) / 2
+		m.model.Lambda = clamp(m.model.CandidateLambda*float64(len(pairs))/math.Max(all, 1), 1e-12, 0.5)
 	}
 	prior := m.model.PriorWeight()
 	var links []Pair
@@ -301,6 +305,60 @@ func (m *Matcher) Compare(i, j int) Score {
 func (m *Matcher) Index(k Key) (int, bool) {
 	i, ok := m.index[k]
 	return int(i), ok
+}
+
+// randomPairs is how many random pairs estimate U.
+const randomPairs = 400_000
+
+// randomU estimates the u probabilities from random pairs of records
+// (deterministic: a fixed generator), each level floored at half of one
+// observation.
+func (m *Matcher) randomU() ([numFields][8]float64, int) {
+	var counts [numFields][8]float64
+	n := len(m.feats)
+	if n < 2 {
+		return uniformU(), 0
+	}
+	r := genRNG{s: 0x5eed}
+	total := 0
+	for k := 0; k < randomPairs; k++ {
+		i, j := r.intn(n), r.intn(n)
+		if i == j {
+			continue
+		}
+		c := compare(&m.feats[i], &m.feats[j])
+		for f := Field(0); f < numFields; f++ {
+			counts[f][c.pat.level(f)]++
+		}
+		total++
+	}
+	var u [numFields][8]float64
+	for f := Field(0); f < numFields; f++ {
+		k := len(fieldInfo[f].levels) - 1
+		var s float64
+		for l := 1; l <= k; l++ {
+			s += counts[f][l]
+		}
+		for l := 1; l <= k; l++ {
+			if s == 0 {
+				u[f][l] = 1 / float64(k)
+				continue
+			}
+			u[f][l] = math.Max(counts[f][l], 0.5) / s
+		}
+	}
+	return u, total
+}
+
+func uniformU() [numFields][8]float64 {
+	var u [numFields][8]float64
+	for f := Field(0); f < numFields; f++ {
+		k := len(fieldInfo[f].levels) - 1
+		for l := 1; l <= k; l++ {
+			u[f][l] = 1 / float64(k)
+		}
+	}
+	return u
 }
 
 func (m *Matcher) compareAll(pairs []uint64) []comparison {
