@@ -101,30 +101,44 @@ func (m *Matcher) candidates() ([]uint64, int) {
 		}
 		return int(a.i) - int(b.i)
 	})
-	var pairs []uint64
-	skipped := 0
+	// two passes: count, then fill an exactly sized slice
+	total, skipped := 0, 0
+	forBlocks(keys, func(lo, hi int) {
+		if hi-lo > m.opts.MaxBlock {
+			skipped++
+			return
+		}
+		total += (hi - lo) * (hi - lo - 1) / 2
+	})
+	pairs := make([]uint64, 0, total)
+	forBlocks(keys, func(lo, hi int) {
+		if hi-lo > m.opts.MaxBlock {
+			return
+		}
+		for x := lo; x < hi; x++ {
+			for y := x + 1; y < hi; y++ {
+				if keys[x].i != keys[y].i {
+					pairs = append(pairs, uint64(keys[x].i)<<32|uint64(keys[y].i))
+				}
+			}
+		}
+	})
+	keys = nil
+	slices.Sort(pairs)
+	pairs = slices.Compact(pairs)
+	return pairs, skipped
+}
+
+// forBlocks calls fn for each run of equal hashes in sorted keys.
+func forBlocks(keys []blockKey, fn func(lo, hi int)) {
 	for lo := 0; lo < len(keys); {
 		hi := lo + 1
 		for hi < len(keys) && keys[hi].h == keys[lo].h {
 			hi++
 		}
-		if n := hi - lo; n > m.opts.MaxBlock {
-			skipped++
-		} else {
-			for x := lo; x < hi; x++ {
-				for y := x + 1; y < hi; y++ {
-					if keys[x].i != keys[y].i {
-						pairs = append(pairs, uint64(keys[x].i)<<32|uint64(keys[y].i))
-					}
-				}
-			}
-		}
+		fn(lo, hi)
 		lo = hi
 	}
-	keys = nil
-	slices.Sort(pairs)
-	pairs = slices.Compact(pairs)
-	return pairs, skipped
 }
 
 // BlockingKeys returns a description of record r's blocking keys (kind

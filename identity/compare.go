@@ -64,11 +64,17 @@ func (p pattern) level(f Field) int { return int(p>>(3*uint(f))) & 7 }
 
 func (p *pattern) set(f Field, l int) { *p |= pattern(l) << (3 * uint(f)) }
 
-// comparison is the outcome of comparing two records.
-type comparison struct {
-	pat            pattern
-	suffixConflict bool
-}
+// comparison is the outcome of comparing two records: the pattern of
+// levels, and bit 31 set when generational suffixes conflict (Jr. and
+// Sr.), which is a guard, not a field of the model.
+type comparison struct{ pat pattern }
+
+const suffixBit = pattern(1) << 31
+
+func (c comparison) suffixConflict() bool { return c.pat&suffixBit != 0 }
+
+// levels returns the pattern without the suffix bit.
+func (c comparison) levels() pattern { return c.pat &^ suffixBit }
 
 // compare compares two prepared records field by field.
 func compare(a, b *features) comparison {
@@ -88,7 +94,9 @@ func compare(a, b *features) comparison {
 	c.pat.set(FieldPhone, compareExact(a.phone, b.phone))
 	c.pat.set(FieldEmail, compareExact(a.email, b.email))
 	c.pat.set(FieldIdentifier, compareIdentifiers(a.ids, b.ids))
-	c.suffixConflict = a.suffix != "" && b.suffix != "" && a.suffix != b.suffix
+	if a.suffix != "" && b.suffix != "" && a.suffix != b.suffix {
+		c.pat |= suffixBit
+	}
 	return c
 }
 

@@ -33,9 +33,9 @@ type Model struct {
 	// CandidateLambda is the EM's share of matches among candidate pairs.
 	CandidateLambda float64       `json:"candidate_lambda"`
 	RandomPairs     int           `json:"random_pairs"` // pairs sampled for U
-	Fields     []FieldParams `json:"fields"`
-	Iterations int           `json:"iterations"`
-	Converged  bool          `json:"converged"`
+	Fields          []FieldParams `json:"fields"`
+	Iterations      int           `json:"iterations"`
+	Converged       bool          `json:"converged"`
 	// weights[f][l] is log2(m/u), 0 for null.
 	weights [numFields][8]float64
 }

@@ -1,5 +1,13 @@
 package identity
 
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
 // PRF is precision, recall and F1.
 type PRF struct {
 	Precision float64 `json:"precision"`
@@ -100,4 +108,79 @@ func Evaluate(cluster, person []int32, hard []HardPair) Evaluation {
 		}
 	}
 	return e
+}
+
+// EvalReport is what `ehrgate match eval` prints: pairwise figures at the
+// top level, cluster figures under "cluster".
+type EvalReport struct {
+	Records   int     `json:"records"`
+	People    int     `json:"people"`
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+	F1        float64 `json:"f1"`
+	Cluster   struct {
+		PRF
+		Predicted int `json:"predicted"`
+		True      int `json:"true"`
+		Exact     int `json:"exact"`
+	} `json:"cluster"`
+	HardNegatives map[string]int `json:"hard_negatives"`
+	HardMerged    map[string]int `json:"hard_negatives_merged"`
+	Candidates    int            `json:"candidates"`
+	Links         int            `json:"links"`
+	Review        int            `json:"review"`
+	EMIterations  int            `json:"em_iterations"`
+	EMConverged   bool           `json:"em_converged"`
+	// Seconds is the matcher's time (blocking, comparison, EM, scoring,
+	// clustering); GenerateSeconds the synthetic population's.
+	Seconds         float64 `json:"seconds"`
+	GenerateSeconds float64 `json:"generate_seconds"`
+	PeakRSSMB       float64 `json:"peak_rss_mb"`
+}
+
+// RunEval generates a population of people across sources, matches it as
+// the service does and measures the result against the truth.
+func RunEval(ctx context.Context, gen GenOptions, opts Options) (EvalReport, error) {
+	var rep EvalReport
+	t0 := time.Now()
+	pop := Generate(gen)
+	t1 := time.Now()
+	res, err := New(pop.Records, opts).Run(ctx)
+	if err != nil {
+		return rep, err
+	}
+	t2 := time.Now()
+	e := Evaluate(res.Cluster, pop.Person, pop.Hard)
+	rep.Records, rep.People = len(pop.Records), pop.People
+	rep.Precision, rep.Recall, rep.F1 = e.Pairwise.Precision, e.Pairwise.Recall, e.Pairwise.F1
+	rep.Cluster.PRF = e.Cluster
+	rep.Cluster.Predicted, rep.Cluster.True, rep.Cluster.Exact = e.PredictedClusters, e.TrueClusters, e.ExactClusters
+	rep.HardNegatives, rep.HardMerged = e.HardTotal, e.HardMerged
+	rep.Candidates, rep.Links, rep.Review = res.Candidates, res.Links, len(res.Review)
+	rep.EMIterations, rep.EMConverged = res.Model.Iterations, res.Model.Converged
+	rep.Seconds = t2.Sub(t1).Seconds()
+	rep.GenerateSeconds = t1.Sub(t0).Seconds()
+	rep.PeakRSSMB = PeakRSSMB()
+	return rep, nil
+}
+
+// PeakRSSMB returns the process's peak resident set size in MiB (VmHWM of
+// /proc/self/status), or 0 where that is not available.
+func PeakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, err := strconv.ParseFloat(f[0], 64)
+				if err == nil {
+					return kb / 1024
+				}
+			}
+		}
+	}
+	return 0
 }

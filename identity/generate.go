@@ -64,7 +64,7 @@ func (r *genRNG) intn(n int) int {
 	hi, _ := bits.Mul64(r.next(), uint64(n))
 	return int(hi)
 }
-func (r *genRNG) float() float64      { return float64(r.next()>>11) / (1 << 53) }
+func (r *genRNG) float() float64        { return float64(r.next()>>11) / (1 << 53) }
 func (r *genRNG) chance(p float64) bool { return r.float() < p }
 
 // zipf picks an index of n items with weight 1/(rank+1)^0.9.
@@ -84,8 +84,8 @@ func (r *genRNG) zipf(n int) int {
 }
 
 type genAddr struct {
-	num                     int
-	street, stype, unit     string
+	num                    int
+	street, stype, unit    string
 	city, state, zip, area string
 }
 

@@ -92,9 +92,9 @@ type Matcher struct {
 	feats []features
 	model *Model
 	// term frequencies of exact given and family names
-	givenTF, familyTF     map[string]float64
-	givenSumSq, famSumSq  float64
-	index                 map[Key]int32
+	givenTF, familyTF    map[string]float64
+	givenSumSq, famSumSq float64
+	index                map[Key]int32
 }
 
 // New prepares records for matching (normalization and term frequencies).
@@ -156,6 +156,7 @@ type Result struct {
 	Links         int `json:"links"` // pairs that joined two clusters
 	// Refused counts link-scored pairs that clustering refused.
 	Refused int    `json:"refused"`
+	Model   *Model `json:"model"`
 	Review  []Pair `json:"-"`
 	// Cluster gives each record's cluster as the smallest record index in
 	// it.
@@ -202,7 +203,7 @@ func (m *Matcher) Run(ctx context.Context) (*Result, error) {
 	if m.model == nil {
 		counts := map[pattern]int{}
 		for _, c := range cmps {
-			counts[c.pat]++
+			counts[c.levels()]++
 		}
 		u, n := m.randomU()
 		m.model = fitEM(counts, &u)
@@ -230,6 +231,7 @@ func (m *Matcher) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	m.cluster(res, links)
+	res.Model = m.model
 	return res, nil
 }
 
@@ -252,7 +254,7 @@ func guard(c comparison) string {
 	switch {
 	case c.pat.level(FieldIdentifier) == idConflict:
 		return "identifier conflict"
-	case c.suffixConflict:
+	case c.suffixConflict():
 		return "suffix conflict"
 	case c.pat.level(FieldGiven) != levelNull && c.pat.level(FieldGiven) < givenPartial:
 		return "given names disagree"
@@ -293,7 +295,7 @@ func (m *Matcher) Compare(i, j int) Score {
 		s.Weight += w
 		s.Explanation = append(s.Explanation, Contribution{Field: f.String(), Level: fieldInfo[f].levels[l], Weight: w})
 	}
-	if c.suffixConflict {
+	if c.suffixConflict() {
 		s.Explanation = append(s.Explanation, Contribution{Field: "suffix", Level: "conflict", Weight: 0})
 	}
 	s.Probability = 1 / (1 + math.Exp2(-s.Weight))
