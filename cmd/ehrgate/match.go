@@ -2,11 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"ehrgate/identity"
+	"ehrgate/store"
 )
 
 func newMatchCmd(a *app) *cobra.Command {
@@ -14,7 +18,145 @@ func newMatchCmd(a *app) *cobra.Command {
 		Use:   "match",
 		Short: "Find the records that describe one person across sources",
 	}
-	cmd.AddCommand(newMatchEvalCmd(a))
+	cmd.AddCommand(newMatchEvalCmd(a), newMatchRunCmd(a), newMatchStatusCmd(a),
+		newMatchOverrideCmd(a, identity.ActionLink), newMatchOverrideCmd(a, identity.ActionUnlink))
+	return cmd
+}
+
+func newMatchRunCmd(a *app) *cobra.Command {
+	var (
+		asJSON bool
+		link   float64
+		review float64
+	)
+	cmd := &cobra.Command{
+		Use:   "run --data DIR",
+		Short: "Match every stored Patient across connections and keep the persons",
+		Long: `run reads every current Patient from every connection, matches them (blocking,
+a Fellegi-Sunter score fitted to the data by EM, clustering with guards),
+applies the links and unlinks people made ('match link', 'match unlink'),
+carries person ids forward from the last run and stores the persons and a
+summary (see 'match status').`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(cmd); err != nil {
+				return err
+			}
+			db, err := a.openStore(cmd.Context(), store.OpenOptions{MustExist: true})
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			recs, err := identity.LoadPatients(cmd.Context(), db)
+			if err != nil {
+				return err
+			}
+			svc := &identity.Service{Docs: db}
+			_, sum, err := svc.Run(cmd.Context(), recs, identity.Options{LinkWeight: link, ReviewWeight: review})
+			if err != nil {
+				return fmt.Errorf("matching: %w", err)
+			}
+			return printMatchSummary(a, sum, asJSON)
+		},
+	}
+	addDataFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().Float64Var(&link, "link-weight", 0, "match weight in bits at or above which pairs link (0: the default, 16)")
+	cmd.Flags().Float64Var(&review, "review-weight", 0, "match weight in bits at or above which unlinked pairs go to review")
+	return cmd
+}
+
+func newMatchStatusCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status --data DIR",
+		Short: "Print the last match run: records, persons, links, pairs for review",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(cmd); err != nil {
+				return err
+			}
+			db, err := a.openExistingStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			sum, err := (&identity.Service{Docs: db}).Status(cmd.Context())
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no match run yet: run 'ehrgate match run'")
+			}
+			if err != nil {
+				return err
+			}
+			return printMatchSummary(a, sum, asJSON)
+		},
+	}
+	addDataFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func printMatchSummary(a *app, sum identity.RunSummary, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(a.stdout).Encode(sum)
+	}
+	fmt.Fprintf(a.stdout, "%s: %d records, %d persons (%d carried over, %d new), %d links, %d overrides, %d pairs for review, %.2f s\n",
+		sum.At.Format(time.RFC3339), sum.Records, sum.Persons, sum.Carried, sum.New, sum.Links, sum.Overrides, len(sum.Review), sum.Seconds)
+	for i, r := range sum.Review {
+		if i == 20 {
+			fmt.Fprintf(a.stdout, "  ... %d more\n", len(sum.Review)-i)
+			break
+		}
+		fmt.Fprintf(a.stdout, "  review %s %s  weight %.1f  (%s)\n", r.A, r.B, r.Weight, r.Reason)
+	}
+	return nil
+}
+
+func newMatchOverrideCmd(a *app, action identity.Action) *cobra.Command {
+	var by, reason string
+	verb := "are one person"
+	if action == identity.ActionUnlink {
+		verb = "are never one person"
+	}
+	cmd := &cobra.Command{
+		Use:   string(action) + " CONNECTION/ID CONNECTION/ID --by NAME --reason TEXT",
+		Short: "Record that two Patient records " + verb + " (respected by every later run)",
+		Long: `The decision is kept with who made it and why (the reason must not contain
+patient data) and applies from the next 'match run' on; a later decision about
+the same two records replaces it.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			keys := make([]identity.Key, 2)
+			for i, s := range args {
+				conn, id, ok := strings.Cut(s, "/")
+				if !ok || conn == "" || id == "" {
+					return fmt.Errorf("%q is not CONNECTION/ID", s)
+				}
+				keys[i] = identity.Key{Source: conn, ID: id}
+			}
+			if err := a.load(cmd); err != nil {
+				return err
+			}
+			db, err := a.openStore(cmd.Context(), store.OpenOptions{MustExist: true})
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			err = (&identity.Service{Docs: db}).SetOverride(cmd.Context(),
+				identity.Override{A: keys[0], B: keys[1], Action: action, By: by, Reason: reason})
+			if errors.Is(err, identity.ErrInvalidOverride) {
+				return fmt.Errorf("two different records, --by and --reason are required")
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%s %s %s: applies from the next 'match run'\n", action, keys[0], keys[1])
+			return nil
+		},
+	}
+	addDataFlag(cmd.Flags())
+	cmd.Flags().StringVar(&by, "by", "", "who decides (required)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, without patient data (required)")
 	return cmd
 }
 
