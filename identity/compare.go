@@ -90,7 +90,7 @@ func compare(a, b *features) comparison {
 	default:
 		c.pat.set(FieldGender, 1)
 	}
-	c.pat.set(FieldAddress, compareAddress(&a.addr, &b.addr, a.addrKey, b.addrKey))
+	c.pat.set(FieldAddress, compareAddress(&a.addr, &b.addr))
 	c.pat.set(FieldPhone, compareExact(a.phone, b.phone))
 	c.pat.set(FieldEmail, compareExact(a.email, b.email))
 	c.pat.set(FieldIdentifier, compareIdentifiers(a.ids, b.ids))
@@ -229,11 +229,11 @@ func digitsDiffer(a, b int32) int {
 	return n
 }
 
-func compareAddress(a, b *Address, ka, kb string) int {
-	if ka == "" || kb == "" {
+func compareAddress(a, b *Address) int {
+	if a.Street == "" || b.Street == "" {
 		return levelNull
 	}
-	if ka == kb {
+	if *a == *b {
 		return 4
 	}
 	if a.Number == b.Number && a.Number != "" && (a.Zip == b.Zip || a.Zip == "" || b.Zip == "") && JaroWinkler(a.Street, b.Street) >= 0.9 {

@@ -79,7 +79,6 @@ type features struct {
 	dob                           int32 // YYYYMMDD, 0 unknown
 	gender                        byte  // 'M', 'F', 0
 	addr                          Address
-	addrKey                       string
 	phone, email                  string
 	ids                           []Identifier // system and value trimmed; system lower-cased
 }
@@ -120,7 +119,6 @@ func prepare(r *Record, in interner) features {
 		f.addr = ParseAddress(r.Address)
 		f.addr.Street = in.s(f.addr.Street)
 		f.addr.Zip = in.s(f.addr.Zip)
-		f.addrKey = f.addr.Key()
 	}
 	f.phone = NormalizePhone(r.Phone)
 	f.email = NormalizeEmail(r.Email)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -167,6 +168,7 @@ func newMatchEvalCmd(a *app) *cobra.Command {
 		asJSON bool
 		link   float64
 		review float64
+		memMB  int64
 	)
 	cmd := &cobra.Command{
 		Use:   "eval --patients N",
@@ -181,6 +183,9 @@ the whole process's peak resident memory.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if people < 1 {
 				return fmt.Errorf("--patients must be at least 1")
+			}
+			if memMB > 0 {
+				debug.SetMemoryLimit(memMB << 20)
 			}
 			rep, err := identity.RunEval(cmd.Context(), identity.GenOptions{People: people, Seed: seed},
 				identity.Options{LinkWeight: link, ReviewWeight: review})
@@ -198,6 +203,7 @@ the whole process's peak resident memory.`,
 		},
 	}
 	cmd.Flags().IntVar(&people, "patients", 10000, "number of synthetic people")
+	cmd.Flags().Int64Var(&memMB, "memory-limit-mb", 1536, "soft memory limit for the Go runtime in MiB (0: none)")
 	cmd.Flags().Int64Var(&seed, "seed", 1, "random seed; the same seed gives the same population")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	cmd.Flags().Float64Var(&link, "link-weight", 0, "match weight in bits at or above which pairs link (0: the default, 16)")
