@@ -95,6 +95,7 @@ type Matcher struct {
 	givenTF, familyTF    map[string]float64
 	givenSumSq, famSumSq float64
 	index                map[Key]int32
+	qi                   queryIndex
 }
 
 // New prepares records for matching (normalization and term frequencies).
@@ -237,16 +238,7 @@ func (m *Matcher) Run(ctx context.Context) (*Result, error) {
 
 // weight is the sum of the field weights of a compared pair with the
 // term-frequency adjustments of exact name agreement.
-func (m *Matcher) weight(a, b int32, p pattern) float64 {
-	w := m.model.patternWeight(p)
-	if p.level(FieldGiven) == nameExact {
-		w += tfAdjust(m.givenTF, m.givenSumSq, m.feats[a].given)
-	}
-	if p.level(FieldFamily) == familyExact {
-		w += tfAdjust(m.familyTF, m.famSumSq, m.feats[a].family)
-	}
-	return w
-}
+func (m *Matcher) weight(a, _ int32, p pattern) float64 { return m.weightOf(&m.feats[a], p) }
 
 // guard returns the rule that forbids linking a compared pair
 // automatically, or "".
@@ -279,24 +271,9 @@ func (m *Matcher) decide(w float64, c comparison) (Decision, string) {
 // with the explanation. Run must have fitted the model first.
 func (m *Matcher) Compare(i, j int) Score {
 	c := compare(&m.feats[i], &m.feats[j])
-	s := Score{A: m.recs[i].Key, B: m.recs[j].Key}
-	prior := m.model.PriorWeight()
-	s.Explanation = append(s.Explanation, Contribution{Field: "prior", Level: "lambda", Weight: prior})
-	s.Weight = prior
-	for f := Field(0); f < numFields; f++ {
-		l := c.pat.level(f)
-		w := m.model.weights[f][l]
-		if f == FieldGiven && l == nameExact {
-			w += tfAdjust(m.givenTF, m.givenSumSq, m.feats[i].given)
-		}
-		if f == FieldFamily && l == familyExact {
-			w += tfAdjust(m.familyTF, m.famSumSq, m.feats[i].family)
-		}
-		s.Weight += w
-		s.Explanation = append(s.Explanation, Contribution{Field: f.String(), Level: fieldInfo[f].levels[l], Weight: w})
-	}
-	if c.suffixConflict() {
-		s.Explanation = append(s.Explanation, Contribution{Field: "suffix", Level: "conflict", Weight: 0})
+	s := Score{A: m.recs[i].Key, B: m.recs[j].Key, Explanation: m.explain(&m.feats[i], c)}
+	for _, x := range s.Explanation {
+		s.Weight += x.Weight
 	}
 	s.Probability = 1 / (1 + math.Exp2(-s.Weight))
 	s.Decision, s.Guard = m.decide(s.Weight, c)

@@ -166,3 +166,38 @@ func TestCompareExplains(t *testing.T) {
 		}
 	}
 }
+
+func TestQueryScoresCandidates(t *testing.T) {
+	pop := Generate(GenOptions{People: 3000, Seed: 13})
+	m := New(pop.Records, Options{})
+	if _, err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// a new record of a known person: a copy of a stored record under
+	// another source and MRN
+	q := pop.Records[0]
+	q.Key = Key{Source: "elsewhere", ID: "q1"}
+	q.Identifiers = []Identifier{{System: MRNSystem("elsewhere"), Value: "Z1"}}
+	got := m.Query(q, 5)
+	if len(got) == 0 {
+		t.Fatal("Query found no candidate for a copy of a stored record")
+	}
+	if got[0].B != pop.Records[0].Key || got[0].Decision != Link || m.MatchGrade(got[0]) != "certain" {
+		t.Errorf("best candidate %v (%v, %s); want %v linked, certain", got[0].B, got[0].Decision, m.MatchGrade(got[0]), pop.Records[0].Key)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Weight > got[i-1].Weight {
+			t.Errorf("candidates not best first: %v after %v", got[i].Weight, got[i-1].Weight)
+		}
+	}
+	if len(got[0].Explanation) < int(numFields) {
+		t.Errorf("explanation has %d parts, want every field", len(got[0].Explanation))
+	}
+	// a stranger finds nobody to link
+	stranger := rec("elsewhere", "q2", "Zebulon", "Quaxley", "1901-01-01", "male", "1 Nowhere Road, Boise, ID 83702", "208-555-0000")
+	for _, s := range m.Query(stranger, 0) {
+		if s.Decision == Link {
+			t.Errorf("a stranger linked to %v (%.1f)", s.B, s.Weight)
+		}
+	}
+}
