@@ -19,8 +19,39 @@ func newMatchCmd(a *app) *cobra.Command {
 		Use:   "match",
 		Short: "Find the records that describe one person across sources",
 	}
-	cmd.AddCommand(newMatchEvalCmd(a), newMatchRunCmd(a), newMatchStatusCmd(a),
+	cmd.AddCommand(newMatchEvalCmd(a), newMatchSynthCmd(a), newMatchRunCmd(a), newMatchStatusCmd(a),
 		newMatchOverrideCmd(a, identity.ActionLink), newMatchOverrideCmd(a, identity.ActionUnlink))
+	return cmd
+}
+
+func newMatchSynthCmd(a *app) *cobra.Command {
+	var (
+		people int
+		seed   int64
+		out    string
+	)
+	cmd := &cobra.Command{
+		Use:   "synth --patients N --out DIR",
+		Short: "Write a synthetic population across sources as FHIR Patients, with the truth",
+		Long: `synth writes the population 'match eval' uses: DIR/<source>/Patient.ndjson per
+source (import each with 'ehrgate bulk import DIR/<source> --connection <source>'),
+DIR/truth.csv (source,id,person) and DIR/hard-negatives.csv (kind,person_a,person_b).
+The same --patients and --seed give the same files.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if people < 1 || out == "" {
+				return fmt.Errorf("--patients N (at least 1) and --out DIR are required")
+			}
+			counts, err := identity.WriteFiles(identity.Generate(identity.GenOptions{People: people, Seed: seed}), out)
+			if err != nil {
+				return fmt.Errorf("writing the population: %w", err)
+			}
+			return json.NewEncoder(a.stdout).Encode(map[string]any{"people": people, "seed": seed, "records": counts})
+		},
+	}
+	cmd.Flags().IntVar(&people, "patients", 1000, "number of synthetic people")
+	cmd.Flags().Int64Var(&seed, "seed", 1, "random seed; the same seed gives the same population")
+	cmd.Flags().StringVar(&out, "out", "", "output directory")
 	return cmd
 }
 

@@ -40,25 +40,14 @@ func TestMatchRunOverStore(t *testing.T) {
 	ctx := context.Background()
 	dir, data := t.TempDir(), t.TempDir()
 	pop := identity.Generate(identity.GenOptions{People: 300, Seed: 2})
-	files := map[string]*strings.Builder{}
-	for _, r := range pop.Records {
-		b, err := identity.PatientJSON(r, identity.MRNSystem(r.Key.Source))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if files[r.Key.Source] == nil {
-			files[r.Key.Source] = &strings.Builder{}
-		}
-		files[r.Key.Source].Write(append(b, '\n'))
+	if _, stderr, err := run(t, ctx, "match", "synth", "--patients", "300", "--seed", "2", "--out", dir); err != nil {
+		t.Fatalf("match synth: %v\n%s", err, stderr)
 	}
-	for src, b := range files {
-		p := filepath.Join(dir, src, "Patient.ndjson")
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	truth, err := os.ReadFile(filepath.Join(dir, "truth.csv"))
+	if err != nil || strings.Count(string(truth), "\n") != len(pop.Records)+1 {
+		t.Fatalf("truth.csv: %d lines, %v; want a header and %d records", strings.Count(string(truth), "\n"), err, len(pop.Records))
+	}
+	for _, src := range []string{"hospital-a", "clinic-b", "hospital-c", "health-d"} {
 		if _, stderr, err := run(t, ctx, "bulk", "import", filepath.Join(dir, src), "--connection", src, "--data", data, "--log-level", "warn"); err != nil {
 			t.Fatalf("bulk import %s: %v\n%s", src, err, stderr)
 		}
