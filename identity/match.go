@@ -53,7 +53,7 @@ type Score struct {
 // Options tune a Matcher. Zero values take the defaults.
 type Options struct {
 	// LinkWeight is the match weight (bits, prior included) at or above
-	// which a pair is linked; default 16 (posterior odds 65536:1).
+	// which a pair is linked; default 14 (posterior odds 16384:1).
 	LinkWeight float64
 	// ReviewWeight is the match weight at or above which a pair that is not
 	// linked goes to review; pairs below it are "no link", and clusters
@@ -74,7 +74,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.LinkWeight == 0 {
-		o.LinkWeight = 16
+		o.LinkWeight = 14
 	}
 	if o.MaxBlock == 0 {
 		o.MaxBlock = 100

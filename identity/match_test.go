@@ -128,8 +128,8 @@ func TestEvalFloorsAndDeterminism(t *testing.T) {
 	}
 	// floors a little under what the matcher reaches (see the package
 	// README for the figures); a regression trips them
-	if a.Precision < 0.999 || a.Recall < 0.92 || a.Cluster.F1 < 0.9 {
-		t.Errorf("precision %.4f recall %.4f cluster F1 %.4f; want at least 0.999, 0.92, 0.9", a.Precision, a.Recall, a.Cluster.F1)
+	if a.Precision < 0.999 || a.Recall < 0.94 || a.Cluster.F1 < 0.93 {
+		t.Errorf("precision %.4f recall %.4f cluster F1 %.4f; want at least 0.999, 0.94, 0.93", a.Precision, a.Recall, a.Cluster.F1)
 	}
 }
 

@@ -93,7 +93,7 @@ summary (see 'match status').`,
 	}
 	addDataFlag(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
-	cmd.Flags().Float64Var(&link, "link-weight", 0, "match weight in bits at or above which pairs link (0: the default, 16)")
+	cmd.Flags().Float64Var(&link, "link-weight", 0, "match weight in bits at or above which pairs link (0: the default, 14)")
 	cmd.Flags().Float64Var(&review, "review-weight", 0, "match weight in bits at or above which unlinked pairs go to review")
 	return cmd
 }
@@ -237,7 +237,7 @@ the whole process's peak resident memory.`,
 	cmd.Flags().Int64Var(&memMB, "memory-limit-mb", 1536, "soft memory limit for the Go runtime in MiB (0: none)")
 	cmd.Flags().Int64Var(&seed, "seed", 1, "random seed; the same seed gives the same population")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
-	cmd.Flags().Float64Var(&link, "link-weight", 0, "match weight in bits at or above which pairs link (0: the default, 16)")
+	cmd.Flags().Float64Var(&link, "link-weight", 0, "match weight in bits at or above which pairs link (0: the default, 14)")
 	cmd.Flags().Float64Var(&review, "review-weight", 0, "match weight in bits at or above which unlinked pairs go to review")
 	return cmd
 }
