@@ -140,6 +140,9 @@ func Generate(opts GenOptions) *Population {
 		pop:  &Population{},
 		mrn:  make([]int, len(opts.Sources)),
 	}
+	g.persons = make([]genPerson, 0, opts.People+1)
+	g.pop.Records = make([]Record, 0, opts.People*2)
+	g.pop.Person = make([]int32, 0, opts.People*2)
 	for len(g.persons) < opts.People {
 		g.unit()
 	}
@@ -147,6 +150,7 @@ func Generate(opts GenOptions) *Population {
 	for p := range g.persons {
 		g.emit(int32(p))
 	}
+	g.persons = nil
 	kept := g.pop.Hard[:0]
 	for _, h := range g.pop.Hard {
 		if int(h.A) < opts.People && int(h.B) < opts.People {
