@@ -46,7 +46,7 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 			for _, t := range ServedTypes[1:] {
 				res.SearchRevInc = append(res.SearchRevInc, t+":patient")
 			}
-			res.Operation = []op{{"everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}
+			res.Operation = []op{{"everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"}, {"match", "http://hl7.org/fhir/OperationDefinition/Patient-match"}}
 		}
 		resources = append(resources, res)
 	}

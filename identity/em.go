@@ -92,7 +92,7 @@ func fitEM(counts map[pattern]int, random *[numFields][8]float64) *Model {
 	lambda := 0.1
 	model := &Model{}
 	post := make([]float64, len(pats))
-	for it := 1; it <= emMax; it++ {
+	for it := 1; it <= emMax && total > 0; it++ { // no candidates: the starting values stay
 		// E step
 		for i, x := range pats {
 			lm, lu := math.Log(lambda), math.Log(1-lambda)
