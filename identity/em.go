@@ -2,6 +2,7 @@ package identity
 
 import (
 	"math"
+	"sort"
 )
 
 // LevelParams are the Fellegi–Sunter parameters of one agreement level.
@@ -78,6 +79,9 @@ func fitEM(counts map[pattern]int, random *[numFields][8]float64) *Model {
 		pats = append(pats, pc{p, float64(n)})
 		total += float64(n)
 	}
+	// a fixed order: floating-point sums, and so the fit, do not depend on
+	// map iteration
+	sort.Slice(pats, func(i, j int) bool { return pats[i].p < pats[j].p })
 	var m, u [numFields][8]float64
 	for f := Field(0); f < numFields; f++ {
 		k := len(fieldInfo[f].levels) - 1 // non-null levels 1..k

@@ -125,13 +125,12 @@ func termFreq(fs []features, get func(*features) string) (map[string]float64, fl
 		}
 	}
 	tf := make(map[string]float64, len(counts))
-	var sq float64
+	var sq int64 // exact, whatever the map order
 	for v, c := range counts {
-		f := float64(c) / float64(n)
-		tf[v] = f
-		sq += f * f
+		tf[v] = float64(c) / float64(n)
+		sq += int64(c) * int64(c)
 	}
-	return tf, sq
+	return tf, float64(sq) / (float64(n) * float64(n))
 }
 
 // tfAdjust is the term-frequency adjustment of exact agreement on value v:
@@ -459,6 +458,15 @@ func (m *Matcher) cluster(res *Result, links []Pair) {
 		union(l.A, l.B)
 		res.Links++
 	}
+	// a review pair whose records ended in one cluster anyway (through
+	// other links) needs no review
+	kept := res.Review[:0]
+	for _, p := range res.Review {
+		if find(p.A) != find(p.B) {
+			kept = append(kept, p)
+		}
+	}
+	res.Review = kept
 	label := make([]int32, n)
 	for i := range label {
 		label[i] = -1

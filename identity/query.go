@@ -21,6 +21,9 @@ type queryIndex struct {
 // the model first (or Options.Model given). Safe for concurrent use after
 // Run.
 func (m *Matcher) Query(r Record, limit int) []Score {
+	if m.model == nil {
+		return nil
+	}
 	m.qi.once.Do(func() {
 		m.qi.blocks = map[uint64][]int32{}
 		var keys []blockKey
