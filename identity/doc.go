@@ -25,11 +25,11 @@
 //     never linked automatically, whatever its total.
 //  5. Clusters linked pairs into persons, strongest first, refusing a merge
 //     when any pair across the two groups conflicts (same-authority
-//     identifiers differ, a guard fails, the pair scores below the no-link
-//     threshold, or a person unlinked them), so that a chain of weak links
-//     cannot join two people.
+//     identifiers differ, a guard fails, the pair scores more than
+//     Options.CrossSlack below the no-link threshold, or a person unlinked
+//     them), so that a chain of weak links cannot join two people.
 //
-// Person ids (Assign) are carried forward by overlap from the previous run
+// Person ids (AssignIDs) are carried forward by overlap from the previous run
 // and new ones are derived from a cluster's oldest member, so they are
 // stable across re-runs and as records are added. Manual links and unlinks
 // (Override) are kept with a reason and respected by later runs; Persist

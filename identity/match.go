@@ -59,6 +59,11 @@ type Options struct {
 	// linked goes to review; pairs below it are "no link", and clusters
 	// never join two records scoring below it. Default 0.
 	ReviewWeight float64
+	// CrossSlack: clustering refuses to merge two groups when a pair
+	// across them scores below ReviewWeight - CrossSlack (or fails a
+	// guard); default 10 bits, so that one stale record does not keep a
+	// person apart while a clear non-match still does.
+	CrossSlack float64
 	// MaxBlock skips blocks with more records than this (a shared clinic
 	// phone, a placeholder birth date); default 100.
 	MaxBlock int
@@ -75,6 +80,9 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.LinkWeight == 0 {
 		o.LinkWeight = 14
+	}
+	if o.CrossSlack == 0 {
+		o.CrossSlack = 10
 	}
 	if o.MaxBlock == 0 {
 		o.MaxBlock = 100
@@ -445,7 +453,7 @@ func (m *Matcher) cluster(res *Result, links []Pair) {
 					continue
 				}
 				c := compare(&m.feats[x], &m.feats[y])
-				if guard(c) != "" || prior+m.weight(x, y, c.pat) < m.opts.ReviewWeight {
+				if guard(c) != "" || prior+m.weight(x, y, c.pat) < m.opts.ReviewWeight-m.opts.CrossSlack {
 					ok = false
 				}
 			}
