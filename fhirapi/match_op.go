@@ -147,19 +147,6 @@ func parseMatchParameters(body io.Reader) (in identity.Record, count int, certai
 		return in, 0, false, "The resource parameter must be a Patient."
 	}
 	in = identity.FromPatient("$match", *pat)
-	var names struct {
-		Name []struct {
-			Use    string   `json:"use"`
-			Suffix []string `json:"suffix"`
-		} `json:"name"`
-	}
-	if json.Unmarshal(raw, &names) == nil {
-		for _, n := range names.Name {
-			if n.Use != "old" && len(n.Suffix) > 0 {
-				in.Suffix = n.Suffix[0]
-				break
-			}
-		}
-	}
+	identity.ExtraNames(&in, raw)
 	return in, count, certain, ""
 }

@@ -7,7 +7,8 @@ import (
 
 // Blocking keys. A pair is compared when the records share at least one:
 //
-//   - birth date + NYSIIS code of the surname
+//   - birth date + NYSIIS code of the surname (and of each previous
+//     surname)
 //   - birth date + NYSIIS code of the given name (survives a surname
 //     change)
 //   - first three letters of the surname + given initial + birth year
@@ -61,6 +62,9 @@ func keysOf(dst []blockKey, f *features, i uint32) []blockKey {
 		}
 		if f.givenNY != "" {
 			add(newHasher(blockDOBGiven).int(f.dob).str(f.givenNY))
+		}
+		for _, p := range f.previous { // a maiden name meets the records that still use it
+			add(newHasher(blockDOBFamily).int(f.dob).str(NYSIIS(p)))
 		}
 		if len(f.family) >= 2 && f.given != "" {
 			p := f.family

@@ -31,7 +31,7 @@ var fieldInfo = [numFields]struct {
 }{
 	FieldGiven:      {"given", []string{"null", "disagree", "jaro-winkler>=0.80", "jaro-winkler>=0.92 or given/middle swap", "nickname", "exact"}},
 	FieldMiddle:     {"middle", []string{"null", "disagree", "initial", "exact"}},
-	FieldFamily:     {"family", []string{"null", "disagree", "jaro-winkler>=0.80", "nysiis or jaro-winkler>=0.92 or shared part", "exact"}},
+	FieldFamily:     {"family", []string{"null", "disagree", "jaro-winkler>=0.80", "nysiis or jaro-winkler>=0.92 or shared part", "previous name", "exact"}},
 	FieldBirthDate:  {"birthDate", []string{"null", "disagree", "same year", "one digit differs", "day/month swapped", "exact"}},
 	FieldGender:     {"gender", []string{"null", "disagree", "exact"}},
 	FieldAddress:    {"address", []string{"null", "disagree", "same zip", "same number and street", "exact"}},
@@ -54,7 +54,7 @@ const (
 	idConflict   = 1
 	idAgree      = 2
 	nameExact    = 5 // FieldGiven exact
-	familyExact  = 4
+	familyExact  = 5
 )
 
 // pattern packs the level of every field, 3 bits each.
@@ -81,7 +81,11 @@ func compare(a, b *features) comparison {
 	var c comparison
 	c.pat.set(FieldGiven, compareGiven(a, b))
 	c.pat.set(FieldMiddle, compareMiddle(a.middle, b.middle))
-	c.pat.set(FieldFamily, compareFamily(a.family, b.family, a.familyNY, b.familyNY))
+	fl := compareFamily(a.family, b.family, a.familyNY, b.familyNY)
+	if fl != familyExact && fl != levelNull && sharesPrevious(a, b) {
+		fl = 4
+	}
+	c.pat.set(FieldFamily, fl)
 	c.pat.set(FieldBirthDate, compareDOB(a.dob, b.dob))
 	switch {
 	case a.gender == 0 || b.gender == 0:
@@ -161,7 +165,7 @@ func compareFamily(x, y, nx, ny string) int {
 		return levelNull
 	}
 	if x == y {
-		return 4
+		return familyExact
 	}
 	jw := JaroWinkler(x, y)
 	if jw >= 0.92 || nx == ny || sharesPart(x, y) {
@@ -171,6 +175,22 @@ func compareFamily(x, y, nx, ny string) int {
 		return 2
 	}
 	return 1
+}
+
+// sharesPrevious reports whether one record's surname or previous surnames
+// (a maiden name) equal the other's.
+func sharesPrevious(a, b *features) bool {
+	if len(a.previous) == 0 && len(b.previous) == 0 {
+		return false
+	}
+	for _, x := range append([]string{a.family}, a.previous...) {
+		for _, y := range append([]string{b.family}, b.previous...) {
+			if x != "" && x == y {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sharesPart reports whether two multi-part surnames share a part ("GARCIA

@@ -112,3 +112,22 @@ func TestCompareIdentifiers(t *testing.T) {
 		}
 	}
 }
+
+func TestPreviousSurname(t *testing.T) {
+	married := Record{Family: "Okafor", Previous: []string{"Lindqvist"}}
+	before := Record{Family: "Lindqvist"}
+	stranger := Record{Family: "Brown"}
+	in := interner{}
+	a, b, c := prepare(&married, in), prepare(&before, in), prepare(&stranger, in)
+	if got := FieldFamily.Levels()[compare(&a, &b).pat.level(FieldFamily)]; got != "previous name" {
+		t.Errorf("married name against the maiden name = %q, want previous name", got)
+	}
+	if got := FieldFamily.Levels()[compare(&a, &c).pat.level(FieldFamily)]; got != "disagree" {
+		t.Errorf("married name against another = %q, want disagree", got)
+	}
+	var r Record
+	ExtraNames(&r, []byte(`{"resourceType":"Patient","name":[{"use":"official","family":"Okafor","suffix":["Jr."]},{"use":"maiden","family":"Lindqvist"}]}`))
+	if r.Suffix != "Jr." || len(r.Previous) != 1 || r.Previous[0] != "Lindqvist" {
+		t.Errorf("ExtraNames = suffix %q, previous %q; want Jr., [Lindqvist]", r.Suffix, r.Previous)
+	}
+}

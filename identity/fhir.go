@@ -69,6 +69,9 @@ func PatientJSON(r Record, mrnSystem string) ([]byte, error) {
 	if n.Family != "" || len(n.Given) > 0 {
 		p.Name = []name{n}
 	}
+	for _, prev := range r.Previous {
+		p.Name = append(p.Name, name{Use: "old", Family: prev, Given: n.Given})
+	}
 	if r.Phone != "" {
 		p.Telecom = append(p.Telecom, contact{"phone", r.Phone})
 	}
@@ -79,6 +82,42 @@ func PatientJSON(r Record, mrnSystem string) ([]byte, error) {
 		p.Address = []address{{r.Address}}
 	}
 	return json.Marshal(p)
+}
+
+// RawName is the part of a FHIR HumanName that the normalized Patient does
+// not keep.
+type RawName struct {
+	Use    string   `json:"use"`
+	Family string   `json:"family"`
+	Suffix []string `json:"suffix"`
+}
+
+// namesFromRaw returns the generational suffix of the first current name
+// and the surnames of old and maiden names.
+func namesFromRaw(names []RawName) (suffix string, previous []string) {
+	for _, n := range names {
+		switch {
+		case n.Use == "old" || n.Use == "maiden":
+			if n.Family != "" {
+				previous = append(previous, n.Family)
+			}
+		case suffix == "" && len(n.Suffix) > 0:
+			suffix = n.Suffix[0]
+		}
+	}
+	return suffix, previous
+}
+
+// ExtraNames completes a record made by FromPatient with what the
+// normalized Patient does not keep: the suffix and previous surnames from
+// the raw resource's names.
+func ExtraNames(r *Record, raw []byte) {
+	var p struct {
+		Name []RawName `json:"name"`
+	}
+	if json.Unmarshal(raw, &p) == nil {
+		r.Suffix, r.Previous = namesFromRaw(p.Name)
+	}
 }
 
 // LoadPatients reads every current Patient of the store (all connections)
@@ -106,18 +145,10 @@ func LoadPatients(ctx context.Context, s store.PagedScanner) ([]Record, error) {
 			p.Source.ID = rec.ID
 			r := FromPatient(rec.Connection, p)
 			var raw struct {
-				Name []struct {
-					Use    string   `json:"use"`
-					Suffix []string `json:"suffix"`
-				} `json:"name"`
+				Name []RawName `json:"name"`
 			}
 			if json.Unmarshal(rec.Raw, &raw) == nil {
-				for _, n := range raw.Name {
-					if n.Use != "old" && len(n.Suffix) > 0 {
-						r.Suffix = n.Suffix[0]
-						break
-					}
-				}
+				r.Suffix, r.Previous = namesFromRaw(raw.Name)
 			}
 			r.Order = rec.FetchedAt.UnixNano()
 			out = append(out, r)

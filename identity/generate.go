@@ -122,7 +122,8 @@ type generator struct {
 // once per source, with that source's MRN. Every record is independently
 // noisy: given-name typos (4%), nicknames from the bundled table (7%), the
 // middle name used as given name (2%), surname typos (3%), a maiden name in
-// some sources for a quarter of adult women, birth dates with day and
+// some sources for a quarter of adult women (and as an old name in some
+// others), birth dates with day and
 // month swapped (1.5%) or one digit wrong (1.5%) or missing (0.3%),
 // addresses from before a move (12%) or missing (8%) and written in any
 // USPS or long form, old or missing phone numbers, emails mostly missing,
@@ -350,8 +351,13 @@ func (g *generator) record(p *genPerson, src int) Record {
 	rec.Given, rec.Middle = given, middle
 	// family name and suffix
 	family := p.family
-	if p.maiden != "" && r.chance(0.35) {
-		family = p.maiden
+	if p.maiden != "" {
+		switch x := r.float(); {
+		case x < 0.35: // this source knew her before the change
+			family = p.maiden
+		case x < 0.6: // this source records the maiden name as an old name
+			rec.Previous = []string{p.maiden}
+		}
 	}
 	if r.chance(0.03) {
 		family = typo(r, family)

@@ -34,11 +34,14 @@ type Identifier struct {
 // Record is the demographics of one Patient record, as received. Any field
 // may be empty.
 type Record struct {
-	Key         Key
-	Given       string // first given name
-	Middle      string // further given names
-	Family      string // may end in a suffix ("Smith Jr.")
-	Suffix      string // generational suffix when the source gave it apart
+	Key    Key
+	Given  string // first given name
+	Middle string // further given names
+	Family string // may end in a suffix ("Smith Jr.")
+	Suffix string // generational suffix when the source gave it apart
+	// Previous are earlier surnames (a maiden name): FHIR names with use
+	// "old" or "maiden".
+	Previous    []string
 	BirthDate   string // YYYY-MM-DD
 	Gender      string // FHIR administrative gender
 	Address     string // one line, as normalize.Patient holds it
@@ -81,6 +84,7 @@ type features struct {
 	addr                          Address
 	phone, email                  string
 	ids                           []Identifier // system and value trimmed; system lower-cased
+	previous                      []string     // normalized earlier surnames
 }
 
 // interner shares equal strings (names repeat a lot).
@@ -111,6 +115,11 @@ func prepare(r *Record, in interner) features {
 	}
 	f.family, f.suffix = in.s(fam), sfx
 	f.givenNY, f.familyNY = in.s(NYSIIS(f.given)), in.s(NYSIIS(fam))
+	for _, p := range r.Previous {
+		if n, _ := SplitSuffix(NormalizeName(p)); n != "" && n != fam {
+			f.previous = append(f.previous, in.s(n))
+		}
+	}
 	f.dob = NormalizeBirthDate(r.BirthDate)
 	if g := NormalizeGender(r.Gender); g != "" {
 		f.gender = g[0]
