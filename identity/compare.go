@@ -222,7 +222,9 @@ func compareDOB(a, b int32) int {
 	if ya == yb && ma == db && da == mb {
 		return 4
 	}
-	if digitsDiffer(a, b) == 1 {
+	// one digit wrong, unless it moves the year by ten or more: the same
+	// day and month decades apart is the Jr./Sr. pattern, not a typo
+	if digitsDiffer(a, b) == 1 && abs(ya-yb) < 10 {
 		return 3
 	}
 	if ya == yb {
@@ -235,6 +237,13 @@ func compareDOB(a, b int32) int {
 // birth dates (for tests and explanations).
 func CompareBirthDates(a, b string) string {
 	return fieldInfo[FieldBirthDate].levels[compareDOB(NormalizeBirthDate(a), NormalizeBirthDate(b))]
+}
+
+func abs(x int32) int32 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // digitsDiffer counts the decimal digits (of eight) in which a and b differ.

@@ -30,6 +30,7 @@ func TestCompareBirthDates(t *testing.T) {
 		{"1980-03-05", "1980-05-03", "day/month swapped"},
 		{"1980-03-05", "1981-03-05", "one digit differs"},
 		{"1980-03-05", "1980-03-15", "one digit differs"},
+		{"1958-03-05", "1988-03-05", "disagree"}, // Jr. and Sr., not a typo
 		{"1980-03-05", "1980-11-21", "same year"},
 		{"1980-03-05", "1955-07-19", "disagree"},
 		{"1980-03-05", "", "null"},
