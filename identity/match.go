@@ -110,10 +110,20 @@ type Matcher struct {
 func New(recs []Record, opts Options) *Matcher {
 	opts.defaults()
 	m := &Matcher{opts: opts, recs: recs, feats: make([]features, len(recs)), model: opts.Model}
-	in := interner{}
-	for i := range recs {
-		m.feats[i] = prepare(&recs[i], in)
+	var wg sync.WaitGroup
+	chunk := (len(recs) + opts.Workers - 1) / max(opts.Workers, 1)
+	for lo := 0; lo < len(recs); lo += chunk {
+		hi := min(lo+chunk, len(recs))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in := interner{} // one per worker: no locking
+			for i := lo; i < hi; i++ {
+				m.feats[i] = prepare(&recs[i], in)
+			}
+		}()
 	}
+	wg.Wait()
 	m.givenTF, m.givenSumSq = termFreq(m.feats, func(f *features) string { return f.given })
 	m.familyTF, m.famSumSq = termFreq(m.feats, func(f *features) string { return f.family })
 	m.index = make(map[Key]int32, len(recs))
