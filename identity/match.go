@@ -257,6 +257,20 @@ func (m *Matcher) Run(ctx context.Context) (*Result, error) {
 // term-frequency adjustments of exact name agreement.
 func (m *Matcher) weight(a, _ int32, p pattern) float64 { return m.weightOf(&m.feats[a], p) }
 
+const guardGiven = "given names disagree"
+
+// middleIn reports whether record x's given name is the first middle name
+// of a record in group.
+func (m *Matcher) middleIn(x int32, group []int32) bool {
+	g := m.feats[x].given
+	for _, y := range group {
+		if g != "" && firstToken(m.feats[y].middle) == g {
+			return true
+		}
+	}
+	return false
+}
+
 // guard returns the rule that forbids linking a compared pair
 // automatically, or "".
 func guard(c comparison) string {
@@ -266,7 +280,7 @@ func guard(c comparison) string {
 	case c.suffixConflict():
 		return "suffix conflict"
 	case c.pat.level(FieldGiven) != levelNull && c.pat.level(FieldGiven) < givenPartial:
-		return "given names disagree"
+		return guardGiven
 	case c.pat.level(FieldBirthDate) != levelNull && c.pat.level(FieldBirthDate) < dobPartial:
 		return "birth dates disagree"
 	}
@@ -463,7 +477,11 @@ func (m *Matcher) cluster(res *Result, links []Pair) {
 					continue
 				}
 				c := compare(&m.feats[x], &m.feats[y])
-				if guard(c) != "" || prior+m.weight(x, y, c.pat) < m.opts.ReviewWeight-m.opts.CrossSlack {
+				g := guard(c)
+				if g == guardGiven && (m.middleIn(x, mb) || m.middleIn(y, ma)) {
+					g = "" // the name x goes by is a middle name in y's group
+				}
+				if g != "" || prior+m.weight(x, y, c.pat) < m.opts.ReviewWeight-m.opts.CrossSlack {
 					ok = false
 				}
 			}
