@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"fmt"
 	"testing"
 )
 
@@ -34,5 +33,3 @@ func benchmarkMatch(b *testing.B, records int) {
 func BenchmarkMatch10k(b *testing.B)  { benchmarkMatch(b, 10_000) }
 func BenchmarkMatch100k(b *testing.B) { benchmarkMatch(b, 100_000) }
 func BenchmarkMatch1M(b *testing.B)   { benchmarkMatch(b, 1_000_000) }
-
-var _ = fmt.Sprint
