@@ -141,6 +141,7 @@ func (a *API) Routes() []server.Route {
 		{Pattern: "DELETE /fhir/$export-status/{job}", Access: server.Token, Serves: "cancel an export (the client that started it)", Handler: h(a.exportStatus)},
 		{Pattern: "GET /fhir/$export-file/{job}/{file}", Access: server.Token, Serves: "an export's NDJSON file, streamed from the store (the client that started it; scopes applied per resource)", Handler: h(a.exportFile)},
 		{Pattern: "GET /fhir/AuditEvent", Access: server.Token, Serves: "the audit trail, to auditors (scope user/ or system/AuditEvent.rs, never a wildcard)", Handler: h(a.auditEvents)},
+		{Pattern: "POST /fhir/Patient/$match", Access: server.Token, Serves: "Patient/$match: stored patients scored against a Patient (scope Patient.s; patient/ scopes: the patient's own only)", Handler: h(a.patientMatch)},
 		{Pattern: "GET /fhir/Patient/{id}/{op}", Access: server.Token, Serves: "Patient/ID/$everything: the patient's record (scopes per type, compartment)", Handler: h(a.everything)},
 		{Pattern: "/fhir/", Access: server.Token, Serves: "anything else under /fhir: an OperationOutcome (not supported)", Handler: h(a.unsupported)},
 	}

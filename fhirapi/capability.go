@@ -47,6 +47,7 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 				res.SearchRevInc = append(res.SearchRevInc, t+":patient")
 			}
 			res.Operation = []op{{"everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+				{"match", "http://hl7.org/fhir/OperationDefinition/Patient-match"},
 				{"patient-export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}}
 		}
 		resources = append(resources, res)
