@@ -31,6 +31,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"ehrgate/ehr"
 	"ehrgate/store"
 )
 
@@ -324,7 +325,7 @@ type Connection struct {
 	Types       []string `yaml:"types"`        // resource types to pull (default: the ten chart types)
 	Workers     int      `yaml:"workers"`      // concurrent fetches (default 8, or the vendor's limit)
 	PageSize    int      `yaml:"page_size"`    // _count (default: the vendor's page size)
-	Vendor      string   `yaml:"vendor"`       // epic, oracle, athena, ecw, meditech, veradigm, nextgen, generic; "" = detect
+	Vendor      string   `yaml:"vendor"`       // epic, oracle (or cerner), athena, ecw, meditech, veradigm, nextgen, generic; "" = detect
 	SiteProfile string   `yaml:"site_profile"` // YAML file layering this site's differences over the vendor adapter
 	Auth        *Auth    `yaml:"auth"`         // nil or type none: no authorization (test servers only)
 	// BulkEvery runs an incremental system-level Bulk Data export of the
@@ -678,6 +679,9 @@ func (c Config) Validate() error {
 		u, err := url.Parse(conn.BaseURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("%s.base_url: %q is not an absolute http(s) URL", where, conn.BaseURL))
+		}
+		if _, ok := ehr.Canonical(conn.Vendor); !ok {
+			errs = append(errs, fmt.Errorf("%s.vendor: unknown vendor %q (accepted: %s; omit to detect)", where, conn.Vendor, ehr.AcceptedNames()))
 		}
 		if conn.Workers < 0 || conn.Workers > 64 {
 			errs = append(errs, fmt.Errorf("%s.workers: %d is outside 0..64", where, conn.Workers))

@@ -269,3 +269,28 @@ func TestSMARTLaunchSettings(t *testing.T) {
 		t.Errorf("Validate(trusted_proxies: a host name) = %v, want an error", err)
 	}
 }
+
+// TestValidateVendorNames: a connection's vendor may be any accepted name
+// (Oracle Health is the former Cerner); anything else is reported with the
+// accepted names.
+func TestValidateVendorNames(t *testing.T) {
+	for _, tc := range []struct {
+		vendor string
+		wantOK bool
+	}{
+		{"", true}, {"oracle", true}, {"cerner", true}, {"Cerner", true}, {"epic", true}, {"generic", true},
+		{"millennium", false}, {"epic-hyperspace", false},
+	} {
+		t.Run(tc.vendor, func(t *testing.T) {
+			cfg := Default()
+			cfg.Connections = []Connection{{Name: "a", BaseURL: "https://x/fhir", Vendor: tc.vendor}}
+			err := cfg.Validate()
+			if (err == nil) != tc.wantOK {
+				t.Fatalf("Validate(vendor %q) = %v, want ok %v", tc.vendor, err, tc.wantOK)
+			}
+			if err != nil && (!strings.Contains(err.Error(), "connections[0].vendor") || !strings.Contains(err.Error(), "oracle (cerner)")) {
+				t.Errorf("Validate(vendor %q) = %v, want connections[0].vendor and the accepted names", tc.vendor, err)
+			}
+		})
+	}
+}

@@ -31,6 +31,10 @@ import (
 type Profile struct {
 	// Vendor is the registry key ("epic", "oracle", ...).
 	Vendor string `yaml:"vendor"`
+	// Aliases are other names the vendor is known by, accepted wherever a
+	// vendor is named (configuration, flags) and resolved to Vendor: sites
+	// still say "cerner" for Oracle Health.
+	Aliases []string `yaml:"aliases"`
 	// Display is the human name shown in the dashboard and probe output.
 	Display string `yaml:"display"`
 	// Docs is the vendor's public developer documentation.

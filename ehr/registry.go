@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -19,6 +20,7 @@ const Generic = "generic"
 var (
 	regMu    sync.RWMutex
 	registry = map[string]*Profile{}
+	aliases  = map[string]string{} // alias -> registered vendor
 	hooks    = map[string]Hooks{}
 )
 
@@ -48,10 +50,53 @@ func Register(p *Profile) {
 	}
 	regMu.Lock()
 	defer regMu.Unlock()
-	if _, dup := registry[p.Vendor]; dup {
-		panic("ehr: vendor " + p.Vendor + " registered twice")
+	for _, name := range append([]string{p.Vendor}, p.Aliases...) {
+		if _, dup := registry[name]; dup {
+			panic("ehr: vendor " + name + " registered twice")
+		}
+		if _, dup := aliases[name]; dup {
+			panic("ehr: vendor " + name + " registered twice")
+		}
 	}
 	registry[p.Vendor] = p
+	for _, a := range p.Aliases {
+		aliases[a] = p.Vendor
+	}
+}
+
+// Canonical returns the registered vendor a name stands for: the name
+// itself, or the vendor it is an alias of ("cerner" is "oracle"). Names are
+// matched case-insensitively after trimming; "" is Generic. ok is false for
+// a name nobody registered.
+func Canonical(name string) (vendor string, ok bool) {
+	name = strings.ToLower(strings.TrimSpace(name))
+	if name == "" {
+		return Generic, true
+	}
+	regMu.RLock()
+	defer regMu.RUnlock()
+	if _, ok := registry[name]; ok {
+		return name, true
+	}
+	v, ok := aliases[name]
+	return v, ok
+}
+
+// AcceptedNames returns every name Canonical accepts, for help texts:
+// the registered vendors, sorted, each followed by its aliases in
+// parentheses ("oracle (cerner)").
+func AcceptedNames() string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for v, p := range registry {
+		if len(p.Aliases) > 0 {
+			v += " (" + strings.Join(p.Aliases, ", ") + ")"
+		}
+		names = append(names, v)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }
 
 // Vendors returns the registered vendor names, sorted.
@@ -66,10 +111,13 @@ func Vendors() []string {
 	return out
 }
 
-// Lookup returns the adapter for a vendor name ("" means generic).
+// Lookup returns the adapter for a vendor name or alias ("" means
+// generic; see Canonical).
 func Lookup(vendor string) (*Adapter, error) {
-	if vendor == "" {
-		vendor = Generic
+	name := vendor
+	vendor, ok := Canonical(name)
+	if !ok {
+		return nil, fmt.Errorf("ehr: unknown vendor %q (known: %s)", name, AcceptedNames())
 	}
 	regMu.RLock()
 	p, ok := registry[vendor]

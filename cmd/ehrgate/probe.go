@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -125,7 +124,7 @@ when --compare found differences, 1 when the endpoint could not be probed.`,
 	}
 	addDataFlag(cmd.Flags())
 	cmd.Flags().StringVar(&baseURL, "base-url", "", "FHIR base URL for an ad-hoc connection named CONNECTION")
-	cmd.Flags().StringVar(&vendor, "vendor", "", "vendor adapter ("+strings.Join(ehr.Vendors(), ", ")+"); default: detected")
+	cmd.Flags().StringVar(&vendor, "vendor", "", "vendor adapter: "+ehr.AcceptedNames()+"; default: detected")
 	cmd.Flags().StringVar(&sitePath, "site", "", "site profile YAML layered over the vendor adapter")
 	cmd.Flags().StringVar(&patient, "patient", "", "test patient id (default: the first patient listed)")
 	cmd.Flags().StringSliceVar(&types, "types", nil, "resource types to probe (default: the connection's, else the ten chart types)")

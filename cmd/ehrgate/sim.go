@@ -52,7 +52,7 @@ func (f *simFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.faultKinds, "fault-kinds", "", "comma-separated fault kinds to draw from (429,500,503,slow,malformed-body); default all")
 	fs.DurationVar(&f.retryAfter, "fault-retry-after", time.Second, "Retry-After sent with injected 429 and 503 responses")
 	fs.IntVar(&f.pageSize, "page-size", 50, "simulated EHR default page size")
-	fs.StringVar(&f.vendor, "vendor", "generic", "vendor personality: "+strings.Join(personality.Vendors(), ", "))
+	fs.StringVar(&f.vendor, "vendor", "generic", "vendor personality: "+ehr.AcceptedNames())
 	fs.StringVar(&f.site, "site", "", "site profile YAML layered over the vendor personality")
 	fs.IntVar(&f.bulkPatients, "bulk-patients", 0, "patients served by Bulk Data $export, generated on the fly (default: --patients)")
 	fs.IntVar(&f.bulkFileSize, "bulk-file-size", 5000, "resources per Bulk Data output file (small values emulate servers that send thousands of tiny files)")

@@ -17,7 +17,12 @@
 // that is not a claim about the vendor.
 package personality
 
-import "net/http"
+import (
+	"net/http"
+	"sort"
+
+	"ehrgate/ehr"
+)
 
 // Spec is one vendor personality.
 type Spec struct {
@@ -219,17 +224,23 @@ var specs = map[string]Spec{
 	},
 }
 
-// Lookup returns the personality for a vendor name.
+// Lookup returns the personality for a vendor name or one of its aliases
+// (ehr.Canonical: "cerner" is "oracle").
 func Lookup(vendor string) (Spec, bool) {
-	s, ok := specs[vendor]
+	v, ok := ehr.Canonical(vendor)
+	if !ok {
+		return Spec{}, false
+	}
+	s, ok := specs[v]
 	return s, ok
 }
 
-// Vendors returns the vendors with a personality.
+// Vendors returns the vendors with a personality, sorted.
 func Vendors() []string {
 	out := make([]string, 0, len(specs))
 	for v := range specs {
 		out = append(out, v)
 	}
+	sort.Strings(out)
 	return out
 }

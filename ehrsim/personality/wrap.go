@@ -28,7 +28,7 @@ var alwaysAllowed = []string{"_count", "_cursor", "_format"}
 func Wrap(vendor string, site *ehr.SiteProfile, core http.Handler) (http.Handler, error) {
 	spec, ok := Lookup(vendor)
 	if !ok {
-		return nil, fmt.Errorf("personality: no personality for vendor %q", vendor)
+		return nil, fmt.Errorf("personality: no personality for vendor %q (known: %s)", vendor, ehr.AcceptedNames())
 	}
 	a, err := ehr.Lookup(vendor)
 	if err != nil {

@@ -1,0 +1,46 @@
+package ehr
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestVendorNamesOneVocabulary: every name a site may use for a vendor
+// resolves to the same registered adapter.
+func TestVendorNamesOneVocabulary(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		want   string
+		wantOK bool
+	}{
+		{"oracle", "oracle", true},
+		{"cerner", "oracle", true},
+		{"Cerner", "oracle", true},
+		{" CERNER ", "oracle", true},
+		{"epic", "epic", true},
+		{"", Generic, true},
+		{"generic", Generic, true},
+		{"millennium", "", false},
+		{"allscripts", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := Canonical(tc.name)
+			if got != tc.want || ok != tc.wantOK {
+				t.Errorf("Canonical(%q) = %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.wantOK)
+			}
+			a, err := Lookup(tc.name)
+			if (err == nil) != tc.wantOK {
+				t.Fatalf("Lookup(%q) error = %v, want ok %v", tc.name, err, tc.wantOK)
+			}
+			if err == nil && a.Vendor() != tc.want {
+				t.Errorf("Lookup(%q).Vendor() = %q, want %q", tc.name, a.Vendor(), tc.want)
+			}
+		})
+	}
+	if got := AcceptedNames(); !strings.Contains(got, "oracle (cerner)") || !strings.Contains(got, "epic") {
+		t.Errorf("AcceptedNames() = %q, want oracle (cerner) and epic listed", got)
+	}
+	if _, err := Lookup("nope"); err == nil || !strings.Contains(err.Error(), "cerner") {
+		t.Errorf("Lookup(nope) error = %v, want the accepted names listed", err)
+	}
+}
