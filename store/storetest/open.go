@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -82,11 +83,12 @@ func RunOpenTests(t *testing.T, newURL func(t *testing.T) string, addFuture func
 		}
 		s.Close()
 		addFuture(t, url)
-		if s, err := store.Open(ctx, url, store.OpenOptions{}); !errors.Is(err, store.ErrSchemaTooNew) {
+		s, openErr := store.Open(ctx, url, store.OpenOptions{})
+		if !errors.Is(openErr, store.ErrSchemaTooNew) {
 			if s != nil {
 				s.Close()
 			}
-			t.Fatalf("Open(store with a newer schema) error = %v, want ErrSchemaTooNew", err)
+			t.Fatalf("Open(store with a newer schema) error = %v, want ErrSchemaTooNew", openErr)
 		}
 		s, err = store.Open(ctx, url, store.OpenOptions{NoMigrate: true})
 		if err != nil {
@@ -97,8 +99,22 @@ func RunOpenTests(t *testing.T, newURL func(t *testing.T) string, addFuture func
 		if err != nil {
 			t.Fatal(err)
 		}
-		if last := ms[len(ms)-1]; !last.Unknown || !last.Applied {
+		last := ms[len(ms)-1]
+		if !last.Unknown || !last.Applied {
 			t.Errorf("last migration %+v, want the unknown newer one", last)
+		}
+		// The message names both versions: the store's and the newest
+		// this binary knows, so an operator knows what to upgrade to.
+		var known int64
+		for _, m := range ms {
+			if !m.Unknown {
+				known = max(known, m.Version)
+			}
+		}
+		for _, v := range []int64{last.Version, known} {
+			if !strings.Contains(openErr.Error(), strconv.FormatInt(v, 10)) {
+				t.Errorf("Open(newer store) error = %q, want it to name versions %d (store) and %d (this binary)", openErr, last.Version, known)
+			}
 		}
 		if err := s.Migrate(ctx); !errors.Is(err, store.ErrSchemaTooNew) {
 			t.Errorf("Migrate on a newer store: %v, want ErrSchemaTooNew", err)
