@@ -6,6 +6,12 @@ set -uo pipefail
 
 go mod download || { echo "install-test-deps: go mod download failed" >&2; exit 1; }
 
+# DuckDB reads the Parquet export back (export/parquet, duckdb-go: cgo with
+# DuckDB's prebuilt static library, fetched by go mod download above).
+if [ "$(go env CGO_ENABLED)" != "1" ] || ! command -v "$(go env CC)" >/dev/null 2>&1; then
+  echo "install-test-deps: WARNING: cgo is off or no C compiler; the DuckDB read-back test will skip" >&2
+fi
+
 if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "install-test-deps: installing chromium (browser tests)"
