@@ -1,6 +1,7 @@
 package ehr
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -42,5 +43,29 @@ func TestVendorNamesOneVocabulary(t *testing.T) {
 	}
 	if _, err := Lookup("nope"); err == nil || !strings.Contains(err.Error(), "cerner") {
 		t.Errorf("Lookup(nope) error = %v, want the accepted names listed", err)
+	}
+}
+
+// TestDetectCernerAndOracleHealth: a server that says Cerner and one that
+// says Oracle Health are both detected as the one vendor, under its
+// registered name.
+func TestDetectCernerAndOracleHealth(t *testing.T) {
+	for _, tc := range []struct{ name, capability, smart string }{
+		{"cerner publisher", `{"resourceType":"CapabilityStatement","publisher":"Cerner","name":"Cerner Conformance Statement"}`, ""},
+		{"oracle health publisher", `{"resourceType":"CapabilityStatement","publisher":"Oracle Health","url":"https://fhir.oraclecloud.com/r4/metadata"}`, ""},
+		{"cerner smart configuration", "", `{"token_endpoint":"https://authorization.cerner.com/tenants/x/protocols/oauth2/profiles/smart-v1/token"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c, s []byte
+			if tc.capability != "" {
+				c = []byte(tc.capability)
+			}
+			if tc.smart != "" {
+				s = []byte(tc.smart)
+			}
+			if v, _, conf := Detect(context.Background(), c, s); v != "oracle" {
+				t.Errorf("Detect(%s) = %q (%.2f), want oracle", tc.name, v, conf)
+			}
+		})
 	}
 }

@@ -35,3 +35,16 @@ func TestVendorNamesAcceptedEverywhere(t *testing.T) {
 		t.Errorf("demo --vendor millennium: %v, want an error listing the accepted names", err)
 	}
 }
+
+// TestProbeVendorAlias: probe --vendor cerner probes the simulator's
+// Cerner-named personality with the oracle adapter.
+func TestProbeVendorAlias(t *testing.T) {
+	base := personalityServer(t, "cerner")
+	out, err := runProbe(t, "hospital-c", "--base-url", base, "--vendor", "cerner", "--data", t.TempDir())
+	if err != nil {
+		t.Fatalf("probe --vendor cerner: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "adapter oracle") {
+		t.Errorf("probe --vendor cerner output lacks the oracle adapter:\n%s", out)
+	}
+}
