@@ -67,7 +67,7 @@ func (a *Adapter) WithSite(s *SiteProfile) (*Adapter, error) {
 		c.site = nil
 		return &c, nil
 	}
-	if s.Vendor != "" && s.Vendor != a.p.Vendor {
+	if v, _ := Canonical(s.Vendor); s.Vendor != "" && v != a.p.Vendor {
 		return nil, fmt.Errorf("ehr: site profile %q is for vendor %q, not %q", s.Name, s.Vendor, a.p.Vendor)
 	}
 	c := *a

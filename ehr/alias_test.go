@@ -69,3 +69,24 @@ func TestDetectCernerAndOracleHealth(t *testing.T) {
 		})
 	}
 }
+
+// TestSiteProfileVendorAlias: a site profile may name its vendor by alias.
+func TestSiteProfileVendorAlias(t *testing.T) {
+	for _, tc := range []struct {
+		vendor, adapter string
+		wantOK          bool
+	}{
+		{"cerner", "oracle", true},
+		{"oracle", "cerner", true},
+		{"cerner", "epic", false},
+	} {
+		site, err := ParseSiteProfile([]byte("name: st-x\nvendor: " + tc.vendor + "\n"))
+		if err != nil {
+			t.Fatalf("ParseSiteProfile(vendor %s): %v", tc.vendor, err)
+		}
+		_, err = MustLookup(tc.adapter).WithSite(site)
+		if (err == nil) != tc.wantOK {
+			t.Errorf("Lookup(%s).WithSite(vendor %s) error = %v, want ok %v", tc.adapter, tc.vendor, err, tc.wantOK)
+		}
+	}
+}

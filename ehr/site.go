@@ -29,7 +29,8 @@ import (
 type SiteProfile struct {
 	// Name identifies the site in warnings and fetch-state reasons.
 	Name string `yaml:"name"`
-	// Vendor, when set, must match the adapter the site is layered on.
+	// Vendor, when set, must match the adapter the site is layered on (by
+	// name or alias: "cerner" matches oracle).
 	Vendor string `yaml:"vendor"`
 	// DisabledTypes maps a resource type the site switches off to the
 	// user-safe reason ("" gets a generic one).
@@ -89,8 +90,8 @@ func (s *SiteProfile) Validate() error {
 	if s.Name == "" {
 		errs = append(errs, errors.New("name is required"))
 	}
-	if s.Vendor != "" && !slices.Contains(Vendors(), s.Vendor) {
-		errs = append(errs, fmt.Errorf("vendor %q is not one of %v", s.Vendor, Vendors()))
+	if _, ok := Canonical(s.Vendor); !ok {
+		errs = append(errs, fmt.Errorf("vendor %q is not one of %s", s.Vendor, AcceptedNames()))
 	}
 	for typ := range s.DisabledTypes {
 		if !typeName.MatchString(typ) {
