@@ -12,6 +12,9 @@ INTEROP  ?= ^TestInteropNodeSender$$
 # servers, run once without the race detector (scripts/bdt.sh runs it
 # verbosely).
 BDT      ?= ^TestBulkDataTestKit
+# The README's commands, run as a new user would (three 120-patient demo
+# syncs, about 20 s): without the race detector, which makes them minutes.
+README   ?= ^TestREADMECommands$$
 
 .PHONY: all build test deps vet test-go fuzz bench demo clean
 
@@ -27,9 +30,9 @@ vet:
 	$(GO) vet ./...
 
 test-go:
-	$(GO) test -race -count=1 -timeout 15m -skip '$(INTEROP)|$(BDT)' ./...
+	$(GO) test -race -count=1 -timeout 15m -skip '$(INTEROP)|$(BDT)|$(README)' ./...
 	$(GO) test -count=1 -timeout 10m -run '$(INTEROP)' ./hl7/hl7store
-	$(GO) test -count=1 -timeout 5m -run '$(BDT)' ./cmd/ehrgate ./gateway
+	$(GO) test -count=1 -timeout 5m -run '$(BDT)|$(README)' ./cmd/ehrgate ./gateway
 
 # Short coverage-guided fuzz runs of every parser; each must neither panic nor hang.
 fuzz:

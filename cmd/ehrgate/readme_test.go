@@ -152,6 +152,9 @@ func ehrgateArgs(s string) ([]string, bool) {
 }
 
 func TestREADMECommands(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the README's commands run without -race (make test runs TestREADMECommands on its own; the race detector makes its three 120-patient syncs take minutes)")
+	}
 	blocks := parseREADME(t, filepath.Join("..", "..", "README.md"))
 	ran := 0
 	for _, b := range blocks {
@@ -244,7 +247,7 @@ func runREADMECommand(t *testing.T, c readmeCommand, args []string) {
 		args = append(args, "--log-level", "error")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second) // a loaded 2-core machine
 	defer cancel()
 	var out, errOut syncBuffer
 	cmd := newRootCmd(&out, &errOut, nil)
