@@ -22,7 +22,7 @@ import (
 // The README's shell blocks are executed by TestREADMECommands. The rules,
 // written here once so that the README can follow them:
 //
-//   - Every line of a ```sh block is an ehrgate command (`ehrgate ...` or
+//   - Every line of a ```sh (bash, shell, console) block is an ehrgate command (`ehrgate ...` or
 //     `go run ./cmd/ehrgate ...`, several joined by `&&`), a comment, or
 //     blank. Anything else (make, scripts, export) needs the block to be
 //     marked with `<!-- not run: REASON -->` on the line before its fence;
@@ -61,6 +61,9 @@ type readmeBlock struct {
 	bad      []string // lines that are not ehrgate commands
 }
 
+// shellFences open the blocks whose lines are commands.
+var shellFences = []string{"```sh", "```bash", "```shell", "```console"}
+
 var (
 	notRunMarker = regexp.MustCompile(`^<!--\s*not run:\s*(.+?)\s*-->$`)
 	claimPair    = regexp.MustCompile(`"([A-Za-z_]+)":(-?[0-9]+)`)
@@ -85,7 +88,7 @@ func parseREADME(t *testing.T, path string) []readmeBlock {
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		switch {
-		case cur == nil && !fence && line == "```sh":
+		case cur == nil && !fence && slices.Contains(shellFences, line):
 			cur = &readmeBlock{line: n}
 			if m := notRunMarker.FindStringSubmatch(prev); m != nil {
 				cur.notRun = m[1]
