@@ -33,6 +33,7 @@ test-go:
 	$(GO) test -race -count=1 -timeout 15m -skip '$(INTEROP)|$(BDT)|$(README)' ./...
 	$(GO) test -count=1 -timeout 10m -run '$(INTEROP)' ./hl7/hl7store
 	$(GO) test -count=1 -timeout 5m -run '$(BDT)|$(README)' ./cmd/ehrgate ./gateway
+	$(GO) test -count=1 -timeout 10m -tags duckdb -run '^TestDuckDBReadsExport$$' ./export/parquet
 
 # Short coverage-guided fuzz runs of every parser; each must neither panic nor hang.
 fuzz:
