@@ -7,7 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"ehrgate/dashboard"
 	"ehrgate/jobs"
+	"ehrgate/server"
 	"ehrgate/writeback"
 )
 
@@ -187,4 +189,16 @@ func (g *Gateway) scheduleWrites(q *jobs.Queue) error {
 		}
 	}
 	return nil
+}
+
+// writeRoutes are the dashboard's write-back approval pages
+// (dashboard.WriteRoutes) over the gateway's outbox, as patient-data
+// routes: with login on, for signed-in people whose roles approve writes.
+func (g *Gateway) writeRoutes(dash *dashboard.Dashboard) []server.Route {
+	h := dash.Writes(dashboard.WriteOptions{Queue: g.Outbox(), Versions: g.store, LocalApprover: LocalApprover()})
+	var out []server.Route
+	for _, r := range dashboard.WriteRoutes {
+		out = append(out, server.Route{Pattern: r.Pattern, Access: server.PatientData, Serves: r.Serves, Handler: h})
+	}
+	return out
 }
