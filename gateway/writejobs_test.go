@@ -47,7 +47,8 @@ func waitState(t *testing.T, ctx context.Context, ob *writeback.Outbox, id strin
 // record left "sent" by a dead process is resumed by the sweep; a write
 // needing a person waits, proposed, until a clinician approves it on the
 // dashboard (a POST without the session's CSRF token is refused), then is
-// sent, with the clinician as its approver.
+// sent, with the clinician as its approver; a record of a connection whose
+// writing is switched off is held, not sent nor rejected.
 func TestWritesThroughJobs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -71,6 +72,7 @@ func TestWritesThroughJobs(t *testing.T) {
 	conns := []config.Connection{
 		{Name: "auto", BaseURL: ehr.URL + "/fhir", Vendor: "generic", Write: write(config.ApprovalAuto)},
 		{Name: "clinic", BaseURL: ehr.URL + "/fhir", Vendor: "generic", Write: write(config.ApprovalHuman)},
+		{Name: "off", BaseURL: ehr.URL + "/fhir", Vendor: "generic", Write: &config.Write{Types: []string{"Flag"}, Operations: []string{"create"}}},
 	}
 	g, err := gateway.New(ctx, gateway.Options{Config: config.Config{Connections: conns, Login: config.Login{Mode: config.LoginLocal}},
 		Store: st, Keyring: secrets.NewKeyring(kek), LoginParams: cheapHash})
@@ -98,6 +100,17 @@ func TestWritesThroughJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := bare.Transition(ctx, left.ID, writeback.StateSent, writeback.AgentEhrgate, "sending", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// A record approved for a connection whose writing is switched off: its
+	// job (enqueued by the approval) holds it approved, neither sent nor
+	// rejected.
+	held, _, err := ob.Propose(ctx, flagProposal("off", "p1"), "rule:test-gaps", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ob.Approve(ctx, held.ID, "bob", "checked"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -162,6 +175,10 @@ func TestWritesThroughJobs(t *testing.T) {
 	}
 	if res, _ := fetch(t, http.DefaultClient, "GET", ehr.URL+"/fhir/Flag/"+got.ResultID, nil); res.StatusCode != http.StatusOK {
 		t.Errorf("the simulated EHR has no Flag/%s: %d", got.ResultID, res.StatusCode)
+	}
+
+	if rec, _ := ob.Get(ctx, held.ID); rec.State != writeback.StateApproved {
+		t.Errorf("a record of a switched-off connection is %s, want held approved", rec.State)
 	}
 
 	stop()

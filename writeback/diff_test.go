@@ -1,8 +1,12 @@
 package writeback
 
 import (
+	"context"
 	"encoding/json"
+	"slices"
 	"testing"
+
+	"ehrgate/config"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -57,3 +61,25 @@ func TestRetryable(t *testing.T) {
 type errTest string
 
 func (e errTest) Error() string { return string(e) }
+
+// TestOnApproved: the hook is called after each move to approved is
+// stored (a person's approval), not for other moves.
+func TestOnApproved(t *testing.T) {
+	e := newEnv(t, &config.Write{Enabled: true, Types: []string{"Flag"}, Operations: []string{"create"}}, "generic", nil)
+	ctx := context.Background()
+	var got []string
+	e.outbox.OnApproved(func(_ context.Context, r Record) { got = append(got, r.ID+":"+string(r.State)) })
+	rec, err := e.writer.Propose(ctx, flagProposal("p1-gap", "active"))
+	if err != nil || rec.State != StateProposed {
+		t.Fatalf("Propose = %s, %v; want proposed", rec.State, err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("OnApproved called for a proposal: %v", got)
+	}
+	if _, err := e.outbox.Approve(ctx, rec.ID, "alice", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{rec.ID + ":approved"}; !slices.Equal(got, want) {
+		t.Errorf("OnApproved calls = %v, want %v", got, want)
+	}
+}
