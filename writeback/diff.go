@@ -165,11 +165,11 @@ func Before(ctx context.Context, v Versions, rec Record) (json.RawMessage, strin
 	case len(rec.Current) > 0:
 		return rec.Current, "the EHR's current version (read after the version changed)", nil
 	case v == nil:
-		return nil, "version " + rec.BaseVersion + " is not available here", nil
+		return nil, "nothing: version " + rec.BaseVersion + " of the target is not available here, so every field shows as added", nil
 	}
 	r, err := v.GetVersion(ctx, rec.Connection, rec.ResourceType, rec.TargetID, rec.BaseVersion)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, "version " + rec.BaseVersion + " is not in the store", nil
+		return nil, "nothing: version " + rec.BaseVersion + " of the target is not in the store, so every field shows as added", nil
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("writeback: reading version %s of the target: %w", rec.BaseVersion, err)
