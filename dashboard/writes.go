@@ -144,7 +144,7 @@ func (ws *writePages) page(w http.ResponseWriter, r *http.Request, status int, n
 	ctx := r.Context()
 	rec, err := ws.o.Queue.Get(ctx, r.PathValue("id"))
 	if errors.Is(err, writeback.ErrNotFound) {
-		ws.d.notFound(w, r)
+		ws.notFound(w, r)
 		return
 	}
 	if err != nil {
@@ -221,7 +221,7 @@ func (ws *writePages) decide(approve bool) http.HandlerFunc {
 		}
 		switch {
 		case errors.Is(err, writeback.ErrNotFound):
-			ws.d.notFound(w, r)
+			ws.notFound(w, r)
 			return
 		case errors.Is(err, writeback.ErrTransition):
 			ws.page(w, r, http.StatusConflict, "This write can no longer be "+verb+": its state has changed.", true)
@@ -253,4 +253,10 @@ func (ws *writePages) checkOrigin(r *http.Request) error {
 		return errors.New("missing or wrong CSRF token")
 	}
 	return nil
+}
+
+// notFound is the 404 page for an unknown record (on GET and POST alike).
+func (ws *writePages) notFound(w http.ResponseWriter, r *http.Request) {
+	ws.d.render(w, r, http.StatusNotFound, "error", "Not found", errorBody{Status: http.StatusNotFound,
+		Heading: "No such write", Message: "There is no write-back record with this id."})
 }

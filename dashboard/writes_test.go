@@ -180,6 +180,10 @@ func TestWriteDecisions(t *testing.T) {
 		}
 	}
 
+	if rr := e.do(t, "POST", "/writes/nosuch/approve", url.Values{"reason": {"x"}, "csrf": {"tok"}}, nil); rr.Code != http.StatusNotFound {
+		t.Errorf("POST approve of an unknown record = %d, want 404", rr.Code)
+	}
+
 	local := newWritesEnv(t, nil)
 	rpath := "/writes/" + local.id + "/reject"
 	if rr := local.do(t, "POST", rpath, url.Values{"reason": {"no"}}, map[string]string{"Sec-Fetch-Site": "cross-site"}); rr.Code != http.StatusForbidden {

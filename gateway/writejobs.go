@@ -150,7 +150,7 @@ func (g *Gateway) runWriteJob(ctx context.Context, j WriteJob) error {
 			return err
 		}
 		if err != nil || rec.State != writeback.StateApproved {
-			g.log.Info("write-back: record sent", "record", rec.ID, "type", rec.ResourceType, "state", string(rec.State))
+			g.log.Info("write-back: send ended", "record", rec.ID, "type", rec.ResourceType, "state", string(rec.State))
 			return nil
 		}
 		// Re-proposed after a 412 and approved again by the policy: send
