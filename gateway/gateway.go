@@ -114,6 +114,9 @@ type Gateway struct {
 	cds     bool                                     // the CDS Hooks services are mounted
 	person  func(*http.Request) (authz.Person, bool) // who is signed in (people login)
 	login   *login.Service                           // dashboard sign-in; nil when login is off
+
+	keyring *secrets.Keyring // seals the write-back outbox
+	writes  writeState       // the write-back outbox and writer (writejobs.go)
 }
 
 // New builds a gateway over o.Store. The local code map named in the
@@ -147,6 +150,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		runtimes: map[string]*Runtime{},
 		mounts:   map[string]server.Route{},
 		hl7opts:  map[string]MLLPOptions{},
+		keyring:  o.Keyring,
 	}
 	host, _ := os.Hostname()
 	g.audit = audit.NewLog(o.Store, audit.Source{InstanceID: fmt.Sprintf("%s-%d", host, os.Getpid())}, nil)

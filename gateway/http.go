@@ -60,6 +60,7 @@ func (g *Gateway) server() *server.Server {
 		g.log.Error("the FHIR API is not served", "error", err)
 	}
 	routes = append(routes, api...)
+	routes = append(routes, g.writeRoutes(dash)...)
 	g.mu.Lock()
 	for _, rt := range g.mounts {
 		routes = append(routes, rt)

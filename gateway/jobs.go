@@ -137,6 +137,8 @@ func (g *Gateway) openJobs(ctx context.Context) (*jobs.Queue, func() error, erro
 		jobs.Register(q, g.runAuditForwardJob, short),
 		jobs.Register(q, g.runAuthzPurgeJob, short),
 		jobs.Register(q, g.runCDSPruneJob, short),
+		jobs.Register(q, g.runWriteJob, short),
+		jobs.Register(q, g.runWriteSweepJob, short),
 	)
 	if err != nil {
 		closeFn()
@@ -239,6 +241,9 @@ func (g *Gateway) schedule(ctx context.Context, q *jobs.Queue, syncOnStart bool)
 		return err
 	}
 	if err := g.scheduleCDS(q); err != nil {
+		return err
+	}
+	if err := g.scheduleWrites(q); err != nil {
 		return err
 	}
 	every := time.Duration(g.cfg.SyncEvery)

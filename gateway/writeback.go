@@ -42,7 +42,7 @@ func WritesOf(c config.Connection) map[string]smart.Perm {
 // the gateway's audit trail as the client "ehrgate". seal protects the
 // outbox at rest (the gateway's keyring); opts may set the rule
 // re-evaluation, retries and logger (its Outbox, Audit and Agent are the
-// gateway's).
+// gateway's; an Outbox set in opts is used as it is).
 func (g *Gateway) Writer(ctx context.Context, seal writeback.Sealer, opts writeback.Options) (*writeback.Writer, error) {
 	var conns []writeback.Connection
 	for _, c := range g.Connections() {
@@ -56,7 +56,9 @@ func (g *Gateway) Writer(ctx context.Context, seal writeback.Sealer, opts writeb
 		pol := writeback.NewPolicy(c.Name, c.Write, rt.Adapter.Profile().Write, opts.Clock)
 		conns = append(conns, writeback.Connection{Name: c.Name, Target: rt.Client, Policy: pol})
 	}
-	opts.Outbox = writeback.NewOutbox(g.store, seal, opts.Clock)
+	if opts.Outbox == nil {
+		opts.Outbox = writeback.NewOutbox(g.store, seal, opts.Clock)
+	}
 	opts.Audit = g.audit
 	opts.Agent = audit.Agent{ClientID: writeback.AgentEhrgate}
 	if opts.Logger == nil {

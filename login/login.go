@@ -82,12 +82,17 @@ const (
 	SeeOperations Permission = "operations"
 	// SeeAudit: the audit trail.
 	SeeAudit Permission = "audit"
+	// ApproveWrites: the write-back approval queue: approve or reject what
+	// ehrgate proposes to write into an EHR's legal record. Admins and
+	// clinicians (clinical judgement on what enters a chart); never
+	// auditors, who only read the trail.
+	ApproveWrites Permission = "writes"
 )
 
 // grants is what each role may do.
 var grants = map[Role][]Permission{
-	RoleAdmin:     {SeePatients, SeeOperations, SeeAudit},
-	RoleClinician: {SeePatients},
+	RoleAdmin:     {SeePatients, SeeOperations, SeeAudit, ApproveWrites},
+	RoleClinician: {SeePatients, ApproveWrites},
 	RoleAuditor:   {SeeAudit},
 }
 

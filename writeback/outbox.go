@@ -34,10 +34,20 @@ var ErrTransition = errors.New("writeback: transition not allowed")
 // concurrent use, also by several processes on one store: every change runs
 // in Documents.UpdateDocument, atomically.
 type Outbox struct {
-	docs  store.Documents
-	seal  Sealer
-	clock func() time.Time
+	docs     store.Documents
+	seal     Sealer
+	clock    func() time.Time
+	approved func(ctx context.Context, r Record) // OnApproved; nil = none
 }
+
+// OnApproved sets fn to be called, in the caller's goroutine, after each
+// move of a record to approved is stored: a person's approval, the
+// policy's auto-approval, a re-proposal auto-approved after a 412, a
+// failed write approved again. The gateway enqueues the record's send job
+// there. fn must not block for long and handles its own errors (a missed
+// call is made up by the gateway's periodic sweep of approved records).
+// Call it before the outbox is shared.
+func (o *Outbox) OnApproved(fn func(ctx context.Context, r Record)) { o.approved = fn }
 
 // NewOutbox returns an outbox over docs; clock nil = time.Now.
 func NewOutbox(docs store.Documents, seal Sealer, clock func() time.Time) *Outbox {
@@ -215,6 +225,9 @@ func (o *Outbox) Transition(ctx context.Context, id string, to State, by, why st
 			return Record{}, err
 		}
 		return Record{}, fmt.Errorf("writeback: record %s: %w", id, err)
+	}
+	if rec.State == StateApproved && o.approved != nil {
+		o.approved(ctx, rec)
 	}
 	return rec, nil
 }

@@ -30,9 +30,12 @@
 // adapter.Profile().Write, clock) and a Connection{Name, Target: the
 // connection's *fhir.Client, Policy}; an Outbox over the store sealed by the
 // keyring; the gateway's audit trail. Backend-services tokens then ask for
-// the write scopes (gateway.WritesOf). Rules call Writer.Propose, a job
-// calls Writer.SendApproved, people call Outbox.Approve, Reject and
-// Repropose. `ehrgate serve` does not run any of it yet.
+// the write scopes (gateway.WritesOf). Rules call Writer.Propose; people
+// call Outbox.Approve, Reject and Repropose (the dashboard's /writes pages,
+// `ehrgate writes`). In `ehrgate serve` every approval enqueues a job that
+// calls Writer.Send for that record (Outbox.OnApproved), and a periodic
+// sweep enqueues approved and sent records left behind; the job fails, to
+// be retried by the queue, only when Retryable says so (gateway/writejobs.go).
 //
 // # Patient data
 //

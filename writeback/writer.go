@@ -182,6 +182,23 @@ func (w *Writer) SendApproved(ctx context.Context, connection string) ([]Record,
 	return out, nil
 }
 
+// Retryable reports whether err, from Send, leaves the record to be sent
+// again later with a chance of a different outcome: the rate limit was
+// spent, the store, the audit trail or the EHR's read back failed (the
+// record stays approved or sent). It is false for nil and for outcomes a
+// retry would not change: the policy refused it, dry run, the record ended
+// failed or conflicted (it says why), it is no longer approved, or it is
+// unknown. A job that sends a record fails (and is retried with backoff)
+// only on retryable errors.
+func Retryable(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, ErrRefused), errors.Is(err, ErrDryRun), errors.Is(err, errRecord),
+		errors.Is(err, ErrTransition), errors.Is(err, ErrNotFound):
+		return false
+	}
+	return true
+}
+
 // errRecord marks errors that ended one record (failed, conflicted): the
 // record says why.
 var errRecord = errors.New("writeback: the write did not succeed")

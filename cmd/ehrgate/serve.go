@@ -25,7 +25,12 @@ Connections from the configuration file are synced at start (--sync-on-start) an
 every sync_every (EHRGATE_SYNC_EVERY). With --mllp-addr (or hl7.mllp_addr) an HL7
 v2 MLLP listener stores every message durably before acknowledging it, converts it
 to FHIR, and raises events that refresh the patient on events.refresh_connections
-and reach the configured webhooks.`,
+and reach the configured webhooks.
+
+Write-back: records approved in the outbox (on the dashboard's /writes page,
+with 'ehrgate writes approve', or by a connection's write policy) are sent from
+the job queue, one job per record; a sweep every minute resends approved and
+sent records left behind.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.load(cmd); err != nil {
