@@ -131,6 +131,7 @@ func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
 		res, recs, convErr = h.convert(ctx, msg, now, nil)
 	}
 	refusal := h.refusal(convErr)
+	m.Ack = string(hl7.AckApplicationAccept)
 	switch {
 	case convErr == nil:
 		m.Processed = !h.o.Deferred
@@ -138,6 +139,7 @@ func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
 		m.Error = "not converted: " + convErr.Error()
 	default:
 		m.Error = "refused: " + refusal.Error()
+		m.Ack = string(refusal.AckCode())
 		h.log.WarnContext(ctx, "HL7 message refused and kept", "control_id", m.ControlID,
 			"type", m.MessageType, "reason", refusal.Error())
 	}
