@@ -122,6 +122,14 @@ func TestFeedPage(t *testing.T) {
 			t.Errorf("feed page shows message content %q", secret)
 		}
 	}
+	if strings.Contains(body, "<script") || strings.Contains(body, "http://") || strings.Contains(body, "https://") {
+		t.Errorf("feed page uses a script or an external asset")
+	}
+	// 48 hours: 48 bars, the hourly table still lists the 3 busy hours.
+	_, wide := feedGet(t, h, "/feeds/north?hours=48")
+	if n := strings.Count(wide, "<g>"); n != 48 || strings.Count(wide, `<tr><th scope="row">2026-03-09`) != 3 {
+		t.Errorf("48-hour view: %d bars, want 48, and the 3 hours with messages", n)
+	}
 	// Operations only: a clinician is refused.
 	clin := &login.Person{ID: "dr.jones", Roles: []login.Role{login.RoleClinician}, Method: "oidc"}
 	if code, _ := feedGet(t, as(clin, feedDashboard(s).Handler()), "/feeds/north"); code != http.StatusForbidden {

@@ -35,6 +35,12 @@
 // same refusal. The same identity with other content is a new message,
 // stored, converted and counted as a control-id reuse.
 //
+// Each message is logged with the ACK code its sender was sent
+// (store.HL7Message.Ack), for the feed's page and metrics
+// (store.HL7Stats, hl7/feedhealth); a refused message can be replayed
+// from there (store.HL7Stats.ReplayHL7) once the feed's configuration is
+// fixed, and Run or ProcessPending then converts it.
+//
 // Events (events.Bus) are published after commit: never for duplicates,
 // never before the message is durable.
 package hl7store
