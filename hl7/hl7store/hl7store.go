@@ -94,6 +94,10 @@ type Options struct {
 	// (AR) so that no sender believes data was used when it was not; they
 	// are kept in the log either way.
 	KeepUnsupported bool
+	// AckMode is the listener's acknowledgment mode, so that the log
+	// records the ACK code the sender really got: in mllp.AckImmediate
+	// (aa-only) every message is answered AA, refused or not.
+	AckMode mllp.AckMode
 	// Clock stamps received/fetched times (default time.Now).
 	Clock  func() time.Time
 	Logger *slog.Logger
@@ -145,7 +149,9 @@ func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
 		m.Error = "not converted: " + convErr.Error()
 	default:
 		m.Error = "refused: " + refusal.Error()
-		m.Ack = string(refusal.AckCode())
+		if h.o.AckMode != mllp.AckImmediate {
+			m.Ack = string(refusal.AckCode())
+		}
 		h.log.WarnContext(ctx, "HL7 message refused and kept", "control_id", m.ControlID,
 			"type", m.MessageType, "reason", refusal.Error())
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"ehrgate/hl7"
+	"ehrgate/hl7/mllp"
 	"ehrgate/hl7/tofhir"
 )
 
@@ -76,5 +77,19 @@ func TestAckRecorded(t *testing.T) {
 	}
 	if acks["AA"] != 1 || acks["AR"] != 1 {
 		t.Errorf("ACK codes = %v, want one AA and one AR", acks)
+	}
+}
+
+// TestAckRecordedAAOnly: in aa-only mode the log records the AA the
+// sender got, even for a refused message (still listed as a problem).
+func TestAckRecordedAAOnly(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	h := New(s, Options{Clock: clock, AckMode: mllp.AckImmediate})
+	dft, _ := hl7.Parse([]byte("MSH|^~\\&|BILLING|NORTHMC|||20260101||DFT^P03^DFT_P03|S-1|P|2.5.1\rEVN|P03\r"), hl7.ParseOptions{})
+	_ = h.HandleMessage(ctx, dft)
+	probs, err := s.HL7Problems(ctx, DefaultConnection, 10)
+	if err != nil || len(probs) != 1 || probs[0].Ack != "AA" {
+		t.Errorf("HL7Problems = %+v, %v; want the refused message with ACK AA", probs, err)
 	}
 }
