@@ -70,6 +70,14 @@ func feedStore(t *testing.T) (*sqlite.Store, []string) {
 			t.Fatalf("HandleMessage(%s): %v", name, err)
 		}
 	}
+	// The sender reuses the A01's control id for other content.
+	a01, err := os.ReadFile(filepath.Join("..", "hl7", "tofhir", "testdata", "messages", "adt-a01.hl7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := send([]byte(strings.TrimRight(string(a01), "\r\n") + "\rZPI|other content\r")); err != nil {
+		t.Fatalf("HandleMessage(reused control id): %v", err)
+	}
 	var me *hl7.MessageError
 	if err := send([]byte(noAuthority)); !errors.As(err, &me) {
 		t.Fatalf("HandleMessage(no authority) = %v, want a refusal", err)
@@ -104,11 +112,12 @@ func TestFeedPage(t *testing.T) {
 	}
 	for _, want := range []string{
 		"ADT^A01", "ORU^R01", "VXU^V04", "DFT^P03", // triggers
-		`<td>6</td><td>1</td><td>1</td><td>8</td><td>2</td>`, // AA AE AR, total, failed
+		`<td>7</td><td>1</td><td>1</td><td>9</td><td>2</td>`, // AA AE AR, total, failed
 		"REF-1", "DFT-1", // control ids of the problems
 		"no usable", // a reason
 		`name="csrf" value="csrf-token-1"`, `action="/feeds/north/replay"`,
 		"<svg", "<rect", "last message", "conversion lag", "control-id reuses",
+		`id="reuses"`, // the reused control id listed
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("feed page lacks %q", want)
@@ -127,8 +136,8 @@ func TestFeedPage(t *testing.T) {
 	}
 	// 48 hours: 48 bars, the hourly table still lists the 3 busy hours.
 	_, wide := feedGet(t, h, "/feeds/north?hours=48")
-	if n := strings.Count(wide, "<g>"); n != 48 || strings.Count(wide, `<tr><th scope="row">2026-03-09`) != 3 {
-		t.Errorf("48-hour view: %d bars, want 48, and the 3 hours with messages", n)
+	if n := strings.Count(wide, "<g>"); n != 48 || strings.Count(wide, `<tr><th scope="row">2026-03-09`) != 4 {
+		t.Errorf("48-hour view: %d bars, want 48, and the 4 hours with messages", n)
 	}
 	// Operations only: a clinician is refused.
 	clin := &login.Person{ID: "dr.jones", Roles: []login.Role{login.RoleClinician}, Method: "oidc"}
@@ -247,8 +256,8 @@ func TestFeedReplay(t *testing.T) {
 	if strings.Contains(body, "REF-1") || !strings.Contains(body, "DFT-1") || !strings.Contains(body, "queued for conversion again") {
 		t.Errorf("after replay and conversion the page should list only DFT-1 and confirm the replay")
 	}
-	if c, _ := s.HL7Counts(ctx, "north"); c.Failed != 1 || c.Processed != 7 {
-		t.Errorf("HL7Counts after replay = %+v, want 7 processed, 1 failed", c)
+	if c, _ := s.HL7Counts(ctx, "north"); c.Failed != 1 || c.Processed != 8 {
+		t.Errorf("HL7Counts after replay = %+v, want 8 processed, 1 failed", c)
 	}
 }
 

@@ -28,6 +28,10 @@ func (fakeFeeds) HL7Problems(ctx context.Context, connection string, limit int) 
 		Reason: "refused: PID-3 (HL7 101 Required field missing)"}}, nil
 }
 
+func (fakeFeeds) HL7Reused(ctx context.Context, connection string, since time.Time, limit int) ([]store.HL7Problem, error) {
+	return nil, nil
+}
+
 func (fakeFeeds) HL7Feed(ctx context.Context, connection string) (store.HL7Feed, error) {
 	return store.HL7Feed{LastMessage: fakeNow, OldestPending: fakeNow.Add(-time.Minute), Pending: 1,
 		Lags: []time.Duration{0, time.Second}}, nil

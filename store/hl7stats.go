@@ -62,6 +62,10 @@ type HL7Stats interface {
 	// HL7Problems lists up to limit messages of connection that were
 	// refused or not converted (Error set), newest first.
 	HL7Problems(ctx context.Context, connection string, limit int) ([]HL7Problem, error)
+	// HL7Reused lists up to limit messages of connection received at or
+	// after since whose control id an earlier message with other content
+	// had (control-id reuses), newest first; Reason is their Error.
+	HL7Reused(ctx context.Context, connection string, since time.Time, limit int) ([]HL7Problem, error)
 	// HL7Feed summarises connection's log.
 	HL7Feed(ctx context.Context, connection string) (HL7Feed, error)
 	// ReplayHL7 clears the error of message seq of connection so that it

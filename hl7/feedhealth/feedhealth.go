@@ -93,6 +93,9 @@ type Report struct {
 	Messages, Failed int
 	// Problems are the latest refused or unconverted messages (no content).
 	Problems []store.HL7Problem
+	// ReusedMessages are the latest control-id reuses within Window (up to
+	// Options.Problems; no content).
+	ReusedMessages []store.HL7Problem
 	// LastMessage is when the newest message arrived (zero: never).
 	LastMessage time.Time
 	// Pending counts messages waiting for conversion; Lag is Now minus the
@@ -167,6 +170,9 @@ func Build(ctx context.Context, s store.HL7Stats, connection string, now time.Ti
 		return r, fmt.Errorf("feed %s: %w", connection, err)
 	}
 	r.Problems = probs[:min(len(probs), o.Problems)]
+	if r.ReusedMessages, err = s.HL7Reused(ctx, connection, now.Add(-o.Window).Truncate(time.Hour), o.Problems); err != nil {
+		return r, fmt.Errorf("feed %s: %w", connection, err)
+	}
 
 	windowStart := now.Add(-o.Window).Truncate(time.Hour)
 	recentStart := thisHour.Add(-time.Hour)

@@ -92,6 +92,13 @@ func testHL7Hourly(t *testing.T, s HL7StatsStore) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("HL7Hourly (-want +got):\n%s", diff)
 	}
+	reused, err := s.HL7Reused(ctx, "north", statsT0, 10)
+	if err != nil || len(reused) != 1 || reused[0].ControlID != "5" || !reused[0].ReceivedAt.Equal(statsT0.Add(72*time.Minute)) {
+		t.Errorf("HL7Reused = %+v, %v; want the second message 5", reused, err)
+	}
+	if reused, err := s.HL7Reused(ctx, "north", statsT0.Add(73*time.Minute), 10); err != nil || len(reused) != 0 {
+		t.Errorf("HL7Reused(later) = %+v, %v; want none", reused, err)
+	}
 }
 
 func testHL7Problems(t *testing.T, s HL7StatsStore) {

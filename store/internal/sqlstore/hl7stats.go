@@ -73,6 +73,34 @@ func (db *DB) HL7Problems(ctx context.Context, connection string, limit int) ([]
 	return out, nil
 }
 
+// HL7Reused implements store.HL7Stats.
+func (db *DB) HL7Reused(ctx context.Context, connection string, since time.Time, limit int) ([]store.HL7Problem, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := db.query(ctx, db.Read, `SELECT seq, control_id, message_type, `+ackExpr+`, received_at, error
+		FROM hl7_messages WHERE connection = ? AND received_at >= ? AND reused ORDER BY seq DESC LIMIT ?`,
+		connection, db.Dialect.Time(since.UTC().Add(-time.Second)), limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing reused HL7 control ids: %w", err)
+	}
+	out, err := scanAll(rows, func(r *sql.Rows) (store.HL7Problem, error) {
+		var p store.HL7Problem
+		err := r.Scan(&p.Seq, &p.ControlID, &p.MessageType, &p.Ack, TimeDest(&p.ReceivedAt), &p.Reason)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing reused HL7 control ids: %w", err)
+	}
+	kept := out[:0]
+	for _, p := range out {
+		if !p.ReceivedAt.Before(since) {
+			kept = append(kept, p)
+		}
+	}
+	return kept, nil
+}
+
 // HL7Feed implements store.HL7Stats.
 func (db *DB) HL7Feed(ctx context.Context, connection string) (store.HL7Feed, error) {
 	var f store.HL7Feed
