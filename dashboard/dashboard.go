@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"ehrgate/audit"
+	"ehrgate/hl7/feedhealth"
 	"ehrgate/login"
 	"ehrgate/probe"
 	"ehrgate/store"
@@ -148,6 +149,21 @@ type Options struct {
 	// Trail is the audit trail the audit page (/audit, login.SeeAudit)
 	// shows; nil hides the page.
 	Trail Trail
+	// Feeds is the HL7 v2 message log the feed pages (/feeds/{connection},
+	// login.SeeOperations) read and their replay button writes; nil hides
+	// them.
+	Feeds Feeds
+	// FeedNames lists the HL7 feeds (listener connections) to show and
+	// link from the overview; nil: any connection name is shown, none is
+	// linked.
+	FeedNames func(ctx context.Context) []string
+	// FeedThresholds tune the alerts the feed pages show (the defaults
+	// match deploy/prometheus/hl7.yml).
+	FeedThresholds feedhealth.Thresholds
+	// Replayed, if set, is called after a message was queued for
+	// conversion again (to schedule the conversion at once). It must not
+	// block.
+	Replayed func(connection string)
 }
 
 // Dashboard renders the pages. Create it with New; it is safe for
@@ -177,7 +193,7 @@ func New(r Reader, opts Options) *Dashboard {
 		d.now = time.Now
 	}
 	d.pages = make(map[string]*template.Template)
-	for _, name := range []string{"overview", "search", "chart", "quality", "probe", "connection", "audit", "error"} {
+	for _, name := range []string{"overview", "search", "chart", "quality", "probe", "connection", "audit", "feed", "error"} {
 		t := template.New("layout.html").Funcs(d.funcs())
 		d.pages[name] = template.Must(t.ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -194,6 +210,8 @@ func New(r Reader, opts Options) *Dashboard {
 //	GET /connections/{connection}       a connection's state: authorization, scopes not granted, bulk exports
 //	GET /connections/{connection}/probe its compatibility matrix
 //	GET /audit                          the audit trail (agent, patient, since; with Options.Trail)
+//	GET /feeds/{connection}             an HL7 v2 feed: messages per hour, ACK codes, problems, lag, alerts (with Options.Feeds; hours=48)
+//	POST /feeds/{connection}/replay     queue a refused or unconverted message for conversion again (seq, csrf)
 //	GET /static/                        the embedded stylesheet
 //
 // Every other path gets the dashboard's 404 page.
@@ -212,6 +230,10 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.Handle("GET /connections/{connection}/probe", d.need(login.SeeOperations, d.probe))
 	if d.opts.Trail != nil {
 		mux.Handle("GET /audit", d.need(login.SeeAudit, d.trail))
+	}
+	if d.opts.Feeds != nil {
+		mux.Handle("GET /feeds/{connection}", d.need(login.SeeOperations, d.feed))
+		mux.Handle("POST /feeds/{connection}/replay", d.need(login.SeeOperations, d.replay))
 	}
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.Handle("/", d.need("", d.notFound))

@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
+	"ehrgate/hl7/feedhealth"
 	"ehrgate/login"
 	"ehrgate/store"
 )
@@ -40,6 +42,14 @@ type overviewBody struct {
 	Quarantined int
 	StatsRef    string // set when the counts could not be read
 	Form        searchForm
+	Feeds       []feedLink // HL7 v2 feeds, for operations viewers
+}
+
+// feedLink is an HL7 feed on the overview, with its alerts.
+type feedLink struct {
+	Name        string
+	LastMessage time.Time
+	Alerts      []feedhealth.Alert
 }
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
@@ -56,6 +66,18 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 		body.Connections, body.Rows, body.Totals, body.Total = pivot(stats.Resources)
 	}
 	body.Form.Connections = connectionNames(body.Statuses, stats.Resources)
+	if d.can(r, login.SeeOperations) {
+		for _, name := range d.feedNames(ctx) {
+			l := feedLink{Name: name}
+			if rep, err := feedhealth.Build(ctx, d.opts.Feeds, name, d.now(), feedhealth.Options{Problems: 1,
+				Thresholds: d.opts.FeedThresholds}); err != nil {
+				d.log.WarnContext(ctx, "dashboard: reading HL7 feed state", "connection", name, "err", err)
+			} else {
+				l.LastMessage, l.Alerts = rep.LastMessage, rep.Alerts
+			}
+			body.Feeds = append(body.Feeds, l)
+		}
+	}
 	d.render(w, r, http.StatusOK, "overview", "Overview", body)
 }
 

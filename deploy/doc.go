@@ -8,7 +8,9 @@
 //   - kubernetes/: a Deployment of several replicas sharing one PostgreSQL,
 //     its Secret, configuration, Services, PodDisruptionBudget and
 //     NetworkPolicy, applied with kubectl apply -k deploy/kubernetes.
-//   - prometheus/: alerting rules over the metrics ehrgate exports.
+//   - prometheus/: alerting rules over the metrics ehrgate exports
+//     (alerts.yml; hl7.yml for the HL7 v2 feeds: silent during a busy
+//     hour, rising reject rate, conversion lag).
 //
 // The tests parse each file, assert what it must say (non-root, hardened,
 // probes on /healthz and /readyz, a configuration that config.Validate

@@ -152,6 +152,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		hl7opts:  map[string]MLLPOptions{},
 		keyring:  o.Keyring,
 	}
+	reg.MustRegister(metrics.NewHL7Feeds(o.Store, func() []string { return g.hl7Feeds(context.Background()) }, nil, log))
 	host, _ := os.Hostname()
 	g.audit = audit.NewLog(o.Store, audit.Source{InstanceID: fmt.Sprintf("%s-%d", host, os.Getpid())}, nil)
 	if o.Config.Login.On() {

@@ -39,6 +39,8 @@ func (g *Gateway) server() *server.Server {
 		RequestID: server.RequestIDFrom,
 		Audit:     g.audit,
 		Trail:     g.store,
+		Feeds:     g.store,
+		FeedNames: g.hl7Feeds,
 		// With login on, the server admits only signed-in people to the
 		// dashboard; each page checks the person's roles.
 		RequirePerson: g.login != nil,

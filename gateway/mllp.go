@@ -109,7 +109,7 @@ func runMLLP(ctx context.Context, log *slog.Logger, st hl7store.Backend, o MLLPO
 	// store-and-forward); conversion runs right behind it from the log
 	// (hl7store package comment, hl7/README.md for the numbers).
 	h := hl7store.New(st, hl7store.Options{Connection: o.Connection, Bus: bus, Logger: log, Deferred: true,
-		Convert: o.Feed, KeepUnsupported: o.KeepUnsupported, Logged: logged})
+		Convert: o.Feed, KeepUnsupported: o.KeepUnsupported, Logged: logged, AckMode: mode})
 	srv := &mllp.Server{Handler: h, Quarantiner: h, AckMode: mode, Logger: log}
 	if o.TLSCert != "" || o.TLSKey != "" {
 		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)

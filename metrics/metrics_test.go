@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -86,22 +87,44 @@ func gatherValue(t *testing.T, g prometheus.Gatherer, series string) float64 {
 
 // TestAlertRulesUseRealMetrics: every metric an alert rule names exists.
 func TestAlertRulesUseRealMetrics(t *testing.T) {
-	b, err := os.ReadFile("../deploy/prometheus/alerts.yml")
-	if err != nil {
-		t.Fatal(err)
+	files, err := filepath.Glob("../deploy/prometheus/*.yml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("rule files = %v, %v; want alerts.yml and hl7.yml", files, err)
 	}
 	var doc struct {
 		Groups []struct {
 			Rules []struct {
-				Alert string `yaml:"alert"`
-				Expr  string `yaml:"expr"`
+				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
 			} `yaml:"rules"`
 		} `yaml:"groups"`
 	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var one = doc
+		one.Groups = nil
+		if err := yaml.Unmarshal(b, &one); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		doc.Groups = append(doc.Groups, one.Groups...)
+	}
+	for _, g := range doc.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+				t.Errorf("rule %q: want alert, labels.severity and annotations.summary", r.Alert)
+			}
+			if strings.Count(r.Expr, "(") != strings.Count(r.Expr, ")") {
+				t.Errorf("rule %s: unbalanced parentheses in %q", r.Alert, r.Expr)
+			}
+		}
 	}
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewHL7Feeds(fakeFeeds{}, func() []string { return []string{"c"} }, nil, nil))
 	m := New(reg)
 	m.ObserveRequest(fhir.RequestInfo{Connection: "c", ResourceType: "T", Interaction: "read", Status: 200})
 	m.Stored("c", "T", "new", 1)

@@ -39,6 +39,10 @@ type HL7Message struct {
 	// message content. A message with an error stays unprocessed and is not
 	// returned by PendingHL7 (it waits for an operator or a fixed converter).
 	Error string
+	// Ack is the acknowledgment code (MSA-1) the sender was sent: "AA",
+	// "AE" or "AR"; "" counts as AA, or AE when Error starts with
+	// "refused".
+	Ack string
 }
 
 // HL7Counts summarises the message log of one connection ("" = all).

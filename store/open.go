@@ -25,6 +25,7 @@ type Backend interface {
 	TombstoneReader
 	CurrentScanner
 	HL7Log
+	HL7Stats
 	PendingLaunches
 	LaunchRewrapper
 	Documents

@@ -35,6 +35,12 @@
 // same refusal. The same identity with other content is a new message,
 // stored, converted and counted as a control-id reuse.
 //
+// Each message is logged with the ACK code its sender was sent
+// (store.HL7Message.Ack), for the feed's page and metrics
+// (store.HL7Stats, hl7/feedhealth); a refused message can be replayed
+// from there (store.HL7Stats.ReplayHL7) once the feed's configuration is
+// fixed, and Run or ProcessPending then converts it.
+//
 // Events (events.Bus) are published after commit: never for duplicates,
 // never before the message is durable.
 package hl7store
@@ -88,6 +94,10 @@ type Options struct {
 	// (AR) so that no sender believes data was used when it was not; they
 	// are kept in the log either way.
 	KeepUnsupported bool
+	// AckMode is the listener's acknowledgment mode, so that the log
+	// records the ACK code the sender really got: in mllp.AckImmediate
+	// (aa-only) every message is answered AA, refused or not.
+	AckMode mllp.AckMode
 	// Clock stamps received/fetched times (default time.Now).
 	Clock  func() time.Time
 	Logger *slog.Logger
@@ -131,6 +141,7 @@ func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
 		res, recs, convErr = h.convert(ctx, msg, now, nil)
 	}
 	refusal := h.refusal(convErr)
+	m.Ack = string(hl7.AckApplicationAccept)
 	switch {
 	case convErr == nil:
 		m.Processed = !h.o.Deferred
@@ -138,6 +149,9 @@ func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
 		m.Error = "not converted: " + convErr.Error()
 	default:
 		m.Error = "refused: " + refusal.Error()
+		if h.o.AckMode != mllp.AckImmediate {
+			m.Ack = string(refusal.AckCode())
+		}
 		h.log.WarnContext(ctx, "HL7 message refused and kept", "control_id", m.ControlID,
 			"type", m.MessageType, "reason", refusal.Error())
 	}

@@ -68,6 +68,9 @@ var dialect = &sqlstore.Dialect{
 		_, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, key)
 		return err
 	},
+	HourOf: func(col string) string {
+		return "to_char(" + col + ` AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24')`
+	},
 }
 
 // Open connects to the database named by dsn (a libpq keyword/value string

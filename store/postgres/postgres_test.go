@@ -60,6 +60,10 @@ func TestHL7Conformance(t *testing.T) {
 	storetest.RunHL7Tests(t, func(t *testing.T) storetest.HL7Store { return openTest(t) })
 }
 
+func TestHL7StatsConformance(t *testing.T) {
+	storetest.RunHL7StatsTests(t, func(t *testing.T) storetest.HL7StatsStore { return openTest(t) })
+}
+
 func TestMigrationsAreIdempotent(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	for i := 0; i < 2; i++ {

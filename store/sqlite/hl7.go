@@ -11,3 +11,6 @@ import "ehrgate/store"
 // its insert atomic, and Seq grow in commit order.
 
 var _ store.HL7Log = (*Store)(nil)
+
+// Feed statistics and replay (store.HL7Stats) are the shared ones too.
+var _ store.HL7Stats = (*Store)(nil)

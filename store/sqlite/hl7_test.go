@@ -16,3 +16,13 @@ func TestHL7Conformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestHL7StatsConformance(t *testing.T) {
+	storetest.RunHL7StatsTests(t, func(t *testing.T) storetest.HL7StatsStore {
+		s, err := OpenDir(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatalf("OpenDir: %v", err)
+		}
+		return s
+	})
+}

@@ -196,6 +196,8 @@ var dialect = &sqlstore.Dialect{
 	Bodies:         storedBodies,
 	PackNormalized: func(b []byte) []byte { return pack(b, normalizedDictID) },
 	Unpack:         unpack,
+	// Times are stored as RFC 3339 text in UTC: the hour is a prefix.
+	HourOf: func(col string) string { return "substr(" + col + ", 1, 13)" },
 }
 
 // writeShared is the shared roles' write transaction: the group commit,

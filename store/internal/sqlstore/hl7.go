@@ -39,6 +39,10 @@ func (db *DB) PutHL7(ctx context.Context, m store.HL7Message, recs []store.Recor
 		return 0, fmt.Errorf("storing HL7 message %s: %w", m.ControlID, err)
 	}
 	hash := store.HL7ContentHash(m)
+	var processedAt time.Time // converted inline: at reception
+	if m.Processed {
+		processedAt = m.ReceivedAt
+	}
 	var seq int64
 	err := db.Write(ctx, func(ctx context.Context, tx Querier) error {
 		if err := db.Dialect.lock(ctx, tx, hl7LockKey); err != nil {
@@ -57,12 +61,12 @@ func (db *DB) PutHL7(ctx context.Context, m store.HL7Message, recs []store.Recor
 			return store.ErrDuplicateMessage
 		}
 		err := db.queryRow(ctx, tx, `INSERT INTO hl7_messages (connection, sending_app, sending_facility, control_id,
-			content_hash, reused, message_type, raw, received_at, processed, error)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?)
+			content_hash, reused, message_type, raw, received_at, processed, error, ack, processed_at)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
 			ON CONFLICT (sending_app, sending_facility, control_id, content_hash) DO NOTHING
 			RETURNING seq`,
 			m.Connection, m.SendingApp, m.SendingFacility, m.ControlID, hash, same > 0, m.MessageType, NonNil(m.Raw),
-			db.Dialect.Time(m.ReceivedAt), m.Processed, m.Error).Scan(&seq)
+			db.Dialect.Time(m.ReceivedAt), m.Processed, m.Error, m.Ack, db.Dialect.Time(processedAt)).Scan(&seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrDuplicateMessage
 		}
@@ -88,7 +92,7 @@ func (db *DB) PendingHL7(ctx context.Context, connection string, after int64, li
 		limit = 100
 	}
 	rows, err := db.query(ctx, db.Read, `SELECT seq, connection, sending_app, sending_facility, control_id, message_type,
-		raw, received_at, processed, error, content_hash, reused FROM hl7_messages
+		raw, received_at, processed, error, content_hash, reused, ack FROM hl7_messages
 		WHERE processed = `+db.Dialect.False+` AND error = '' AND seq > ? AND (?='' OR connection=?) ORDER BY seq LIMIT ?`,
 		after, connection, connection, limit)
 	if err != nil {
@@ -97,7 +101,7 @@ func (db *DB) PendingHL7(ctx context.Context, connection string, after int64, li
 	out, err := scanAll(rows, func(r *sql.Rows) (store.HL7Message, error) {
 		var m store.HL7Message
 		err := r.Scan(&m.Seq, &m.Connection, &m.SendingApp, &m.SendingFacility, &m.ControlID, &m.MessageType,
-			&m.Raw, TimeDest(&m.ReceivedAt), &m.Processed, &m.Error, &m.ContentHash, &m.ReusedControlID)
+			&m.Raw, TimeDest(&m.ReceivedAt), &m.Processed, &m.Error, &m.ContentHash, &m.ReusedControlID, &m.Ack)
 		return m, err
 	})
 	if err != nil {
@@ -124,7 +128,8 @@ func (db *DB) CompleteHL7(ctx context.Context, done []store.HL7Completion) error
 			if d.Error != "" {
 				n, err = rowsAffected(db.exec(ctx, tx, `UPDATE hl7_messages SET error=? WHERE seq=?`, d.Error, d.Seq))
 			} else {
-				n, err = rowsAffected(db.exec(ctx, tx, `UPDATE hl7_messages SET processed=?, error='' WHERE seq=?`, true, d.Seq))
+				n, err = rowsAffected(db.exec(ctx, tx, `UPDATE hl7_messages SET processed=?, error='', processed_at=? WHERE seq=?`,
+					true, db.Dialect.Time(time.Now()), d.Seq))
 			}
 			if err != nil {
 				return err

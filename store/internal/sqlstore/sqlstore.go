@@ -72,6 +72,9 @@ type Dialect struct {
 	// key, and holds it until it ends (nil where write transactions
 	// exclude each other already).
 	Lock func(ctx context.Context, q Querier, key string) error
+	// HourOf returns an SQL expression of the hour (UTC) of timestamp
+	// column col as text "2006-01-02T15" (HL7 feed statistics).
+	HourOf func(col string) string
 
 	bound sync.Map // query -> query with numbered placeholders
 }
