@@ -71,7 +71,7 @@ func Markdown(s *Summary) []byte {
 		fmt.Fprintf(&b, " %s\n", cite(m.Sources))
 	}
 	if n := s.Medications.Limited; n > 0 {
-		fmt.Fprintf(&b, "%d inactive orders not listed.\n", n)
+		fmt.Fprintf(&b, "%d inactive %s not listed.\n", n, plural(n, "order", "orders"))
 	}
 	tail(&b, &s.Medications.Section, "medications", "")
 
@@ -223,7 +223,7 @@ func orDash(s string) string {
 	return s
 }
 
-// JSON renders the summary as indented JSON with a final newline; empty
+// JSON renders the summary as compact JSON with a final newline; empty
 // lists are [] rather than null.
 func JSON(s *Summary) []byte {
 	c := *s
@@ -233,7 +233,7 @@ func JSON(s *Summary) []byte {
 	c.Vitals.Items = nonNil(c.Vitals.Items)
 	c.Labs.Items = nonNil(c.Labs.Items)
 	c.Encounters.Items = nonNil(c.Encounters.Items)
-	b, err := json.MarshalIndent(&c, "", " ")
+	b, err := json.Marshal(&c)
 	if err != nil {
 		panic("summary: encoding: " + err.Error()) // plain data: cannot fail
 	}
@@ -245,4 +245,11 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
