@@ -333,6 +333,8 @@ func point(o *normalize.Observation) (Point, bool) {
 		bp.Systolic.Number != nil && bp.Diastolic.Number != nil {
 		p.Value = num(*bp.Systolic.Number) + "/" + num(*bp.Diastolic.Number) + " " + cmp.Or(bp.Systolic.UnitCode, bp.Systolic.Unit, "mm[Hg]")
 		p.Number, p.Unit = bp.Systolic.Number, "mm[Hg] systolic"
+		p.Systolic, p.Diastolic = bp.Systolic.Number, bp.Diastolic.Number
+		p.Quantity = &Quantity{Unit: cmp.Or(bp.Systolic.UnitCode, "mm[Hg]"), UCUM: true}
 		return p, true
 	}
 	v := o.Value
@@ -345,6 +347,7 @@ func point(o *normalize.Observation) (Point, bool) {
 			return p, false
 		}
 		p.Value = v.Comparator + num(*v.Number)
+		p.Quantity = &Quantity{Value: *v.Number, Comparator: v.Comparator, Unit: cmp.Or(v.UnitCode, v.Unit), UCUM: v.UnitCode != ""}
 		if u := cmp.Or(v.Unit, v.UnitCode); u != "" {
 			p.Value += " " + u
 		}

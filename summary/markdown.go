@@ -38,99 +38,101 @@ func Markdown(s *Summary) []byte {
 	if bu := s.Budget; bu != nil && bu.Omitted > 0 {
 		fmt.Fprintf(&b, "Token budget %d: %d statements left out, least important first (oldest encounters, then labs, inactive problems, vital signs, ...).\n", bu.MaxTokens, bu.Omitted)
 	}
-
-	b.WriteString("\n## Problems\n")
-	for _, p := range s.Problems.Items {
-		status := p.Status
-		if status == "" {
-			status = map[bool]string{true: "active", false: "inactive"}[p.Active]
+	section := func(title string, lines []string, notes []string) {
+		fmt.Fprintf(&b, "\n## %s\n", title)
+		for _, l := range lines {
+			b.WriteString("- " + l + "\n")
 		}
-		fmt.Fprintf(&b, "- %s%s, %s", p.Text, codeText(p.Code), status)
-		if p.Onset != "" {
-			fmt.Fprintf(&b, ", onset %s", p.Onset)
+		for _, l := range notes {
+			b.WriteString(l + "\n")
 		}
-		fmt.Fprintf(&b, " %s\n", cite(p.Sources))
 	}
-	tail(&b, &s.Problems.Section, "problems", "problems")
-
-	b.WriteString("\n## Active medications\n")
-	for _, m := range s.Medications.Items {
-		fmt.Fprintf(&b, "- %s%s", m.Text, codeText(m.Code))
-		if m.Dosage != "" {
-			fmt.Fprintf(&b, "; %s", m.Dosage)
-		}
-		if m.AuthoredOn != "" {
-			fmt.Fprintf(&b, "; ordered %s", m.AuthoredOn)
-		}
-		if m.Stale {
-			b.WriteString("; STALE")
-			if m.StaleReason != "" {
-				fmt.Fprintf(&b, " (%s)", m.StaleReason)
-			}
-		}
-		fmt.Fprintf(&b, " %s\n", cite(m.Sources))
-	}
-	if n := s.Medications.Limited; n > 0 {
-		fmt.Fprintf(&b, "%d inactive %s not listed.\n", n, plural(n, "order", "orders"))
-	}
-	tail(&b, &s.Medications.Section, "medications", "")
-
-	b.WriteString("\n## Allergies\n")
-	for _, a := range s.Allergies.Items {
-		status := a.Status
-		if status == "" {
-			status = map[bool]string{true: "active", false: "inactive"}[a.Active]
-		}
-		fmt.Fprintf(&b, "- %s%s, %s", a.Substance, codeText(a.Code), status)
-		if a.Criticality != "" {
-			fmt.Fprintf(&b, ", criticality %s", a.Criticality)
-		}
-		if len(a.Reactions) > 0 {
-			fmt.Fprintf(&b, "; reactions: %s", strings.Join(a.Reactions, ", "))
-		}
-		fmt.Fprintf(&b, " %s\n", cite(a.Sources))
-	}
-	tail(&b, &s.Allergies.Section, "allergies", "allergies")
-
-	b.WriteString("\n## Vital signs (last; previous; trend)\n")
-	resultLines(&b, s.Vitals.Items)
-	tail(&b, &s.Vitals.Section, "vital signs", "vital signs")
-
-	b.WriteString("\n## Labs (last; previous; trend)\n")
-	resultLines(&b, s.Labs.Items)
-	tail(&b, &s.Labs.Section, "labs", "older lab codes")
-
-	b.WriteString("\n## Recent encounters\n")
-	for _, e := range s.Encounters.Items {
-		fmt.Fprintf(&b, "- %s", orDash(day(e.Start)))
-		if e.End != "" && day(e.End) != day(e.Start) {
-			fmt.Fprintf(&b, " to %s", day(e.End))
-		}
-		for _, x := range []string{e.Class, e.Type} {
-			if x != "" {
-				fmt.Fprintf(&b, " %s", x)
-			}
-		}
-		if e.Status != "" {
-			fmt.Fprintf(&b, " (%s)", e.Status)
-		}
-		fmt.Fprintf(&b, " %s\n", cite(e.Sources))
-	}
-	tail(&b, &s.Encounters.Section, "encounters", "older encounters")
+	section("Problems", mapLines(s.Problems.Items, problemLine), notes(&s.Problems.Section, "problems", ""))
+	section("Active medications", mapLines(s.Medications.Items, medicationLine), notes(&s.Medications.Section, "medications", "inactive order"))
+	section("Allergies", mapLines(s.Allergies.Items, allergyLine), notes(&s.Allergies.Section, "allergies", ""))
+	section("Vital signs (last; previous; trend)", mapLines(s.Vitals.Items, resultLine), notes(&s.Vitals.Section, "vital signs", "older vital sign"))
+	section("Labs (last; previous; trend)", mapLines(s.Labs.Items, resultLine), notes(&s.Labs.Section, "labs", "older lab"))
+	section("Recent encounters", mapLines(s.Encounters.Items, encounterLine), notes(&s.Encounters.Section, "encounters", "older encounter"))
 	return b.Bytes()
 }
 
-func resultLines(b *bytes.Buffer, rs []Result) {
-	for _, r := range rs {
-		fmt.Fprintf(b, "- %s%s: %s", r.Name, codeText(r.Code), pointText(r.Last))
-		if p := r.Previous; p != nil {
-			fmt.Fprintf(b, "; previous %s", pointText(*p))
-		}
-		if r.Trend != "" {
-			fmt.Fprintf(b, "; %s", r.Trend)
-		}
-		b.WriteByte('\n')
+func mapLines[T any](items []T, f func(T) string) []string {
+	out := make([]string, len(items))
+	for i, x := range items {
+		out[i] = f(x)
 	}
+	return out
+}
+
+func problemLine(p Problem) string {
+	status := p.Status
+	if status == "" {
+		status = map[bool]string{true: "active", false: "inactive"}[p.Active]
+	}
+	s := p.Text + codeText(p.Code) + ", " + status
+	if p.Onset != "" {
+		s += ", onset " + p.Onset
+	}
+	return s + " " + cite(p.Sources)
+}
+
+func medicationLine(m Medication) string {
+	s := m.Text + codeText(m.Code)
+	if m.Dosage != "" {
+		s += "; " + m.Dosage
+	}
+	if m.AuthoredOn != "" {
+		s += "; ordered " + m.AuthoredOn
+	}
+	if m.Stale {
+		s += "; STALE"
+		if m.StaleReason != "" {
+			s += " (" + m.StaleReason + ")"
+		}
+	}
+	return s + " " + cite(m.Sources)
+}
+
+func allergyLine(a Allergy) string {
+	status := a.Status
+	if status == "" {
+		status = map[bool]string{true: "active", false: "inactive"}[a.Active]
+	}
+	s := a.Substance + codeText(a.Code) + ", " + status
+	if a.Criticality != "" {
+		s += ", criticality " + a.Criticality
+	}
+	if len(a.Reactions) > 0 {
+		s += "; reactions: " + strings.Join(a.Reactions, ", ")
+	}
+	return s + " " + cite(a.Sources)
+}
+
+func resultLine(r Result) string {
+	s := r.Name + codeText(r.Code) + ": " + pointText(r.Last)
+	if p := r.Previous; p != nil {
+		s += "; previous " + pointText(*p)
+	}
+	if r.Trend != "" {
+		s += "; " + r.Trend
+	}
+	return s
+}
+
+func encounterLine(e Encounter) string {
+	s := orDash(day(e.Start))
+	if e.End != "" && day(e.End) != day(e.Start) {
+		s += " to " + day(e.End)
+	}
+	for _, x := range []string{e.Class, e.Type} {
+		if x != "" {
+			s += " " + x
+		}
+	}
+	if e.Status != "" {
+		s += " (" + e.Status + ")"
+	}
+	return s + " " + cite(e.Sources)
 }
 
 func pointText(p Point) string {
@@ -144,23 +146,25 @@ func pointText(p Point) string {
 	return s + " " + cite(p.Sources)
 }
 
-// tail writes what the section left out and, for each source without
+// notes says what the section left out and, for each source without
 // items, why.
-func tail(b *bytes.Buffer, s *Section, what, limited string) {
+func notes(s *Section, what, limited string) []string {
+	var out []string
 	if s.Omitted > 0 {
-		fmt.Fprintf(b, "%d more %s left out for the token budget.\n", s.Omitted, what)
+		out = append(out, fmt.Sprintf("%d more %s left out for the token budget.", s.Omitted, what))
 	}
 	if s.Limited > 0 && limited != "" {
-		fmt.Fprintf(b, "%d %s not listed.\n", s.Limited, limited)
+		out = append(out, fmt.Sprintf("%d %s not listed.", s.Limited, plural(s.Limited, limited, limited+"s")))
 	}
 	for _, c := range s.Coverage {
 		switch {
 		case c.State == StateData && c.FetchError != "":
-			fmt.Fprintf(b, "Source %s: the last fetch failed (%s); its items may be out of date.\n", c.Connection, c.FetchError)
+			out = append(out, fmt.Sprintf("Source %s: the last fetch failed (%s); its items may be out of date.", c.Connection, c.FetchError))
 		case c.State != StateData:
-			fmt.Fprintf(b, "Source %s: %s.\n", c.Connection, stateText(c))
+			out = append(out, fmt.Sprintf("Source %s: %s.", c.Connection, stateText(c)))
 		}
 	}
+	return out
 }
 
 // stateText says a source's state in words.

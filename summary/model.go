@@ -105,11 +105,25 @@ type Point struct {
 	Value string `json:"value"` // as shown: "7.1 %", "128/82 mm[Hg]", "positive"
 	// Number is the value compared for the trend (canonical unit when
 	// known; systolic for blood pressures); nil when not numeric.
-	Number  *float64 `json:"number,omitempty"`
-	Unit    string   `json:"unit,omitempty"` // the unit of Number
-	Date    string   `json:"date,omitempty"` // effective, as received
-	Flag    string   `json:"flag,omitempty"` // interpretation (H, L, ...)
-	Sources []Source `json:"sources"`
+	Number *float64 `json:"number,omitempty"`
+	Unit   string   `json:"unit,omitempty"` // the unit of Number
+	Date   string   `json:"date,omitempty"` // effective, as received
+	Flag   string   `json:"flag,omitempty"` // interpretation (H, L, ...)
+	// Quantity is the value as received when it is a quantity; Systolic
+	// and Diastolic (with Quantity.Unit) hold a blood pressure.
+	Quantity  *Quantity `json:"quantity,omitempty"`
+	Systolic  *float64  `json:"systolic,omitempty"`
+	Diastolic *float64  `json:"diastolic,omitempty"`
+	Sources   []Source  `json:"sources"`
+}
+
+// Quantity is a number with its unit as received (a UCUM code when the
+// source gave one).
+type Quantity struct {
+	Value      float64 `json:"value"`
+	Comparator string  `json:"comparator,omitempty"`
+	Unit       string  `json:"unit,omitempty"`
+	UCUM       bool    `json:"ucum,omitempty"` // Unit is a UCUM code
 }
 
 // Result is the last value of one vital sign or lab, with the previous
