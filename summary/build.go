@@ -54,8 +54,10 @@ const (
 	typeEncounter  = "Encounter"
 )
 
-// Build reads the members' records and builds their summary. The members
-// are cited in the order given; a store error ends the build.
+// Build reads the members' records and builds their summary. Members are
+// read, and sources cited, in order of connection then patient id; the
+// first member's wording of a fact shared by several is kept. A store
+// error ends the build.
 func Build(ctx context.Context, r Reader, members []Member, o Options) (*Summary, error) {
 	if len(members) == 0 {
 		return nil, fmt.Errorf("summary: no patient")
@@ -69,6 +71,12 @@ func Build(ctx context.Context, r Reader, members []Member, o Options) (*Summary
 	if o.MaxEncounters <= 0 {
 		o.MaxEncounters = 10
 	}
+	// Sorted, so that the output does not depend on the order a caller
+	// (or identity, as records arrive) lists the members in.
+	members = slices.Clone(members)
+	slices.SortFunc(members, func(x, y Member) int {
+		return cmp.Or(strings.Compare(x.Connection, y.Connection), strings.Compare(x.PatientID, y.PatientID))
+	})
 	b := &builder{ctx: ctx, r: r, o: o}
 	s := &Summary{Person: o.Person, AsOf: o.Now().UTC().Format(time.DateOnly)}
 	for _, m := range members {

@@ -228,10 +228,10 @@ func TestPersonAcrossTwoConnections(t *testing.T) {
 	if a1c.Count != 2 || len(a1c.Last.Sources) != 2 || a1c.Previous == nil || a1c.Previous.Value != "7.4 %" || a1c.Trend != "down" {
 		t.Errorf("HbA1c = %+v, want the same result from both sources once, previous 7.4 %%, down", a1c)
 	}
-	if c := s.Allergies.Coverage; len(c) != 2 || c[1].State != summary.StateNotAvailable {
+	if c := s.Allergies.Coverage; len(c) != 2 || c[0].Connection != "cerner" || c[0].State != summary.StateNotAvailable {
 		t.Errorf("allergy coverage = %+v, want cerner not-available", c)
 	}
-	if c := s.Vitals.Coverage[1]; c.State != summary.StateFailed {
+	if c := s.Vitals.Coverage[0]; c.State != summary.StateFailed {
 		t.Errorf("cerner vital signs = %+v, want failed", c)
 	}
 	if !bytes.Contains(md, []byte("Source cerner: not available from this source (the endpoint does not support AllergyIntolerance search).")) {
