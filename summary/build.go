@@ -229,7 +229,9 @@ func (b *builder) member(s *Summary, m Member) error {
 		for i := range b.meds {
 			if x := &b.meds[i]; medKey(*x) == k {
 				x.Sources = append(x.Sources, s)
-				x.Stale = x.Stale && mr.Stale // one fresh source is enough
+				if x.Stale && !mr.Stale { // one fresh source is enough
+					x.Stale, x.StaleReason = false, ""
+				}
 				return
 			}
 		}

@@ -1,9 +1,11 @@
 package summary
 
+import "bytes"
+
 // Budget records how Fit trimmed a summary.
 type Budget struct {
 	MaxTokens int `json:"maxTokens"`
-	Tokens    int `json:"tokens"`  // the estimate of the rendered result
+	Tokens    int `json:"-"`       // the estimate of the rendered result
 	Omitted   int `json:"omitted"` // statements left out
 	// Fits is false when even the summary without any droppable
 	// statement (headings, demographics, per-source states) is over the
@@ -29,19 +31,41 @@ func Fit(s *Summary, maxTokens int, render func(*Summary) []byte) (*Summary, []b
 	if maxTokens <= 0 {
 		return &c, out
 	}
-	c.Budget = &Budget{MaxTokens: maxTokens}
+	c.Budget = &Budget{MaxTokens: maxTokens, Fits: true} // rendered as if it fits until it cannot
 	for {
 		out = render(&c)
 		c.Budget.Tokens = Tokens(out)
 		if c.Budget.Tokens <= maxTokens {
-			c.Budget.Fits = true
 			return &c, out
 		}
-		if !dropOne(&c) {
-			return &c, out
+		// Each drop removes one line no longer than the longest line now
+		// rendered (and may add a note), so at least excess/(longest+1)
+		// drops are needed: taking them together gives the same result as
+		// one at a time, with fewer renderings.
+		n := max(1, (len(out)-4*maxTokens)/(longestLine(out)+1))
+		for range n {
+			if !dropOne(&c) {
+				c.Budget.Fits = false
+				out = render(&c)
+				c.Budget.Tokens = Tokens(out)
+				return &c, out
+			}
+			c.Budget.Omitted++
 		}
-		c.Budget.Omitted++
 	}
+}
+
+func longestLine(b []byte) int {
+	longest := 0
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			i = len(b)
+		}
+		longest = max(longest, i)
+		b = b[min(i+1, len(b)):]
+	}
+	return longest
 }
 
 // dropOne leaves out the least important statement; false when none is

@@ -35,6 +35,9 @@ func Markdown(s *Summary) []byte {
 	}
 	fmt.Fprintf(&b, " Records %s.\n", cite(s.Patient.Sources))
 	b.WriteString("Citations: [connection Type/id date].\n")
+	if bu := s.Budget; bu != nil && !bu.Fits {
+		fmt.Fprintf(&b, "Token budget %d: over it even with every statement left out.\n", bu.MaxTokens)
+	}
 	if bu := s.Budget; bu != nil && bu.Omitted > 0 {
 		fmt.Fprintf(&b, "Token budget %d: %d statements left out, least important first (oldest encounters, then labs, inactive problems, vital signs, ...).\n", bu.MaxTokens, bu.Omitted)
 	}
