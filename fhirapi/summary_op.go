@@ -3,7 +3,10 @@ package fhirapi
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
+
+	"ehrgate/identity"
 
 	"ehrgate/audit"
 	"ehrgate/smart"
@@ -24,7 +27,11 @@ const maxContextTokens = 1 << 20
 // least important statements are left out and the output says how many).
 // It needs Patient read (Patient.r) and the patient in the token's
 // compartment; each section's type needs its own read scope, else the
-// section says it was withheld. One audit event per call.
+// section says it was withheld. With merged=person the summary covers
+// every record of the patient's person (identity, 'ehrgate match run')
+// on a served connection whose Patient the token may read, the same fact
+// from two sources shown once citing both. One audit event per call,
+// naming every Patient summarized.
 func (a *API) patientContext(w http.ResponseWriter, r *http.Request) {
 	c, ok := a.begin(w, r)
 	if !ok {
@@ -62,7 +69,7 @@ func (a *API) patientContext(w http.ResponseWriter, r *http.Request) {
 
 // patientSummary serves GET /fhir/Patient/{id}/$summary: the patient's
 // International Patient Summary, a document Bundle (summary.IPS), under
-// the same access rules as $context.
+// the same access rules (and merged=person) as $context.
 func (a *API) patientSummary(w http.ResponseWriter, r *http.Request) {
 	c, ok := a.begin(w, r)
 	if !ok {
@@ -136,8 +143,46 @@ func (a *API) summaryOf(c *call, ev *audit.Event) (*summary.Summary, bool) {
 		}
 		byType[typ] = tg
 	}
-	s, err := summary.Build(ctx, a.o.Store, []summary.Member{{Connection: conn, PatientID: pid}}, summary.Options{
-		Now: a.o.Now, Withheld: withheld,
+	members := []summary.Member{{Connection: conn, PatientID: pid}}
+	person := ""
+	if c.r.URL.Query().Get("merged") == "person" {
+		if a.o.Docs == nil {
+			a.fail(c, *ev, http.StatusBadRequest, "not-supported", "merged=person needs the identity service, which this server does not have.")
+			return nil, false
+		}
+		persons, err := (&identity.Service{Docs: a.o.Docs}).Persons(ctx)
+		if err != nil {
+			a.fail(c, *ev, http.StatusInternalServerError, "exception", "The persons could not be read.")
+			return nil, false
+		}
+		for _, p := range persons {
+			if !slices.Contains(p.Members, identity.Key{Source: conn, ID: pid}) {
+				continue
+			}
+			person = p.ID
+			for _, k := range p.Members {
+				if k.Source == conn && k.ID == pid {
+					continue
+				}
+				if _, served := a.o.Connections[k.Source]; !served {
+					continue
+				}
+				// Each other record of the person only when the token may
+				// read that Patient (patient/ scopes: never).
+				other, err := a.o.Store.Get(ctx, k.Source, "Patient", k.ID)
+				if err != nil {
+					continue
+				}
+				if s, _ := decode(&other); !g.allows(s, now) {
+					continue
+				}
+				members = append(members, summary.Member{Connection: k.Source, PatientID: k.ID})
+				ev.Resources = append(ev.Resources, audit.ResourceRef{Connection: k.Source, Type: "Patient", ID: k.ID})
+			}
+		}
+	}
+	s, err := summary.Build(ctx, a.o.Store, members, summary.Options{
+		Now: a.o.Now, Withheld: withheld, Person: person,
 		Keep: func(rec *store.Record) bool {
 			tg, ok := byType[rec.Type]
 			s, _ := decode(rec)

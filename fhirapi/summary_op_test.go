@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"ehrgate/identity"
 	"ehrgate/refresh"
 	"ehrgate/store"
 	"ehrgate/summary"
@@ -206,5 +207,51 @@ func TestPatientSummaryIPS(t *testing.T) {
 				t.Errorf("vital signs section: %d entries, emptyReason %+v; want nilknown", len(s.Entry), s.EmptyReason)
 			}
 		}
+	}
+}
+
+func TestPatientContextMergedPerson(t *testing.T) {
+	e := newEnv(t)
+	e.loadCharts()
+	ctx := context.Background()
+	svc := &identity.Service{Docs: e.st, Now: e.gen.Now}
+	a, b := identity.Key{Source: "epic_a", ID: "s1"}, identity.Key{Source: "cerner", ID: "s2"}
+	if err := svc.SetOverride(ctx, identity.Override{A: a, B: b, Action: identity.ActionLink, By: "test", Reason: "same person"}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := identity.LoadPatients(ctx, e.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Run(ctx, recs, identity.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.auditCount()
+	code, _, body := e.raw(e.token("user/*.rs", ""), "Patient/epic-a.s1/$context?merged=person")
+	if code != http.StatusOK {
+		t.Fatalf("$context?merged=person = %d %s", code, body)
+	}
+	for _, want := range []string{
+		"Records [cerner Patient/s2; epic_a Patient/s1]",
+		"[cerner MedicationRequest/s2-m1 2026-01-10; epic_a MedicationRequest/s1-m1 2026-01-10]",
+		"[cerner Observation/s2-o1 2026-05-20; epic_a Observation/s1-o2 2026-05-20]",
+		"Source cerner: not available from this source",
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("merged $context lacks %q:\n%s", want, body)
+		}
+	}
+	if got := e.auditCount(); got != before+1 {
+		t.Errorf("audit events %d -> %d, want one more", before, got)
+	}
+	// a patient token reaches only its own record
+	_, _, body = e.raw(e.token("patient/*.rs", "epic-a.s1"), "Patient/epic-a.s1/$context?merged=person")
+	if bytes.Contains(body, []byte("cerner")) {
+		t.Errorf("a patient token's merged $context holds the other connection's record:\n%s", body)
+	}
+	// the IPS of the person
+	code, _, body = e.raw(e.token("user/*.rs", ""), "Patient/epic-a.s1/$summary?merged=person")
+	if code != http.StatusOK || !bytes.Contains(body, []byte(`"value":"MedicationRequest/s2-m1"`)) {
+		t.Errorf("merged $summary = %d, want the cerner order cited", code)
 	}
 }
