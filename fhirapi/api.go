@@ -142,6 +142,8 @@ func (a *API) Routes() []server.Route {
 		{Pattern: "GET /fhir/$export-file/{job}/{file}", Access: server.Token, Serves: "an export's NDJSON file, streamed from the store (the client that started it; scopes applied per resource)", Handler: h(a.exportFile)},
 		{Pattern: "GET /fhir/AuditEvent", Access: server.Token, Serves: "the audit trail, to auditors (scope user/ or system/AuditEvent.rs, never a wildcard)", Handler: h(a.auditEvents)},
 		{Pattern: "POST /fhir/Patient/$match", Access: server.Token, Serves: "Patient/$match: stored patients scored against a Patient (scope Patient.s; patient/ scopes: the patient's own only)", Handler: h(a.patientMatch)},
+		{Pattern: "GET /fhir/Patient/{id}/$context", Access: server.Token, Serves: "Patient/ID/$context: the patient's clinical summary as Markdown or JSON, within max-tokens (scope Patient.r; sections need their types' read scopes)", Handler: h(a.patientContext)},
+		{Pattern: "GET /fhir/Patient/{id}/$summary", Access: server.Token, Serves: "Patient/ID/$summary: the patient's International Patient Summary document Bundle (scope Patient.r; sections need their types' read scopes)", Handler: h(a.patientSummary)},
 		{Pattern: "GET /fhir/Patient/{id}/{op}", Access: server.Token, Serves: "Patient/ID/$everything: the patient's record (scopes per type, compartment)", Handler: h(a.everything)},
 		{Pattern: "/fhir/", Access: server.Token, Serves: "anything else under /fhir: an OperationOutcome (not supported)", Handler: h(a.unsupported)},
 	}
@@ -229,7 +231,9 @@ func (a *API) succeed(c *call, ev audit.Event, status int, body []byte) {
 		fhir.WriteOutcome(c.w, http.StatusServiceUnavailable, "error", "transient", "The access could not be recorded in the audit trail, so it was refused; try again.")
 		return
 	}
-	c.w.Header().Set("Content-Type", "application/fhir+json")
+	if c.w.Header().Get("Content-Type") == "" {
+		c.w.Header().Set("Content-Type", "application/fhir+json")
+	}
 	c.w.WriteHeader(status)
 	_, _ = c.w.Write(body)
 }

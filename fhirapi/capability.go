@@ -48,6 +48,7 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 			}
 			res.Operation = []op{{"everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
 				{"match", "http://hl7.org/fhir/OperationDefinition/Patient-match"},
+				{"summary", "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"},
 				{"patient-export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}}
 		}
 		resources = append(resources, res)
