@@ -30,6 +30,7 @@ func RunScanTests(t *testing.T, newStore func(t *testing.T) ScanStore) {
 		{"ScanFilters", testScanFilters},
 		{"ScanReturnsCurrentVersionOnly", testScanCurrentOnly},
 		{"ScanRawOnly", testScanRawOnly},
+		{"ScanTypeAcrossConnections", testScanTypeAcrossConnections},
 		{"RewriteNormalizedInPlace", testRewriteInPlace},
 		{"RewriteUnknownKeyFailsBatch", testRewriteUnknown},
 	}
@@ -190,5 +191,64 @@ func testScanRawOnly(t *testing.T, s ScanStore) {
 	if err != nil || err2 != nil || len(raw) != 1 || len(full) != 1 || string(raw[0].Raw) != string(full[0].Raw) ||
 		raw[0].Normalized != nil || raw[0].Key != full[0].Key || raw[0].PatientID != "p1" {
 		t.Errorf("ListRawByPatient = %+v, %v; want ListByPatient's records without the normalized form", raw, err)
+	}
+}
+
+// testScanTypeAcrossConnections: a type-filtered scan with small pages
+// returns exactly what filtering a whole scan does, in the same order,
+// whatever connections and types surround it, and resumes from cursors
+// of other types.
+func testScanTypeAcrossConnections(t *testing.T, s ScanStore) {
+	var recs []store.Record
+	for _, conn := range []string{"a", "b", "c-empty", "d"} {
+		for _, typ := range []string{"Condition", "Observation", "Patient"} {
+			if conn == "c-empty" && typ == "Observation" {
+				continue
+			}
+			for i := range 4 {
+				id := fmt.Sprintf("%s%d", typ[:1], i)
+				recs = append(recs, rec(conn, typ, id, "1", "p1", `{"resourceType":"`+typ+`","id":"`+id+`"}`))
+			}
+		}
+	}
+	put(t, s, recs...)
+	all := scanAll(t, s, store.ScanQuery{Limit: 1000})
+	for _, typ := range []string{"Condition", "Observation", "Patient", "Procedure"} {
+		var want []store.Key
+		for _, r := range all {
+			if r.Type == typ {
+				want = append(want, r.Key)
+			}
+		}
+		for _, limit := range []int{1, 3, 5, 100} {
+			var got []store.Key
+			for _, r := range scanAll(t, s, store.ScanQuery{Type: typ, Limit: limit}) {
+				got = append(got, r.Key)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("scan of %s by %d = %v, want %v", typ, limit, got, want)
+			}
+		}
+		// One connection only, and a cursor of another type.
+		got := scanAll(t, s, store.ScanQuery{Type: typ, Connection: "b", After: store.Key{Connection: "a", Type: "Patient", ID: "P3"}, Limit: 2})
+		n := 0
+		for _, w := range want {
+			if w.Connection == "b" {
+				n++
+			}
+		}
+		if len(got) != n {
+			t.Errorf("scan of %s on b from a cursor on a = %d records, want %d", typ, len(got), n)
+		}
+		from := scanAll(t, s, store.ScanQuery{Type: typ, After: store.Key{Connection: "b", Type: "Zzz", ID: ""}, Limit: 2})
+		m := 0
+		for _, w := range want {
+			if w.Connection > "b" {
+				m++
+			}
+		}
+		if len(from) != m {
+			t.Errorf("scan of %s from past b's rows = %d records, want %d", typ, len(from), m)
+		}
 	}
 }
