@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	jsonv1 "github.com/go-json-experiment/json/v1"
+
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
 	"golang.org/x/text/unicode/norm"
@@ -155,7 +157,12 @@ func (s subject) values(path string) []any {
 	v, ok := d.decoded[first]
 	if !ok {
 		if raw, found := d.top[first]; found {
-			_ = json.Unmarshal(raw, &v) // the whole resource was valid JSON
+			// go-json-experiment's encoding/json v1 emulation decodes the
+			// same into the same values, about twice as fast (as normalize
+			// and the dashboard use it).
+			if jsonv1.Unmarshal(raw, &v) != nil {
+				_ = json.Unmarshal(raw, &v)
+			}
 		}
 		d.decoded[first] = v
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	jsonv1 "github.com/go-json-experiment/json/v1"
+
 	"ehrgate/store"
 )
 
@@ -219,12 +221,10 @@ func validType(t string) bool {
 // It writes the JSON directly: decoding the source's meta into maps and
 // encoding it again cost as much as the rest of serving.
 func servedMeta(rec *store.Record, baseURL string, src []byte) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if len(src) > 0 {
+	var m map[string][]byte
+	if len(src) > 0 && src[0] == '{' {
 		// A meta that is not an object (which FHIR forbids) is replaced.
-		if json.Unmarshal(src, &m) != nil {
-			m = nil
-		}
+		m = topLevel(src)
 	}
 	b := make([]byte, 0, 192+len(src))
 	b = append(b, `{"versionId":`...)
@@ -265,7 +265,7 @@ func servedMeta(rec *store.Record, baseURL string, src []byte) ([]byte, error) {
 	}
 	b = append(b, `,"tag":[`...)
 	var tags []json.RawMessage
-	if raw, ok := m["tag"]; ok && json.Unmarshal(raw, &tags) == nil {
+	if raw, ok := m["tag"]; ok && jsonv1.Unmarshal(raw, &tags) == nil {
 		for _, t := range tags {
 			b = append(b, t...)
 			b = append(b, ',')
