@@ -380,26 +380,9 @@ func (c *conv) relatedPersons() error {
 			rel = append(rel, cc)
 		}
 		set(rp, "relationship", rel)
-		var addrs []any
-		f = nk1.Field(4)
-		for j := 1; j <= f.NumRepetitions(); j++ {
-			if a := xad(f.Repetition(j)); len(a) > 0 {
-				addrs = append(addrs, a)
-			}
-		}
+		addrs := xads(nk1.Field(4))
 		set(rp, "address", addrs)
-		var tel []any
-		for _, ft := range []struct {
-			n   int
-			use string
-		}{{5, "home"}, {6, "work"}} {
-			f = nk1.Field(ft.n)
-			for j := 1; j <= f.NumRepetitions(); j++ {
-				if t := xtn(f.Repetition(j), ft.use); t != nil {
-					tel = append(tel, t)
-				}
-			}
-		}
+		tel := xtns([]hl7.Field{nk1.Field(5), nk1.Field(6)}, []string{"home", "work"})
 		set(rp, "telecom", tel)
 		period := obj{}
 		set(period, "start", date(nk1.Field(8).Value(), c.o.Location))

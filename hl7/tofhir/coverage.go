@@ -217,26 +217,13 @@ func (c *conv) payer(in1 hl7.Segment) string {
 		org["identifier"] = []any{o}
 	}
 	set(org, "name", in1.Field(4).Component(1).Value())
-	var addrs []any
-	f := in1.Field(5)
-	for j := 1; j <= f.NumRepetitions(); j++ {
-		if a := xad(f.Repetition(j)); len(a) > 0 {
-			addrs = append(addrs, a)
-		}
-	}
+	addrs := xads(in1.Field(5))
 	set(org, "address", addrs)
 	contact := obj{}
 	if n := xpn(in1.Field(6).Repetition(1)); len(n) > 0 {
 		contact["name"] = n
 	}
-	var tel []any
-	f = in1.Field(7)
-	for j := 1; j <= f.NumRepetitions(); j++ {
-		if t := xtn(f.Repetition(j), "work"); t != nil {
-			tel = append(tel, t)
-		}
-	}
-	set(contact, "telecom", tel)
+	set(contact, "telecom", xtns([]hl7.Field{in1.Field(7)}, []string{"work"}))
 	if len(contact) > 0 {
 		org["contact"] = []any{contact}
 	}
@@ -257,13 +244,7 @@ func (c *conv) subscriber(in1, in2 hl7.Segment, hasIN2 bool) string {
 		rp["relationship"] = []any{tableCoded(rel, "HL70063")}
 	}
 	set(rp, "birthDate", date(in1.Field(18).Value(), c.o.Location))
-	var addrs []any
-	f := in1.Field(19)
-	for j := 1; j <= f.NumRepetitions(); j++ {
-		if a := xad(f.Repetition(j)); len(a) > 0 {
-			addrs = append(addrs, a)
-		}
-	}
+	addrs := xads(in1.Field(19))
 	set(rp, "address", addrs)
 	set(rp, "gender", administrativeGender[in1.Field(43).Component(1).Value()])
 	var ids []any
@@ -323,26 +304,9 @@ func (c *conv) guarantors() error {
 			rels = append(rels, tableCoded(r, "HL70063"))
 		}
 		rp["relationship"] = rels
-		var addrs []any
-		f = gt1.Field(5)
-		for j := 1; j <= f.NumRepetitions(); j++ {
-			if a := xad(f.Repetition(j)); len(a) > 0 {
-				addrs = append(addrs, a)
-			}
-		}
+		addrs := xads(gt1.Field(5))
 		set(rp, "address", addrs)
-		var tel []any
-		for _, ft := range []struct {
-			n   int
-			use string
-		}{{6, "home"}, {7, "work"}} {
-			f = gt1.Field(ft.n)
-			for j := 1; j <= f.NumRepetitions(); j++ {
-				if t := xtn(f.Repetition(j), ft.use); t != nil {
-					tel = append(tel, t)
-				}
-			}
-		}
+		tel := xtns([]hl7.Field{gt1.Field(6), gt1.Field(7)}, []string{"home", "work"})
 		set(rp, "telecom", tel)
 		set(rp, "birthDate", date(gt1.Field(8).Value(), c.o.Location))
 		set(rp, "gender", administrativeGender[gt1.Field(9).Component(1).Value()])

@@ -376,3 +376,28 @@ func streetLine(c hl7.Component) string {
 	}
 	return strings.Join(nonEmpty(full, number, street), " ")
 }
+
+// xads converts each repetition of an XAD field that holds an address.
+func xads(f hl7.Field) []any {
+	var out []any
+	for j := 1; j <= f.NumRepetitions(); j++ {
+		if a := xad(f.Repetition(j)); len(a) > 0 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// xtns converts each repetition of XTN fields, the n-th field's numbers
+// taking uses[n] as their default use (a segment's home and work phones).
+func xtns(fields []hl7.Field, uses []string) []any {
+	var out []any
+	for i, f := range fields {
+		for j := 1; j <= f.NumRepetitions(); j++ {
+			if t := xtn(f.Repetition(j), uses[i]); t != nil {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
