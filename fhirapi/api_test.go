@@ -814,3 +814,35 @@ func TestBulkExportPatientParameterAndWarnings(t *testing.T) {
 		}
 	}
 }
+
+// TestExportFileWithAnUnservableResourceIsCutOff: a stored resource that
+// cannot be served ends its export file unfinished, never a file that
+// looks whole without it.
+func TestExportFileWithAnUnservableResourceIsCutOff(t *testing.T) {
+	e := newEnv(t)
+	bad := store.Record{Key: store.Key{Connection: "epic_a", Type: "Observation", ID: "zz-broken", VersionID: "1"},
+		PatientID: "p00000", Raw: []byte(`{"resourceType":"Observation","id":"zz-broken","subject":{"reference":`), FetchedAt: time.Now()}
+	if _, err := e.st.PutResources(context.Background(), []store.Record{bad}); err != nil {
+		t.Fatal(err)
+	}
+	tok := e.token("system/*.rs", "")
+	code, status := e.export(tok, "GET", "$export?_type=Observation", "", nil)
+	if code != 202 {
+		t.Fatalf("kick-off = %d", code)
+	}
+	_, m := e.get(tok, status)
+	out := m["output"].([]any)[0].(map[string]any)
+	req, _ := http.NewRequest("GET", e.srv.URL+"/fhir"+strings.TrimPrefix(out["url"].(string), audience), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+	}
+	if err == nil {
+		t.Error("the export file with an unservable resource downloaded as complete, want it cut off")
+	}
+}

@@ -453,7 +453,11 @@ func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
 		}
 		body, err := a.render(&rec, elementsFor(job.Elements, typ), job.Clean)
 		if err != nil {
-			return nil
+			// A stored resource that cannot be served: end the file
+			// unfinished rather than hand over a file that looks whole
+			// without it.
+			a.o.Logger.ErrorContext(r.Context(), "export: a stored resource could not be served; the file is cut off", "type", typ, "error", err)
+			panic(http.ErrAbortHandler)
 		}
 		bw.Write(body)
 		return bw.WriteByte('\n')

@@ -286,6 +286,13 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		defer func() {
 			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					// A handler ending its answer unfinished on purpose (a
+					// stream that failed midway): net/http must cut the
+					// connection, so the client sees a truncated answer,
+					// not a complete one.
+					panic(p)
+				}
 				s.log.ErrorContext(r.Context(), "handler panic", "request_id", id, "route", r.Pattern, "panic", fmt.Sprint(p))
 				if sw.status == 0 {
 					fhir.WriteOutcome(sw, http.StatusInternalServerError, "fatal", "exception",

@@ -252,3 +252,24 @@ func TestCrossOriginOnlyWhereNoCookieOpensTheRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestAbortedAnswerStaysCutOff: a handler that ends a started answer with
+// http.ErrAbortHandler leaves it truncated (the recovery middleware must
+// not end it as if complete).
+func TestAbortedAnswerStaysCutOff(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("partial line\n"))
+		_ = http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	srv := httptest.NewServer(New(Options{Routes: []Route{{Pattern: "GET /stream", Access: Public, Serves: "test", Handler: h}}}).Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Error("an aborted answer read as complete")
+	}
+}
