@@ -171,45 +171,75 @@ func unquote(tok []byte) (string, error) {
 }
 
 // topLevel indexes a resource's top-level elements (name → the value's
-// bytes) in one pass without decoding them; subject.values decodes only
-// those a search asks about. Malformed input gives what was found before
-// the damage.
+// bytes) in one pass without decoding them. Malformed input gives what was
+// found before the damage.
 func topLevel(raw []byte) map[string][]byte {
-	out := make(map[string][]byte, 16)
+	fs := topFields(raw, nil)
+	out := make(map[string][]byte, len(fs))
+	for _, f := range fs {
+		out[string(f.name)] = f.value
+	}
+	return out
+}
+
+// field is one top-level element: its name (decoded) and its value's
+// bytes.
+type field struct{ name, value []byte }
+
+// topFields appends raw's top-level elements to fs in order, without
+// decoding the values or allocating for names without escapes
+// (subject.values decodes only the elements a search asks about).
+// Malformed input gives what was found before the damage.
+func topFields(raw []byte, fs []field) []field {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
-		return out
+		return fs
 	}
 	i++
 	for {
 		i = skipSpace(raw, i)
 		if i >= len(raw) || raw[i] != '"' {
-			return out
+			return fs
 		}
 		kend := skipString(raw, i)
 		if kend < 0 {
-			return out
+			return fs
 		}
-		key, err := unquote(raw[i:kend])
-		if err != nil {
-			return out
+		name := raw[i+1 : kend-1]
+		if bytes.IndexByte(name, '\\') >= 0 || !utf8.Valid(name) {
+			key, err := unquote(raw[i:kend])
+			if err != nil {
+				return fs
+			}
+			name = []byte(key)
 		}
 		i = skipSpace(raw, kend)
 		if i >= len(raw) || raw[i] != ':' {
-			return out
+			return fs
 		}
 		vstart := skipSpace(raw, i+1)
 		vend := skipValue(raw, vstart)
 		if vend < 0 {
-			return out
+			return fs
 		}
-		out[key] = raw[vstart:vend]
+		fs = append(fs, field{name, raw[vstart:vend]})
 		i = skipSpace(raw, vend)
 		if i >= len(raw) || raw[i] != ',' {
-			return out
+			return fs
 		}
 		i++
 	}
+}
+
+// lookupField returns the value of the element called name (the last one,
+// as a decoder keeps, when a resource repeats a name).
+func lookupField(fs []field, name string) ([]byte, bool) {
+	for i := len(fs) - 1; i >= 0; i-- {
+		if string(fs[i].name) == name {
+			return fs[i].value, true
+		}
+	}
+	return nil, false
 }
 
 func skipSpace(raw []byte, i int) int {

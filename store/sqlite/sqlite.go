@@ -126,6 +126,10 @@ func open(ctx context.Context, path string, o store.OpenOptions) (*Store, error)
 		return nil, fmt.Errorf("opening %s for reading: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
+	// Keep every reader open: a connection closed for being idle past
+	// database/sql's default of two loses its prepared statements and
+	// SQLite's page cache, and re-opening costs more than a query.
+	r.SetMaxIdleConns(4)
 	s := &Store{path: path, w: w, r: r, reads: sqlstore.NewStmtCache(r), bulkStmts: sharedStmts{db: w}}
 	s.DB = sqlstore.DB{Dialect: dialect, Read: s.reads, Write: s.writeShared}
 	if o.NoMigrate {

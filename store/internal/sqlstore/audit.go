@@ -26,6 +26,12 @@ const auditLockKey = "audit_events"
 
 const auditColumns = `seq, recorded, type, subtype, action, outcome, agent, connection, patient, event, prev_hash, hash`
 
+// The two statements of every append (prepared once: WriteQueries).
+const (
+	qAuditNewest = `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`
+	qAuditInsert = `INSERT INTO audit_events (` + auditColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
+)
+
 // auditVerifyPage is how many entries VerifyAudit reads at once.
 const auditVerifyPage = 1000
 
@@ -50,7 +56,7 @@ func (db *DB) AppendAudit(ctx context.Context, es ...store.AuditEntry) ([]store.
 		}
 		var seq int64
 		var prev []byte
-		err := db.queryRow(ctx, tx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+		err := db.queryRow(ctx, tx, qAuditNewest).Scan(&seq, &prev)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			seq, prev = 0, store.AuditZeroHash
@@ -61,7 +67,7 @@ func (db *DB) AppendAudit(ctx context.Context, es ...store.AuditEntry) ([]store.
 			seq++
 			e.Seq, e.PrevHash = seq, prev
 			e.Hash = store.AuditHash(prev, e)
-			if _, err := db.exec(ctx, tx, `INSERT INTO audit_events (`+auditColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+			if _, err := db.exec(ctx, tx, qAuditInsert,
 				e.Seq, db.Dialect.instant(e.Recorded), e.Type, e.Subtype, e.Action, e.Outcome, e.Agent,
 				e.Connection, e.Patient, e.Event, e.PrevHash, e.Hash); err != nil {
 				return err

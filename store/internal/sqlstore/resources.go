@@ -41,7 +41,7 @@ const (
 // backend to prepare once (Prepare) with its dialect's ForUpdate.
 func WriteQueries(d *Dialect) []string {
 	return []string{qCurrentHash + d.ForUpdate, qClaim, qVersionHash, qInsertVersion, qUpsertCurrent, qUpsertPatient,
-		qQuarantine, qFetchState}
+		qQuarantine, qFetchState, qAuditNewest, qAuditInsert}
 }
 
 // validateRecords checks that every record names its resource.
