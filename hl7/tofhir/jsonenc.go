@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -104,21 +105,25 @@ func appendObject(dst []byte, o obj) ([]byte, error) {
 	if o == nil {
 		return append(dst, "null"...), nil
 	}
-	var small [24]string
-	keys := small[:0]
-	for k := range o {
-		keys = append(keys, k)
+	type kv struct {
+		k string
+		v any
 	}
-	slices.Sort(keys)
+	var small [16]kv
+	kvs := small[:0]
+	for k, v := range o {
+		kvs = append(kvs, kv{k, v})
+	}
+	slices.SortFunc(kvs, func(a, b kv) int { return strings.Compare(a.k, b.k) })
 	dst = append(dst, '{')
-	for i, k := range keys {
+	for i, e := range kvs {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, k)
+		dst = appendString(dst, e.k)
 		dst = append(dst, ':')
 		var err error
-		if dst, err = appendJSON(dst, o[k]); err != nil {
+		if dst, err = appendJSON(dst, e.v); err != nil {
 			return nil, err
 		}
 	}
