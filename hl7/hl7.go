@@ -3,13 +3,16 @@
 //
 // Parsing is offset based: a Message keeps the bytes it was parsed from and
 // each Segment is an (offset, end) pair into them. The first few fields read
-// from a segment are found by scanning for delimiters; after that the segment
-// is scanned once and the start of every field, repetition, component and
-// sub-component recorded (offsets, no copies), so every later access to any
-// of them is O(1). A parse costs one allocation for typical messages, an
-// indexed segment two more, and accessors allocate only the strings they
-// return. A Message is immutable after Parse (the index is built at most once
-// per segment and published atomically, so concurrent readers are safe); the
+// from a message are found by scanning for delimiters; after that the whole
+// message is scanned once and the start of every field, repetition,
+// component and sub-component of every segment recorded (offsets, no
+// copies, one flat array), so every later access to any of them is O(1). A
+// parse costs one allocation for typical messages, indexing three more (the
+// index, its per-segment flags, and one immutable string copy of the
+// message of which the values read afterwards are substrings), and
+// accessors allocate only unescaped values and values read before
+// indexing. A Message is immutable after Parse (the index is built at most
+// once and published atomically, so concurrent readers are safe); the
 // caller must not modify the parsed bytes afterwards.
 //
 // Message content is protected health information. Nothing in this package
