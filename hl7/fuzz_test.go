@@ -47,6 +47,12 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 			checkIndexAgainstScan(t, m)
+			for _, mode := range []string{"components", "raw", "subcomponents"} {
+				n, size := readAll(m, mode)
+				if wn, wsize := readAllNaive(m, mode); n != wn || size != wsize {
+					t.Fatalf("readAll(%s) = %d, %d; naive split = %d, %d", mode, n, size, wn, wsize)
+				}
+			}
 			enc := m.Encode()
 			m2, err := Parse(enc, ParseOptions{})
 			if err != nil {

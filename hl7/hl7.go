@@ -3,13 +3,16 @@
 //
 // Parsing is offset based: a Message keeps the bytes it was parsed from and
 // each Segment is an (offset, end) pair into them. The first few fields read
-// from a segment are found by scanning for delimiters; after that the segment
-// is scanned once and the start of every field, repetition, component and
-// sub-component recorded (offsets, no copies), so every later access to any
-// of them is O(1). A parse costs one allocation for typical messages, an
-// indexed segment two more, and accessors allocate only the strings they
-// return. A Message is immutable after Parse (the index is built at most once
-// per segment and published atomically, so concurrent readers are safe); the
+// from a message are found by scanning for delimiters; after that the whole
+// message is scanned once and the start of every field, repetition,
+// component and sub-component of every segment recorded (offsets, no
+// copies, one flat array), so every later access to any of them is O(1). A
+// parse costs one allocation for typical messages, indexing three more (the
+// index, its per-segment flags, and one immutable string copy of the
+// message of which the values read afterwards are substrings), and
+// accessors allocate only unescaped values and values read before
+// indexing. A Message is immutable after Parse (the index is built at most
+// once and published atomically, so concurrent readers are safe); the
 // caller must not modify the parsed bytes afterwards.
 //
 // Message content is protected health information. Nothing in this package
@@ -23,6 +26,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -147,23 +151,47 @@ type Message struct {
 	raw    []byte
 	delims Delimiters
 	segs   []segEntry
-	inline [16]segEntry // backing store for segs so small messages cost one allocation
+	reads  atomic.Uint32 // fields read by scanning
+	// idx is written once, under mu, before indexed is set; readers that
+	// see indexed read it without locking.
+	indexed atomic.Bool
+	mu      sync.Mutex
+	idx     msgIndex
+	inline  [32]segEntry // backing store for segs so small messages cost one allocation
 }
 
-// segEntry locates one segment and, once a field of it has been read, holds
-// its boundary index.
-type segEntry struct {
-	off, end uint32 // raw[off:end] is the segment without terminator
-	ix       atomic.Pointer[segIndex]
-	reads    atomic.Uint32 // Field calls before the index was built
-}
+// segEntry locates one segment: raw[off:end], without terminator.
+type segEntry struct{ off, end uint32 }
 
-// scanReads is how many fields of a segment are read by scanning before
-// the segment is indexed. A message of which a router or the ACK path reads
-// a handful of fields never pays for an index (it costs about as much as
-// scanning a segment a few times over); a reader that walks a segment gets
-// O(1) access from its fifth field on.
-const scanReads = 4
+// scanReads is how many fields of a message are read by scanning before
+// the whole message is indexed. A message of which a router or the ACK path
+// reads a handful of fields never pays for an index (it costs about as much
+// as scanning the message a few times over); a reader that walks the
+// message gets O(1) access to every part from its ninth field on.
+const scanReads = 8
+
+// useIndex reports whether fields are read through the index, building it
+// once the message has been read enough (scanReads). Concurrent first
+// readers wait for one build.
+func (m *Message) useIndex() bool {
+	if m.indexed.Load() {
+		return true
+	}
+	if m.reads.Add(1) <= scanReads {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.indexed.Load() {
+		ix, ok := buildIndex(m)
+		if !ok {
+			return false // too large: keep scanning
+		}
+		m.idx = ix
+		m.indexed.Store(true)
+	}
+	return true
+}
 
 // Delimiters returns the delimiters declared by the message header.
 func (m *Message) Delimiters() Delimiters { return m.delims }
@@ -216,19 +244,8 @@ func (s Segment) bytes() []byte {
 	if s.m == nil {
 		return nil
 	}
-	e := &s.m.segs[s.i]
+	e := s.m.segs[s.i]
 	return s.m.raw[e.off:e.end]
-}
-
-// buildIndex builds and publishes the segment's boundary index.
-// Concurrent first readers may both build it; one result is kept.
-func (s Segment) buildIndex() *segIndex {
-	e := &s.m.segs[s.i]
-	ix := buildIndex(s.m.raw[e.off:e.end], &s.m.delims, s.isHeader())
-	if !e.ix.CompareAndSwap(nil, ix) {
-		ix = e.ix.Load() // a concurrent reader built it first
-	}
-	return ix
 }
 
 func (s Segment) delims() Delimiters {
@@ -262,17 +279,14 @@ func (s Segment) isHeader() bool {
 
 // NumFields returns the number of the last field present (MSH counts MSH-1).
 func (s Segment) NumFields() int {
-	if s.m == nil {
+	m := s.m
+	if m == nil {
 		return 0
 	}
-	if ix := s.m.segs[s.i].ix.Load(); ix != nil {
-		n := ix.elements() - 1
-		if ix.header {
-			n++
-		}
-		return n
+	if m.indexed.Load() {
+		return int(m.idx.g[s.i+1]-m.idx.g[s.i]) - 2 + int(m.idx.flags[s.i]&segHeader)
 	}
-	n := bytes.Count(s.bytes(), []byte{s.m.delims.Field})
+	n := bytes.Count(s.bytes(), []byte{m.delims.Field})
 	if s.isHeader() {
 		n++
 	}
@@ -284,88 +298,97 @@ func (s Segment) NumFields() int {
 // verbatim and never split. Field(0) is the segment name. A missing field is
 // empty.
 func (s Segment) Field(n int) Field {
-	if n < 1 || s.m == nil {
+	m := s.m
+	if n < 1 || m == nil {
 		if n == 0 {
-			return s.literal(0)
+			return Field{s.literal(0)}
 		}
 		return Field{}
 	}
-	e := &s.m.segs[s.i]
-	ix := e.ix.Load()
-	if ix == nil {
-		if e.reads.Add(1) <= scanReads {
-			return s.scanField(n)
-		}
-		ix = s.buildIndex()
+	if !m.useIndex() {
+		return Field{s.scanField(n)}
 	}
-	k := n
-	if ix.header {
+	ix := &m.idx
+	k, fl := uint32(n), ix.flags[s.i]
+	if fl&segHeader != 0 {
 		switch n {
 		case 1:
-			return Field{raw: s.bytes()[3:4], literal: true}
+			e := m.segs[s.i]
+			return Field{elem{m: m, off: e.off + 3, end: e.off + 4, nm: modeLiteral}}
 		case 2:
-			return s.literal(1)
+			return Field{s.literal(1)}
 		}
-		k = n - 1
+		k--
 	}
-	if k >= ix.elements() {
+	k += ix.g[s.i]
+	if k >= ix.g[s.i+1]-1 {
 		return Field{}
 	}
-	return Field{raw: ix.fieldBytes(uint32(k)), ix: ix, n: uint32(k)}
+	return Field{elem{m: m, off: ix.s[ix.c[ix.r[ix.f[k]]]], end: ix.s[ix.c[ix.r[ix.f[k+1]]]] - 1, nm: k<<3 | uint32(fl&segEscape)<<1 | modeIndex}}
 }
 
 // literal returns element i (0: the name, 1: MSH-2 of a header segment) of
 // the segment split on the field separator, unsplit.
-func (s Segment) literal(i int) Field {
-	fs := s.delims().Field
-	p := s.bytes()
-	for ; i > 0; i-- {
-		j := bytes.IndexByte(p, fs)
-		if j < 0 {
-			return Field{}
-		}
-		p = p[j+1:]
+func (s Segment) literal(i int) elem {
+	if s.m == nil {
+		return elem{}
 	}
-	if j := bytes.IndexByte(p, fs); j >= 0 {
-		p = p[:j]
+	e := s.m.segs[s.i]
+	off, end, ok := splitAt(s.m.raw, e.off, e.end, s.m.delims.Field, i+1)
+	if !ok {
+		return elem{}
 	}
-	return Field{raw: p, literal: true}
+	return elem{m: s.m, off: off, end: end, nm: modeLiteral}
 }
 
 // scanField is Field(n), n ≥ 1, found by scanning the segment.
-func (s Segment) scanField(n int) Field {
+func (s Segment) scanField(n int) elem {
 	if s.isHeader() {
 		switch n {
 		case 1:
-			return Field{raw: s.bytes()[3:4], literal: true}
+			e := s.m.segs[s.i]
+			return elem{m: s.m, off: e.off + 3, end: e.off + 4, nm: modeLiteral}
 		case 2:
 			return s.literal(1)
 		}
 		n--
 	}
-	f := s.literal(n)
-	if f.raw == nil {
-		return Field{}
+	e := s.literal(n)
+	if e.m == nil {
+		return elem{}
 	}
-	return Field{raw: f.raw, d: &s.m.delims}
+	e.nm = modeScan
+	return e
+}
+
+// splitAt returns the bounds of the i-th (1-based) part of raw[off:end]
+// split on sep; ok is false when there is no such part.
+func splitAt(raw []byte, off, end uint32, sep byte, i int) (uint32, uint32, bool) {
+	if i < 1 {
+		return 0, 0, false
+	}
+	p := raw[off:end]
+	for ; i > 1; i-- {
+		j := bytes.IndexByte(p, sep)
+		if j < 0 {
+			return 0, 0, false
+		}
+		off += uint32(j) + 1
+		p = p[j+1:]
+	}
+	if j := bytes.IndexByte(p, sep); j >= 0 {
+		end = off + uint32(j)
+	}
+	return off, end, true
 }
 
 // split returns the i-th (1-based) part of p split on sep; nil if absent.
 func split(p []byte, sep byte, i int) []byte {
-	if i < 1 {
+	off, end, ok := splitAt(p, 0, uint32(len(p)), sep, i)
+	if !ok {
 		return nil
 	}
-	for ; i > 1; i-- {
-		j := bytes.IndexByte(p, sep)
-		if j < 0 {
-			return nil
-		}
-		p = p[j+1:]
-	}
-	if j := bytes.IndexByte(p, sep); j >= 0 {
-		p = p[:j]
-	}
-	return p
+	return p[off:end]
 }
 
 // count returns the number of parts of p split on sep (0 when p is empty).
@@ -376,58 +399,115 @@ func count(p []byte, sep byte) int {
 	return bytes.Count(p, []byte{sep}) + 1
 }
 
-// Field is one field of a segment, possibly with repetitions.
+// elem is a field, repetition or component: its bounds in the message and,
+// when the message is indexed, its number in the index level (f, r or c).
+// Four words at most, so the compiler keeps it in registers and each
+// accessor is a few array reads.
 //
-// Field, Repetition and Component are small values: the encoded bytes, and
-// the segment's boundary index with the element's number in it, so each
-// accessor is a few array reads. Without an index (ix == nil) an element is
-// found by scanning (d != nil: the first fields read of a segment, see
-// scanReads), literal (MSH-1, MSH-2, the segment name: never split or
-// unescaped) or absent.
-type Field struct {
-	raw     []byte
-	ix      *segIndex
-	d       *Delimiters // scanning (ix == nil, not literal)
-	n       uint32      // element number in ix
-	literal bool        // MSH-1, MSH-2 and segment names are never split or unescaped
+// Elements read before the message was indexed are found by scanning
+// (modeScan) and so are their parts; MSH-1, MSH-2 and segment names are
+// literal (never split or unescaped); the zero elem is absent.
+type elem struct {
+	m        *Message
+	off, end uint32 // m.raw[off:end]
+	nm       uint32 // element number in the index level << 3 | escBit | mode
 }
 
+const (
+	modeAbsent = iota
+	modeIndex
+	modeScan
+	modeLiteral
+	modeMask = 3
+	// escBit marks an indexed element of a segment that holds escape
+	// characters: only its values are checked for escapes.
+	escBit = 4
+)
+
+func (e elem) raw() []byte {
+	if e.m == nil {
+		return nil
+	}
+	return e.m.raw[e.off:e.end:e.end]
+}
+
+// part is part i of a scanned or literal element split on sep.
+func (e elem) part(sep byte, i int) elem {
+	switch e.nm {
+	case modeLiteral:
+		if i == 1 {
+			return e
+		}
+		return elem{}
+	case modeAbsent:
+		return elem{}
+	}
+	off, end, ok := splitAt(e.m.raw, e.off, e.end, sep, i)
+	if !ok {
+		return elem{}
+	}
+	return elem{m: e.m, off: off, end: end, nm: modeScan}
+}
+
+// parts is the number of parts of a scanned or literal element (0 when empty).
+func (e elem) parts(sep byte) int {
+	if e.off == e.end {
+		return 0
+	}
+	if e.nm == modeLiteral {
+		return 1
+	}
+	return count(e.raw(), sep)
+}
+
+// Field is one field of a segment, possibly with repetitions.
+//
+// Field, Repetition and Component are small values (the message, bounds and
+// the element's number in the message's boundary index) so each accessor is
+// a few array reads.
+type Field struct{ e elem }
+
 // Raw returns the encoded field (shared, do not modify).
-func (f Field) Raw() []byte { return f.raw }
+func (f Field) Raw() []byte { return f.e.raw() }
 
 // IsEmpty reports whether the field is absent or empty.
-func (f Field) IsEmpty() bool { return len(f.raw) == 0 }
+func (f Field) IsEmpty() bool { return f.e.off == f.e.end }
 
 // IsNull reports whether the field holds the explicit HL7 null `""`.
-func (f Field) IsNull() bool { return string(f.raw) == `""` }
+func (f Field) IsNull() bool { return string(f.e.raw()) == `""` }
 
 // NumRepetitions returns the number of repetitions (0 for an empty field).
 func (f Field) NumRepetitions() int {
-	if f.d != nil {
-		return count(f.raw, f.d.Repetition)
+	if f.e.nm&modeMask != modeIndex {
+		return f.e.parts(f.e.m.delimsOrDefault().Repetition)
 	}
-	if f.ix == nil || len(f.raw) == 0 {
-		return min(len(f.raw), 1) // literal, empty or absent
+	if f.e.off == f.e.end {
+		return 0
 	}
-	return int(f.ix.f[f.n+1] - f.ix.f[f.n])
+	ix, n := &f.e.m.idx, f.e.nm>>3
+	return int(ix.f[n+1] - ix.f[n])
 }
 
 // Repetition returns repetition i (1-based).
 func (f Field) Repetition(i int) Repetition {
-	if f.ix == nil {
-		if f.d != nil {
-			return Repetition{raw: split(f.raw, f.d.Repetition, i), d: f.d}
-		}
-		if f.literal && i == 1 {
-			return Repetition{raw: f.raw, literal: true}
-		}
+	if f.e.nm&modeMask != modeIndex {
+		return Repetition{f.e.part(f.e.m.delimsOrDefault().Repetition, i)}
+	}
+	ix, n := &f.e.m.idx, f.e.nm>>3
+	k := ix.f[n] + uint32(i) - 1
+	if i < 1 || k >= ix.f[n+1] {
 		return Repetition{}
 	}
-	k := f.ix.f[f.n] + uint32(i) - 1
-	if i < 1 || k >= f.ix.f[f.n+1] {
-		return Repetition{}
+	return Repetition{elem{m: f.e.m, off: ix.s[ix.c[ix.r[k]]], end: ix.s[ix.c[ix.r[k+1]]] - 1, nm: k<<3 | f.e.nm&escBit | modeIndex}}
+}
+
+// delimsOrDefault returns the message's delimiters (nil: the defaults, for
+// absent elements, which have no parts anyway).
+func (m *Message) delimsOrDefault() *Delimiters {
+	if m == nil {
+		return &DefaultDelimiters
 	}
-	return Repetition{raw: f.ix.repBytes(k), ix: f.ix, n: k}
+	return &m.delims
 }
 
 // Component returns component i (1-based) of the first repetition.
@@ -438,100 +518,114 @@ func (f Field) Component(i int) Component { return f.Repetition(1).Component(i) 
 func (f Field) Value() string { return f.Repetition(1).Component(1).SubComponent(1) }
 
 // Repetition is one repetition of a field.
-type Repetition struct {
-	raw     []byte
-	ix      *segIndex
-	d       *Delimiters
-	n       uint32 // repetition number in ix
-	literal bool
-}
+type Repetition struct{ e elem }
 
 // Raw returns the encoded repetition (shared, do not modify).
-func (r Repetition) Raw() []byte { return r.raw }
+func (r Repetition) Raw() []byte { return r.e.raw() }
 
 // IsEmpty reports whether the repetition is absent or empty.
-func (r Repetition) IsEmpty() bool { return len(r.raw) == 0 }
+func (r Repetition) IsEmpty() bool { return r.e.off == r.e.end }
 
 // NumComponents returns the number of components (0 when empty).
 func (r Repetition) NumComponents() int {
-	if r.d != nil {
-		return count(r.raw, r.d.Component)
+	if r.e.nm&modeMask != modeIndex {
+		return r.e.parts(r.e.m.delimsOrDefault().Component)
 	}
-	if r.ix == nil || len(r.raw) == 0 {
-		return min(len(r.raw), 1)
+	if r.e.off == r.e.end {
+		return 0
 	}
-	return int(r.ix.r[r.n+1] - r.ix.r[r.n])
+	ix, n := &r.e.m.idx, r.e.nm>>3
+	return int(ix.r[n+1] - ix.r[n])
 }
 
 // Component returns component i (1-based).
 func (r Repetition) Component(i int) Component {
-	if r.ix == nil {
-		if r.d != nil {
-			return Component{raw: split(r.raw, r.d.Component, i), d: r.d}
-		}
-		if r.literal && i == 1 {
-			return Component{raw: r.raw, literal: true}
-		}
+	if r.e.nm&modeMask != modeIndex {
+		return Component{r.e.part(r.e.m.delimsOrDefault().Component, i)}
+	}
+	ix, n := &r.e.m.idx, r.e.nm>>3
+	k := ix.r[n] + uint32(i) - 1
+	if i < 1 || k >= ix.r[n+1] {
 		return Component{}
 	}
-	k := r.ix.r[r.n] + uint32(i) - 1
-	if i < 1 || k >= r.ix.r[r.n+1] {
-		return Component{}
-	}
-	return Component{raw: r.ix.compBytes(k), ix: r.ix, n: k}
+	return Component{elem{m: r.e.m, off: ix.s[ix.c[k]], end: ix.s[ix.c[k+1]] - 1, nm: k<<3 | r.e.nm&escBit | modeIndex}}
 }
 
 // Value returns the unescaped first sub-component of the first component.
 func (r Repetition) Value() string { return r.Component(1).SubComponent(1) }
 
 // Component is one component of a repetition.
-type Component struct {
-	raw     []byte
-	ix      *segIndex
-	d       *Delimiters
-	n       uint32 // component number in ix
-	literal bool
-}
+type Component struct{ e elem }
 
 // Raw returns the encoded component (shared, do not modify).
-func (c Component) Raw() []byte { return c.raw }
+func (c Component) Raw() []byte { return c.e.raw() }
 
 // IsEmpty reports whether the component is absent or empty.
-func (c Component) IsEmpty() bool { return len(c.raw) == 0 }
+func (c Component) IsEmpty() bool { return c.e.off == c.e.end }
 
 // NumSubComponents returns the number of sub-components (0 when empty).
 func (c Component) NumSubComponents() int {
-	if c.d != nil {
-		return count(c.raw, c.d.SubComponent)
+	if c.e.nm&modeMask != modeIndex {
+		return c.e.parts(c.e.m.delimsOrDefault().SubComponent)
 	}
-	if c.ix == nil || len(c.raw) == 0 {
-		return min(len(c.raw), 1)
+	if c.e.off == c.e.end {
+		return 0
 	}
-	return int(c.ix.c[c.n+1] - c.ix.c[c.n])
+	ix, n := &c.e.m.idx, c.e.nm>>3
+	return int(ix.c[n+1] - ix.c[n])
 }
 
 // SubComponent returns sub-component i (1-based), unescaped.
+//
+// Once the message is indexed (see scanReads), a value without escape
+// sequences is a substring of one immutable copy of the message made when
+// indexing, so reading it allocates nothing; a value kept after the
+// message is dropped keeps that copy alive (strings.Clone it to keep it
+// long). Values read before indexing and unescaped values are copies.
 func (c Component) SubComponent(i int) string {
-	var v []byte
-	var d *Delimiters
-	switch {
-	case c.ix != nil:
-		k := c.ix.c[c.n] + uint32(i) - 1
-		if i < 1 || k >= c.ix.c[c.n+1] {
-			return ""
-		}
-		v, d = c.ix.subBytes(k), &c.ix.d
-	case c.d != nil:
-		v, d = split(c.raw, c.d.SubComponent, i), c.d
-	case c.literal && i == 1:
-		return string(c.raw)
-	default:
+	if c.e.nm&modeMask != modeIndex {
+		return c.e.scanSub(i)
+	}
+	m := c.e.m
+	ix, n := &m.idx, c.e.nm>>3
+	k := ix.c[n] + uint32(i) - 1
+	if i < 1 || k >= ix.c[n+1] {
 		return ""
 	}
-	if d.Escape == 0 || bytes.IndexByte(v, d.Escape) < 0 {
-		return string(v)
+	off, end := ix.s[k], ix.s[k+1]-1
+	if c.e.nm&escBit != 0 {
+		return m.unescapeAt(off, end)
 	}
-	return string(unescape(make([]byte, 0, len(v)), v, d))
+	return ix.str[off:end]
+}
+
+// unescapeAt returns the value at raw[off:end] of an indexed message with
+// escape characters, unescaped.
+func (m *Message) unescapeAt(off, end uint32) string {
+	v := m.raw[off:end]
+	if bytes.IndexByte(v, m.delims.Escape) < 0 {
+		return m.idx.str[off:end]
+	}
+	return string(unescape(make([]byte, 0, len(v)), v, &m.delims))
+}
+
+// scanSub is SubComponent(i) of a scanned, literal or absent component.
+func (e elem) scanSub(i int) string {
+	switch e.nm {
+	case modeAbsent:
+		return ""
+	case modeLiteral:
+		if i == 1 {
+			return string(e.raw())
+		}
+		return ""
+	}
+	d := &e.m.delims
+	v := e.part(d.SubComponent, i).raw()
+	if d.Escape != 0 && bytes.IndexByte(v, d.Escape) >= 0 {
+		return string(unescape(make([]byte, 0, len(v)), v, d))
+	}
+	return string(v)
 }
 
 // Value returns the unescaped first sub-component.

@@ -20,7 +20,6 @@
 package tofhir
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -233,7 +232,7 @@ func (c *conv) add(typ, rid string, o obj) Resource {
 		c.res.Resources = append(c.res.Resources, r)
 		return r
 	}
-	b, err := json.Marshal(o)
+	b, err := marshal(o)
 	if err != nil { // maps of strings, slices and maps always encode
 		panic(fmt.Sprintf("tofhir: encoding %s: %v", typ, err))
 	}
