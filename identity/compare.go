@@ -29,9 +29,9 @@ var fieldInfo = [numFields]struct {
 	name   string
 	levels []string
 }{
-	FieldGiven:      {"given", []string{"null", "disagree", "jaro-winkler>=0.80", "jaro-winkler>=0.92 or given/middle swap", "nickname", "exact"}},
+	FieldGiven:      {"given", []string{"null", "disagree", "jaro-winkler>=0.80 or nickname of a near spelling", "jaro-winkler>=0.92 or transposition or given/middle swap", "nickname", "exact"}},
 	FieldMiddle:     {"middle", []string{"null", "disagree", "initial", "exact"}},
-	FieldFamily:     {"family", []string{"null", "disagree", "jaro-winkler>=0.80", "nysiis or jaro-winkler>=0.92 or shared part", "previous name", "exact"}},
+	FieldFamily:     {"family", []string{"null", "disagree", "jaro-winkler>=0.80", "nysiis or jaro-winkler>=0.92 or transposition or shared part", "previous name", "exact"}},
 	FieldBirthDate:  {"birthDate", []string{"null", "disagree", "same year", "one digit differs", "day/month swapped", "exact"}},
 	FieldGender:     {"gender", []string{"null", "disagree", "exact"}},
 	FieldAddress:    {"address", []string{"null", "disagree", "same zip", "same number and street", "exact"}},
@@ -126,10 +126,10 @@ func compareGiven(a, b *features) int {
 		return 4
 	}
 	jw := JaroWinkler(x, y)
-	if jw >= 0.92 || firstToken(a.middle) == y || firstToken(b.middle) == x {
+	if jw >= 0.92 || Transposed(x, y) || firstToken(a.middle) == y || firstToken(b.middle) == x {
 		return 3
 	}
-	if jw >= 0.80 {
+	if jw >= 0.80 || nearNickname(x, y) {
 		return 2
 	}
 	return 1
@@ -168,7 +168,7 @@ func compareFamily(x, y, nx, ny string) int {
 		return familyExact
 	}
 	jw := JaroWinkler(x, y)
-	if jw >= 0.92 || nx == ny || sharesPart(x, y) {
+	if jw >= 0.92 || nx == ny || Transposed(x, y) || sharesPart(x, y) {
 		return 3
 	}
 	if jw >= 0.80 {

@@ -94,3 +94,23 @@ func nickGroupsOf(a string) []int32 {
 	nickOnce.Do(loadNicknames)
 	return nickGroups[a]
 }
+
+// nearNickname reports whether b is one edit (OneEdit) from a name of a's
+// nickname groups of at least three letters, or a from one of b's: a
+// nickname on one record and a misspelt formal name on the other ("Kay"
+// and "Kahla" for Kayla, "Jimmy" and "Jmes" for James).
+func nearNickname(a, b string) bool {
+	nickOnce.Do(loadNicknames)
+	return nearGroup(a, b) || nearGroup(b, a)
+}
+
+func nearGroup(a, b string) bool {
+	for _, g := range nickGroups[a] {
+		for _, n := range groupNames[g] {
+			if len(n) >= 3 && len(b) >= 3 && n != a && OneEdit(n, b) {
+				return true
+			}
+		}
+	}
+	return false
+}

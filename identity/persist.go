@@ -161,6 +161,9 @@ type ReviewPair struct {
 	B      Key     `json:"b"`
 	Weight float64 `json:"weight"`
 	Reason string  `json:"reason"`
+	// Explanation is the pair's score field by field as the run computed
+	// it (agreement level names and weights: no demographic values).
+	Explanation []Contribution `json:"explanation,omitempty"`
 }
 
 const maxReview = 1000
@@ -236,7 +239,9 @@ func (s *Service) Run(ctx context.Context, recs []Record, opts Options) ([]Perso
 		if i == maxReview {
 			break
 		}
-		sum.Review = append(sum.Review, ReviewPair{A: recs[p.A].Key, B: recs[p.B].Key, Weight: p.Weight, Reason: p.Reason})
+		sc := m.Compare(int(p.A), int(p.B))
+		sum.Review = append(sum.Review, ReviewPair{A: recs[p.A].Key, B: recs[p.B].Key, Weight: p.Weight, Reason: p.Reason,
+			Explanation: sc.Explanation})
 	}
 	sum.Seconds = time.Since(t0).Seconds()
 	body, err := json.Marshal(sum)
