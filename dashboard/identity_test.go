@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"ehrgate/dashboard"
+	"ehrgate/dashboard/browsertest"
 	"ehrgate/identity"
 	"ehrgate/login"
 	"ehrgate/refresh"
@@ -347,5 +350,46 @@ func TestMergedChart(t *testing.T) {
 	strip := regexp.MustCompile(`<p><a href="[^"]*">← Chart of this record</a></p>`)
 	if strip.ReplaceAllString(pages[0], "") != strip.ReplaceAllString(pages[1], "") {
 		t.Errorf("the merged chart differs by the record it was opened from")
+	}
+}
+
+// TestBrowserIdentityReview drives a real headless Chromium: open the
+// review queue, compare its first pair, unlink it with a reason (the form
+// carries the session's CSRF token and posts same-origin), and land back
+// on the queue with the pair gone and the decision stored.
+func TestBrowserIdentityReview(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	ctx := browsertest.NewBrowser(t)
+	clin := login.Person{ID: "alice", Roles: []login.Role{login.RoleClinician}, Method: "local"}
+	e := newIdentityEnv(t, &clin)
+	srv := httptest.NewServer(e.h)
+	defer srv.Close()
+	sum, err := e.svc.Status(context.Background())
+	if err != nil || len(sum.Review) == 0 {
+		t.Fatalf("no review pair: %v", err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/identity/review"),
+		chromedp.WaitVisible(chromedp.ID("review")),
+		chromedp.Click(chromedp.CSS(`#review tbody tr:first-child a`)),
+		chromedp.WaitVisible(chromedp.ID("pair")),
+		chromedp.SendKeys(chromedp.ID("reason"), "different people: checked the ID cards"),
+		chromedp.Click(chromedp.ID("unlink")),
+		chromedp.WaitVisible(chromedp.ID("notice")),
+	)
+	if err != nil {
+		t.Fatalf("review in the browser: %v", err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("notice")))
+	if err != nil || !strings.Contains(status, "unlinked") {
+		t.Errorf("after unlinking the page says %q, %v", status, err)
+	}
+	ovs, _ := e.svc.Overrides(context.Background())
+	p := sum.Review[0]
+	if len(ovs) != 1 || identity.OverrideName(ovs[0].A, ovs[0].B) != identity.OverrideName(p.A, p.B) ||
+		ovs[0].Action != identity.ActionUnlink || ovs[0].By != "alice" {
+		t.Errorf("stored decisions = %+v, want alice's unlink of %s and %s", ovs, p.A, p.B)
 	}
 }

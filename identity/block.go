@@ -136,7 +136,7 @@ func (m *Matcher) candidates() ([]uint64, []bool, int) {
 	// two passes: count, then fill an exactly sized slice
 	total, skipped := 0, 0
 	forBlocks(keys, func(lo, hi int) {
-		if hi-lo > m.opts.MaxBlock {
+		if hi-lo > m.maxBlock(keys[lo].loose) {
 			skipped++
 			return
 		}
@@ -146,7 +146,7 @@ func (m *Matcher) candidates() ([]uint64, []bool, int) {
 	// pair: sorted, a pair's strict copy comes first
 	tagged := make([]uint64, 0, total)
 	forBlocks(keys, func(lo, hi int) {
-		if hi-lo > m.opts.MaxBlock {
+		if hi-lo > m.maxBlock(keys[lo].loose) {
 			return
 		}
 		var loose uint64
@@ -175,6 +175,17 @@ func (m *Matcher) candidates() ([]uint64, []bool, int) {
 		strict = append(strict, v&1 == 0)
 	}
 	return pairs, strict, skipped
+}
+
+// maxBlock is the largest block compared: MaxBlock, and a quarter of it
+// for the name-only rules, which are there for rare names (a shared common
+// name says little, and its blocks grow with the population: at 1M records
+// they brought four times the strict rules' pairs).
+func (m *Matcher) maxBlock(loose bool) int {
+	if loose {
+		return max(m.opts.MaxBlock/4, 2)
+	}
+	return m.opts.MaxBlock
 }
 
 // forBlocks calls fn for each run of equal hashes in sorted keys.

@@ -128,12 +128,12 @@ type EvalReport struct {
 	HardMerged    map[string]int `json:"hard_negatives_merged"`
 	// Missed counts the true pairs left in different clusters by cause
 	// (AnalyzeMisses).
-	Missed map[string]int `json:"missed_pairs"`
-	Candidates    int            `json:"candidates"`
-	Links         int            `json:"links"`
-	Review        int            `json:"review"`
-	EMIterations  int            `json:"em_iterations"`
-	EMConverged   bool           `json:"em_converged"`
+	Missed       map[string]int `json:"missed_pairs"`
+	Candidates   int            `json:"candidates"`
+	Links        int            `json:"links"`
+	Review       int            `json:"review"`
+	EMIterations int            `json:"em_iterations"`
+	EMConverged  bool           `json:"em_converged"`
 	// Seconds is the matcher's time (blocking, comparison, EM, scoring,
 	// clustering); GenerateSeconds the synthetic population's.
 	Seconds         float64 `json:"seconds"`
