@@ -25,6 +25,7 @@ import (
 // (*identity.Service is one). Decisions are respected by every later run.
 type IdentityService interface {
 	Status(ctx context.Context) (identity.RunSummary, error)
+	ReviewQueue(ctx context.Context) (identity.RunSummary, []identity.ReviewPair, error)
 	Overrides(ctx context.Context) ([]identity.Override, error)
 	SetOverride(ctx context.Context, o identity.Override) error
 	Persons(ctx context.Context) ([]identity.Person, error)
@@ -122,32 +123,20 @@ func (ip *identityPages) review(w http.ResponseWriter, r *http.Request) {
 	case string(identity.ActionUnlink):
 		b.Notice = "The records were unlinked. The next matching run keeps them apart."
 	}
-	sum, err := ip.o.Service.Status(ctx)
+	sum, queue, err := ip.o.Service.ReviewQueue(ctx)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		ip.d.render(w, r, http.StatusOK, "review", "Identity review", b)
 		return
 	case err != nil:
-		ip.d.fail(w, r, "reading the matching run", err)
+		ip.d.fail(w, r, "reading the review queue", err)
 		return
 	}
 	b.Ran, b.At, b.Records, b.Persons = true, sum.At, sum.Records, sum.Persons
-	ovs, err := ip.o.Service.Overrides(ctx)
-	if err != nil {
-		ip.d.fail(w, r, "reading identity decisions", err)
-		return
-	}
-	decided := make(map[string]bool, len(ovs))
-	for _, o := range ovs {
-		decided[identity.OverrideName(o.A, o.B)] = true
-	}
-	var rows []reviewRow
-	for _, p := range sum.Review {
-		if decided[identity.OverrideName(p.A, p.B)] {
-			b.Decided++
-			continue
-		}
-		rows = append(rows, reviewRow{ReviewPair: p, URL: pairURL(p.A, p.B)})
+	b.Decided = len(sum.Review) - len(queue)
+	rows := make([]reviewRow, len(queue))
+	for i, p := range queue {
+		rows[i] = reviewRow{ReviewPair: p, URL: pairURL(p.A, p.B)}
 	}
 	b.Pages = max(1, (len(rows)+reviewPageSize-1)/reviewPageSize)
 	b.Page, _ = strconv.Atoi(r.URL.Query().Get("page"))

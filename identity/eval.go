@@ -138,7 +138,10 @@ type EvalReport struct {
 	// clustering); GenerateSeconds the synthetic population's.
 	Seconds         float64 `json:"seconds"`
 	GenerateSeconds float64 `json:"generate_seconds"`
-	PeakRSSMB       float64 `json:"peak_rss_mb"`
+	// CPUSeconds is the CPU time the matcher used (every core), which a
+	// machine shared with other work does not inflate as it does Seconds.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	PeakRSSMB  float64 `json:"peak_rss_mb"`
 }
 
 // RunEval generates a population of people across sources, matches it as
@@ -148,12 +151,14 @@ func RunEval(ctx context.Context, gen GenOptions, opts Options) (EvalReport, err
 	t0 := time.Now()
 	pop := Generate(gen)
 	t1 := time.Now()
+	cpu0 := cpuSeconds()
 	m := New(pop.Records, opts)
 	res, err := m.Run(ctx)
 	if err != nil {
 		return rep, err
 	}
 	t2 := time.Now()
+	rep.CPUSeconds = cpuSeconds() - cpu0
 	rep.Missed = AnalyzeMisses(m, res, pop.Person, 0).ByCause
 	e := Evaluate(res.Cluster, pop.Person, pop.Hard)
 	rep.Records, rep.People = len(pop.Records), pop.People

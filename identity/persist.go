@@ -268,6 +268,31 @@ func (s *Service) Status(ctx context.Context) (RunSummary, error) {
 	return sum, nil
 }
 
+// ReviewQueue returns the last run's summary and its review pairs that no
+// one has decided since (no override of the pair), strongest first;
+// store.ErrNotFound when there was no run.
+func (s *Service) ReviewQueue(ctx context.Context) (RunSummary, []ReviewPair, error) {
+	sum, err := s.Status(ctx)
+	if err != nil {
+		return sum, nil, err
+	}
+	ovs, err := s.Overrides(ctx)
+	if err != nil {
+		return sum, nil, err
+	}
+	decided := make(map[string]bool, len(ovs))
+	for _, o := range ovs {
+		decided[OverrideName(o.A, o.B)] = true
+	}
+	var out []ReviewPair
+	for _, p := range sum.Review {
+		if !decided[OverrideName(p.A, p.B)] {
+			out = append(out, p)
+		}
+	}
+	return sum, out, nil
+}
+
 // savePersons writes the shards whose content changed and deletes the
 // shards left empty.
 func (s *Service) savePersons(ctx context.Context, prev, next []Person) error {

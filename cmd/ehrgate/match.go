@@ -19,7 +19,7 @@ func newMatchCmd(a *app) *cobra.Command {
 		Use:   "match",
 		Short: "Find the records that describe one person across sources",
 	}
-	cmd.AddCommand(newMatchEvalCmd(a), newMatchSynthCmd(a), newMatchRunCmd(a), newMatchStatusCmd(a),
+	cmd.AddCommand(newMatchEvalCmd(a), newMatchSynthCmd(a), newMatchRunCmd(a), newMatchStatusCmd(a), newMatchReviewCmd(a),
 		newMatchOverrideCmd(a, identity.ActionLink), newMatchOverrideCmd(a, identity.ActionUnlink))
 	return cmd
 }
@@ -121,6 +121,53 @@ func newMatchStatusCmd(a *app) *cobra.Command {
 				return err
 			}
 			return printMatchSummary(a, sum, asJSON)
+		},
+	}
+	addDataFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func newMatchReviewCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "review",
+		Short: "List the last match run's pairs for review that no one has decided, with each score's explanation",
+		Long: `review lists the pairs of records the last 'match run' could not decide
+(strongest first) and that no one has linked or unlinked since, each with
+its match weight, why it is in review and every field's agreement level and
+weight. Decide with 'ehrgate match link' or 'unlink', or on the dashboard's
+/identity/review page.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(cmd); err != nil {
+				return err
+			}
+			db, err := a.openExistingStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			_, queue, err := (&identity.Service{Docs: db}).ReviewQueue(cmd.Context())
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no match run yet: run 'ehrgate match run'")
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if queue == nil {
+					queue = []identity.ReviewPair{}
+				}
+				return json.NewEncoder(a.stdout).Encode(queue)
+			}
+			for _, p := range queue {
+				fmt.Fprintf(a.stdout, "%s %s  weight %.1f  (%s)\n", p.A, p.B, p.Weight, p.Reason)
+				for _, c := range p.Explanation {
+					fmt.Fprintf(a.stdout, "    %-10s %+6.1f  %s\n", c.Field, c.Weight, c.Level)
+				}
+			}
+			return nil
 		},
 	}
 	addDataFlag(cmd.Flags())
