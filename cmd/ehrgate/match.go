@@ -57,9 +57,10 @@ The same --patients and --seed give the same files.`,
 
 func newMatchRunCmd(a *app) *cobra.Command {
 	var (
-		asJSON bool
-		link   float64
-		review float64
+		asJSON  bool
+		link    float64
+		review  float64
+		newOnly bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run --data DIR",
@@ -68,7 +69,12 @@ func newMatchRunCmd(a *app) *cobra.Command {
 a Fellegi-Sunter score fitted to the data by EM, clustering with guards),
 applies the links and unlinks people made ('match link', 'match unlink'),
 carries person ids forward from the last run and stores the persons and a
-summary (see 'match status').`,
+summary (see 'match status').
+
+With --new-only it matches only the Patients no person holds yet (stored
+since the last run) against the stored persons with the last run's model,
+without fitting or clustering again: existing persons keep their members.
+It needs an earlier full run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.load(cmd); err != nil {
@@ -84,6 +90,20 @@ summary (see 'match status').`,
 				return err
 			}
 			svc := &identity.Service{Docs: db}
+			if newOnly {
+				add, err := svc.Add(cmd.Context(), recs, identity.Options{LinkWeight: link, ReviewWeight: review})
+				if errors.Is(err, identity.ErrNoRun) {
+					return fmt.Errorf("no match run yet: run 'ehrgate match run' without --new-only first")
+				}
+				if err != nil {
+					return fmt.Errorf("matching new records: %w", err)
+				}
+				if asJSON {
+					return json.NewEncoder(a.stdout).Encode(add)
+				}
+				fmt.Fprintf(a.stdout, "%d new records: %d joined a person, %d persons created\n", add.New, add.Joined, add.Created)
+				return nil
+			}
 			_, sum, err := svc.Run(cmd.Context(), recs, identity.Options{LinkWeight: link, ReviewWeight: review})
 			if err != nil {
 				return fmt.Errorf("matching: %w", err)
@@ -95,6 +115,7 @@ summary (see 'match status').`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	cmd.Flags().Float64Var(&link, "link-weight", 0, "match weight in bits at or above which pairs link (0: the default, 14)")
 	cmd.Flags().Float64Var(&review, "review-weight", 0, "match weight in bits at or above which unlinked pairs go to review")
+	cmd.Flags().BoolVar(&newOnly, "new-only", false, "match only the Patients no person holds yet, against the stored persons")
 	return cmd
 }
 

@@ -128,6 +128,10 @@ func TestMatchRunOverStore(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &after); err != nil || len(after) != len(queue)-1 {
 		t.Errorf("after deciding one pair match review lists %d pairs (%v), want %d", len(after), err, len(queue)-1)
 	}
+	out, stderr, err = run(t, ctx, "match", "run", "--new-only", "--data", data, "--json")
+	if err != nil || !strings.Contains(out, `"new":0`) {
+		t.Errorf("match run --new-only with nothing new = %q, %v\n%s", out, err, stderr)
+	}
 	text, _, _ := run(t, ctx, "match", "review", "--data", data)
 	if !strings.Contains(text, "birthDate") || !strings.Contains(text, "prior") {
 		t.Errorf("match review text lacks the explanation:\n%s", text)
