@@ -98,19 +98,17 @@ type reviewRow struct {
 }
 
 type reviewBody struct {
-	Ran      bool      // a run happened
-	At       time.Time // when the last run was
-	Records  int
-	Persons  int
-	Rows     []reviewRow
-	Decided  int // pairs of the run that people have decided since
-	Page     int
-	Pages    int
-	Prev     string
-	Next     string
-	Notice   string
-	Ref      string
-	CanDecid bool
+	Ran     bool      // a run happened
+	At      time.Time // when the last run was
+	Records int
+	Persons int
+	Rows    []reviewRow
+	Decided int // pairs of the run that people have decided since
+	Page    int
+	Pages   int
+	Prev    string
+	Next    string
+	Notice  string
 }
 
 // review lists the last run's review pairs that no one has decided yet.
@@ -194,20 +192,18 @@ type compared struct {
 }
 
 type pairBody struct {
-	A, B        demographics
-	Rows        []compared
-	Score       *identity.ReviewPair // the last run's score, nil when the pair was not in review
-	Total       float64
-	Other       []identity.Contribution // contributions not shown in Rows (prior, suffix)
-	Decision    *identity.Override      // an earlier decision about the pair
-	Notice      string
-	Error       bool
-	CSRF        string
-	ValueA      string
-	ValueB      string
-	CanDecide   bool
-	LinkWeight  float64
-	ReviewLimit string
+	A, B      demographics
+	Rows      []compared
+	Score     *identity.ReviewPair // the last run's score, nil when the pair was not in review
+	Total     float64
+	Other     []identity.Contribution // contributions not shown in Rows (prior, suffix)
+	Decision  *identity.Override      // an earlier decision about the pair
+	Notice    string
+	Error     bool
+	CSRF      string
+	ValueA    string
+	ValueB    string
+	CanDecide bool
 }
 
 // pair shows two records side by side with the explanation of their score.
@@ -240,8 +236,9 @@ func (ip *identityPages) pairPage(w http.ResponseWriter, r *http.Request, status
 			Heading: "Patients not found", Message: "Neither record is stored."})
 		return
 	}
-	for _, k := range []identity.Key{a, b} {
-		if !ip.d.recordAccess(w, r, audit.Read(audit.Agent{}, audit.PatientRef{Connection: k.Source, ID: k.ID},
+	for _, dm := range []demographics{body.A, body.B} {
+		k := dm.Key
+		if dm.Found && !ip.d.recordAccess(w, r, audit.Read(audit.Agent{}, audit.PatientRef{Connection: k.Source, ID: k.ID},
 			audit.ResourceRef{Connection: k.Source, Type: "Patient", ID: k.ID})) {
 			return
 		}

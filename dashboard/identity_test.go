@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"ehrgate/audit"
 	"ehrgate/dashboard"
 	"ehrgate/dashboard/browsertest"
 	"ehrgate/identity"
@@ -24,6 +25,7 @@ import (
 )
 
 type identityEnv struct {
+	rec  *recorder // the audit trail of the pages
 	st   *sqlite.Store
 	svc  *identity.Service
 	recs []identity.Record
@@ -61,9 +63,9 @@ func newIdentityEnv(t *testing.T, as *login.Person) *identityEnv {
 	if _, err := st.PutResources(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	e := &identityEnv{st: st, svc: &identity.Service{Docs: st, Now: func() time.Time { return identityNow }}, as: as}
+	e := &identityEnv{st: st, svc: &identity.Service{Docs: st, Now: func() time.Time { return identityNow }}, as: as, rec: &recorder{}}
 	e.run(t)
-	d := dashboard.New(st, dashboard.Options{Clock: func() time.Time { return identityNow }, RequirePerson: as != nil})
+	d := dashboard.New(st, dashboard.Options{Clock: func() time.Time { return identityNow }, RequirePerson: as != nil, Audit: e.rec})
 	h := d.Identity(dashboard.IdentityOptions{Service: e.svc, LocalApprover: "opuser"})
 	e.h = h
 	if as != nil {
@@ -159,6 +161,15 @@ func TestIdentityReviewQueue(t *testing.T) {
 		t.Fatalf("GET %s = %d:\n%s", path, rr.Code, rr.Body)
 	}
 	page := html.UnescapeString(rr.Body.String())
+	read := map[string]bool{}
+	for _, ev := range e.rec.events {
+		if ev.Action == audit.ActionRead && ev.Agent.UserID == "alice" {
+			read[ev.Patient.Connection+"/"+ev.Patient.ID] = true
+		}
+	}
+	if !read[p.A.String()] || !read[p.B.String()] {
+		t.Errorf("the pair page's view is not audited as a read of both patients: %v", read)
+	}
 	rows := map[string]string{}
 	for _, m := range fieldRow.FindAllStringSubmatch(page, -1) {
 		rows[m[1]] = m[2]
