@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -84,7 +85,8 @@ type banner struct {
 
 // chartBody is the data of the chart page.
 type chartBody struct {
-	Launched  bool // opened by a SMART launch from the EHR: the patient in context
+	Launched  bool   // opened by a SMART launch from the EHR: the patient in context
+	Merged    string // the merged chart's address ("" when identity pages are not served)
 	Patient   banner
 	Sections  []*section
 	Trends    *trendsView // plots and timelines; nil when nothing to plot
@@ -112,6 +114,9 @@ func (d *Dashboard) chart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := chartBody{Patient: d.banner(ctx, rec), Launched: r.URL.Query().Get("launched") == "1"}
+	if d.merged {
+		body.Merged = "/persons/" + url.PathEscape(conn) + "/" + url.PathEscape(id)
+	}
 	states, err := d.r.FetchStates(ctx, conn, id)
 	if err != nil {
 		body.StatesRef = d.reference(ctx)

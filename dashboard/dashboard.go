@@ -174,6 +174,9 @@ type Dashboard struct {
 	log   *slog.Logger
 	now   func() time.Time
 	pages map[string]*template.Template
+	// merged is set when the identity pages are served (Identity): charts
+	// then link to the merged chart.
+	merged bool
 }
 
 //go:embed templates/*.html static/*

@@ -22,6 +22,7 @@ func (d *Dashboard) funcs() template.FuncMap {
 		"system":   systemName,
 		"join":     strings.Join,
 		"plural":   plural,
+		"srcs":     d.sourceLabels,
 	}
 }
 

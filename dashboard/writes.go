@@ -195,7 +195,7 @@ func (ws *writePages) decide(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-		if err := ws.checkOrigin(r); err != nil {
+		if err := checkPost(ws.cop, r); err != nil {
 			ws.d.log.WarnContext(ctx, "dashboard: write decision refused", "reason", err.Error())
 			ws.d.render(w, r, http.StatusForbidden, "error", "Refused", errorBody{Status: http.StatusForbidden, Heading: "Refused",
 				Message: "This request did not come from an ehrgate page; reload the page and try again."})
@@ -235,10 +235,11 @@ func (ws *writePages) decide(approve bool) http.HandlerFunc {
 	}
 }
 
-// checkOrigin refuses cross-origin browser requests and, with a person
-// signed in, requests without the session's CSRF token.
-func (ws *writePages) checkOrigin(r *http.Request) error {
-	if err := ws.cop.Check(r); err != nil {
+// checkPost refuses cross-origin browser requests and, with a person
+// signed in, requests without the session's CSRF token (every form the
+// dashboard posts).
+func checkPost(cop *http.CrossOriginProtection, r *http.Request) error {
+	if err := cop.Check(r); err != nil {
 		return err
 	}
 	if _, ok := login.PersonFrom(r.Context()); !ok {

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"ehrgate/identity"
 	"fmt"
+	"net/http"
 	"os/user"
 	"sync"
 	"time"
@@ -196,9 +198,24 @@ func (g *Gateway) scheduleWrites(q *jobs.Queue) error {
 // routes: with login on, for signed-in people whose roles approve writes.
 func (g *Gateway) writeRoutes(dash *dashboard.Dashboard) []server.Route {
 	h := dash.Writes(dashboard.WriteOptions{Queue: g.Outbox(), Versions: g.store, LocalApprover: LocalApprover()})
-	var out []server.Route
-	for _, r := range dashboard.WriteRoutes {
+	return patientDataRoutes(h, dashboard.WriteRoutes)
+}
+
+// patientDataRoutes serves each of a dashboard handler's routes as a
+// patient-data route.
+func patientDataRoutes(h http.Handler, rs []struct{ Pattern, Serves string }) []server.Route {
+	out := make([]server.Route, 0, len(rs))
+	for _, r := range rs {
 		out = append(out, server.Route{Pattern: r.Pattern, Access: server.PatientData, Serves: r.Serves, Handler: h})
 	}
 	return out
+}
+
+// identityRoutes are the dashboard's identity pages
+// (dashboard.IdentityRoutes: the review queue, two records side by side,
+// link and unlink, the merged chart) over the store's persons and
+// decisions, as patient-data routes.
+func (g *Gateway) identityRoutes(dash *dashboard.Dashboard) []server.Route {
+	h := dash.Identity(dashboard.IdentityOptions{Service: &identity.Service{Docs: g.store}, LocalApprover: LocalApprover()})
+	return patientDataRoutes(h, dashboard.IdentityRoutes)
 }

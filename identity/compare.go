@@ -29,9 +29,9 @@ var fieldInfo = [numFields]struct {
 	name   string
 	levels []string
 }{
-	FieldGiven:      {"given", []string{"null", "disagree", "jaro-winkler>=0.80", "jaro-winkler>=0.92 or given/middle swap", "nickname", "exact"}},
+	FieldGiven:      {"given", []string{"null", "disagree", "jaro-winkler>=0.80 or one edit or nickname of a near spelling", "jaro-winkler>=0.92 or transposition or given/middle swap", "nickname", "exact"}},
 	FieldMiddle:     {"middle", []string{"null", "disagree", "initial", "exact"}},
-	FieldFamily:     {"family", []string{"null", "disagree", "jaro-winkler>=0.80", "nysiis or jaro-winkler>=0.92 or shared part", "previous name", "exact"}},
+	FieldFamily:     {"family", []string{"null", "disagree", "jaro-winkler>=0.80", "nysiis or jaro-winkler>=0.92 or transposition or shared part", "previous name", "exact"}},
 	FieldBirthDate:  {"birthDate", []string{"null", "disagree", "same year", "one digit differs", "day/month swapped", "exact"}},
 	FieldGender:     {"gender", []string{"null", "disagree", "exact"}},
 	FieldAddress:    {"address", []string{"null", "disagree", "same zip", "same number and street", "exact"}},
@@ -122,14 +122,17 @@ func compareGiven(a, b *features) int {
 	if x == y {
 		return 5
 	}
-	if Nicknames(x, y) {
+	if sharesGroup(a.nick, b.nick) {
 		return 4
 	}
 	jw := JaroWinkler(x, y)
-	if jw >= 0.92 || firstToken(a.middle) == y || firstToken(b.middle) == x {
+	if jw >= 0.92 || Transposed(x, y) || firstToken(a.middle) == y || firstToken(b.middle) == x {
 		return 3
 	}
-	if jw >= 0.80 {
+	// one edit (Damerau-Levenshtein distance 1, as Splink's default name
+	// comparison has) catches the typos of short names Jaro-Winkler
+	// scores low ("JOE" and "JDE": 0.78; "ZOE" and "ZE")
+	if jw >= 0.80 || OneEdit(x, y) || nearNickname(x, a.nick, y, b.nick) {
 		return 2
 	}
 	return 1
@@ -140,6 +143,7 @@ func compareGiven(a, b *features) int {
 func CompareGiven(a, b string) string {
 	fa := features{given: firstToken(NormalizeName(a))}
 	fb := features{given: firstToken(NormalizeName(b))}
+	fa.nick, fb.nick = nickGroupsOf(fa.given), nickGroupsOf(fb.given)
 	return fieldInfo[FieldGiven].levels[compareGiven(&fa, &fb)]
 }
 
@@ -168,7 +172,7 @@ func compareFamily(x, y, nx, ny string) int {
 		return familyExact
 	}
 	jw := JaroWinkler(x, y)
-	if jw >= 0.92 || nx == ny || sharesPart(x, y) {
+	if jw >= 0.92 || nx == ny || Transposed(x, y) || sharesPart(x, y) {
 		return 3
 	}
 	if jw >= 0.80 {

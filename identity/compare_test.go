@@ -12,7 +12,13 @@ func TestCompareGiven(t *testing.T) {
 		{"Robert", "Bob", "nickname"},
 		{"Katherine", "Kate", "nickname"},
 		{"Elizabeth", "Liz", "nickname"},
-		{"Michael", "Micheal", "jaro-winkler>=0.92 or given/middle swap"},
+		{"Michael", "Micheal", "jaro-winkler>=0.92 or transposition or given/middle swap"},
+		{"Wei", "Wie", "jaro-winkler>=0.92 or transposition or given/middle swap"},         // too short for Jaro's window
+		{"Kay", "Kahla", "jaro-winkler>=0.80 or one edit or nickname of a near spelling"},  // Kay for Kayla, Kayla misspelt
+		{"Jimmy", "Jmes", "jaro-winkler>=0.80 or one edit or nickname of a near spelling"}, // Jimmy for James, James misspelt
+		{"Joe", "Jde", "jaro-winkler>=0.80 or one edit or nickname of a near spelling"},    // a typo in a short name
+		{"John", "Mary", "disagree"},
+		{"Wei", "Iwe", "disagree"},
 		{"John", "Mary", "disagree"},
 		{"José", "JOSE", "exact"},
 		{"", "John", "null"},

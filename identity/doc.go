@@ -7,15 +7,16 @@
 //  1. Blocks: only pairs that share at least one blocking key are compared
 //     (birth date + NYSIIS code of the surname, surname prefix + given
 //     initial + birth year, normalized phone, identifier by assigning
-//     authority, normalized email, ...), so the work grows with the number
-//     of records, not its square.
-//  2. Compares each candidate pair field by field (Jaro–Winkler, a bundled
-//     nickname table, NYSIIS, birth dates with day/month swaps and one-digit
+//     authority, normalized email, name-only keys for rare names, ...), so
+//     the work grows with the number of records, not its square.
+//  2. Compares each candidate pair field by field (Jaro–Winkler, one edit
+//     and transpositions, a bundled nickname table, NYSIIS, birth dates with day/month swaps and one-digit
 //     typos, USPS Publication 28 address normalization, phone, email,
 //     identifiers by assigning authority, gender) into agreement levels.
 //  3. Scores it with the Fellegi–Sunter model: the m and u probabilities of
 //     every level are estimated by expectation–maximisation over the
-//     candidate pairs themselves (no labels), and a pair's weight is the sum
+//     candidate pairs of the strict blocking keys (no labels), u from
+//     random pairs, and a pair's weight is the sum
 //     of log2(m/u) over its fields, with a term-frequency adjustment for
 //     exact name agreement (a shared rare surname says more than "Smith").
 //     Every Score keeps its explanation (field, level, weight).

@@ -126,16 +126,22 @@ type EvalReport struct {
 	} `json:"cluster"`
 	HardNegatives map[string]int `json:"hard_negatives"`
 	HardMerged    map[string]int `json:"hard_negatives_merged"`
-	Candidates    int            `json:"candidates"`
-	Links         int            `json:"links"`
-	Review        int            `json:"review"`
-	EMIterations  int            `json:"em_iterations"`
-	EMConverged   bool           `json:"em_converged"`
+	// Missed counts the true pairs left in different clusters by cause
+	// (AnalyzeMisses).
+	Missed       map[string]int `json:"missed_pairs"`
+	Candidates   int            `json:"candidates"`
+	Links        int            `json:"links"`
+	Review       int            `json:"review"`
+	EMIterations int            `json:"em_iterations"`
+	EMConverged  bool           `json:"em_converged"`
 	// Seconds is the matcher's time (blocking, comparison, EM, scoring,
 	// clustering); GenerateSeconds the synthetic population's.
 	Seconds         float64 `json:"seconds"`
 	GenerateSeconds float64 `json:"generate_seconds"`
-	PeakRSSMB       float64 `json:"peak_rss_mb"`
+	// CPUSeconds is the CPU time the matcher used (every core), which a
+	// machine shared with other work does not inflate as it does Seconds.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	PeakRSSMB  float64 `json:"peak_rss_mb"`
 }
 
 // RunEval generates a population of people across sources, matches it as
@@ -145,11 +151,15 @@ func RunEval(ctx context.Context, gen GenOptions, opts Options) (EvalReport, err
 	t0 := time.Now()
 	pop := Generate(gen)
 	t1 := time.Now()
-	res, err := New(pop.Records, opts).Run(ctx)
+	cpu0 := cpuSeconds()
+	m := New(pop.Records, opts)
+	res, err := m.Run(ctx)
 	if err != nil {
 		return rep, err
 	}
 	t2 := time.Now()
+	rep.CPUSeconds = cpuSeconds() - cpu0
+	rep.Missed = AnalyzeMisses(m, res, pop.Person, 0).ByCause
 	e := Evaluate(res.Cluster, pop.Person, pop.Hard)
 	rep.Records, rep.People = len(pop.Records), pop.People
 	rep.Precision, rep.Recall, rep.F1 = e.Pairwise.Precision, e.Pairwise.Recall, e.Pairwise.F1
@@ -183,4 +193,64 @@ func PeakRSSMB() float64 {
 		}
 	}
 	return 0
+}
+
+// Misses counts the true pairs that ended in different clusters, by cause:
+// "not blocked" (no shared blocking key), "below review" (scored under the
+// review weight), "guard: ..." (scored to link, stopped by a pair guard),
+// "score" (between review and link weight), "cluster" (the pair would link
+// but clustering kept the groups apart). Samples holds up to perCause
+// examples of each cause as explanations, for diagnostics.
+type Misses struct {
+	ByCause map[string]int     `json:"by_cause"`
+	Samples map[string][]Score `json:"-"`
+}
+
+// AnalyzeMisses classifies the missed true pairs of a run (m after Run,
+// res its result, person the truth).
+func AnalyzeMisses(m *Matcher, res *Result, person []int32, perCause int) Misses {
+	ms := Misses{ByCause: map[string]int{}, Samples: map[string][]Score{}}
+	byPerson := map[int32][]int32{}
+	for i, p := range person {
+		byPerson[p] = append(byPerson[p], int32(i))
+	}
+	prior := m.model.PriorWeight()
+	for _, rs := range byPerson {
+		for x := 0; x < len(rs); x++ {
+			for y := x + 1; y < len(rs); y++ {
+				a, b := rs[x], rs[y]
+				if res.Cluster[a] == res.Cluster[b] {
+					continue
+				}
+				ka := keysOf(nil, &m.feats[a], 0)
+				kb := keysOf(nil, &m.feats[b], 0)
+				shared := false
+				for _, p := range ka {
+					for _, q := range kb {
+						shared = shared || p.h == q.h
+					}
+				}
+				c := compare(&m.feats[a], &m.feats[b])
+				w := prior + m.weight(a, b, c.pat)
+				cause := ""
+				switch d, g := m.decide(w, c); {
+				case !shared:
+					cause = "not blocked"
+				case d == NoLink:
+					cause = "below review"
+				case d == Review && g != "":
+					cause = "guard: " + g
+				case d == Review:
+					cause = "score"
+				default:
+					cause = "cluster"
+				}
+				ms.ByCause[cause]++
+				if len(ms.Samples[cause]) < perCause {
+					ms.Samples[cause] = append(ms.Samples[cause], m.Compare(int(a), int(b)))
+				}
+			}
+		}
+	}
+	return ms
 }

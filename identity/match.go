@@ -209,7 +209,7 @@ func (r *Result) Clusters() [][]int32 {
 // clusters.
 func (m *Matcher) Run(ctx context.Context) (*Result, error) {
 	res := &Result{Records: len(m.recs)}
-	pairs, skipped := m.candidates()
+	pairs, strict, skipped := m.candidates()
 	res.Candidates, res.SkippedBlocks = len(pairs), skipped
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -220,14 +220,20 @@ func (m *Matcher) Run(ctx context.Context) (*Result, error) {
 	}
 	if m.model == nil {
 		counts := map[pattern]int{}
-		for _, c := range cmps {
-			counts[c.levels()]++
+		nStrict := 0
+		for k, c := range cmps {
+			if strict[k] {
+				counts[c.levels()]++
+				nStrict++
+			}
 		}
 		u, n := m.randomU()
 		m.model = fitEM(counts, &u)
 		m.model.RandomPairs = n
 		all := float64(len(m.recs)) * float64(len(m.recs)-1) / 2
-		m.model.Lambda = clamp(m.model.CandidateLambda*float64(len(pairs))/math.Max(all, 1), 1e-12, 0.5)
+		// the prior from the strict pairs: the few matches only a name
+		// block finds are left out of it, which errs toward fewer links
+		m.model.Lambda = clamp(m.model.CandidateLambda*float64(nStrict)/math.Max(all, 1), 1e-12, 0.5)
 	}
 	prior := m.model.PriorWeight()
 	var links []Pair
@@ -244,7 +250,7 @@ func (m *Matcher) Run(ctx context.Context) (*Result, error) {
 			res.Review = append(res.Review, Pair{A: a, B: b, Weight: w, Reason: guard})
 		}
 	}
-	cmps = nil
+	cmps, strict = nil, nil
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -478,8 +484,8 @@ func (m *Matcher) cluster(res *Result, links []Pair) {
 				}
 				c := compare(&m.feats[x], &m.feats[y])
 				g := guard(c)
-				if g == guardGiven && (m.middleIn(x, mb) || m.middleIn(y, ma)) {
-					g = "" // the name x goes by is a middle name in y's group
+				if g == guardGiven && (m.middleIn(x, mb) || m.middleIn(y, ma) || m.middleIn(x, ma) || m.middleIn(y, mb)) {
+					g = "" // the name one goes by is a middle name in the joined group
 				}
 				if g != "" || prior+m.weight(x, y, c.pat) < m.opts.ReviewWeight-m.opts.CrossSlack {
 					ok = false

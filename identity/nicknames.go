@@ -94,3 +94,38 @@ func nickGroupsOf(a string) []int32 {
 	nickOnce.Do(loadNicknames)
 	return nickGroups[a]
 }
+
+// sharesGroup reports whether two names' nickname groups (nickGroupsOf)
+// intersect: Nicknames without the table lookups.
+func sharesGroup(ga, gb []int32) bool {
+	for _, x := range ga {
+		for _, y := range gb {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nearNickname reports whether b is one edit (OneEdit) from a name of a's
+// nickname groups (ga) of at least three letters, or a from one of b's
+// (gb): a nickname on one record and a misspelt formal name on the other
+// ("Kay" and "Kahla" for Kayla, "Jimmy" and "Jmes" for James).
+func nearNickname(a string, ga []int32, b string, gb []int32) bool {
+	return nearGroup(a, ga, b) || nearGroup(b, gb, a)
+}
+
+func nearGroup(a string, ga []int32, b string) bool {
+	if len(b) < 3 {
+		return false
+	}
+	for _, g := range ga {
+		for _, n := range groupNames[g] {
+			if len(n) >= 3 && n != a && OneEdit(n, b) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -161,6 +161,9 @@ type ReviewPair struct {
 	B      Key     `json:"b"`
 	Weight float64 `json:"weight"`
 	Reason string  `json:"reason"`
+	// Explanation is the pair's score field by field as the run computed
+	// it (agreement level names and weights: no demographic values).
+	Explanation []Contribution `json:"explanation,omitempty"`
 }
 
 const maxReview = 1000
@@ -236,7 +239,9 @@ func (s *Service) Run(ctx context.Context, recs []Record, opts Options) ([]Perso
 		if i == maxReview {
 			break
 		}
-		sum.Review = append(sum.Review, ReviewPair{A: recs[p.A].Key, B: recs[p.B].Key, Weight: p.Weight, Reason: p.Reason})
+		sc := m.Compare(int(p.A), int(p.B))
+		sum.Review = append(sum.Review, ReviewPair{A: recs[p.A].Key, B: recs[p.B].Key, Weight: p.Weight, Reason: p.Reason,
+			Explanation: sc.Explanation})
 	}
 	sum.Seconds = time.Since(t0).Seconds()
 	body, err := json.Marshal(sum)
@@ -261,6 +266,31 @@ func (s *Service) Status(ctx context.Context) (RunSummary, error) {
 		return sum, fmt.Errorf("decoding the run summary: %w", err)
 	}
 	return sum, nil
+}
+
+// ReviewQueue returns the last run's summary and its review pairs that no
+// one has decided since (no override of the pair), strongest first;
+// store.ErrNotFound when there was no run.
+func (s *Service) ReviewQueue(ctx context.Context) (RunSummary, []ReviewPair, error) {
+	sum, err := s.Status(ctx)
+	if err != nil {
+		return sum, nil, err
+	}
+	ovs, err := s.Overrides(ctx)
+	if err != nil {
+		return sum, nil, err
+	}
+	decided := make(map[string]bool, len(ovs))
+	for _, o := range ovs {
+		decided[OverrideName(o.A, o.B)] = true
+	}
+	var out []ReviewPair
+	for _, p := range sum.Review {
+		if !decided[OverrideName(p.A, p.B)] {
+			out = append(out, p)
+		}
+	}
+	return sum, out, nil
 }
 
 // savePersons writes the shards whose content changed and deletes the

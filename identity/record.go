@@ -85,6 +85,7 @@ type features struct {
 	phone, email                  string
 	ids                           []Identifier // system and value trimmed; system lower-cased
 	previous                      []string     // normalized earlier surnames
+	nick                          []int32      // nickname groups of given (shared with the table)
 }
 
 // interner shares equal strings (names repeat a lot).
@@ -115,6 +116,7 @@ func prepare(r *Record, in interner) features {
 	}
 	f.family, f.suffix = in.s(fam), sfx
 	f.givenNY, f.familyNY = in.s(NYSIIS(f.given)), in.s(NYSIIS(fam))
+	f.nick = nickGroupsOf(f.given)
 	for _, p := range r.Previous {
 		if n, _ := SplitSuffix(NormalizeName(p)); n != "" && n != fam {
 			f.previous = append(f.previous, in.s(n))

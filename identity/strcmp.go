@@ -178,3 +178,44 @@ func NYSIIS(name string) string {
 }
 
 func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
+
+// OneEdit reports whether a and b differ by exactly one edit of the
+// Damerau–Levenshtein kind: one letter substituted, inserted or deleted,
+// or two adjacent letters transposed (F. J. Damerau, "A technique for
+// computer detection and correction of spelling errors", 1964: the four
+// kinds cover most single typing errors). Equal strings are not one edit
+// apart.
+func OneEdit(a, b string) bool {
+	la, lb := len(a), len(b)
+	if la > lb {
+		a, b, la, lb = b, a, lb, la
+	}
+	if lb-la > 1 || a == b {
+		return false
+	}
+	i := 0
+	for i < la && a[i] == b[i] {
+		i++
+	}
+	if la == lb {
+		if a[i+1:] == b[i+1:] { // substitution
+			return true
+		}
+		return i+1 < la && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:] // transposition
+	}
+	return a[i:] == b[i+1:] // insertion
+}
+
+// Transposed reports whether a and b differ only by two adjacent letters
+// swapped ("WEI" and "WIE"), a typing error Jaro–Winkler scores low in
+// short names (its matching window is empty under four letters).
+func Transposed(a, b string) bool {
+	if len(a) != len(b) || a == b {
+		return false
+	}
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	return i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:]
+}

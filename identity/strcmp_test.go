@@ -49,3 +49,33 @@ func TestNYSIIS(t *testing.T) {
 		}
 	}
 }
+
+func TestOneEditAndTransposed(t *testing.T) {
+	tests := []struct {
+		a, b            string
+		oneEdit, transp bool
+	}{
+		{"WEI", "WIE", true, true},
+		{"MARTHA", "MARHTA", true, true},
+		{"KAYLA", "KAHLA", true, false}, // substitution
+		{"JAMES", "JMES", true, false},  // deletion
+		{"JOHN", "JOOHN", true, false},  // insertion
+		{"JOHN", "JOHN", false, false},  // equal: no edit
+		{"JOHN", "JOAN", true, false},
+		{"ABCD", "BADC", false, false}, // two transpositions
+		{"ABC", "CBA", false, false},
+		{"", "A", true, false},
+		{"JAMES", "JAMESON", false, false},
+	}
+	for _, tt := range tests {
+		if got := OneEdit(tt.a, tt.b); got != tt.oneEdit {
+			t.Errorf("OneEdit(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.oneEdit)
+		}
+		if got := OneEdit(tt.b, tt.a); got != tt.oneEdit {
+			t.Errorf("OneEdit(%q, %q) = %v, want %v", tt.b, tt.a, got, tt.oneEdit)
+		}
+		if got := Transposed(tt.a, tt.b); got != tt.transp {
+			t.Errorf("Transposed(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.transp)
+		}
+	}
+}

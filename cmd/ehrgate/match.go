@@ -19,7 +19,7 @@ func newMatchCmd(a *app) *cobra.Command {
 		Use:   "match",
 		Short: "Find the records that describe one person across sources",
 	}
-	cmd.AddCommand(newMatchEvalCmd(a), newMatchSynthCmd(a), newMatchRunCmd(a), newMatchStatusCmd(a),
+	cmd.AddCommand(newMatchEvalCmd(a), newMatchSynthCmd(a), newMatchRunCmd(a), newMatchStatusCmd(a), newMatchReviewCmd(a),
 		newMatchOverrideCmd(a, identity.ActionLink), newMatchOverrideCmd(a, identity.ActionUnlink))
 	return cmd
 }
@@ -57,9 +57,10 @@ The same --patients and --seed give the same files.`,
 
 func newMatchRunCmd(a *app) *cobra.Command {
 	var (
-		asJSON bool
-		link   float64
-		review float64
+		asJSON  bool
+		link    float64
+		review  float64
+		newOnly bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run --data DIR",
@@ -68,7 +69,12 @@ func newMatchRunCmd(a *app) *cobra.Command {
 a Fellegi-Sunter score fitted to the data by EM, clustering with guards),
 applies the links and unlinks people made ('match link', 'match unlink'),
 carries person ids forward from the last run and stores the persons and a
-summary (see 'match status').`,
+summary (see 'match status').
+
+With --new-only it matches only the Patients no person holds yet (stored
+since the last run) against the stored persons with the last run's model,
+without fitting or clustering again: existing persons keep their members.
+It needs an earlier full run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.load(cmd); err != nil {
@@ -84,6 +90,20 @@ summary (see 'match status').`,
 				return err
 			}
 			svc := &identity.Service{Docs: db}
+			if newOnly {
+				add, err := svc.Add(cmd.Context(), recs, identity.Options{LinkWeight: link, ReviewWeight: review})
+				if errors.Is(err, identity.ErrNoRun) {
+					return fmt.Errorf("no match run yet: run 'ehrgate match run' without --new-only first")
+				}
+				if err != nil {
+					return fmt.Errorf("matching new records: %w", err)
+				}
+				if asJSON {
+					return json.NewEncoder(a.stdout).Encode(add)
+				}
+				fmt.Fprintf(a.stdout, "%d new records: %d joined a person, %d persons created\n", add.New, add.Joined, add.Created)
+				return nil
+			}
 			_, sum, err := svc.Run(cmd.Context(), recs, identity.Options{LinkWeight: link, ReviewWeight: review})
 			if err != nil {
 				return fmt.Errorf("matching: %w", err)
@@ -95,6 +115,7 @@ summary (see 'match status').`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	cmd.Flags().Float64Var(&link, "link-weight", 0, "match weight in bits at or above which pairs link (0: the default, 14)")
 	cmd.Flags().Float64Var(&review, "review-weight", 0, "match weight in bits at or above which unlinked pairs go to review")
+	cmd.Flags().BoolVar(&newOnly, "new-only", false, "match only the Patients no person holds yet, against the stored persons")
 	return cmd
 }
 
@@ -121,6 +142,53 @@ func newMatchStatusCmd(a *app) *cobra.Command {
 				return err
 			}
 			return printMatchSummary(a, sum, asJSON)
+		},
+	}
+	addDataFlag(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func newMatchReviewCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "review",
+		Short: "List the last match run's pairs for review that no one has decided, with each score's explanation",
+		Long: `review lists the pairs of records the last 'match run' could not decide
+(strongest first) and that no one has linked or unlinked since, each with
+its match weight, why it is in review and every field's agreement level and
+weight. Decide with 'ehrgate match link' or 'unlink', or on the dashboard's
+/identity/review page.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(cmd); err != nil {
+				return err
+			}
+			db, err := a.openExistingStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			_, queue, err := (&identity.Service{Docs: db}).ReviewQueue(cmd.Context())
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no match run yet: run 'ehrgate match run'")
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if queue == nil {
+					queue = []identity.ReviewPair{}
+				}
+				return json.NewEncoder(a.stdout).Encode(queue)
+			}
+			for _, p := range queue {
+				fmt.Fprintf(a.stdout, "%s %s  weight %.1f  (%s)\n", p.A, p.B, p.Weight, p.Reason)
+				for _, c := range p.Explanation {
+					fmt.Fprintf(a.stdout, "    %-10s %+6.1f  %s\n", c.Field, c.Weight, c.Level)
+				}
+			}
+			return nil
 		},
 	}
 	addDataFlag(cmd.Flags())

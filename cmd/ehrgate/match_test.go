@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,5 +99,41 @@ func TestMatchRunOverStore(t *testing.T) {
 		if strings.Contains(out, r.Family) && r.Family != "" {
 			t.Errorf("match status prints a family name")
 		}
+	}
+	// the review queue: the run's undecided pairs, each with its explanation
+	out, stderr, err = run(t, ctx, "match", "review", "--data", data, "--json")
+	if err != nil {
+		t.Fatalf("match review: %v\n%s", err, stderr)
+	}
+	var queue []identity.ReviewPair
+	if err := json.Unmarshal([]byte(out), &queue); err != nil {
+		t.Fatalf("match review output: %v\n%s", err, out)
+	}
+	if len(queue) == 0 || len(queue) > len(sum2.Review) {
+		t.Fatalf("match review lists %d pairs; the run sent %d to review", len(queue), len(sum2.Review))
+	}
+	q := queue[0]
+	var total float64
+	for _, c := range q.Explanation {
+		total += c.Weight
+	}
+	if math.Abs(total-q.Weight) > 1e-6 {
+		t.Errorf("review pair %s %s: explanation sums to %.3f, weight %.3f", q.A, q.B, total, q.Weight)
+	}
+	if _, stderr, err := run(t, ctx, "match", "link", q.A.String(), q.B.String(), "--by", "tester", "--reason", "checked", "--data", data); err != nil {
+		t.Fatalf("match link: %v\n%s", err, stderr)
+	}
+	out, _, _ = run(t, ctx, "match", "review", "--data", data, "--json")
+	var after []identity.ReviewPair
+	if err := json.Unmarshal([]byte(out), &after); err != nil || len(after) != len(queue)-1 {
+		t.Errorf("after deciding one pair match review lists %d pairs (%v), want %d", len(after), err, len(queue)-1)
+	}
+	out, stderr, err = run(t, ctx, "match", "run", "--new-only", "--data", data, "--json")
+	if err != nil || !strings.Contains(out, `"new":0`) {
+		t.Errorf("match run --new-only with nothing new = %q, %v\n%s", out, err, stderr)
+	}
+	text, _, _ := run(t, ctx, "match", "review", "--data", data)
+	if !strings.Contains(text, "birthDate") || !strings.Contains(text, "prior") {
+		t.Errorf("match review text lacks the explanation:\n%s", text)
 	}
 }
