@@ -293,6 +293,11 @@ type Card struct {
 	SelectionBehavior string       `json:"selectionBehavior,omitempty"`
 	OverrideReasons   []Coding     `json:"overrideReasons,omitempty"`
 	Links             []Link       `json:"links,omitempty"`
+
+	// kind is the rule that made the card (a Finding's Kind, or
+	// "no-allergy-list"/"no-medication-list"), remembered with the card's
+	// uuid so feedback can be counted per kind of card. Not sent.
+	kind string
 }
 
 // Card indicators, in increasing urgency.
