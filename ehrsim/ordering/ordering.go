@@ -207,11 +207,16 @@ func (s *Screen) JWKS() []byte { return s.cds.JWKS() }
 // Issuer is the iss of the screen's JWTs.
 func (s *Screen) Issuer() string { return s.cds.Issuer() }
 
-// Handler serves the screen's pages under Options.Prefix.
+// Handler serves the screen's pages under Options.Prefix, and the CDS
+// client's public JWKS at Prefix/jwks.json (for --jwks-url registration).
 func (s *Screen) Handler() http.Handler {
 	p := s.o.Prefix
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+p+"/{$}", s.serveHome)
+	mux.HandleFunc("GET "+p+"/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(s.cds.JWKS())
+	})
 	mux.HandleFunc("GET "+p+"/login", s.serveLogin)
 	mux.HandleFunc("POST "+p+"/login", s.serveLogin)
 	mux.HandleFunc("POST "+p+"/logout", s.withSession(s.serveLogout))
