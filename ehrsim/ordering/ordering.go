@@ -26,11 +26,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -232,8 +234,17 @@ func (s *Screen) Handler() http.Handler {
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var pages = template.Must(template.New("pages").Funcs(template.FuncMap{"cardsData": cardsData}).
+var pages = template.Must(template.New("pages").Funcs(template.FuncMap{"cardsData": cardsData, "markdown": markdown}).
 	ParseFS(templateFS, "templates/*.html"))
+
+var boldRE = regexp.MustCompile(`\*\*([^*]+)\*\*`)
+
+// markdown renders the little of a card's markdown detail the screen
+// shows (bold); everything else stays text. The detail comes from a CDS
+// service: it is escaped first, so it can add no markup of its own.
+func markdown(s string) template.HTML {
+	return template.HTML(boldRE.ReplaceAllString(html.EscapeString(s), "<strong>$1</strong>")) //nolint:gosec // escaped above
+}
 
 // cardsView is what the "cards" template receives: one draft's cards and
 // the page's form fields.

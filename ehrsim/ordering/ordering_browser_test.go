@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -137,6 +139,16 @@ func TestBrowserOrderAmoxicillinWithPenicillinAllergy(t *testing.T) {
 	if !strings.Contains(text, "Allergy to Penicillin") || !strings.Contains(text, "amoxicillin") || ind.Value != "critical" {
 		t.Fatalf("card (%s) = %q, want a critical card naming the penicillin allergy and amoxicillin", ind.Value, text)
 	}
+
+	png := must(chromedp.Run(ctx, chromedp.FullScreenshot(100)))(t)
+	shot := filepath.Join(t.TempDir(), "card.png")
+	if dir := os.Getenv("EHRGATE_SCREENSHOTS"); dir != "" {
+		shot = filepath.Join(dir, "ordering-card.png")
+	}
+	if err := os.WriteFile(shot, png, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the card as shown: %s (%d bytes)", shot, len(png))
 
 	// Accept the suggested alternative: the draft becomes azithromycin,
 	// checked again (no card), and ehrgate records the feedback.
