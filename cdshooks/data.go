@@ -140,7 +140,7 @@ func fromPrefetch(raw json.RawMessage, patientID string, spec listSpec) (listDat
 		return listData{Prov: Provenance{From: "the EHR's prefetch (none recorded: the prefetch was null)"}}, "", true
 	}
 	var b fhir.Bundle
-	if err := json.Unmarshal(raw, &b); err != nil || b.ResourceType != "Bundle" {
+	if err := decodeJSON(raw, &b); err != nil || b.ResourceType != "Bundle" {
 		return listData{}, "the " + spec.PrefetchKey + " prefetch is not a Bundle", false
 	}
 	if b.LinkURL("next") != "" {
@@ -154,7 +154,7 @@ func fromPrefetch(raw json.RawMessage, patientID string, spec listSpec) (listDat
 		var h struct {
 			ResourceType string `json:"resourceType"`
 		}
-		if json.Unmarshal(e.Resource, &h) != nil {
+		if decodeJSON(e.Resource, &h) != nil {
 			continue
 		}
 		switch h.ResourceType {
@@ -347,7 +347,7 @@ func (s *Service) fromFHIRServer(ctx context.Context, req *Request, patientID st
 			var h struct {
 				ResourceType string `json:"resourceType"`
 			}
-			if json.Unmarshal(e.Resource, &h) != nil || h.ResourceType != spec.Type {
+			if decodeJSON(e.Resource, &h) != nil || h.ResourceType != spec.Type {
 				continue
 			}
 			d.Resources = append(d.Resources, e.Resource)

@@ -402,7 +402,7 @@ func (s *Service) call(ctx context.Context, si ServiceInfo, body []byte, receive
 		var p struct {
 			ResourceType, ID string
 		}
-		if json.Unmarshal(raw, &p) != nil || p.ResourceType != "Patient" || (p.ID != "" && p.ID != patientID) {
+		if decodeJSON(raw, &p) != nil || p.ResourceType != "Patient" || (p.ID != "" && p.ID != patientID) {
 			return nil, nil, badRequest("prefetch patient is not the Patient context.patientId names")
 		}
 	}
@@ -501,7 +501,7 @@ func (s *Service) drafts(req *Request) ([]Draft, error) {
 		return nil, badRequest("context.%s is required for %s", field, req.Hook)
 	}
 	var b fhir.Bundle
-	if err := json.Unmarshal(raw, &b); err != nil || b.ResourceType != "Bundle" {
+	if err := decodeJSON(raw, &b); err != nil || b.ResourceType != "Bundle" {
 		return nil, badRequest("context.%s must be a FHIR Bundle", field)
 	}
 	var selected map[string]bool
@@ -523,7 +523,7 @@ func (s *Service) drafts(req *Request) ([]Draft, error) {
 			ResourceType string `json:"resourceType"`
 			ID           string `json:"id"`
 		}
-		if err := json.Unmarshal(e.Resource, &h); err != nil {
+		if err := decodeJSON(e.Resource, &h); err != nil {
 			return nil, badRequest("context.%s.entry[%d] has no resource", field, i)
 		}
 		if h.ResourceType != "MedicationRequest" {
