@@ -17,7 +17,6 @@
 package ordering
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -188,7 +187,7 @@ func New(o Options) (*Screen, error) {
 		o.Now = time.Now
 	}
 	o.CDSBase = strings.TrimRight(o.CDSBase, "/")
-	fhirClient := &http.Client{Transport: handlerTransport{o.FHIR}}
+	fhirClient := &http.Client{Transport: smartauth.HandlerTransport(o.FHIR)}
 	co := o.Client
 	co.FHIRServer, co.FHIRClient = strings.TrimRight(o.FHIRBase, "/"), fhirClient
 	if co.Now == nil {
@@ -347,15 +346,7 @@ func (s *Screen) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusOK, "login", d)
 		return
 	}
-	var found *smartauth.User
-	for i := range s.o.Users {
-		u := &s.o.Users[i]
-		userOK := subtle.ConstantTimeCompare([]byte(u.Username), []byte(r.PostFormValue("username"))) == 1
-		passOK := subtle.ConstantTimeCompare([]byte(u.Password), []byte(r.PostFormValue("password"))) == 1
-		if userOK && passOK {
-			found = u
-		}
-	}
+	found := smartauth.FindUser(s.o.Users, r.PostFormValue("username"), r.PostFormValue("password"))
 	if found == nil {
 		s.log.InfoContext(r.Context(), "ordering: sign-in failed")
 		d.Error = "Unknown username or wrong password."
@@ -816,38 +807,3 @@ func (s *Screen) serveSign(w http.ResponseWriter, r *http.Request, sess *session
 	s.mu.Unlock()
 	http.Redirect(w, r, s.o.Prefix+"/patients/"+url.PathEscape(patientID), http.StatusSeeOther)
 }
-
-// handlerTransport serves HTTP requests with a handler in process: the
-// EHR reading its own FHIR API.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	rec := &recorder{header: http.Header{}, status: http.StatusOK}
-	t.h.ServeHTTP(rec, req)
-	return &http.Response{StatusCode: rec.status, Status: http.StatusText(rec.status), Header: rec.header,
-		Body: io.NopCloser(&rec.body), ContentLength: int64(rec.body.Len()), Request: req,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}, nil
-}
-
-// recorder is the http.ResponseWriter of handlerTransport.
-type recorder struct {
-	header      http.Header
-	status      int
-	wroteHeader bool
-	body        bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-
-func (r *recorder) WriteHeader(status int) {
-	if !r.wroteHeader {
-		r.status, r.wroteHeader = status, true
-	}
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	r.WriteHeader(http.StatusOK)
-	return r.body.Write(b)
-}
-
-var _ http.RoundTripper = handlerTransport{}
