@@ -259,19 +259,19 @@ func cardsData(p pageData, d *draft) cardsView {
 
 // pageData is what the page templates receive.
 type pageData struct {
-	Title      string
-	Prefix     string
-	CSRF       string
-	User       string
-	Error      string
-	Patients   []smartauth.PatientChoice
-	Patient    smartauth.PatientChoice
-	Allergies  []string
-	Catalogue  []Medication
-	Drafts     []*draft
-	Sign       *draft // the cards order-sign gave, if the orders were not signed
-	Signed     []*draft
-	CDSBase    string
+	Title     string
+	Prefix    string
+	CSRF      string
+	User      string
+	Error     string
+	Patients  []smartauth.PatientChoice
+	Patient   smartauth.PatientChoice
+	Allergies []string
+	Catalogue []Medication
+	Drafts    []*draft
+	Sign      *draft // the cards order-sign gave, if the orders were not signed
+	Signed    []*draft
+	CDSBase   string
 }
 
 func (s *Screen) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
