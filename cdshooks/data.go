@@ -130,7 +130,7 @@ func (s *Service) allergies(ctx context.Context, req *Request, patientID string,
 }
 
 // fromPrefetch reads a list's prefetch: a searchset Bundle (every page; a
-// Bundle with a next link is incomplete), or null, which CDS Hooks 2.0
+// Bundle with a next link other than self is incomplete), or null, which CDS Hooks 2.0
 // ("Prefetch Template") gives when the client has no data for the key, in
 // place of a Bundle with no entries: an empty list. (A client that could
 // not get the data omits the key instead.) Entries of other patients are
@@ -143,7 +143,9 @@ func fromPrefetch(raw json.RawMessage, patientID string, spec listSpec) (listDat
 	if err := decodeJSON(raw, &b); err != nil || b.ResourceType != "Bundle" {
 		return listData{}, "the " + spec.PrefetchKey + " prefetch is not a Bundle", false
 	}
-	if b.LinkURL("next") != "" {
+	// A next link that repeats self ends the search: a known server quirk
+	// (ehrsim's personalities reproduce it), read as fhir.Client reads it.
+	if next := b.LinkURL("next"); next != "" && next != b.LinkURL("self") {
 		return listData{}, "the " + spec.PrefetchKey + " prefetch has further pages", false
 	}
 	d := listData{Prov: Provenance{From: "the EHR's prefetch"}}

@@ -2,6 +2,7 @@ package cdshooks_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -101,5 +102,33 @@ func TestFeedbackEndpoint(t *testing.T) {
 	e.rec.setFail(false)
 	if got := len(stored()); got != n {
 		t.Errorf("feedback stored while the audit trail was down: %d records, want %d", got, n)
+	}
+}
+
+// TestPagedPrefetch: a prefetched list with a next link is incomplete
+// (412 without fhirAuthorization), except when the next link repeats
+// self, a server quirk that marks the last page (as fhir.Client reads it).
+func TestPagedPrefetch(t *testing.T) {
+	e := newEnv(t)
+	svc := e.service(t, cdshooks.ServiceOrderSelect)
+	page := func(next string) json.RawMessage {
+		return json.RawMessage(`{"resourceType":"Bundle","type":"searchset","link":[{"relation":"self","url":"https://ehr.example/AllergyIntolerance?patient=pen1"},` +
+			`{"relation":"next","url":"` + next + `"}],"entry":[{"resource":` +
+			allergyJSON("a1", patPenicillin, penicillinCode, activeConfirmed+`,"category":["medication"],"criticality":"high"`) + `}]}`)
+	}
+	for _, tc := range []struct {
+		next  string
+		want  int
+		cards int
+	}{
+		{"https://ehr.example/AllergyIntolerance?patient=pen1", http.StatusOK, 1},
+		{"https://ehr.example/AllergyIntolerance?patient=pen1&page=2", http.StatusPreconditionFailed, 0},
+	} {
+		resp, err := e.sim.Invoke(context.Background(), e.cds.URL, svc, cdsclient.Call{
+			Context:  orderContext(patPenicillin, draftOrder("d1", patPenicillin, amoxicillin)),
+			Prefetch: map[string]json.RawMessage{"allergies": page(tc.next)}})
+		if err != nil || resp.Status != tc.want || len(resp.Cards) != tc.cards {
+			t.Errorf("prefetch with next %s = %v %d %d cards, want %d with %d", tc.next, err, resp.Status, len(resp.Cards), tc.want, tc.cards)
+		}
 	}
 }
