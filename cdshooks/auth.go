@@ -1,6 +1,7 @@
 package cdshooks
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -76,7 +77,21 @@ type authenticator struct {
 	mu        sync.Mutex
 	jwks      map[string]cachedKeys // by URL
 	lastPrune time.Time
+	// known caches registered CDS clients by iss for clientTTL, with their
+	// parsed inline JWKS: a call need not read the registry and parse
+	// keys (a client removed or changed is seen within clientTTL).
+	known map[string]cachedClient
 }
+
+// cachedClient is a registered CDS client found by its iss.
+type cachedClient struct {
+	c       clients.Client
+	set     *jose.JSONWebKeySet // the inline JWKS parsed; nil when none or unreadable
+	fetched time.Time
+}
+
+// clientTTL is how long a client registration found by iss is reused.
+const clientTTL = 10 * time.Second
 
 type cachedKeys struct {
 	set     *jose.JSONWebKeySet
@@ -191,6 +206,49 @@ func (a *authenticator) verify(ctx context.Context, raw string, audiences []stri
 // lookup finds the CDS client whose iss is iss: the client with that id
 // (and no other Issuer), else the client whose Issuer is iss.
 func (a *authenticator) lookup(ctx context.Context, iss string) (clients.Client, error) {
+	now := a.now()
+	a.mu.Lock()
+	cc, ok := a.known[iss]
+	a.mu.Unlock()
+	if ok && now.Sub(cc.fetched) < clientTTL && !now.Before(cc.fetched) {
+		return cc.c, nil
+	}
+	c, err := a.lookupStored(ctx, iss)
+	if err != nil {
+		return c, err
+	}
+	cc = cachedClient{c: c, fetched: now}
+	if len(c.JWKS) > 0 {
+		var set jose.JSONWebKeySet
+		if json.Unmarshal(c.JWKS, &set) == nil {
+			cc.set = &set
+		}
+	}
+	a.mu.Lock()
+	if a.known == nil || len(a.known) > 10_000 {
+		a.known = map[string]cachedClient{}
+	}
+	a.known[iss] = cc
+	a.mu.Unlock()
+	return c, nil
+}
+
+// inlineKeys returns the parsed inline JWKS of the client cached for iss,
+// if it is still the registration c.
+func (a *authenticator) inlineKeys(c clients.Client) *jose.JSONWebKeySet {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, cc := range a.known {
+		if cc.c.ID == c.ID && bytes.Equal(cc.c.JWKS, c.JWKS) {
+			return cc.set
+		}
+	}
+	return nil
+}
+
+// lookupStored finds the CDS client with iss in the registry: by id, else
+// by registered issuer.
+func (a *authenticator) lookupStored(ctx context.Context, iss string) (clients.Client, error) {
 	c, err := a.clients.Get(ctx, iss)
 	if err == nil && c.CDS && (c.Issuer == "" || c.Issuer == iss) {
 		return c, nil
@@ -215,9 +273,12 @@ func (a *authenticator) lookup(ctx context.Context, iss string) (clients.Client,
 // the registered URL or one on the allow-list).
 func (a *authenticator) keys(ctx context.Context, c clients.Client, jku, kid string) ([]jose.JSONWebKey, *AuthError) {
 	if jku == "" && len(c.JWKS) > 0 {
-		var set jose.JSONWebKeySet
-		if err := json.Unmarshal(c.JWKS, &set); err != nil {
-			return nil, authErr("keys", "the client's registered JWKS cannot be read")
+		set := a.inlineKeys(c)
+		if set == nil {
+			set = new(jose.JSONWebKeySet)
+			if err := json.Unmarshal(c.JWKS, set); err != nil {
+				return nil, authErr("keys", "the client's registered JWKS cannot be read")
+			}
 		}
 		if ks := set.Key(kid); len(ks) > 0 {
 			return ks, nil

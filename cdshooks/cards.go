@@ -81,7 +81,7 @@ func (k *Knowledge) cards(findings []Finding, drafts []Draft, o cardOptions) []C
 			detail += "\n\n**Draft orders not checked:** " + strings.Join(names, "; ")
 		}
 		cards = append(cards, Card{UUID: newUUID(), Summary: truncate(summary, maxSummaryRunes), Detail: detail,
-			Indicator: IndicatorWarning, Source: src})
+			Indicator: IndicatorWarning, Source: src, kind: "no-allergy-list"})
 		return cards
 	}
 	for _, f := range findings {
@@ -96,7 +96,7 @@ func (k *Knowledge) cards(findings []Finding, drafts []Draft, o cardOptions) []C
 		default:
 			continue
 		}
-		c.UUID, c.Source = newUUID(), src
+		c.UUID, c.Source, c.kind = newUUID(), src, f.Kind
 		cards = append(cards, c)
 	}
 	return cards

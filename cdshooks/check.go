@@ -70,7 +70,7 @@ func ParseAllergy(n *normalize.Normalizer, raw []byte) (Allergy, error) {
 			Severity string `json:"severity"`
 		} `json:"reaction"`
 	}
-	_ = json.Unmarshal(raw, &extra) // the normalizer decoded it already
+	_ = decodeJSON(raw, &extra) // the normalizer decoded it already
 	a := Allergy{ID: extra.ID, Substance: ai.Substance, ClinicalStatus: ai.ClinicalStatus,
 		VerificationStatus: ai.VerificationStatus, Criticality: ai.Criticality, Category: ai.Category,
 		Reactions: ai.Reactions, Recorded: ai.Recorded, Active: ai.Active}
@@ -89,7 +89,7 @@ func ParseAllergy(n *normalize.Normalizer, raw []byte) (Allergy, error) {
 // id gets no suggestions: there is nothing to refer to).
 func withID(raw []byte) []byte {
 	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
+	if decodeJSON(raw, &m) != nil {
 		return raw
 	}
 	if _, ok := m["id"]; ok {
@@ -144,7 +144,7 @@ func ParseDraft(n *normalize.Normalizer, raw []byte) (Draft, error) {
 			Reference string `json:"reference"`
 		} `json:"subject"`
 	}
-	_ = json.Unmarshal(raw, &extra)
+	_ = decodeJSON(raw, &extra)
 	d := Draft{ID: extra.ID, Medication: mr.Medication, Raw: append(json.RawMessage(nil), raw...),
 		Status: mr.Status, AuthoredOn: mr.AuthoredOn, Active: mr.Active}
 	if extra.Subject != nil {

@@ -130,7 +130,7 @@ func (s *Service) allergies(ctx context.Context, req *Request, patientID string,
 }
 
 // fromPrefetch reads a list's prefetch: a searchset Bundle (every page; a
-// Bundle with a next link is incomplete), or null, which CDS Hooks 2.0
+// Bundle with a next link other than self is incomplete), or null, which CDS Hooks 2.0
 // ("Prefetch Template") gives when the client has no data for the key, in
 // place of a Bundle with no entries: an empty list. (A client that could
 // not get the data omits the key instead.) Entries of other patients are
@@ -140,10 +140,12 @@ func fromPrefetch(raw json.RawMessage, patientID string, spec listSpec) (listDat
 		return listData{Prov: Provenance{From: "the EHR's prefetch (none recorded: the prefetch was null)"}}, "", true
 	}
 	var b fhir.Bundle
-	if err := json.Unmarshal(raw, &b); err != nil || b.ResourceType != "Bundle" {
+	if err := decodeJSON(raw, &b); err != nil || b.ResourceType != "Bundle" {
 		return listData{}, "the " + spec.PrefetchKey + " prefetch is not a Bundle", false
 	}
-	if b.LinkURL("next") != "" {
+	// A next link that repeats self ends the search: a known server quirk
+	// (ehrsim's personalities reproduce it), read as fhir.Client reads it.
+	if next := b.LinkURL("next"); next != "" && next != b.LinkURL("self") {
 		return listData{}, "the " + spec.PrefetchKey + " prefetch has further pages", false
 	}
 	d := listData{Prov: Provenance{From: "the EHR's prefetch"}}
@@ -154,7 +156,7 @@ func fromPrefetch(raw json.RawMessage, patientID string, spec listSpec) (listDat
 		var h struct {
 			ResourceType string `json:"resourceType"`
 		}
-		if json.Unmarshal(e.Resource, &h) != nil {
+		if decodeJSON(e.Resource, &h) != nil {
 			continue
 		}
 		switch h.ResourceType {
@@ -347,7 +349,7 @@ func (s *Service) fromFHIRServer(ctx context.Context, req *Request, patientID st
 			var h struct {
 				ResourceType string `json:"resourceType"`
 			}
-			if json.Unmarshal(e.Resource, &h) != nil || h.ResourceType != spec.Type {
+			if decodeJSON(e.Resource, &h) != nil || h.ResourceType != spec.Type {
 				continue
 			}
 			d.Resources = append(d.Resources, e.Resource)

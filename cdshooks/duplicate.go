@@ -104,10 +104,10 @@ func duplicateCards(findings []DuplicateFinding, drafts []Draft, prov Provenance
 			detail += "\n\n**Draft orders not checked:** " + strings.Join(names, "; ")
 		}
 		return append(cards, Card{UUID: newUUID(), Summary: "No medication list available: duplicate-therapy check not done",
-			Detail: detail, Indicator: IndicatorInfo, Source: src})
+			Detail: detail, Indicator: IndicatorInfo, Source: src, kind: "no-medication-list"})
 	}
 	for _, f := range findings {
-		c := Card{UUID: newUUID(), Source: src}
+		c := Card{UUID: newUUID(), Source: src, kind: f.Kind}
 		switch f.Kind {
 		case KindDuplicate:
 			d, a := f.Draft, f.Existing

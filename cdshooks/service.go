@@ -171,6 +171,7 @@ type Service struct {
 	httpClient *http.Client
 	auth       *authenticator
 	met        *Metrics
+	issued     *issuedCards
 }
 
 // New returns a Service; BaseURL, Store and Audit are required.
@@ -214,7 +215,7 @@ func New(o Options) (*Service, error) {
 		o.MaxTokenLifetime = 5 * time.Minute
 	}
 	s := &Service{opts: o, log: o.Logger, now: o.Now, know: o.Knowledge, norm: o.Normalizer, httpClient: o.HTTPClient,
-		met: NewMetrics(o.Registerer)}
+		met: NewMetrics(o.Registerer), issued: newIssuedCards()}
 	s.auth = &authenticator{clients: o.Clients, docs: o.Store, jkuAllow: o.JKUAllowList, http: o.HTTPClient, now: o.Now,
 		skew: o.ClockSkew, maxLifetime: o.MaxTokenLifetime, jwks: map[string]cachedKeys{}}
 	return s, nil
@@ -371,6 +372,7 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 	for _, c := range resp.Cards {
 		s.met.Cards.WithLabelValues(id, c.Indicator).Inc()
 	}
+	s.issued.add(resp.Cards)
 	s.log.InfoContext(r.Context(), "cds call", "service", id, "client", caller.Client.ID, "cards", len(resp.Cards), "request_id", ev.RequestID)
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -400,7 +402,7 @@ func (s *Service) call(ctx context.Context, si ServiceInfo, body []byte, receive
 		var p struct {
 			ResourceType, ID string
 		}
-		if json.Unmarshal(raw, &p) != nil || p.ResourceType != "Patient" || (p.ID != "" && p.ID != patientID) {
+		if decodeJSON(raw, &p) != nil || p.ResourceType != "Patient" || (p.ID != "" && p.ID != patientID) {
 			return nil, nil, badRequest("prefetch patient is not the Patient context.patientId names")
 		}
 	}
@@ -499,7 +501,7 @@ func (s *Service) drafts(req *Request) ([]Draft, error) {
 		return nil, badRequest("context.%s is required for %s", field, req.Hook)
 	}
 	var b fhir.Bundle
-	if err := json.Unmarshal(raw, &b); err != nil || b.ResourceType != "Bundle" {
+	if err := decodeJSON(raw, &b); err != nil || b.ResourceType != "Bundle" {
 		return nil, badRequest("context.%s must be a FHIR Bundle", field)
 	}
 	var selected map[string]bool
@@ -521,7 +523,7 @@ func (s *Service) drafts(req *Request) ([]Draft, error) {
 			ResourceType string `json:"resourceType"`
 			ID           string `json:"id"`
 		}
-		if err := json.Unmarshal(e.Resource, &h); err != nil {
+		if err := decodeJSON(e.Resource, &h); err != nil {
 			return nil, badRequest("context.%s.entry[%d] has no resource", field, i)
 		}
 		if h.ResourceType != "MedicationRequest" {
@@ -552,8 +554,14 @@ const DocFeedback = "cds-feedback"
 
 // FeedbackRecord is one recorded outcome of a card.
 type FeedbackRecord struct {
-	Service             string    `json:"service"`
-	Card                string    `json:"card"`
+	Service string `json:"service"`
+	Card    string `json:"card"`
+	// Kind and Indicator are the rule that made the card (an allergy
+	// match: ingredient, class, cross-sensitivity; drug-unchecked,
+	// duplicate, ...) and its urgency, when this process sent the card;
+	// empty otherwise.
+	Kind                string    `json:"kind,omitempty"`
+	Indicator           string    `json:"indicator,omitempty"`
 	Outcome             string    `json:"outcome"`
 	AcceptedSuggestions []string  `json:"acceptedSuggestions,omitempty"`
 	OverrideReason      *Coding   `json:"overrideReason,omitempty"`
@@ -583,10 +591,24 @@ func (s *Service) serveFeedback(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusBadRequest, "invalid", strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": "))
 		return
 	}
+	// One audit event per feedback call (which client, when; no patient,
+	// the body names none), recorded before anything is stored: a call that
+	// cannot be audited is refused (fail closed).
+	ev := audit.Event{Type: audit.TypeRest, Subtype: []audit.Coding{audit.Interaction("operation")}, Action: audit.ActionCreate,
+		Outcome: audit.OutcomeSuccess, Agent: audit.Agent{ClientID: caller.Client.ID, Address: audit.Address(r.RemoteAddr)},
+		RequestID: server.RequestIDFrom(r.Context())}
+	if err := s.opts.Audit.Record(r.Context(), ev); err != nil {
+		s.log.ErrorContext(r.Context(), "cds: audit trail unavailable", "service", id, "error", err)
+		writeProblem(w, http.StatusServiceUnavailable, "transient", "the feedback could not be recorded; try again")
+		return
+	}
 	now := s.now().UTC()
 	for _, f := range fr.Feedback {
 		rec := FeedbackRecord{Service: id, Card: f.Card, Outcome: f.Outcome, OutcomeTimestamp: f.OutcomeTimestamp,
 			Client: caller.Client.ID, Received: now}
+		if ic, ok := s.issued.get(f.Card); ok {
+			rec.Kind, rec.Indicator = ic.Kind, ic.Indicator
+		}
 		for _, a := range f.AcceptedSuggestions {
 			rec.AcceptedSuggestions = append(rec.AcceptedSuggestions, a.ID)
 		}

@@ -160,6 +160,10 @@ type Options struct {
 	// FeedThresholds tune the alerts the feed pages show (the defaults
 	// match deploy/prometheus/hl7.yml).
 	FeedThresholds feedhealth.Thresholds
+	// CDSFeedback reads the feedback CDS clients sent on ehrgate's CDS
+	// Hooks cards, shown per service at /cds/feedback
+	// (login.SeeOperations); nil hides the page.
+	CDSFeedback CDSFeedbackFunc
 	// Replayed, if set, is called after a message was queued for
 	// conversion again (to schedule the conversion at once). It must not
 	// block.
@@ -196,7 +200,7 @@ func New(r Reader, opts Options) *Dashboard {
 		d.now = time.Now
 	}
 	d.pages = make(map[string]*template.Template)
-	for _, name := range []string{"overview", "search", "chart", "quality", "probe", "connection", "audit", "feed", "error"} {
+	for _, name := range []string{"overview", "search", "chart", "quality", "probe", "connection", "audit", "feed", "cdsfeedback", "error"} {
 		t := template.New("layout.html").Funcs(d.funcs())
 		d.pages[name] = template.Must(t.ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -215,6 +219,7 @@ func New(r Reader, opts Options) *Dashboard {
 //	GET /audit                          the audit trail (agent, patient, since; with Options.Trail)
 //	GET /feeds/{connection}             an HL7 v2 feed: messages per hour, ACK codes, problems, lag, alerts (with Options.Feeds; hours=48)
 //	POST /feeds/{connection}/replay     queue a refused or unconverted message for conversion again (seq, csrf)
+//	GET /cds/feedback                   CDS Hooks card feedback per service and kind of card (with Options.CDSFeedback)
 //	GET /static/                        the embedded stylesheet
 //
 // Every other path gets the dashboard's 404 page.
@@ -237,6 +242,9 @@ func (d *Dashboard) Handler() http.Handler {
 	if d.opts.Feeds != nil {
 		mux.Handle("GET /feeds/{connection}", d.need(login.SeeOperations, d.feed))
 		mux.Handle("POST /feeds/{connection}/replay", d.need(login.SeeOperations, d.replay))
+	}
+	if d.opts.CDSFeedback != nil {
+		mux.Handle("GET /cds/feedback", d.need(login.SeeOperations, d.cdsFeedback))
 	}
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.Handle("/", d.need("", d.notFound))
@@ -298,6 +306,8 @@ type page struct {
 	// session's token for the logout form.
 	Person *login.Person
 	CSRF   string
+	// CDS is set when the CDS feedback page is served.
+	CDS bool
 }
 
 // Can reports whether the page's viewer may use perm (anyone may when
@@ -308,7 +318,7 @@ func (p page) Can(perm string) bool { return p.Person == nil || p.Person.Can(log
 // failure becomes a clean error page instead of half a page.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name, title string, body any) {
 	var buf bytes.Buffer
-	p := page{Title: title, AppName: d.opts.Title, Nav: name, Body: body}
+	p := page{Title: title, AppName: d.opts.Title, Nav: name, Body: body, CDS: d.opts.CDSFeedback != nil}
 	if who, ok := login.PersonFrom(r.Context()); ok {
 		p.Person, p.CSRF = &who, login.CSRFToken(r.Context())
 	}

@@ -4,10 +4,13 @@ package gateway
 // is the one call serve or demo makes to offer ehrgate's CDS services.
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"time"
 
 	"ehrgate/cdshooks"
+	"ehrgate/dashboard"
 	"ehrgate/jobs"
 )
 
@@ -48,6 +51,9 @@ func (g *Gateway) MountCDS(o cdshooks.Options) (*cdshooks.Service, error) {
 	for _, rt := range svc.Routes() {
 		g.Mount(rt)
 	}
+	g.mu.Lock()
+	g.cds = true
+	g.mu.Unlock()
 	return svc, nil
 }
 
@@ -71,4 +77,31 @@ func (g *Gateway) scheduleCDS(q *jobs.Queue) error {
 	}
 	return q.AddPeriodic(jobs.Periodic{ID: "cds-prune", Every: time.Hour,
 		Args: func() jobs.Args { return CDSPruneJob{} }})
+}
+
+// cdsFeedback is the dashboard's reader of CDS card feedback, or nil when
+// the CDS services are not mounted (the page is then not served).
+func (g *Gateway) cdsFeedback() dashboard.CDSFeedbackFunc {
+	g.mu.Lock()
+	on := g.cds
+	g.mu.Unlock()
+	if !on {
+		return nil
+	}
+	return func(ctx context.Context) ([]dashboard.CDSFeedback, error) {
+		recs, err := cdshooks.ReadFeedback(ctx, g.store, "")
+		if err != nil {
+			return nil, fmt.Errorf("reading CDS feedback: %w", err)
+		}
+		out := make([]dashboard.CDSFeedback, 0, len(recs))
+		for _, r := range recs {
+			f := dashboard.CDSFeedback{Service: r.Service, Card: r.Card, Kind: r.Kind, Indicator: r.Indicator,
+				Outcome: r.Outcome, Client: r.Client, Received: r.Received}
+			if c := r.OverrideReason; c != nil {
+				f.Reason = cmp.Or(c.Display, c.Code)
+			}
+			out = append(out, f)
+		}
+		return out, nil
+	}
 }

@@ -41,6 +41,8 @@ func (g *Gateway) server() *server.Server {
 		Trail:     g.store,
 		Feeds:     g.store,
 		FeedNames: g.hl7Feeds,
+		// The CDS feedback page, when the CDS services are mounted.
+		CDSFeedback: g.cdsFeedback(),
 		// With login on, the server admits only signed-in people to the
 		// dashboard; each page checks the person's roles.
 		RequirePerson: g.login != nil,

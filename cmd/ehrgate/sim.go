@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 	"ehrgate/ehr"
 	"ehrgate/ehrsim"
 	"ehrgate/ehrsim/bulkexport"
+	"ehrgate/ehrsim/cdsclient"
 	"ehrgate/ehrsim/hl7feed"
+	"ehrgate/ehrsim/ordering"
 	"ehrgate/ehrsim/personality"
 	"ehrgate/ehrsim/smartauth"
 	"ehrgate/synth"
@@ -43,6 +46,12 @@ type simFlags struct {
 	accessTTL     time.Duration
 	rotateRefresh bool
 	clockSkew     time.Duration
+
+	// The ordering screen (sim only): CDS services to call, the iss of
+	// the simulator's JWTs, where to write its public JWKS.
+	cdsServices string
+	cdsIssuer   string
+	cdsJWKS     string
 }
 
 func (f *simFlags) register(fs *pflag.FlagSet) {
@@ -69,7 +78,9 @@ func (f *simFlags) register(fs *pflag.FlagSet) {
 type simEndpoint struct {
 	base string            // FHIR base URL (the SMART iss and aud)
 	auth *smartauth.Server // nil when unauthenticated
-	stop func()
+	// orders is the ordering screen's URL ("" without --cds-services).
+	orders string
+	stop   func()
 }
 
 // startSim serves sim on addr in the background. Unless noAuth is set, the
@@ -114,6 +125,24 @@ func (f *simFlags) start(ctx context.Context, sim *ehrsim.Server, addr string, c
 	mux.Handle("/", rest)
 	bulkexport.New(bopts).Register(mux)
 	var h http.Handler = mux
+	var screen *ordering.Screen
+	if f.cdsServices != "" {
+		// The ordering screen reads the FHIR API in process (the EHR's own
+		// access) and has its own sign-in, outside the SMART layer.
+		screen, err = ordering.New(ordering.Options{FHIR: rest, FHIRBase: ep.base, CDSBase: f.cdsServices,
+			Client: cdsclient.Options{Issuer: f.cdsIssuer}, Logger: log.With("component", "ehrsim-orders")})
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		if f.cdsJWKS != "" {
+			if err := os.WriteFile(f.cdsJWKS, screen.JWKS(), 0o644); err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("writing the CDS client's JWKS: %w", err)
+			}
+		}
+		ep.orders = strings.TrimSuffix(ep.base, "/fhir") + "/ehr/"
+	}
 	if !f.noAuth {
 		if f.clientConfig != "" {
 			more, err := smartauth.LoadClients(f.clientConfig)
@@ -138,6 +167,12 @@ func (f *simFlags) start(ctx context.Context, sim *ehrsim.Server, addr string, c
 		}
 		ep.auth = auth
 		h = smartauth.WithSMART(h, auth)
+	}
+	if screen != nil {
+		outer := http.NewServeMux()
+		outer.Handle("/ehr/", screen.Handler())
+		outer.Handle("/", h)
+		h = outer
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
@@ -235,6 +270,9 @@ malformed bodies so clients can be tested against a misbehaving EHR.`,
 			if ep.auth != nil {
 				fmt.Fprintf(a.stdout, "SMART: %s/.well-known/smart-configuration; EHR launch page %s/auth/launch\n", ep.base, strings.TrimSuffix(ep.base, "/fhir"))
 			}
+			if ep.orders != "" {
+				fmt.Fprintf(a.stdout, "ordering screen %s (CDS services %s; sign in as dr.smith / password)\n", ep.orders, f.cdsServices)
+			}
 			if hl7To != "" {
 				go func() {
 					stats, err := hl7feed.Run(cmd.Context(), hl7feed.Options{Addr: hl7To, Patients: f.patients, Seed: f.seed,
@@ -253,6 +291,9 @@ malformed bodies so clients can be tested against a misbehaving EHR.`,
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8081", "listen address HOST:PORT")
+	cmd.Flags().StringVar(&f.cdsServices, "cds-services", "", "CDS Hooks server base URL (e.g. ehrgate's http://127.0.0.1:8080): serve an ordering screen at /ehr/ that calls its order-select and order-sign services")
+	cmd.Flags().StringVar(&f.cdsIssuer, "cds-issuer", "ehrsim", "iss of the ordering screen's CDS JWTs (register it: ehrgate clients add NAME --cds-client --iss ISS --jwks FILE)")
+	cmd.Flags().StringVar(&f.cdsJWKS, "cds-jwks", "", "write the ordering screen's public JWKS to this file (its key is new at every start)")
 	cmd.Flags().BoolVar(&f.noAuth, "no-auth", false, "serve the FHIR API without authorization (for clients that cannot do SMART)")
 	cmd.Flags().StringVar(&hl7To, "hl7-to", "", "send the simulated ADT/ORU/VXU feed for the synthetic patients to this MLLP receiver HOST:PORT")
 	cmd.Flags().Float64Var(&hl7Rate, "hl7-rate", 0, "HL7 messages per second (0 = as fast as acknowledged)")

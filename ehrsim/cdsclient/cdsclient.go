@@ -46,6 +46,10 @@ type Options struct {
 	// HTTPClient calls the CDS server and the FHIR server (default: 10 s
 	// timeout).
 	HTTPClient *http.Client
+	// FHIRClient, if set, fills prefetch templates instead of HTTPClient:
+	// an EHR reads its own data with its own privileges (the simulator's
+	// ordering screen serves it in process, past the SMART layer).
+	FHIRClient *http.Client
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// TokenLifetime is how long a JWT is valid (default 5 minutes).
@@ -82,6 +86,9 @@ func New(o Options) (*Client, error) {
 	pub.KeyID = o.KeyID
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if o.FHIRClient == nil {
+		o.FHIRClient = o.HTTPClient
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -347,7 +354,7 @@ func (c *Client) prefetch(ctx context.Context, tmpl string, hookCtx map[string]a
 		return nil, false, err
 	}
 	req.Header.Set("Accept", "application/fhir+json")
-	resp, err := c.o.HTTPClient.Do(req)
+	resp, err := c.o.FHIRClient.Do(req)
 	if err != nil {
 		return nil, false, nil // not satisfied: the key is omitted
 	}

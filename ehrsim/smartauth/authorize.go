@@ -299,9 +299,15 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 
 // checkPassword returns the user with these credentials, or nil.
 func (s *Server) checkPassword(username, password string) *User {
+	return FindUser(s.opts.Users, username, password)
+}
+
+// FindUser returns the user of users with these credentials, or nil,
+// comparing in constant time and looking at every user.
+func FindUser(users []User, username, password string) *User {
 	var found *User
-	for i := range s.opts.Users {
-		u := &s.opts.Users[i]
+	for i := range users {
+		u := &users[i]
 		userOK := subtle.ConstantTimeCompare([]byte(u.Username), []byte(username)) == 1
 		passOK := subtle.ConstantTimeCompare([]byte(u.Password), []byte(password)) == 1
 		if userOK && passOK {

@@ -488,6 +488,21 @@ func (b *bufferedResponse) Header() http.Header         { return b.header }
 func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
 func (b *bufferedResponse) WriteHeader(status int)      { b.status = status }
 
+// HandlerTransport returns a RoundTripper that answers requests with h in
+// process (the EHR reading its own FHIR API, as the ordering screen does):
+// the request goes to h unchanged, the response is h's, buffered.
+func HandlerTransport(h http.Handler) http.RoundTripper { return handlerTransport{h} }
+
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := newBuffered()
+	t.h.ServeHTTP(rec, req)
+	return &http.Response{StatusCode: rec.status, Status: http.StatusText(rec.status), Header: rec.header,
+		Body: io.NopCloser(&rec.body), ContentLength: int64(rec.body.Len()), Request: req,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}, nil
+}
+
 // copyTo writes the recorded response to w.
 func (b *bufferedResponse) copyTo(w http.ResponseWriter) {
 	for k, v := range b.header {
@@ -722,5 +737,6 @@ func PatientLister(fhirHandler http.Handler, fhirBase string) func() []PatientCh
 // Interface guards.
 var (
 	_ http.ResponseWriter = (*bufferedResponse)(nil)
+	_ http.RoundTripper   = handlerTransport{}
 	_ error               = (*Error)(nil)
 )
