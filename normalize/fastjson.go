@@ -492,7 +492,11 @@ func isHex4(b []byte) bool {
 
 // Wire-type readers.
 
-var headerKeys = []string{"resourceType", "id", "meta"}
+var headerKeys = []string{"resourceType", "id", "meta", "extension"}
+
+// extensionBit is the seen-bit of the extension key, above every type's own
+// bits.
+const extensionBit = 63
 
 // headerKey decodes key into h if it is an envelope key.
 func (d *fastDecoder) headerKey(key []byte, h *header, seen *uint64, base uint) bool {
@@ -503,6 +507,14 @@ func (d *fastDecoder) headerKey(key []byte, h *header, seen *uint64, base uint) 
 	case "id":
 		d.once(seen, base+1)
 		d.str(&h.ID)
+	case "extension":
+		d.once(seen, extensionBit)
+		d.ws()
+		start := d.i
+		d.skip(0)
+		if d.ok {
+			h.Extension = json.RawMessage(d.data[start:d.i])
+		}
 	case "meta":
 		d.once(seen, base+2)
 		if d.openObject() {

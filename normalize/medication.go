@@ -78,6 +78,7 @@ func normalizeMedicationRequest(ref Ref, raw []byte) (Resource, error) {
 	m.check(in.AuthoredOn == "", "authoredOn")
 	m.check(out.Dosage == "", "dosage")
 	out.Missing = m
+	extensionsOf(&out.Common, &in.header)
 	return out, nil
 }
 

@@ -99,6 +99,13 @@ type Common struct {
 	Source    Ref      `json:"source"`
 	PatientID string   `json:"patientId,omitempty"`
 	Missing   []string `json:"missing,omitempty"` // fields the source did not provide
+	// Extensions are the understood extensions of the resource (see
+	// Extension) that have no model field of their own.
+	Extensions []Extension `json:"extensions,omitempty"`
+	// UnknownExtensions are the URLs of top-level extensions nobody
+	// understands (not US Core, not registered by a vendor profile), each
+	// once. They stay in the raw resource; the quality report counts them.
+	UnknownExtensions []string `json:"unknownExtensions,omitempty"`
 }
 
 // Identifier is a business identifier.
@@ -122,9 +129,23 @@ type Patient struct {
 	Phone       string       `json:"phone,omitempty"`
 	Email       string       `json:"email,omitempty"`
 	Language    string       `json:"language,omitempty"`
-	Race        string       `json:"race,omitempty"`
-	Ethnicity   string       `json:"ethnicity,omitempty"`
-	Deceased    bool         `json:"deceased,omitempty"`
+	// Race and Ethnicity are the US Core race and ethnicity extensions:
+	// their text, else their OMB category displays joined with ", ".
+	Race      string `json:"race,omitempty"`
+	Ethnicity string `json:"ethnicity,omitempty"`
+	// BirthSex is the US Core birth sex extension's code (F, M, UNK; in US
+	// Core 6.1 also OTH and ASKU).
+	BirthSex string `json:"birthSex,omitempty"`
+	// GenderIdentity, Sex and InterpreterNeeded are the US Core
+	// genderIdentity, sex and interpreter-needed extensions as text (a
+	// coding's display, else its code).
+	GenderIdentity    string `json:"genderIdentity,omitempty"`
+	Sex               string `json:"sex,omitempty"`
+	InterpreterNeeded string `json:"interpreterNeeded,omitempty"`
+	// TribalAffiliation lists the US Core tribal affiliation extensions:
+	// the tribe, with " (enrolled)" when isEnrolled is true.
+	TribalAffiliation []string `json:"tribalAffiliation,omitempty"`
+	Deceased          bool     `json:"deceased,omitempty"`
 	// DeceasedDate is deceasedDateTime when the source gave one.
 	DeceasedDate string `json:"deceasedDate,omitempty"`
 }
