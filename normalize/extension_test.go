@@ -3,6 +3,7 @@ package normalize
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -95,5 +96,43 @@ func TestMalformedStillMalformedWithExtensions(t *testing.T) {
 	_, err := Normalize(Ref{}, []byte(`{"resourceType":"Patient","id":"p","gender":3,"extension":[]}`))
 	if !errors.Is(err, ErrMalformed) {
 		t.Fatalf("Normalize = %v, want ErrMalformed", err)
+	}
+}
+
+func TestMedicationPeriodAndStaleness(t *testing.T) {
+	n := New(WithClock(func() time.Time { return time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC) }))
+	med := func(status, authored, extra string) string {
+		return `{"resourceType":"MedicationRequest","id":"m","status":"` + status + `","intent":"order","medicationCodeableConcept":{"text":"x"},"authoredOn":"` + authored + `"` + extra + `}`
+	}
+	tests := []struct {
+		name, raw               string
+		start, end, from, stale string
+	}{
+		{"no period: no stop date invented", med("completed", "2024-01-01", ""), "", "", "", ""},
+		{"validity period", med("active", "2024-05-01", `,"dispenseRequest":{"validityPeriod":{"start":"2024-05-01","end":"2025-05-01"}}`),
+			"2024-05-01", "2025-05-01", PeriodValidity, ""},
+		{"dosage bounds win over validity", med("active", "2024-05-01", `,"dosageInstruction":[{"timing":{"repeat":{"boundsPeriod":{"start":"2024-05-02","end":"2024-07-01"}}}}],"dispenseRequest":{"validityPeriod":{"start":"2024-05-01","end":"2025-05-01"}}`),
+			"2024-05-02", "2024-07-01", PeriodDosageBounds, ""},
+		{"active past its validity end is stale", med("active", "2024-01-01", `,"dispenseRequest":{"validityPeriod":{"start":"2024-01-01","end":"2024-03-01"}}`),
+			"2024-01-01", "2024-03-01", PeriodValidity, "status active but its prescription's validity period ended on 2024-03-01"},
+		{"the end date itself is still in the period", med("active", "2024-05-01", `,"dosageInstruction":[{"timing":{"repeat":{"boundsPeriod":{"end":"2024-06-01"}}}}]`),
+			"", "2024-06-01", PeriodDosageBounds, ""},
+		{"a completed order past its end is not stale", med("completed", "2024-01-01", `,"dispenseRequest":{"validityPeriod":{"end":"2024-02-01"}}`),
+			"", "2024-02-01", PeriodValidity, ""},
+		{"empty period objects are no period", med("active", "2024-05-01", `,"dosageInstruction":[{"timing":{"repeat":{"boundsPeriod":{}}}}],"dispenseRequest":{"validityPeriod":{}}`),
+			"", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := n.Normalize(Ref{}, []byte(tt.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := res.(*MedicationRequest)
+			got := []string{m.Start, m.End, m.PeriodFrom, m.StaleReason}
+			if d := cmp.Diff([]string{tt.start, tt.end, tt.from, tt.stale}, got); d != "" {
+				t.Errorf("start, end, from, stale reason (-want +got):\n%s", d)
+			}
+		})
 	}
 }

@@ -907,7 +907,7 @@ func fastObservation(raw []byte, in *observationJSON) bool {
 // MedicationRequest.
 
 var medicationRequestKeys = append([]string{"status", "intent", "medicationCodeableConcept", "medicationReference",
-	"subject", "authoredOn", "dosageInstruction", "contained"}, headerKeys...)
+	"subject", "authoredOn", "dosageInstruction", "dispenseRequest", "contained"}, headerKeys...)
 
 // fastMedicationRequest decodes raw into in, reporting false when the
 // caller must decode with encoding/json instead. Resources with contained
@@ -946,21 +946,26 @@ func fastMedicationRequest(raw []byte, in *medicationRequestJSON) bool {
 			if d.openArray() {
 				in.DosageInstruction = in.DosageInstruction[:0]
 				for f := true; d.nextElem(&f); {
-					in.DosageInstruction = append(in.DosageInstruction, struct {
-						Text string `json:"text"`
-					}{})
-					di := &in.DosageInstruction[len(in.DosageInstruction)-1]
-					if !d.openObject() {
-						break
-					}
-					df, ds := true, uint64(0)
-					for dk := d.nextKey(&df); dk != nil; dk = d.nextKey(&df) {
-						if string(dk) == "text" {
-							d.once(&ds, 0)
-							d.str(&di.Text)
-						} else {
-							d.unknownKey(dk, []string{"text"})
-						}
+					in.DosageInstruction = append(in.DosageInstruction, dosageJSON{})
+					d.dosage(&in.DosageInstruction[len(in.DosageInstruction)-1])
+				}
+			}
+		case "dispenseRequest":
+			d.once(&seen, 10)
+			if d.null() {
+				break
+			}
+			if d.openObject() {
+				in.DispenseRequest = &struct {
+					ValidityPeriod *period `json:"validityPeriod"`
+				}{}
+				df, ds := true, uint64(0)
+				for dk := d.nextKey(&df); dk != nil; dk = d.nextKey(&df) {
+					if string(dk) == "validityPeriod" {
+						d.once(&ds, 0)
+						d.periodPtr(&in.DispenseRequest.ValidityPeriod)
+					} else {
+						d.unknownKey(dk, []string{"validityPeriod"})
 					}
 				}
 			}
@@ -975,4 +980,60 @@ func fastMedicationRequest(raw []byte, in *medicationRequestJSON) bool {
 	}
 	d.end()
 	return d.ok
+}
+
+// dosage decodes the text and timing.repeat.boundsPeriod of a Dosage.
+func (d *fastDecoder) dosage(di *dosageJSON) {
+	if !d.openObject() {
+		return
+	}
+	df, ds := true, uint64(0)
+	for dk := d.nextKey(&df); dk != nil; dk = d.nextKey(&df) {
+		switch string(dk) {
+		case "text":
+			d.once(&ds, 0)
+			d.str(&di.Text)
+		case "timing":
+			d.once(&ds, 1)
+			if d.null() {
+				break
+			}
+			if !d.openObject() {
+				return
+			}
+			di.Timing = &struct {
+				Repeat *struct {
+					BoundsPeriod *period `json:"boundsPeriod"`
+				} `json:"repeat"`
+			}{}
+			tf, ts := true, uint64(0)
+			for tk := d.nextKey(&tf); tk != nil; tk = d.nextKey(&tf) {
+				if string(tk) != "repeat" {
+					d.unknownKey(tk, []string{"repeat"})
+					continue
+				}
+				d.once(&ts, 0)
+				if d.null() {
+					continue
+				}
+				if !d.openObject() {
+					return
+				}
+				di.Timing.Repeat = &struct {
+					BoundsPeriod *period `json:"boundsPeriod"`
+				}{}
+				rf, rs := true, uint64(0)
+				for rk := d.nextKey(&rf); rk != nil; rk = d.nextKey(&rf) {
+					if string(rk) == "boundsPeriod" {
+						d.once(&rs, 0)
+						d.periodPtr(&di.Timing.Repeat.BoundsPeriod)
+					} else {
+						d.unknownKey(rk, []string{"boundsPeriod"})
+					}
+				}
+			}
+		default:
+			d.unknownKey(dk, []string{"text", "timing"})
+		}
+	}
 }

@@ -253,6 +253,14 @@ type MedicationRequest struct {
 	AuthoredOn string  `json:"authoredOn,omitempty"`
 	Dosage     string  `json:"dosage,omitempty"`
 	Active     bool    `json:"active"`
+	// Start and End are the period the order covers, read from the
+	// elements FHIR R4 defines, never guessed: dosage
+	// timing.repeat.boundsPeriod, else dispenseRequest.validityPeriod;
+	// PeriodFrom says which (PeriodDosageBounds, PeriodValidity). Either
+	// may be empty: an order without an end has no known stop date.
+	Start      string `json:"start,omitempty"`
+	End        string `json:"end,omitempty"`
+	PeriodFrom string `json:"periodFrom,omitempty"`
 	// Stale marks an order still "active" with no activity (authoredOn)
 	// within the quiet period (default one year); StaleReason says why.
 	Stale       bool   `json:"stale,omitempty"`
