@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ehrgate/store/sqlite"
 )
 
 // TestDemoSyncsAfterTwoKeyRotations: the simulated EHR knows ehrgate's
@@ -112,4 +114,55 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// TestDemoEpicExtensionsReachTheChart: through the whole pipeline (the
+// simulator's Epic personality, SMART Backend Services, the sync, the
+// normalizer with the Epic profile's extensions, the store, the dashboard)
+// a synthetic patient's US Core race and ethnicity and Epic's legal-sex and
+// sex-for-clinical-use extensions reach the normalized model and the
+// chart's patient header.
+func TestDemoEpicExtensionsReachTheChart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo")
+	}
+	d := startDemo(t, 2, "--vendor", "epic")
+	page := get(t, d.base+"/patients/demo/p00000")
+	header := page[:max(strings.Index(page, `<nav class="toc"`), 0)]
+	for _, want := range []string{"<dt>Race</dt>", "<dt>Ethnicity</dt>", "<dt>Birth sex</dt>",
+		`<dt>Legal sex</dt>`, `<dt>Sex for clinical use</dt>`, `<span class="muted">(Epic)</span>`} {
+		if !strings.Contains(header, want) {
+			t.Errorf("chart header lacks %s:\n%s", want, header)
+		}
+	}
+	d.stop(t)
+
+	st, err := sqlite.OpenDir(context.Background(), d.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec, err := st.Get(context.Background(), "demo", "Patient", "p00000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Gender, Race, Ethnicity, BirthSex string
+		Extensions                        []struct{ Name, Value, Source string }
+		UnknownExtensions                 []string
+	}
+	if err := json.Unmarshal(rec.Normalized, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Race == "" || p.Ethnicity == "" || p.BirthSex == "" {
+		t.Errorf("normalized patient lacks US Core race/ethnicity/birth sex: %s", rec.Normalized)
+	}
+	var got []string
+	for _, e := range p.Extensions {
+		got = append(got, e.Name+"="+e.Value+"/"+e.Source)
+	}
+	want := []string{"legalSex=" + p.Gender + "/Epic", "sexForClinicalUse=" + p.Gender + "/Epic"}
+	if !slices.Equal(got, want) || len(p.UnknownExtensions) != 0 {
+		t.Errorf("normalized extensions = %v, unknown %v; want %v and none unknown", got, p.UnknownExtensions, want)
+	}
 }
