@@ -36,6 +36,15 @@
 // medication orders get their RxNorm level, ingredient and a stale flag.
 // DeriveBMI and MergeConditions work across a patient's resources.
 //
+// Extensions: the US Core Patient extensions fill Patient fields (Race,
+// Ethnicity, BirthSex, GenderIdentity, Sex, TribalAffiliation,
+// InterpreterNeeded); other US Core extensions and those a vendor profile
+// registers (RegisterExtensions; package ehr does it for every profile) land
+// in Common.Extensions; the URLs of the rest are kept in
+// Common.UnknownExtensions for the quality report. A medication order's
+// period (Start, End) comes from its dosage bounds or its validity period,
+// never from a guess.
+//
 // Not done here: resolving medicationReference to a non-contained Medication.
 package normalize
 
