@@ -956,9 +956,6 @@ func fastMedicationRequest(raw []byte, in *medicationRequestJSON) bool {
 				break
 			}
 			if d.openObject() {
-				in.DispenseRequest = &struct {
-					ValidityPeriod *period `json:"validityPeriod"`
-				}{}
 				df, ds := true, uint64(0)
 				for dk := d.nextKey(&df); dk != nil; dk = d.nextKey(&df) {
 					if string(dk) == "validityPeriod" {
@@ -1001,11 +998,6 @@ func (d *fastDecoder) dosage(di *dosageJSON) {
 			if !d.openObject() {
 				return
 			}
-			di.Timing = &struct {
-				Repeat *struct {
-					BoundsPeriod *period `json:"boundsPeriod"`
-				} `json:"repeat"`
-			}{}
 			tf, ts := true, uint64(0)
 			for tk := d.nextKey(&tf); tk != nil; tk = d.nextKey(&tf) {
 				if string(tk) != "repeat" {
@@ -1019,9 +1011,6 @@ func (d *fastDecoder) dosage(di *dosageJSON) {
 				if !d.openObject() {
 					return
 				}
-				di.Timing.Repeat = &struct {
-					BoundsPeriod *period `json:"boundsPeriod"`
-				}{}
 				rf, rs := true, uint64(0)
 				for rk := d.nextKey(&rf); rk != nil; rk = d.nextKey(&rf) {
 					if string(rk) == "boundsPeriod" {

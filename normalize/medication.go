@@ -16,7 +16,7 @@ type medicationRequestJSON struct {
 	Subject                   *reference       `json:"subject"`
 	AuthoredOn                string           `json:"authoredOn"`
 	DosageInstruction         []dosageJSON     `json:"dosageInstruction"`
-	DispenseRequest           *struct {
+	DispenseRequest           struct {
 		ValidityPeriod *period `json:"validityPeriod"`
 	} `json:"dispenseRequest"`
 	Contained []json.RawMessage `json:"contained"`
@@ -24,21 +24,18 @@ type medicationRequestJSON struct {
 
 // dosageJSON is the part of a Dosage read here.
 type dosageJSON struct {
-	Text   string `json:"text"`
-	Timing *struct {
-		Repeat *struct {
+	Text string `json:"text"`
+	// Timing and Repeat are values, not pointers: no allocation for the
+	// usual dosage without bounds.
+	Timing struct {
+		Repeat struct {
 			BoundsPeriod *period `json:"boundsPeriod"`
 		} `json:"repeat"`
 	} `json:"timing"`
 }
 
 // boundsPeriod returns the dosage's timing.repeat.boundsPeriod, or nil.
-func (d *dosageJSON) boundsPeriod() *period {
-	if d.Timing == nil || d.Timing.Repeat == nil {
-		return nil
-	}
-	return d.Timing.Repeat.BoundsPeriod
-}
+func (d *dosageJSON) boundsPeriod() *period { return d.Timing.Repeat.BoundsPeriod }
 
 // Where MedicationRequest.Start and End came from (PeriodFrom).
 const (
@@ -169,8 +166,8 @@ func orderPeriod(in *medicationRequestJSON) (start, end, from string) {
 	if from != "" {
 		return start, end, from
 	}
-	if dr := in.DispenseRequest; dr != nil && dr.ValidityPeriod != nil && (dr.ValidityPeriod.Start != "" || dr.ValidityPeriod.End != "") {
-		return dr.ValidityPeriod.Start, dr.ValidityPeriod.End, PeriodValidity
+	if vp := in.DispenseRequest.ValidityPeriod; vp != nil && (vp.Start != "" || vp.End != "") {
+		return vp.Start, vp.End, PeriodValidity
 	}
 	return "", "", ""
 }

@@ -378,6 +378,9 @@ func periodEnd(s string, t time.Time) time.Time {
 
 func parseFHIRTime(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, false
+	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, true
