@@ -44,7 +44,9 @@ func newDemoCmd(a *app) *cobra.Command {
 over synthetic patients behind a SMART authorization server), a sync that pulls
 every patient's chart into the embedded store in --data through SMART Backend
 Services (a signed JWT client assertion; ehrgate's key is created on first run and
-published at /.well-known/jwks.json), and the dashboard at http://HTTP_ADDR/.
+published at /.well-known/jwks.json), and the dashboard at http://HTTP_ADDR/. The
+simulated EHR knows ehrgate by that JWKS URL, as real EHRs allow, so 'ehrgate keys
+rotate' takes effect without registering ehrgate again.
 
 The simulated EHR's launch page (printed at start) launches ehrgate as a SMART app:
 log in as dr.smith / password, approve, and ehrgate opens the patient in context.
