@@ -81,6 +81,45 @@ type banner struct {
 	Connection string
 	ID         string
 	Status     *ConnectionStatus // the connection's status when known and not ok
+	// Identity lists what the source said in extensions: US Core race,
+	// ethnicity, birth sex, gender identity, sex, tribal affiliation and
+	// interpreter need, then the vendor's documented extensions.
+	Identity []fact
+}
+
+// fact is one labelled value of the patient header; Source names the
+// extension's definer when it is not US Core.
+type fact struct {
+	Label, Value, Source string
+}
+
+// birthSexNames are the codes of the US Core birth sex value set
+// (https://hl7.org/fhir/us/core/STU6.1/ValueSet-birthsex.html).
+var birthSexNames = map[string]string{"F": "Female", "M": "Male", "UNK": "Unknown", "OTH": "Other", "ASKU": "Asked but unknown"}
+
+// headerFacts lists the patient's extension-borne facts for the header.
+func headerFacts(p *normalize.Patient) []fact {
+	var out []fact
+	add := func(label, value, source string) {
+		if value != "" {
+			out = append(out, fact{Label: label, Value: value, Source: source})
+		}
+	}
+	add("Race", p.Race, "")
+	add("Ethnicity", p.Ethnicity, "")
+	add("Birth sex", cmp.Or(birthSexNames[p.BirthSex], p.BirthSex), "")
+	add("Sex", p.Sex, "")
+	add("Gender identity", p.GenderIdentity, "")
+	add("Tribal affiliation", strings.Join(p.TribalAffiliation, ", "), "")
+	add("Interpreter needed", p.InterpreterNeeded, "")
+	for _, e := range p.Extensions {
+		src := e.Source
+		if src == "US Core" {
+			src = ""
+		}
+		add(cmp.Or(e.Label, e.Name), e.Value, src)
+	}
+	return out
 }
 
 // chartBody is the data of the chart page.
@@ -149,7 +188,7 @@ func (d *Dashboard) banner(ctx context.Context, rec store.Record) banner {
 	b := banner{
 		Name: p.Name, MRN: p.MRN, BirthDate: p.BirthDate, Gender: capitalize(p.Gender),
 		Language: p.Language, Deceased: p.Deceased, Connection: rec.Connection, ID: rec.ID,
-		Age: age(p.BirthDate, d.now()),
+		Age: age(p.BirthDate, d.now()), Identity: headerFacts(&p),
 	}
 	if b.Name == "" {
 		b.Name = strings.TrimSpace(strings.Join(append(slices.Clone(p.Given), p.Family), " "))

@@ -713,7 +713,7 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 	}
 	if len(v.Meds) > 0 {
 		h := float64(len(v.Meds))*rowH + 22
-		w.s(`<figure class="trend timeline" id="timeline-meds"><figcaption><span class="trend-title">Medications</span> <span class="muted">(each order at its date; active orders run to today)</span></figcaption>`)
+		w.s(`<figure class="trend timeline" id="timeline-meds"><figcaption><span class="trend-title">Medications</span> <span class="muted">(each order at its date; a bar runs to the stop date the source gave, or to today for active orders without one)</span></figcaption>`)
 		w.s(`<svg class="plot" viewBox="0 0 `)
 		w.f(plotW)
 		w.s(" ")
@@ -731,7 +731,10 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 			if len(r.Orders) > 1 {
 				label += " to " + r.Last.Format("2006-01-02")
 			}
-			if !r.Active {
+			switch {
+			case r.End != "":
+				label += " · stop date " + displayDate(r.End) + " (" + periodSource(r.EndFrom) + ")"
+			case !r.Active:
 				label += " (no stop date given by the source)"
 			}
 			w.s(`<g class="med`)
@@ -756,14 +759,37 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 			w.esc(r.Label + " — " + status)
 			w.s(`</text>`)
 			x0, x1 := xs.clamped(r.First), xs.clamped(r.Last)
-			w.s(`<line class="bar"`)
-			w.num("x1", x0)
-			w.num("x2", math.Max(x1, x0+2))
-			w.num("y1", y+20)
-			w.num("y2", y+20)
-			w.s(`/>`)
-			if r.Active {
-				w.s(`<line class="bar ongoing`)
+			switch {
+			case !r.EndAt.IsZero():
+				// The stop date the source gave: the bar runs to it and
+				// stops there, whatever the status.
+				xe := xs.clamped(r.EndAt)
+				w.s(`<line class="bar`)
+				if r.Active {
+					w.s(` ongoing`)
+				}
+				if r.Stale {
+					w.s(` stale`)
+				}
+				w.s(`"`)
+				w.num("x1", x0)
+				w.num("x2", math.Max(math.Max(x1, xe), x0+2))
+				w.num("y1", y+20)
+				w.num("y2", y+20)
+				w.s(`/><line class="stop given"`)
+				w.num("x1", xe)
+				w.num("x2", xe)
+				w.num("y1", y+14)
+				w.num("y2", y+26)
+				w.attr("data-stop", r.End)
+				w.s(`/>`)
+			case r.Active:
+				w.s(`<line class="bar"`)
+				w.num("x1", x0)
+				w.num("x2", math.Max(x1, x0+2))
+				w.num("y1", y+20)
+				w.num("y2", y+20)
+				w.s(`/><line class="bar ongoing`)
 				if r.Stale {
 					w.s(` stale`)
 				}
@@ -773,8 +799,13 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 				w.num("y1", y+20)
 				w.num("y2", y+20)
 				w.s(`/>`)
-			} else {
-				w.s(`<line class="stop"`)
+			default:
+				w.s(`<line class="bar"`)
+				w.num("x1", x0)
+				w.num("x2", math.Max(x1, x0+2))
+				w.num("y1", y+20)
+				w.num("y2", y+20)
+				w.s(`/><line class="stop"`)
 				w.num("x1", x1+1)
 				w.num("x2", x1+1)
 				w.num("y1", y+15)
@@ -794,6 +825,9 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 				w.num("cy", y+20)
 				w.s(` r="3"><title>`)
 				title := "Ordered " + displayDate(o.Date) + " · " + o.Status
+				if !o.End.IsZero() {
+					title += " · until " + o.End.Format("2006-01-02")
+				}
 				if o.Dosage != "" {
 					title += " · " + o.Dosage
 				}
@@ -813,7 +847,7 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 			w.esc(plural(v.MedsUndated, "order has", "orders have") + " no date and cannot be placed on the timeline")
 			w.s(`</p>`)
 		}
-		w.s(`<details class="data"><summary>Table of medications</summary><div class="table-scroll"><table><thead><tr><th scope="col">Medication</th><th scope="col">First order</th><th scope="col">Latest order</th><th scope="col">Orders</th><th scope="col">Status</th></tr></thead><tbody>`)
+		w.s(`<details class="data"><summary>Table of medications</summary><div class="table-scroll"><table><thead><tr><th scope="col">Medication</th><th scope="col">First order</th><th scope="col">Latest order</th><th scope="col">Orders</th><th scope="col">Status</th><th scope="col">Stop date</th></tr></thead><tbody>`)
 		for _, r := range v.Meds {
 			w.s(`<tr><th scope="row">`)
 			w.esc(r.Label)
@@ -832,6 +866,15 @@ func renderTimelines(v *trendsView, xs timeScale) template.HTML {
 					w.esc(r.StaleReason)
 					w.s(`</span>`)
 				}
+			}
+			w.s(`</td><td class="nowrap">`)
+			if r.End != "" {
+				w.esc(displayDate(r.End))
+				w.s(`<span class="note">`)
+				w.esc(periodSource(r.EndFrom))
+				w.s(`</span>`)
+			} else {
+				w.s(`<span class="muted">not given</span>`)
 			}
 			w.s(`</td></tr>`)
 		}

@@ -31,7 +31,12 @@ type qualityConn struct {
 	MoreUnmapped  int
 	Profile       []quality.RuleCount
 	MoreProfile   int
-	ExportURL     string
+	// Extensions are the extensions nobody understands (at most
+	// qualityTop), ExtensionsTotal how many resources carry one.
+	Extensions      []quality.UnknownExtension
+	MoreExtensions  int
+	ExtensionsTotal int
+	ExportURL       string
 }
 
 // qualityReport builds the report with the package-level normalizer (the
@@ -46,8 +51,9 @@ func (d *Dashboard) qualityReport(r *http.Request) (*quality.Report, bool, error
 	return rep, true, err
 }
 
-// quality serves GET /quality: per connection, unmapped codes by frequency,
-// missing LOINC and RxNorm, stale medications and US Core profile findings.
+// quality serves GET /quality: per connection, unmapped codes and
+// extensions nobody understands by frequency, missing LOINC and RxNorm,
+// stale medications and US Core profile findings.
 func (d *Dashboard) quality(w http.ResponseWriter, r *http.Request) {
 	body := qualityBody{Connection: r.URL.Query().Get("connection")}
 	rep, ok, err := d.qualityReport(r)
@@ -64,6 +70,10 @@ func (d *Dashboard) quality(w http.ResponseWriter, r *http.Request) {
 			}
 			qc.Unmapped, qc.MoreUnmapped = headOf(c.Unmapped, qualityTop)
 			qc.Profile, qc.MoreProfile = headOf(c.Profile, qualityTop)
+			for _, e := range c.UnknownExtensions {
+				qc.ExtensionsTotal += e.Count
+			}
+			qc.Extensions, qc.MoreExtensions = headOf(c.UnknownExtensions, qualityTop)
 			body.Connections = append(body.Connections, qc)
 		}
 	}

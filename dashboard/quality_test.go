@@ -52,7 +52,8 @@ func qualityFixture() scanFake {
 	s.addRaw("epic", "Observation", "o2", obs("o2", "X9", "Special <Assay>"))
 	s.addRaw("epic", "Observation", "o3", obs("o3", "K1", "Potassium Lvl"))
 	s.addRaw("epic", "MedicationRequest", "m1", `{"resourceType":"MedicationRequest","id":"m1","status":"active","intent":"order","medicationCodeableConcept":{"text":"Old pill"},"subject":{"reference":"Patient/p1"},"authoredOn":"2001-01-01"}`)
-	s.addRaw("cerner", "Patient", "p1", `{"resourceType":"Patient","id":"p1"}`)
+	s.addRaw("cerner", "Patient", "p1", `{"resourceType":"Patient","id":"p1","extension":[{"url":"https://fhir-ehr.cerner.com/r4/StructureDefinition/mystery-<x>","valueString":"v"}]}`)
+	s.addRaw("cerner", "Patient", "p2", `{"resourceType":"Patient","id":"p2","extension":[{"url":"https://fhir-ehr.cerner.com/r4/StructureDefinition/mystery-<x>","valueString":"w"}]}`)
 	return s
 }
 
@@ -81,6 +82,12 @@ func TestQualityPage(t *testing.T) {
 	_, body = get(t, h, "/quality?connection=cerner")
 	if strings.Contains(body, "Special") || !strings.Contains(body, "cerner") {
 		t.Errorf("GET /quality?connection=cerner shows other connections")
+	}
+	// The extension nobody understands is listed by URL (escaped) with its
+	// frequency; its value never is.
+	row := `<tr><th scope="row">2</th><td>Patient</td><td class="url">https://fhir-ehr.cerner.com/r4/StructureDefinition/mystery-&lt;x&gt;</td></tr>`
+	if !strings.Contains(body, row) || !strings.Contains(body, "Unknown extensions</dt><dd>2 ") {
+		t.Errorf("GET /quality?connection=cerner lacks the unknown extension row %s", row)
 	}
 }
 

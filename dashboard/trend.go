@@ -122,6 +122,12 @@ type medRow struct {
 	Active      bool
 	Stale       bool
 	StaleReason string
+	// End is the latest order's stop date as the source gave it
+	// (normalize.MedicationRequest.End), EndAt its instant, EndFrom
+	// which element it came from; empty when the source gave none.
+	End     string
+	EndAt   time.Time
+	EndFrom string
 }
 
 // medOrder is one MedicationRequest on the timeline.
@@ -131,6 +137,20 @@ type medOrder struct {
 	Status string
 	Dosage string
 	Stale  bool
+	// Start and End are the order's period (dosage bounds or validity
+	// period) when the source gave one; zero otherwise.
+	Start, End time.Time
+}
+
+// periodSource says in words where a medication stop date came from.
+func periodSource(from string) string {
+	switch from {
+	case normalize.PeriodDosageBounds:
+		return "dosage period"
+	case normalize.PeriodValidity:
+		return "prescription validity period"
+	}
+	return "source"
 }
 
 // encRow is one encounter class of the timeline.
@@ -746,12 +766,23 @@ func medTimeline(meds []normalize.MedicationRequest) (rows []*medRow, hidden, un
 			byLabel[label] = r
 			rows = append(rows, r)
 		}
-		r.Orders = append(r.Orders, medOrder{At: t, Date: m.AuthoredOn, Status: m.Status, Dosage: m.Dosage, Stale: m.Stale})
-		if r.First.IsZero() || t.Before(r.First) {
-			r.First = t
+		o := medOrder{At: t, Date: m.AuthoredOn, Status: m.Status, Dosage: m.Dosage, Stale: m.Stale}
+		o.Start, _ = fhirTime(m.Start)
+		o.End, _ = fhirTime(m.End)
+		r.Orders = append(r.Orders, o)
+		first := t
+		if !o.Start.IsZero() && o.Start.Before(first) {
+			first = o.Start
+		}
+		if r.First.IsZero() || first.Before(r.First) {
+			r.First = first
 		}
 		if !t.Before(r.Last) {
 			r.Last, r.Status, r.Active, r.Stale, r.StaleReason = t, m.Status, m.Active, m.Stale, m.StaleReason
+			r.End, r.EndAt, r.EndFrom = "", time.Time{}, ""
+			if !o.End.IsZero() {
+				r.End, r.EndAt, r.EndFrom = m.End, o.End, m.PeriodFrom
+			}
 		}
 	}
 	for _, r := range rows {

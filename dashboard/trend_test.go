@@ -281,6 +281,11 @@ func goldenView() *trendsView {
 	meds := []normalize.MedicationRequest{
 		{Medication: normalize.Concept{Text: "Lisinopril 10 mg tablet"}, Status: "active", Active: true, AuthoredOn: "2025-01-10"},
 		{Medication: normalize.Concept{Text: "Amlodipine 5 mg tablet"}, Status: "stopped", AuthoredOn: "2025-03-01"},
+		{Medication: normalize.Concept{Text: "Amoxicillin 500 mg capsule"}, Status: "completed", AuthoredOn: "2025-07-08",
+			Start: "2025-07-08", End: "2025-07-18", PeriodFrom: normalize.PeriodDosageBounds},
+		{Medication: normalize.Concept{Text: "Metformin 500 mg tablet"}, Status: "active", Active: true, AuthoredOn: "2025-02-01",
+			Start: "2025-02-01", End: "2026-02-01", PeriodFrom: normalize.PeriodValidity, Stale: true,
+			StaleReason: "status active but its prescription's validity period ended on 2026-02-01"},
 	}
 	encs := []normalize.Encounter{
 		{Status: "finished", Class: "AMB", Type: normalize.Concept{Text: "Office visit"}, Start: "2025-01-10T08:30:00Z", End: "2025-01-10T09:10:00Z"},
@@ -454,5 +459,27 @@ func TestTrendsOnlyUndated(t *testing.T) {
 	html := string(v.Vitals[0].Panels[0].HTML)
 	if strings.Contains(html, "<svg") || !strings.Contains(html, "it has no usable date") {
 		t.Errorf("undated heart rate markup:\n%s", html)
+	}
+}
+
+// TestMedicationStopDates: a stop date the source gave (dosage bounds or
+// validity period) ends the order's bar with a mark at that date and is
+// named with its source; an order without one says so, never a guessed date.
+func TestMedicationStopDates(t *testing.T) {
+	v := goldenView()
+	html := string(v.Timelines)
+	for _, want := range []string{
+		`data-stop="2025-07-18"`,
+		`Amoxicillin 500 mg capsule · Completed · 1 order from 2025-07-08 · stop date 2025-07-18 (dosage period)`,
+		`data-stop="2026-02-01"`,
+		`Metformin 500 mg tablet · Active, possibly stale · 1 order from 2025-02-01 · stop date 2026-02-01 (prescription validity period)`,
+		`Amlodipine 5 mg tablet · Stopped · 1 order from 2025-03-01 (no stop date given by the source)`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("medication timeline lacks %s", want)
+		}
+	}
+	if n := strings.Count(html, `data-stop=`); n != 2 {
+		t.Errorf("%d stop marks, want 2 (only where the source gave a stop date)", n)
 	}
 }

@@ -55,8 +55,11 @@ type Profile struct {
 	Everything bool       `yaml:"everything"`
 	Bulk       BulkRules  `yaml:"bulk"`
 	Errors     ErrorRules `yaml:"errors"`
-	// Extensions are vendor extensions worth unwrapping into the normalized
-	// model (recorded for the normalizer; ehrgate keeps raw bytes anyway).
+	// Extensions are the vendor's documented extensions that carry clinical
+	// or identity meaning. Register hands them to the normalizer
+	// (normalize.RegisterExtensions), which unwraps their values into
+	// Common.Extensions; any other extension is counted as not understood
+	// by the quality report. ehrgate keeps the raw resource anyway.
 	Extensions []ExtensionRule `yaml:"extensions"`
 	// Write is what the vendor accepts for writes. Package writeback
 	// bounds each connection's write policy by it and the simulator's
@@ -217,11 +220,16 @@ type ErrorRules struct {
 	Diagnostics map[string]ErrorClass `yaml:"diagnostics"`
 }
 
-// ExtensionRule names a vendor extension and the element it carries.
+// ExtensionRule names a vendor extension, the resource types it appears on
+// and what it means. Each rule cites the vendor documentation in Meaning.
 type ExtensionRule struct {
-	URL     string   `yaml:"url"`
-	Types   []string `yaml:"types"`
-	Meaning string   `yaml:"meaning"`
+	URL   string   `yaml:"url"`
+	Types []string `yaml:"types"` // empty: any type
+	// Name is the extension's name in the normalized model
+	// (Extension.name, lowerCamelCase); Label is shown on the chart.
+	Name    string `yaml:"name"`
+	Label   string `yaml:"label"`
+	Meaning string `yaml:"meaning"`
 }
 
 // ParseProfile decodes and validates a YAML profile. Unknown keys are
@@ -257,6 +265,11 @@ func (p *Profile) Validate() error {
 	}
 	if p.Paging.MaxPageSize > 0 && p.Paging.PageSize > p.Paging.MaxPageSize {
 		errs = append(errs, fmt.Errorf("paging.page_size %d exceeds max_page_size %d", p.Paging.PageSize, p.Paging.MaxPageSize))
+	}
+	for i, e := range p.Extensions {
+		if e.URL == "" || e.Name == "" || e.Label == "" {
+			errs = append(errs, fmt.Errorf("extensions[%d]: url, name and label are required", i))
+		}
 	}
 	for typ, tr := range p.Types {
 		for _, rq := range tr.Required {

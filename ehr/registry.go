@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"ehrgate/normalize"
 )
 
 //go:embed profiles/*.yaml
@@ -61,6 +63,9 @@ func Register(p *Profile) {
 	registry[p.Vendor] = p
 	for _, a := range p.Aliases {
 		aliases[a] = p.Vendor
+	}
+	for _, e := range p.Extensions {
+		normalize.RegisterExtensions(normalize.ExtensionDef{URL: e.URL, Types: e.Types, Name: e.Name, Label: e.Label, Source: p.Display})
 	}
 }
 

@@ -57,5 +57,6 @@ func normalizeAllergy(ref Ref, raw []byte) (Resource, error) {
 	m.check(in.Code.isZero(), "substance")
 	m.check(out.ClinicalStatus == "", "clinicalStatus")
 	out.Missing = m
+	extensionsOf(&out.Common, &in.header)
 	return out, nil
 }

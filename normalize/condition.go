@@ -63,5 +63,6 @@ func normalizeCondition(ref Ref, raw []byte) (Resource, error) {
 	m.check(out.ClinicalStatus == "", "clinicalStatus")
 	m.check(out.Onset == "", "onset")
 	out.Missing = m
+	extensionsOf(&out.Common, &in.header)
 	return out, nil
 }

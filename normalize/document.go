@@ -41,5 +41,6 @@ func normalizeDocumentReference(ref Ref, raw []byte) (Resource, error) {
 	m.check(in.Date == "", "date")
 	m.check(!hasContent, "content")
 	out.Missing = m
+	extensionsOf(&out.Common, &in.header)
 	return out, nil
 }

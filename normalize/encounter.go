@@ -45,6 +45,7 @@ func normalizeEncounter(ref Ref, raw []byte) (Resource, error) {
 	m.check(out.Class == "", "class")
 	m.check(out.Start == "", "start")
 	out.Missing = m
+	extensionsOf(&out.Common, &in.header)
 	return out, nil
 }
 

@@ -492,7 +492,11 @@ func isHex4(b []byte) bool {
 
 // Wire-type readers.
 
-var headerKeys = []string{"resourceType", "id", "meta"}
+var headerKeys = []string{"resourceType", "id", "meta", "extension"}
+
+// extensionBit is the seen-bit of the extension key, above every type's own
+// bits.
+const extensionBit = 63
 
 // headerKey decodes key into h if it is an envelope key.
 func (d *fastDecoder) headerKey(key []byte, h *header, seen *uint64, base uint) bool {
@@ -503,6 +507,14 @@ func (d *fastDecoder) headerKey(key []byte, h *header, seen *uint64, base uint) 
 	case "id":
 		d.once(seen, base+1)
 		d.str(&h.ID)
+	case "extension":
+		d.once(seen, extensionBit)
+		d.ws()
+		start := d.i
+		d.skip(0)
+		if d.ok {
+			h.Extension = json.RawMessage(d.data[start:d.i])
+		}
 	case "meta":
 		d.once(seen, base+2)
 		if d.openObject() {
@@ -895,7 +907,7 @@ func fastObservation(raw []byte, in *observationJSON) bool {
 // MedicationRequest.
 
 var medicationRequestKeys = append([]string{"status", "intent", "medicationCodeableConcept", "medicationReference",
-	"subject", "authoredOn", "dosageInstruction", "contained"}, headerKeys...)
+	"subject", "authoredOn", "dosageInstruction", "dispenseRequest", "contained"}, headerKeys...)
 
 // fastMedicationRequest decodes raw into in, reporting false when the
 // caller must decode with encoding/json instead. Resources with contained
@@ -934,21 +946,23 @@ func fastMedicationRequest(raw []byte, in *medicationRequestJSON) bool {
 			if d.openArray() {
 				in.DosageInstruction = in.DosageInstruction[:0]
 				for f := true; d.nextElem(&f); {
-					in.DosageInstruction = append(in.DosageInstruction, struct {
-						Text string `json:"text"`
-					}{})
-					di := &in.DosageInstruction[len(in.DosageInstruction)-1]
-					if !d.openObject() {
-						break
-					}
-					df, ds := true, uint64(0)
-					for dk := d.nextKey(&df); dk != nil; dk = d.nextKey(&df) {
-						if string(dk) == "text" {
-							d.once(&ds, 0)
-							d.str(&di.Text)
-						} else {
-							d.unknownKey(dk, []string{"text"})
-						}
+					in.DosageInstruction = append(in.DosageInstruction, dosageJSON{})
+					d.dosage(&in.DosageInstruction[len(in.DosageInstruction)-1])
+				}
+			}
+		case "dispenseRequest":
+			d.once(&seen, 10)
+			if d.null() {
+				break
+			}
+			if d.openObject() {
+				df, ds := true, uint64(0)
+				for dk := d.nextKey(&df); dk != nil; dk = d.nextKey(&df) {
+					if string(dk) == "validityPeriod" {
+						d.once(&ds, 0)
+						d.periodPtr(&in.DispenseRequest.ValidityPeriod)
+					} else {
+						d.unknownKey(dk, []string{"validityPeriod"})
 					}
 				}
 			}
@@ -963,4 +977,52 @@ func fastMedicationRequest(raw []byte, in *medicationRequestJSON) bool {
 	}
 	d.end()
 	return d.ok
+}
+
+// dosage decodes the text and timing.repeat.boundsPeriod of a Dosage.
+func (d *fastDecoder) dosage(di *dosageJSON) {
+	if !d.openObject() {
+		return
+	}
+	df, ds := true, uint64(0)
+	for dk := d.nextKey(&df); dk != nil; dk = d.nextKey(&df) {
+		switch string(dk) {
+		case "text":
+			d.once(&ds, 0)
+			d.str(&di.Text)
+		case "timing":
+			d.once(&ds, 1)
+			if d.null() {
+				break
+			}
+			if !d.openObject() {
+				return
+			}
+			tf, ts := true, uint64(0)
+			for tk := d.nextKey(&tf); tk != nil; tk = d.nextKey(&tf) {
+				if string(tk) != "repeat" {
+					d.unknownKey(tk, []string{"repeat"})
+					continue
+				}
+				d.once(&ts, 0)
+				if d.null() {
+					continue
+				}
+				if !d.openObject() {
+					return
+				}
+				rf, rs := true, uint64(0)
+				for rk := d.nextKey(&rf); rk != nil; rk = d.nextKey(&rf) {
+					if string(rk) == "boundsPeriod" {
+						d.once(&rs, 0)
+						d.periodPtr(&di.Timing.Repeat.BoundsPeriod)
+					} else {
+						d.unknownKey(rk, []string{"boundsPeriod"})
+					}
+				}
+			}
+		default:
+			d.unknownKey(dk, []string{"text", "timing"})
+		}
+	}
 }

@@ -29,5 +29,6 @@ func normalizeImmunization(ref Ref, raw []byte) (Resource, error) {
 	m.check(in.Status == "", "status")
 	m.check(out.Occurrence == "", "occurrence")
 	out.Missing = m
+	extensionsOf(&out.Common, &in.header)
 	return out, nil
 }

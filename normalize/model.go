@@ -36,6 +36,15 @@
 // medication orders get their RxNorm level, ingredient and a stale flag.
 // DeriveBMI and MergeConditions work across a patient's resources.
 //
+// Extensions: the US Core Patient extensions fill Patient fields (Race,
+// Ethnicity, BirthSex, GenderIdentity, Sex, TribalAffiliation,
+// InterpreterNeeded); other US Core extensions and those a vendor profile
+// registers (RegisterExtensions; package ehr does it for every profile) land
+// in Common.Extensions; the URLs of the rest are kept in
+// Common.UnknownExtensions for the quality report. A medication order's
+// period (Start, End) comes from its dosage bounds or its validity period,
+// never from a guess.
+//
 // Not done here: resolving medicationReference to a non-contained Medication.
 package normalize
 
@@ -99,6 +108,13 @@ type Common struct {
 	Source    Ref      `json:"source"`
 	PatientID string   `json:"patientId,omitempty"`
 	Missing   []string `json:"missing,omitempty"` // fields the source did not provide
+	// Extensions are the understood extensions of the resource (see
+	// Extension) that have no model field of their own.
+	Extensions []Extension `json:"extensions,omitempty"`
+	// UnknownExtensions are the URLs of top-level extensions nobody
+	// understands (not US Core, not registered by a vendor profile), each
+	// once. They stay in the raw resource; the quality report counts them.
+	UnknownExtensions []string `json:"unknownExtensions,omitempty"`
 }
 
 // Identifier is a business identifier.
@@ -122,9 +138,23 @@ type Patient struct {
 	Phone       string       `json:"phone,omitempty"`
 	Email       string       `json:"email,omitempty"`
 	Language    string       `json:"language,omitempty"`
-	Race        string       `json:"race,omitempty"`
-	Ethnicity   string       `json:"ethnicity,omitempty"`
-	Deceased    bool         `json:"deceased,omitempty"`
+	// Race and Ethnicity are the US Core race and ethnicity extensions:
+	// their text, else their OMB category displays joined with ", ".
+	Race      string `json:"race,omitempty"`
+	Ethnicity string `json:"ethnicity,omitempty"`
+	// BirthSex is the US Core birth sex extension's code (F, M, UNK; in US
+	// Core 6.1 also OTH and ASKU).
+	BirthSex string `json:"birthSex,omitempty"`
+	// GenderIdentity, Sex and InterpreterNeeded are the US Core
+	// genderIdentity, sex and interpreter-needed extensions as text (a
+	// coding's display, else its code).
+	GenderIdentity    string `json:"genderIdentity,omitempty"`
+	Sex               string `json:"sex,omitempty"`
+	InterpreterNeeded string `json:"interpreterNeeded,omitempty"`
+	// TribalAffiliation lists the US Core tribal affiliation extensions:
+	// the tribe, with " (enrolled)" when isEnrolled is true.
+	TribalAffiliation []string `json:"tribalAffiliation,omitempty"`
+	Deceased          bool     `json:"deceased,omitempty"`
 	// DeceasedDate is deceasedDateTime when the source gave one.
 	DeceasedDate string `json:"deceasedDate,omitempty"`
 }
@@ -232,6 +262,14 @@ type MedicationRequest struct {
 	AuthoredOn string  `json:"authoredOn,omitempty"`
 	Dosage     string  `json:"dosage,omitempty"`
 	Active     bool    `json:"active"`
+	// Start and End are the period the order covers, read from the
+	// elements FHIR R4 defines, never guessed: dosage
+	// timing.repeat.boundsPeriod, else dispenseRequest.validityPeriod;
+	// PeriodFrom says which (PeriodDosageBounds, PeriodValidity). Either
+	// may be empty: an order without an end has no known stop date.
+	Start      string `json:"start,omitempty"`
+	End        string `json:"end,omitempty"`
+	PeriodFrom string `json:"periodFrom,omitempty"`
 	// Stale marks an order still "active" with no activity (authoredOn)
 	// within the quiet period (default one year); StaleReason says why.
 	Stale       bool   `json:"stale,omitempty"`

@@ -122,6 +122,10 @@ type header struct {
 	Meta         *struct {
 		VersionID string `json:"versionId"`
 	} `json:"meta"`
+	// Extension is the top-level extension array, kept raw and read
+	// loosely by unwrapExtensions: an odd extension never makes a resource
+	// malformed.
+	Extension json.RawMessage `json:"extension"`
 }
 
 func (h *header) env() *header { return h }
@@ -439,7 +443,9 @@ func normalizeOther(ref Ref, raw []byte) (Resource, error) {
 	if err := decode(&ref, raw, &in, &in); err != nil {
 		return nil, err
 	}
-	return &Other{Common{Source: ref, PatientID: in.patient()}}, nil
+	out := &Other{Common{Source: ref, PatientID: in.patient()}}
+	extensionsOf(&out.Common, &in.header)
+	return out, nil
 }
 
 // Interface guards.

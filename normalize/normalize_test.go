@@ -70,6 +70,8 @@ var goldenCases = []struct {
 	{name: "med-fresh", typ: "MedicationRequest"},
 	{name: "med-ingredient", typ: "MedicationRequest"},
 	{name: "med-old-completed", typ: "MedicationRequest"},
+	{name: "med-bounds-period", typ: "MedicationRequest"},
+	{name: "med-validity-period", typ: "MedicationRequest"},
 	{name: "enc-telephone-snomed", typ: "Encounter"},
 	{name: "enc-cpt-modifier-95", typ: "Encounter"},
 	{name: "enc-epic-telemedicine", typ: "Encounter"},

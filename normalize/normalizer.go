@@ -309,7 +309,21 @@ func (n *Normalizer) medication(conn string, m *MedicationRequest) {
 			}
 		}
 	}
-	if !m.Active || n.staleAfter <= 0 {
+	if !m.Active {
+		return
+	}
+	// An active order whose own period (dosage bounds or validity) has
+	// ended is stale whatever the quiet period.
+	if end, ok := parseFHIRTime(m.End); ok && n.now().After(periodEnd(m.End, end)) {
+		m.Stale = true
+		what := "its dosage period"
+		if m.PeriodFrom == PeriodValidity {
+			what = "its prescription's validity period"
+		}
+		m.StaleReason = "status " + m.Status + " but " + what + " ended on " + m.End
+		return
+	}
+	if n.staleAfter <= 0 {
 		return
 	}
 	last, ok := parseFHIRTime(m.AuthoredOn)
@@ -348,8 +362,25 @@ func formatInt(i int) string {
 
 // parseFHIRTime parses a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD,
 // or a full timestamp).
+// periodEnd is the instant a period's end s (parsed as t) is over: a date
+// or partial date ends with its last day, a dateTime at itself.
+func periodEnd(s string, t time.Time) time.Time {
+	switch len(strings.TrimSpace(s)) {
+	case 4:
+		return t.AddDate(1, 0, 0)
+	case 7:
+		return t.AddDate(0, 1, 0)
+	case 10:
+		return t.AddDate(0, 0, 1)
+	}
+	return t
+}
+
 func parseFHIRTime(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, false
+	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, true

@@ -199,6 +199,7 @@ func normalizeObservation(ref Ref, raw []byte) (Resource, error) {
 	m.check(out.Effective == "", "effective")
 	m.check(in.Status == "", "status")
 	out.Missing = m
+	extensionsOf(&out.Common, &in.header)
 	return out, nil
 }
 

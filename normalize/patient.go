@@ -6,13 +6,6 @@ import (
 	"ehrgate/fhir"
 )
 
-type extension struct {
-	URL         string      `json:"url"`
-	Extension   []extension `json:"extension"`
-	ValueString string      `json:"valueString"`
-	ValueCoding *coding     `json:"valueCoding"`
-}
-
 type patientJSON struct {
 	header
 	Name []struct {
@@ -46,9 +39,8 @@ type patientJSON struct {
 		Language  *codeableConcept `json:"language"`
 		Preferred bool             `json:"preferred"`
 	} `json:"communication"`
-	Extension        []extension `json:"extension"`
-	DeceasedBoolean  *bool       `json:"deceasedBoolean"`
-	DeceasedDateTime string      `json:"deceasedDateTime"`
+	DeceasedBoolean  *bool  `json:"deceasedBoolean"`
+	DeceasedDateTime string `json:"deceasedDateTime"`
 }
 
 // normalizePatient maps a Patient. Missing lists "name", "birthDate",
@@ -135,15 +127,29 @@ func normalizePatient(ref Ref, raw []byte) (Resource, error) {
 		}
 	}
 
-	for i := range in.Extension {
-		e := &in.Extension[i]
+	exts := decodeExtensions(in.Extension)
+	for i := range exts {
+		e := &exts[i]
 		switch e.URL {
 		case fhir.ExtUSCoreRace:
 			out.Race = usCoreCategory(e)
 		case fhir.ExtUSCoreEthnicity:
 			out.Ethnicity = usCoreCategory(e)
+		case fhir.ExtUSCoreBirthSex:
+			out.BirthSex = e.ValueCode
+		case ExtUSCoreGenderIdentity:
+			out.GenderIdentity, _ = e.text()
+		case ExtUSCoreSex:
+			out.Sex, _ = e.text()
+		case ExtUSCoreInterpreterNeeded:
+			out.InterpreterNeeded, _ = e.text()
+		case ExtUSCoreTribalAffiliation:
+			if t := tribalAffiliation(e); t != "" {
+				out.TribalAffiliation = append(out.TribalAffiliation, t)
+			}
 		}
 	}
+	unwrapExtensions(&out.Common, exts, usCorePatientExtensions)
 
 	var m missing
 	m.check(out.Name == "", "name")
@@ -183,4 +189,25 @@ func usCoreCategory(e *extension) string {
 		}
 	}
 	return strings.Join(omb, ", ")
+}
+
+// tribalAffiliation reads a US Core tribal affiliation extension: the
+// tribalAffiliation sub-extension's label, with " (enrolled)" when the
+// isEnrolled sub-extension is true.
+func tribalAffiliation(e *extension) string {
+	var tribe string
+	enrolled := false
+	for i := range e.Extension {
+		sub := &e.Extension[i]
+		switch sub.URL {
+		case "tribalAffiliation":
+			tribe, _ = sub.text()
+		case "isEnrolled":
+			enrolled = sub.ValueBoolean != nil && *sub.ValueBoolean
+		}
+	}
+	if tribe != "" && enrolled {
+		tribe += " (enrolled)"
+	}
+	return tribe
 }

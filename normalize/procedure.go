@@ -34,5 +34,6 @@ func normalizeProcedure(ref Ref, raw []byte) (Resource, error) {
 	m.check(in.Status == "", "status")
 	m.check(out.Performed == "", "performed")
 	out.Missing = m
+	extensionsOf(&out.Common, &in.header)
 	return out, nil
 }

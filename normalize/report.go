@@ -47,5 +47,6 @@ func normalizeDiagnosticReport(ref Ref, raw []byte) (Resource, error) {
 	m.check(in.Status == "", "status")
 	m.check(out.Effective == "", "effective")
 	out.Missing = m
+	extensionsOf(&out.Common, &in.header)
 	return out, nil
 }

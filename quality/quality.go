@@ -37,6 +37,10 @@ const (
 	KindMissingRxNorm = "missing-rxnorm"   // a MedicationRequest without an RxNorm code
 	KindStale         = "stale-medication" // an active order with no activity in the quiet period
 	KindProfile       = "profile"          // a US Core rule failed
+	// KindUnknownExtension is an extension nobody understands: not US Core,
+	// not documented by a vendor profile (its value stays in the raw
+	// resource but reaches no application).
+	KindUnknownExtension = "unknown-extension"
 )
 
 // Finding is one data-quality problem with one resource.
@@ -54,6 +58,9 @@ type Finding struct {
 	// Code is the unmapped coding (Kind unmapped-code): system, code and
 	// the source's display or text.
 	Code *normalize.Coding `json:"code,omitempty"`
+	// Extension is the URL of an extension nobody understands (Kind
+	// unknown-extension).
+	Extension string `json:"extension,omitempty"`
 }
 
 // ErrMalformed marks a raw resource that is not a JSON object.
@@ -99,6 +106,11 @@ func CheckNormalized(res normalize.Resource) []Finding {
 		if c.Code == "" && len(c.Original) > 0 {
 			fd.Code.System, fd.Code.Code = c.Original[0].System, c.Original[0].Code
 		}
+		out = append(out, fd)
+	}
+	for _, u := range b.UnknownExtensions {
+		fd := f(KindUnknownExtension, SeverityInfo, "extension", "extension not understood: kept in the raw resource only; a vendor profile can document it")
+		fd.Extension = u
 		out = append(out, fd)
 	}
 	switch r := res.(type) {

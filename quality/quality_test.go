@@ -287,3 +287,27 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+func TestBuildCountsUnknownExtensions(t *testing.T) {
+	pat := func(id string, urls ...string) store.Record {
+		var exts []string
+		for _, u := range urls {
+			exts = append(exts, `{"url":"`+u+`","valueString":"v"}`)
+		}
+		raw := `{"resourceType":"Patient","id":"` + id + `","extension":[` + strings.Join(exts, ",") + `]}`
+		return store.Record{Key: store.Key{Connection: "a", Type: "Patient", ID: id, VersionID: "1"}, Raw: []byte(raw)}
+	}
+	recs := []store.Record{
+		pat("p1", "urn:x:mystery", "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"),
+		pat("p2", "urn:x:mystery", "urn:x:rare"),
+		pat("p3", "urn:x:mystery", "urn:x:mystery"), // counted once per resource
+	}
+	rep, err := Build(context.Background(), &pagedFake{recs}, testNormalizer(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []UnknownExtension{{Type: "Patient", URL: "urn:x:mystery", Count: 3}, {Type: "Patient", URL: "urn:x:rare", Count: 1}}
+	if d := cmp.Diff(want, rep.Connections[0].UnknownExtensions); d != "" {
+		t.Errorf("UnknownExtensions (-want +got):\n%s", d)
+	}
+}

@@ -21,6 +21,14 @@ type UnmappedCode struct {
 	Count   int    `json:"count"`
 }
 
+// UnknownExtension is an extension URL nobody understands, on one resource
+// type, with how many resources carry it.
+type UnknownExtension struct {
+	Type  string `json:"type"`
+	URL   string `json:"url"`
+	Count int    `json:"count"`
+}
+
 // RuleCount is how many resources failed one US Core rule.
 type RuleCount struct {
 	Rule     string `json:"rule"`
@@ -33,14 +41,17 @@ type RuleCount struct {
 
 // ConnectionReport summarises the findings of one connection.
 type ConnectionReport struct {
-	Connection       string         `json:"connection"`
-	Resources        int            `json:"resources"`
-	Failed           int            `json:"failed"` // could not be normalized (see quarantine)
-	Unmapped         []UnmappedCode `json:"unmapped"`
-	MissingLOINC     int            `json:"missingLoinc"`
-	MissingRxNorm    int            `json:"missingRxnorm"`
-	StaleMedications int            `json:"staleMedications"`
-	Profile          []RuleCount    `json:"profile"`
+	Connection string         `json:"connection"`
+	Resources  int            `json:"resources"`
+	Failed     int            `json:"failed"` // could not be normalized (see quarantine)
+	Unmapped   []UnmappedCode `json:"unmapped"`
+	// UnknownExtensions are the extensions nobody understands, most
+	// frequent first.
+	UnknownExtensions []UnknownExtension `json:"unknownExtensions"`
+	MissingLOINC      int                `json:"missingLoinc"`
+	MissingRxNorm     int                `json:"missingRxnorm"`
+	StaleMedications  int                `json:"staleMedications"`
+	Profile           []RuleCount        `json:"profile"`
 }
 
 // Report is the data-quality report of a store.
@@ -54,6 +65,7 @@ func Build(ctx context.Context, s store.PagedScanner, n *normalize.Normalizer, c
 	conns := map[string]*ConnectionReport{}
 	unmapped := map[string]map[UnmappedCode]int{}
 	rules := map[string]map[RuleCount]int{}
+	exts := map[string]map[UnknownExtension]int{}
 	q := store.ScanQuery{Connection: connection, Limit: 500}
 	for {
 		page, err := s.ScanCurrentPage(ctx, q)
@@ -72,6 +84,7 @@ func Build(ctx context.Context, s store.PagedScanner, n *normalize.Normalizer, c
 				conns[rec.Connection] = cr
 				unmapped[rec.Connection] = map[UnmappedCode]int{}
 				rules[rec.Connection] = map[RuleCount]int{}
+				exts[rec.Connection] = map[UnknownExtension]int{}
 			}
 			cr.Resources++
 			findings, _, err := Check(n, normalize.Ref{Connection: rec.Connection, Type: rec.Type, ID: rec.ID, VersionID: rec.VersionID}, rec.Raw)
@@ -90,6 +103,8 @@ func Build(ctx context.Context, s store.PagedScanner, n *normalize.Normalizer, c
 					cr.MissingRxNorm++
 				case KindStale:
 					cr.StaleMedications++
+				case KindUnknownExtension:
+					exts[rec.Connection][UnknownExtension{Type: f.Type, URL: f.Extension}]++
 				case KindProfile:
 					k := RuleCount{Rule: f.Rule, Profile: f.Profile, Type: f.Type, Element: f.Element, Severity: f.Severity}
 					rules[rec.Connection][k]++
@@ -115,6 +130,20 @@ func Build(ctx context.Context, s store.PagedScanner, n *normalize.Normalizer, c
 				return a.Code < b.Code
 			}
 			return a.Display < b.Display
+		})
+		for k, c := range exts[name] {
+			k.Count = c
+			cr.UnknownExtensions = append(cr.UnknownExtensions, k)
+		}
+		sort.Slice(cr.UnknownExtensions, func(i, j int) bool {
+			a, b := cr.UnknownExtensions[i], cr.UnknownExtensions[j]
+			if a.Count != b.Count {
+				return a.Count > b.Count
+			}
+			if a.URL != b.URL {
+				return a.URL < b.URL
+			}
+			return a.Type < b.Type
 		})
 		for k, c := range rules[name] {
 			k.Count = c

@@ -192,8 +192,31 @@ func (p *patientGen) emitMedications() {
 		w.ka("dosageInstruction")
 		w.open()
 		w.ks("text", o.m.sig)
+		if o.m.c == mAmoxicillin.c {
+			// A ten-day course: its end is in the order itself
+			// (Timing.repeat.boundsPeriod).
+			w.ko("timing")
+			w.ko("repeat")
+			w.key("boundsPeriod")
+			w.open()
+			w.kd("start", o.at)
+			w.kd("end", o.at.Add(9*day))
+			w.close()
+			w.close()
+			w.close()
+		}
 		w.close()
 		w.closeArr()
+		// Every prescription may be dispensed for a year
+		// (dispenseRequest.validityPeriod); drawn from no random number, so
+		// the rest of the dataset is unchanged by it.
+		w.ko("dispenseRequest")
+		w.key("validityPeriod")
+		w.open()
+		w.kd("start", o.at)
+		w.kd("end", o.at.Add(365*day))
+		w.close()
+		w.close()
 		p.end()
 	}
 }

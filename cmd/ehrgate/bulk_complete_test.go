@@ -281,7 +281,7 @@ func TestBulkExportWidenedTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients, err := demoClients(ctx, g, "127.0.0.1:1")
+	clients, err := inlineKeyClients(ctx, g)
 	g.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ehrgate/config"
+	"ehrgate/ehrsim/smartauth"
 	"ehrgate/ingest"
 	"ehrgate/synth"
 )
@@ -30,7 +31,7 @@ func TestBulkExportThroughSMART(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients, err := demoClients(ctx, g, "127.0.0.1:1")
+	clients, err := inlineKeyClients(ctx, g)
 	g.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -73,4 +74,27 @@ func TestBulkExportThroughSMART(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("bulk export without authorization = %v, want a 401 refusal", err)
 	}
+}
+
+// inlineKeyClients are the demo's clients with ehrgate's public keys copied
+// into the backend client's registration instead of its JWKS URL: for
+// tests that close the gateway before the simulated EHR authenticates it.
+func inlineKeyClients(ctx context.Context, g cliGateway) ([]smartauth.Client, error) {
+	if err := g.EnsureSigningKey(ctx); err != nil {
+		return nil, err
+	}
+	jwks, err := g.Keys().JWKS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(jwks)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := demoClients("", "127.0.0.1:1")
+	if err != nil {
+		return nil, err
+	}
+	clients[0].JWKSURL, clients[0].JWKS = "", raw
+	return clients, nil
 }

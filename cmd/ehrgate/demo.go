@@ -3,9 +3,9 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -44,7 +44,9 @@ func newDemoCmd(a *app) *cobra.Command {
 over synthetic patients behind a SMART authorization server), a sync that pulls
 every patient's chart into the embedded store in --data through SMART Backend
 Services (a signed JWT client assertion; ehrgate's key is created on first run and
-published at /.well-known/jwks.json), and the dashboard at http://HTTP_ADDR/.
+published at /.well-known/jwks.json), and the dashboard at http://HTTP_ADDR/. The
+simulated EHR knows ehrgate by that JWKS URL, as real EHRs allow, so 'ehrgate keys
+rotate' takes effect without registering ehrgate again.
 
 The simulated EHR's launch page (printed at start) launches ehrgate as a SMART app:
 log in as dr.smith / password, approve, and ehrgate opens the patient in context.
@@ -67,7 +69,15 @@ nothing new.`,
 				return err
 			}
 			defer g.Close()
-			clients, err := demoClients(ctx, g, a.cfg.HTTPAddr)
+			if err := g.EnsureSigningKey(ctx); err != nil {
+				return fmt.Errorf("creating the signing key: %w", err)
+			}
+			jwksURL, stopJWKS, err := demoJWKS(ctx, g, a.cfg.HTTPAddr, once)
+			if err != nil {
+				return err
+			}
+			defer stopJWKS()
+			clients, err := demoClients(jwksURL, a.cfg.HTTPAddr)
 			if err != nil {
 				return err
 			}
@@ -133,9 +143,20 @@ nothing new.`,
 					}
 				}()
 			}
+			listening := make(chan struct{})
 			go func() {
-				serveErr <- g.ListenAndServe(ctx, a.cfg.HTTPAddr, func(ad net.Addr) { printListen(a.stdout, "http", ad, "") })
+				serveErr <- g.ListenAndServe(ctx, a.cfg.HTTPAddr, func(ad net.Addr) {
+					printListen(a.stdout, "http", ad, "")
+					close(listening)
+				})
 			}()
+			// The simulated EHR fetches ehrgate's keys from its JWKS URL
+			// when the sync asks for a token: serve it first.
+			select {
+			case <-listening:
+			case err := <-serveErr:
+				return err
+			}
 			sum, err := g.Sync(ctx, backend)
 			if err != nil {
 				return err
@@ -179,31 +200,51 @@ nothing new.`,
 }
 
 // demoClients registers ehrgate with the simulated EHR as an EHR would: a
-// backend-services client holding ehrgate's public keys, and a public app
-// client for user launches that returns to ehrgate's callback.
-func demoClients(ctx context.Context, g cliGateway, httpAddr string) ([]smartauth.Client, error) {
-	if err := g.EnsureSigningKey(ctx); err != nil {
-		return nil, fmt.Errorf("creating the signing key: %w", err)
-	}
-	jwks, err := g.Keys().JWKS(ctx)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := json.Marshal(jwks)
-	if err != nil {
-		return nil, err
-	}
+// backend-services client known by its JWKS URL, so that the EHR fetches
+// ehrgate's current public keys (and again when an assertion names a key it
+// has not seen) and `ehrgate keys rotate` needs no re-registration, and a
+// public app client for user launches that returns to ehrgate's callback.
+func demoClients(jwksURL, httpAddr string) ([]smartauth.Client, error) {
 	host, port, err := net.SplitHostPort(httpAddr)
 	if err != nil {
 		return nil, err
 	}
 	app := "http://" + net.JoinHostPort(host, port)
 	return []smartauth.Client{
-		{ID: demoBackendClient, Name: "ehrgate (backend services)", JWKS: raw, TokenEndpointAuth: "private_key_jwt",
+		{ID: demoBackendClient, Name: "ehrgate (backend services)", JWKSURL: jwksURL, TokenEndpointAuth: "private_key_jwt",
 			Scopes: []string{"system/*.rs", "system/*.read"}},
 		{ID: demoLaunchClient, Name: "ehrgate", Public: true, TokenEndpointAuth: "none",
 			RedirectURIs: []string{app + "/smart/callback"}, LaunchURL: app + "/smart/launch",
 			Scopes: []string{"launch", "launch/patient", "openid", "fhirUser", "offline_access", "online_access",
 				"patient/*.rs", "patient/*.read", "user/*.rs", "user/*.read"}},
 	}, nil
+}
+
+// demoJWKS returns the JWKS URL the simulated EHR registers ehrgate by. A
+// serving demo on a fixed port publishes its keys at
+// http://HTTP_ADDR/.well-known/jwks.json, as `serve` does; that is the URL
+// (an unspecified host reads as 127.0.0.1). A --once run serves no HTTP,
+// and a port of 0 is not known yet: then the same JWKS handler is served
+// on a loopback port of its own until stop is called.
+func demoJWKS(ctx context.Context, g cliGateway, httpAddr string, once bool) (url string, stop func(), err error) {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return "", nil, err
+	}
+	if !once && port != "0" {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1"
+		}
+		return "http://" + net.JoinHostPort(host, port) + "/.well-known/jwks.json", func() {}, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("serving the JWKS to the simulated EHR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /.well-known/jwks.json", g.Keys().JWKSHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close below
+	return "http://" + ln.Addr().String() + "/.well-known/jwks.json", func() { srv.Close() }, nil
 }

@@ -164,14 +164,14 @@ func TestPersonalityBehaviour(t *testing.T) {
 				t.Errorf("unsupported type: %d %q, want %d %q", status, issueCode(oo), spec.UnsupportedType.Status, spec.UnsupportedType.Code)
 			}
 			// Extension.
-			if spec.ExtensionURL != "" {
-				typ := spec.ExtensionTypes[0]
+			for _, x := range spec.Extensions {
+				typ := x.Types[0]
 				_, res := getJSON(t, base+"/"+typ+"?patient=p00000")
 				if typ == "Patient" {
 					_, res = getJSON(t, base+"/Patient?_id=p00000")
 				}
-				if !strings.Contains(mustJSON(res), spec.ExtensionURL) {
-					t.Errorf("%s lacks the vendor extension %s", typ, spec.ExtensionURL)
+				if !strings.Contains(mustJSON(res), x.URL) {
+					t.Errorf("%s lacks the vendor extension %s", typ, x.URL)
 				}
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -105,7 +106,60 @@ func chart(t *testing.T, r syncResult, patientID string) map[string][]string {
 		}
 		sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
 		for _, rec := range recs {
-			out[typ] = append(out[typ], strings.ReplaceAll(string(rec.Normalized), `"`+r.conn+`"`, `"CONN"`))
+			out[typ] = append(out[typ], strings.ReplaceAll(string(withoutExtensions(t, rec.Normalized)), `"`+r.conn+`"`, `"CONN"`))
+		}
+	}
+	return out
+}
+
+// withoutExtensions removes the extensions and unknownExtensions members of
+// a normalized record: a personality adds its vendor's extensions, which
+// TestSyncEveryPersonality checks apart.
+func withoutExtensions(t *testing.T, normalized []byte) []byte {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(normalized, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "extensions")
+	delete(m, "unknownExtensions")
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b // every record is re-encoded, so both sides compare alike
+}
+
+// extensionURLs returns, by type, the extension URLs of a patient's
+// normalized records as "understood URL" or "unknown URL", each once.
+func extensionURLs(t *testing.T, r syncResult, patientID string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, typ := range refresh.ChartTypes {
+		recs, err := r.store.ListByPatient(context.Background(), r.conn, patientID, typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range recs {
+			var c struct {
+				Extensions []struct {
+					URL string `json:"url"`
+				} `json:"extensions"`
+				Unknown []string `json:"unknownExtensions"`
+			}
+			if err := json.Unmarshal(rec.Normalized, &c); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range c.Extensions {
+				if k := "understood " + e.URL; !slices.Contains(out[typ], k) {
+					out[typ] = append(out[typ], k)
+				}
+			}
+			for _, u := range c.Unknown {
+				if k := "unknown " + u; !slices.Contains(out[typ], k) {
+					out[typ] = append(out[typ], k)
+				}
+			}
 		}
 	}
 	return out

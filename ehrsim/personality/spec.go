@@ -59,10 +59,9 @@ type Spec struct {
 	// its self link.
 	NextEqualsSelfOnLast bool
 
-	// Extension is added to every resource of ExtensionTypes.
-	ExtensionURL   string
-	ExtensionTypes []string
-	ExtensionValue string
+	// Extensions are added to every resource of their types, shaped like
+	// the vendor's.
+	Extensions []Extension
 
 	// AuthorizePath and TokenPath are the SMART endpoints' paths, shaped like
 	// the vendor's, published at [base]/.well-known/smart-configuration on
@@ -74,6 +73,21 @@ type Spec struct {
 	RateLimit float64
 	Burst     int
 }
+
+// Extension is a vendor extension the personality adds to resources.
+type Extension struct {
+	URL   string
+	Types []string
+	// String, when set, is sent as valueString.
+	String string
+	// GenderSystem, when set, sends the resource's gender as a
+	// valueCodeableConcept coded in this system (a vendor's sex extensions).
+	GenderSystem string
+}
+
+// epicSexSystem is the code system of Epic's sex extensions as seen in Epic
+// sandbox responses (unverified).
+const epicSexSystem = "urn:oid:1.2.840.114350.1.13.0.1.7.10.698084.130.657370.19999000"
 
 // ErrorStyle is how a vendor writes one kind of error.
 type ErrorStyle struct {
@@ -127,9 +141,13 @@ var specs = map[string]Spec{
 		UnsupportedParam: styleNotSupported400, // simulated
 		PrevRelation:     "previous",
 		MaxPageSize:      1000,
-		ExtensionURL:     "http://open.epic.com/FHIR/StructureDefinition/extension/legal-sex", // Epic Patient.Read (R4) spec; unverified
-		ExtensionTypes:   []string{"Patient"},
-		ExtensionValue:   "unknown",
+		// Epic Patient.Read (R4) extensions, valueCodeableConcept with
+		// Epic's sex code system as in Epic sandbox responses (see
+		// ehr/profiles/epic.yaml; unverified against a live tenant).
+		Extensions: []Extension{
+			{URL: "http://open.epic.com/FHIR/StructureDefinition/extension/legal-sex", Types: []string{"Patient"}, GenderSystem: epicSexSystem},
+			{URL: "http://open.epic.com/FHIR/StructureDefinition/extension/sex-for-clinical-use", Types: []string{"Patient"}, GenderSystem: epicSexSystem},
+		},
 	},
 	"oracle": {
 		// fixtures smart-config/well-known/cerner-r4-tenant-ec2458f2.smart-configuration.json
@@ -147,9 +165,11 @@ var specs = map[string]Spec{
 		WriteRefused:     ErrorStyle{Status: http.StatusForbidden, Severity: "error", Code: "forbidden"}, // simulated
 		MaxPageSize:      100,                                                                            // see ehr/profiles/oracle.yaml (unverified)
 		PrevRelation:     "previous",
-		ExtensionURL:     "https://fhir-ehr.cerner.com/r4/StructureDefinition/custom-attribute", // simulated shape of a Millennium extension
-		ExtensionTypes:   []string{"Encounter"},
-		ExtensionValue:   "simulated",
+		Extensions: []Extension{
+			// simulated shape of a Millennium extension no profile documents
+			// (the quality page lists it as not understood)
+			{URL: "https://fhir-ehr.cerner.com/r4/StructureDefinition/custom-attribute", Types: []string{"Encounter"}, String: "simulated"},
+		},
 	},
 	"athena": {
 		AuthorizePath: "/oauth2/v1/authorize", TokenPath: "/oauth2/v1/token", // simulated

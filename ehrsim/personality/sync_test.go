@@ -63,6 +63,27 @@ func TestSyncEveryPersonality(t *testing.T) {
 				if diff := cmp.Diff(want["Patient"], have["Patient"]); diff != "" {
 					t.Errorf("patient %s demographics differ (-want +got):\n%s", pid, diff)
 				}
+				// The vendor's extensions reach the model when its
+				// profile documents them, else they are listed as not
+				// understood; none appear from nowhere.
+				exts := extensionURLs(t, got, pid)
+				wantExts := map[string][]string{}
+				spec, _ := personality.Lookup(vendor)
+				for _, x := range spec.Extensions {
+					for _, typ := range x.Types {
+						kind := "unknown "
+						if slices.ContainsFunc(a.Profile().Extensions, func(r ehr.ExtensionRule) bool { return r.URL == x.URL }) {
+							kind = "understood "
+						}
+						wantExts[typ] = append(wantExts[typ], kind+x.URL)
+					}
+				}
+				if base := extensionURLs(t, baseline, pid); len(base) != 0 {
+					t.Fatalf("the bare simulator's patient %s has extensions beyond US Core: %v", pid, base)
+				}
+				if diff := cmp.Diff(wantExts, exts); diff != "" {
+					t.Errorf("patient %s extensions (-want +got):\n%s", pid, diff)
+				}
 			}
 		})
 	}

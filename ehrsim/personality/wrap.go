@@ -371,13 +371,31 @@ func (h *handler) rewriteResource(raw []byte) []byte {
 	var typ string
 	_ = json.Unmarshal(res["resourceType"], &typ)
 	changed := false
-	if h.spec.ExtensionURL != "" && slices.Contains(h.spec.ExtensionTypes, typ) {
-		var exts []json.RawMessage
-		_ = json.Unmarshal(res["extension"], &exts)
-		e, _ := json.Marshal(map[string]any{"url": h.spec.ExtensionURL, "valueString": h.spec.ExtensionValue})
-		exts = append(exts, e)
-		res["extension"], _ = json.Marshal(exts)
+	var exts []json.RawMessage
+	for _, x := range h.spec.Extensions {
+		if !slices.Contains(x.Types, typ) {
+			continue
+		}
+		if exts == nil {
+			_ = json.Unmarshal(res["extension"], &exts)
+		}
+		e := map[string]any{"url": x.URL}
+		switch {
+		case x.GenderSystem != "":
+			var gender string
+			if json.Unmarshal(res["gender"], &gender) != nil || gender == "" {
+				continue // nothing to say: never invented
+			}
+			e["valueCodeableConcept"] = map[string]any{"coding": []map[string]string{{"system": x.GenderSystem, "code": gender, "display": gender}}}
+		default:
+			e["valueString"] = x.String
+		}
+		b, _ := json.Marshal(e)
+		exts = append(exts, b)
 		changed = true
+	}
+	if changed {
+		res["extension"], _ = json.Marshal(exts)
 	}
 	if h.site != nil {
 		for _, lc := range h.site.LocalCodeSystems {

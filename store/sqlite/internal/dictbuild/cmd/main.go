@@ -17,10 +17,10 @@ func main() {
 	}
 	raw, norm, err := dictbuild.Build()
 	if err == nil {
-		err = os.WriteFile(filepath.Join(os.Args[1], "raw-1.s2dict"), raw, 0o644)
+		err = os.WriteFile(filepath.Join(os.Args[1], "raw-3.s2dict"), raw, 0o644)
 	}
 	if err == nil {
-		err = os.WriteFile(filepath.Join(os.Args[1], "normalized-2.s2dict"), norm, 0o644)
+		err = os.WriteFile(filepath.Join(os.Args[1], "normalized-4.s2dict"), norm, 0o644)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dictbuild:", err)
