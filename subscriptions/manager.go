@@ -36,6 +36,7 @@ type Source interface {
 	Search(ctx context.Context, typ string, q *fhir.Query) (*fhir.Bundle, error)
 	SearchAll(ctx context.Context, typ string, q *fhir.Query, fn fhir.PageFunc) error
 	Create(ctx context.Context, typ string, body []byte, ifNoneExist string) (*fhir.Response, error)
+	Delete(ctx context.Context, typ, id string) error
 }
 
 // Store is what a Manager needs of the store.
@@ -443,6 +444,9 @@ func (m *Manager) catchUpRetired(ctx context.Context) {
 	for _, r := range list {
 		if !m.catchUp(ctx, r) {
 			continue
+		}
+		if err := m.src.Delete(ctx, "Subscription", r.ID); err != nil && !errors.Is(err, fhir.ErrNotFound) {
+			m.log.WarnContext(ctx, "deleting a retired subscription", "subscription", r.ID, "error", err)
 		}
 		m.mu.Lock()
 		m.s.Retired = slices.DeleteFunc(m.s.Retired, func(x retired) bool { return x.ID == r.ID })
