@@ -19,6 +19,7 @@ package gateway
 
 import (
 	"context"
+	"ehrgate/subscriptions"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -102,6 +103,7 @@ type Gateway struct {
 	conns    []config.Connection
 	status   map[string]dashboard.ConnectionStatus
 	runtimes map[string]*Runtime
+	subs     map[string]*subscriptions.Manager // running subscriptions, by connection
 	launcher *smart.Launcher
 	mounts   map[string]server.Route // extra HTTP routes, by pattern
 	bus      *events.Bus             // this process's events (StartEvents), or nil
