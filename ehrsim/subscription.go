@@ -244,6 +244,9 @@ func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "the body is not a Subscription this server accepts")
 		return
 	}
+	if s.answerFault(w, s.takeFault(http.MethodPost)) { // InjectWriteFault applies to creates of Subscriptions too
+		return
+	}
 	if req.Topic != TopicChartChange {
 		fhir.WriteOutcome(w, http.StatusUnprocessableEntity, "error", "not-supported", "unknown SubscriptionTopic")
 		return

@@ -144,6 +144,10 @@ type Manager struct {
 	needStatus bool
 	dirty      bool
 	pending    string // token of a subscription being created (its handshake comes first)
+	// retryAt is when to try re-creating a subscription again after a
+	// failure (zero: healthy); backoff the wait after the next failure.
+	retryAt time.Time
+	backoff time.Duration
 
 	stats struct {
 		notifications, heartbeats, events, duplicates, applied, unchanged, stale, forged, malformed,
@@ -303,6 +307,15 @@ type mark struct {
 func (m *Manager) Check(ctx context.Context) {
 	now := m.clock()
 	m.mu.Lock()
+	if retry := m.retryAt; !retry.IsZero() {
+		m.mu.Unlock()
+		if now.After(retry) {
+			m.poll(ctx, now)
+			m.recreate(ctx)
+		}
+		m.save(ctx)
+		return
+	}
 	needStatus := m.needStatus || now.Sub(m.lastHeard) >= m.o.HeartbeatWait
 	m.needStatus = false
 	// Numbers known to exist GapWait ago and still not taken are missing:
@@ -424,12 +437,16 @@ func (m *Manager) create(ctx context.Context) error {
 func (m *Manager) recreate(ctx context.Context) {
 	if err := m.create(ctx); err != nil {
 		m.stats.errors.Add(1)
-		m.log.ErrorContext(ctx, "re-creating the subscription failed; retrying", "error", err)
 		m.mu.Lock()
-		m.needStatus = true
+		m.backoff = min(max(2*m.backoff, m.o.HeartbeatWait), 5*time.Minute)
+		m.retryAt = m.clock().Add(m.backoff)
 		m.mu.Unlock()
+		m.log.ErrorContext(ctx, "ALERT: the subscription is unhealthy and could not be re-created; polling until it is", "retry_in", m.backoff, "error", err)
 		return
 	}
+	m.mu.Lock()
+	m.retryAt, m.backoff = time.Time{}, 0
+	m.mu.Unlock()
 	m.stats.recreated.Add(1)
 	m.log.WarnContext(ctx, "subscription re-created: the old one was in error, off or gone")
 	m.catchUpRetired(ctx)
@@ -469,6 +486,24 @@ func (m *Manager) catchUp(ctx context.Context, r retired) bool {
 	}
 	// Without its events, everything changed since its last good event.
 	return m.refreshSince(ctx, r.LastGood) == nil
+}
+
+// poll refreshes what changed since the last good event while the
+// subscription is unhealthy; after it, everything up to start is had.
+func (m *Manager) poll(ctx context.Context, start time.Time) {
+	m.mu.Lock()
+	since := m.s.LastGood
+	m.mu.Unlock()
+	if err := m.refreshSince(ctx, since); err != nil {
+		m.stats.errors.Add(1)
+		m.log.WarnContext(ctx, "polling while the subscription is unhealthy", "error", err)
+		return
+	}
+	m.mu.Lock()
+	if start.After(m.s.LastGood) {
+		m.s.LastGood, m.dirty = start, true
+	}
+	m.mu.Unlock()
 }
 
 // recover takes events from..to of the current subscription that did not

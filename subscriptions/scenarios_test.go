@@ -271,3 +271,30 @@ func TestRestartMidFeed(t *testing.T) {
 		t.Errorf("the restarted manager recovered nothing: %+v", st)
 	}
 }
+
+// TestUnhealthyPollsUntilRecreated: the subscription goes to error and the
+// server refuses the first re-creations; meanwhile the manager polls by
+// _lastUpdated, so changes still arrive, and it re-creates the
+// subscription once the server accepts.
+func TestUnhealthyPollsUntilRecreated(t *testing.T) {
+	r := newRig(t, feedeval.RigOptions{})
+	m, stop, err := r.StartManager(context.Background(), r.ManagerOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	r.Sim.InjectWriteFault(ehrsim.WriteFault500, 3)
+	r.Sim.SetSubscriptionStatus(m.SubscriptionID(), backport.StatusError)
+	changes(t, r, 30, 11)
+	converge(t, r, 15*time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for m.Stats().Recreated == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := m.Stats()
+	if st.Recreated != 1 || st.Refreshes == 0 || st.Errors < 3 {
+		t.Errorf("Stats = %+v, want 3 failed re-creations, polling, then one re-created", st)
+	}
+	changes(t, r, 10, 12)
+	converge(t, r, 10*time.Second)
+}

@@ -174,7 +174,7 @@ func (f *simFlags) newSim(log *slog.Logger) (*ehrsim.Server, error) {
 	switch f.subscriptions {
 	case "on":
 		opts.Subscriptions.Enabled = true
-	case "auto":
+	case "auto", "":
 		opts.Subscriptions.Enabled = f.vendor == "epic"
 	case "off":
 	default:
