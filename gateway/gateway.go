@@ -589,7 +589,13 @@ func (g *Gateway) ConnectionStatus(ctx context.Context) []dashboard.ConnectionSt
 			out[i] = withSavedState(s, saved)
 		}
 	}
+	subs := g.SubscriptionManagers()
 	for i, s := range out {
+		if m := subs[s.Name]; m != nil {
+			h, st := m.Health(), m.Stats()
+			out[i].Subscription = &dashboard.SubscriptionStatus{ID: h.Subscription, Healthy: h.Healthy, LastHeard: h.LastHeard,
+				Events: st.Events, Recovered: st.Recovered, Refused: st.Forged + st.Malformed}
+		}
 		if vs, err := g.vault.Status(ctx, s.Name); err == nil && vs.State == store.TokenNeedsReauthorization {
 			out[i].State = "needs re-authorization"
 			out[i].Detail = "The EHR refused ehrgate's credentials (" + vs.Reason + "); authorize the connection again."

@@ -98,6 +98,16 @@ func TestSubscriptionsThroughTheGateway(t *testing.T) {
 		t.Errorf("event = %+v (%v), want a changed event of clinic naming one resource", e, err)
 	}
 
+	var shown bool
+	for _, cs := range g.ConnectionStatus(ctx) {
+		if cs.Name == "clinic" && cs.Subscription != nil {
+			shown = cs.Subscription.ID == first && cs.Subscription.Healthy && cs.Subscription.Events == 20
+		}
+	}
+	if !shown {
+		t.Errorf("the connection status does not show the healthy subscription: %+v", g.ConnectionStatus(ctx))
+	}
+
 	// A restart on the same address (the one the EHR posts to): the second
 	// process takes up the same subscription.
 	stop()

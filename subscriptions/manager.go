@@ -200,6 +200,21 @@ func (m *Manager) Stats() Stats {
 		Refreshes: c.refreshes.Load(), Recreated: c.recreated.Load(), Quarantined: c.quarantined.Load(), Errors: c.errors.Load()}
 }
 
+// Health is a Manager's state for the connection page.
+type Health struct {
+	Subscription string
+	Healthy      bool // false while the subscription cannot be re-created (polling)
+	LastHeard    time.Time
+	Watermark    int64
+}
+
+// Health returns the subscription's health.
+func (m *Manager) Health() Health {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Health{Subscription: m.s.ID, Healthy: m.retryAt.IsZero(), LastHeard: m.lastHeard, Watermark: m.s.Watermark}
+}
+
 // SubscriptionID is the server's id of the current subscription ("" before
 // Start).
 func (m *Manager) SubscriptionID() string {
