@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -95,14 +96,9 @@ func (s *Server) RunChanges(ctx context.Context, o ChangeOptions) (ChangeStats, 
 // amended returns the next version of the feed's resource ref: a note
 // added, an encounter finished.
 func (s *Server) amended(ref string) string {
+	typ, id, _ := strings.Cut(ref, "/")
 	s.mu.RLock()
-	var e *entry
-	for i := 0; i < len(ref); i++ {
-		if ref[i] == '/' {
-			e = s.ix.get(ref[:i], ref[i+1:])
-			break
-		}
-	}
+	e := s.ix.get(typ, id)
 	s.mu.RUnlock()
 	if e == nil {
 		return ""

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,7 +239,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	if m.o.Topic == "" {
 		m.o.Topic = topics[0]
 	}
-	m.hasEvents = hasOperation(capab, "events")
+	m.hasEvents = backport.HasOperation(capab, "events")
 	d, err := m.st.GetDocument(ctx, docKind, m.o.Connection)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -263,34 +264,6 @@ func (m *Manager) Start(ctx context.Context) error {
 	return nil
 }
 
-// hasOperation reports whether the CapabilityStatement lists the named
-// operation on Subscription.
-func hasOperation(capab []byte, name string) bool {
-	var cs struct {
-		Rest []struct {
-			Resource []struct {
-				Type      string `json:"type"`
-				Operation []struct {
-					Name string `json:"name"`
-				} `json:"operation"`
-			} `json:"resource"`
-		} `json:"rest"`
-	}
-	if json.Unmarshal(capab, &cs) != nil {
-		return false
-	}
-	for _, r := range cs.Rest {
-		for _, res := range r.Resource {
-			for _, op := range res.Operation {
-				if res.Type == "Subscription" && op.Name == name {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
 // Run watches the subscription until ctx ends: it recovers gaps, checks
 // the status after a silence longer than HeartbeatWait, re-creates a
 // subscription in error and catches up retired ones. Call Start first.
@@ -299,7 +272,10 @@ func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(max(tick, 10*time.Millisecond))
 	defer t.Stop()
 	defer func() {
-		m.o.Hub.unregister(m.s.Token, m)
+		m.mu.Lock()
+		token := m.s.Token
+		m.mu.Unlock()
+		m.o.Hub.unregister(token, m)
 		m.save(context.WithoutCancel(ctx))
 	}()
 	for {
@@ -768,8 +744,8 @@ func (m *Manager) applyEvent(ctx context.Context, ev backport.Event, entries []b
 }
 
 func (m *Manager) read(ctx context.Context, ref string) ([]byte, error) {
-	typ, id, ok := cutRef(ref)
-	if !ok {
+	typ, id, ok := strings.Cut(ref, "/")
+	if !ok || typ == "" || id == "" {
 		return nil, fmt.Errorf("notification names %q, not a resource", ref)
 	}
 	resp, err := m.src.Read(ctx, typ, id)
@@ -777,15 +753,6 @@ func (m *Manager) read(ctx context.Context, ref string) ([]byte, error) {
 		return nil, fmt.Errorf("reading %s: %w", typ, err)
 	}
 	return resp.Body, nil
-}
-
-func cutRef(ref string) (typ, id string, ok bool) {
-	for i := 0; i < len(ref); i++ {
-		if ref[i] == '/' {
-			return ref[:i], ref[i+1:], i > 0 && i < len(ref)-1
-		}
-	}
-	return "", "", false
 }
 
 // applyResource stores one resource version through the sync's path,

@@ -387,32 +387,59 @@ func ParseSubscription(raw []byte) (id, status string, r SubscriptionRequest, er
 	return s.ID, s.Status, r, nil
 }
 
-// Topics returns the SubscriptionTopic canonicals a CapabilityStatement
-// lists on its Subscription resource; nil when it supports none.
-func Topics(capability []byte) []string {
+// subscriptionResources decodes the Subscription entries of a
+// CapabilityStatement's rest.resource.
+func subscriptionResources(capability []byte) []capResource {
 	var cs struct {
 		Rest []struct {
-			Resource []struct {
-				Type      string      `json:"type"`
-				Extension []extension `json:"extension"`
-			} `json:"resource"`
+			Resource []capResource `json:"resource"`
 		} `json:"rest"`
 	}
 	if json.Unmarshal(capability, &cs) != nil {
 		return nil
 	}
-	var out []string
+	var out []capResource
 	for _, r := range cs.Rest {
 		for _, res := range r.Resource {
-			if res.Type != "Subscription" {
-				continue
-			}
-			for _, e := range res.Extension {
-				if e.URL == ExtTopicCanonical && e.ValueCanonical != "" {
-					out = append(out, e.ValueCanonical)
-				}
+			if res.Type == "Subscription" {
+				out = append(out, res)
 			}
 		}
 	}
 	return out
+}
+
+type capResource struct {
+	Type      string      `json:"type"`
+	Extension []extension `json:"extension"`
+	Operation []struct {
+		Name string `json:"name"`
+	} `json:"operation"`
+}
+
+// Topics returns the SubscriptionTopic canonicals a CapabilityStatement
+// lists on its Subscription resource; nil when it supports none.
+func Topics(capability []byte) []string {
+	var out []string
+	for _, res := range subscriptionResources(capability) {
+		for _, e := range res.Extension {
+			if e.URL == ExtTopicCanonical && e.ValueCanonical != "" {
+				out = append(out, e.ValueCanonical)
+			}
+		}
+	}
+	return out
+}
+
+// HasOperation reports whether a CapabilityStatement lists the named
+// operation ("events", "status") on its Subscription resource.
+func HasOperation(capability []byte, name string) bool {
+	for _, res := range subscriptionResources(capability) {
+		for _, op := range res.Operation {
+			if op.Name == name {
+				return true
+			}
+		}
+	}
+	return false
 }

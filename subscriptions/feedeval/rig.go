@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -156,7 +157,7 @@ func (r *Rig) StartManager(ctx context.Context, o subscriptions.Options, st subs
 func (r *Rig) Missed(ctx context.Context) (int, error) {
 	missed := 0
 	for ref, version := range r.Sim.ResourceVersions() {
-		typ, id, _ := cut(ref)
+		typ, id, _ := strings.Cut(ref, "/")
 		rec, err := r.Store.Get(ctx, Connection, typ, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -184,15 +185,6 @@ func (r *Rig) WaitConverged(ctx context.Context) (int, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func cut(ref string) (string, string, bool) {
-	for i := 0; i < len(ref); i++ {
-		if ref[i] == '/' {
-			return ref[:i], ref[i+1:], true
-		}
-	}
-	return ref, "", false
 }
 
 // versionCounter wraps a store and counts versions written twice or
