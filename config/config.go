@@ -309,6 +309,23 @@ type Events struct {
 	// consumers to catch up (default 7 days); a consumer away longer
 	// misses what was trimmed and is told so.
 	Retention Duration `yaml:"retention"`
+	// Subscriptions subscribes ehrgate to the EHRs that offer topic-based
+	// FHIR Subscriptions (package subscriptions).
+	Subscriptions Subscriptions `yaml:"subscriptions"`
+}
+
+// Subscriptions configures FHIR Subscriptions on the EHRs. With BaseURL
+// set, `serve` subscribes on every connection (or those listed) whose
+// CapabilityStatement lists a SubscriptionTopic; the others keep scheduled
+// and HL7-driven refresh.
+type Subscriptions struct {
+	// BaseURL is ehrgate's URL as the EHRs reach it
+	// ("https://ehrgate.example.org"); notifications are POSTed to
+	// BaseURL/subscriptions/notify/TOKEN. Empty: no subscriptions.
+	BaseURL     string   `yaml:"base_url"`
+	Connections []string `yaml:"connections"` // default: every connection
+	Payload     string   `yaml:"payload"`     // full-resource (default), id-only or empty
+	Heartbeat   Duration `yaml:"heartbeat"`   // heartbeat period asked for (default 60s)
 }
 
 // Webhook is one event receiver.
@@ -626,6 +643,19 @@ func (c Config) Validate() error {
 		}
 		if w.SecretEnv == "" {
 			errs = append(errs, fmt.Errorf("events.webhooks[%d].secret_env: name the environment variable holding the signing secret", i))
+		}
+	}
+	if sub := c.Events.Subscriptions; sub.BaseURL != "" {
+		if u, err := url.Parse(sub.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("events.subscriptions.base_url: %q is not an absolute http(s) URL", sub.BaseURL))
+		}
+		switch sub.Payload {
+		case "", "full-resource", "id-only", "empty":
+		default:
+			errs = append(errs, fmt.Errorf("events.subscriptions.payload: %q is not full-resource, id-only or empty", sub.Payload))
+		}
+		if sub.Heartbeat < 0 {
+			errs = append(errs, errors.New("events.subscriptions.heartbeat: must not be negative"))
 		}
 	}
 	errs = append(errs, c.API.validate()...)

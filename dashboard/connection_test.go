@@ -28,7 +28,8 @@ func TestConnectionPage(t *testing.T) {
 				{Scope: "group/g1", At: now.Add(-2 * time.Hour), Complete: true},
 			},
 			Runs: []dashboard.RunStatus{{What: "sync", Since: now.Add(-time.Hour), State: "interrupted"},
-				{What: "bulk export system", Since: now.Add(-time.Minute), State: "running"}}},
+				{What: "bulk export system", Since: now.Add(-time.Minute), State: "running"}},
+			Subscription: &dashboard.SubscriptionStatus{ID: "sub-7", Healthy: false, LastHeard: now.Add(-time.Minute), Events: 12, Recovered: 3, Refused: 2}},
 		{Name: "site-b", State: "ok"},
 	}
 	d := dashboard.New(fixture(), dashboard.Options{Status: func(context.Context) []dashboard.ConnectionStatus { return statuses }})
@@ -47,12 +48,14 @@ func TestConnectionPage(t *testing.T) {
 	code, body := get("/connections/site-a")
 	for _, want := range []string{"narrower scopes", "did not grant reading Condition", "incomplete", "Observation",
 		"the server could not generate its output", "https://ehr.example/bulk/err-1.ndjson", "group/g1", "complete",
-		"The sync started 1 hour ago was interrupted", "A bulk export system is running"} {
+		"The sync started 1 hour ago was interrupted", "A bulk export system is running",
+		"sub-7", "unhealthy: polling", "12 events taken, 3 recovered, 2 notifications refused"} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("connection page (%d) lacks %q", code, want)
 		}
 	}
 	if code, body := get("/connections/site-b"); code != 200 || !strings.Contains(body, "No bulk export has been recorded") ||
+		!strings.Contains(body, "no FHIR Subscription on this connection") ||
 		strings.Contains(body, "narrower scopes") || strings.Contains(body, "interrupted") {
 		t.Errorf("connection without exports = %d:\n%s", code, body)
 	}

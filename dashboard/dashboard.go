@@ -67,6 +67,19 @@ type ConnectionStatus struct {
 	// Runs are the syncs and exports that started and have not finished:
 	// under way, or interrupted (their process stopped).
 	Runs []RunStatus
+	// Subscription is the connection's FHIR Subscription in this process;
+	// nil: kept current by scheduled and HL7-driven refresh only.
+	Subscription *SubscriptionStatus
+}
+
+// SubscriptionStatus is the health of a connection's FHIR Subscription.
+type SubscriptionStatus struct {
+	ID        string    // the EHR's Subscription id
+	Healthy   bool      // false: it could not be re-created, ehrgate polls
+	LastHeard time.Time // last notification or status check
+	Events    int64     // events taken
+	Recovered int64     // events recovered ($events or refresh)
+	Refused   int64     // notifications refused (forged, malformed)
 }
 
 // RunStatus is a sync or export that started and has not finished.

@@ -2,6 +2,8 @@ package ehrsim
 
 import (
 	"encoding/json"
+
+	"ehrgate/fhir/backport"
 	"net/http"
 	"slices"
 	"strings"
@@ -41,9 +43,10 @@ type (
 		Service   []capConcept   `json:"service"`
 	}
 	capExtension struct {
-		URL       string         `json:"url"`
-		ValueURI  string         `json:"valueUri,omitempty"`
-		Extension []capExtension `json:"extension,omitempty"`
+		URL            string         `json:"url"`
+		ValueURI       string         `json:"valueUri,omitempty"`
+		ValueCanonical string         `json:"valueCanonical,omitempty"`
+		Extension      []capExtension `json:"extension,omitempty"`
 	}
 	capConcept struct {
 		Coding []capCoding `json:"coding"`
@@ -58,6 +61,7 @@ type (
 		Definition string `json:"definition"`
 	}
 	capResource struct {
+		Extension         []capExtension   `json:"extension,omitempty"`
 		Type              string           `json:"type"`
 		Interaction       []capInteraction `json:"interaction"`
 		Versioning        string           `json:"versioning,omitempty"`
@@ -134,6 +138,18 @@ func (s *Server) capability(base string) capabilityStatement {
 		rest.Resource = append(rest.Resource, capResource{Type: "Group", Interaction: []capInteraction{},
 			SearchParam: []capSearchParam{}, Operation: []capOperation{{Name: "group-export", Definition: bulkOperation + "group-export"}}})
 		rest.Operation = []capOperation{{Name: "export", Definition: bulkOperation + "export"}}
+	}
+	if s.opts.Subscriptions.Enabled {
+		// The backport IG's topic list on the Subscription resource
+		// (capabilitystatement-subscriptiontopic-canonical).
+		ops := []capOperation{{Name: "status", Definition: "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status"}}
+		if !s.opts.Subscriptions.NoEvents {
+			ops = append(ops, capOperation{Name: "events", Definition: "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events"})
+		}
+		rest.Resource = append(rest.Resource, capResource{Type: "Subscription",
+			Extension:   []capExtension{{URL: backport.ExtTopicCanonical, ValueCanonical: TopicChartChange}},
+			Interaction: []capInteraction{{Code: "create"}, {Code: "read"}, {Code: "delete"}},
+			SearchParam: []capSearchParam{}, Operation: ops})
 	}
 	if o := s.opts.OAuth; o != nil {
 		rest.Security = s.security(base, o)

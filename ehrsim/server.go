@@ -54,6 +54,8 @@ type Options struct {
 	// OAuth, when set, publishes the authorization server's endpoints in
 	// the CapabilityStatement's rest.security (SMART oauth-uris extension).
 	OAuth *OAuthURIs
+	// Subscriptions turns on topic-based Subscriptions (subscription.go).
+	Subscriptions SubscriptionOptions
 }
 
 // OAuthURIs are an authorization server's endpoints as paths on the FHIR
@@ -98,6 +100,7 @@ type Server struct {
 	faultCount sync.Map // FaultKind → *atomic.Int64
 	bundleSeq  atomic.Uint64
 	writes     writeState
+	subs       subState
 }
 
 // New returns an empty server.
@@ -139,9 +142,15 @@ func New(opts Options) *Server {
 // lastUpdated, setting "1" and the clock's time where they are missing; a
 // resource loaded with both is served exactly as given (compacted).
 func (s *Server) Load(raw json.RawMessage) error {
+	_, err := s.load(raw)
+	return err
+}
+
+// load is Load, returning the entry stored.
+func (s *Server) load(raw json.RawMessage) (*entry, error) {
 	obj, err := parseObject(raw)
 	if err != nil {
-		return fmt.Errorf("loading resource: %w", err)
+		return nil, fmt.Errorf("loading resource: %w", err)
 	}
 	var typ, id string
 	if v, ok := obj.get("resourceType"); ok {
@@ -151,14 +160,14 @@ func (s *Server) Load(raw json.RawMessage) error {
 		_ = json.Unmarshal(v, &id)
 	}
 	if typ == "" || id == "" {
-		return errors.New("loading resource: resourceType and id are required strings")
+		return nil, errors.New("loading resource: resourceType and id are required strings")
 	}
 	if !validType(typ) || !validID(id) {
-		return fmt.Errorf("loading %q/%q: invalid resource type or id", typ, id)
+		return nil, fmt.Errorf("loading %q/%q: invalid resource type or id", typ, id)
 	}
 	var doc map[string]any
 	if err := json.Unmarshal(raw, &doc); err != nil {
-		return fmt.Errorf("loading %s/%s: %w", typ, id, err)
+		return nil, fmt.Errorf("loading %s/%s: %w", typ, id, err)
 	}
 	malformed := s.opts.Malformed != nil && s.opts.Malformed(typ, id)
 	ps := paramsFor(typ)
@@ -183,7 +192,7 @@ func (s *Server) Load(raw json.RawMessage) error {
 	}
 	if stamp {
 		if obj, err = stampMeta(obj, version, lastUpdated); err != nil {
-			return fmt.Errorf("loading %s/%s: %w", typ, id, err)
+			return nil, fmt.Errorf("loading %s/%s: %w", typ, id, err)
 		}
 	}
 	if malformed {
@@ -191,12 +200,12 @@ func (s *Server) Load(raw json.RawMessage) error {
 	}
 	body, err := obj.encode()
 	if err != nil {
-		return fmt.Errorf("loading %s/%s: %w", typ, id, err)
+		return nil, fmt.Errorf("loading %s/%s: %w", typ, id, err)
 	}
 	e := &entry{typ: typ, id: id, version: version, lastUpdated: lastUpdated.UTC().Truncate(time.Millisecond), body: body, malformed: malformed}
 	e.extract(doc, ps)
 	s.ix.put(e, old)
-	return nil
+	return e, nil
 }
 
 // validType reports whether s looks like a FHIR resource type name.
@@ -296,11 +305,13 @@ func (s *Server) supports(typ string) bool {
 //	POST /fhir/{type}/_search          search, parameters in a form body
 //	POST /fhir/{type}                  create, conditional with If-None-Exist (write.go)
 //	PUT  /fhir/{type}/{id}             update, version-checked with If-Match
+//	     /fhir/Subscription/...        topic-based Subscriptions, when enabled (subscription.go)
 //
 // Other methods get 405 and other paths 404, as OperationOutcomes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /fhir/metadata", s.serveMetadata)
+	s.subscriptionRoutes(mux)
 	mux.HandleFunc("GET /fhir/{type}/{id}", s.serveRead)
 	mux.HandleFunc("GET /fhir/{type}", s.serveSearch)
 	mux.HandleFunc("GET /fhir/{type}/_search", s.serveSearch)
@@ -384,6 +395,10 @@ func unsupportedType(w http.ResponseWriter, typ string) {
 // serveRead answers GET /fhir/{type}/{id}.
 func (s *Server) serveRead(w http.ResponseWriter, r *http.Request) {
 	typ, id := r.PathValue("type"), r.PathValue("id")
+	if typ == "Subscription" && s.opts.Subscriptions.Enabled {
+		s.serveSubscriptionRead(w, r)
+		return
+	}
 	if !s.supports(typ) {
 		unsupportedType(w, typ)
 		return

@@ -48,6 +48,7 @@ const (
 	Ordered           Kind = "ordered"            // ORM O01, OML O21 (service orders), RDE O11/O25 (medication orders)
 	Document          Kind = "document"           // MDM T02, T06
 	Scheduled         Kind = "scheduled"          // SIU S12-S15, S26 (appointment booked, moved, changed, cancelled, missed)
+	Changed           Kind = "changed"            // a resource created or updated on the EHR (FHIR Subscription notification)
 )
 
 // Event is one happening. It never carries clinical content.

@@ -50,6 +50,16 @@ func (c *Client) Update(ctx context.Context, typ, id string, body []byte, ifMatc
 	return c.write(ctx, http.MethodPut, c.base.JoinPath(typ, id).String(), typ, "update", body, h)
 }
 
+// Delete sends a delete interaction (DELETE [base]/typ/id). Sent once,
+// like Create.
+func (c *Client) Delete(ctx context.Context, typ, id string) error {
+	if typ == "" || id == "" {
+		return errors.New("fhir: delete needs a type and an id")
+	}
+	_, err := c.write(ctx, http.MethodDelete, c.base.JoinPath(typ, id).String(), typ, "delete", nil, nil)
+	return err
+}
+
 // write sends one write request; a 401 is retried once after the
 // authorizer's Reauthorizer renewed the token (the server refused it, so
 // nothing was written).

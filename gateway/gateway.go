@@ -19,6 +19,7 @@ package gateway
 
 import (
 	"context"
+	"ehrgate/subscriptions"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -102,6 +103,7 @@ type Gateway struct {
 	conns    []config.Connection
 	status   map[string]dashboard.ConnectionStatus
 	runtimes map[string]*Runtime
+	subs     map[string]*subscriptions.Manager // running subscriptions, by connection
 	launcher *smart.Launcher
 	mounts   map[string]server.Route // extra HTTP routes, by pattern
 	bus      *events.Bus             // this process's events (StartEvents), or nil
@@ -587,7 +589,13 @@ func (g *Gateway) ConnectionStatus(ctx context.Context) []dashboard.ConnectionSt
 			out[i] = withSavedState(s, saved)
 		}
 	}
+	subs := g.SubscriptionManagers()
 	for i, s := range out {
+		if m := subs[s.Name]; m != nil {
+			h, st := m.Health(), m.Stats()
+			out[i].Subscription = &dashboard.SubscriptionStatus{ID: h.Subscription, Healthy: h.Healthy, LastHeard: h.LastHeard,
+				Events: st.Events, Recovered: st.Recovered, Refused: st.Forged + st.Malformed}
+		}
 		if vs, err := g.vault.Status(ctx, s.Name); err == nil && vs.State == store.TokenNeedsReauthorization {
 			out[i].State = "needs re-authorization"
 			out[i].Detail = "The EHR refused ehrgate's credentials (" + vs.Reason + "); authorize the connection again."

@@ -34,9 +34,10 @@ func TestRouteTable(t *testing.T) {
 	launch := config.Connection{Name: "clinicians", BaseURL: "https://ehr.example.org/fhir",
 		Auth: &config.Auth{Type: config.AuthLaunch, ClientID: "app", Method: "none", RedirectURL: "http://127.0.0.1:8080/smart/callback"}}
 	cfg := config.Config{Connections: []config.Connection{launch},
-		Events: config.Events{Webhooks: []config.Webhook{{URL: "https://hooks.example.org/", SecretEnv: "HOOK_SECRET"}}},
-		API:    config.API{BaseURL: "https://ehrgate.example.org/fhir"},
-		CDS:    config.CDS{BaseURL: "https://ehrgate.example.org"},
+		Events: config.Events{Webhooks: []config.Webhook{{URL: "https://hooks.example.org/", SecretEnv: "HOOK_SECRET"}},
+			Subscriptions: config.Subscriptions{BaseURL: "https://ehrgate.example.org", Connections: []string{"none"}}},
+		API: config.API{BaseURL: "https://ehrgate.example.org/fhir"},
+		CDS: config.CDS{BaseURL: "https://ehrgate.example.org"},
 		Login: config.Login{Mode: config.LoginOpenID, OIDC: config.LoginOIDC{Issuer: "https://idp.example.org", ClientID: "ehrgate",
 			ClientSecretEnv: "OIDC_SECRET", RedirectURL: "https://ehrgate.example.org/login/callback"}}}
 	g, err := gateway.New(ctx, gateway.Options{Config: cfg, Store: st, Keyring: secrets.NewKeyring(kek),
@@ -47,7 +48,11 @@ func TestRouteTable(t *testing.T) {
 	if err := g.SetupLaunches(g.Connections()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.StartEvents(ctx, nil); err != nil {
+	ev, err := g.StartEvents(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.StartSubscriptions(ctx, ev.Bus); err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder

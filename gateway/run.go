@@ -53,6 +53,9 @@ func (g *Gateway) Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := g.StartSubscriptions(ctx, ev.Bus); err != nil {
+		return err
+	}
 	on := func(what string) func(net.Addr) {
 		return func(a net.Addr) {
 			if o.OnListen != nil {

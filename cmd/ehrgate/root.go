@@ -46,7 +46,7 @@ environment variables, then flags; later sources win.`,
 		newDemoCmd(a), newServeCmd(a), newSimCmd(a), newSynthCmd(a),
 		newSyncCmd(a), newStatsCmd(a), newVersionCmd(a),
 		newKeysCmd(a), newProbeCmd(a), newBulkCmd(a), newExportCmd(a),
-		newRenormalizeCmd(a), newQualityCmd(a), newStatusCmd(a), newHL7Cmd(a), newMigrateCmd(a), newJobsCmd(a), newClientsCmd(a),
+		newRenormalizeCmd(a), newQualityCmd(a), newEventsCmd(a), newStatusCmd(a), newHL7Cmd(a), newMigrateCmd(a), newJobsCmd(a), newClientsCmd(a),
 		newAuditCmd(a), newUsersCmd(a), newMatchCmd(a), newContextCmd(a),
 		newWritesCmd(a),
 	)

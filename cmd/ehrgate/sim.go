@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -49,9 +50,10 @@ type simFlags struct {
 
 	// The ordering screen (sim only): CDS services to call, the iss of
 	// the simulator's JWTs, where to write its public JWKS.
-	cdsServices string
-	cdsIssuer   string
-	cdsJWKS     string
+	cdsServices   string
+	cdsIssuer     string
+	cdsJWKS       string
+	subscriptions string // on, off or auto (on for the epic personality)
 }
 
 func (f *simFlags) register(fs *pflag.FlagSet) {
@@ -72,6 +74,7 @@ func (f *simFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.accessTTL, "access-token-ttl", time.Hour, "lifetime of access tokens the simulated EHR issues")
 	fs.BoolVar(&f.rotateRefresh, "rotate-refresh-tokens", true, "issue a new refresh token at every refresh and revoke the old one")
 	fs.DurationVar(&f.clockSkew, "clock-skew", 0, "offset of the simulated authorization server's clock (e.g. -2m)")
+	fs.StringVar(&f.subscriptions, "subscriptions", "auto", "topic-based FHIR Subscriptions (R4 backport): on, off, or auto (on for --vendor epic)")
 }
 
 // simEndpoint is a running simulated EHR.
@@ -202,6 +205,15 @@ func (f *simFlags) newSim(log *slog.Logger) (*ehrsim.Server, error) {
 		// --no-auth) the SMART authorization server's endpoints.
 		BulkExport: true,
 	}
+	switch f.subscriptions {
+	case "on":
+		opts.Subscriptions.Enabled = true
+	case "auto", "":
+		opts.Subscriptions.Enabled = f.vendor == "epic"
+	case "off":
+	default:
+		return nil, fmt.Errorf("--subscriptions %q: want on, off or auto", f.subscriptions)
+	}
 	if !f.noAuth {
 		opts.OAuth = &ehrsim.OAuthURIs{Authorize: "/auth/authorize", Token: "/auth/token", Introspect: "/auth/introspect", Revoke: "/auth/revoke"}
 	}
@@ -236,6 +248,10 @@ func newSimCmd(a *app) *cobra.Command {
 		hl7Dup   float64
 		hl7Bad   float64
 		hl7Limit int
+
+		changeRate   float64
+		notifyFaults string
+		notifyRate   float64
 	)
 	cmd := &cobra.Command{
 		Use:   "sim --addr HOST:PORT --patients N --seed S",
@@ -285,11 +301,35 @@ malformed bodies so clients can be tested against a misbehaving EHR.`,
 					fmt.Fprintf(a.stdout, "hl7 feed: %s\n", b)
 				}()
 			}
+			if changeRate > 0 {
+				nf := ehrsim.NotificationFaults{Rate: notifyRate, Seed: uint64(f.seed)}
+				for _, k := range strings.Split(notifyFaults, ",") {
+					if k = strings.TrimSpace(k); k == "" {
+						continue
+					}
+					kind, err := ehrsim.ParseNotifyFault(k)
+					if err != nil {
+						return err
+					}
+					nf.Kinds = append(nf.Kinds, kind)
+				}
+				sim.SetNotificationFaults(nf)
+				go func() {
+					_, err := sim.RunChanges(cmd.Context(), ehrsim.ChangeOptions{Changes: math.MaxInt32, Rate: changeRate, Seed: uint64(f.seed), Base: ep.base})
+					if err != nil && cmd.Context().Err() == nil {
+						a.log.Error("change feed stopped", "error", err)
+					}
+				}()
+			}
 			<-cmd.Context().Done()
+			sim.CloseSubscriptions()
 			return nil
 		},
 	}
 	f.register(cmd.Flags())
+	cmd.Flags().Float64Var(&changeRate, "change-rate", 0, "changes per second the simulated hospital makes (admissions, lab results, prescriptions, amendments), notified to Subscriptions; 0 = none")
+	cmd.Flags().StringVar(&notifyFaults, "notify-faults", "", "notification faults, comma-separated: drop, duplicate, reorder, delay, wrong-secret")
+	cmd.Flags().Float64Var(&notifyRate, "notify-fault-rate", 0.1, "share of notifications faulted (with --notify-faults)")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8081", "listen address HOST:PORT")
 	cmd.Flags().StringVar(&f.cdsServices, "cds-services", "", "CDS Hooks server base URL (e.g. ehrgate's http://127.0.0.1:8080): serve an ordering screen at /ehr/ that calls its order-select and order-sign services")
 	cmd.Flags().StringVar(&f.cdsIssuer, "cds-issuer", "ehrsim", "iss of the ordering screen's CDS JWTs (register it: ehrgate clients add NAME --cds-client --iss ISS --jwks FILE)")

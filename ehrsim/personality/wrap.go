@@ -67,6 +67,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
 	switch {
+	case parts[0] == "Subscription":
+		// The core's topic-based Subscriptions, when it has them on, are
+		// the same for every vendor.
+		h.core.ServeHTTP(w, r)
 	case rest == "metadata":
 		h.serveMetadata(w, r)
 	case rest == ".well-known/smart-configuration" && r.Method == http.MethodGet:
@@ -265,6 +269,10 @@ func (h *handler) serveMetadata(w http.ResponseWriter, r *http.Request) {
 						continue
 					}
 					typ, _ := m["type"].(string)
+					if typ == "Subscription" {
+						kept = append(kept, m)
+						continue
+					}
 					if !h.serves(typ) && !h.profile.Write.Accepts(typ, "create") {
 						continue
 					}

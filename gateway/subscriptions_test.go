@@ -1,0 +1,135 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"ehrgate/config"
+	"ehrgate/ehrsim"
+	"ehrgate/events"
+	"ehrgate/gateway"
+	"ehrgate/secrets"
+	"ehrgate/store"
+)
+
+// TestSubscriptionsThroughTheGateway: with events.subscriptions set, the
+// gateway subscribes on a connection whose EHR lists a topic, takes its
+// notifications on its own HTTP listener, stores every change and
+// publishes a "changed" event for each to the durable event log; a second
+// gateway process on the same store and keyring resumes the subscription.
+func TestSubscriptionsThroughTheGateway(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	sim := ehrsim.New(ehrsim.Options{Subscriptions: ehrsim.SubscriptionOptions{Enabled: true}})
+	for i := 1; i <= 5; i++ {
+		if err := sim.Load(json.RawMessage(fmt.Sprintf(`{"resourceType":"Patient","id":"p%d","name":[{"family":"Sub"}]}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ehr := httptest.NewServer(sim.Handler())
+	defer ehr.Close()
+	defer sim.CloseSubscriptions()
+	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kek, _ := secrets.GenerateKEK()
+	var addr string
+
+	start := func(ctx context.Context, listen string) *gateway.Gateway {
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := config.Config{Connections: []config.Connection{{Name: "clinic", BaseURL: ehr.URL + "/fhir", Vendor: "generic"}},
+			Events: config.Events{Subscriptions: config.Subscriptions{BaseURL: "http://" + ln.Addr().String()}}}
+		g, err := gateway.New(ctx, gateway.Options{Config: cfg, Store: st, Keyring: secrets.NewKeyring(kek)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Close() })
+		ev, err := g.StartEvents(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.StartSubscriptions(ctx, ev.Bus); err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		go func() {
+			if err := g.Serve(ctx, ln); err != nil && ctx.Err() == nil {
+				t.Errorf("Serve: %v", err)
+			}
+		}()
+		for g.SubscriptionManagers()["clinic"] == nil {
+			if ctx.Err() != nil {
+				t.Fatal("the gateway did not subscribe")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return g
+	}
+	gctx, stop := context.WithCancel(ctx)
+	g := start(gctx, "127.0.0.1:0")
+	first := g.SubscriptionManagers()["clinic"].SubscriptionID()
+	before, _ := st.NewestEvent(ctx)
+	if _, err := sim.RunChanges(ctx, ehrsim.ChangeOptions{Changes: 20, Seed: 3, Base: ehr.URL + "/fhir"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, func() bool { return g.SubscriptionManagers()["clinic"].Stats().Events == 20 }, func() string {
+		return fmt.Sprintf("%+v %+v", g.SubscriptionManagers()["clinic"].Stats(), sim.NotifyStats())
+	})
+	after, _ := st.NewestEvent(ctx)
+	evs, err := st.EventsSince(ctx, before, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) == 0 || after <= before {
+		t.Fatal("no event was published for the stored changes")
+	}
+	var e events.Event
+	if err := json.Unmarshal(evs[0].Body, &e); err != nil || e.Kind != events.Changed || e.Connection != "clinic" || len(e.Resources) != 1 {
+		t.Errorf("event = %+v (%v), want a changed event of clinic naming one resource", e, err)
+	}
+
+	var shown bool
+	for _, cs := range g.ConnectionStatus(ctx) {
+		if cs.Name == "clinic" && cs.Subscription != nil {
+			shown = cs.Subscription.ID == first && cs.Subscription.Healthy && cs.Subscription.Events == 20
+		}
+	}
+	if !shown {
+		t.Errorf("the connection status does not show the healthy subscription: %+v", g.ConnectionStatus(ctx))
+	}
+
+	// A restart on the same address (the one the EHR posts to): the second
+	// process takes up the same subscription.
+	stop()
+	time.Sleep(100 * time.Millisecond)
+	g2 := start(ctx, addr)
+	if got := g2.SubscriptionManagers()["clinic"].SubscriptionID(); got != first {
+		t.Errorf("after a restart the subscription is %s, want %s resumed", got, first)
+	}
+	if _, err := sim.RunChanges(ctx, ehrsim.ChangeOptions{Changes: 5, Seed: 4, Base: ehr.URL + "/fhir"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, func() bool { return g2.SubscriptionManagers()["clinic"].Stats().Events >= 5 }, func() string {
+		return fmt.Sprintf("%+v %+v %v", g2.SubscriptionManagers()["clinic"].Stats(), sim.NotifyStats(), sim.SubscriptionIDs())
+	})
+}
+
+func waitFor(t *testing.T, ctx context.Context, ok func() bool, state func() string) {
+	t.Helper()
+	for !ok() {
+		if ctx.Err() != nil {
+			t.Fatalf("timed out: %s", state())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,90 @@
+// Package subscriptions keeps ehrgate subscribed to the EHRs that offer
+// topic-based FHIR Subscriptions (the Subscriptions R5 Backport IG on R4,
+// package fhir/backport) and applies what they notify.
+//
+// A Manager runs one connection's subscription: it creates it (one
+// notification endpoint and one secret each), takes notifications on the
+// endpoint (a Hub routes them by the endpoint's token and refuses and
+// counts anything unauthenticated or for an unknown subscription), and
+// applies them through the same path as a sync (refresh.NewRecord: raw
+// beside normalized, versions kept), reading id-only and empty payloads
+// back through the connection's FHIR client. Event numbers are tracked:
+// a gap that stays open longer than a reordered or delayed notification
+// would, a missed heartbeat or a subscription in error triggers recovery
+// ($events where the server has it, else a refresh by _lastUpdated since
+// the last good event), and a subscription in error or off is re-created
+// and the old one caught up. Duplicates and reordering are harmless: a
+// version already stored is not written again and an older one never
+// replaces a newer one.
+//
+// Its state (subscription id, endpoint token, the event number up to which
+// everything is applied) is kept in store.Documents, so a restarted
+// gateway goes on with the same subscription and catches up what it missed
+// while down; the secret is derived from Options.Key and never stored.
+package subscriptions
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"ehrgate/fhir"
+)
+
+// NotifyPath is where a Hub is mounted; a subscription's endpoint is
+// NotifyPath + its token.
+const NotifyPath = "/subscriptions/notify/"
+
+// Hub routes notifications to the Manager owning the endpoint token. It
+// is safe for concurrent use.
+type Hub struct {
+	mu      sync.RWMutex
+	byToken map[string]*Manager
+	unknown atomic.Int64
+}
+
+// NewHub returns a hub with no endpoints.
+func NewHub() *Hub { return &Hub{byToken: map[string]*Manager{}} }
+
+// Unknown counts notifications refused because no subscription has their
+// endpoint.
+func (h *Hub) Unknown() int64 { return h.unknown.Load() }
+
+func (h *Hub) register(token string, m *Manager) {
+	h.mu.Lock()
+	h.byToken[token] = m
+	h.mu.Unlock()
+}
+
+func (h *Hub) unregister(token string, m *Manager) {
+	h.mu.Lock()
+	if h.byToken[token] == m {
+		delete(h.byToken, token)
+	}
+	h.mu.Unlock()
+}
+
+// ServeHTTP takes POST NotifyPath{token}: 200 when the notification was
+// taken, 401 (counted by its Manager as forged) when the secret is wrong,
+// 404 (counted as unknown) when no subscription has the endpoint, 400 when
+// it is not a notification bundle.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	token := strings.TrimPrefix(r.URL.Path, NotifyPath)
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		fhir.WriteOutcome(w, http.StatusMethodNotAllowed, "error", "not-supported", "notifications are POSTed")
+		return
+	}
+	h.mu.RLock()
+	m := h.byToken[token]
+	h.mu.RUnlock()
+	if m == nil || token == "" {
+		h.unknown.Add(1)
+		fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "no subscription has this endpoint")
+		return
+	}
+	m.serveNotification(w, r, token)
+}
+
+var _ http.Handler = (*Hub)(nil)
