@@ -71,6 +71,15 @@ type subEnv struct {
 	*env
 	api *fhirapi.API
 	bus *events.Bus
+	// later is how far the deliverer's clock is past the API's.
+	mu    sync.Mutex
+	later time.Duration
+}
+
+func (se *subEnv) advance(d time.Duration) {
+	se.mu.Lock()
+	se.later += d
+	se.mu.Unlock()
 }
 
 func newSubEnv(t *testing.T) *subEnv {
@@ -79,7 +88,12 @@ func newSubEnv(t *testing.T) *subEnv {
 	// A second API on the same store delivers (as the gateway's leased
 	// deliverer does); it is built from the same options.
 	api, err := fhirapi.New(fhirapi.Options{Store: se.st, Auth: nil, Audit: se.audit, Docs: se.st, Events: se.st, BaseURL: audience,
-		Connections: map[string]string{"epic_a": "https://epic.test/api/FHIR/R4", "cerner": "https://cerner.test/r4"}})
+		Connections: map[string]string{"epic_a": "https://epic.test/api/FHIR/R4", "cerner": "https://cerner.test/r4"},
+		Now: func() time.Time {
+			se.mu.Lock()
+			defer se.mu.Unlock()
+			return se.gen.Now().Add(se.later)
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,5 +305,66 @@ func TestAppSubscriptionScopesLimitThePayload(t *testing.T) {
 	n := got[len(got)-1]
 	if len(n.Resources) != 1 || n.Resources[0].Ref != "Observation/epic-a.lab-1" || n.Resources[0].Resource != nil {
 		t.Errorf("id-only notification: %+v", n.Resources)
+	}
+}
+
+func TestAppSubscriptionHandshakeRetryAndHeartbeat(t *testing.T) {
+	se := newSubEnv(t)
+	rc := newReceiver(t)
+	rc.down = true
+	raw, _ := backport.SubscriptionRequest{Topic: fhirapi.TopicPatientChart, Endpoint: rc.srv.URL, Payload: backport.PayloadEmpty,
+		Heartbeat: time.Minute}.Resource()
+	tok := se.token("patient/Subscription.cr patient/Observation.rs", "epic-a.p00000")
+	code, sub := se.call(tok, "POST", "Subscription", string(raw))
+	if code != http.StatusCreated || sub["status"] != "error" {
+		t.Fatalf("create with the endpoint down = %d %v, want 201 error", code, sub)
+	}
+	id := sub["id"].(string)
+	se.change("epic_a", "p00000", "lab-1")
+	se.deliver()
+	if len(rc.notifications()) != 0 {
+		t.Fatal("a subscription without a handshake was sent notifications")
+	}
+	rc.mu.Lock()
+	rc.down = false
+	rc.mu.Unlock()
+	// The handshake is retried; then the event logged since the
+	// subscription was created is delivered (payload empty).
+	if n := se.deliver(); n != 1 {
+		t.Fatalf("delivered %d after the handshake, want the event logged since creation", n)
+	}
+	got := rc.notifications()
+	if len(got) != 2 || got[0].Status.Type != backport.TypeHandshake || got[1].Status.Type != backport.TypeEvent ||
+		len(got[1].Resources) != 0 || got[1].Status.Events[0].Focus != "" {
+		t.Fatalf("notifications %+v, want a handshake then an empty event-notification", got)
+	}
+	if code, b := se.call(tok, "GET", "Subscription/"+id, ""); code != 200 || b["status"] != "active" {
+		t.Fatalf("read = %d %v, want active", code, b)
+	}
+	se.deliver()
+	if len(rc.notifications()) != 2 {
+		t.Fatal("a heartbeat before its period")
+	}
+	se.advance(2 * time.Minute)
+	se.deliver()
+	got = rc.notifications()
+	if len(got) != 3 || got[2].Status.Type != backport.TypeHeartbeat || got[2].Status.EventsSinceStart != 1 {
+		t.Fatalf("after the heartbeat period: %+v", got[len(got)-1].Status)
+	}
+}
+
+func TestMetadataListsTheSubscriptionTopic(t *testing.T) {
+	se := newSubEnv(t)
+	resp, err := http.Get(se.srv.URL + "/fhir/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if got := backport.Topics(raw); len(got) != 1 || got[0] != fhirapi.TopicPatientChart {
+		t.Errorf("topics %v", got)
+	}
+	if !backport.HasOperation(raw, "events") || !backport.HasOperation(raw, "status") {
+		t.Error("$events and $status are not listed")
 	}
 }
