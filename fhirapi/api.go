@@ -71,9 +71,15 @@ type Options struct {
 	// found and a next link (default 5,000), so one request's work is
 	// bounded.
 	ScanBudget int
-	Logger     *slog.Logger
-	RequestID  func(context.Context) string
-	Now        func() time.Time
+	// Events is the durable event log app Subscriptions are delivered
+	// from (nil: Subscriptions are not served); they need Docs too.
+	Events EventLog
+	// NotifyClient posts Subscription notifications (default
+	// http.DefaultClient; each post is bounded to 10 s).
+	NotifyClient *http.Client
+	Logger       *slog.Logger
+	RequestID    func(context.Context) string
+	Now          func() time.Time
 }
 
 // SMARTEndpoints are an authorization server's endpoints.
@@ -125,7 +131,13 @@ func New(o Options) (*API, error) {
 // Routes are the API's HTTP routes, each with its access rule.
 func (a *API) Routes() []server.Route {
 	h := func(f func(http.ResponseWriter, *http.Request)) http.Handler { return http.HandlerFunc(f) }
-	return []server.Route{
+	var subs []server.Route
+	if a.o.Events != nil && a.o.Docs != nil {
+		for _, s := range a.subscriptionRoutes() {
+			subs = append(subs, server.Route{Pattern: s.pattern, Access: server.Token, Serves: s.serves, Handler: h(s.fn)})
+		}
+	}
+	return append(subs, []server.Route{
 		{Pattern: "GET /fhir/metadata", Access: server.Public, Serves: "the CapabilityStatement: what the API serves (no patient data)", Handler: h(a.metadata)},
 		{Pattern: "GET /fhir/{type}", Access: server.Token, Serves: "search a type (scope TYPE.s; patient/ scopes: the patient's compartment only)", Handler: h(a.search)},
 		{Pattern: "POST /fhir/{type}/_search", Access: server.Token, Serves: "search a type, parameters in a form body (as GET)", Handler: h(a.search)},
@@ -146,7 +158,7 @@ func (a *API) Routes() []server.Route {
 		{Pattern: "GET /fhir/Patient/{id}/$summary", Access: server.Token, Serves: "Patient/ID/$summary: the patient's International Patient Summary document Bundle (scope Patient.r; sections need their types' read scopes)", Handler: h(a.patientSummary)},
 		{Pattern: "GET /fhir/Patient/{id}/{op}", Access: server.Token, Serves: "Patient/ID/$everything: the patient's record (scopes per type, compartment)", Handler: h(a.everything)},
 		{Pattern: "/fhir/", Access: server.Token, Serves: "anything else under /fhir: an OperationOutcome (not supported)", Handler: h(a.unsupported)},
-	}
+	}...)
 }
 
 // call is one authenticated request.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"ehrgate/fhir/backport"
 )
 
 // metadata serves the CapabilityStatement: what this API truly serves
@@ -59,6 +61,19 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 	// for patient-export on Patient and group-export on Group.
 	resources = append(resources, resource{Type: "Group", Interaction: []interaction{}, Versioning: "no-version", SearchParam: []sp{},
 		Operation: []op{{"group-export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}}})
+	var subscription []any
+	if a.o.Events != nil && a.o.Docs != nil {
+		// The backport IG's CapabilityStatement: the topics on the
+		// Subscription resource (capabilitystatement-subscriptiontopic-canonical)
+		// and its $status and $events operations.
+		subscription = append(subscription, map[string]any{"type": "Subscription",
+			"extension":   []any{map[string]any{"url": backport.ExtTopicCanonical, "valueCanonical": TopicPatientChart}},
+			"interaction": []any{map[string]any{"code": "create"}, map[string]any{"code": "read"}, map[string]any{"code": "delete"}},
+			"operation": []any{
+				map[string]any{"name": "status", "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status"},
+				map[string]any{"name": "events", "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events"}},
+			"documentation": "Topic " + TopicPatientChart + ": a patient's chart changed; filter patient=Patient/ID; rest-hook, payload empty, id-only or full-resource."})
+	}
 	security := map[string]any{
 		"cors": false,
 		"service": []any{map[string]any{"coding": []any{map[string]any{
@@ -89,7 +104,7 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 		"rest": []any{map[string]any{
 			"mode":     "server",
 			"security": security,
-			"resource": resources,
+			"resource": append(anySlice(resources), subscription...),
 			"operation": []any{
 				map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"},
 			},
@@ -97,4 +112,12 @@ func (a *API) metadata(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")
 	_ = json.NewEncoder(w).Encode(cs)
+}
+
+func anySlice[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
 }

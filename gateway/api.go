@@ -109,6 +109,7 @@ func (g *Gateway) apiRoutes() ([]server.Route, error) {
 		Audit:        g.audit,
 		Trail:        g.store,
 		Docs:         g.store,
+		Events:       g.store,
 		BaseURL:      g.cfg.API.BaseURL,
 		DefaultCount: g.cfg.API.DefaultCount,
 		MaxCount:     g.cfg.API.MaxCount,
@@ -126,6 +127,9 @@ func (g *Gateway) apiRoutes() ([]server.Route, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.mu.Lock()
+	g.appSubs = api
+	g.mu.Unlock()
 	return append(routes, api.Routes()...), nil
 }
 

@@ -185,6 +185,18 @@ func (g *Gateway) newDurableEvents(ctx context.Context, hooks []events.Webhook, 
 			}
 		})
 	}
+	// Apps' FHIR Subscriptions, from the same log, by the lease holder.
+	go g.everyWhileLeased(ctx, "app-subscriptions", owner, webhookPoll, func(ctx context.Context) {
+		g.mu.Lock()
+		api := g.appSubs
+		g.mu.Unlock()
+		if api == nil {
+			return
+		}
+		if _, err := api.DeliverSubscriptions(ctx); err != nil {
+			g.log.Warn("app subscription delivery from the event log", "error", err)
+		}
+	})
 	retain := time.Duration(g.cfg.Events.Retention)
 	if retain <= 0 {
 		retain = defaultRetain

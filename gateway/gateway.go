@@ -112,6 +112,7 @@ type Gateway struct {
 	jobs    jobState
 	audit   *audit.Log                               // the trail every access to patient data is recorded in
 	apiAuth fhirapi.Authenticator                    // verifies the API's bearer tokens; nil refuses them all
+	appSubs *fhirapi.API                             // the API whose app Subscriptions the event deliverer serves (set by apiRoutes)
 	authz   *authz.Server                            // ehrgate's own authorization server, or nil
 	cds     bool                                     // the CDS Hooks services are mounted
 	person  func(*http.Request) (authz.Person, bool) // who is signed in (people login)
