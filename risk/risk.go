@@ -76,6 +76,9 @@ type Evidence struct {
 	Display string         `json:"display,omitempty"` //
 	Date    string         `json:"date,omitempty"`    // its date, when it has one
 	Value   string         `json:"value,omitempty"`   // e.g. the age, the sex
+	// Mapping says how a code was reached when the source did not send it
+	// (normalize.Concept.Mapping: local-map, ndc, text).
+	Mapping string `json:"mapping,omitempty"`
 }
 
 // Item is one component of a score.
@@ -357,9 +360,21 @@ func anticoagulant(m normalize.MedicationRequest) (string, bool) {
 	return "", false
 }
 
+// nonStandard returns a concept's mapping unless the source sent the
+// standard code itself.
+func nonStandard(m string) string {
+	if m == normalize.MappingStandard {
+		return ""
+	}
+	return m
+}
+
 // diabetesHbA1c is RuleDiabetesHbA1c: in the cohort when an active diabetes
 // condition is recorded; the gap is open when no HbA1c result is dated
-// within the 12 months before asOf.
+// within the 12 months before asOf. A result counts when its code is an
+// HbA1c LOINC code, sent by the source or reached by the terminology chain
+// (the connection's local map, the text matcher at its threshold); the
+// evidence says which.
 func diabetesHbA1c(c Chart, asOf time.Time) (Finding, bool) {
 	dm := findCondition(c, setDM, true)
 	if len(dm) == 0 {
@@ -392,7 +407,8 @@ func diabetesHbA1c(c Chart, asOf time.Time) (Finding, bool) {
 			continue
 		}
 		ref := o.Source
-		last, lastAt = &Evidence{Item: "HbA1c", Source: &ref, System: o.Code.System, Code: o.Code.Code, Date: o.Effective}, at
+		last, lastAt = &Evidence{Item: "HbA1c", Source: &ref, System: o.Code.System, Code: o.Code.Code, Date: o.Effective,
+			Mapping: nonStandard(o.Code.Mapping)}, at
 	}
 	if last != nil && !lastAt.Before(from) {
 		f.Computable = true
@@ -413,4 +429,31 @@ func diabetesHbA1c(c Chart, asOf time.Time) (Finding, bool) {
 		f.Summary = "Diabetes without an HbA1c in 12 months (none on record)"
 	}
 	return f, true
+}
+
+// WithdrawalStatus is the Flag status (http://hl7.org/fhir/R4/valueset-flag-status.html)
+// that withdraws an earlier result of rule for a patient no longer flagged:
+// "entered-in-error" when every condition that put the patient in the
+// rule's cohort is now refuted or entered in error (the flag should never
+// have been raised), else "inactive" (the gap closed or the patient left
+// the cohort).
+func WithdrawalStatus(c Chart, rule string) string {
+	set := setAF
+	if rule == RuleDiabetesHbA1c.Name {
+		set = setDM
+	}
+	erroneous := false
+	for _, cd := range c.Conditions {
+		if _, ok := set.match(cd.Code); !ok {
+			continue
+		}
+		if counts(cd) {
+			return "inactive"
+		}
+		erroneous = true
+	}
+	if erroneous {
+		return "entered-in-error"
+	}
+	return "inactive"
 }

@@ -196,3 +196,26 @@ func TestEvaluate(t *testing.T) {
 		})
 	}
 }
+
+func TestWithdrawalStatus(t *testing.T) {
+	af := icd("I48.91")
+	wrong := icd("I48.0")
+	wrong.VerificationStatus = "entered-in-error"
+	resolved := icd("I48.91")
+	resolved.ClinicalStatus, resolved.Active = "resolved", false
+	tests := []struct {
+		name  string
+		conds []normalize.Condition
+		want  string
+	}{
+		{"entered in error", []normalize.Condition{wrong}, "entered-in-error"},
+		{"resolved", []normalize.Condition{resolved}, "inactive"},
+		{"one wrong, one right", []normalize.Condition{wrong, af}, "inactive"},
+		{"gone", nil, "inactive"},
+	}
+	for _, tt := range tests {
+		if got := WithdrawalStatus(Chart{Conditions: tt.conds}, RuleAFAnticoagulation.Name); got != tt.want {
+			t.Errorf("WithdrawalStatus(%s) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

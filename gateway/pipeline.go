@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"ehrgate/fhir/bulk"
+	"ehrgate/pipeline"
+	"ehrgate/writeback"
+)
+
+// PipelineOptions tune Gateway.Pipeline.
+type PipelineOptions struct {
+	// Connections are the sources and targets; empty = every configured
+	// connection with a write block.
+	Connections []string
+	// NoRefresh evaluates the store as it is, without a Bulk Data export
+	// first.
+	NoRefresh bool
+	// Group is the Group id exported from connections whose vendor offers
+	// only Group-level export.
+	Group string
+	// Types are the exported types (default: what the rules read).
+	Types []string
+	// AsOf gives the evaluation date of the rules (nil = time.Now); the
+	// outbox and Provenance keep the real time.
+	AsOf func() time.Time
+	// Writer options: retries and their sleep (tests shorten them).
+	MaxAttempts int
+	BaseDelay   time.Duration
+}
+
+// pipelineTypes are the resource types the risk rules read.
+var pipelineTypes = []string{"Patient", "Condition", "Observation", "MedicationRequest"}
+
+// Pipeline runs the population pipeline (package pipeline) once: for each
+// connection an incremental Bulk Data export into the store, the risk
+// rules over every patient, and the resulting Flags written back to the
+// same connection through the write-back outbox, bounded by the
+// connection's write policy, with Provenance. Its writer re-evaluates a
+// Flag whose update met a newer version (pipeline.Reevaluate). Its outbox
+// does not enqueue send jobs: the run sends its own records, and records it
+// leaves (a crash) are finished by the next run or by serve's sweep.
+func (g *Gateway) Pipeline(ctx context.Context, o PipelineOptions) (pipeline.Summary, error) {
+	conns := o.Connections
+	if len(conns) == 0 {
+		for _, c := range g.Connections() {
+			if c.Write != nil {
+				conns = append(conns, c.Name)
+			}
+		}
+	}
+	if len(conns) == 0 {
+		return pipeline.Summary{}, fmt.Errorf("pipeline: no connection has a write block (write: in the configuration)")
+	}
+	for _, name := range conns {
+		c, ok := g.Connection(name)
+		if !ok {
+			return pipeline.Summary{}, fmt.Errorf("pipeline: no connection %q", name)
+		}
+		if c.Write == nil {
+			return pipeline.Summary{}, fmt.Errorf("pipeline: connection %q has no write block", name)
+		}
+	}
+	ob := writeback.NewOutbox(g.store, g.keyring, nil)
+	w, err := g.Writer(ctx, g.keyring, writeback.Options{Outbox: ob, Reevaluate: pipeline.Reevaluate,
+		MaxAttempts: o.MaxAttempts, BaseDelay: o.BaseDelay})
+	if err != nil {
+		return pipeline.Summary{}, err
+	}
+	po := pipeline.Options{Store: g.store, Outbox: ob, Writer: w, Connections: conns, Clock: o.AsOf, Logger: g.log}
+	if !o.NoRefresh {
+		po.Refresh = func(ctx context.Context, name string) error {
+			return g.pipelineExport(ctx, name, o)
+		}
+	}
+	return pipeline.Run(ctx, po)
+}
+
+// pipelineExport runs the incremental export of one connection at the
+// broadest level its vendor offers.
+func (g *Gateway) pipelineExport(ctx context.Context, name string, o PipelineOptions) error {
+	c, _ := g.Connection(name)
+	rt, err := g.Runtime(ctx, c)
+	if err != nil {
+		return err
+	}
+	types := o.Types
+	if len(types) == 0 {
+		types = pipelineTypes
+	}
+	req := bulk.Request{Types: types}
+	rules := rt.Adapter.Bulk()
+	switch {
+	case rules.AllowsLevel("system"):
+	case rules.AllowsLevel("patient"):
+		req.Patient = true
+	case o.Group != "":
+		req.Group = o.Group
+	default:
+		return fmt.Errorf("%s offers only Group-level export: name the group (--group)", name)
+	}
+	sum, err := g.BulkExport(ctx, c, req, BulkExportOptions{})
+	if err != nil {
+		return err
+	}
+	if !sum.Complete {
+		return fmt.Errorf("the export of %s was incomplete; the next run exports what is missing", name)
+	}
+	return nil
+}
