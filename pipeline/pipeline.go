@@ -434,6 +434,17 @@ func supersede(ctx context.Context, o Options, conn, key, keep string) error {
 // re-proposal approved by the policy, and counts how it ended.
 func send(ctx context.Context, o Options, rec writeback.Record, n *Writes) error {
 	var err error
+	if rec.State == writeback.StateFailed && rec.Status == 0 && rec.Outcome == nil {
+		// The last send spent its attempts on 429s, 5xx or lost answers
+		// (the EHR refused nothing): sending the same approved write again
+		// is safe and may succeed now. A refusal (409, 422) waits for a
+		// person.
+		rec, err = o.Outbox.Transition(ctx, rec.ID, writeback.StateApproved, "rule:"+rec.Rule.Name,
+			"sent again: the last send ran out of attempts on errors a retry may fix", nil)
+		if err != nil {
+			return fmt.Errorf("pipeline: %w", err)
+		}
+	}
 	for range o.MaxResends + 1 {
 		if rec.State != writeback.StateApproved && rec.State != writeback.StateSent {
 			break
