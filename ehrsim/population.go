@@ -1,13 +1,12 @@
 package ehrsim
 
 import (
+	"encoding/json"
 	"slices"
-
-	"ehrgate/synth"
 )
 
 // Population is the server's loaded patients as a Bulk Data population
-// (package bulkexport's Source): patient i is the i-th of PatientIDs, and
+// (bulkexport.Live makes it a bulkexport.Source): patient i is the i-th of PatientIDs, and
 // its resources are the Patient and every resource of its compartment as
 // the server holds them at the call, in type then id order. Unlike a
 // synth.Generator it follows what is loaded and written later, so an
@@ -37,16 +36,17 @@ func (p *Population) PatientID(i int) string {
 	return list[i].id
 }
 
-// Resources returns patient i's Patient and compartment resources.
-func (p *Population) Resources(i int) []synth.Resource {
+// Compartment calls fn with patient i's Patient and then each resource of
+// its compartment, as served.
+func (p *Population) Compartment(i int, fn func(typ string, raw json.RawMessage)) {
 	p.s.mu.RLock()
 	defer p.s.mu.RUnlock()
 	list := p.s.ix.byType["Patient"]
 	if i < 0 || i >= len(list) {
-		return nil
+		return
 	}
 	pat := list[i]
-	out := []synth.Resource{{Type: "Patient", JSON: pat.body}}
+	fn("Patient", pat.body)
 	byType := p.s.ix.byPatient[pat.id]
 	types := make([]string, 0, len(byType))
 	for t := range byType {
@@ -57,8 +57,7 @@ func (p *Population) Resources(i int) []synth.Resource {
 	slices.Sort(types)
 	for _, t := range types {
 		for _, e := range byType[t] {
-			out = append(out, synth.Resource{Type: t, JSON: e.body})
+			fn(t, e.body)
 		}
 	}
-	return out
 }

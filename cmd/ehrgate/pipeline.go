@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ehrgate/config"
+	"ehrgate/ehrsim/bulkexport"
 	"ehrgate/gateway"
 	"ehrgate/pipeline"
 )
@@ -68,7 +69,7 @@ It exits 3 when some writes failed (a later run resumes them).`,
 					if err != nil {
 						return err
 					}
-					f.bulkSource = sim.Population()
+					f.bulkSource = bulkexport.Live(sim.Population())
 					ep, err := f.start(ctx, sim, "127.0.0.1:0", nil, a.log)
 					if err != nil {
 						return err

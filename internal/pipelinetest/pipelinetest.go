@@ -52,7 +52,7 @@ func NewEHR(t testing.TB, name, vendor string, patients int, seed int64) *EHR {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", sim.RecordWrites(rest))
-	bulkexport.New(bulkexport.Options{Source: sim.Population(), RetryAfter: -1}).Register(mux)
+	bulkexport.New(bulkexport.Options{Source: bulkexport.Live(sim.Population()), RetryAfter: -1}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &EHR{Name: name, Vendor: vendor, Sim: sim, URL: srv.URL}
@@ -136,9 +136,9 @@ func ExpectFlags(t testing.TB, e *EHR, asOf time.Time) map[string]Expected {
 	for i := range pop.Patients() {
 		var pat rawResource
 		var conds, meds, obs []rawResource
-		for _, r := range pop.Resources(i) {
+		pop.Compartment(i, func(_ string, raw json.RawMessage) {
 			var v rawResource
-			if err := json.Unmarshal(r.JSON, &v); err != nil {
+			if err := json.Unmarshal(raw, &v); err != nil {
 				t.Fatal(err)
 			}
 			switch v.ResourceType {
@@ -153,7 +153,7 @@ func ExpectFlags(t testing.TB, e *EHR, asOf time.Time) map[string]Expected {
 			case "Observation":
 				obs = append(obs, v)
 			}
-		}
+		})
 		active := func(c rawResource) bool {
 			s := codeOf(c.Clinical.Coding, "http://terminology.hl7.org/CodeSystem/condition-clinical")
 			return (s == "active" || s == "recurrence" || s == "relapse") && c.Abatement == ""
