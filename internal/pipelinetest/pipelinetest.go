@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,7 +35,14 @@ type EHR struct {
 	Name, Vendor string
 	Sim          *ehrsim.Server
 	URL          string // the server's root; the FHIR base is URL + "/fhir"
+
+	writeDelay atomic.Int64 // nanoseconds each write waits before it is served
 }
+
+// SetWriteDelay makes every later write request (POST other than a search,
+// PUT) wait d before it is served, so that a test can stop a writer in
+// the middle of a run.
+func (v *EHR) SetWriteDelay(d time.Duration) { v.writeDelay.Store(int64(d)) }
 
 // NewEHR starts a simulated EHR with the vendor's personality over
 // patients synthetic patients (seed), and its Bulk Data server over the
@@ -50,12 +58,20 @@ func NewEHR(t testing.TB, name, vendor string, patients int, seed int64) *EHR {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := &EHR{Name: name, Vendor: vendor, Sim: sim}
 	mux := http.NewServeMux()
 	mux.Handle("/", sim.RecordWrites(rest))
 	bulkexport.New(bulkexport.Options{Source: bulkexport.Live(sim.Population()), RetryAfter: -1}).Register(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d := e.writeDelay.Load(); d > 0 && (r.Method == http.MethodPut ||
+			r.Method == http.MethodPost && !strings.HasSuffix(r.URL.Path, "/_search") && !strings.Contains(r.URL.Path, "$export")) {
+			time.Sleep(time.Duration(d))
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	return &EHR{Name: name, Vendor: vendor, Sim: sim, URL: srv.URL}
+	e.URL = srv.URL
+	return e
 }
 
 // Connection is the EHR as an ehrgate connection whose write policy allows
@@ -417,4 +433,22 @@ func WritesSince(e *EHR, method, typ string, from int) int {
 		}
 	}
 	return n
+}
+
+// ConfigYAML returns the connections of ehrs, as Connection gives them, as
+// the connections: block of an ehrgate configuration file.
+func ConfigYAML(ehrs ...*EHR) string {
+	var b strings.Builder
+	b.WriteString("connections:\n")
+	for _, e := range ehrs {
+		c := e.Connection()
+		fmt.Fprintf(&b, "  - name: %s\n    base_url: %s\n    vendor: %s\n    write:\n      enabled: true\n", c.Name, c.BaseURL, c.Vendor)
+		fmt.Fprintf(&b, "      types: [%s]\n      operations: [%s]\n      approval: %s\n      rate: %d\n",
+			strings.Join(c.Write.Types, ", "), strings.Join(c.Write.Operations, ", "), c.Write.Approval, c.Write.Rate)
+		b.WriteString("      tags:\n")
+		for _, tg := range c.Write.Tags {
+			fmt.Fprintf(&b, "        - {system: %q, code: %q}\n", tg.System, tg.Code)
+		}
+	}
+	return b.String()
 }
