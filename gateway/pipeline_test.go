@@ -294,3 +294,54 @@ func writesOf(sums []pipeline.Summary) []pipeline.Writes {
 	}
 	return out
 }
+
+// TestPipelineNarrowPolicyRefusesBeforeSending narrows one connection's
+// policy to creates: the withdrawals the changed charts call for are
+// refused and counted, and no update request ever reaches that EHR.
+func TestPipelineNarrowPolicyRefusesBeforeSending(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end over two simulated EHRs")
+	}
+	ctx := context.Background()
+	epic := pipelinetest.NewEHR(t, "epic-east", "epic", 120, 7)
+	oracle := pipelinetest.NewEHR(t, "oracle-west", "oracle", 120, 8)
+	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kek, err := secrets.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrow := epic.Connection()
+	narrow.Write.Operations = []string{"create"}
+	g, err := gateway.New(ctx, gateway.Options{Config: config.Config{Connections: []config.Connection{narrow, oracle.Connection()}},
+		Store: st, Keyring: secrets.NewKeyring(kek)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	want := map[*ehr]map[string]pipelinetest.Expected{
+		epic: pipelinetest.ExpectFlags(t, epic, pipelinetest.AsOf), oracle: pipelinetest.ExpectFlags(t, oracle, pipelinetest.AsOf)}
+	if sum := runPipeline(t, ctx, g); sum.Writes.Created != len(want[epic])+len(want[oracle]) {
+		t.Fatalf("first run = %+v", sum.Writes)
+	}
+	changeCharts(t, epic, oracle, want[epic], want[oracle])
+	sum := runPipeline(t, ctx, g)
+	if sum.Writes.Refused != 2 || sum.Writes.Updated != 1 || sum.Writes.Withdrawn != 0 {
+		t.Errorf("after the changes = %+v, want the 2 epic withdrawals refused and the oracle update made", sum.Writes)
+	}
+	if n := pipelinetest.WritesSince(epic, http.MethodPut, "Flag", 0); n != 0 {
+		t.Errorf("%d updates reached %s, whose policy allows none", n, epic.Name)
+	}
+	pipelinetest.CheckPolicyAndProvenance(t, epic)
+	// Refused stays refused: a further run sends nothing either.
+	before := len(epic.Sim.Writes())
+	if sum := runPipeline(t, ctx, g); sum.Writes.Refused != 2 {
+		t.Errorf("next run = %+v, want the 2 refusals again", sum.Writes)
+	}
+	if n := len(epic.Sim.Writes()) - before; n != 0 {
+		t.Errorf("%d writes sent to %s by the next run, want 0", n, epic.Name)
+	}
+}
