@@ -6,9 +6,51 @@ import (
 	"time"
 
 	"ehrgate/fhir/bulk"
+	"ehrgate/jobs"
 	"ehrgate/pipeline"
 	"ehrgate/writeback"
 )
+
+// PipelineJob runs the population pipeline once (Gateway.Pipeline) over
+// every connection with a write block; `serve` enqueues one every
+// pipeline.every. A run that dies is taken over by the queue's rescuer, and
+// the next run finishes what it left (its writes are conditional).
+type PipelineJob struct {
+	// Scope is "all": one run at a time.
+	Scope string    `json:"scope" river:"unique"`
+	Cycle time.Time `json:"cycle,omitzero"`
+}
+
+// Kind implements jobs.Args.
+func (PipelineJob) Kind() string { return "pipeline_run" }
+
+func (g *Gateway) runPipelineJob(ctx context.Context, j PipelineJob) error {
+	sum, err := g.Pipeline(ctx, PipelineOptions{Group: g.cfg.Pipeline.Group})
+	if err != nil {
+		return err
+	}
+	w := sum.Writes
+	g.log.Info("pipeline run ended", "cohort", sum.Cohort, "not_computable", sum.NotComputable, "created", w.Created,
+		"updated", w.Updated, "withdrawn", w.Withdrawn, "unchanged", w.Unchanged, "refused", w.Refused, "failed", w.Failed,
+		"pending", w.Pending, "duration_ms", sum.DurationMS)
+	return nil
+}
+
+// schedulePipeline adds the periodic pipeline run when pipeline.every is
+// set and some connection has a write block.
+func (g *Gateway) schedulePipeline(q *jobs.Queue) error {
+	every := time.Duration(g.cfg.Pipeline.Every)
+	if every <= 0 {
+		return nil
+	}
+	for _, c := range g.Connections() {
+		if c.Write != nil {
+			return q.AddPeriodic(jobs.Periodic{ID: "pipeline", Every: every, RunOnStart: true,
+				Args: func() jobs.Args { return PipelineJob{Scope: "all", Cycle: time.Now().UTC()} }})
+		}
+	}
+	return nil
+}
 
 // PipelineOptions tune Gateway.Pipeline.
 type PipelineOptions struct {

@@ -345,3 +345,49 @@ func TestPipelineNarrowPolicyRefusesBeforeSending(t *testing.T) {
 		t.Errorf("%d writes sent to %s by the next run, want 0", n, epic.Name)
 	}
 }
+
+// TestPipelineScheduledOnTheQueue runs `serve` (Gateway.Run) with
+// pipeline.every set: the pipeline job runs on the queue and the EHR ends
+// with the expected Flags.
+func TestPipelineScheduledOnTheQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end over a simulated EHR")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	e := pipelinetest.NewEHR(t, "epic-east", "epic", 80, 7)
+	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kek, err := secrets.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Config{Connections: []config.Connection{e.Connection()},
+		Pipeline: config.Pipeline{Every: config.Duration(time.Hour), Group: "all"}}
+	g, err := gateway.New(ctx, gateway.Options{Config: cfg, Store: st, Keyring: secrets.NewKeyring(kek)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	want := pipelinetest.ExpectFlags(t, e, time.Now().UTC())
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- g.Run(runCtx, gateway.RunOptions{HTTPAddr: "127.0.0.1:0"}) }()
+	for len(pipelinetest.FlagsIn(t, e)) < len(want) {
+		select {
+		case err := <-done:
+			t.Fatalf("Run ended: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("the scheduled pipeline wrote %d of %d Flags", len(pipelinetest.FlagsIn(t, e)), len(want))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	pipelinetest.Check(t, e, want, nil)
+}

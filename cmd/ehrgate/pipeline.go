@@ -59,6 +59,9 @@ It exits 3 when some writes failed (a later run resumes them).`,
 				return err
 			}
 			defer g.Close()
+			if group == "" {
+				group = a.cfg.Pipeline.Group
+			}
 			opts := gateway.PipelineOptions{Connections: conns, NoRefresh: noRefresh, Group: group}
 			if demo {
 				var names []string
@@ -102,7 +105,7 @@ It exits 3 when some writes failed (a later run resumes them).`,
 	cmd.Flags().BoolVar(&demo, "demo", false, "run against two simulated EHRs (Epic and Oracle Health) started in this process")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as one JSON object")
 	cmd.Flags().StringSliceVar(&conns, "connection", nil, "connections to run over (default: every connection with a write block)")
-	cmd.Flags().StringVar(&group, "group", "", "Group id to export where a vendor offers only Group-level export")
+	cmd.Flags().StringVar(&group, "group", "", "Group id to export where a vendor offers only Group-level export (default pipeline.group)")
 	cmd.Flags().BoolVar(&noRefresh, "no-refresh", false, "evaluate the store as it is, without a bulk export first")
 	cmd.Flags().IntVar(&patients, "patients", 120, "with --demo: synthetic patients per simulated EHR")
 	return cmd
