@@ -124,7 +124,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 
 	want := map[*ehr]map[string]pipelinetest.Expected{
 		epic: pipelinetest.ExpectFlags(t, epic, pipelinetest.AsOf), oracle: pipelinetest.ExpectFlags(t, oracle, pipelinetest.AsOf)}
-	total := len(want[epic]) + len(want[oracle])
+	// Every Flag, and a score Observation per AF patient with a computable
+	// score.
+	total := len(want[epic]) + len(want[oracle]) + scores(t, epic, oracle)
 	if len(want[epic]) < 3 || len(want[oracle]) < 3 {
 		t.Fatalf("the synthetic populations give too few gaps to test (%d, %d)", len(want[epic]), len(want[oracle]))
 	}
@@ -135,6 +137,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	}
 	for _, e := range []*ehr{epic, oracle} {
 		pipelinetest.Check(t, e, want[e], nil)
+		pipelinetest.CheckScores(t, e, pipelinetest.AsOf)
 	}
 
 	// Second run, nothing changed: no write request at all.
@@ -153,8 +156,12 @@ func TestPipelineEndToEnd(t *testing.T) {
 	before = map[*ehr]int{epic: len(epic.Sim.Writes()), oracle: len(oracle.Sim.Writes())}
 	sum = runPipeline(t, ctx, g)
 	t.Logf("after the changes: %+v", sum.Writes)
-	if sum.Writes != (pipeline.Writes{Withdrawn: 2, Updated: 1, Unchanged: total - 3}) {
-		t.Errorf("run after the changes = %+v, want 2 withdrawn, 1 updated, %d unchanged", sum.Writes, total-3)
+	// Withdrawn: two epic Flags; updated: the oracle Flag and its score.
+	if sum.Writes != (pipeline.Writes{Withdrawn: 2, Updated: 2, Unchanged: total - 4}) {
+		t.Errorf("run after the changes = %+v, want 2 withdrawn, 2 updated, %d unchanged", sum.Writes, total-4)
+	}
+	if n := pipelinetest.WritesSince(oracle, http.MethodPut, "Observation", before[oracle]); n != 1 {
+		t.Errorf("oracle: %d score updates sent, want 1", n)
 	}
 	if n := pipelinetest.WritesSince(epic, http.MethodPut, "Flag", before[epic]); n != 2 {
 		t.Errorf("epic: %d Flag updates sent, want 2", n)
@@ -170,6 +177,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	pipelinetest.Check(t, epic, pipelinetest.ExpectFlags(t, epic, pipelinetest.AsOf), withdrawn)
 	newOracle := pipelinetest.ExpectFlags(t, oracle, pipelinetest.AsOf)
 	pipelinetest.Check(t, oracle, newOracle, nil)
+	pipelinetest.CheckScores(t, epic, pipelinetest.AsOf)
+	pipelinetest.CheckScores(t, oracle, pipelinetest.AsOf)
 	if f := pipelinetest.FlagsIn(t, oracle)[updated]; f == nil || f.Version != "2" {
 		t.Errorf("oracle: updated Flag %s = %+v, want version 2", updated, f)
 	}
@@ -208,7 +217,7 @@ func TestPipelineUnderFaults(t *testing.T) {
 	g := pipelineGateway(t, ctx, epic, oracle)
 	want := map[*ehr]map[string]pipelinetest.Expected{
 		epic: pipelinetest.ExpectFlags(t, epic, pipelinetest.AsOf), oracle: pipelinetest.ExpectFlags(t, oracle, pipelinetest.AsOf)}
-	total := len(want[epic]) + len(want[oracle])
+	total := len(want[epic]) + len(want[oracle]) + scores(t, epic, oracle)
 
 	// Faults fire in the order armed, on the next writes (Flags and
 	// Provenances alike). Eight 500s in a row outlast the writer's five
@@ -233,6 +242,7 @@ func TestPipelineUnderFaults(t *testing.T) {
 			t.Errorf("%s: no fault fired", e.Name)
 		}
 		pipelinetest.Check(t, e, want[e], nil)
+		pipelinetest.CheckScores(t, e, pipelinetest.AsOf)
 	}
 
 	// A 412 storm on the updates: each update meets a concurrent edit,
@@ -249,8 +259,8 @@ func TestPipelineUnderFaults(t *testing.T) {
 		w.Created += s.Writes.Created
 	}
 	t.Logf("updates under a 412 storm: %d runs, %+v", len(runs), w)
-	if w.Updated != 1 || w.Withdrawn != 2 || w.Created != 0 {
-		t.Errorf("after the changes: %+v, want 1 updated and 2 withdrawn over the runs", w)
+	if w.Updated != 2 || w.Withdrawn != 2 || w.Created != 0 {
+		t.Errorf("after the changes: %+v, want 2 updated (a Flag and its score) and 2 withdrawn over the runs", w)
 	}
 	edits := 0
 	for _, e := range []*ehr{epic, oracle} {
@@ -265,6 +275,8 @@ func TestPipelineUnderFaults(t *testing.T) {
 	}
 	pipelinetest.Check(t, epic, pipelinetest.ExpectFlags(t, epic, pipelinetest.AsOf), withdrawn)
 	pipelinetest.Check(t, oracle, pipelinetest.ExpectFlags(t, oracle, pipelinetest.AsOf), nil)
+	pipelinetest.CheckScores(t, epic, pipelinetest.AsOf)
+	pipelinetest.CheckScores(t, oracle, pipelinetest.AsOf)
 
 	// And then nothing is left to write: the active Flags are unchanged,
 	// the two withdrawn ones are no longer considered.
@@ -324,15 +336,15 @@ func TestPipelineNarrowPolicyRefusesBeforeSending(t *testing.T) {
 	t.Cleanup(func() { g.Close() })
 	want := map[*ehr]map[string]pipelinetest.Expected{
 		epic: pipelinetest.ExpectFlags(t, epic, pipelinetest.AsOf), oracle: pipelinetest.ExpectFlags(t, oracle, pipelinetest.AsOf)}
-	if sum := runPipeline(t, ctx, g); sum.Writes.Created != len(want[epic])+len(want[oracle]) {
+	if sum := runPipeline(t, ctx, g); sum.Writes.Created != len(want[epic])+len(want[oracle])+scores(t, epic, oracle) {
 		t.Fatalf("first run = %+v", sum.Writes)
 	}
 	changeCharts(t, epic, oracle, want[epic], want[oracle])
 	sum := runPipeline(t, ctx, g)
-	if sum.Writes.Refused != 2 || sum.Writes.Updated != 1 || sum.Writes.Withdrawn != 0 {
-		t.Errorf("after the changes = %+v, want the 2 epic withdrawals refused and the oracle update made", sum.Writes)
+	if sum.Writes.Refused != 2 || sum.Writes.Updated != 2 || sum.Writes.Withdrawn != 0 {
+		t.Errorf("after the changes = %+v, want the 2 epic withdrawals refused and the oracle updates made", sum.Writes)
 	}
-	if n := pipelinetest.WritesSince(epic, http.MethodPut, "Flag", 0); n != 0 {
+	if n := pipelinetest.WritesSince(epic, http.MethodPut, "Flag", 0) + pipelinetest.WritesSince(epic, http.MethodPut, "Observation", 0); n != 0 {
 		t.Errorf("%d updates reached %s, whose policy allows none", n, epic.Name)
 	}
 	pipelinetest.CheckPolicyAndProvenance(t, epic)
@@ -390,4 +402,14 @@ func TestPipelineScheduledOnTheQueue(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 	pipelinetest.Check(t, e, want, nil)
+	pipelinetest.CheckScores(t, e, time.Now().UTC())
+}
+
+// scores counts the score Observations the EHRs call for.
+func scores(t *testing.T, ehrs ...*ehr) int {
+	n := 0
+	for _, e := range ehrs {
+		n += len(pipelinetest.ExpectScores(t, e, pipelinetest.AsOf))
+	}
+	return n
 }

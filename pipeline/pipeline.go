@@ -26,6 +26,15 @@
 // subject) are compared and set; other elements of the EHR's version (a
 // clinician's note) are kept on updates.
 //
+// # The score
+//
+// Each patient with atrial fibrillation whose CHA₂DS₂-VASc is computable
+// also gets the score as a derived Observation (SystemScore identifier
+// "cha2ds2-vasc/patient id", category survey, valueInteger, one component
+// per item, the method naming the source and the inputs), created once and
+// updated when the score or an item changes. It is never withdrawn: a
+// score that is no longer computable keeps its last value.
+//
 // # Crashes and retries
 //
 // A run first finishes the pipeline's records left approved or sent by a
@@ -59,6 +68,10 @@ import (
 // SystemFlag is the identifier system of the pipeline's Flags; the value is
 // "rule/patient id".
 const SystemFlag = "urn:ehrgate:pipeline:flag"
+
+// SystemScore is the identifier system of the pipeline's derived score
+// Observations; the value is "score/patient id".
+const SystemScore = "urn:ehrgate:pipeline:score"
 
 // SystemRule is the code system of the pipeline's Flag codes: the rule
 // names of package risk.
@@ -209,11 +222,23 @@ func runConnection(ctx context.Context, o Options, conn string, sum *Summary) er
 					return err
 				}
 			}
+			// The score as a derived Observation, for each computable
+			// score; a score no longer computable keeps its last value.
+			for _, f := range findings {
+				if f.Score == nil || !f.Score.Computable {
+					continue
+				}
+				rule := risk.ScoreCHA2DS2VASc
+				key := identifier(rule.Name, rec.ID)
+				if err := reconcile(ctx, o, conn, rec.ID, key, rule, scoreObservation(rec.ID, *f.Score), last[key], &sum.Writes); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	// Flags of patients no longer in the store: withdrawn.
 	for key, l := range last {
-		if seen[key] || l.status() != "active" {
+		if seen[key] || l.rec.ResourceType != "Flag" || l.status() != "active" {
 			continue
 		}
 		rule, patient, _ := strings.Cut(key, "/")
@@ -273,13 +298,59 @@ func flag(rule risk.Rule, patient, status, text string) map[string]any {
 	}
 }
 
-// owned are the elements of a Flag the pipeline sets and compares.
-var owned = []string{"resourceType", "identifier", "status", "category", "code", "subject"}
+// scoreObservation is the derived Observation of a computable score: the
+// value, each item as a component (its points, 0 when absent), the method
+// citing the score's source. It carries no effective date, so that it
+// changes only when the score or its items do.
+func scoreObservation(patient string, s risk.Score) map[string]any {
+	rule := risk.ScoreCHA2DS2VASc
+	var comps []any
+	for _, it := range s.Items {
+		points := 0
+		if it.Present {
+			points = it.Points
+		}
+		comps = append(comps, map[string]any{"code": map[string]any{"text": it.Name}, "valueInteger": points})
+	}
+	return map[string]any{
+		"resourceType": "Observation",
+		"identifier":   []any{map[string]any{"system": SystemScore, "value": identifier(rule.Name, patient)}},
+		"status":       "final",
+		// http://hl7.org/fhir/R4/codesystem-observation-category.html:
+		// "survey" covers assessment scores.
+		"category": []any{map[string]any{"coding": []any{map[string]any{
+			"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey", "display": "Survey"}}}},
+		"code": map[string]any{
+			"coding": []any{map[string]any{"system": SystemRule, "code": rule.Name, "display": rule.Title}},
+			"text":   rule.Title,
+		},
+		"subject":      map[string]any{"reference": "Patient/" + patient},
+		"valueInteger": s.Value,
+		"component":    comps,
+		"method":       map[string]any{"text": "derived by ehrgate: " + rule.Title + " (" + rule.Source + ") from the chart's conditions, birth date and sex: " + s.Explain()},
+	}
+}
+
+// owned are the elements of a Flag or score Observation the pipeline sets
+// and compares.
+var owned = map[string][]string{
+	"Flag":        {"resourceType", "identifier", "status", "category", "code", "subject"},
+	"Observation": {"resourceType", "identifier", "status", "category", "code", "subject", "valueInteger", "component", "method"},
+}
+
+// systemOf is the identifier system of the pipeline's resources of a type.
+func systemOf(typ string) string {
+	if typ == "Observation" {
+		return SystemScore
+	}
+	return SystemFlag
+}
 
 // ownedPart returns the owned elements of a resource.
 func ownedPart(res map[string]any) map[string]any {
-	out := make(map[string]any, len(owned))
-	for _, k := range owned {
+	typ, _ := res["resourceType"].(string)
+	out := make(map[string]any, len(owned[typ]))
+	for _, k := range owned[typ] {
 		if v, ok := res[k]; ok {
 			out[k] = v
 		}
@@ -327,7 +398,7 @@ func lastWritten(ctx context.Context, ob *writeback.Outbox, conn string) (map[st
 	}
 	out := map[string]*written{}
 	for _, r := range recs {
-		if !strings.HasPrefix(r.Rule.Name, rulePrefix) || r.Identifier.System != SystemFlag {
+		if !strings.HasPrefix(r.Rule.Name, rulePrefix) || r.Identifier.System != systemOf(r.ResourceType) {
 			continue
 		}
 		var res map[string]any
@@ -371,8 +442,9 @@ func reconcile(ctx context.Context, o Options, conn, patient, key string, rule r
 		n.Unchanged++
 		return nil
 	}
-	p := writeback.Proposal{Connection: conn, ResourceType: "Flag", Operation: writeback.OpCreate,
-		Identifier: fhir.Identifier{System: SystemFlag, Value: key}, Patient: patient,
+	typ, _ := want["resourceType"].(string)
+	p := writeback.Proposal{Connection: conn, ResourceType: typ, Operation: writeback.OpCreate,
+		Identifier: fhir.Identifier{System: systemOf(typ), Value: key}, Patient: patient,
 		Rule: writeback.Rule{Name: rulePrefix + rule.Name, Version: rule.Version}}
 	body := want
 	if prev != nil {
@@ -420,7 +492,7 @@ func supersede(ctx context.Context, o Options, conn, key, keep string) error {
 		return fmt.Errorf("pipeline: reading the outbox: %w", err)
 	}
 	for _, r := range recs {
-		if r.ID == keep || r.Identifier.System != SystemFlag || r.Identifier.Value != key || !strings.HasPrefix(r.Rule.Name, rulePrefix) {
+		if r.ID == keep || r.Identifier.System != systemOf(r.ResourceType) || r.Identifier.Value != key || !strings.HasPrefix(r.Rule.Name, rulePrefix) {
 			continue
 		}
 		if _, err := o.Outbox.Reject(ctx, r.ID, "rule:"+r.Rule.Name, "superseded by a newer result of the rule"); err != nil && !errors.Is(err, writeback.ErrTransition) {
@@ -474,7 +546,7 @@ func send(ctx context.Context, o Options, rec writeback.Record, n *Writes) error
 		switch {
 		case rec.Operation == writeback.OpCreate:
 			n.Created++
-		case res["status"] != "active":
+		case rec.ResourceType == "Flag" && res["status"] != "active":
 			n.Withdrawn++
 		default:
 			n.Updated++

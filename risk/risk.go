@@ -51,6 +51,12 @@ var (
 			"LOINC 4548-4, 17856-6, 4549-2"}
 )
 
+// ScoreCHA2DS2VASc names the CHA₂DS₂-VASc score itself, as written back
+// for each patient with atrial fibrillation whose score is computable (a
+// derived Observation).
+var ScoreCHA2DS2VASc = Rule{Name: "cha2ds2-vasc", Version: "1", Title: "CHA2DS2-VASc score",
+	Source: "Lip GYH et al., Chest 2010;137:263-272"}
+
 // Rules lists every rule, in evaluation order.
 var Rules = []Rule{RuleAFAnticoagulation, RuleDiabetesHbA1c}
 

@@ -119,6 +119,7 @@ func TestPipelineSurvivesSIGKILL(t *testing.T) {
 	t.Logf("restarted run: %+v", sum.Writes)
 	for _, e := range []*pipelinetest.EHR{epic, oracle} {
 		pipelinetest.Check(t, e, want[e], nil)
+		pipelinetest.CheckScores(t, e, asOf)
 	}
 	before := len(epic.Sim.Writes()) + len(oracle.Sim.Writes())
 	r = startReplica(t, nil, args...)

@@ -75,10 +75,11 @@ func NewEHR(t testing.TB, name, vendor string, patients int, seed int64) *EHR {
 }
 
 // Connection is the EHR as an ehrgate connection whose write policy allows
-// Flag creates and updates, approved by the policy, with a "derived" tag.
+// Flag and Observation creates and updates, approved by the policy, with a
+// "derived" tag.
 func (v *EHR) Connection() config.Connection {
 	return config.Connection{Name: v.Name, BaseURL: v.URL + "/fhir", Vendor: v.Vendor,
-		Write: &config.Write{Enabled: true, Types: []string{"Flag"}, Operations: []string{"create", "update"},
+		Write: &config.Write{Enabled: true, Types: []string{"Flag", "Observation"}, Operations: []string{"create", "update"},
 			Approval: config.ApprovalAuto, Rate: 100000,
 			Tags: []config.WriteTag{{System: "urn:ehrgate:tag", Code: "derived"}}}}
 }
@@ -147,8 +148,23 @@ type Expected struct {
 // active diabetes (E08-E13 / SNOMED) with no HbA1c dated within a year.
 func ExpectFlags(t testing.TB, e *EHR, asOf time.Time) map[string]Expected {
 	t.Helper()
+	flags, _ := expect(t, e, asOf)
+	return flags
+}
+
+// ExpectScores computes the CHA2DS2-VASc score of every patient of e with
+// atrial fibrillation, a full birth date and a sex of male or female, by
+// score Observation identifier ("cha2ds2-vasc/patient id").
+func ExpectScores(t testing.TB, e *EHR, asOf time.Time) map[string]int {
+	t.Helper()
+	_, scores := expect(t, e, asOf)
+	return scores
+}
+
+func expect(t testing.TB, e *EHR, asOf time.Time) (map[string]Expected, map[string]int) {
 	pop := e.Sim.Population()
 	out := map[string]Expected{}
+	scores := map[string]int{}
 	for i := range pop.Patients() {
 		var pat rawResource
 		var conds, meds, obs []rawResource
@@ -226,6 +242,9 @@ func ExpectFlags(t testing.TB, e *EHR, asOf time.Time) map[string]Expected {
 					treated = true
 				}
 			}
+			if pat.Gender == "male" || pat.Gender == "female" {
+				scores["cha2ds2-vasc/"+pat.ID] = score
+			}
 			if (pat.Gender == "male" || pat.Gender == "female") && score >= need && !treated {
 				k := "af-anticoagulation/" + pat.ID
 				out[k] = Expected{Key: k, Score: score}
@@ -257,57 +276,86 @@ func ExpectFlags(t testing.TB, e *EHR, asOf time.Time) map[string]Expected {
 			}
 		}
 	}
-	return out
+	return out, scores
 }
 
-// Flag is what an EHR holds under one pipeline identifier.
+// Flag is what an EHR holds under one pipeline identifier (a Flag, or a
+// score Observation: then Value is its valueInteger).
 type Flag struct {
 	ID, Status, Text, Version string
-	N                         int // Flags carrying the identifier
+	Value                     int
+	N                         int // resources carrying the identifier
 }
 
-// FlagsIn reads every Flag e holds, by pipeline identifier value.
+// FlagsIn reads every pipeline Flag e holds, by identifier value.
 func FlagsIn(t testing.TB, e *EHR) map[string]*Flag {
 	t.Helper()
+	return resourcesIn(t, e, "Flag", pipeline.SystemFlag)
+}
+
+// ScoresIn reads every pipeline score Observation e holds, by identifier
+// value.
+func ScoresIn(t testing.TB, e *EHR) map[string]*Flag {
+	t.Helper()
+	return resourcesIn(t, e, "Observation", pipeline.SystemScore)
+}
+
+// resourcesIn reads the resources of typ carrying an identifier of system
+// from the simulator's patient compartments (not over HTTP, where a vendor
+// personality may refuse a search without a patient).
+func resourcesIn(t testing.TB, e *EHR, typ, system string) map[string]*Flag {
+	t.Helper()
 	out := map[string]*Flag{}
-	url := e.URL + "/fhir/Flag?_count=200"
-	for url != "" {
-		var b struct {
-			Link []struct {
-				Relation, URL string
+	pop := e.Sim.Population()
+	for i := range pop.Patients() {
+		pop.Compartment(i, func(rt string, raw json.RawMessage) {
+			if rt != typ {
+				return
 			}
-			Entry []struct{ Resource json.RawMessage }
-		}
-		getJSON(t, url, &b)
-		url = ""
-		for _, l := range b.Link {
-			if l.Relation == "next" {
-				url = l.URL
-			}
-		}
-		for _, en := range b.Entry {
 			var f struct {
 				ID     string
 				Meta   struct{ VersionID string }
 				Status string
 				Code   struct{ Text string }
+				Value  int                              `json:"valueInteger"`
 				Ident  []struct{ System, Value string } `json:"identifier"`
 			}
-			if err := json.Unmarshal(en.Resource, &f); err != nil {
+			if err := json.Unmarshal(raw, &f); err != nil {
 				t.Fatal(err)
 			}
 			for _, id := range f.Ident {
-				if id.System == pipeline.SystemFlag {
+				if id.System == system {
 					if x, ok := out[id.Value]; ok {
 						x.N++
 					} else {
-						out[id.Value] = &Flag{ID: f.ID, Status: f.Status, Text: f.Code.Text, Version: f.Meta.VersionID, N: 1}
+						out[id.Value] = &Flag{ID: f.ID, Status: f.Status, Text: f.Code.Text, Version: f.Meta.VersionID, Value: f.Value, N: 1}
 					}
 				}
 			}
-		}
+		})
 	}
 	return out
+}
+
+// CheckScores checks that e holds exactly one score Observation per
+// patient ExpectScores finds, with that value, and no other.
+func CheckScores(t testing.TB, e *EHR, asOf time.Time) {
+	t.Helper()
+	want := ExpectScores(t, e, asOf)
+	got := ScoresIn(t, e)
+	for k, v := range want {
+		switch g, ok := got[k]; {
+		case !ok:
+			t.Errorf("%s: no score Observation %s", e.Name, k)
+		case g.N != 1 || g.Value != v || g.Status != "final":
+			t.Errorf("%s: score Observation %s = %+v, want one, final, value %d", e.Name, k, g, v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: unexpected score Observation %s", e.Name, k)
+		}
+	}
 }
 
 func getJSON(t testing.TB, url string, v any) {
@@ -369,16 +417,17 @@ func Check(t testing.TB, e *EHR, want map[string]Expected, withdrawn map[string]
 func CheckPolicyAndProvenance(t testing.TB, e *EHR) {
 	t.Helper()
 	for _, w := range e.Sim.Writes() {
-		ok := (w.Method == http.MethodPost && (w.Type == "Flag" || w.Type == "Provenance") && w.ID == "") ||
-			(w.Method == http.MethodPut && w.Type == "Flag")
+		written := w.Type == "Flag" || w.Type == "Observation"
+		ok := (w.Method == http.MethodPost && (written || w.Type == "Provenance") && w.ID == "") ||
+			(w.Method == http.MethodPut && written)
 		if !ok {
 			t.Errorf("%s: a write outside the policy was sent: %s %s/%s", e.Name, w.Method, w.Type, w.ID)
 		}
-		if w.Method == http.MethodPost && w.Type == "Flag" && w.IfNoneExist == "" {
-			t.Errorf("%s: an unconditional Flag create was sent", e.Name)
+		if w.Method == http.MethodPost && written && w.IfNoneExist == "" {
+			t.Errorf("%s: an unconditional %s create was sent", e.Name, w.Type)
 		}
 		if w.Method == http.MethodPut && w.IfMatch == "" {
-			t.Errorf("%s: a Flag update without If-Match was sent", e.Name)
+			t.Errorf("%s: a %s update without If-Match was sent", e.Name, w.Type)
 		}
 	}
 	targets := map[string]bool{}
@@ -405,10 +454,12 @@ func CheckPolicyAndProvenance(t testing.TB, e *EHR) {
 			}
 		}
 	}
-	for _, f := range FlagsIn(t, e) {
-		ref := "Flag/" + f.ID + "/_history/" + f.Version
-		if !targets[ref] {
-			t.Errorf("%s: %s has no Provenance", e.Name, ref)
+	for typ, got := range map[string]map[string]*Flag{"Flag": FlagsIn(t, e), "Observation": ScoresIn(t, e)} {
+		for _, f := range got {
+			ref := typ + "/" + f.ID + "/_history/" + f.Version
+			if !targets[ref] {
+				t.Errorf("%s: %s has no Provenance", e.Name, ref)
+			}
 		}
 	}
 }
