@@ -2,12 +2,19 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"ehrgate/dashboard"
 	"ehrgate/fhir/bulk"
 	"ehrgate/jobs"
 	"ehrgate/pipeline"
+	"ehrgate/secrets"
+	"ehrgate/server"
+	"ehrgate/store"
 	"ehrgate/writeback"
 )
 
@@ -117,7 +124,94 @@ func (g *Gateway) Pipeline(ctx context.Context, o PipelineOptions) (pipeline.Sum
 			return g.pipelineExport(ctx, name, o)
 		}
 	}
-	return pipeline.Run(ctx, po)
+	sum, err := pipeline.Run(ctx, po)
+	if err == nil {
+		if serr := g.savePipelineRun(ctx, sum); serr != nil {
+			g.log.Warn("pipeline: could not keep the run for the dashboard", "error", serr)
+		}
+	}
+	return sum, err
+}
+
+// docPipelineRun is the store.Documents kind of the last pipeline run
+// (name "last"), sealed under the keyring: it holds patient ids and
+// findings.
+const docPipelineRun = "pipeline-run"
+
+// storedRun is the last run as kept.
+type storedRun struct {
+	At       time.Time          `json:"at"`
+	Summary  pipeline.Summary   `json:"summary"`
+	Patients []pipeline.Patient `json:"patients"`
+}
+
+func pipelineAAD() []byte { return []byte(docPipelineRun + "/last") }
+
+func (g *Gateway) savePipelineRun(ctx context.Context, sum pipeline.Summary) error {
+	plain, err := json.Marshal(storedRun{At: time.Now().UTC(), Summary: sum, Patients: sum.Patients})
+	if err != nil {
+		return err
+	}
+	sealed, err := g.keyring.Seal(plain, pipelineAAD())
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(sealed)
+	if err != nil {
+		return err
+	}
+	return g.store.UpdateDocument(ctx, docPipelineRun, "last", func([]byte) ([]byte, error) { return body, nil })
+}
+
+// PipelineRun returns the last pipeline run for the dashboard, with the
+// newest outbox record of each of its Flags and score Observations; nil
+// when none ran yet.
+func (g *Gateway) PipelineRun(ctx context.Context) (*dashboard.PipelineRun, error) {
+	d, err := g.store.GetDocument(ctx, docPipelineRun, "last")
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the last pipeline run: %w", err)
+	}
+	var sealed secrets.Sealed
+	if err := json.Unmarshal(d.Body, &sealed); err != nil {
+		return nil, fmt.Errorf("the last pipeline run: %w", err)
+	}
+	plain, err := g.keyring.Open(sealed, pipelineAAD())
+	if err != nil {
+		return nil, fmt.Errorf("opening the last pipeline run: %w", err)
+	}
+	var run storedRun
+	if err := json.Unmarshal(plain, &run); err != nil {
+		return nil, fmt.Errorf("the last pipeline run: %w", err)
+	}
+	recs, err := g.Outbox().List(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	writes := map[string]writeback.Record{}
+	for _, r := range recs {
+		if !strings.HasPrefix(r.Rule.Name, "pipeline/") {
+			continue
+		}
+		k := r.Connection + "|" + r.Identifier.Value
+		if old, ok := writes[k]; ok && !r.Last().At.After(old.Last().At) {
+			continue
+		}
+		writes[k] = r
+	}
+	return &dashboard.PipelineRun{At: run.At, Summary: run.Summary, Patients: run.Patients, Writes: writes}, nil
+}
+
+// pipelineRoutes are the dashboard's cohort page, a patient-data route.
+func (g *Gateway) pipelineRoutes(dash *dashboard.Dashboard) []server.Route {
+	h := dash.Pipeline(dashboard.PipelineOptions{Load: g.PipelineRun})
+	var out []server.Route
+	for _, r := range dashboard.PipelineRoutes {
+		out = append(out, server.Route{Pattern: r.Pattern, Access: server.PatientData, Serves: r.Serves, Handler: h})
+	}
+	return out
 }
 
 // pipelineExport runs the incremental export of one connection at the

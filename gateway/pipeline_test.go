@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -388,7 +389,12 @@ func TestPipelineScheduledOnTheQueue(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- g.Run(runCtx, gateway.RunOptions{HTTPAddr: "127.0.0.1:0"}) }()
-	for len(pipelinetest.FlagsIn(t, e)) < len(want) {
+	for {
+		if run, err := g.PipelineRun(ctx); err != nil {
+			t.Fatal(err)
+		} else if run != nil {
+			break // the run ended and was kept
+		}
 		select {
 		case err := <-done:
 			t.Fatalf("Run ended: %v", err)
@@ -403,6 +409,28 @@ func TestPipelineScheduledOnTheQueue(t *testing.T) {
 	}
 	pipelinetest.Check(t, e, want, nil)
 	pipelinetest.CheckScores(t, e, time.Now().UTC())
+
+	// The dashboard's cohort page shows the run: each open gap with its
+	// inputs, and its Flag's write confirmed.
+	req := httptest.NewRequest(http.MethodGet, "/pipeline", nil)
+	req.Host = "127.0.0.1"
+	rec := httptest.NewRecorder()
+	g.Handler().ServeHTTP(rec, req)
+	page := rec.Body.String()
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /pipeline = %d:\n%s", rec.Code, page)
+	}
+	for k := range want {
+		_, patient, _ := strings.Cut(k, "/")
+		if !strings.Contains(page, ">"+patient+"</a>") {
+			t.Errorf("the cohort page does not list %s", patient)
+		}
+	}
+	for _, s := range []string{"gap open", "CHA2DS2-VASc", "create: confirmed", "Lip GYH"} {
+		if !strings.Contains(page, s) {
+			t.Errorf("the cohort page lacks %q", s)
+		}
+	}
 }
 
 // scores counts the score Observations the EHRs call for.
