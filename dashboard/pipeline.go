@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"ehrgate/audit"
 	"ehrgate/login"
 	"ehrgate/pipeline"
 	"ehrgate/risk"
@@ -53,12 +54,18 @@ type pipelineBody struct {
 }
 
 // Pipeline returns the handler of the cohort page (PipelineRoutes), for
-// people who may see patients.
+// people who may see patients. Each view is recorded in the audit trail
+// first (a search over the cohort); when that fails the page is not shown.
 func (d *Dashboard) Pipeline(o PipelineOptions) http.Handler {
 	t := template.New("layout.html").Funcs(d.funcs())
 	d.pages["pipeline"] = template.Must(t.ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/pipeline.html"))
 	mux := http.NewServeMux()
 	mux.Handle("GET /pipeline", d.need(login.SeePatients, func(w http.ResponseWriter, r *http.Request) {
+		// The page lists patients with their findings: one audit event
+		// (a search over the cohort) before anything is shown, or nothing.
+		if !d.recordAccess(w, r, audit.Search(audit.Agent{}, audit.PatientRef{}, "pipeline=cohort")) {
+			return
+		}
 		var b pipelineBody
 		run, err := o.Load(r.Context())
 		if err != nil {

@@ -412,6 +412,20 @@ func TestPipelineScheduledOnTheQueue(t *testing.T) {
 
 	// The dashboard's cohort page shows the run: each open gap with its
 	// inputs, and its Flag's write confirmed.
+	searches := func() int {
+		entries, err := st.QueryAudit(ctx, store.AuditQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, en := range entries {
+			if en.Subtype == "search-type" {
+				n++
+			}
+		}
+		return n
+	}
+	before := searches()
 	req := httptest.NewRequest(http.MethodGet, "/pipeline", nil)
 	req.Host = "127.0.0.1"
 	rec := httptest.NewRecorder()
@@ -430,6 +444,9 @@ func TestPipelineScheduledOnTheQueue(t *testing.T) {
 		if !strings.Contains(page, s) {
 			t.Errorf("the cohort page lacks %q", s)
 		}
+	}
+	if n := searches() - before; n != 1 {
+		t.Errorf("viewing the cohort page left %d audit events (search), want 1", n)
 	}
 }
 
