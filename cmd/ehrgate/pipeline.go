@@ -79,7 +79,7 @@ It exits 3 when some writes failed (a later run resumes them).`,
 					}
 					defer ep.stop()
 					c := config.Connection{Name: v.name, BaseURL: ep.base, Vendor: v.vendor,
-						Write: &config.Write{Enabled: true, Types: []string{"Flag"}, Operations: []string{"create", "update"},
+						Write: &config.Write{Enabled: true, Types: []string{"Flag", "Observation"}, Operations: []string{"create", "update"},
 							Approval: config.ApprovalAuto, Rate: 6000,
 							Tags: []config.WriteTag{{System: "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", Code: "DERIVED", Display: "derived"}}}}
 					a.cfg.Connections = append(a.cfg.Connections, c)

@@ -36,7 +36,7 @@ func TestPipelineDemoJSON(t *testing.T) {
 		}
 		sums = append(sums, s)
 	}
-	if len(sums[0].Connections) != 2 || sums[0].Cohort == 0 || sums[0].Writes.Created == 0 || sums[0].Writes.Failed != 0 {
+	if len(sums[0].Connections) != 2 || sums[0].Cohort == 0 || sums[0].Writes.Created == 0 || sums[0].Writes.Failed != 0 || sums[0].Writes.Refused != 0 {
 		t.Errorf("first run = %+v, want two connections, a cohort and Flags created", sums[0])
 	}
 	if sums[1].Writes.Created != 0 || sums[1].Writes.Unchanged != sums[0].Writes.Created {
