@@ -43,7 +43,16 @@
 // Propose). Proposals are content-addressed in the outbox, so proposing
 // the same Flag again finds the same record. Reevaluate re-proposes an
 // update that met a newer version (412) against it, unless a person
-// withdrew the Flag meanwhile.
+// withdrew the Flag meanwhile. A send that spent its attempts on 429s,
+// 5xx or lost answers is sent again by the next run; one the EHR refused
+// (409, 422) or that a 412 left conflicted waits for a person.
+//
+// # Limits
+//
+// A run compares with what ehrgate last wrote (the outbox), not with the
+// EHR's current version: an edit made in the EHR since shows only as a
+// 412 when the Flag next needs an update. Runs of one store must not
+// overlap (the job queue runs one at a time).
 package pipeline
 
 import (
