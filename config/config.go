@@ -89,6 +89,21 @@ type Config struct {
 	Audit Audit `yaml:"audit"`
 	// CDS configures ehrgate's CDS Hooks services (/cds-services).
 	CDS CDS `yaml:"cds"`
+	// Pipeline configures the population pipeline (`ehrgate pipeline
+	// run`; with Every, `serve` runs it on the job queue).
+	Pipeline Pipeline `yaml:"pipeline"`
+}
+
+// Pipeline configures the population pipeline (package pipeline): bulk
+// export, risk rules, Flags written back to each connection with a write
+// block.
+type Pipeline struct {
+	// Every runs the pipeline on `serve`'s job queue at this interval (0 =
+	// only `ehrgate pipeline run`).
+	Every Duration `yaml:"every"`
+	// Group is the Group exported from connections whose vendor offers
+	// only Group-level export.
+	Group string `yaml:"group"`
 }
 
 // CDS configures the CDS Hooks services `serve` offers to EHRs. They are
@@ -564,6 +579,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("allow_remote_dashboard: removed; the dashboard has its own login now: set login.mode (local or oidc), and the dashboard may listen on any address"))
 	}
 	errs = append(errs, c.Login.validate()...)
+	if c.Pipeline.Every < 0 {
+		errs = append(errs, errors.New("pipeline.every: must not be negative"))
+	}
 	for _, h := range c.HTTPHosts {
 		if h == "" || strings.ContainsAny(h, ":/ ") {
 			errs = append(errs, fmt.Errorf("http_hosts: %q is not a host name (no scheme, port or path)", h))

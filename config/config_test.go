@@ -294,3 +294,29 @@ func TestValidateVendorNames(t *testing.T) {
 		})
 	}
 }
+
+func TestPipelineSection(t *testing.T) {
+	tests := []struct {
+		yaml  string
+		every time.Duration
+		group string
+		ok    bool
+	}{
+		{"", 0, "", true},
+		{"pipeline:\n  every: 24h\n  group: all\n", 24 * time.Hour, "all", true},
+		{"pipeline:\n  every: -1h\n", -time.Hour, "", false},
+	}
+	for _, tc := range tests {
+		cfg, err := Load(writeFile(t, tc.yaml), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cfg.Validate()
+		if (err == nil) != tc.ok || time.Duration(cfg.Pipeline.Every) != tc.every || cfg.Pipeline.Group != tc.group {
+			t.Errorf("Load(%q) = %+v, Validate %v; want every %v group %q ok %v", tc.yaml, cfg.Pipeline, err, tc.every, tc.group, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "pipeline.every") {
+			t.Errorf("Validate error %q does not name pipeline.every", err)
+		}
+	}
+}

@@ -139,6 +139,7 @@ func (g *Gateway) openJobs(ctx context.Context) (*jobs.Queue, func() error, erro
 		jobs.Register(q, g.runCDSPruneJob, short),
 		jobs.Register(q, g.runWriteJob, short),
 		jobs.Register(q, g.runWriteSweepJob, short),
+		jobs.Register(q, g.runPipelineJob, long),
 	)
 	if err != nil {
 		closeFn()
@@ -244,6 +245,9 @@ func (g *Gateway) schedule(ctx context.Context, q *jobs.Queue, syncOnStart bool)
 		return err
 	}
 	if err := g.scheduleWrites(q); err != nil {
+		return err
+	}
+	if err := g.schedulePipeline(q); err != nil {
 		return err
 	}
 	every := time.Duration(g.cfg.SyncEvery)

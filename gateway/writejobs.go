@@ -11,6 +11,7 @@ import (
 
 	"ehrgate/dashboard"
 	"ehrgate/jobs"
+	"ehrgate/pipeline"
 	"ehrgate/server"
 	"ehrgate/writeback"
 )
@@ -84,14 +85,15 @@ func (g *Gateway) Outbox() *writeback.Outbox {
 }
 
 // WriteBack returns the gateway's write-back writer over Outbox, built
-// once (Writer with default options).
+// once (Writer with default options, and the population pipeline's
+// re-evaluation of its Flags after a 412, pipeline.Reevaluate).
 func (g *Gateway) WriteBack(ctx context.Context) (*writeback.Writer, error) {
 	g.writes.mu.Lock()
 	defer g.writes.mu.Unlock()
 	if g.writes.writer != nil {
 		return g.writes.writer, nil
 	}
-	w, err := g.Writer(ctx, g.keyring, writeback.Options{Outbox: g.Outbox()})
+	w, err := g.Writer(ctx, g.keyring, writeback.Options{Outbox: g.Outbox(), Reevaluate: pipeline.Reevaluate})
 	if err != nil {
 		return nil, err
 	}

@@ -142,7 +142,11 @@ func (w *Writer) Propose(ctx context.Context, p Proposal) (Record, error) {
 		if rec.State == StateRejected && rec.Last().By == "policy" {
 			return rec, fmt.Errorf("%w: %s", ErrRefused, rec.Last().Why)
 		}
-		return rec, nil
+		// A record still holding only its proposal never got the policy's
+		// decision (the process died between the two): decide now.
+		if rec.State != StateProposed || len(rec.Transitions) != 1 || rec.Last().By != by {
+			return rec, nil
+		}
 	}
 	perr := conn.Policy.Check(p.ResourceType, p.Operation)
 	if perr == nil {

@@ -48,7 +48,7 @@ environment variables, then flags; later sources win.`,
 		newKeysCmd(a), newProbeCmd(a), newBulkCmd(a), newExportCmd(a),
 		newRenormalizeCmd(a), newQualityCmd(a), newEventsCmd(a), newStatusCmd(a), newHL7Cmd(a), newMigrateCmd(a), newJobsCmd(a), newClientsCmd(a),
 		newAuditCmd(a), newUsersCmd(a), newMatchCmd(a), newContextCmd(a),
-		newWritesCmd(a),
+		newWritesCmd(a), newPipelineCmd(a),
 	)
 	return root
 }

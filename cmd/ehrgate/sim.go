@@ -42,6 +42,11 @@ type simFlags struct {
 	bulkScopeFilter bool              // kick-offs export only the types the token may read
 	bulkFaults      bulkexport.Faults // the Bulk Data server's fault knobs
 
+	// bulkSource, when set, is the population Bulk Data serves instead
+	// of a generator over the same seed (pipeline --demo serves the
+	// simulator's live data).
+	bulkSource bulkexport.Source
+
 	noAuth        bool
 	clientConfig  string
 	accessTTL     time.Duration
@@ -114,8 +119,12 @@ func (f *simFlags) start(ctx context.Context, sim *ehrsim.Server, addr string, c
 	if bulkPatients <= 0 {
 		bulkPatients = f.patients
 	}
+	var source bulkexport.Source = synth.New(synth.Options{Patients: bulkPatients, Seed: f.seed})
+	if f.bulkSource != nil {
+		source = f.bulkSource
+	}
 	bopts := bulkexport.Options{
-		Source:   synth.New(synth.Options{Patients: bulkPatients, Seed: f.seed}),
+		Source:   source,
 		FileSize: f.bulkFileSize,
 		Faults:   f.bulkFaults,
 		Logger:   log.With("component", "ehrsim-bulk"),

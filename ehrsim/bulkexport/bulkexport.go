@@ -1008,3 +1008,26 @@ func (o Options) Validate() error {
 	}
 	return nil
 }
+
+// Compartments is a population that can change while it is served, such
+// as the simulated EHR's loaded data (ehrsim.Server.Population).
+type Compartments interface {
+	Patients() int
+	PatientID(i int) string
+	// Compartment calls fn with patient i's Patient, then each resource
+	// of its compartment.
+	Compartment(i int, fn func(typ string, raw json.RawMessage))
+}
+
+// Live returns a Source over c, read at each file's generation.
+func Live(c Compartments) Source { return liveSource{c} }
+
+type liveSource struct{ Compartments }
+
+func (l liveSource) Resources(i int) []synth.Resource {
+	var out []synth.Resource
+	l.Compartment(i, func(typ string, raw json.RawMessage) {
+		out = append(out, synth.Resource{Type: typ, JSON: raw})
+	})
+	return out
+}
