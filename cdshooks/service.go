@@ -143,6 +143,9 @@ var Services = []ServiceInfo{
 	{Hook: HookOrderSign, ID: ServiceDuplicateSign, Title: "Duplicate therapy (order sign)",
 		Description: "Warns when a draft medication order contains an ingredient the patient already has an active order for.",
 		Prefetch:    duplicatePrefetch, UsageRequirements: duplicateUsage},
+	{Hook: HookPatientView, ID: ServiceCareGap, Title: "Atrial fibrillation: anticoagulation care gap",
+		Description: "On opening the chart: atrial fibrillation whose CHA2DS2-VASc score calls for oral anticoagulation (men >= 2, women >= 3) with no active anticoagulant, or a score that cannot be computed.",
+		Prefetch:    careGapPrefetch, UsageRequirements: careGapUsage},
 }
 
 // duplicateServices run the duplicate-therapy check; the others the
@@ -157,6 +160,7 @@ var hooksFor = map[string][]string{
 	ServicePatientView:     {HookPatientView},
 	ServiceDuplicateSelect: {HookOrderSelect},
 	ServiceDuplicateSign:   {HookOrderSign, HookMedicationPrescribe},
+	ServiceCareGap:         {HookPatientView},
 }
 
 // Service is ehrgate's CDS Hooks 2.0 service. It is safe for concurrent
@@ -416,6 +420,10 @@ func (s *Service) call(ctx context.Context, si ServiceInfo, body []byte, receive
 		return &Response{Cards: []Card{}}, nil, nil
 	}
 	pa := &patientAccess{id: patientID, user: user}
+	if si.ID == ServiceCareGap {
+		cards, err := s.careGap(ctx, req, patientID, received, pa)
+		return &Response{Cards: cards}, pa, err
+	}
 	if duplicateServices[si.ID] {
 		cards, err := s.duplicateTherapy(ctx, req, patientID, received, drafts, pa)
 		return &Response{Cards: cards}, pa, err
