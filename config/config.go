@@ -157,6 +157,11 @@ type API struct {
 	// 50) and the most _count may ask (default 1000).
 	DefaultCount int `yaml:"default_count"`
 	MaxCount     int `yaml:"max_count"`
+	// AllowPrivateSubscriptionEndpoints lets apps' Subscriptions name
+	// endpoints on loopback, private and link-local addresses. Off by
+	// default: an app could otherwise make ehrgate post to the site's
+	// internal services.
+	AllowPrivateSubscriptionEndpoints bool `yaml:"allow_private_subscription_endpoints"`
 }
 
 // ExternalAuth describes an external authorization server whose JWT access

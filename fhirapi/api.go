@@ -74,12 +74,16 @@ type Options struct {
 	// Events is the durable event log app Subscriptions are delivered
 	// from (nil: Subscriptions are not served); they need Docs too.
 	Events EventLog
-	// NotifyClient posts Subscription notifications (default
-	// http.DefaultClient; each post is bounded to 10 s).
+	// NotifyClient posts Subscription notifications (default: a client
+	// that refuses loopback, private and link-local addresses, unless
+	// AllowPrivateEndpoints; each post is bounded to 10 s).
 	NotifyClient *http.Client
-	Logger       *slog.Logger
-	RequestID    func(context.Context) string
-	Now          func() time.Time
+	// AllowPrivateEndpoints lets apps name endpoints on loopback, private
+	// and link-local addresses (apps inside the site's network).
+	AllowPrivateEndpoints bool
+	Logger                *slog.Logger
+	RequestID             func(context.Context) string
+	Now                   func() time.Time
 }
 
 // SMARTEndpoints are an authorization server's endpoints.
@@ -89,8 +93,9 @@ type SMARTEndpoints struct {
 
 // API is the FHIR R4 API. It is safe for concurrent use.
 type API struct {
-	o  Options
-	ns *Namespace
+	o        Options
+	ns       *Namespace
+	notifier *http.Client // posts Subscription notifications
 }
 
 // New returns the API; two connections whose served ids would clash are
@@ -125,7 +130,15 @@ func New(o Options) (*API, error) {
 	if o.RequestID == nil {
 		o.RequestID = func(context.Context) string { return "" }
 	}
-	return &API{o: o, ns: ns}, nil
+	notify := o.NotifyClient
+	switch {
+	case notify != nil:
+	case o.AllowPrivateEndpoints:
+		notify = http.DefaultClient
+	default:
+		notify = publicNotifyClient()
+	}
+	return &API{o: o, ns: ns, notifier: notify}, nil
 }
 
 // Routes are the API's HTTP routes, each with its access rule.

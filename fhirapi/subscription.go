@@ -274,10 +274,7 @@ func (a *API) notify(ctx context.Context, s *subState, st backport.Status, entri
 	if k, v, ok := strings.Cut(s.Header, ":"); ok {
 		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
-	client := a.o.NotifyClient
-	if client == nil {
-		client = http.DefaultClient
-	}
+	client := a.notifier
 	resp, err := client.Do(req)
 	if err != nil {
 		return errors.New("the endpoint could not be reached") // the URL may carry secrets

@@ -84,10 +84,11 @@ func (se *subEnv) advance(d time.Duration) {
 
 func newSubEnv(t *testing.T) *subEnv {
 	se := &subEnv{}
-	se.env = newEnv(t, func(o *fhirapi.Options) { o.Events = o.Store.(store.EventLog) })
+	se.env = newEnv(t, func(o *fhirapi.Options) { o.Events = o.Store.(store.EventLog); o.AllowPrivateEndpoints = true })
 	// A second API on the same store delivers (as the gateway's leased
 	// deliverer does); it is built from the same options.
 	api, err := fhirapi.New(fhirapi.Options{Store: se.st, Auth: nil, Audit: se.audit, Docs: se.st, Events: se.st, BaseURL: audience,
+		AllowPrivateEndpoints: true, // the test's receivers listen on loopback
 		Connections: map[string]string{"epic_a": "https://epic.test/api/FHIR/R4", "cerner": "https://cerner.test/r4"},
 		Now: func() time.Time {
 			se.mu.Lock()

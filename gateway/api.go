@@ -103,18 +103,19 @@ func (g *Gateway) apiRoutes() ([]server.Route, error) {
 		conns[hl7] = ""
 	}
 	o := fhirapi.Options{
-		Store:        g.store,
-		Connections:  conns,
-		Auth:         auth,
-		Audit:        g.audit,
-		Trail:        g.store,
-		Docs:         g.store,
-		Events:       g.store,
-		BaseURL:      g.cfg.API.BaseURL,
-		DefaultCount: g.cfg.API.DefaultCount,
-		MaxCount:     g.cfg.API.MaxCount,
-		Logger:       g.log,
-		RequestID:    server.RequestIDFrom,
+		Store:                 g.store,
+		Connections:           conns,
+		Auth:                  auth,
+		Audit:                 g.audit,
+		Trail:                 g.store,
+		Docs:                  g.store,
+		Events:                g.store,
+		BaseURL:               g.cfg.API.BaseURL,
+		DefaultCount:          g.cfg.API.DefaultCount,
+		MaxCount:              g.cfg.API.MaxCount,
+		Logger:                g.log,
+		AllowPrivateEndpoints: g.cfg.API.AllowPrivateSubscriptionEndpoints,
+		RequestID:             server.RequestIDFrom,
 	}
 	var routes []server.Route
 	if az := g.authz; az != nil {

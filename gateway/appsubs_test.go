@@ -72,7 +72,7 @@ func TestAppSubscriptionThroughTheGateway(t *testing.T) {
 	}
 	kek, _ := secrets.GenerateKEK()
 	const aud = "http://127.0.0.1/fhir"
-	g, err := gateway.New(ctx, gateway.Options{Config: config.Config{API: config.API{BaseURL: aud}}, Store: st, Keyring: secrets.NewKeyring(kek)})
+	g, err := gateway.New(ctx, gateway.Options{Config: config.Config{API: config.API{BaseURL: aud, AllowPrivateSubscriptionEndpoints: true}}, Store: st, Keyring: secrets.NewKeyring(kek)})
 	if err != nil {
 		t.Fatal(err)
 	}
