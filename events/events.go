@@ -24,6 +24,7 @@ import (
 	"fmt"
 
 	"ehrgate/fhir"
+	"ehrgate/store"
 )
 
 // Kind says what happened.
@@ -143,12 +144,11 @@ func (b *Bus) Publish(e Event) Event {
 		e.Time = b.clock().UTC()
 	}
 	if b.log != nil {
-		e.ID = 0
-		body, err := json.Marshal(e)
+		e, se, err := b.Prepare(e)
 		var seqs []int64
 		if err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
-			seqs, err = b.log.AppendEvents(ctx, e.Time, body)
+			seqs, err = b.log.AppendEvents(ctx, se.Recorded, se.Body)
 			cancel()
 		}
 		if err != nil {
@@ -157,13 +157,8 @@ func (b *Bus) Publish(e Event) Event {
 			}
 		} else {
 			e.ID = uint64(seqs[0])
-			b.nextID = e.ID
 		}
-		close(b.wake)
-		b.wake = make(chan struct{})
-		for s := range b.subs {
-			s.s.Notify(e)
-		}
+		b.announceLocked(e)
 		return e
 	}
 	b.nextID++
@@ -178,6 +173,48 @@ func (b *Bus) Publish(e Event) Event {
 		s.s.Notify(e)
 	}
 	return e
+}
+
+// Durable reports whether the bus writes its events to a log
+// (BusOptions.Log). A writer that stores events in its own transaction
+// (store.HL7Message.Events) does so only for a durable bus, with
+// Prepare, and then calls Announce.
+func (b *Bus) Durable() bool { return b.log != nil }
+
+// Prepare stamps e (Time, when zero) and returns it with the log entry
+// that records it, for a writer that appends the entry to the event log in
+// its own transaction; after that commits it announces the event with
+// Announce, its ID set to the entry's Seq.
+func (b *Bus) Prepare(e Event) (Event, store.StoredEvent, error) {
+	if e.Time.IsZero() {
+		e.Time = b.clock().UTC()
+	}
+	e.ID = 0
+	body, err := json.Marshal(e)
+	if err != nil {
+		return e, store.StoredEvent{}, fmt.Errorf("encoding event: %w", err)
+	}
+	return e, store.StoredEvent{Recorded: e.Time, Body: body}, nil
+}
+
+// Announce hands subscribers in this process an event already written to
+// the durable log (e.ID is its position there), and wakes the log's
+// readers. Other processes read it from the log.
+func (b *Bus) Announce(e Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.announceLocked(e)
+}
+
+func (b *Bus) announceLocked(e Event) {
+	if e.ID > b.nextID {
+		b.nextID = e.ID
+	}
+	close(b.wake)
+	b.wake = make(chan struct{})
+	for s := range b.subs {
+		s.s.Notify(e)
+	}
 }
 
 // Subscribe registers s until the returned function is called.

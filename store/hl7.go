@@ -43,6 +43,11 @@ type HL7Message struct {
 	// "AE" or "AR"; "" counts as AA, or AE when Error starts with
 	// "refused".
 	Ack string
+	// Events, when Processed, are appended to the event log (EventLog) in
+	// the same transaction as the message, so that a converted message has
+	// its events durably or neither is stored. PutHL7 sets each one's Seq
+	// (the caller's slice sees it); Recorded and Body are the caller's.
+	Events []StoredEvent
 }
 
 // HL7Counts summarises the message log of one connection ("" = all).
@@ -58,6 +63,9 @@ type HL7Completion struct {
 	Seq     int64
 	Records []Record // stored when Error is ""
 	Error   string   // why conversion failed; user-safe
+	// Events are appended to the event log in the same transaction when
+	// Error is "" (see HL7Message.Events); CompleteHL7 sets each one's Seq.
+	Events []StoredEvent
 }
 
 // HL7Log is the durable log of inbound HL7 v2 messages behind the MLLP
@@ -71,7 +79,8 @@ type HL7Completion struct {
 // empty stored hash) match any content of their identity. PutHL7 stores the message
 // and, when m.Processed is set, recs (with the upsert semantics of
 // Writer.PutResources) in one transaction: either all of it is durable or
-// none. Frames that cannot be parsed go to Writer.Quarantine (Type "HL7v2"),
+// none, and the same for m.Events and the event log (EventLog: a store
+// implementing HL7Log implements EventLog). Frames that cannot be parsed go to Writer.Quarantine (Type "HL7v2"),
 // not here.
 type HL7Log interface {
 	// PutHL7 appends m (Seq is ignored) and returns its Seq.

@@ -42,7 +42,12 @@
 // fixed, and Run or ProcessPending then converts it.
 //
 // Events (events.Bus) are published after commit: never for duplicates,
-// never before the message is durable.
+// never before the message is durable. With a durable bus (events in the
+// store's event log) a converted message's events are written in the
+// same transaction as the message and its resources (store.HL7Message.
+// Events, store.HL7Completion.Events): a converted message always has its
+// events in the log, for webhooks and other replicas, or the whole
+// transaction fails and nothing is acknowledged or completed.
 package hl7store
 
 import (
@@ -135,10 +140,16 @@ func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
 	var res *tofhir.Result
 	var recs []store.Record
 	var convErr error
+	var evs []events.Event
 	if h.o.Deferred {
 		convErr = tofhir.Check(msg, h.o.Convert) // acceptance only; Run converts
 	} else {
 		res, recs, convErr = h.convert(ctx, msg, now, nil)
+		if convErr == nil {
+			if evs, m.Events, convErr = h.prepare(res); convErr != nil {
+				return convErr
+			}
+		}
 	}
 	refusal := h.refusal(convErr)
 	m.Ack = string(hl7.AckApplicationAccept)
@@ -165,7 +176,7 @@ func (h *Handler) HandleMessage(ctx context.Context, msg *hl7.Message) error {
 		return refusal
 	}
 	if res != nil {
-		h.publish(res)
+		h.publish(res, evs, m.Events)
 	}
 	if h.o.Deferred && convErr == nil && h.o.Logged != nil {
 		h.o.Logged()
@@ -442,8 +453,35 @@ func Events(connection string, res *tofhir.Result) []events.Event {
 // rather than a patient's data.
 func messageLevel(typ string) bool { return typ == "MessageHeader" || typ == "Provenance" }
 
-func (h *Handler) publish(res *tofhir.Result) {
+// prepare returns, for a durable bus, the events of res and their log
+// entries for the store to write with the message; nil otherwise.
+func (h *Handler) prepare(res *tofhir.Result) ([]events.Event, []store.StoredEvent, error) {
+	if h.o.Bus == nil || !h.o.Bus.Durable() || kindOf(res) == "" {
+		return nil, nil, nil
+	}
+	evs := Events(h.o.Connection, res)
+	logged := make([]store.StoredEvent, len(evs))
+	for i, e := range evs {
+		var err error
+		if evs[i], logged[i], err = h.o.Bus.Prepare(e); err != nil {
+			return nil, nil, err
+		}
+	}
+	return evs, logged, nil
+}
+
+// publish announces the events of a committed conversion: those the store
+// logged with it (prepare; logged holds their positions), or, on a bus
+// without a log, res's events.
+func (h *Handler) publish(res *tofhir.Result, evs []events.Event, logged []store.StoredEvent) {
 	if h.o.Bus == nil || kindOf(res) == "" {
+		return
+	}
+	if h.o.Bus.Durable() {
+		for i, e := range evs {
+			e.ID = uint64(logged[i].Seq)
+			h.o.Bus.Announce(e)
+		}
 		return
 	}
 	for _, e := range Events(h.o.Connection, res) {
@@ -503,6 +541,7 @@ func (h *Handler) processPending(ctx context.Context, after int64) (int, int64, 
 	// the page from an overlay, since those are not committed yet.
 	var batch []store.HL7Completion
 	var results []*tofhir.Result
+	var evs [][]events.Event // per completion
 	ov := overlay{}
 	flush := func() error {
 		if len(batch) == 0 {
@@ -511,10 +550,12 @@ func (h *Handler) processPending(ctx context.Context, after int64) (int, int64, 
 		if err := h.s.CompleteHL7(ctx, batch); err != nil {
 			return err
 		}
-		for _, res := range results {
-			h.publish(res)
+		for i, res := range results {
+			if res != nil {
+				h.publish(res, evs[i], batch[i].Events)
+			}
 		}
-		batch, results, ov = batch[:0], results[:0], overlay{}
+		batch, results, evs, ov = batch[:0], results[:0], evs[:0], overlay{}
 		return nil
 	}
 	for _, m := range pend {
@@ -525,14 +566,16 @@ func (h *Handler) processPending(ctx context.Context, after int64) (int, int64, 
 			res, recs, err = h.convert(ctx, msg, h.o.Clock(), ov)
 		}
 		c := store.HL7Completion{Seq: m.Seq, Records: recs}
+		var ev []events.Event
+		if err == nil {
+			ev, c.Events, err = h.prepare(res)
+		}
 		if err != nil {
-			c.Error = err.Error()
+			c.Error, res = err.Error(), nil
 			h.log.WarnContext(ctx, "HL7 message stored but not converted", "control_id", m.ControlID,
 				"type", m.MessageType, "reason", c.Error)
-		} else {
-			results = append(results, res)
 		}
-		batch = append(batch, c)
+		batch, results, evs = append(batch, c), append(results, res), append(evs, ev)
 	}
 	if err := flush(); err != nil {
 		return 0, after, err

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -50,6 +51,10 @@ type Store struct {
 	pool     *pgxpool.Pool
 	db       *sql.DB // database/sql over pool
 	location string  // the URL without its password
+	// newKeys is whether most keys of the last bulk batch were not stored
+	// yet (an initial import): the next batch then claims its keys before
+	// looking any up (see putBatch).
+	newKeys atomic.Bool
 }
 
 // dialect is PostgreSQL's side of the shared queries.

@@ -32,6 +32,7 @@ func RunHL7Tests(t *testing.T, newStore func(t *testing.T) HL7Store) {
 		{"ProcessedStoresRecordsAtomically", testHL7Atomic},
 		{"PendingAndComplete", testHL7Pending},
 		{"FailedNotPending", testHL7Failed},
+		{"EventsWrittenWithMessage", testHL7Events},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -320,5 +321,67 @@ func testHL7ReusedControlID(t *testing.T, s HL7Store) {
 	}
 	if !found {
 		t.Errorf("the reused-id message is not pending conversion: %+v", pend)
+	}
+}
+
+// testHL7Events: a message's events go to the event log in its
+// transaction, with their positions handed back; a duplicate, an
+// unprocessed message and a failed completion log none.
+func testHL7Events(t *testing.T, s HL7Store) {
+	ctx := context.Background()
+	log, ok := s.(store.EventLog)
+	if !ok {
+		t.Skip("the backend has no event log")
+	}
+	ev := func(b string) store.StoredEvent { return store.StoredEvent{Recorded: t0, Body: []byte(b)} }
+	m := hl7Msg("1")
+	m.Processed = true
+	m.Events = []store.StoredEvent{ev(`{"n":1}`), ev(`{"n":2}`)}
+	if _, err := s.PutHL7(ctx, m, []store.Record{hl7Rec("p1")}); err != nil {
+		t.Fatalf("PutHL7: %v", err)
+	}
+	if m.Events[0].Seq != 1 || m.Events[1].Seq != 2 {
+		t.Errorf("PutHL7 gave the events positions %d, %d; want 1, 2", m.Events[0].Seq, m.Events[1].Seq)
+	}
+	dup := m
+	dup.Events = []store.StoredEvent{ev(`{"dup":1}`)}
+	if _, err := s.PutHL7(ctx, dup, nil); !errors.Is(err, store.ErrDuplicateMessage) {
+		t.Fatalf("PutHL7(duplicate) = %v", err)
+	}
+	pending := hl7Msg("2")
+	pending.Events = []store.StoredEvent{ev(`{"unprocessed":1}`)}
+	seq2, err := s.PutHL7(ctx, pending, nil)
+	if err != nil {
+		t.Fatalf("PutHL7(unprocessed): %v", err)
+	}
+	seq3, err := s.PutHL7(ctx, hl7Msg("3"), nil)
+	if err != nil {
+		t.Fatalf("PutHL7: %v", err)
+	}
+	done := []store.HL7Completion{
+		{Seq: seq2, Error: "bad", Events: []store.StoredEvent{ev(`{"failed":1}`)}},
+		{Seq: seq3, Records: []store.Record{hl7Rec("p3")}, Events: []store.StoredEvent{ev(`{"n":3}`)}},
+	}
+	if err := s.CompleteHL7(ctx, done); err != nil {
+		t.Fatalf("CompleteHL7: %v", err)
+	}
+	if done[1].Events[0].Seq != 3 {
+		t.Errorf("CompleteHL7 gave the event position %d, want 3", done[1].Events[0].Seq)
+	}
+	// An unknown message fails the whole call: its events are not logged.
+	bad := []store.HL7Completion{{Seq: 999999, Events: []store.StoredEvent{ev(`{"unknown":1}`)}}}
+	if err := s.CompleteHL7(ctx, bad); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CompleteHL7(unknown) = %v, want ErrNotFound", err)
+	}
+	got, err := log.EventsSince(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, e := range got {
+		bodies = append(bodies, string(e.Body))
+	}
+	if fmt.Sprint(bodies) != `[{"n":1} {"n":2} {"n":3}]` {
+		t.Errorf("event log = %v, want the processed messages' events only", bodies)
 	}
 }

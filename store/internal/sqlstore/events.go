@@ -24,33 +24,50 @@ func (db *DB) AppendEvents(ctx context.Context, recorded time.Time, bodies ...[]
 	if len(bodies) == 0 {
 		return nil, nil
 	}
-	var seqs []int64
+	evs := make([]store.StoredEvent, len(bodies))
+	for i, b := range bodies {
+		evs[i] = store.StoredEvent{Recorded: recorded, Body: b}
+	}
 	err := db.Write(ctx, func(ctx context.Context, tx Querier) error {
-		seqs = seqs[:0] // fn may be retried
-		if err := db.Dialect.lock(ctx, tx, eventsLockKey); err != nil {
-			return err
-		}
-		var seq int64
-		if err := db.queryRow(ctx, tx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&seq); err != nil {
-			return fmt.Errorf("reading the newest event: %w", err)
-		}
-		for _, b := range bodies {
-			if len(b) == 0 {
-				return errors.New("empty event")
-			}
-			seq++
-			if _, err := db.exec(ctx, tx, `INSERT INTO events (seq, recorded, body) VALUES (?, ?, ?)`,
-				seq, db.Dialect.instant(recorded.UTC()), b); err != nil {
-				return err
-			}
-			seqs = append(seqs, seq)
-		}
-		return nil
+		return db.appendEventsTx(ctx, tx, evs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("appending events: %w", err)
 	}
+	seqs := make([]int64, len(evs))
+	for i, e := range evs {
+		seqs[i] = e.Seq
+	}
 	return seqs, nil
+}
+
+// appendEventsTx appends evs to the log in tx, which it locks until
+// commit, and sets each one's Seq. Transactions that write other tables
+// too (the HL7 log) call it last, so that the log's lock is always the
+// last one taken and held for the shortest time.
+func (db *DB) appendEventsTx(ctx context.Context, tx Querier, evs []store.StoredEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := db.Dialect.lock(ctx, tx, eventsLockKey); err != nil {
+		return err
+	}
+	var seq int64
+	if err := db.queryRow(ctx, tx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&seq); err != nil {
+		return fmt.Errorf("reading the newest event: %w", err)
+	}
+	for i := range evs {
+		if len(evs[i].Body) == 0 {
+			return errors.New("empty event")
+		}
+		seq++
+		if _, err := db.exec(ctx, tx, `INSERT INTO events (seq, recorded, body) VALUES (?, ?, ?)`,
+			seq, db.Dialect.instant(evs[i].Recorded.UTC()), evs[i].Body); err != nil {
+			return fmt.Errorf("appending event: %w", err)
+		}
+		evs[i].Seq = seq
+	}
+	return nil
 }
 
 // EventsSince implements store.EventLog.

@@ -33,7 +33,7 @@ func (db *DB) PutHL7(ctx context.Context, m store.HL7Message, recs []store.Recor
 		m.ReceivedAt = time.Now()
 	}
 	if !m.Processed {
-		recs = nil
+		recs, m.Events = nil, nil
 	}
 	if err := validateRecords(recs); err != nil {
 		return 0, fmt.Errorf("storing HL7 message %s: %w", m.ControlID, err)
@@ -78,7 +78,7 @@ func (db *DB) PutHL7(ctx context.Context, m store.HL7Message, recs []store.Recor
 				return err
 			}
 		}
-		return nil
+		return db.appendEventsTx(ctx, tx, m.Events)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("storing HL7 message %s: %w", m.ControlID, err)
@@ -121,7 +121,9 @@ func (db *DB) CompleteHL7(ctx context.Context, done []store.HL7Completion) error
 			return fmt.Errorf("completing HL7 message %d: %w", d.Seq, err)
 		}
 	}
+	var evs []store.StoredEvent // appended last: the event log's lock is the last taken
 	err := db.Write(ctx, func(ctx context.Context, tx Querier) error {
+		evs = evs[:0] // fn may be retried
 		for _, d := range done {
 			var n int64
 			var err error
@@ -142,11 +144,23 @@ func (db *DB) CompleteHL7(ctx context.Context, done []store.HL7Completion) error
 					return err
 				}
 			}
+			if d.Error == "" {
+				evs = append(evs, d.Events...)
+			}
 		}
-		return nil
+		return db.appendEventsTx(ctx, tx, evs)
 	})
 	if err != nil {
 		return fmt.Errorf("completing HL7 messages: %w", err)
+	}
+	i := 0 // hand the positions back to each completion's events
+	for _, d := range done {
+		if d.Error == "" {
+			for j := range d.Events {
+				d.Events[j].Seq = evs[i].Seq
+				i++
+			}
+		}
 	}
 	return nil
 }
