@@ -794,24 +794,52 @@ func TestBulkExportPatientParameterAndWarnings(t *testing.T) {
 	if code != 202 {
 		t.Fatalf("lenient kick-off = %d", code)
 	}
-	_, m := e.get(sys, status)
+	typ, b := e.errorFile(sys, status)
+	for _, want := range []string{"Banana", "_typeFilter", "color"} {
+		if typ != "OperationOutcome" || !strings.Contains(b, want) {
+			t.Errorf("error file (%v) does not name %s:\n%s", typ, want, b)
+		}
+	}
+}
+
+// errorFile fetches the one file of an export's manifest error array: its
+// type and content.
+func (e *env) errorFile(tok, status string) (string, string) {
+	e.t.Helper()
+	_, m := e.get(tok, status)
 	errs, _ := m["error"].([]any)
 	if len(errs) != 1 {
-		t.Fatalf("manifest error = %v, want one OperationOutcome file", m["error"])
+		e.t.Fatalf("manifest error = %v, want one OperationOutcome file", m["error"])
 	}
 	f := errs[0].(map[string]any)
 	req, _ := http.NewRequest("GET", e.srv.URL+"/fhir"+strings.TrimPrefix(f["url"].(string), audience), nil)
-	req.Header.Set("Authorization", "Bearer "+sys)
+	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"Banana", "_typeFilter", "color"} {
-		if f["type"] != "OperationOutcome" || !strings.Contains(string(b), want) {
-			t.Errorf("error file (%v) does not name %s:\n%s", f["type"], want, b)
-		}
+	return fmt.Sprint(f["type"]), string(b)
+}
+
+// TestBulkExportAssociatedProvenanceIsReported: includeAssociatedData is
+// accepted (as the test kit requires) but adds no Provenance yet, and the
+// manifest says so with a warning naming the value, also without
+// handling=lenient.
+func TestBulkExportAssociatedProvenanceIsReported(t *testing.T) {
+	e := newEnv(t)
+	sys := e.token("system/*.rs", "")
+	code, status := e.export(sys, "GET", "$export?_type=Patient&includeAssociatedData=LatestProvenanceResources", "", nil)
+	if code != 202 {
+		t.Fatalf("kick-off = %d, want 202", code)
+	}
+	typ, b := e.errorFile(sys, status)
+	if typ != "OperationOutcome" || !strings.Contains(b, `"warning"`) || !strings.Contains(b, "LatestProvenanceResources is not supported yet") {
+		t.Errorf("error file (%s) does not warn that no Provenance was added:\n%s", typ, b)
+	}
+	if files, _ := e.download(sys, status); len(files["Provenance"]) != 0 {
+		t.Errorf("Provenance file listed: %v", files["Provenance"])
 	}
 }
 

@@ -200,12 +200,19 @@ func (a *API) exportKickoff(w http.ResponseWriter, r *http.Request) {
 				job.Patients = append(job.Patients, id)
 			}
 		case "includeAssociatedData":
-			// The IG's values ask for Provenance; ehrgate serves none, so
-			// there is nothing to add and the export is what was asked.
+			// The IG's two values ask for the Provenance of the exported
+			// resources. HL7 v2 feeds do store a Provenance per message,
+			// but finding the latest (or every) Provenance of each exported
+			// resource needs a lookup by target that the store does not
+			// have, so the export includes none. The values are accepted
+			// (the IG's test kit requires it) and the manifest's error file
+			// says, as a warning, that nothing was added.
+			// https://hl7.org/fhir/uv/bulkdata/STU2/export.html#query-parameters
 			for _, v := range vs {
 				for _, x := range strings.Split(v, ",") {
 					switch x = strings.TrimSpace(x); {
 					case x == "LatestProvenanceResources", x == "RelevantProvenanceResources":
+						job.Warnings = append(job.Warnings, fmt.Sprintf("includeAssociatedData: %s is not supported yet: no Provenance was added for the exported resources (_type=Provenance exports every Provenance)", x))
 					case lenient:
 						job.Warnings = append(job.Warnings, fmt.Sprintf("includeAssociatedData: %s is not supported; ignored (handling=lenient)", x))
 					default:

@@ -178,7 +178,9 @@ func ExportToDir(ctx context.Context, c *bulk.Client, dir string, req bulk.Reque
 		return ExportSummary{Scope: req.Scope()}, fmt.Errorf("ingest: export to a directory: %w", err)
 	}
 	opts.Incremental = false
-	return newExporter(c, nil, dir, opts).run(ctx, req)
+	x := newExporter(c, nil, dir, opts)
+	x.dirState = &dirState{dir: dir}
+	return x.run(ctx, req)
 }
 
 // exporter runs one Export (or ExportToDir).
@@ -191,9 +193,10 @@ type exporter struct {
 	clock func() time.Time
 	sum   ExportSummary
 
-	written map[string][]string // directory mode: files written per type
-	seq     map[string]int      // directory mode: last N per file name prefix
-	jobSeq  int
+	written  map[string][]string // directory mode: files written per type
+	seq      map[string]int      // directory mode: last N per file name prefix
+	dirState *dirState           // directory mode: the job and the files it got, kept in the directory
+	jobSeq   int
 }
 
 func newExporter(c *bulk.Client, st ExportStore, dir string, opts ExportOptions) *exporter {
@@ -587,6 +590,9 @@ type fileServerErrors struct {
 // and deletes it on the server.
 func (x *exporter) runJob(ctx context.Context, req bulk.Request, attempt int) (*jobResult, error) {
 	jobs := newJobKeeper(x.st, x.c, x.opts, req)
+	if x.dirState != nil {
+		jobs.pend = x.dirState
+	}
 	var (
 		job     *bulk.Job
 		resumed bool
@@ -635,7 +641,7 @@ func (x *exporter) runJob(ctx context.Context, req bulk.Request, attempt int) (*
 	x.sum.OutputFiles += len(m.Output)
 	res := &jobResult{m: m, jobs: jobs}
 	if x.dir != "" {
-		res.sum, err = x.writeFiles(ctx, m, attempt, req)
+		res.sum, err = x.writeFiles(ctx, m, attempt, req, resumed)
 	} else {
 		res.sum, err = x.ingestFiles(ctx, m, job)
 	}

@@ -79,6 +79,11 @@ its type, at most --max-reexports times (bulk.max_reexports, default 1).
 --out DIR writes the files as received (TYPE.N.ndjson, deleted.N.ndjson,
 error.N.ndjson) and the manifest as manifest.json into DIR, and stores
 nothing: no resources, no _since (it exports from --since, or everything).
+It resumes too: the job and each file's progress are kept in DIR
+(.ehrgate-export.json and .ehrgate-export.log, removed when the export
+ends), so that a killed run's next run of the same export polls the same
+job, skips the files already whole and continues a file it was in the
+middle of (TYPE.N.ndjson.partial) at its last byte.
 
 Progress goes to stderr: a live bar on a terminal, a plain line every few
 seconds otherwise. Exit status: 0 when every requested type came completely,
