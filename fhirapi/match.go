@@ -7,7 +7,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
 	"golang.org/x/text/unicode/norm"

@@ -89,7 +89,7 @@ func newSubEnv(t *testing.T) *subEnv {
 	// deliverer does); it is built from the same options.
 	api, err := fhirapi.New(fhirapi.Options{Store: se.st, Auth: nil, Audit: se.audit, Docs: se.st, Events: se.st, BaseURL: audience,
 		AllowPrivateEndpoints: true, // the test's receivers listen on loopback
-		Connections: map[string]string{"epic_a": "https://epic.test/api/FHIR/R4", "cerner": "https://cerner.test/r4"},
+		Connections:           map[string]string{"epic_a": "https://epic.test/api/FHIR/R4", "cerner": "https://cerner.test/r4"},
 		Now: func() time.Time {
 			se.mu.Lock()
 			defer se.mu.Unlock()
