@@ -328,6 +328,17 @@ func (a *API) loadSub(ctx context.Context, id string) (*subState, error) {
 
 // ownSub loads the caller's subscription {id}; it answers and returns nil
 // when there is none (another client's is answered as unknown).
+// beginOwnSub starts a call on the Subscription the path names (the
+// caller's own; nil when the call has been answered already).
+func (a *API) beginOwnSub(w http.ResponseWriter, r *http.Request, code string, action audit.Action) (*call, audit.Event, *subState) {
+	c, ok := a.begin(w, r)
+	if !ok {
+		return nil, audit.Event{}, nil
+	}
+	ev := subAudit(c, code, action, r.PathValue("id"))
+	return c, ev, a.ownSub(c, ev)
+}
+
 func (a *API) ownSub(c *call, ev audit.Event) *subState {
 	id := c.r.PathValue("id")
 	s, err := a.loadSub(c.r.Context(), id)
@@ -347,12 +358,7 @@ func (a *API) ownSub(c *call, ev audit.Event) *subState {
 }
 
 func (a *API) subRead(w http.ResponseWriter, r *http.Request) {
-	c, ok := a.begin(w, r)
-	if !ok {
-		return
-	}
-	ev := subAudit(c, "read", audit.ActionRead, r.PathValue("id"))
-	s := a.ownSub(c, ev)
+	c, ev, s := a.beginOwnSub(w, r, "read", audit.ActionRead)
 	if s == nil {
 		return
 	}
@@ -365,12 +371,7 @@ func (a *API) subRead(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) subDelete(w http.ResponseWriter, r *http.Request) {
-	c, ok := a.begin(w, r)
-	if !ok {
-		return
-	}
-	ev := subAudit(c, "delete", audit.ActionDelete, r.PathValue("id"))
-	s := a.ownSub(c, ev)
+	c, ev, s := a.beginOwnSub(w, r, "delete", audit.ActionDelete)
 	if s == nil {
 		return
 	}
@@ -383,12 +384,7 @@ func (a *API) subDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) subStatus(w http.ResponseWriter, r *http.Request) {
-	c, ok := a.begin(w, r)
-	if !ok {
-		return
-	}
-	ev := subAudit(c, "operation", audit.ActionExecute, r.PathValue("id"))
-	s := a.ownSub(c, ev)
+	c, ev, s := a.beginOwnSub(w, r, "operation", audit.ActionExecute)
 	if s == nil {
 		return
 	}
@@ -408,12 +404,7 @@ func searchset(body []byte) []byte {
 }
 
 func (a *API) subEvents(w http.ResponseWriter, r *http.Request) {
-	c, ok := a.begin(w, r)
-	if !ok {
-		return
-	}
-	ev := subAudit(c, "operation", audit.ActionExecute, r.PathValue("id"))
-	s := a.ownSub(c, ev)
+	c, ev, s := a.beginOwnSub(w, r, "operation", audit.ActionExecute)
 	if s == nil {
 		return
 	}
