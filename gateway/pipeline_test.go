@@ -119,8 +119,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 		t.Skip("end to end over two simulated EHRs")
 	}
 	ctx := context.Background()
-	epic := pipelinetest.NewEHR(t, "epic-east", "epic", 120, 7)
-	oracle := pipelinetest.NewEHR(t, "oracle-west", "oracle", 120, 8)
+	epic := pipelinetest.NewEHR(t, "epic-east", "epic", pipelinetest.Patients(120), 7)
+	oracle := pipelinetest.NewEHR(t, "oracle-west", "oracle", pipelinetest.Patients(120), 12)
 	g := pipelineGateway(t, ctx, epic, oracle)
 
 	want := map[*ehr]map[string]pipelinetest.Expected{
@@ -213,8 +213,8 @@ func TestPipelineUnderFaults(t *testing.T) {
 		t.Skip("end to end over two simulated EHRs")
 	}
 	ctx := context.Background()
-	epic := pipelinetest.NewEHR(t, "epic-east", "epic", 120, 7)
-	oracle := pipelinetest.NewEHR(t, "oracle-west", "oracle", 120, 8)
+	epic := pipelinetest.NewEHR(t, "epic-east", "epic", pipelinetest.Patients(120), 7)
+	oracle := pipelinetest.NewEHR(t, "oracle-west", "oracle", pipelinetest.Patients(120), 12)
 	g := pipelineGateway(t, ctx, epic, oracle)
 	want := map[*ehr]map[string]pipelinetest.Expected{
 		epic: pipelinetest.ExpectFlags(t, epic, pipelinetest.AsOf), oracle: pipelinetest.ExpectFlags(t, oracle, pipelinetest.AsOf)}
@@ -316,8 +316,8 @@ func TestPipelineNarrowPolicyRefusesBeforeSending(t *testing.T) {
 		t.Skip("end to end over two simulated EHRs")
 	}
 	ctx := context.Background()
-	epic := pipelinetest.NewEHR(t, "epic-east", "epic", 120, 7)
-	oracle := pipelinetest.NewEHR(t, "oracle-west", "oracle", 120, 8)
+	epic := pipelinetest.NewEHR(t, "epic-east", "epic", pipelinetest.Patients(120), 7)
+	oracle := pipelinetest.NewEHR(t, "oracle-west", "oracle", pipelinetest.Patients(120), 12)
 	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +368,7 @@ func TestPipelineScheduledOnTheQueue(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	e := pipelinetest.NewEHR(t, "epic-east", "epic", 80, 7)
+	e := pipelinetest.NewEHR(t, "epic-east", "epic", pipelinetest.Patients(80), 7)
 	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)

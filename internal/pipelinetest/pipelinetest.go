@@ -503,3 +503,13 @@ func ConfigYAML(ehrs ...*EHR) string {
 	}
 	return b.String()
 }
+
+// Patients scales a test population: half of n under the race
+// detector, which makes the pipeline about ten times slower (the checks
+// stay the same; the full size runs in the non-race build).
+func Patients(n int) int {
+	if raceEnabled {
+		return n / 2
+	}
+	return n
+}
