@@ -11,8 +11,6 @@ import (
 	"ehrgate/store"
 )
 
-//go:generate go run ./internal/dictbuild/cmd dict
-
 // Resource bodies (raw and normalized JSON) are stored compressed with S2
 // and a dictionary of typical FHIR content: one resource is a small
 // document (~0.5-2 KB) that compresses poorly on its own, but most of its
@@ -24,7 +22,8 @@ import (
 //
 // Rows written before compression existed stay plain and read as before.
 // Dictionaries are never changed once released: a new one gets a new id
-// and the old ones stay so that old rows remain readable.
+// and the old ones stay so that old rows remain readable. New ones are built
+// by `go run ./internal/dictbuild/cmd dict RAWID NORMID`.
 const packMagic = 0xF5
 
 var (

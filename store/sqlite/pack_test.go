@@ -5,12 +5,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 
 	"ehrgate/refresh"
 	"ehrgate/store"
@@ -84,15 +88,81 @@ func FuzzPack(f *testing.F) {
 	})
 }
 
-// TestDictionariesAreReproducible: the embedded dictionaries are what
-// `go generate ./store/sqlite` builds, so they can be audited and rebuilt.
-func TestDictionariesAreReproducible(t *testing.T) {
-	raw, norm, err := dictbuild.Build()
+// releasedDictionaries are the SHA-256 hashes of every dictionary ever
+// released: rows name theirs by id, so a released file must never change.
+var releasedDictionaries = map[string]string{
+	"raw-1.s2dict":        "970a4bc8e0a42f634e0ec9fa2cf310606d28830b2c64d5795b832718ffbe74f9",
+	"normalized-2.s2dict": "c17ddab068e306b679b8fc8dfc9400f875ff557a47b683f5e6d152d91439f360",
+	"raw-3.s2dict":        "2d19969e251547287a672754ce7946ab96b45fbf31ffa3c5b3fb04422bd7b56f",
+	"normalized-4.s2dict": "7d2716e978dd0544b5761d35a63f0ad0da7c3ce7a644f0ba55c671339378970e",
+}
+
+// TestReleasedDictionariesNeverChange: every file under dict/ is a released
+// dictionary with its recorded hash, and every embedded one is among them.
+func TestReleasedDictionariesNeverChange(t *testing.T) {
+	files, err := os.ReadDir("dict")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(raw, rawDict3) || !bytes.Equal(norm, normDict4) {
-		t.Fatal("dict/*.s2dict differ from dictbuild.Build(); a released dictionary must never change (add one with a new id instead)")
+	seen := 0
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join("dict", f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, ok := releasedDictionaries[f.Name()]
+		if !ok {
+			t.Errorf("dict/%s has no recorded hash: record it in releasedDictionaries when it is released", f.Name())
+			continue
+		}
+		seen++
+		if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != want {
+			t.Errorf("dict/%s changed (sha256 %s, released as %s): a released dictionary must never change; add one with a new id", f.Name(), got, want)
+		}
+	}
+	if seen != len(releasedDictionaries) {
+		t.Errorf("%d of %d released dictionaries are under dict/", seen, len(releasedDictionaries))
+	}
+	for name, b := range map[string][]byte{"raw-1": rawDict1, "normalized-2": normDict2, "raw-3": rawDict3, "normalized-4": normDict4} {
+		if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != releasedDictionaries[name+".s2dict"] {
+			t.Errorf("embedded %s is not the released file", name)
+		}
+	}
+}
+
+// TestDictionariesFitTodaysData: the dictionaries of new rows still
+// compress today's synthetic sample (and its normalized form) within 10% of
+// dictionaries built from it now. When the generator or the model has
+// drifted further, build new ones (see dictbuild) with new ids.
+func TestDictionariesFitTodaysData(t *testing.T) {
+	raw, norm, err := dictbuild.Docs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	freshRaw, freshNorm, err := dictbuild.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := func(d *s2.Dict, docs [][]byte) int {
+		n := 0
+		for _, doc := range docs {
+			n += len(d.Encode(nil, doc))
+		}
+		return n
+	}
+	for _, c := range []struct {
+		name        string
+		docs        [][]byte
+		used, fresh *s2.Dict
+	}{
+		{"raw", raw, dicts[rawDictID], s2.NewDict(freshRaw)},
+		{"normalized", norm, dicts[normalizedDictID], s2.NewDict(freshNorm)},
+	} {
+		used, fresh := size(c.used, c.docs), size(c.fresh, c.docs)
+		t.Logf("%s: %d documents compress to %d bytes with the dictionary in use, %d with a fresh build", c.name, len(c.docs), used, fresh)
+		if float64(used) > 1.10*float64(fresh) {
+			t.Errorf("%s: the dictionary in use gives %d bytes, a fresh build %d: build new dictionaries with new ids", c.name, used, fresh)
+		}
 	}
 }
 
