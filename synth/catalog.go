@@ -227,6 +227,10 @@ var allergies = []allergyDef{
 	{[]code{sct("256277009", "Grass pollen (substance)")}, "Grass pollen", "environment", "allergy", "low"},
 }
 
+// textOnlyAllergy is the uncoded drug allergy of patient IndexTextAllergy
+// (Keflex is a brand of cephalexin, a cephalosporin).
+var textOnlyAllergy = allergyDef{nil, "Keflex", "medication", "allergy", "low"}
+
 var reactions = []code{
 	sct("271807003", "Eruption of skin (disorder)"),
 	sct("247472004", "Wheal (finding)"),

@@ -563,6 +563,9 @@ func (p *patientGen) planAllergies() {
 			p.allergy = append(p.allergy, a)
 		}
 	}
+	if p.idx == IndexTextAllergy {
+		p.allergy = append(p.allergy, textOnlyAllergy)
+	}
 	for _, a := range p.allergy {
 		if strings.HasPrefix(a.text, "Penicillin") {
 			p.penicillin = true

@@ -46,6 +46,10 @@
 //     chronic medications over several years).
 //   - 3: a patient with no laboratory Observations in the two years before
 //     Now (older labs exist).
+//   - 4: a patient with, besides any coded allergies, a drug allergy recorded
+//     as text only ("Keflex", no coding), as clinicians type one
+//     when the allergen is not in the pick list: a drug-allergy check
+//     cannot code it and must say so.
 //
 // Every patient has at least one Encounter and one vital-sign Observation.
 package synth
@@ -75,6 +79,9 @@ const (
 	// IndexNoRecentLabs is a patient without laboratory Observations in the
 	// two years before Now.
 	IndexNoRecentLabs = 3
+	// IndexTextAllergy is a patient with a drug allergy recorded as text
+	// only.
+	IndexTextAllergy = 4
 )
 
 // ResourceTypes lists the resource types the generator emits, in the order

@@ -322,6 +322,18 @@ func TestEdgeCases(t *testing.T) {
 			}
 			return ""
 		}},
+		{"a drug allergy as text only", IndexTextAllergy, func(rs []parsed) string {
+			textOnly := func(r parsed) bool {
+				code, _ := r.m["code"].(map[string]any)
+				_, coded := code["coding"]
+				cat, _ := r.m["category"].([]any)
+				return code["text"] == "Keflex" && !coded && len(cat) == 1 && cat[0] == "medication"
+			}
+			if countWhere(rs, "AllergyIntolerance", textOnly) != 1 {
+				return "no medication AllergyIntolerance with code.text only"
+			}
+			return ""
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

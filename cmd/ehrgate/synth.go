@@ -21,9 +21,9 @@ func newSynthCmd(a *app) *cobra.Command {
 		Use:   "synth --patients N --seed S --out DIR",
 		Short: "Write a deterministic synthetic patient population as FHIR NDJSON",
 		Long: `synth writes one <ResourceType>.ndjson file per resource type into --out.
-The same --patients and --seed always give byte-identical files. Patients 1, 2
-and 3 are edge cases on purpose: no conditions, 200+ medications, no labs in two
-years.`,
+The same --patients and --seed always give byte-identical files. Patients 1 to 4
+are edge cases on purpose: no conditions, 200+ medications, no labs in two
+years, a drug allergy recorded as text only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if patients < 1 {

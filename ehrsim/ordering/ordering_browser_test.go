@@ -53,6 +53,16 @@ type loop struct {
 
 func newLoop(t *testing.T) *loop {
 	t.Helper()
+	var rs []json.RawMessage
+	for _, r := range ehrResources {
+		rs = append(rs, json.RawMessage(r))
+	}
+	return newLoopWith(t, rs)
+}
+
+// newLoopWith is newLoop over the given EHR resources.
+func newLoopWith(t *testing.T, resources []json.RawMessage) *loop {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
 	if err != nil {
@@ -75,8 +85,8 @@ func newLoop(t *testing.T) *loop {
 
 	// the simulated EHR
 	sim := ehrsim.New(ehrsim.Options{})
-	for _, r := range ehrResources {
-		if err := sim.Load(json.RawMessage(r)); err != nil {
+	for _, r := range resources {
+		if err := sim.Load(r); err != nil {
 			t.Fatalf("loading %s: %v", r, err)
 		}
 	}

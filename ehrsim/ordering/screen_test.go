@@ -1,6 +1,8 @@
 package ordering_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -8,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"ehrgate/synth"
 )
 
 // TestSignInAndCSRF: every page needs a signed-in clinician; a wrong
@@ -65,5 +69,104 @@ func TestSignInAndCSRF(t *testing.T) {
 	if st, body := post("/ehr/patients/pen1/orders", url.Values{"text": {"amoxicillin 500 mg capsule"}, "csrf": {m[1]}}); st != http.StatusOK ||
 		!strings.Contains(body, "not coded") {
 		t.Errorf("free-text order = %d, want a card saying the check could not be done:\n%s", st, body)
+	}
+}
+
+// TestSyntheticPatientsConflictWithCommonOrders runs the ordering loop over
+// the synthetic population that `ehrgate sim` serves: a patient with a
+// coded penicillin allergy ordering amoxicillin, one with a sulfonamide
+// allergy ordering sulfamethoxazole-trimethoprim, and the patient whose
+// drug allergy is recorded as text only (synth.IndexTextAllergy), for whom
+// ehrgate says the check could not be done.
+func TestSyntheticPatientsConflictWithCommonOrders(t *testing.T) {
+	g := synth.New(synth.Options{Patients: 120, Seed: 1})
+	var resources []json.RawMessage
+	penicillin, sulfa := "", ""
+	for i := range 120 {
+		for _, r := range g.Resources(i) {
+			resources = append(resources, r.JSON)
+			if r.Type != "AllergyIntolerance" {
+				continue
+			}
+			var a struct {
+				Code struct {
+					Text   string
+					Coding []struct{ Code string }
+				}
+				ClinicalStatus struct{ Coding []struct{ Code string } }
+				Patient        struct{ Reference string }
+			}
+			if err := json.Unmarshal(r.JSON, &a); err != nil {
+				t.Fatal(err)
+			}
+			if len(a.ClinicalStatus.Coding) == 0 || a.ClinicalStatus.Coding[0].Code != "active" || len(a.Code.Coding) == 0 {
+				continue
+			}
+			pid := strings.TrimPrefix(a.Patient.Reference, "Patient/")
+			switch a.Code.Coding[0].Code {
+			case "764146007": // Penicillin (substance)
+				if penicillin == "" {
+					penicillin = pid
+				}
+			case "387406002": // Sulfonamide (substance)
+				if sulfa == "" {
+					sulfa = pid
+				}
+			}
+		}
+	}
+	if penicillin == "" || sulfa == "" {
+		t.Fatalf("120 synthetic patients have no active penicillin (%q) or sulfonamide (%q) allergy", penicillin, sulfa)
+	}
+	l := newLoopWith(t, resources)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	post := func(path string, v url.Values) (int, string) {
+		t.Helper()
+		resp, err := c.PostForm(l.ehr.URL+path, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, _ := post("/ehr/login", url.Values{"username": {"dr.smith"}, "password": {"password"}}); st != http.StatusOK {
+		t.Fatalf("sign-in = %d", st)
+	}
+	order := func(pid, rxcui string) string {
+		t.Helper()
+		resp, err := c.Get(l.ehr.URL + "/ehr/patients/" + pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(string(b))
+		if m == nil {
+			t.Fatalf("no CSRF token on %s's page", pid)
+		}
+		st, body := post("/ehr/patients/"+pid+"/orders", url.Values{"medication": {rxcui}, "csrf": {m[1]}})
+		if st != http.StatusOK {
+			t.Fatalf("ordering %s for %s = %d", rxcui, pid, st)
+		}
+		return body
+	}
+	for _, tc := range []struct {
+		name, patient, rxcui string
+		want                 []string
+	}{
+		{"penicillin allergy, amoxicillin", penicillin, "308182", []string{"Allergy to Penicillin", "amoxicillin"}},
+		{"sulfonamide allergy, sulfamethoxazole-trimethoprim", sulfa, "198335", []string{"Allergy to Sulfa", "sulfamethoxazole"}},
+		{"text-only allergy, amoxicillin", fmt.Sprintf("p%05d", synth.IndexTextAllergy), "308182", []string{"Keflex", "could not be checked"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := order(tc.patient, tc.rxcui)
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("%s: the cards do not say %q:\n%s", tc.patient, w, body)
+				}
+			}
+		})
 	}
 }
