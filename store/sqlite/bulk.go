@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -275,41 +274,17 @@ func placeholders(n, width int) string {
 }
 
 // BeginBulk tunes the store for a long bulk ingest and returns the function
-// that restores the defaults. The writer connection gets a larger page
-// cache and checkpoints the WAL only past 64 MiB; a background goroutine
-// checkpoints through a read connection meanwhile, so most of the copy back
-// into the database file (and its fsync) runs beside the writer rather than
-// inside its commits, while the writer's own checkpoint keeps the WAL from
-// growing without bound. Durability is unchanged: every batch is still a
-// committed WAL transaction.
+// that restores the defaults: the writer connection gets a larger page
+// cache meanwhile (the WAL is checkpointed beside the writer at all times:
+// checkpoint.go), and at the end the WAL is truncated and the planner's
+// statistics refreshed.
 func (s *Store) BeginBulk(ctx context.Context) (end func(), err error) {
 	if _, err := s.w.ExecContext(ctx, `PRAGMA cache_size=-16384`); err != nil {
 		return nil, fmt.Errorf("tuning for bulk ingest: %w", err)
 	}
-	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_autocheckpoint=16384`); err != nil {
-		return nil, fmt.Errorf("tuning for bulk ingest: %w", err)
-	}
 	bg := context.WithoutCancel(ctx)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				_, _ = s.r.ExecContext(bg, `PRAGMA wal_checkpoint(PASSIVE)`)
-			}
-		}
-	}()
 	return func() {
-		close(stop)
-		<-done
 		_, _ = s.w.ExecContext(bg, `PRAGMA cache_size=-2000`)
-		_, _ = s.w.ExecContext(bg, `PRAGMA wal_autocheckpoint=1000`)
 		_, _ = s.w.ExecContext(bg, `PRAGMA wal_checkpoint(TRUNCATE)`)
 		s.optimize(bg) // the tables have grown: fresh statistics for the planner
 	}, nil

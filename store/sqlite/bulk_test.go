@@ -77,4 +77,3 @@ func BenchmarkBulkPut(b *testing.B) {
 		}
 	}
 }
-

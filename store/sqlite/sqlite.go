@@ -53,8 +53,10 @@ type Store struct {
 	writerDone chan struct{}
 	// optimizeStop and optimizeDone stop the statistics refresher.
 	optimizeStop, optimizeDone chan struct{}
-	closeMu                    sync.RWMutex
-	closed                     bool
+	// ckStop and ckDone stop the WAL checkpointer (checkpoint.go).
+	ckStop, ckDone chan struct{}
+	closeMu        sync.RWMutex
+	closed         bool
 }
 
 // OpenDir opens (creating if needed) the store in data directory dir.
@@ -143,6 +145,12 @@ func open(ctx context.Context, path string, o store.OpenOptions) (*Store, error)
 		return nil, err
 	}
 	s.stmts = stmts
+	if err := s.startCheckpointer(ctx, dsn); err != nil {
+		stmts.Close()
+		w.Close()
+		r.Close()
+		return nil, err
+	}
 	s.optimize(ctx)
 	s.startWriter()
 	s.startOptimizer()
@@ -175,6 +183,7 @@ func (s *Store) Close() error {
 	}
 	s.stopOptimizer()
 	s.stopWriter()
+	s.stopCheckpointer()
 	s.bulkStmts.close()
 	return errors.Join(s.stmts.Close(), s.reads.Close(), s.r.Close(), s.w.Close())
 }

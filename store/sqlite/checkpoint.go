@@ -1,0 +1,68 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// WAL checkpoints off the commit path. By default SQLite checkpoints in the
+// connection that commits the transaction which takes the WAL past 1,000
+// pages: that commit then copies the WAL back into the database file and
+// fsyncs it (tens of milliseconds on ordinary disks), and every write queued
+// behind the single writer waits too. Latency-bound writes (a CDS call's
+// replay record and AuditEvent, an HL7 message's ACK, an API read's audit
+// append) showed it as their p99.
+//
+// Instead the store checkpoints from a connection of its own every
+// checkpointEvery (PASSIVE: it neither waits for nor blocks the writer or
+// readers), and the writer's own automatic checkpoint is only a backstop at
+// writerAutoCheckpoint pages (64 MiB), for when the background one cannot
+// keep up. Durability is unchanged (synchronous=NORMAL in WAL mode: a
+// committed transaction is in the WAL; the fsync of the database file is
+// the checkpoint's). https://sqlite.org/wal.html#ckpt
+const (
+	checkpointEvery      = 250 * time.Millisecond
+	writerAutoCheckpoint = 16384
+)
+
+// startCheckpointer opens the checkpointing connection and runs it until
+// the store closes.
+func (s *Store) startCheckpointer(ctx context.Context, dsn string) error {
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint=%d`, writerAutoCheckpoint)); err != nil {
+		return fmt.Errorf("setting the writer's checkpoint backstop: %w", err)
+	}
+	ck, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return fmt.Errorf("opening the checkpoint connection: %w", err)
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetMaxIdleConns(1)
+	ck.SetConnMaxIdleTime(0)
+	s.ckStop, s.ckDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.ckDone)
+		defer ck.Close()
+		t := time.NewTicker(checkpointEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.ckStop:
+				return
+			case <-t.C:
+				// Failures (a busy checkpointer elsewhere) only delay it.
+				_, _ = ck.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`)
+			}
+		}
+	}()
+	return nil
+}
+
+func (s *Store) stopCheckpointer() {
+	if s.ckStop != nil {
+		close(s.ckStop)
+		<-s.ckDone
+		s.ckStop = nil
+	}
+}
