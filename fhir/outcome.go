@@ -31,7 +31,10 @@ func NewOutcome(severity, code, diagnostics string) *OperationOutcome {
 	}
 }
 
-// Summary joins the issues' diagnostics (or codes) into one line.
+// Summary joins the issues' diagnostics (or codes) into one line. The
+// diagnostics are the server's free text, which may name a patient: show
+// Summary to a signed-in person, never put it in a log, a job's recorded
+// error or a metric (Codes is for those).
 func (o *OperationOutcome) Summary() string {
 	if o == nil {
 		return ""
@@ -46,6 +49,28 @@ func (o *OperationOutcome) Summary() string {
 			msg = is.Code
 		}
 		parts = append(parts, is.Severity+": "+msg)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Codes joins the issues' severities and codes (issue.code and the codes of
+// issue.details) into one line, without any of the server's free text:
+// "error: not-found; warning: processing/MSG_DELETED".
+func (o *OperationOutcome) Codes() string {
+	if o == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(o.Issue))
+	for _, is := range o.Issue {
+		msg := is.Severity + ": " + is.Code
+		if is.Details != nil {
+			for _, c := range is.Details.Coding {
+				if c.Code != "" {
+					msg += "/" + c.Code
+				}
+			}
+		}
+		parts = append(parts, msg)
 	}
 	return strings.Join(parts, "; ")
 }
@@ -72,8 +97,10 @@ var (
 )
 
 // Error is a failed FHIR interaction: the HTTP status, the OperationOutcome
-// when the server sent one, and what was being done. Its message never
-// contains response bodies beyond the outcome's diagnostics.
+// when the server sent one, and what was being done. Its message holds the
+// outcome's codes but none of the server's free text (diagnostics, details
+// text), which can name a patient and would otherwise reach logs and the
+// job queue's recorded errors; Outcome.Summary has it for a person to read.
 type Error struct {
 	Op         string // e.g. "search Observation"
 	StatusCode int
@@ -82,7 +109,7 @@ type Error struct {
 
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("fhir: %s: HTTP %d", e.Op, e.StatusCode)
-	if s := e.Outcome.Summary(); s != "" {
+	if s := e.Outcome.Codes(); s != "" {
 		msg += " (" + s + ")"
 	}
 	return msg
