@@ -222,6 +222,10 @@ type LoginOIDC struct {
 	// auditor); empty: values named like a role are taken as they are.
 	// People whose claim maps to no role are refused.
 	RoleMap map[string]string `yaml:"role_map"`
+	// PostLogoutRedirectURL is where the provider returns the browser after
+	// signing the person out there too (RP-Initiated Logout; register it at
+	// the provider). Default: the login page beside redirect_url.
+	PostLogoutRedirectURL string `yaml:"post_logout_redirect_url"`
 }
 
 // SMART configures the SMART launches (EHR and standalone) of launch
@@ -865,6 +869,11 @@ func (l Login) validate() []error {
 	}
 	if u, err := url.Parse(o.RedirectURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || !strings.HasPrefix(u.Path, "/login/") || u.Path == "/login/oidc" || u.Path == "/login/style.css" {
 		errs = append(errs, fmt.Errorf("login.oidc.redirect_url: %q is not an absolute http(s) URL with a path under /login/ (such as https://ehrgate.example/login/callback)", o.RedirectURL))
+	}
+	if o.PostLogoutRedirectURL != "" {
+		if u, err := url.Parse(o.PostLogoutRedirectURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			errs = append(errs, fmt.Errorf("login.oidc.post_logout_redirect_url: %q is not an absolute http(s) URL", o.PostLogoutRedirectURL))
+		}
 	}
 	for k, v := range o.RoleMap {
 		if !loginRoles[v] {

@@ -20,7 +20,7 @@ func newLogin(c config.Login, st store.Documents, rec audit.Recorder, log *slog.
 		SecureCookies: c.SecureCookies, Clock: clock, Logger: log, Audit: rec, Accounts: login.AccountOptions{Params: params}}
 	if c.Mode == config.LoginOpenID {
 		o.OIDC = login.OIDCOptions{Issuer: c.OIDC.Issuer, ClientID: c.OIDC.ClientID, RedirectURL: c.OIDC.RedirectURL,
-			Scopes: c.OIDC.Scopes, RoleClaim: c.OIDC.RoleClaim}
+			Scopes: c.OIDC.Scopes, RoleClaim: c.OIDC.RoleClaim, PostLogoutRedirectURL: c.OIDC.PostLogoutRedirectURL}
 		if c.OIDC.ClientSecretEnv != "" {
 			if o.OIDC.ClientSecret = getenv(c.OIDC.ClientSecretEnv); o.OIDC.ClientSecret == "" {
 				return nil, fmt.Errorf("login.oidc.client_secret_env: %s is not set", c.OIDC.ClientSecretEnv)

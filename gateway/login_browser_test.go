@@ -45,7 +45,8 @@ func startOIDCProvider(t *testing.T, redirectURI, secret string) string {
 	l.Close()
 	cmd := exec.Command(node, "provider.js")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIRECT_URI="+redirectURI, "CLIENT_SECRET="+secret)
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIRECT_URI="+redirectURI, "CLIENT_SECRET="+secret,
+		"POST_LOGOUT_REDIRECT_URI="+strings.TrimSuffix(redirectURI, "/callback"))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -190,13 +191,20 @@ func TestOIDCSignInInABrowser(t *testing.T) {
 	}
 
 	// Sign out with the header's form (a POST carrying the session's CSRF
-	// token, from the browser's own origin): back to the login page, and
-	// the chart asks for a sign-in again.
+	// token, from the browser's own origin): ehrgate's session ends and the
+	// browser moves on to the provider's end-session page (RP-Initiated
+	// Logout), whose confirmation brings it back to ehrgate's login page;
+	// the chart asks for a sign-in again, and the provider asks for the
+	// password again (its own session ended too).
 	if err := chromedp.Do(browser,
 		chromedp.Click(chromedp.CSS(`#logout`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[name="logout"][value="yes"]`)), // the provider's sign-out page
+		chromedp.Click(chromedp.CSS(`button[name="logout"][value="yes"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#oidc`)),
 		chromedp.Navigate(base+chart),
 		chromedp.WaitVisible(chromedp.CSS(`#oidc`)),
+		chromedp.Click(chromedp.CSS(`#oidc`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="login"]`)),
 	); err != nil {
 		t.Fatalf("signing out: %v", err)
 	}

@@ -46,6 +46,11 @@ type OIDCOptions struct {
 	Label string
 	// HTTPClient calls the provider (nil: a client with a 15s timeout).
 	HTTPClient *http.Client
+	// PostLogoutRedirectURL is where the provider sends the browser back
+	// after signing the person out there too (OpenID Connect RP-Initiated
+	// Logout 1.0); it must be registered at the provider. Default: the
+	// login page beside RedirectURL (its origin + "/login").
+	PostLogoutRedirectURL string
 }
 
 // oidcLogin is the OpenID side of a Service.
@@ -113,6 +118,42 @@ func (l *oidcLogin) config(ctx context.Context) (*oidc.Provider, *oauth2.Config,
 	cfg := &oauth2.Config{ClientID: l.o.ClientID, ClientSecret: l.o.ClientSecret, RedirectURL: l.o.RedirectURL,
 		Endpoint: l.provider.Endpoint(), Scopes: append([]string{oidc.ScopeOpenID}, l.o.Scopes...)}
 	return l.provider, cfg, nil
+}
+
+// endSessionURL is where to send the browser at sign-out so that the
+// provider ends its session too (RP-Initiated Logout 1.0: the provider's
+// end_session_endpoint with client_id and post_logout_redirect_uri); ok is
+// false when the provider has no such endpoint (or cannot be reached), and
+// the person is only signed out of ehrgate.
+// https://openid.net/specs/openid-connect-rpinitiated-1_0.html
+func (l *oidcLogin) endSessionURL(ctx context.Context) (string, bool) {
+	prov, _, err := l.config(ctx)
+	if err != nil {
+		return "", false
+	}
+	var meta struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	if prov.Claims(&meta) != nil || meta.EndSession == "" {
+		return "", false
+	}
+	u, err := url.Parse(meta.EndSession)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", false
+	}
+	back := l.o.PostLogoutRedirectURL
+	if back == "" {
+		r, err := url.Parse(l.o.RedirectURL)
+		if err != nil {
+			return "", false
+		}
+		back = (&url.URL{Scheme: r.Scheme, Host: r.Host, Path: "/login"}).String()
+	}
+	q := u.Query()
+	q.Set("client_id", l.o.ClientID)
+	q.Set("post_logout_redirect_uri", back)
+	u.RawQuery = q.Encode()
+	return u.String(), true
 }
 
 // pending is an OpenID login under way, kept in the store (by the hash of

@@ -6,9 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +32,8 @@ type fakeIdP struct {
 	codes  map[string]string // code -> nonce, challenge packed as "nonce challenge"
 	spoil  func(c map[string]any)
 	groups []string
+	// endSession is published as end_session_endpoint when set.
+	endSession string
 }
 
 func newFakeIdP(t *testing.T) *fakeIdP {
@@ -41,8 +46,12 @@ func newFakeIdP(t *testing.T) *fakeIdP {
 	idp.Server = httptest.NewServer(mux)
 	t.Cleanup(idp.Close)
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]any{"issuer": idp.URL, "authorization_endpoint": idp.URL + "/auth",
-			"token_endpoint": idp.URL + "/token", "jwks_uri": idp.URL + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"}})
+		meta := map[string]any{"issuer": idp.URL, "authorization_endpoint": idp.URL + "/auth",
+			"token_endpoint": idp.URL + "/token", "jwks_uri": idp.URL + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"}}
+		if idp.endSession != "" {
+			meta["end_session_endpoint"] = idp.endSession
+		}
+		json.NewEncoder(w).Encode(meta)
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
@@ -169,4 +178,57 @@ func TestOIDCSignIn(t *testing.T) {
 			t.Errorf("the attacker's callback in the victim's browser = %d, want 400", res.StatusCode)
 		}
 	})
+}
+
+// TestOIDCLogoutEndsTheProviderSession: signing out a person who signed in
+// through a provider with an end_session_endpoint ends the ehrgate session
+// and sends the browser on to the provider (RP-Initiated Logout: client_id
+// and a post-logout redirect to ehrgate's login page), by a page rather
+// than a redirect (the logout form's CSP form-action would block one);
+// without the endpoint, to ehrgate's login page as before.
+func TestOIDCLogoutEndsTheProviderSession(t *testing.T) {
+	for _, withEndpoint := range []bool{true, false} {
+		t.Run(fmt.Sprint("end_session_endpoint=", withEndpoint), func(t *testing.T) {
+			e := newEnv(t, backends["sqlite"](t))
+			idp := newFakeIdP(t)
+			if withEndpoint {
+				idp.endSession = idp.URL + "/logout?tenant=a"
+			}
+			idp.groups = []string{"docs"}
+			mux := http.NewServeMux()
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			svc, err := login.New(e.st, login.Options{Mode: login.ModeOIDC, Audit: e.rec, OIDC: login.OIDCOptions{Issuer: idp.URL, ClientID: "ehrgate",
+				ClientSecret: "s3cret", RedirectURL: srv.URL + "/login/callback", RoleMap: map[string]login.Role{"docs": login.RoleClinician}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range svc.Routes() {
+				mux.Handle(r.Pattern, r.Handler)
+			}
+			mux.Handle("GET /{$}", svc.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Write([]byte("csrf=" + login.CSRFToken(r.Context())))
+			})))
+			c := browser(t)
+			res, _ := do(t, c, "GET", srv.URL+"/login/oidc", nil, nil)
+			cb, _ := idp.authorize(t, res.Header.Get("Location"))
+			if res, _ := do(t, c, "GET", cb, nil, nil); res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("callback = %d", res.StatusCode)
+			}
+			tok := csrfOf(t, c, srv.URL)
+			res, body := do(t, c, "POST", srv.URL+"/logout", url.Values{"csrf": {tok}}, map[string]string{"Origin": srv.URL})
+			if withEndpoint {
+				want := idp.URL + "/logout?" + url.Values{"tenant": {"a"}, "client_id": {"ehrgate"}, "post_logout_redirect_uri": {srv.URL + "/login"}}.Encode()
+				if res.StatusCode != http.StatusOK || !strings.Contains(body, `content="0;url=`+html.EscapeString(want)+`"`) ||
+					!strings.Contains(body, `href="`+html.EscapeString(want)+`"`) {
+					t.Errorf("logout = %d, want a page moving on to %s:\n%s", res.StatusCode, want, body)
+				}
+			} else if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/login" {
+				t.Errorf("logout = %d %s, want 303 to /login", res.StatusCode, res.Header.Get("Location"))
+			}
+			if res, _ := do(t, c, "GET", srv.URL+"/", nil, nil); res.StatusCode != http.StatusSeeOther {
+				t.Errorf("GET / after logout = %d, want 303 to the login page", res.StatusCode)
+			}
+		})
+	}
 }

@@ -487,7 +487,10 @@ func (s *Service) recordLogin(r *http.Request, p Person, method string, ok bool)
 }
 
 // logout ends the session (POST with the session's CSRF token) and sends
-// the browser to the login page.
+// the browser to the login page, or, for a person signed in through an
+// OpenID provider that offers it, to the provider's end-session endpoint,
+// so that the next sign-in asks for credentials again instead of passing
+// straight through the provider's own session.
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 	id := s.cookie(r, sessionCookie)
 	ss, err := s.sess.lookup(r.Context(), id)
@@ -509,5 +512,16 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setCookie(w, r, sessionCookie, "", -1)
+	if err == nil && ss.Person.Method == "oidc" && s.oidc != nil {
+		if to, ok := s.oidc.endSessionURL(r.Context()); ok {
+			// A page that moves on by itself rather than a redirect: the
+			// logout form's page allows forms to post to ehrgate only
+			// (CSP form-action 'self'), which browsers apply to the
+			// redirects after the POST as well.
+			s.render(w, r, http.StatusOK, "message.html", map[string]any{"Title": s.o.Title, "Heading": "Signed out",
+				"Text": "You are signed out of ehrgate; signing you out at your identity provider too.", "Continue": to})
+			return
+		}
+	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

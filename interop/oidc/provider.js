@@ -5,6 +5,7 @@
 //   PORT          the loopback port to listen on (the issuer is http://127.0.0.1:PORT)
 //   REDIRECT_URI  ehrgate's /login/callback
 //   CLIENT_SECRET the client secret of client "ehrgate"
+//   POST_LOGOUT_REDIRECT_URI  where sign-out at the provider returns (ehrgate's /login)
 // Prints "ready ISSUER" on stdout once listening.
 import Provider from 'oidc-provider';
 
@@ -23,6 +24,7 @@ const provider = new Provider(issuer, {
     client_id: 'ehrgate',
     client_secret: process.env.CLIENT_SECRET,
     redirect_uris: [process.env.REDIRECT_URI],
+    post_logout_redirect_uris: [process.env.POST_LOGOUT_REDIRECT_URI],
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
