@@ -319,6 +319,20 @@ type HL7 struct {
 	// Charset is the character set of messages without MSH-18 (HL7 table
 	// 0211 name such as "8859/1"; default UTF-8).
 	Charset string `yaml:"charset"`
+	// Alerts tune the feed's alerts on the dashboard (zero: the defaults,
+	// which deploy/prometheus/hl7.yml matches).
+	Alerts HL7Alerts `yaml:"alerts"`
+}
+
+// HL7Alerts are the thresholds of a feed's alerts: "silent" (no message
+// for SilentAfter during an hour in which the feed normally has at least
+// BusyPerHour) and "rejects rising" (more than RejectRatio of recent
+// messages refused or not converted, at least MinRejects of them).
+type HL7Alerts struct {
+	SilentAfter Duration `yaml:"silent_after"`  // default 15m
+	BusyPerHour float64  `yaml:"busy_per_hour"` // default 12
+	RejectRatio float64  `yaml:"reject_ratio"`  // default 0.05
+	MinRejects  int      `yaml:"min_rejects"`   // default 3
 }
 
 // Events configures what happens when an HL7 v2 event (admission,
@@ -663,6 +677,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := time.LoadLocation(c.HL7.TimeZone); err != nil {
 		errs = append(errs, fmt.Errorf("hl7.time_zone: %w", err))
+	}
+	if a := c.HL7.Alerts; a.SilentAfter < 0 || a.BusyPerHour < 0 || a.MinRejects < 0 {
+		errs = append(errs, errors.New("hl7.alerts: silent_after, busy_per_hour and min_rejects cannot be negative"))
+	} else if a.RejectRatio < 0 || a.RejectRatio > 1 {
+		errs = append(errs, fmt.Errorf("hl7.alerts.reject_ratio: %v is not a share between 0 and 1", a.RejectRatio))
 	}
 	for i, w := range c.Events.Webhooks {
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

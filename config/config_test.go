@@ -320,3 +320,33 @@ func TestPipelineSection(t *testing.T) {
 		}
 	}
 }
+
+func TestHL7Alerts(t *testing.T) {
+	tests := []struct {
+		yaml string
+		ok   bool
+	}{
+		{"", true},
+		{"hl7:\n  alerts:\n    silent_after: 5m\n    busy_per_hour: 2\n    reject_ratio: 0.2\n    min_rejects: 1\n", true},
+		{"hl7:\n  alerts:\n    reject_ratio: 1.5\n", false},
+		{"hl7:\n  alerts:\n    min_rejects: -1\n", false},
+		{"hl7:\n  alerts:\n    silent_after: -5m\n", false},
+	}
+	for _, tc := range tests {
+		cfg, err := Load(writeFile(t, tc.yaml), nil)
+		if err != nil {
+			t.Fatalf("Load(%q): %v", tc.yaml, err)
+		}
+		err = cfg.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("Load(%q): Validate = %v, want ok %v", tc.yaml, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "hl7.alerts") {
+			t.Errorf("Validate error %q does not name hl7.alerts", err)
+		}
+	}
+	cfg, _ := Load(writeFile(t, tests[1].yaml), nil)
+	if a := cfg.HL7.Alerts; time.Duration(a.SilentAfter) != 5*time.Minute || a.BusyPerHour != 2 || a.RejectRatio != 0.2 || a.MinRejects != 1 {
+		t.Errorf("hl7.alerts = %+v", a)
+	}
+}

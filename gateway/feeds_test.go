@@ -56,3 +56,46 @@ func TestHL7FeedPageAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestHL7FeedAlertThresholdsFromConfig: hl7.alerts tunes the feed's alerts:
+// one refused message raises "rejects rising" only when min_rejects allows
+// it (the default asks for three).
+func TestHL7FeedAlertThresholdsFromConfig(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		alerts config.HL7Alerts
+		want   bool
+	}{
+		{"defaults", config.HL7Alerts{}, false},
+		{"min_rejects 1", config.HL7Alerts{MinRejects: 1, RejectRatio: 0.5}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			m := store.HL7Message{Connection: "north", SendingApp: "ADT", SendingFacility: "F", ControlID: "C1", MessageType: "ADT^A01",
+				Raw: []byte("MSH|^~\\&|ADT|F|||||ADT^A01|C1|P|2.5\r"), ReceivedAt: time.Now().Add(-time.Minute),
+				Error: "refused: PID-3 (HL7 101 Required field missing)", Ack: "AE"}
+			if _, err := st.PutHL7(ctx, m, nil); err != nil {
+				t.Fatal(err)
+			}
+			kek, _ := secrets.GenerateKEK()
+			cfg := config.Config{HL7: config.HL7{MLLPAddr: "127.0.0.1:0", Connection: "north", Alerts: tc.alerts}}
+			g, err := gateway.New(ctx, gateway.Options{Config: cfg, Store: st, Keyring: secrets.NewKeyring(kek)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			rr := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/feeds/north", nil)
+			req.Host = "127.0.0.1:8080"
+			g.Handler().ServeHTTP(rr, req)
+			if got := strings.Contains(rr.Body.String(), "EhrgateHL7RejectsRising"); got != tc.want {
+				t.Errorf("rejects-rising alert shown = %v, want %v (status %d)", got, tc.want, rr.Code)
+			}
+		})
+	}
+}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"ehrgate/authz"
 	"ehrgate/dashboard"
+	"ehrgate/hl7/feedhealth"
 	"ehrgate/login"
 	"ehrgate/probe"
 	"ehrgate/server"
@@ -41,6 +43,9 @@ func (g *Gateway) server() *server.Server {
 		Trail:     g.store,
 		Feeds:     g.store,
 		FeedNames: g.hl7Feeds,
+		FeedThresholds: feedhealth.Thresholds{SilentAfter: time.Duration(g.cfg.HL7.Alerts.SilentAfter),
+			BusyPerHour: g.cfg.HL7.Alerts.BusyPerHour, RejectRatio: g.cfg.HL7.Alerts.RejectRatio,
+			MinRejects: g.cfg.HL7.Alerts.MinRejects},
 		// The CDS feedback page, when the CDS services are mounted.
 		CDSFeedback: g.cdsFeedback(),
 		// With login on, the server admits only signed-in people to the
