@@ -18,17 +18,7 @@ import (
 // dashboard page, and /metrics exports its state.
 func TestHL7FeedPageAndMetrics(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	m := store.HL7Message{Connection: "north", SendingApp: "ADT", SendingFacility: "F", ControlID: "C1", MessageType: "ADT^A01",
-		Raw: []byte("MSH|^~\\&|ADT|F|||||ADT^A01|C1|P|2.5\r"), ReceivedAt: time.Now().Add(-time.Minute),
-		Error: "refused: PID-3 (HL7 101 Required field missing)", Ack: "AE"}
-	if _, err := st.PutHL7(ctx, m, nil); err != nil {
-		t.Fatal(err)
-	}
+	st := storeWithARefusedMessage(t, ctx)
 	kek, _ := secrets.GenerateKEK()
 	cfg := config.Config{HL7: config.HL7{MLLPAddr: "127.0.0.1:0", Connection: "north"}}
 	g, err := gateway.New(ctx, gateway.Options{Config: cfg, Store: st, Keyring: secrets.NewKeyring(kek)})
@@ -71,17 +61,7 @@ func TestHL7FeedAlertThresholdsFromConfig(t *testing.T) {
 		{"min_rejects 1", config.HL7Alerts{MinRejects: 1, RejectRatio: 0.5}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			m := store.HL7Message{Connection: "north", SendingApp: "ADT", SendingFacility: "F", ControlID: "C1", MessageType: "ADT^A01",
-				Raw: []byte("MSH|^~\\&|ADT|F|||||ADT^A01|C1|P|2.5\r"), ReceivedAt: time.Now().Add(-time.Minute),
-				Error: "refused: PID-3 (HL7 101 Required field missing)", Ack: "AE"}
-			if _, err := st.PutHL7(ctx, m, nil); err != nil {
-				t.Fatal(err)
-			}
+			st := storeWithARefusedMessage(t, ctx)
 			kek, _ := secrets.GenerateKEK()
 			cfg := config.Config{HL7: config.HL7{MLLPAddr: "127.0.0.1:0", Connection: "north", Alerts: tc.alerts}}
 			g, err := gateway.New(ctx, gateway.Options{Config: cfg, Store: st, Keyring: secrets.NewKeyring(kek)})
@@ -98,4 +78,22 @@ func TestHL7FeedAlertThresholdsFromConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// storeWithARefusedMessage is a store whose HL7 feed "north" refused one
+// message (AE, HL7 error 101) a minute ago.
+func storeWithARefusedMessage(t *testing.T, ctx context.Context) store.Backend {
+	t.Helper()
+	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m := store.HL7Message{Connection: "north", SendingApp: "ADT", SendingFacility: "F", ControlID: "C1", MessageType: "ADT^A01",
+		Raw: []byte("MSH|^~\\&|ADT|F|||||ADT^A01|C1|P|2.5\r"), ReceivedAt: time.Now().Add(-time.Minute),
+		Error: "refused: PID-3 (HL7 101 Required field missing)", Ack: "AE"}
+	if _, err := st.PutHL7(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

@@ -86,6 +86,25 @@ func newFakeIdP(t *testing.T) *fakeIdP {
 	return idp
 }
 
+// oidcServer serves a login service signing in through idp (client
+// "ehrgate", group "docs" mapped to clinician); the caller adds its pages to
+// mux.
+func oidcServer(t *testing.T, e *env, idp *fakeIdP) (*httptest.Server, *http.ServeMux, *login.Service) {
+	t.Helper()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	svc, err := login.New(e.st, login.Options{Mode: login.ModeOIDC, Audit: e.rec, OIDC: login.OIDCOptions{Issuer: idp.URL, ClientID: "ehrgate",
+		ClientSecret: "s3cret", RedirectURL: srv.URL + "/login/callback", RoleMap: map[string]login.Role{"docs": login.RoleClinician}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range svc.Routes() {
+		mux.Handle(r.Pattern, r.Handler)
+	}
+	return srv, mux, svc
+}
+
 // authorize plays the provider's authorization endpoint for the redirect
 // ehrgate sent: it issues a code bound to the request's nonce and PKCE
 // challenge and returns ehrgate's callback URL.
@@ -111,17 +130,7 @@ func (idp *fakeIdP) authorize(t *testing.T, location string) (callback string, s
 func TestOIDCSignIn(t *testing.T) {
 	e := newEnv(t, backends["sqlite"](t))
 	idp := newFakeIdP(t)
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	svc, err := login.New(e.st, login.Options{Mode: login.ModeOIDC, Audit: e.rec, OIDC: login.OIDCOptions{Issuer: idp.URL, ClientID: "ehrgate",
-		ClientSecret: "s3cret", RedirectURL: srv.URL + "/login/callback", RoleMap: map[string]login.Role{"docs": login.RoleClinician}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range svc.Routes() {
-		mux.Handle(r.Pattern, r.Handler)
-	}
+	srv, mux, svc := oidcServer(t, e, idp)
 	mux.Handle("GET /chart", svc.Require(login.Allow(login.SeePatients, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := login.PersonFrom(r.Context())
 		w.Write([]byte("hello " + p.ID + " " + p.Name))
@@ -195,17 +204,7 @@ func TestOIDCLogoutEndsTheProviderSession(t *testing.T) {
 				idp.endSession = idp.URL + "/logout?tenant=a"
 			}
 			idp.groups = []string{"docs"}
-			mux := http.NewServeMux()
-			srv := httptest.NewServer(mux)
-			defer srv.Close()
-			svc, err := login.New(e.st, login.Options{Mode: login.ModeOIDC, Audit: e.rec, OIDC: login.OIDCOptions{Issuer: idp.URL, ClientID: "ehrgate",
-				ClientSecret: "s3cret", RedirectURL: srv.URL + "/login/callback", RoleMap: map[string]login.Role{"docs": login.RoleClinician}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range svc.Routes() {
-				mux.Handle(r.Pattern, r.Handler)
-			}
+			srv, mux, svc := oidcServer(t, e, idp)
 			mux.Handle("GET /{$}", svc.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Write([]byte("csrf=" + login.CSRFToken(r.Context())))
 			})))

@@ -30,15 +30,7 @@ func TestSignInAndCSRF(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, resp.Request.URL.Path, string(b)
 	}
-	post := func(path string, v url.Values) (int, string) {
-		resp, err := c.PostForm(l.ehr.URL+path, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	post := poster(t, c, l.ehr.URL)
 	if _, at, _ := get("/ehr/patients/pen1"); at != "/ehr/login" {
 		t.Errorf("a patient page without sign-in ended at %s, want the login page", at)
 	}
@@ -121,16 +113,7 @@ func TestSyntheticPatientsConflictWithCommonOrders(t *testing.T) {
 	l := newLoopWith(t, resources)
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
-	post := func(path string, v url.Values) (int, string) {
-		t.Helper()
-		resp, err := c.PostForm(l.ehr.URL+path, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	post := poster(t, c, l.ehr.URL)
 	if st, _ := post("/ehr/login", url.Values{"username": {"dr.smith"}, "password": {"password"}}); st != http.StatusOK {
 		t.Fatalf("sign-in = %d", st)
 	}
@@ -168,5 +151,20 @@ func TestSyntheticPatientsConflictWithCommonOrders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// poster returns a function that posts a form to base+path with c and
+// gives the status and body.
+func poster(t *testing.T, c *http.Client, base string) func(path string, v url.Values) (int, string) {
+	return func(path string, v url.Values) (int, string) {
+		t.Helper()
+		resp, err := c.PostForm(base+path, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
 }

@@ -40,29 +40,20 @@ func (s *Store) startCheckpointer(ctx context.Context, dsn string) error {
 	ck.SetMaxOpenConns(1)
 	ck.SetMaxIdleConns(1)
 	ck.SetConnMaxIdleTime(0)
-	s.ckStop, s.ckDone = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(s.ckDone)
-		defer ck.Close()
-		t := time.NewTicker(checkpointEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.ckStop:
-				return
-			case <-t.C:
-				// Failures (a busy checkpointer elsewhere) only delay it.
-				_, _ = ck.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`)
-			}
-		}
-	}()
+	stop := every(checkpointEvery, func() {
+		// Failures (a busy checkpointer elsewhere) only delay it.
+		_, _ = ck.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`)
+	})
+	s.stopCheckpoint = func() {
+		stop()
+		ck.Close()
+	}
 	return nil
 }
 
 func (s *Store) stopCheckpointer() {
-	if s.ckStop != nil {
-		close(s.ckStop)
-		<-s.ckDone
-		s.ckStop = nil
+	if s.stopCheckpoint != nil {
+		s.stopCheckpoint()
+		s.stopCheckpoint = nil
 	}
 }

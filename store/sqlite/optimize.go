@@ -32,27 +32,35 @@ func (s *Store) optimize(ctx context.Context) {
 // startOptimizer refreshes the statistics every optimizeEvery until the
 // store closes.
 func (s *Store) startOptimizer() {
-	s.optimizeStop = make(chan struct{})
-	s.optimizeDone = make(chan struct{})
-	go func() {
-		defer close(s.optimizeDone)
-		t := time.NewTicker(optimizeEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.optimizeStop:
-				return
-			case <-t.C:
-				s.optimize(context.Background())
-			}
-		}
-	}()
+	s.stopOptimize = every(optimizeEvery, func() { s.optimize(context.Background()) })
 }
 
 func (s *Store) stopOptimizer() {
-	if s.optimizeStop != nil {
-		close(s.optimizeStop)
-		<-s.optimizeDone
-		s.optimizeStop = nil
+	if s.stopOptimize != nil {
+		s.stopOptimize()
+		s.stopOptimize = nil
+	}
+}
+
+// every runs fn every d in a goroutine of its own until the returned stop
+// is called; stop returns once fn is no longer running.
+func every(d time.Duration, fn func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				fn()
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
 	}
 }

@@ -51,12 +51,11 @@ type Store struct {
 
 	writes     chan writeReq
 	writerDone chan struct{}
-	// optimizeStop and optimizeDone stop the statistics refresher.
-	optimizeStop, optimizeDone chan struct{}
-	// ckStop and ckDone stop the WAL checkpointer (checkpoint.go).
-	ckStop, ckDone chan struct{}
-	closeMu        sync.RWMutex
-	closed         bool
+	// stopOptimize stops the statistics refresher, stopCheckpoint the WAL
+	// checkpointer (checkpoint.go).
+	stopOptimize, stopCheckpoint func()
+	closeMu                      sync.RWMutex
+	closed                       bool
 }
 
 // OpenDir opens (creating if needed) the store in data directory dir.
