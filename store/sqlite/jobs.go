@@ -38,6 +38,9 @@ func fileDSN(path string) string {
 			"busy_timeout(10000)",
 			"foreign_keys(ON)",
 			"temp_store(MEMORY)",
+			// The background checkpointer does the work (checkpoint.go);
+			// a committing connection only past 64 MiB of WAL.
+			"wal_autocheckpoint(16384)",
 		},
 		"_txlock": {"immediate"},
 	}.Encode()

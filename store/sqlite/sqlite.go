@@ -144,7 +144,7 @@ func open(ctx context.Context, path string, o store.OpenOptions) (*Store, error)
 		return nil, err
 	}
 	s.stmts = stmts
-	if err := s.startCheckpointer(ctx, dsn); err != nil {
+	if err := s.startCheckpointer(dsn); err != nil {
 		stmts.Close()
 		w.Close()
 		r.Close()
