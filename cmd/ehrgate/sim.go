@@ -142,7 +142,8 @@ func (f *simFlags) start(ctx context.Context, sim *ehrsim.Server, addr string, c
 		// The ordering screen reads the FHIR API in process (the EHR's own
 		// access) and has its own sign-in, outside the SMART layer.
 		screen, err = ordering.New(ordering.Options{FHIR: rest, FHIRBase: ep.base, CDSBase: f.cdsServices,
-			Client: cdsclient.Options{Issuer: f.cdsIssuer}, Logger: log.With("component", "ehrsim-orders")})
+			Client: cdsclient.Options{Issuer: f.cdsIssuer}, Logger: log.With("component", "ehrsim-orders"),
+			Record: func(_ context.Context, res json.RawMessage) error { return sim.Load(res) }})
 		if err != nil {
 			ln.Close()
 			return nil, err

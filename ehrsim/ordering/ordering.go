@@ -11,8 +11,10 @@
 //
 // Lifecycle: New builds a Screen over the simulator's FHIR handler;
 // Handler serves its pages under Options.Prefix. Sessions and draft orders
-// live in memory (a simulator, not a record system); signed orders are not
-// written back to the FHIR API. Pages are server-rendered forms without
+// live in memory; a signed order is written into the simulated EHR's record
+// (Options.Record) as an active MedicationRequest, which its FHIR API then
+// serves like any other (to ehrgate's next sync, and to the next order's
+// duplicate-therapy check). Pages are server-rendered forms without
 // scripts, every POST checked against the session's CSRF token.
 package ordering
 
@@ -94,6 +96,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Record writes a signed order (an active MedicationRequest) into the
+	// simulated EHR's record, e.g. ehrsim.Server.Load; nil: signed orders
+	// stay on the screen only.
+	Record func(ctx context.Context, resource json.RawMessage) error
 }
 
 // sessionTTL is how long a sign-in lasts without use.
@@ -800,10 +806,42 @@ func (s *Screen) serveSign(w http.ResponseWriter, r *http.Request, sess *session
 			return
 		}
 	}
+	if s.o.Record != nil {
+		for _, d := range drafts {
+			res, err := signedOrder(d.Resource, sess.user, s.o.Now())
+			if err == nil {
+				err = s.o.Record(r.Context(), res)
+			}
+			if err != nil {
+				s.log.ErrorContext(r.Context(), "ordering: recording a signed order", "order", d.ID, "err", err)
+				http.Error(w, "The order could not be recorded; it is still a draft.", http.StatusInternalServerError)
+				return
+			}
+		}
+	}
 	s.mu.Lock()
 	for _, d := range drafts {
 		d.Status = "signed"
 	}
 	s.mu.Unlock()
 	http.Redirect(w, r, s.o.Prefix+"/patients/"+url.PathEscape(patientID), http.StatusSeeOther)
+}
+
+// signedOrder turns a draft MedicationRequest into the signed order the
+// EHR records: active, authored now by the signed-in clinician.
+func signedOrder(draft json.RawMessage, by smartauth.User, now time.Time) (json.RawMessage, error) {
+	var m map[string]any
+	if err := json.Unmarshal(draft, &m); err != nil {
+		return nil, fmt.Errorf("reading the draft order: %w", err)
+	}
+	m["status"] = "active"
+	m["authoredOn"] = now.UTC().Format(time.RFC3339)
+	if by.FhirUser != "" {
+		req := map[string]string{"reference": by.FhirUser}
+		if by.Name != "" {
+			req["display"] = by.Name
+		}
+		m["requester"] = req
+	}
+	return json.Marshal(m)
 }

@@ -94,7 +94,8 @@ func newLoopWith(t *testing.T, resources []json.RawMessage) *loop {
 	l.ehr = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*ehrH.Load()).ServeHTTP(w, r) }))
 	t.Cleanup(l.ehr.Close)
 	l.screen, err = ordering.New(ordering.Options{FHIR: sim.Handler(), FHIRBase: l.ehr.URL + "/fhir", CDSBase: l.cds.URL,
-		Client: cdsclient.Options{Issuer: "https://sim-ehr.example"}})
+		Client: cdsclient.Options{Issuer: "https://sim-ehr.example"},
+		Record: func(_ context.Context, res json.RawMessage) error { return sim.Load(res) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,3 +168,68 @@ func poster(t *testing.T, c *http.Client, base string) func(path string, v url.V
 		return resp.StatusCode, string(b)
 	}
 }
+
+// TestSignedOrdersAreRecorded: signing an order writes it into the
+// simulated EHR's record as an active MedicationRequest authored by the
+// signed-in clinician, which its FHIR API serves; ordering the same
+// medication again then meets ehrgate's duplicate-therapy card, whose
+// prefetch read the recorded order.
+func TestSignedOrdersAreRecorded(t *testing.T) {
+	l := newLoop(t)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	post := poster(t, c, l.ehr.URL)
+	if st, _ := post("/ehr/login", url.Values{"username": {"dr.smith"}, "password": {"password"}}); st != http.StatusOK {
+		t.Fatalf("sign-in = %d", st)
+	}
+	csrf := func() string {
+		resp, err := c.Get(l.ehr.URL + "/ehr/patients/clear1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(string(b))
+		if m == nil {
+			t.Fatal("no CSRF token on the patient page")
+		}
+		return m[1]
+	}
+	const amlodipine = "197361"
+	if st, body := post("/ehr/patients/clear1/orders", url.Values{"medication": {amlodipine}, "csrf": {csrf()}}); st != http.StatusOK || strings.Contains(body, "Duplicate therapy") {
+		t.Fatalf("first order = %d, want no duplicate-therapy card:\n%s", st, body)
+	}
+	if st, body := post("/ehr/patients/clear1/sign", url.Values{"csrf": {csrf()}}); st != http.StatusOK {
+		t.Fatalf("signing = %d:\n%s", st, body)
+	}
+	resp, err := http.Get(l.ehr.URL + "/fhir/MedicationRequest?patient=clear1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b struct {
+		Entry []struct {
+			Resource struct {
+				Status                    string
+				AuthoredOn                string
+				Requester                 struct{ Reference string }
+				MedicationCodeableConcept struct{ Coding []struct{ Code string } }
+			}
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&b)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Entry) != 1 {
+		t.Fatalf("the EHR serves %d MedicationRequests for clear1 after signing, want 1", len(b.Entry))
+	}
+	mr := b.Entry[0].Resource
+	if mr.Status != "active" || mr.AuthoredOn == "" || mr.Requester.Reference != "Practitioner/dr-smith" ||
+		len(mr.MedicationCodeableConcept.Coding) != 1 || mr.MedicationCodeableConcept.Coding[0].Code != amlodipine {
+		t.Errorf("recorded order = %+v, want active amlodipine authored by Practitioner/dr-smith", mr)
+	}
+	if st, body := post("/ehr/patients/clear1/orders", url.Values{"medication": {amlodipine}, "csrf": {csrf()}}); st != http.StatusOK || !strings.Contains(body, "Duplicate therapy") {
+		t.Errorf("the same order again = %d, want ehrgate's duplicate-therapy card:\n%s", st, body)
+	}
+}
