@@ -64,6 +64,15 @@ type SubscriptionOptions struct {
 	// ErrorAfter is how many deliveries in a row may fail, each after its
 	// retries, before the subscription goes to error (default 5).
 	ErrorAfter int
+	// Criteria offers classic R4 Subscriptions by criteria instead of
+	// topics (as Oracle Health's R4 API does): the CapabilityStatement
+	// lists Subscription without topics or operations, a create is
+	// answered active without a handshake, and each change of a resource
+	// matching the criteria is PUT to endpoint/{type}/{id} (payload
+	// application/fhir+json) or POSTed empty (no payload), with the
+	// channel header. The notification faults apply; there are no event
+	// numbers, heartbeats, $status or $events.
+	Criteria bool
 }
 
 // NotifyFault is a fault injected into notification delivery.
@@ -118,6 +127,10 @@ type simSub struct {
 	heartbeat time.Duration
 	queue     chan outgoing
 	cancel    context.CancelFunc
+	// crit is set on a classic R4 criteria subscription (req is then
+	// unused): critType the type its criteria name.
+	crit     *backport.CriteriaRequest
+	critType string
 
 	mu       sync.Mutex
 	status   string
@@ -136,6 +149,9 @@ type simEvent struct {
 type outgoing struct {
 	body   []byte
 	header string
+	// method and path (appended to the endpoint) of a criteria
+	// notification; POST to the endpoint itself when empty.
+	method, path string
 }
 
 // subState is the server's Subscription side.
@@ -239,6 +255,10 @@ func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "cannot read the request body")
 		return
 	}
+	if s.opts.Subscriptions.Criteria {
+		s.serveCriteriaSubscribe(w, r, body)
+		return
+	}
 	_, _, req, err := backport.ParseSubscription(body)
 	if err != nil {
 		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "the body is not a Subscription this server accepts")
@@ -326,7 +346,13 @@ func patientFilter(f string) (string, bool) {
 }
 
 func (s *Server) writeSubscription(w http.ResponseWriter, status int, sub *simSub) {
-	body, err := sub.req.Resource()
+	var body []byte
+	var err error
+	if sub.crit != nil {
+		body, err = sub.crit.Resource()
+	} else {
+		body, err = sub.req.Resource()
+	}
 	if err == nil {
 		var m map[string]any
 		if err = json.Unmarshal(body, &m); err == nil {
@@ -479,6 +505,10 @@ func (s *Server) notifyChange(e *entry, base string) {
 	}
 	s.subs.mu.Unlock()
 	for _, sub := range subs {
+		if sub.crit != nil {
+			s.notifyCriteria(sub, e)
+			continue
+		}
 		sub.mu.Lock()
 		if sub.status != backport.StatusActive && sub.status != backport.StatusError {
 			sub.mu.Unlock()
@@ -644,11 +674,24 @@ func (s *Server) post(ctx context.Context, sub *simSub, o outgoing) error {
 			}
 		}
 		var req *http.Request
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, sub.req.Endpoint, bytes.NewReader(o.body))
+		method, endpoint := http.MethodPost, sub.req.Endpoint
+		if sub.crit != nil {
+			endpoint = strings.TrimSuffix(sub.crit.Endpoint, "/") + o.path
+		}
+		if o.method != "" {
+			method = o.method
+		}
+		var body io.Reader
+		if len(o.body) > 0 {
+			body = bytes.NewReader(o.body)
+		}
+		req, err = http.NewRequestWithContext(ctx, method, endpoint, body)
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Content-Type", contentType)
+		if len(o.body) > 0 {
+			req.Header.Set("Content-Type", contentType)
+		}
 		if name, value, ok := strings.Cut(o.header, ":"); ok {
 			req.Header.Set(strings.TrimSpace(name), strings.TrimSpace(value))
 		}

@@ -19,8 +19,10 @@ import (
 )
 
 // Subscriptions: with events.subscriptions.base_url set, the gateway
-// subscribes on each connection whose EHR lists a SubscriptionTopic, takes
-// the notifications at /subscriptions/notify/{token} and publishes each
+// subscribes on each connection whose EHR lists a SubscriptionTopic
+// (topic-based) or, without topics, the Subscription resource (classic R4
+// criteria subscriptions, one per chart type), takes the notifications at
+// /subscriptions/notify/{token} and publishes each
 // stored change as a "changed" event. The subscription key (the secrets of
 // the notification endpoints derive from it) is kept sealed by the keyring
 // in the store, so a restart keeps the subscriptions.
@@ -49,6 +51,9 @@ func (g *Gateway) StartSubscriptions(ctx context.Context, bus *events.Bus) error
 	hub := subscriptions.NewHub()
 	g.Mount(server.Route{Pattern: "POST " + subscriptions.NotifyPath + "{token}", Access: server.Token,
 		Serves:  "FHIR Subscription notifications from the EHRs (each endpoint's bearer secret checked by the handler)",
+		Handler: hub})
+	g.Mount(server.Route{Pattern: "PUT " + subscriptions.NotifyPath + "{token}/{type}/{id}", Access: server.Token,
+		Serves:  "classic R4 criteria Subscription notifications from the EHRs, the resource PUT (each endpoint's bearer secret checked by the handler)",
 		Handler: hub})
 	base := strings.TrimSuffix(sc.BaseURL, "/")
 	for _, c := range g.Connections() {
@@ -98,7 +103,7 @@ func (g *Gateway) runSubscription(ctx context.Context, c config.Connection, o su
 		}
 		err = m.Start(ctx)
 		if errors.Is(err, subscriptions.ErrNotSupported) {
-			g.log.Info("subscriptions: the EHR offers no topic-based Subscriptions; scheduled refresh only", "connection", c.Name)
+			g.log.Info("subscriptions: the EHR offers no Subscriptions; scheduled refresh only", "connection", c.Name)
 			return
 		}
 		if err != nil {

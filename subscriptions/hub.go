@@ -65,15 +65,18 @@ func (h *Hub) unregister(token string, m *Manager) {
 	h.mu.Unlock()
 }
 
-// ServeHTTP takes POST NotifyPath{token}: 200 when the notification was
-// taken, 401 (counted by its Manager as forged) when the secret is wrong,
-// 404 (counted as unknown) when no subscription has the endpoint, 400 when
-// it is not a notification bundle.
+// ServeHTTP takes POST NotifyPath{token} (topic-based notification
+// bundles; criteria notifications, empty or carrying the resource) and PUT
+// NotifyPath{token}/{type}/{id} (a criteria notification carrying the
+// resource, as R4 rest-hook puts it): 200 when the notification was taken,
+// 401 (counted by its Manager as forged) when the secret is wrong, 404
+// (counted as unknown) when no subscription has the endpoint, 400 when it
+// is not a notification of the endpoint's subscription.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	token := strings.TrimPrefix(r.URL.Path, NotifyPath)
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		fhir.WriteOutcome(w, http.StatusMethodNotAllowed, "error", "not-supported", "notifications are POSTed")
+	token, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, NotifyPath), "/")
+	if r.Method != http.MethodPost && r.Method != http.MethodPut {
+		w.Header().Set("Allow", "POST, PUT")
+		fhir.WriteOutcome(w, http.StatusMethodNotAllowed, "error", "not-supported", "notifications are POSTed (or PUT)")
 		return
 	}
 	h.mu.RLock()
@@ -84,7 +87,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "no subscription has this endpoint")
 		return
 	}
-	m.serveNotification(w, r, token)
+	m.serveNotification(w, r, token, rest)
 }
 
 var _ http.Handler = (*Hub)(nil)

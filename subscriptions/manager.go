@@ -26,9 +26,19 @@ import (
 	"ehrgate/store"
 )
 
-// ErrNotSupported is returned by Start when the server lists no
-// SubscriptionTopic (or not the one asked for).
-var ErrNotSupported = errors.New("subscriptions: the server offers no topic-based Subscriptions")
+// ErrNotSupported is returned by Start when the server offers no
+// Subscriptions: no SubscriptionTopic (or not the one asked for) and no
+// Subscription resource for criteria subscriptions.
+var ErrNotSupported = errors.New("subscriptions: the server offers no Subscriptions")
+
+// Modes of a Manager (Options.Mode, Health.Mode).
+const (
+	// ModeTopic: one topic-based subscription (R5 Backport IG on R4).
+	ModeTopic = "topic"
+	// ModeCriteria: classic R4 Subscriptions by criteria, one per chart
+	// type, for servers that list Subscription but no topic.
+	ModeCriteria = "criteria"
+)
 
 // Source is the connection's FHIR server (a *fhir.Client).
 type Source interface {
@@ -67,7 +77,10 @@ type Options struct {
 	Endpoint func(path string) string
 	// Key derives each subscription's secret; it must stay the same across
 	// restarts (else the subscription is re-created). Required, 16+ bytes.
-	Key     []byte
+	Key []byte
+	// Mode is ModeTopic or ModeCriteria; "" picks topic-based when the
+	// server lists a topic, else criteria when it lists Subscription.
+	Mode    string
 	Topic   string // default: the first topic the server lists
 	Payload string // backport.PayloadFullResource (default), PayloadIDOnly or PayloadEmpty
 	Filter  string // e.g. "Patient?_id=123"; "" for every patient
@@ -78,6 +91,11 @@ type Options struct {
 	// GapWait is how long a missing event number may be late (reordered,
 	// delayed) before it is recovered (default 2 s).
 	GapWait time.Duration
+	// Reconcile is, in criteria mode (no event numbers to find gaps by),
+	// how often every type is refreshed by _lastUpdated since its last
+	// good refresh (default 5 min). Subscription statuses are read every
+	// HeartbeatWait.
+	Reconcile time.Duration
 	// Types are refreshed by _lastUpdated when events cannot be recovered
 	// by $events (default refresh.ChartTypes).
 	Types   []string
@@ -103,6 +121,9 @@ type Stats struct {
 	Recreated     int64 `json:"recreated"`  // subscriptions re-created (error, off, gone)
 	Quarantined   int64 `json:"quarantined"`
 	Errors        int64 `json:"errors"`
+	Alerts        int64 `json:"alerts"`        // alerts raised (a subscription found in error, off or gone)
+	Reconciled    int64 `json:"reconciled"`    // criteria mode: periodic reconciliations by _lastUpdated
+	EmptyRefresh  int64 `json:"empty_refresh"` // criteria mode: refreshes run for empty notifications
 }
 
 // docKind is the Documents kind of a connection's subscription state.
@@ -116,6 +137,11 @@ type state struct {
 	LastGood  time.Time `json:"lastGood"`  // the watermark event's time
 	// Retired are earlier subscriptions still to catch up.
 	Retired []retired `json:"retired,omitempty"`
+	// Mode is ModeTopic ("" in states saved before criteria mode) or
+	// ModeCriteria.
+	Mode string `json:"mode,omitempty"`
+	// Criteria are the criteria subscriptions, one per type.
+	Criteria []criteriaSub `json:"criteria,omitempty"`
 }
 
 type retired struct {
@@ -150,9 +176,13 @@ type Manager struct {
 	retryAt time.Time
 	backoff time.Duration
 
+	lastStatus, lastReconcile time.Time            // criteria mode
+	refreshing                map[string]*coalesce // criteria mode: a refresh of the type is running
+	lastError                 string
+
 	stats struct {
 		notifications, heartbeats, events, duplicates, applied, unchanged, stale, forged, malformed,
-		recoveries, recovered, refreshes, recreated, quarantined, errors atomic.Int64
+		recoveries, recovered, refreshes, recreated, quarantined, errors, alerts, reconciled, emptyRefresh atomic.Int64
 	}
 }
 
@@ -181,6 +211,14 @@ func New(src Source, st Store, o Options) (*Manager, error) {
 	if len(o.Types) == 0 {
 		o.Types = refresh.ChartTypes
 	}
+	if o.Reconcile <= 0 {
+		o.Reconcile = 5 * time.Minute
+	}
+	switch o.Mode {
+	case "", ModeTopic, ModeCriteria:
+	default:
+		return nil, fmt.Errorf("subscriptions: mode %q: want %s or %s", o.Mode, ModeTopic, ModeCriteria)
+	}
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
@@ -189,7 +227,7 @@ func New(src Source, st Store, o Options) (*Manager, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Manager{src: src, st: st, o: o, log: log.With("connection", o.Connection), clock: o.Clock,
-		seen: map[int64]time.Time{}}, nil
+		seen: map[int64]time.Time{}, refreshing: map[string]*coalesce{}}, nil
 }
 
 // Stats returns the counters.
@@ -198,22 +236,39 @@ func (m *Manager) Stats() Stats {
 	return Stats{Notifications: c.notifications.Load(), Heartbeats: c.heartbeats.Load(), Events: c.events.Load(),
 		Duplicates: c.duplicates.Load(), Applied: c.applied.Load(), Unchanged: c.unchanged.Load(), Stale: c.stale.Load(),
 		Forged: c.forged.Load(), Malformed: c.malformed.Load(), Recoveries: c.recoveries.Load(), Recovered: c.recovered.Load(),
-		Refreshes: c.refreshes.Load(), Recreated: c.recreated.Load(), Quarantined: c.quarantined.Load(), Errors: c.errors.Load()}
+		Refreshes: c.refreshes.Load(), Recreated: c.recreated.Load(), Quarantined: c.quarantined.Load(), Errors: c.errors.Load(),
+		Alerts: c.alerts.Load(), Reconciled: c.reconciled.Load(), EmptyRefresh: c.emptyRefresh.Load()}
 }
 
 // Health is a Manager's state for the connection page.
 type Health struct {
-	Subscription string
-	Healthy      bool // false while the subscription cannot be re-created (polling)
+	Mode         string // ModeTopic or ModeCriteria ("" before Start)
+	Subscription string // topic mode: the server's id; criteria mode: the ids, comma-separated
+	Healthy      bool   // false while a subscription cannot be re-created (polling)
 	LastHeard    time.Time
-	Watermark    int64
+	Watermark    int64  // topic mode: the last event number up to which all is applied
+	LastError    string // the last failure, without patient data ("" for none)
+	// LastReconcile is, in criteria mode, when every type was last
+	// refreshed by _lastUpdated.
+	LastReconcile time.Time
 }
 
 // Health returns the subscription's health.
 func (m *Manager) Health() Health {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Health{Subscription: m.s.ID, Healthy: m.retryAt.IsZero(), LastHeard: m.lastHeard, Watermark: m.s.Watermark}
+	h := Health{Mode: m.s.Mode, Subscription: m.s.ID, Healthy: m.retryAt.IsZero(), LastHeard: m.lastHeard,
+		Watermark: m.s.Watermark, LastError: m.lastError, LastReconcile: m.lastReconcile}
+	if h.Mode == ModeCriteria {
+		ids := make([]string, 0, len(m.s.Criteria))
+		for _, c := range m.s.Criteria {
+			ids = append(ids, c.ID)
+		}
+		h.Subscription = strings.Join(ids, ",")
+	} else if h.Mode == "" && h.Subscription != "" {
+		h.Mode = ModeTopic
+	}
+	return h
 }
 
 // SubscriptionID is the server's id of the current subscription ("" before
@@ -233,26 +288,41 @@ func (m *Manager) Start(ctx context.Context) error {
 		return fmt.Errorf("subscriptions: reading the CapabilityStatement of %s: %w", m.o.Connection, err)
 	}
 	topics := backport.Topics(capab)
-	if len(topics) == 0 || (m.o.Topic != "" && !slices.Contains(topics, m.o.Topic)) {
+	topicOK := len(topics) > 0 && (m.o.Topic == "" || slices.Contains(topics, m.o.Topic))
+	mode := m.o.Mode
+	switch {
+	case mode != ModeCriteria && topicOK:
+		mode = ModeTopic
+	case mode != ModeTopic && m.o.Topic == "" && backport.OffersSubscription(capab):
+		mode = ModeCriteria
+	default:
 		return ErrNotSupported
 	}
-	if m.o.Topic == "" {
+	if mode == ModeTopic && m.o.Topic == "" {
 		m.o.Topic = topics[0]
 	}
 	m.hasEvents = backport.HasOperation(capab, "events")
-	d, err := m.st.GetDocument(ctx, docKind, m.o.Connection)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("subscriptions: reading the state of %s: %w", m.o.Connection, err)
-	default:
-		if err := json.Unmarshal(d.Body, &m.s); err != nil {
-			return fmt.Errorf("subscriptions: reading the state of %s: %w", m.o.Connection, err)
-		}
+	s, err := m.loadState(ctx)
+	if err != nil {
+		return err
+	}
+	if s.Mode == "" && s.ID != "" {
+		s.Mode = ModeTopic
 	}
 	m.mu.Lock()
+	if s.Mode != "" && s.Mode != mode {
+		// The server changed what it offers: start over in the new mode
+		// (the old subscriptions are left to expire on the server).
+		m.log.WarnContext(ctx, "the EHR's Subscription support changed; subscribing again", "was", s.Mode, "now", mode)
+		s = state{LastGood: s.LastGood}
+	}
+	m.s = s
+	m.s.Mode = mode
 	m.lastHeard = m.clock()
 	m.mu.Unlock()
+	if mode == ModeCriteria {
+		return m.startCriteria(ctx)
+	}
 	if m.s.ID == "" {
 		return m.create(ctx)
 	}
@@ -273,9 +343,14 @@ func (m *Manager) Run(ctx context.Context) {
 	defer t.Stop()
 	defer func() {
 		m.mu.Lock()
-		token := m.s.Token
+		tokens := []string{m.s.Token}
+		for _, c := range m.s.Criteria {
+			tokens = append(tokens, c.Token)
+		}
 		m.mu.Unlock()
-		m.o.Hub.unregister(token, m)
+		for _, token := range tokens {
+			m.o.Hub.unregister(token, m)
+		}
 		m.save(context.WithoutCancel(ctx))
 	}()
 	for {
@@ -298,6 +373,12 @@ type mark struct {
 func (m *Manager) Check(ctx context.Context) {
 	now := m.clock()
 	m.mu.Lock()
+	if m.s.Mode == ModeCriteria {
+		m.mu.Unlock()
+		m.checkCriteria(ctx, now)
+		m.save(ctx)
+		return
+	}
 	if retry := m.retryAt; !retry.IsZero() {
 		m.mu.Unlock()
 		if now.After(retry) {
@@ -573,12 +654,34 @@ func (m *Manager) fetchEvents(ctx context.Context, id string, from, to int64) (i
 	return len(got), missing, nil
 }
 
+// loadState reads the state kept in the store (zero when there is none).
+func (m *Manager) loadState(ctx context.Context) (state, error) {
+	var s state
+	d, err := m.st.GetDocument(ctx, docKind, m.o.Connection)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return s, fmt.Errorf("subscriptions: reading the state of %s: %w", m.o.Connection, err)
+	default:
+		if err := json.Unmarshal(d.Body, &s); err != nil {
+			return s, fmt.Errorf("subscriptions: reading the state of %s: %w", m.o.Connection, err)
+		}
+	}
+	return s, nil
+}
+
 // refreshSince reads, for every type, what changed since t (less a margin
 // for clock skew) and stores it.
 func (m *Manager) refreshSince(ctx context.Context, t time.Time) error {
+	return m.refreshTypes(ctx, m.o.Types, t)
+}
+
+// refreshTypes reads, for each of types, what changed since t (less a
+// margin for clock skew) and stores it.
+func (m *Manager) refreshTypes(ctx context.Context, types []string, t time.Time) error {
 	m.stats.refreshes.Add(1)
 	since := t.Add(-time.Minute)
-	for _, typ := range m.o.Types {
+	for _, typ := range types {
 		q := fhir.NewQuery().LastUpdated(fhir.GE, since).Count(200)
 		err := m.src.SearchAll(ctx, typ, q, func(ctx context.Context, b *fhir.Bundle, pageURL string) error {
 			for _, e := range b.Entry {
@@ -611,11 +714,23 @@ func (m *Manager) secret(token string) string {
 const maxNotification = 16 << 20
 
 // serveNotification takes one notification on token's endpoint.
-func (m *Manager) serveNotification(w http.ResponseWriter, r *http.Request, token string) {
+func (m *Manager) serveNotification(w http.ResponseWriter, r *http.Request, token, rest string) {
 	want := "Bearer " + m.secret(token)
 	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
 		m.stats.forged.Add(1)
 		fhir.WriteOutcome(w, http.StatusUnauthorized, "error", "security", "the notification is not authenticated")
+		return
+	}
+	m.mu.Lock()
+	criteria := m.s.Mode == ModeCriteria
+	m.mu.Unlock()
+	if criteria {
+		m.serveCriteria(w, r, token, rest)
+		return
+	}
+	if r.Method != http.MethodPost || rest != "" {
+		m.stats.malformed.Add(1)
+		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "topic-based notifications are POSTed to the endpoint itself")
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotification+1))
