@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"ehrgate/fhir"
@@ -34,9 +33,9 @@ func (s *Server) serveCriteriaSubscribe(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	typ, q, _ := backport.ParseCriteria(req.Criteria)
-	patient, ok := criteriaPatient(typ, q)
-	if !ok {
-		fhir.WriteOutcome(w, http.StatusUnprocessableEntity, "error", "not-supported", "the criteria are not supported (a type, optionally with patient)")
+	patient, encounter, ok := filterParams(typ, q)
+	if !ok || (encounter != "" && s.opts.Subscriptions.NoEncounterFilter) {
+		fhir.WriteOutcome(w, http.StatusUnprocessableEntity, "error", "not-supported", "the criteria are not supported (a type, optionally with patient or encounter)")
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -45,7 +44,7 @@ func (s *Server) serveCriteriaSubscribe(w http.ResponseWriter, r *http.Request, 
 		s.subs.subs = map[string]*simSub{}
 	}
 	s.subs.seq++
-	sub := &simSub{id: "sub-" + strconv.Itoa(s.subs.seq), crit: &req, critType: typ, patient: patient,
+	sub := &simSub{id: "sub-" + strconv.Itoa(s.subs.seq), crit: &req, critType: typ, patient: patient, encounter: encounter,
 		queue: make(chan outgoing, 1<<16), cancel: cancel, status: backport.StatusActive, lastSent: time.Now()}
 	s.subs.subs[sub.id] = sub
 	s.subs.mu.Unlock()
@@ -54,24 +53,6 @@ func (s *Server) serveCriteriaSubscribe(w http.ResponseWriter, r *http.Request, 
 	}
 	w.Header().Set("Location", baseURL(r)+"/Subscription/"+sub.id)
 	s.writeSubscription(w, http.StatusCreated, sub)
-}
-
-// criteriaPatient reads the patient criteria q on typ name: "" for none;
-// ok=false for parameters the simulator does not support.
-func criteriaPatient(typ string, q url.Values) (string, bool) {
-	switch {
-	case len(q) == 0:
-		return "", true
-	case len(q) > 1:
-		return "", false
-	case typ == "Patient" && q.Get("_id") != "":
-		return q.Get("_id"), true
-	case q.Get("patient") != "":
-		return strings.TrimPrefix(q.Get("patient"), "Patient/"), true
-	case q.Get("subject") != "":
-		return strings.TrimPrefix(q.Get("subject"), "Patient/"), true
-	}
-	return "", false
 }
 
 // notifyCriteria queues the notification of change e to criteria

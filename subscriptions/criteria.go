@@ -49,10 +49,34 @@ type criteriaSub struct {
 // round (an empty notification came meanwhile).
 type coalesce struct{ again bool }
 
+// encounterTypes are the chart types with an encounter search parameter
+// (FHIR R4 search parameters of each resource).
+var encounterTypes = map[string]bool{"Observation": true, "Condition": true, "MedicationRequest": true,
+	"Procedure": true, "DiagnosticReport": true, "DocumentReference": true}
+
+// criteriaTypes are the types subscribed in criteria mode: Options.Types,
+// with an encounter filter only the encounter and the types that name it.
+func (m *Manager) criteriaTypes() []string {
+	if filterEncounter(m.o.Filter) == "" {
+		return m.o.Types
+	}
+	var out []string
+	for _, typ := range m.o.Types {
+		if typ == "Encounter" || encounterTypes[typ] {
+			out = append(out, typ)
+		}
+	}
+	return out
+}
+
 // criteria returns the criteria of type typ's subscription.
 func (m *Manager) criteria(typ string) string {
-	patient := filterPatient(m.o.Filter)
+	patient, encounter := filterPatient(m.o.Filter), filterEncounter(m.o.Filter)
 	switch {
+	case encounter != "" && typ == "Encounter":
+		return "Encounter?_id=" + url.QueryEscape(encounter)
+	case encounter != "":
+		return typ + "?encounter=" + url.QueryEscape("Encounter/"+encounter)
 	case patient == "":
 		return typ
 	case typ == "Patient":
@@ -82,6 +106,26 @@ func filterPatient(f string) string {
 	return ""
 }
 
+// filterEncounter is the encounter id a topic filter
+// ("Encounter?_id=ID", "Type?encounter=[Encounter/]ID") names, "" for none.
+func filterEncounter(f string) string {
+	_, q, ok := strings.Cut(f, "?")
+	if !ok {
+		return ""
+	}
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		return ""
+	}
+	if e := v.Get("encounter"); e != "" {
+		return strings.TrimPrefix(e, "Encounter/")
+	}
+	if strings.HasPrefix(f, "Encounter?") {
+		return v.Get("_id")
+	}
+	return ""
+}
+
 // startCriteria takes up the criteria subscriptions kept in the store
 // (their statuses are read, and everything reconciled, at the first
 // Check) and creates those missing.
@@ -95,7 +139,7 @@ func (m *Manager) startCriteria(ctx context.Context) error {
 	resumed := len(m.s.Criteria)
 	m.needStatus = resumed > 0
 	m.mu.Unlock()
-	for _, typ := range m.o.Types {
+	for _, typ := range m.criteriaTypes() {
 		if kept[typ] {
 			continue
 		}
@@ -111,7 +155,7 @@ func (m *Manager) startCriteria(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	m.save(ctx)
-	m.log.InfoContext(ctx, "criteria subscriptions ready", "resumed", resumed, "types", len(m.o.Types))
+	m.log.InfoContext(ctx, "criteria subscriptions ready", "resumed", resumed, "types", len(m.criteriaTypes()))
 	return nil
 }
 
@@ -135,6 +179,9 @@ func (m *Manager) createCriteria(ctx context.Context, typ string, since time.Tim
 	resp, err := m.src.Create(ctx, "Subscription", body, "")
 	if err != nil {
 		m.o.Hub.unregister(token, m)
+		if m.o.Filter != "" && errors.Is(err, fhir.ErrBadRequest) {
+			err = fmt.Errorf("%w: %w", ErrFilterNotSupported, err)
+		}
 		return fmt.Errorf("subscriptions: creating the %s subscription on %s: %w", typ, m.o.Connection, err)
 	}
 	id, status, _, err := backport.ParseCriteriaSubscription(resp.Body)

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,17 @@ import (
 // Subscriptions: no SubscriptionTopic (or not the one asked for) and no
 // Subscription resource for criteria subscriptions.
 var ErrNotSupported = errors.New("subscriptions: the server offers no Subscriptions")
+
+// ErrFilterNotSupported is returned by Start when the server refuses the
+// subscription's filter (the topic, or the criteria, do not allow it).
+var ErrFilterNotSupported = errors.New("subscriptions: the server does not allow this filter")
+
+// PatientFilter is the topic filter on one patient.
+func PatientFilter(id string) string { return "Patient?_id=" + url.QueryEscape(id) }
+
+// EncounterFilter is the topic filter on one encounter: the encounter and
+// the resources whose encounter it is (where the topic allows it).
+func EncounterFilter(id string) string { return "Encounter?_id=" + url.QueryEscape(id) }
 
 // Modes of a Manager (Options.Mode, Health.Mode).
 const (
@@ -83,7 +95,13 @@ type Options struct {
 	Mode    string
 	Topic   string // default: the first topic the server lists
 	Payload string // backport.PayloadFullResource (default), PayloadIDOnly or PayloadEmpty
-	Filter  string // e.g. "Patient?_id=123"; "" for every patient
+	// Filter narrows the subscription: PatientFilter, EncounterFilter or
+	// another topic filter ("Observation?encounter=Encounter/1"); "" for
+	// every patient. In criteria mode a patient filter becomes
+	// "Type?patient=ID" and an encounter filter "Type?encounter=Encounter/ID"
+	// on the types that have that search parameter (the others are not
+	// subscribed).
+	Filter string
 	// Heartbeat is the heartbeat period asked for (default 60 s, whole
 	// seconds); HeartbeatWait how long silence lasts before the status is
 	// checked (default twice Heartbeat).
@@ -481,6 +499,9 @@ func (m *Manager) create(ctx context.Context) error {
 	m.mu.Unlock()
 	if err != nil {
 		m.o.Hub.unregister(token, m)
+		if m.o.Filter != "" && errors.Is(err, fhir.ErrBadRequest) {
+			err = fmt.Errorf("%w: %w", ErrFilterNotSupported, err)
+		}
 		return fmt.Errorf("subscriptions: creating the subscription on %s: %w", m.o.Connection, err)
 	}
 	id, status, _, err := backport.ParseSubscription(resp.Body)
