@@ -113,6 +113,29 @@ func AcquireLease(ctx context.Context, docs store.Documents, name, owner string,
 	return err == nil, err
 }
 
+// ReleaseLease gives up the named lease when owner holds it (a process
+// that stops), so that another may take it at once rather than after its
+// ttl.
+func ReleaseLease(ctx context.Context, docs store.Documents, name, owner string) error {
+	err := docs.UpdateDocument(ctx, docLease, name, func(old []byte) ([]byte, error) {
+		var l lease
+		if old == nil {
+			return nil, errLeaseHeld
+		}
+		if err := json.Unmarshal(old, &l); err != nil {
+			return nil, err
+		}
+		if l.Owner != owner {
+			return nil, errLeaseHeld
+		}
+		return json.Marshal(lease{Owner: owner})
+	})
+	if errors.Is(err, errLeaseHeld) {
+		return nil
+	}
+	return err
+}
+
 // DeliverFromLog delivers, to each hook, the events of the log after the
 // hook's saved position, in order, and saves the position after each
 // delivery. A hook whose delivery fails for good (MaxAttempts) stops there

@@ -159,5 +159,21 @@ func TestLease(t *testing.T) {
 	}
 	if ok, _ := events.AcquireLease(ctx, st, "webhooks", "b", time.Minute, now.Add(2*time.Minute)); !ok {
 		t.Error("b could not take an expired lease")
+	}	// b holds it now: a's release does nothing; b's frees it at once.
+	later := now.Add(2*time.Minute + time.Second)
+	if err := events.ReleaseLease(ctx, st, "webhooks", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := events.AcquireLease(ctx, st, "webhooks", "a", time.Minute, later); ok {
+		t.Error("a's release freed b's lease")
+	}
+	if err := events.ReleaseLease(ctx, st, "webhooks", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := events.AcquireLease(ctx, st, "webhooks", "a", time.Minute, later); !ok {
+		t.Error("a could not take a released lease")
+	}
+	if err := events.ReleaseLease(ctx, st, "never-taken", "a"); err != nil {
+		t.Errorf("releasing a lease nobody took = %v", err)
 	}
 }

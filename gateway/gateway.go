@@ -104,6 +104,7 @@ type Gateway struct {
 	status   map[string]dashboard.ConnectionStatus
 	runtimes map[string]*Runtime
 	subs     map[string]*subscriptions.Manager // running subscriptions, by connection
+	owner    string                            // this gateway's name on store leases (leaseOwner)
 	launcher *smart.Launcher
 	mounts   map[string]server.Route // extra HTTP routes, by pattern
 	bus      *events.Bus             // this process's events (StartEvents), or nil

@@ -205,6 +205,7 @@ func (m *Manager) createCriteria(ctx context.Context, typ string, since time.Tim
 	m.s.Criteria = append(m.s.Criteria, criteriaSub{Type: typ, ID: id, Token: token, Since: since})
 	m.dirty = true
 	m.mu.Unlock()
+	m.save(ctx) // at once: other replicas take its notifications
 	if old != nil {
 		m.o.Hub.unregister(old.Token, m)
 		if err := m.src.Delete(ctx, "Subscription", old.ID); err != nil && !errors.Is(err, fhir.ErrNotFound) {

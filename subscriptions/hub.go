@@ -39,13 +39,26 @@ const NotifyPath = "/subscriptions/notify/"
 // Hub routes notifications to the Manager owning the endpoint token. It
 // is safe for concurrent use.
 type Hub struct {
-	mu      sync.RWMutex
-	byToken map[string]*Manager
-	unknown atomic.Int64
+	mu        sync.RWMutex
+	byToken   map[string]*Manager
+	followers map[*Manager]bool // asked to read the state again for an unknown endpoint
+	unknown   atomic.Int64
 }
 
 // NewHub returns a hub with no endpoints.
-func NewHub() *Hub { return &Hub{byToken: map[string]*Manager{}} }
+func NewHub() *Hub { return &Hub{byToken: map[string]*Manager{}, followers: map[*Manager]bool{}} }
+
+func (h *Hub) follow(m *Manager) {
+	h.mu.Lock()
+	h.followers[m] = true
+	h.mu.Unlock()
+}
+
+func (h *Hub) lead(m *Manager) {
+	h.mu.Lock()
+	delete(h.followers, m)
+	h.mu.Unlock()
+}
 
 // Unknown counts notifications refused because no subscription has their
 // endpoint.
@@ -81,7 +94,30 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.RLock()
 	m := h.byToken[token]
+	var followers []*Manager
+	if m == nil && token != "" {
+		for f := range h.followers {
+			followers = append(followers, f)
+		}
+	}
 	h.mu.RUnlock()
+	if len(followers) > 0 {
+		// An endpoint the leading replica made since the followers last
+		// read its state (a handshake comes before the create returns):
+		// the follower whose secret it carries reads the state again. A
+		// notification without one costs no store read.
+		for _, f := range followers {
+			if f.authentic(r, token) {
+				if err := f.Follow(r.Context()); err != nil {
+					f.log.WarnContext(r.Context(), "following the subscription state", "error", err)
+				}
+				break
+			}
+		}
+		h.mu.RLock()
+		m = h.byToken[token]
+		h.mu.RUnlock()
+	}
 	if m == nil || token == "" {
 		h.unknown.Add(1)
 		fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "no subscription has this endpoint")

@@ -160,6 +160,9 @@ type state struct {
 	Mode string `json:"mode,omitempty"`
 	// Criteria are the criteria subscriptions, one per type.
 	Criteria []criteriaSub `json:"criteria,omitempty"`
+	// Pending is the token of a subscription being created: its
+	// handshake comes before the server answers, on any replica.
+	Pending string `json:"pending,omitempty"`
 }
 
 type retired struct {
@@ -188,7 +191,10 @@ type Manager struct {
 	lastHeard  time.Time
 	needStatus bool
 	dirty      bool
-	pending    string // token of a subscription being created (its handshake comes first)
+	// leading: this Manager keeps the subscriptions (Start); otherwise it
+	// follows (Follow): it takes notifications on the endpoints the
+	// leader's saved state names and applies them, and never saves.
+	leading atomic.Bool
 	// retryAt is when to try re-creating a subscription again after a
 	// failure (zero: healthy); backoff the wait after the next failure.
 	retryAt time.Time
@@ -261,6 +267,7 @@ func (m *Manager) Stats() Stats {
 // Health is a Manager's state for the connection page.
 type Health struct {
 	Mode         string // ModeTopic or ModeCriteria ("" before Start)
+	Leading      bool   // this replica keeps the subscriptions (else it follows)
 	Subscription string // topic mode: the server's id; criteria mode: the ids, comma-separated
 	Healthy      bool   // false while a subscription cannot be re-created (polling)
 	LastHeard    time.Time
@@ -275,7 +282,7 @@ type Health struct {
 func (m *Manager) Health() Health {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	h := Health{Mode: m.s.Mode, Subscription: m.s.ID, Healthy: m.retryAt.IsZero(), LastHeard: m.lastHeard,
+	h := Health{Mode: m.s.Mode, Leading: m.leading.Load(), Subscription: m.s.ID, Healthy: m.retryAt.IsZero(), LastHeard: m.lastHeard,
 		Watermark: m.s.Watermark, LastError: m.lastError, LastReconcile: m.lastReconcile}
 	if h.Mode == ModeCriteria {
 		ids := make([]string, 0, len(m.s.Criteria))
@@ -324,6 +331,8 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.leading.Store(true)
+	m.o.Hub.lead(m)
 	if s.Mode == "" && s.ID != "" {
 		s.Mode = ModeTopic
 	}
@@ -337,6 +346,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.s = s
 	m.s.Mode = mode
 	m.lastHeard = m.clock()
+	m.resetLocked()
 	m.mu.Unlock()
 	if mode == ModeCriteria {
 		return m.startCriteria(ctx)
@@ -352,6 +362,90 @@ func (m *Manager) Start(ctx context.Context) error {
 	return nil
 }
 
+// resetLocked forgets what is known only in memory of the subscriptions'
+// events (a new leader learns it again from the server).
+func (m *Manager) resetLocked() {
+	m.seen, m.highest, m.marks = map[int64]time.Time{}, 0, nil
+	m.retryAt, m.backoff, m.needStatus = time.Time{}, 0, false
+	m.dirty = false
+}
+
+// Leading reports whether this Manager keeps the subscriptions (Start)
+// rather than following them (Follow).
+func (m *Manager) Leading() bool { return m.leading.Load() }
+
+// StepDown makes a leading Manager a follower: it stops saving the state
+// at once (another replica now keeps it). Stop its Run, then call Follow.
+func (m *Manager) StepDown() {
+	m.leading.Store(false)
+	m.mu.Lock()
+	m.resetLocked()
+	m.mu.Unlock()
+}
+
+// Follow makes m a follower, or keeps it one: it reads the state the
+// leading replica keeps in the store and takes notifications on the
+// endpoints it names (and the handshake of one being created): any replica
+// may receive them. It applies them through the same path as the leader;
+// the leader, which does not hear of them, finds their event numbers
+// missing and recovers them from the server, where they are already
+// stored (unchanged). Call it periodically on replicas that do not hold
+// the lease; it does nothing on a leading Manager.
+func (m *Manager) Follow(ctx context.Context) error {
+	if m.leading.Load() {
+		return nil
+	}
+	s, err := m.loadState(ctx)
+	if err != nil {
+		return err
+	}
+	if m.leading.Load() {
+		return nil
+	}
+	m.o.Hub.follow(m)
+	m.mu.Lock()
+	old := m.s.tokens()
+	if s.ID != m.s.ID || s.Mode != m.s.Mode {
+		m.resetLocked()
+	}
+	if s.Mode == "" && s.ID != "" {
+		s.Mode = ModeTopic
+	}
+	m.s = s
+	now := s.tokens()
+	m.mu.Unlock()
+	for _, t := range now {
+		m.o.Hub.register(t, m)
+	}
+	for _, t := range old {
+		if !slices.Contains(now, t) {
+			m.o.Hub.unregister(t, m)
+		}
+	}
+	return nil
+}
+
+// authentic reports whether r carries token's secret: a notification
+// of an endpoint this connection made (possibly on another replica).
+func (m *Manager) authentic(r *http.Request, token string) bool {
+	want := "Bearer " + m.secret(token)
+	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) == 1
+}
+
+// tokens are the endpoint tokens the state names.
+func (s state) tokens() []string {
+	var out []string
+	for _, t := range []string{s.Token, s.Pending} {
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	for _, c := range s.Criteria {
+		out = append(out, c.Token)
+	}
+	return out
+}
+
 // Run watches the subscription until ctx ends: it recovers gaps, checks
 // the status after a silence longer than HeartbeatWait, re-creates a
 // subscription in error and catches up retired ones. Call Start first.
@@ -360,16 +454,16 @@ func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(max(tick, 10*time.Millisecond))
 	defer t.Stop()
 	defer func() {
-		m.mu.Lock()
-		tokens := []string{m.s.Token}
-		for _, c := range m.s.Criteria {
-			tokens = append(tokens, c.Token)
+		m.save(context.WithoutCancel(ctx))
+		if !m.leading.Load() {
+			return // stepped down: it follows on the same endpoints
 		}
+		m.mu.Lock()
+		tokens := m.s.tokens()
 		m.mu.Unlock()
 		for _, token := range tokens {
 			m.o.Hub.unregister(token, m)
 		}
-		m.save(context.WithoutCancel(ctx))
 	}()
 	for {
 		m.Check(ctx)
@@ -489,13 +583,15 @@ func (m *Manager) create(ctx context.Context) error {
 		return err
 	}
 	// Registered first: the server sends the handshake before it answers.
+	// Saved as pending too: the handshake may reach another replica.
 	m.o.Hub.register(token, m)
 	m.mu.Lock()
-	m.pending = token
+	m.s.Pending, m.dirty = token, true
 	m.mu.Unlock()
+	m.save(ctx)
 	resp, err := m.src.Create(ctx, "Subscription", body, "")
 	m.mu.Lock()
-	m.pending = ""
+	m.s.Pending, m.dirty = "", true
 	m.mu.Unlock()
 	if err != nil {
 		m.o.Hub.unregister(token, m)
@@ -520,6 +616,9 @@ func (m *Manager) create(ctx context.Context) error {
 		m.s.LastGood = m.clock()
 	}
 	m.highest, m.seen, m.marks, m.lastHeard, m.dirty = 0, map[int64]time.Time{}, nil, m.clock(), true
+	// Created in error (its handshake failed): checked, and re-created, at
+	// the next Check rather than after a silence.
+	m.needStatus = status == backport.StatusError || status == backport.StatusOff
 	m.mu.Unlock()
 	m.save(ctx)
 	m.log.InfoContext(ctx, "subscription created", "subscription", id, "status", status, "payload", m.o.Payload)
@@ -736,8 +835,7 @@ const maxNotification = 16 << 20
 
 // serveNotification takes one notification on token's endpoint.
 func (m *Manager) serveNotification(w http.ResponseWriter, r *http.Request, token, rest string) {
-	want := "Bearer " + m.secret(token)
-	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+	if !m.authentic(r, token) {
 		m.stats.forged.Add(1)
 		fhir.WriteOutcome(w, http.StatusUnauthorized, "error", "security", "the notification is not authenticated")
 		return
@@ -761,12 +859,24 @@ func (m *Manager) serveNotification(w http.ResponseWriter, r *http.Request, toke
 		return
 	}
 	n, err := backport.ParseNotification(body)
-	m.mu.Lock()
-	current := token == m.s.Token
-	handshake := err == nil && token == m.pending && n.Status.Type == backport.TypeHandshake
-	subID := m.s.ID
-	m.mu.Unlock()
-	if !handshake && (err != nil || !current || backport.SubscriptionID(n.Status.Subscription) != subID) {
+	var current, handshake bool
+	var subID string
+	ours := func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		current = token == m.s.Token
+		handshake = err == nil && token == m.s.Pending && n.Status.Type == backport.TypeHandshake
+		subID = m.s.ID
+		return handshake || (err == nil && current && backport.SubscriptionID(n.Status.Subscription) == subID)
+	}
+	ok := ours()
+	if !ok && err == nil && !m.leading.Load() {
+		// A follower may not have read the leader's latest state yet.
+		if ferr := m.Follow(r.Context()); ferr == nil {
+			ok = ours()
+		}
+	}
+	if !ok {
 		m.stats.malformed.Add(1)
 		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "not a notification of this endpoint's subscription")
 		return
@@ -981,6 +1091,9 @@ func cmpInt(a, b int64) int {
 
 // save writes the state when it changed.
 func (m *Manager) save(ctx context.Context) {
+	if !m.leading.Load() {
+		return // a follower never writes the leader's state
+	}
 	m.mu.Lock()
 	if !m.dirty {
 		m.mu.Unlock()
