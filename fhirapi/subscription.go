@@ -85,6 +85,10 @@ type subState struct {
 	Delivered int64      `json:"delivered"`
 	Events    []subEvent `json:"events,omitempty"`
 	LastSent  time.Time  `json:"lastSent"`
+	// End is Subscription.end (zero: never): delivery stops after it and
+	// the status is off. TokenID is the creating token's jti (revocation).
+	End     time.Time `json:"end,omitzero"`
+	TokenID string    `json:"tokenId,omitempty"`
 }
 
 // subEvent is one numbered event: the resources it is about on a
@@ -99,7 +103,7 @@ type subEvent struct {
 
 func (s *subState) resource() ([]byte, error) {
 	req := backport.SubscriptionRequest{Topic: s.Topic, Filter: s.Filter, Endpoint: s.Endpoint, Payload: s.Payload,
-		Heartbeat: time.Duration(s.Heartbeat) * time.Second, Reason: "app subscription"}
+		Heartbeat: time.Duration(s.Heartbeat) * time.Second, Reason: "app subscription", End: s.End}
 	raw, err := req.Resource() // the channel header is a secret: never echoed
 	if err != nil {
 		return nil, err
@@ -182,7 +186,11 @@ func (a *API) subCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	s := &subState{Subject: c.who.Subject, Client: c.who.ClientID, Patient: c.who.Patient, Topic: req.Topic,
 		Endpoint: req.Endpoint, Header: req.Header, Payload: req.Payload, Heartbeat: int(req.Heartbeat / time.Second),
-		Status: backport.StatusRequested}
+		Status: backport.StatusRequested, End: req.End, TokenID: c.who.TokenID}
+	if !s.End.IsZero() && !s.End.After(a.o.Now()) {
+		a.fail(c, ev, http.StatusUnprocessableEntity, "invalid", "Subscription.end is in the past.")
+		return
+	}
 	for _, sc := range c.who.Scopes {
 		s.Scopes = append(s.Scopes, sc.String())
 	}
@@ -533,6 +541,12 @@ func (a *API) deliverOne(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if s.Status == backport.StatusOff {
+		return 0, nil
+	}
+	if off, err := a.subOver(ctx, s); err != nil || off {
+		return 0, err
+	}
 	if s.Status == backport.StatusError && s.Delivered == s.Count {
 		a.handshake(ctx, s)
 		if err := a.updateSub(ctx, s); err != nil || s.Status != backport.StatusActive {
@@ -595,6 +609,30 @@ func (a *API) deliverOne(ctx context.Context, id string) (int, error) {
 		}
 	}
 	return sent, nil
+}
+
+// subOver switches s off (and saves it) when it has ended
+// (Subscription.end) or the app's authorization is gone (its client
+// removed or its token revoked: Options.Authorized).
+func (a *API) subOver(ctx context.Context, s *subState) (bool, error) {
+	switch {
+	case !s.End.IsZero() && !a.o.Now().Before(s.End):
+		s.Error = "the subscription ended (Subscription.end)"
+	case a.o.Authorized != nil:
+		ok, err := a.o.Authorized(ctx, s.Client, s.TokenID)
+		if err != nil {
+			return false, fmt.Errorf("checking the app's authorization: %w", err)
+		}
+		if ok {
+			return false, nil
+		}
+		s.Error = "the app's authorization was revoked or its client removed"
+	default:
+		return false, nil
+	}
+	s.Status = backport.StatusOff
+	a.o.Logger.InfoContext(ctx, "app subscription switched off", "subscription", s.ID, "reason", s.Error)
+	return true, a.updateSub(ctx, s)
 }
 
 // matchEvent reports whether a logged event concerns s's patient (and,
