@@ -89,6 +89,10 @@ type subState struct {
 	// the status is off. TokenID is the creating token's jti (revocation).
 	End     time.Time `json:"end,omitzero"`
 	TokenID string    `json:"tokenId,omitempty"`
+	// Failures counts the notifications in a row the endpoint did not
+	// take (reset when it takes one); FailedAt is the last one's time.
+	Failures int       `json:"failures,omitempty"`
+	FailedAt time.Time `json:"failedAt,omitzero"`
 }
 
 // subEvent is one numbered event: the resources it is about on a
@@ -593,10 +597,11 @@ func (a *API) deliverOne(ctx context.Context, id string) (int, error) {
 		}
 		if err := a.notify(ctx, s, st, entries); err != nil {
 			s.Error = "notification " + strconv.FormatInt(e.N, 10) + ": " + err.Error()
+			s.Failures, s.FailedAt = s.Failures+1, a.o.Now()
 			_ = a.updateSub(ctx, s)
 			return sent, nil // retried on the next call
 		}
-		s.Delivered, s.Error = e.N, ""
+		s.Delivered, s.Error, s.Failures = e.N, "", 0
 		if err := a.updateSub(ctx, s); err != nil {
 			return sent, err
 		}
@@ -609,6 +614,66 @@ func (a *API) deliverOne(ctx context.Context, id string) (int, error) {
 		}
 	}
 	return sent, nil
+}
+
+// SubscriptionHealth is an app subscription's delivery state, for the
+// dashboard: no patient data (no filter, no payload).
+type SubscriptionHealth struct {
+	ID, Client, Status string
+	// Position is the last event of the log it has taken or passed over
+	// (not its patient's, or nothing its scopes allow); Head the log's
+	// newest; OldestUndelivered when the first event after Position was
+	// recorded (zero: up to date).
+	Position, Head    int64
+	OldestUndelivered time.Time
+	Numbered          int64 // events numbered (eventsSinceSubscriptionStart)
+	Delivered         int64 // the last number the endpoint took
+	Failures          int   // notifications in a row not taken
+	LastError         string
+	FailedAt          time.Time
+	LastSent          time.Time
+}
+
+// Behind is how many events of the log the subscription has not been
+// brought past yet.
+func (h SubscriptionHealth) Behind() int64 { return max(h.Head-h.Position, 0) }
+
+// SubscriptionHealth reports every app subscription's delivery state, by
+// id.
+func (a *API) SubscriptionHealth(ctx context.Context) ([]SubscriptionHealth, error) {
+	if a.o.Events == nil || a.o.Docs == nil {
+		return nil, nil
+	}
+	head, err := a.o.Events.NewestEvent(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the event log's head: %w", err)
+	}
+	ids, err := a.o.Docs.ListDocuments(ctx, docSubscription)
+	if err != nil {
+		return nil, fmt.Errorf("listing subscriptions: %w", err)
+	}
+	var out []SubscriptionHealth
+	for _, id := range ids {
+		s, err := a.loadSub(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		h := SubscriptionHealth{ID: s.ID, Client: s.Client, Status: s.Status, Position: s.Cursor, Head: head,
+			Numbered: s.Count, Delivered: s.Delivered, Failures: s.Failures, LastError: s.Error, FailedAt: s.FailedAt, LastSent: s.LastSent}
+		if s.Delivered < s.Count && len(s.Events) > 0 {
+			h.Position = s.Events[len(s.Events)-1].Seq - 1 // numbered, not taken yet
+		}
+		if s.Status != backport.StatusOff {
+			if h.OldestUndelivered, err = events.OldestAfter(ctx, a.o.Events, h.Position); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // subOver switches s off (and saves it) when it has ended

@@ -216,12 +216,23 @@ func TestAppSubscriptionLifecycle(t *testing.T) {
 	if n := se.deliver(); n != 0 {
 		t.Fatalf("delivered %d to an endpoint that is down", n)
 	}
+	hs, err := se.api.SubscriptionHealth(context.Background())
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("SubscriptionHealth = %+v, %v", hs, err)
+	}
+	if h := hs[0]; h.ID != id || h.Client != "app-1" || h.Failures != 1 || h.Behind() < 2 || h.OldestUndelivered.IsZero() ||
+		!strings.Contains(h.LastError, "503") || h.Numbered != 3 || h.Delivered != 2 {
+		t.Errorf("SubscriptionHealth while the app is down = %+v (behind %d)", h, h.Behind())
+	}
 	rc.mu.Lock()
 	rc.down, rc.lose = false, 4 // and it loses number 4 after taking it
 	rc.mu.Unlock()
 	se.change("epic_a", "p00000", "new-5")
 	if n := se.deliver(); n != 3 {
 		t.Fatalf("delivered %d after the app came back, want 3", n)
+	}
+	if hs, err := se.api.SubscriptionHealth(context.Background()); err != nil || hs[0].Behind() != 0 || hs[0].Failures != 0 || !hs[0].OldestUndelivered.IsZero() {
+		t.Errorf("SubscriptionHealth after delivery = %+v, %v; want up to date", hs, err)
 	}
 	got = rc.notifications()
 	var nums []int64

@@ -176,6 +176,9 @@ func (g *Gateway) newDurableEvents(ctx context.Context, hooks []events.Webhook, 
 	owner := g.leaseOwner()
 	if len(hooks) > 0 {
 		e.webhooks = events.NewWebhooks(events.WebhookOptions{Hooks: hooks, Logger: g.log})
+		g.mu.Lock()
+		g.webhooks = e.webhooks
+		g.mu.Unlock()
 		go g.everyWhileLeased(ctx, "webhooks", owner, webhookPoll, func(ctx context.Context) {
 			if _, err := e.webhooks.DeliverFromLog(ctx, g.store, g.store); err != nil {
 				g.log.Warn("webhook delivery from the event log", "error", err)
