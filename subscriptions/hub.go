@@ -17,10 +17,17 @@
 // version already stored is not written again and an older one never
 // replaces a newer one.
 //
+// Servers that list Subscription without topics get classic R4 criteria
+// Subscriptions instead, one per chart type (criteria.go): no handshake, no
+// event numbers, gaps found by periodic reconciliation by _lastUpdated.
+//
 // Its state (subscription id, endpoint token, the event number up to which
 // everything is applied) is kept in store.Documents, so a restarted
 // gateway goes on with the same subscription and catches up what it missed
 // while down; the secret is derived from Options.Key and never stored.
+// Several replicas on one store run one Manager each: the one that Starts
+// leads (the gateway elects it by a lease), the others Follow its saved
+// state and take the notifications that reach them.
 package subscriptions
 
 import (
