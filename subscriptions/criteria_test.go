@@ -215,6 +215,10 @@ func TestCriteriaInError(t *testing.T) {
 	}
 	changes(t, r, 30, 25)
 	converge(t, r, 15*time.Second)
+	deadline := time.Now().Add(10 * time.Second) // each is re-created in turn
+	for m.Stats().Recreated < int64(len(ids)) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	st := m.Stats()
 	if st.Alerts < int64(len(ids)) || st.Recreated < int64(len(ids)) || st.Refreshes == 0 {
 		t.Errorf("Stats = %+v, want %d alerts, re-creations and refreshes", st, len(ids))
@@ -230,7 +234,7 @@ func TestCriteriaInError(t *testing.T) {
 	before := m.Stats().Events
 	changes(t, r, 10, 26)
 	converge(t, r, 10*time.Second)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for m.Stats().Events == before && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
