@@ -58,7 +58,7 @@ type simFlags struct {
 	cdsServices   string
 	cdsIssuer     string
 	cdsJWKS       string
-	subscriptions string // on, off or auto (on for the epic personality)
+	subscriptions string // on, criteria, off or auto (topic-based for epic, criteria for oracle)
 }
 
 func (f *simFlags) register(fs *pflag.FlagSet) {
