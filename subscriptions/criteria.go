@@ -233,15 +233,17 @@ func (m *Manager) criteriaByToken(token string) (criteriaSub, bool) {
 // Reconcile.
 func (m *Manager) checkCriteria(ctx context.Context, now time.Time) {
 	m.mu.Lock()
-	statusDue := m.needStatus || now.Sub(m.lastStatus) >= m.o.HeartbeatWait
 	retry := m.retryAt
-	reconcileDue := now.Sub(m.lastReconcile) >= m.o.Reconcile || (!retry.IsZero() && now.After(retry))
+	retryDue := !retry.IsZero() && now.After(retry)
+	// While a re-creation failed, the next attempt waits for its backoff.
+	statusDue := (m.needStatus || now.Sub(m.lastStatus) >= m.o.HeartbeatWait) && (retry.IsZero() || retryDue)
+	reconcileDue := now.Sub(m.lastReconcile) >= m.o.Reconcile || retryDue
 	if statusDue {
 		m.needStatus, m.lastStatus = false, now
 	}
 	subs := append([]criteriaSub(nil), m.s.Criteria...)
 	m.mu.Unlock()
-	if statusDue || (!retry.IsZero() && now.After(retry)) {
+	if statusDue || retryDue {
 		healthy := true
 		for _, c := range subs {
 			if m.criteriaHealthy(ctx, c) {

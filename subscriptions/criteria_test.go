@@ -277,3 +277,37 @@ func TestCriteriaRestart(t *testing.T) {
 		t.Errorf("after restart %d of %d subscriptions kept, Stats %+v: want the others re-created", same, len(kept), st)
 	}
 }
+
+// TestCriteriaUnhealthyPolls: a subscription goes to error and the server
+// refuses its first re-creations; the manager polls its type meanwhile
+// (changes still arrive) and re-creates it once the server accepts.
+func TestCriteriaUnhealthyPolls(t *testing.T) {
+	r := newRig(t, feedeval.RigOptions{Criteria: true})
+	m, stop, err := r.StartManager(context.Background(), criteriaOptions(r, backport.PayloadFullResource), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	var obs string
+	for _, id := range strings.Split(m.Health().Subscription, ",") {
+		if _, req := criteriaSubscription(t, r, id); req.Criteria == "Observation" {
+			obs = id
+		}
+	}
+	r.Sim.InjectWriteFault(ehrsim.WriteFault500, 3)
+	r.Sim.SetSubscriptionStatus(obs, backport.StatusError)
+	changes(t, r, 30, 28)
+	converge(t, r, 15*time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for (m.Stats().Recreated == 0 || !m.Health().Healthy) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := m.Stats(); st.Recreated != 1 || st.Errors < 3 || st.Alerts < 1 {
+		t.Errorf("Stats = %+v, want 3 failed re-creations, alerts, then one re-created", st)
+	}
+	if !m.Health().Healthy {
+		t.Errorf("Health = %+v after the re-creation, want healthy", m.Health())
+	}
+	changes(t, r, 10, 29)
+	converge(t, r, 10*time.Second)
+}
