@@ -80,6 +80,9 @@ type Principal struct {
 	// its compartment); "" without one.
 	Patient string
 	Expiry  time.Time
+	// TokenID is the token's jti ("" without one): what a revocation
+	// names.
+	TokenID string
 }
 
 // Error is a refused token: an OAuth error code (RFC 6750 section 3.1)
@@ -323,6 +326,7 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (ver
 	if exp := p.Expiry.Add(v.o.ClockSkew); exp.Before(until) {
 		until = exp
 	}
+	p.TokenID = c.ID
 	return verified{p: p, jti: c.ID, expiry: p.Expiry.Add(v.o.ClockSkew), until: until}, nil
 }
 

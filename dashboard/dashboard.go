@@ -74,12 +74,35 @@ type ConnectionStatus struct {
 
 // SubscriptionStatus is the health of a connection's FHIR Subscription.
 type SubscriptionStatus struct {
-	ID        string    // the EHR's Subscription id
+	ID string // the EHR's Subscription id (criteria mode: the ids, comma-separated)
+	// Mode is "topic" (topic-based, R5 Backport IG) or "criteria"
+	// (classic R4, one per type).
+	Mode      string
+	Leading   bool      // this replica keeps it (the others follow)
 	Healthy   bool      // false: it could not be re-created, ehrgate polls
 	LastHeard time.Time // last notification or status check
+	LastEvent int64     // topic mode: the event number up to which all is applied
 	Events    int64     // events taken
 	Recovered int64     // events recovered ($events or refresh)
 	Refused   int64     // notifications refused (forged, malformed)
+	Errors    int64     // failures (status checks, re-creations, refreshes)
+	LastError string    // user-safe
+	// LastReconcile is, in criteria mode, the last refresh of every type
+	// by _lastUpdated.
+	LastReconcile time.Time
+}
+
+// ModeLabel names how the connection is kept current: "topic-based
+// Subscription", "criteria Subscriptions (R4)", or "polling" while the
+// subscription cannot be re-created.
+func (s SubscriptionStatus) ModeLabel() string {
+	switch {
+	case !s.Healthy:
+		return "polling"
+	case s.Mode == "criteria":
+		return "criteria Subscriptions (R4)"
+	}
+	return "topic-based Subscription"
 }
 
 // RunStatus is a sync or export that started and has not finished.

@@ -139,7 +139,11 @@ func (s *Server) capability(base string) capabilityStatement {
 			SearchParam: []capSearchParam{}, Operation: []capOperation{{Name: "group-export", Definition: bulkOperation + "group-export"}}})
 		rest.Operation = []capOperation{{Name: "export", Definition: bulkOperation + "export"}}
 	}
-	if s.opts.Subscriptions.Enabled {
+	if s.opts.Subscriptions.Enabled && s.opts.Subscriptions.Criteria {
+		// Classic R4 Subscriptions: the resource, no topics, no operations.
+		rest.Resource = append(rest.Resource, capResource{Type: "Subscription",
+			Interaction: []capInteraction{{Code: "create"}, {Code: "read"}, {Code: "delete"}}, SearchParam: []capSearchParam{}})
+	} else if s.opts.Subscriptions.Enabled {
 		// The backport IG's topic list on the Subscription resource
 		// (capabilitystatement-subscriptiontopic-canonical).
 		ops := []capOperation{{Name: "status", Definition: "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status"}}

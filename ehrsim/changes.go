@@ -28,6 +28,21 @@ type ChangeStats struct {
 	ByKind  map[string]int // admit, result, prescribe, amend
 }
 
+// admitted returns the feed's latest admission of patient (its results
+// and prescriptions name it as their encounter, across runs), after
+// setting it to id when id is not "".
+func (s *Server) admitted(patient, id string) string {
+	s.feedMu.Lock()
+	defer s.feedMu.Unlock()
+	if s.feedAdmitted == nil {
+		s.feedAdmitted = map[string]string{}
+	}
+	if id != "" {
+		s.feedAdmitted[patient] = id
+	}
+	return s.feedAdmitted[patient]
+}
+
 // RunChanges modifies the loaded patients' charts: each change creates an
 // Encounter (admit), a lab Observation (result) or a MedicationRequest
 // (prescribe), or amends one of the feed's earlier resources (a new
@@ -58,6 +73,10 @@ func (s *Server) RunChanges(ctx context.Context, o ChangeOptions) (ChangeStats, 
 		}
 		patient := patients[rng.IntN(len(patients))]
 		now := s.opts.Clock().UTC().Format(time.RFC3339)
+		enc := ""
+		if id := s.admitted(patient, ""); id != "" {
+			enc = fmt.Sprintf(`"encounter":{"reference":"Encounter/%s"},`, id)
+		}
 		var raw string
 		kind := "amend"
 		switch p := rng.IntN(100); {
@@ -67,14 +86,15 @@ func (s *Server) RunChanges(ctx context.Context, o ChangeOptions) (ChangeStats, 
 			kind = "admit"
 			raw = fmt.Sprintf(`{"resourceType":"Encounter","id":"chg-%d","status":"in-progress","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IMP","display":"inpatient encounter"},"subject":{"reference":"Patient/%s"},"period":{"start":%q}}`,
 				i, patient, now)
+			s.admitted(patient, fmt.Sprintf("chg-%d", i))
 		case p < 80:
 			kind = "result"
-			raw = fmt.Sprintf(`{"resourceType":"Observation","id":"chg-%d","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"2345-7","display":"Glucose [Mass/volume] in Serum or Plasma"}]},"subject":{"reference":"Patient/%s"},"effectiveDateTime":%q,"valueQuantity":{"value":%d,"unit":"mg/dL","system":"http://unitsofmeasure.org","code":"mg/dL"}}`,
-				i, patient, now, 70+rng.IntN(130))
+			raw = fmt.Sprintf(`{"resourceType":"Observation","id":"chg-%d","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"2345-7","display":"Glucose [Mass/volume] in Serum or Plasma"}]},"subject":{"reference":"Patient/%s"},%s"effectiveDateTime":%q,"valueQuantity":{"value":%d,"unit":"mg/dL","system":"http://unitsofmeasure.org","code":"mg/dL"}}`,
+				i, patient, enc, now, 70+rng.IntN(130))
 		default:
 			kind = "prescribe"
-			raw = fmt.Sprintf(`{"resourceType":"MedicationRequest","id":"chg-%d","status":"active","intent":"order","medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"860975","display":"metformin 500 MG Extended Release Oral Tablet"}]},"subject":{"reference":"Patient/%s"},"authoredOn":%q}`,
-				i, patient, now)
+			raw = fmt.Sprintf(`{"resourceType":"MedicationRequest","id":"chg-%d","status":"active","intent":"order","medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"860975","display":"metformin 500 MG Extended Release Oral Tablet"}]},"subject":{"reference":"Patient/%s"},%s"authoredOn":%q}`,
+				i, patient, enc, now)
 		}
 		if raw == "" {
 			continue

@@ -101,6 +101,9 @@ type Server struct {
 	bundleSeq  atomic.Uint64
 	writes     writeState
 	subs       subState
+
+	feedMu       sync.Mutex
+	feedAdmitted map[string]string // patient id → the change feed's latest Encounter id
 }
 
 // New returns an empty server.

@@ -43,8 +43,11 @@ import (
 // SetSubscriptionStatus).
 
 // TopicChartChange is the simulator's SubscriptionTopic: any resource
-// created or updated in a patient's compartment. Filter: patient
-// ("Patient?_id=<id>" or "<Type>?patient=Patient/<id>").
+// created or updated in a patient's compartment. Filters (one): patient
+// ("Patient?_id=<id>" or "<Type>?patient=Patient/<id>") or, unless
+// SubscriptionOptions.NoEncounterFilter, encounter
+// ("<Type>?encounter=Encounter/<id>" or "Encounter?_id=<id>": the
+// encounter and the resources whose encounter it is).
 const TopicChartChange = "http://ehrgate.example/fhir/SubscriptionTopic/chart-change"
 
 // SubscriptionOptions configure the simulator's Subscriptions. The zero
@@ -61,9 +64,21 @@ type SubscriptionOptions struct {
 	Senders int
 	// NoEvents leaves $events out (a server with $status only).
 	NoEvents bool
+	// NoEncounterFilter: the topic (and criteria) allow a patient filter
+	// only; an encounter filter is refused (422 not-supported).
+	NoEncounterFilter bool
 	// ErrorAfter is how many deliveries in a row may fail, each after its
 	// retries, before the subscription goes to error (default 5).
 	ErrorAfter int
+	// Criteria offers classic R4 Subscriptions by criteria instead of
+	// topics (as Oracle Health's R4 API does): the CapabilityStatement
+	// lists Subscription without topics or operations, a create is
+	// answered active without a handshake, and each change of a resource
+	// matching the criteria is PUT to endpoint/{type}/{id} (payload
+	// application/fhir+json) or POSTed empty (no payload), with the
+	// channel header. The notification faults apply; there are no event
+	// numbers, heartbeats, $status or $events.
+	Criteria bool
 }
 
 // NotifyFault is a fault injected into notification delivery.
@@ -115,9 +130,14 @@ type simSub struct {
 	id        string
 	req       backport.SubscriptionRequest
 	patient   string // filter; "" = every patient
+	encounter string // filter; "" = every encounter
 	heartbeat time.Duration
 	queue     chan outgoing
 	cancel    context.CancelFunc
+	// crit is set on a classic R4 criteria subscription (req is then
+	// unused): critType the type its criteria name.
+	crit     *backport.CriteriaRequest
+	critType string
 
 	mu       sync.Mutex
 	status   string
@@ -136,6 +156,9 @@ type simEvent struct {
 type outgoing struct {
 	body   []byte
 	header string
+	// method and path (appended to the endpoint) of a criteria
+	// notification; POST to the endpoint itself when empty.
+	method, path string
 }
 
 // subState is the server's Subscription side.
@@ -239,6 +262,10 @@ func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "cannot read the request body")
 		return
 	}
+	if s.opts.Subscriptions.Criteria {
+		s.serveCriteriaSubscribe(w, r, body)
+		return
+	}
 	_, _, req, err := backport.ParseSubscription(body)
 	if err != nil {
 		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "the body is not a Subscription this server accepts")
@@ -261,9 +288,9 @@ func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 		fhir.WriteOutcome(w, http.StatusUnprocessableEntity, "error", "invalid", "the channel endpoint is not an absolute http(s) URL")
 		return
 	}
-	patient, ok := patientFilter(req.Filter)
-	if !ok {
-		fhir.WriteOutcome(w, http.StatusUnprocessableEntity, "error", "not-supported", "the filter is not supported (patient only)")
+	patient, encounter, ok := topicFilter(req.Filter)
+	if !ok || (encounter != "" && s.opts.Subscriptions.NoEncounterFilter) {
+		fhir.WriteOutcome(w, http.StatusUnprocessableEntity, "error", "not-supported", "the filter is not supported by the topic")
 		return
 	}
 	o := s.opts.Subscriptions
@@ -277,7 +304,7 @@ func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 		s.subs.subs = map[string]*simSub{}
 	}
 	s.subs.seq++
-	sub := &simSub{id: "sub-" + strconv.Itoa(s.subs.seq), req: req, patient: patient,
+	sub := &simSub{id: "sub-" + strconv.Itoa(s.subs.seq), req: req, patient: patient, encounter: encounter,
 		heartbeat: time.Duration(req.Heartbeat/time.Second) * unit, queue: make(chan outgoing, 1<<16),
 		cancel: cancel, status: backport.StatusRequested}
 	s.subs.subs[sub.id] = sub
@@ -305,28 +332,67 @@ func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	s.writeSubscription(w, http.StatusCreated, sub)
 }
 
-// patientFilter reads the patient a filter names: "" for none; ok=false
-// for filters the topic does not support.
-func patientFilter(f string) (string, bool) {
+// topicFilter reads the patient or encounter a topic filter names ("" for
+// none); ok=false for filters the topic does not support.
+func topicFilter(f string) (patient, encounter string, ok bool) {
 	if f == "" {
-		return "", true
+		return "", "", true
 	}
-	_, q, _ := strings.Cut(f, "?")
+	typ, q, _ := strings.Cut(f, "?")
 	vals, err := url.ParseQuery(q)
-	if err != nil || len(vals) != 1 {
-		return "", false
+	if err != nil {
+		return "", "", false
 	}
-	if v := vals.Get("patient"); v != "" {
-		return strings.TrimPrefix(v, "Patient/"), true
+	return filterParams(typ, vals)
+}
+
+// filterParams reads one patient or encounter search parameter on typ.
+func filterParams(typ string, vals url.Values) (patient, encounter string, ok bool) {
+	if len(vals) != 1 {
+		return "", "", len(vals) == 0
 	}
-	if v := vals.Get("_id"); v != "" && strings.HasPrefix(f, "Patient?") {
-		return v, true
+	switch {
+	case vals.Get("patient") != "":
+		return strings.TrimPrefix(vals.Get("patient"), "Patient/"), "", true
+	case vals.Get("subject") != "":
+		return strings.TrimPrefix(vals.Get("subject"), "Patient/"), "", true
+	case vals.Get("encounter") != "":
+		return "", strings.TrimPrefix(vals.Get("encounter"), "Encounter/"), true
+	case typ == "Patient" && vals.Get("_id") != "":
+		return vals.Get("_id"), "", true
+	case typ == "Encounter" && vals.Get("_id") != "":
+		return "", vals.Get("_id"), true
 	}
-	return "", false
+	return "", "", false
+}
+
+// matches reports whether change e is within sub's filter.
+func (sub *simSub) matches(e *entry) bool {
+	if sub.patient != "" && sub.patient != e.patient {
+		return false
+	}
+	if sub.encounter == "" {
+		return true
+	}
+	if e.typ == "Encounter" && e.id == sub.encounter {
+		return true
+	}
+	for _, r := range e.refs["encounter"] {
+		if r.typ == "Encounter" && r.id == sub.encounter {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) writeSubscription(w http.ResponseWriter, status int, sub *simSub) {
-	body, err := sub.req.Resource()
+	var body []byte
+	var err error
+	if sub.crit != nil {
+		body, err = sub.crit.Resource()
+	} else {
+		body, err = sub.req.Resource()
+	}
 	if err == nil {
 		var m map[string]any
 		if err = json.Unmarshal(body, &m); err == nil {
@@ -473,12 +539,16 @@ func (s *Server) notifyChange(e *entry, base string) {
 	s.subs.mu.Lock()
 	subs := make([]*simSub, 0, len(s.subs.subs))
 	for _, sub := range s.subs.subs {
-		if sub.patient == "" || sub.patient == e.patient {
+		if sub.matches(e) {
 			subs = append(subs, sub)
 		}
 	}
 	s.subs.mu.Unlock()
 	for _, sub := range subs {
+		if sub.crit != nil {
+			s.notifyCriteria(sub, e)
+			continue
+		}
 		sub.mu.Lock()
 		if sub.status != backport.StatusActive && sub.status != backport.StatusError {
 			sub.mu.Unlock()
@@ -644,11 +714,24 @@ func (s *Server) post(ctx context.Context, sub *simSub, o outgoing) error {
 			}
 		}
 		var req *http.Request
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, sub.req.Endpoint, bytes.NewReader(o.body))
+		method, endpoint := http.MethodPost, sub.req.Endpoint
+		if sub.crit != nil {
+			endpoint = strings.TrimSuffix(sub.crit.Endpoint, "/") + o.path
+		}
+		if o.method != "" {
+			method = o.method
+		}
+		var body io.Reader
+		if len(o.body) > 0 {
+			body = bytes.NewReader(o.body)
+		}
+		req, err = http.NewRequestWithContext(ctx, method, endpoint, body)
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Content-Type", contentType)
+		if len(o.body) > 0 {
+			req.Header.Set("Content-Type", contentType)
+		}
 		if name, value, ok := strings.Cut(o.header, ":"); ok {
 			req.Header.Set(strings.TrimSpace(name), strings.TrimSpace(value))
 		}

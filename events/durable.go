@@ -44,9 +44,16 @@ func decodeStored(se store.StoredEvent) (Event, error) {
 	return e, nil
 }
 
-// cursorState is a consumer's position in the log.
+// cursorState is a consumer's position in the log, with its failures
+// since its last delivery.
 type cursorState struct {
 	Last int64 `json:"last"`
+	// Failures counts the delivery rounds in a row that failed (reset by
+	// a delivery); LastError (user-safe: a status or "network error") and
+	// FailedAt are the last one's.
+	Failures  int       `json:"failures,omitempty"`
+	LastError string    `json:"lastError,omitempty"`
+	FailedAt  time.Time `json:"failedAt,omitzero"`
 }
 
 // docCursor is the Documents kind of consumers' positions; docLease of
@@ -64,18 +71,38 @@ func cursorName(url string) string {
 }
 
 func loadCursor(ctx context.Context, docs store.Documents, name string) (int64, bool, error) {
+	c, known, err := loadCursorState(ctx, docs, name)
+	return c.Last, known, err
+}
+
+func loadCursorState(ctx context.Context, docs store.Documents, name string) (cursorState, bool, error) {
+	var c cursorState
 	d, err := docs.GetDocument(ctx, docCursor, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return 0, false, nil
+		return c, false, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return c, false, err
 	}
-	var c cursorState
 	if err := json.Unmarshal(d.Body, &c); err != nil {
-		return 0, false, fmt.Errorf("reading the position of %s: %w", name, err)
+		return c, false, fmt.Errorf("reading the position of %s: %w", name, err)
 	}
-	return c.Last, true, nil
+	return c, true, nil
+}
+
+// saveFailure records a failed delivery round of the consumer at last.
+func saveFailure(ctx context.Context, docs store.Documents, name string, last int64, reason string, at time.Time) error {
+	return docs.UpdateDocument(ctx, docCursor, name, func(old []byte) ([]byte, error) {
+		var c cursorState
+		if old != nil {
+			if err := json.Unmarshal(old, &c); err != nil {
+				return nil, err
+			}
+		}
+		c.Last, c.LastError, c.FailedAt = last, reason, at
+		c.Failures++
+		return json.Marshal(c)
+	})
 }
 
 func saveCursor(ctx context.Context, docs store.Documents, name string, last int64) error {
@@ -111,6 +138,29 @@ func AcquireLease(ctx context.Context, docs store.Documents, name, owner string,
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// ReleaseLease gives up the named lease when owner holds it (a process
+// that stops), so that another may take it at once rather than after its
+// ttl.
+func ReleaseLease(ctx context.Context, docs store.Documents, name, owner string) error {
+	err := docs.UpdateDocument(ctx, docLease, name, func(old []byte) ([]byte, error) {
+		var l lease
+		if old == nil {
+			return nil, errLeaseHeld
+		}
+		if err := json.Unmarshal(old, &l); err != nil {
+			return nil, err
+		}
+		if l.Owner != owner {
+			return nil, errLeaseHeld
+		}
+		return json.Marshal(lease{Owner: owner})
+	})
+	if errors.Is(err, errLeaseHeld) {
+		return nil
+	}
+	return err
 }
 
 // DeliverFromLog delivers, to each hook, the events of the log after the
@@ -166,6 +216,9 @@ func (w *Webhooks) DeliverFromLog(ctx context.Context, log Log, docs store.Docum
 				if wants(h.Kinds, e.Kind) {
 					body, _ := json.Marshal(e)
 					if !w.deliver(ctx, job{h, e, body}) {
+						if err := saveFailure(ctx, docs, name, last, w.lastFailure(h.URL), w.o.Clock()); err != nil {
+							errs = append(errs, err)
+						}
 						break hook
 					}
 					sent++
@@ -179,6 +232,80 @@ func (w *Webhooks) DeliverFromLog(ctx context.Context, log Log, docs store.Docum
 		}
 	}
 	return sent, errors.Join(errs...)
+}
+
+// lastFailure is the user-safe reason of the hook's last failed attempt:
+// its HTTP status or "network error" (error texts may hold the URL).
+func (w *Webhooks) lastFailure(url string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.log) - 1; i >= 0; i-- {
+		if d := w.log[i]; d.URL == url && d.Outcome == "failed" {
+			if d.Status != 0 {
+				return fmt.Sprintf("HTTP %d", d.Status)
+			}
+			return "network error"
+		}
+	}
+	return "delivery failed"
+}
+
+// ConsumerHealth is an event consumer's position in the log and its
+// failures, for the dashboard.
+type ConsumerHealth struct {
+	Name     string // a webhook's URL without its query
+	Position int64  // the last event it took (or skipped: not its kind)
+	Head     int64  // the log's newest event
+	// OldestUndelivered is when the first event after Position was
+	// recorded (zero: up to date).
+	OldestUndelivered time.Time
+	Failures          int // delivery rounds in a row that failed
+	LastError         string
+	FailedAt          time.Time
+}
+
+// Behind is how many events of the log the consumer has not taken yet.
+func (c ConsumerHealth) Behind() int64 { return max(c.Head-c.Position, 0) }
+
+// Health reports each hook's position in the log and failures, from the
+// store (so any process on it sees the deliverer's).
+func (w *Webhooks) Health(ctx context.Context, log Log, docs store.Documents) ([]ConsumerHealth, error) {
+	head, err := log.NewestEvent(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the event log's head: %w", err)
+	}
+	out := make([]ConsumerHealth, 0, len(w.o.Hooks))
+	for _, h := range w.o.Hooks {
+		c, known, err := loadCursorState(ctx, docs, cursorName(h.URL))
+		if err != nil {
+			return nil, err
+		}
+		if !known {
+			c.Last = head // placed at the log's end at its first round
+		}
+		ch := ConsumerHealth{Name: w.redact(h.URL), Position: c.Last, Head: head, Failures: c.Failures,
+			LastError: c.LastError, FailedAt: c.FailedAt}
+		if ch.OldestUndelivered, err = OldestAfter(ctx, log, c.Last); err != nil {
+			return nil, err
+		}
+		out = append(out, ch)
+	}
+	return out, nil
+}
+
+// OldestAfter is when the first event after position was recorded (zero
+// when there is none).
+func OldestAfter(ctx context.Context, log interface {
+	EventsSince(ctx context.Context, after int64, limit int) ([]store.StoredEvent, error)
+}, position int64) (time.Time, error) {
+	evs, err := log.EventsSince(ctx, position, 1)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the event log: %w", err)
+	}
+	if len(evs) == 0 {
+		return time.Time{}, nil
+	}
+	return evs[0].Recorded, nil
 }
 
 // redact names a hook for logs and errors without its query string.

@@ -124,12 +124,24 @@ func TestWebhooksFromTheLog(t *testing.T) {
 	if n, _ := w.DeliverFromLog(ctx, st, st); n != 0 {
 		t.Fatalf("with the consumer down %d were delivered", n)
 	}
+	w.DeliverFromLog(ctx, st, st) // a second failed round
+	hs, err := w.Health(ctx, st, st)
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("Health = %v, %v", hs, err)
+	}
+	if h := hs[0]; h.Behind() != 5 || h.Failures != 2 || h.LastError != "HTTP 503" || h.FailedAt.IsZero() ||
+		h.OldestUndelivered.IsZero() || strings.Contains(h.Name, "token") {
+		t.Errorf("Health while down = %+v (behind %d), want 5 behind, 2 failures, HTTP 503, the URL without its query", h, h.Behind())
+	}
 	down.Store(false)
 	if n, err := w.DeliverFromLog(ctx, st, st); n != 5 || err != nil {
 		t.Fatalf("after the consumer came back: %d delivered, %v; want 5", n, err)
 	}
 	if n, _ := w.DeliverFromLog(ctx, st, st); n != 0 {
 		t.Errorf("a pass with nothing new delivered %d", n)
+	}
+	if hs, err := w.Health(ctx, st, st); err != nil || hs[0].Behind() != 0 || hs[0].Failures != 0 || !hs[0].OldestUndelivered.IsZero() {
+		t.Errorf("Health after delivery = %+v, %v; want up to date, failures reset", hs, err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -159,5 +171,21 @@ func TestLease(t *testing.T) {
 	}
 	if ok, _ := events.AcquireLease(ctx, st, "webhooks", "b", time.Minute, now.Add(2*time.Minute)); !ok {
 		t.Error("b could not take an expired lease")
+	} // b holds it now: a's release does nothing; b's frees it at once.
+	later := now.Add(2*time.Minute + time.Second)
+	if err := events.ReleaseLease(ctx, st, "webhooks", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := events.AcquireLease(ctx, st, "webhooks", "a", time.Minute, later); ok {
+		t.Error("a's release freed b's lease")
+	}
+	if err := events.ReleaseLease(ctx, st, "webhooks", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := events.AcquireLease(ctx, st, "webhooks", "a", time.Minute, later); !ok {
+		t.Error("a could not take a released lease")
+	}
+	if err := events.ReleaseLease(ctx, st, "never-taken", "a"); err != nil {
+		t.Errorf("releasing a lease nobody took = %v", err)
 	}
 }

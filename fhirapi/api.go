@@ -81,9 +81,15 @@ type Options struct {
 	// AllowPrivateEndpoints lets apps name endpoints on loopback, private
 	// and link-local addresses (apps inside the site's network).
 	AllowPrivateEndpoints bool
-	Logger                *slog.Logger
-	RequestID             func(context.Context) string
-	Now                   func() time.Time
+	// Authorized reports whether an app's authorization still stands: its
+	// client (clientID) still registered and the token that created a
+	// subscription (tokenID, its jti) not revoked. A subscription whose
+	// authorization is gone is switched off and gets nothing more. Nil:
+	// authorizations are not checked after creation.
+	Authorized func(ctx context.Context, clientID, tokenID string) (bool, error)
+	Logger     *slog.Logger
+	RequestID  func(context.Context) string
+	Now        func() time.Time
 }
 
 // SMARTEndpoints are an authorization server's endpoints.

@@ -85,6 +85,14 @@ type subState struct {
 	Delivered int64      `json:"delivered"`
 	Events    []subEvent `json:"events,omitempty"`
 	LastSent  time.Time  `json:"lastSent"`
+	// End is Subscription.end (zero: never): delivery stops after it and
+	// the status is off. TokenID is the creating token's jti (revocation).
+	End     time.Time `json:"end,omitzero"`
+	TokenID string    `json:"tokenId,omitempty"`
+	// Failures counts the notifications in a row the endpoint did not
+	// take (reset when it takes one); FailedAt is the last one's time.
+	Failures int       `json:"failures,omitempty"`
+	FailedAt time.Time `json:"failedAt,omitzero"`
 }
 
 // subEvent is one numbered event: the resources it is about on a
@@ -99,7 +107,7 @@ type subEvent struct {
 
 func (s *subState) resource() ([]byte, error) {
 	req := backport.SubscriptionRequest{Topic: s.Topic, Filter: s.Filter, Endpoint: s.Endpoint, Payload: s.Payload,
-		Heartbeat: time.Duration(s.Heartbeat) * time.Second, Reason: "app subscription"}
+		Heartbeat: time.Duration(s.Heartbeat) * time.Second, Reason: "app subscription", End: s.End}
 	raw, err := req.Resource() // the channel header is a secret: never echoed
 	if err != nil {
 		return nil, err
@@ -182,7 +190,11 @@ func (a *API) subCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	s := &subState{Subject: c.who.Subject, Client: c.who.ClientID, Patient: c.who.Patient, Topic: req.Topic,
 		Endpoint: req.Endpoint, Header: req.Header, Payload: req.Payload, Heartbeat: int(req.Heartbeat / time.Second),
-		Status: backport.StatusRequested}
+		Status: backport.StatusRequested, End: req.End, TokenID: c.who.TokenID}
+	if !s.End.IsZero() && !s.End.After(a.o.Now()) {
+		a.fail(c, ev, http.StatusUnprocessableEntity, "invalid", "Subscription.end is in the past.")
+		return
+	}
 	for _, sc := range c.who.Scopes {
 		s.Scopes = append(s.Scopes, sc.String())
 	}
@@ -533,6 +545,12 @@ func (a *API) deliverOne(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if s.Status == backport.StatusOff {
+		return 0, nil
+	}
+	if off, err := a.subOver(ctx, s); err != nil || off {
+		return 0, err
+	}
 	if s.Status == backport.StatusError && s.Delivered == s.Count {
 		a.handshake(ctx, s)
 		if err := a.updateSub(ctx, s); err != nil || s.Status != backport.StatusActive {
@@ -579,10 +597,11 @@ func (a *API) deliverOne(ctx context.Context, id string) (int, error) {
 		}
 		if err := a.notify(ctx, s, st, entries); err != nil {
 			s.Error = "notification " + strconv.FormatInt(e.N, 10) + ": " + err.Error()
+			s.Failures, s.FailedAt = s.Failures+1, a.o.Now()
 			_ = a.updateSub(ctx, s)
 			return sent, nil // retried on the next call
 		}
-		s.Delivered, s.Error = e.N, ""
+		s.Delivered, s.Error, s.Failures = e.N, "", 0
 		if err := a.updateSub(ctx, s); err != nil {
 			return sent, err
 		}
@@ -595,6 +614,90 @@ func (a *API) deliverOne(ctx context.Context, id string) (int, error) {
 		}
 	}
 	return sent, nil
+}
+
+// SubscriptionHealth is an app subscription's delivery state, for the
+// dashboard: no patient data (no filter, no payload).
+type SubscriptionHealth struct {
+	ID, Client, Status string
+	// Position is the last event of the log it has taken or passed over
+	// (not its patient's, or nothing its scopes allow); Head the log's
+	// newest; OldestUndelivered when the first event after Position was
+	// recorded (zero: up to date).
+	Position, Head    int64
+	OldestUndelivered time.Time
+	Numbered          int64 // events numbered (eventsSinceSubscriptionStart)
+	Delivered         int64 // the last number the endpoint took
+	Failures          int   // notifications in a row not taken
+	LastError         string
+	FailedAt          time.Time
+	LastSent          time.Time
+}
+
+// Behind is how many events of the log the subscription has not been
+// brought past yet.
+func (h SubscriptionHealth) Behind() int64 { return max(h.Head-h.Position, 0) }
+
+// SubscriptionHealth reports every app subscription's delivery state, by
+// id.
+func (a *API) SubscriptionHealth(ctx context.Context) ([]SubscriptionHealth, error) {
+	if a.o.Events == nil || a.o.Docs == nil {
+		return nil, nil
+	}
+	head, err := a.o.Events.NewestEvent(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the event log's head: %w", err)
+	}
+	ids, err := a.o.Docs.ListDocuments(ctx, docSubscription)
+	if err != nil {
+		return nil, fmt.Errorf("listing subscriptions: %w", err)
+	}
+	var out []SubscriptionHealth
+	for _, id := range ids {
+		s, err := a.loadSub(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		h := SubscriptionHealth{ID: s.ID, Client: s.Client, Status: s.Status, Position: s.Cursor, Head: head,
+			Numbered: s.Count, Delivered: s.Delivered, Failures: s.Failures, LastError: s.Error, FailedAt: s.FailedAt, LastSent: s.LastSent}
+		if s.Delivered < s.Count && len(s.Events) > 0 {
+			h.Position = s.Events[len(s.Events)-1].Seq - 1 // numbered, not taken yet
+		}
+		if s.Status != backport.StatusOff {
+			if h.OldestUndelivered, err = events.OldestAfter(ctx, a.o.Events, h.Position); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// subOver switches s off (and saves it) when it has ended
+// (Subscription.end) or the app's authorization is gone (its client
+// removed or its token revoked: Options.Authorized).
+func (a *API) subOver(ctx context.Context, s *subState) (bool, error) {
+	switch {
+	case !s.End.IsZero() && !a.o.Now().Before(s.End):
+		s.Error = "the subscription ended (Subscription.end)"
+	case a.o.Authorized != nil:
+		ok, err := a.o.Authorized(ctx, s.Client, s.TokenID)
+		if err != nil {
+			return false, fmt.Errorf("checking the app's authorization: %w", err)
+		}
+		if ok {
+			return false, nil
+		}
+		s.Error = "the app's authorization was revoked or its client removed"
+	default:
+		return false, nil
+	}
+	s.Status = backport.StatusOff
+	a.o.Logger.InfoContext(ctx, "app subscription switched off", "subscription", s.ID, "reason", s.Error)
+	return true, a.updateSub(ctx, s)
 }
 
 // matchEvent reports whether a logged event concerns s's patient (and,

@@ -74,6 +74,9 @@ type subEnv struct {
 	// later is how far the deliverer's clock is past the API's.
 	mu    sync.Mutex
 	later time.Duration
+	// revoked are the jtis (and clients) whose authorization is gone, as
+	// the deliverer's Options.Authorized sees them.
+	revoked map[string]bool
 }
 
 func (se *subEnv) advance(d time.Duration) {
@@ -94,6 +97,11 @@ func newSubEnv(t *testing.T) *subEnv {
 			se.mu.Lock()
 			defer se.mu.Unlock()
 			return se.gen.Now().Add(se.later)
+		},
+		Authorized: func(_ context.Context, client, tokenID string) (bool, error) {
+			se.mu.Lock()
+			defer se.mu.Unlock()
+			return !se.revoked["client:"+client] && !se.revoked["jti:"+tokenID], nil
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -208,12 +216,23 @@ func TestAppSubscriptionLifecycle(t *testing.T) {
 	if n := se.deliver(); n != 0 {
 		t.Fatalf("delivered %d to an endpoint that is down", n)
 	}
+	hs, err := se.api.SubscriptionHealth(context.Background())
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("SubscriptionHealth = %+v, %v", hs, err)
+	}
+	if h := hs[0]; h.ID != id || h.Client != "app-1" || h.Failures != 1 || h.Behind() < 2 || h.OldestUndelivered.IsZero() ||
+		!strings.Contains(h.LastError, "503") || h.Numbered != 3 || h.Delivered != 2 {
+		t.Errorf("SubscriptionHealth while the app is down = %+v (behind %d)", h, h.Behind())
+	}
 	rc.mu.Lock()
 	rc.down, rc.lose = false, 4 // and it loses number 4 after taking it
 	rc.mu.Unlock()
 	se.change("epic_a", "p00000", "new-5")
 	if n := se.deliver(); n != 3 {
 		t.Fatalf("delivered %d after the app came back, want 3", n)
+	}
+	if hs, err := se.api.SubscriptionHealth(context.Background()); err != nil || hs[0].Behind() != 0 || hs[0].Failures != 0 || !hs[0].OldestUndelivered.IsZero() {
+		t.Errorf("SubscriptionHealth after delivery = %+v, %v; want up to date", hs, err)
 	}
 	got = rc.notifications()
 	var nums []int64
@@ -367,5 +386,79 @@ func TestMetadataListsTheSubscriptionTopic(t *testing.T) {
 	}
 	if !backport.HasOperation(raw, "events") || !backport.HasOperation(raw, "status") {
 		t.Error("$events and $status are not listed")
+	}
+}
+
+// TestAppSubscriptionEnds: a subscription with Subscription.end gets its
+// events until then, and after it nothing more: it is switched off.
+func TestAppSubscriptionEnds(t *testing.T) {
+	se := newSubEnv(t)
+	rc := newReceiver(t)
+	tok := se.token("patient/Subscription.crd patient/*.rs", "epic-a.p00000")
+	raw, _ := backport.SubscriptionRequest{Topic: fhirapi.TopicPatientChart, Endpoint: rc.srv.URL, Payload: backport.PayloadIDOnly,
+		End: se.gen.Now().Add(time.Hour)}.Resource()
+	code, sub := se.call(tok, "POST", "Subscription", string(raw))
+	if code != http.StatusCreated || sub["end"] == nil {
+		t.Fatalf("create = %d %v, want 201 with its end", code, sub)
+	}
+	id := sub["id"].(string)
+	se.change("epic_a", "p00000", "before-end")
+	if n := se.deliver(); n != 1 {
+		t.Fatalf("delivered %d before the end, want 1", n)
+	}
+	se.advance(2 * time.Hour)
+	se.change("epic_a", "p00000", "after-end")
+	if n := se.deliver(); n != 0 {
+		t.Errorf("delivered %d after the end, want 0", n)
+	}
+	if code, b := se.call(tok, "GET", "Subscription/"+id, ""); code != 200 || b["status"] != "off" {
+		t.Errorf("read after the end = %d %v, want status off", code, b)
+	}
+	// An end in the past is refused.
+	raw, _ = backport.SubscriptionRequest{Topic: fhirapi.TopicPatientChart, Endpoint: rc.srv.URL, Payload: backport.PayloadIDOnly,
+		End: se.gen.Now().Add(-time.Hour)}.Resource()
+	if code, _ := se.call(tok, "POST", "Subscription", string(raw)); code != http.StatusUnprocessableEntity {
+		t.Errorf("create with an end in the past = %d, want 422", code)
+	}
+}
+
+// TestAppSubscriptionStopsWhenAuthorizationGoes: the token that created a
+// subscription is revoked, or its client removed: delivery stops and the
+// subscription is off.
+func TestAppSubscriptionStopsWhenAuthorizationGoes(t *testing.T) {
+	for _, what := range []string{"jti", "client"} {
+		t.Run(what, func(t *testing.T) {
+			se := newSubEnv(t)
+			rc := newReceiver(t)
+			tok := se.token("patient/Subscription.crd patient/*.rs", "epic-a.p00000", func(c *jwt.Claims) { c.ID = "tok-" + what })
+			code, sub := se.call(tok, "POST", "Subscription", subscription(t, rc.srv.URL, "", backport.PayloadIDOnly))
+			if code != http.StatusCreated {
+				t.Fatalf("create = %d %v", code, sub)
+			}
+			id := sub["id"].(string)
+			se.change("epic_a", "p00000", "one")
+			if n := se.deliver(); n != 1 {
+				t.Fatalf("delivered %d, want 1", n)
+			}
+			se.mu.Lock()
+			se.revoked = map[string]bool{"jti:tok-jti": what == "jti", "client:app-1": what == "client"}
+			se.mu.Unlock()
+			se.change("epic_a", "p00000", "two")
+			if n := se.deliver(); n != 0 {
+				t.Errorf("delivered %d after the authorization went, want 0", n)
+			}
+			before := len(rc.notifications())
+			se.mu.Lock()
+			se.revoked = nil // switched off for good, even if the check says yes again
+			se.mu.Unlock()
+			se.change("epic_a", "p00000", "three")
+			if n := se.deliver(); n != 0 || len(rc.notifications()) != before {
+				t.Errorf("an off subscription was delivered %d", n)
+			}
+			d, err := se.st.GetDocument(context.Background(), "fhir-subscription", id)
+			if err != nil || !strings.Contains(string(d.Body), `"status":"off"`) {
+				t.Errorf("stored subscription = %s (%v), want status off", d.Body, err)
+			}
+		})
 	}
 }

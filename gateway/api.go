@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -75,6 +76,28 @@ func (g *Gateway) signedInPerson(r *http.Request) (authz.Person, bool) {
 	return f(r)
 }
 
+// appAuthorized reports, for app Subscriptions, whether an app's
+// authorization still stands on ehrgate's own authorization server: its
+// client registered and the creating token (jti) not revoked.
+func appAuthorized(reg *clients.Registry, az *authz.Server) func(ctx context.Context, clientID, tokenID string) (bool, error) {
+	return func(ctx context.Context, clientID, tokenID string) (bool, error) {
+		if clientID != "" {
+			_, err := reg.Get(ctx, clientID)
+			if errors.Is(err, clients.ErrNotFound) {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+		}
+		if tokenID == "" {
+			return true, nil
+		}
+		revoked, err := az.Revoked(ctx, tokenID)
+		return !revoked, err
+	}
+}
+
 // AuthorizationServer returns ehrgate's own authorization server, or nil
 // when the API's tokens come from elsewhere (or the API is off).
 func (g *Gateway) AuthorizationServer() *authz.Server { return g.authz }
@@ -119,6 +142,11 @@ func (g *Gateway) apiRoutes() ([]server.Route, error) {
 	}
 	var routes []server.Route
 	if az := g.authz; az != nil {
+		if v, ok := auth.(*apiauth.Verifier); ok && v == az.Verifier() {
+			// Tokens are its own: app Subscriptions stop when their token is
+			// revoked or their client removed.
+			o.Authorized = appAuthorized(clients.NewRegistry(g.store), az)
+		}
 		d := az.Discovery()
 		o.SMART = &fhirapi.SMARTEndpoints{Authorize: d.AuthorizationEndpoint, Token: d.TokenEndpoint,
 			Introspect: d.IntrospectionEndpoint, Revoke: d.RevocationEndpoint}

@@ -173,12 +173,12 @@ func (g *Gateway) newDurableEvents(ctx context.Context, hooks []events.Webhook, 
 		g.log.Error("an event could not be written to the event log; it was announced in this process only", "error", err)
 	}}), done: make(chan struct{})}
 	context.AfterFunc(ctx, func() { close(e.done) })
-	host, _ := os.Hostname()
-	var nonce [4]byte
-	rand.Read(nonce[:])
-	owner := fmt.Sprintf("%s-%d-%x", host, os.Getpid(), nonce) // one per gateway, several may share a process
+	owner := g.leaseOwner()
 	if len(hooks) > 0 {
 		e.webhooks = events.NewWebhooks(events.WebhookOptions{Hooks: hooks, Logger: g.log})
+		g.mu.Lock()
+		g.webhooks = e.webhooks
+		g.mu.Unlock()
 		go g.everyWhileLeased(ctx, "webhooks", owner, webhookPoll, func(ctx context.Context) {
 			if _, err := e.webhooks.DeliverFromLog(ctx, g.store, g.store); err != nil {
 				g.log.Warn("webhook delivery from the event log", "error", err)
@@ -214,6 +214,20 @@ func (g *Gateway) newDurableEvents(ctx context.Context, hooks []events.Webhook, 
 		go e.refresh.Run(ctx)
 	}
 	return e
+}
+
+// leaseOwner is this gateway's name on the store's leases: one per
+// gateway (several may share a process).
+func (g *Gateway) leaseOwner() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.owner == "" {
+		host, _ := os.Hostname()
+		var nonce [4]byte
+		rand.Read(nonce[:])
+		g.owner = fmt.Sprintf("%s-%d-%x", host, os.Getpid(), nonce)
+	}
+	return g.owner
 }
 
 // everyWhileLeased runs fn every interval until ctx ends, when this

@@ -104,6 +104,8 @@ type Gateway struct {
 	status   map[string]dashboard.ConnectionStatus
 	runtimes map[string]*Runtime
 	subs     map[string]*subscriptions.Manager // running subscriptions, by connection
+	owner    string                            // this gateway's name on store leases (leaseOwner)
+	webhooks *events.Webhooks                  // the configured webhooks (StartEvents), or nil
 	launcher *smart.Launcher
 	mounts   map[string]server.Route // extra HTTP routes, by pattern
 	bus      *events.Bus             // this process's events (StartEvents), or nil
@@ -593,9 +595,7 @@ func (g *Gateway) ConnectionStatus(ctx context.Context) []dashboard.ConnectionSt
 	subs := g.SubscriptionManagers()
 	for i, s := range out {
 		if m := subs[s.Name]; m != nil {
-			h, st := m.Health(), m.Stats()
-			out[i].Subscription = &dashboard.SubscriptionStatus{ID: h.Subscription, Healthy: h.Healthy, LastHeard: h.LastHeard,
-				Events: st.Events, Recovered: st.Recovered, Refused: st.Forged + st.Malformed}
+			out[i].Subscription = subscriptionStatus(m)
 		}
 		if vs, err := g.vault.Status(ctx, s.Name); err == nil && vs.State == store.TokenNeedsReauthorization {
 			out[i].State = "needs re-authorization"

@@ -72,6 +72,7 @@ func (g *Gateway) server() *server.Server {
 	routes = append(routes, g.writeRoutes(dash)...)
 	routes = append(routes, g.identityRoutes(dash)...)
 	routes = append(routes, g.pipelineRoutes(dash)...)
+	routes = append(routes, g.consumersRoutes(dash)...)
 	g.mu.Lock()
 	for _, rt := range g.mounts {
 		routes = append(routes, rt)

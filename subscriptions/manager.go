@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,9 +27,30 @@ import (
 	"ehrgate/store"
 )
 
-// ErrNotSupported is returned by Start when the server lists no
-// SubscriptionTopic (or not the one asked for).
-var ErrNotSupported = errors.New("subscriptions: the server offers no topic-based Subscriptions")
+// ErrNotSupported is returned by Start when the server offers no
+// Subscriptions: no SubscriptionTopic (or not the one asked for) and no
+// Subscription resource for criteria subscriptions.
+var ErrNotSupported = errors.New("subscriptions: the server offers no Subscriptions")
+
+// ErrFilterNotSupported is returned by Start when the server refuses the
+// subscription's filter (the topic, or the criteria, do not allow it).
+var ErrFilterNotSupported = errors.New("subscriptions: the server does not allow this filter")
+
+// PatientFilter is the topic filter on one patient.
+func PatientFilter(id string) string { return "Patient?_id=" + url.QueryEscape(id) }
+
+// EncounterFilter is the topic filter on one encounter: the encounter and
+// the resources whose encounter it is (where the topic allows it).
+func EncounterFilter(id string) string { return "Encounter?_id=" + url.QueryEscape(id) }
+
+// Modes of a Manager (Options.Mode, Health.Mode).
+const (
+	// ModeTopic: one topic-based subscription (R5 Backport IG on R4).
+	ModeTopic = "topic"
+	// ModeCriteria: classic R4 Subscriptions by criteria, one per chart
+	// type, for servers that list Subscription but no topic.
+	ModeCriteria = "criteria"
+)
 
 // Source is the connection's FHIR server (a *fhir.Client).
 type Source interface {
@@ -67,10 +89,19 @@ type Options struct {
 	Endpoint func(path string) string
 	// Key derives each subscription's secret; it must stay the same across
 	// restarts (else the subscription is re-created). Required, 16+ bytes.
-	Key     []byte
+	Key []byte
+	// Mode is ModeTopic or ModeCriteria; "" picks topic-based when the
+	// server lists a topic, else criteria when it lists Subscription.
+	Mode    string
 	Topic   string // default: the first topic the server lists
 	Payload string // backport.PayloadFullResource (default), PayloadIDOnly or PayloadEmpty
-	Filter  string // e.g. "Patient?_id=123"; "" for every patient
+	// Filter narrows the subscription: PatientFilter, EncounterFilter or
+	// another topic filter ("Observation?encounter=Encounter/1"); "" for
+	// every patient. In criteria mode a patient filter becomes
+	// "Type?patient=ID" and an encounter filter "Type?encounter=Encounter/ID"
+	// on the types that have that search parameter (the others are not
+	// subscribed).
+	Filter string
 	// Heartbeat is the heartbeat period asked for (default 60 s, whole
 	// seconds); HeartbeatWait how long silence lasts before the status is
 	// checked (default twice Heartbeat).
@@ -78,6 +109,11 @@ type Options struct {
 	// GapWait is how long a missing event number may be late (reordered,
 	// delayed) before it is recovered (default 2 s).
 	GapWait time.Duration
+	// Reconcile is, in criteria mode (no event numbers to find gaps by),
+	// how often every type is refreshed by _lastUpdated since its last
+	// good refresh (default 5 min). Subscription statuses are read every
+	// HeartbeatWait.
+	Reconcile time.Duration
 	// Types are refreshed by _lastUpdated when events cannot be recovered
 	// by $events (default refresh.ChartTypes).
 	Types   []string
@@ -103,6 +139,9 @@ type Stats struct {
 	Recreated     int64 `json:"recreated"`  // subscriptions re-created (error, off, gone)
 	Quarantined   int64 `json:"quarantined"`
 	Errors        int64 `json:"errors"`
+	Alerts        int64 `json:"alerts"`        // alerts raised (a subscription found in error, off or gone)
+	Reconciled    int64 `json:"reconciled"`    // criteria mode: periodic reconciliations by _lastUpdated
+	EmptyRefresh  int64 `json:"empty_refresh"` // criteria mode: refreshes run for empty notifications
 }
 
 // docKind is the Documents kind of a connection's subscription state.
@@ -116,6 +155,14 @@ type state struct {
 	LastGood  time.Time `json:"lastGood"`  // the watermark event's time
 	// Retired are earlier subscriptions still to catch up.
 	Retired []retired `json:"retired,omitempty"`
+	// Mode is ModeTopic ("" in states saved before criteria mode) or
+	// ModeCriteria.
+	Mode string `json:"mode,omitempty"`
+	// Criteria are the criteria subscriptions, one per type.
+	Criteria []criteriaSub `json:"criteria,omitempty"`
+	// Pending is the token of a subscription being created: its
+	// handshake comes before the server answers, on any replica.
+	Pending string `json:"pending,omitempty"`
 }
 
 type retired struct {
@@ -144,15 +191,22 @@ type Manager struct {
 	lastHeard  time.Time
 	needStatus bool
 	dirty      bool
-	pending    string // token of a subscription being created (its handshake comes first)
+	// leading: this Manager keeps the subscriptions (Start); otherwise it
+	// follows (Follow): it takes notifications on the endpoints the
+	// leader's saved state names and applies them, and never saves.
+	leading atomic.Bool
 	// retryAt is when to try re-creating a subscription again after a
 	// failure (zero: healthy); backoff the wait after the next failure.
 	retryAt time.Time
 	backoff time.Duration
 
+	lastStatus, lastReconcile time.Time            // criteria mode
+	refreshing                map[string]*coalesce // criteria mode: a refresh of the type is running
+	lastError                 string
+
 	stats struct {
 		notifications, heartbeats, events, duplicates, applied, unchanged, stale, forged, malformed,
-		recoveries, recovered, refreshes, recreated, quarantined, errors atomic.Int64
+		recoveries, recovered, refreshes, recreated, quarantined, errors, alerts, reconciled, emptyRefresh atomic.Int64
 	}
 }
 
@@ -181,6 +235,14 @@ func New(src Source, st Store, o Options) (*Manager, error) {
 	if len(o.Types) == 0 {
 		o.Types = refresh.ChartTypes
 	}
+	if o.Reconcile <= 0 {
+		o.Reconcile = 5 * time.Minute
+	}
+	switch o.Mode {
+	case "", ModeTopic, ModeCriteria:
+	default:
+		return nil, fmt.Errorf("subscriptions: mode %q: want %s or %s", o.Mode, ModeTopic, ModeCriteria)
+	}
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
@@ -189,7 +251,7 @@ func New(src Source, st Store, o Options) (*Manager, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Manager{src: src, st: st, o: o, log: log.With("connection", o.Connection), clock: o.Clock,
-		seen: map[int64]time.Time{}}, nil
+		seen: map[int64]time.Time{}, refreshing: map[string]*coalesce{}}, nil
 }
 
 // Stats returns the counters.
@@ -198,22 +260,40 @@ func (m *Manager) Stats() Stats {
 	return Stats{Notifications: c.notifications.Load(), Heartbeats: c.heartbeats.Load(), Events: c.events.Load(),
 		Duplicates: c.duplicates.Load(), Applied: c.applied.Load(), Unchanged: c.unchanged.Load(), Stale: c.stale.Load(),
 		Forged: c.forged.Load(), Malformed: c.malformed.Load(), Recoveries: c.recoveries.Load(), Recovered: c.recovered.Load(),
-		Refreshes: c.refreshes.Load(), Recreated: c.recreated.Load(), Quarantined: c.quarantined.Load(), Errors: c.errors.Load()}
+		Refreshes: c.refreshes.Load(), Recreated: c.recreated.Load(), Quarantined: c.quarantined.Load(), Errors: c.errors.Load(),
+		Alerts: c.alerts.Load(), Reconciled: c.reconciled.Load(), EmptyRefresh: c.emptyRefresh.Load()}
 }
 
 // Health is a Manager's state for the connection page.
 type Health struct {
-	Subscription string
-	Healthy      bool // false while the subscription cannot be re-created (polling)
+	Mode         string // ModeTopic or ModeCriteria ("" before Start)
+	Leading      bool   // this replica keeps the subscriptions (else it follows)
+	Subscription string // topic mode: the server's id; criteria mode: the ids, comma-separated
+	Healthy      bool   // false while a subscription cannot be re-created (polling)
 	LastHeard    time.Time
-	Watermark    int64
+	Watermark    int64  // topic mode: the last event number up to which all is applied
+	LastError    string // the last failure, without patient data ("" for none)
+	// LastReconcile is, in criteria mode, when every type was last
+	// refreshed by _lastUpdated.
+	LastReconcile time.Time
 }
 
 // Health returns the subscription's health.
 func (m *Manager) Health() Health {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Health{Subscription: m.s.ID, Healthy: m.retryAt.IsZero(), LastHeard: m.lastHeard, Watermark: m.s.Watermark}
+	h := Health{Mode: m.s.Mode, Leading: m.leading.Load(), Subscription: m.s.ID, Healthy: m.retryAt.IsZero(), LastHeard: m.lastHeard,
+		Watermark: m.s.Watermark, LastError: m.lastError, LastReconcile: m.lastReconcile}
+	if h.Mode == ModeCriteria {
+		ids := make([]string, 0, len(m.s.Criteria))
+		for _, c := range m.s.Criteria {
+			ids = append(ids, c.ID)
+		}
+		h.Subscription = strings.Join(ids, ",")
+	} else if h.Mode == "" && h.Subscription != "" {
+		h.Mode = ModeTopic
+	}
+	return h
 }
 
 // SubscriptionID is the server's id of the current subscription ("" before
@@ -233,26 +313,44 @@ func (m *Manager) Start(ctx context.Context) error {
 		return fmt.Errorf("subscriptions: reading the CapabilityStatement of %s: %w", m.o.Connection, err)
 	}
 	topics := backport.Topics(capab)
-	if len(topics) == 0 || (m.o.Topic != "" && !slices.Contains(topics, m.o.Topic)) {
+	topicOK := len(topics) > 0 && (m.o.Topic == "" || slices.Contains(topics, m.o.Topic))
+	mode := m.o.Mode
+	switch {
+	case mode != ModeCriteria && topicOK:
+		mode = ModeTopic
+	case mode != ModeTopic && m.o.Topic == "" && backport.OffersSubscription(capab):
+		mode = ModeCriteria
+	default:
 		return ErrNotSupported
 	}
-	if m.o.Topic == "" {
+	if mode == ModeTopic && m.o.Topic == "" {
 		m.o.Topic = topics[0]
 	}
 	m.hasEvents = backport.HasOperation(capab, "events")
-	d, err := m.st.GetDocument(ctx, docKind, m.o.Connection)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("subscriptions: reading the state of %s: %w", m.o.Connection, err)
-	default:
-		if err := json.Unmarshal(d.Body, &m.s); err != nil {
-			return fmt.Errorf("subscriptions: reading the state of %s: %w", m.o.Connection, err)
-		}
+	s, err := m.loadState(ctx)
+	if err != nil {
+		return err
+	}
+	m.leading.Store(true)
+	m.o.Hub.lead(m)
+	if s.Mode == "" && s.ID != "" {
+		s.Mode = ModeTopic
 	}
 	m.mu.Lock()
+	if s.Mode != "" && s.Mode != mode {
+		// The server changed what it offers: start over in the new mode
+		// (the old subscriptions are left to expire on the server).
+		m.log.WarnContext(ctx, "the EHR's Subscription support changed; subscribing again", "was", s.Mode, "now", mode)
+		s = state{LastGood: s.LastGood}
+	}
+	m.s = s
+	m.s.Mode = mode
 	m.lastHeard = m.clock()
+	m.resetLocked()
 	m.mu.Unlock()
+	if mode == ModeCriteria {
+		return m.startCriteria(ctx)
+	}
 	if m.s.ID == "" {
 		return m.create(ctx)
 	}
@@ -264,6 +362,90 @@ func (m *Manager) Start(ctx context.Context) error {
 	return nil
 }
 
+// resetLocked forgets what is known only in memory of the subscriptions'
+// events (a new leader learns it again from the server).
+func (m *Manager) resetLocked() {
+	m.seen, m.highest, m.marks = map[int64]time.Time{}, 0, nil
+	m.retryAt, m.backoff, m.needStatus = time.Time{}, 0, false
+	m.dirty = false
+}
+
+// Leading reports whether this Manager keeps the subscriptions (Start)
+// rather than following them (Follow).
+func (m *Manager) Leading() bool { return m.leading.Load() }
+
+// StepDown makes a leading Manager a follower: it stops saving the state
+// at once (another replica now keeps it). Stop its Run, then call Follow.
+func (m *Manager) StepDown() {
+	m.leading.Store(false)
+	m.mu.Lock()
+	m.resetLocked()
+	m.mu.Unlock()
+}
+
+// Follow makes m a follower, or keeps it one: it reads the state the
+// leading replica keeps in the store and takes notifications on the
+// endpoints it names (and the handshake of one being created): any replica
+// may receive them. It applies them through the same path as the leader;
+// the leader, which does not hear of them, finds their event numbers
+// missing and recovers them from the server, where they are already
+// stored (unchanged). Call it periodically on replicas that do not hold
+// the lease; it does nothing on a leading Manager.
+func (m *Manager) Follow(ctx context.Context) error {
+	if m.leading.Load() {
+		return nil
+	}
+	s, err := m.loadState(ctx)
+	if err != nil {
+		return err
+	}
+	if m.leading.Load() {
+		return nil
+	}
+	m.o.Hub.follow(m)
+	m.mu.Lock()
+	old := m.s.tokens()
+	if s.ID != m.s.ID || s.Mode != m.s.Mode {
+		m.resetLocked()
+	}
+	if s.Mode == "" && s.ID != "" {
+		s.Mode = ModeTopic
+	}
+	m.s = s
+	now := s.tokens()
+	m.mu.Unlock()
+	for _, t := range now {
+		m.o.Hub.register(t, m)
+	}
+	for _, t := range old {
+		if !slices.Contains(now, t) {
+			m.o.Hub.unregister(t, m)
+		}
+	}
+	return nil
+}
+
+// authentic reports whether r carries token's secret: a notification
+// of an endpoint this connection made (possibly on another replica).
+func (m *Manager) authentic(r *http.Request, token string) bool {
+	want := "Bearer " + m.secret(token)
+	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) == 1
+}
+
+// tokens are the endpoint tokens the state names.
+func (s state) tokens() []string {
+	var out []string
+	for _, t := range []string{s.Token, s.Pending} {
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	for _, c := range s.Criteria {
+		out = append(out, c.Token)
+	}
+	return out
+}
+
 // Run watches the subscription until ctx ends: it recovers gaps, checks
 // the status after a silence longer than HeartbeatWait, re-creates a
 // subscription in error and catches up retired ones. Call Start first.
@@ -272,11 +454,16 @@ func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(max(tick, 10*time.Millisecond))
 	defer t.Stop()
 	defer func() {
-		m.mu.Lock()
-		token := m.s.Token
-		m.mu.Unlock()
-		m.o.Hub.unregister(token, m)
 		m.save(context.WithoutCancel(ctx))
+		if !m.leading.Load() {
+			return // stepped down: it follows on the same endpoints
+		}
+		m.mu.Lock()
+		tokens := m.s.tokens()
+		m.mu.Unlock()
+		for _, token := range tokens {
+			m.o.Hub.unregister(token, m)
+		}
 	}()
 	for {
 		m.Check(ctx)
@@ -298,6 +485,12 @@ type mark struct {
 func (m *Manager) Check(ctx context.Context) {
 	now := m.clock()
 	m.mu.Lock()
+	if m.s.Mode == ModeCriteria {
+		m.mu.Unlock()
+		m.checkCriteria(ctx, now)
+		m.save(ctx)
+		return
+	}
 	if retry := m.retryAt; !retry.IsZero() {
 		m.mu.Unlock()
 		if now.After(retry) {
@@ -390,16 +583,21 @@ func (m *Manager) create(ctx context.Context) error {
 		return err
 	}
 	// Registered first: the server sends the handshake before it answers.
+	// Saved as pending too: the handshake may reach another replica.
 	m.o.Hub.register(token, m)
 	m.mu.Lock()
-	m.pending = token
+	m.s.Pending, m.dirty = token, true
 	m.mu.Unlock()
+	m.save(ctx)
 	resp, err := m.src.Create(ctx, "Subscription", body, "")
 	m.mu.Lock()
-	m.pending = ""
+	m.s.Pending, m.dirty = "", true
 	m.mu.Unlock()
 	if err != nil {
 		m.o.Hub.unregister(token, m)
+		if m.o.Filter != "" && errors.Is(err, fhir.ErrBadRequest) {
+			err = fmt.Errorf("%w: %w", ErrFilterNotSupported, err)
+		}
 		return fmt.Errorf("subscriptions: creating the subscription on %s: %w", m.o.Connection, err)
 	}
 	id, status, _, err := backport.ParseSubscription(resp.Body)
@@ -418,6 +616,9 @@ func (m *Manager) create(ctx context.Context) error {
 		m.s.LastGood = m.clock()
 	}
 	m.highest, m.seen, m.marks, m.lastHeard, m.dirty = 0, map[int64]time.Time{}, nil, m.clock(), true
+	// Created in error (its handshake failed): checked, and re-created, at
+	// the next Check rather than after a silence.
+	m.needStatus = status == backport.StatusError || status == backport.StatusOff
 	m.mu.Unlock()
 	m.save(ctx)
 	m.log.InfoContext(ctx, "subscription created", "subscription", id, "status", status, "payload", m.o.Payload)
@@ -573,12 +774,34 @@ func (m *Manager) fetchEvents(ctx context.Context, id string, from, to int64) (i
 	return len(got), missing, nil
 }
 
+// loadState reads the state kept in the store (zero when there is none).
+func (m *Manager) loadState(ctx context.Context) (state, error) {
+	var s state
+	d, err := m.st.GetDocument(ctx, docKind, m.o.Connection)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return s, fmt.Errorf("subscriptions: reading the state of %s: %w", m.o.Connection, err)
+	default:
+		if err := json.Unmarshal(d.Body, &s); err != nil {
+			return s, fmt.Errorf("subscriptions: reading the state of %s: %w", m.o.Connection, err)
+		}
+	}
+	return s, nil
+}
+
 // refreshSince reads, for every type, what changed since t (less a margin
 // for clock skew) and stores it.
 func (m *Manager) refreshSince(ctx context.Context, t time.Time) error {
+	return m.refreshTypes(ctx, m.o.Types, t)
+}
+
+// refreshTypes reads, for each of types, what changed since t (less a
+// margin for clock skew) and stores it.
+func (m *Manager) refreshTypes(ctx context.Context, types []string, t time.Time) error {
 	m.stats.refreshes.Add(1)
 	since := t.Add(-time.Minute)
-	for _, typ := range m.o.Types {
+	for _, typ := range types {
 		q := fhir.NewQuery().LastUpdated(fhir.GE, since).Count(200)
 		err := m.src.SearchAll(ctx, typ, q, func(ctx context.Context, b *fhir.Bundle, pageURL string) error {
 			for _, e := range b.Entry {
@@ -611,11 +834,22 @@ func (m *Manager) secret(token string) string {
 const maxNotification = 16 << 20
 
 // serveNotification takes one notification on token's endpoint.
-func (m *Manager) serveNotification(w http.ResponseWriter, r *http.Request, token string) {
-	want := "Bearer " + m.secret(token)
-	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+func (m *Manager) serveNotification(w http.ResponseWriter, r *http.Request, token, rest string) {
+	if !m.authentic(r, token) {
 		m.stats.forged.Add(1)
 		fhir.WriteOutcome(w, http.StatusUnauthorized, "error", "security", "the notification is not authenticated")
+		return
+	}
+	m.mu.Lock()
+	criteria := m.s.Mode == ModeCriteria
+	m.mu.Unlock()
+	if criteria {
+		m.serveCriteria(w, r, token, rest)
+		return
+	}
+	if r.Method != http.MethodPost || rest != "" {
+		m.stats.malformed.Add(1)
+		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "topic-based notifications are POSTed to the endpoint itself")
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotification+1))
@@ -625,12 +859,24 @@ func (m *Manager) serveNotification(w http.ResponseWriter, r *http.Request, toke
 		return
 	}
 	n, err := backport.ParseNotification(body)
-	m.mu.Lock()
-	current := token == m.s.Token
-	handshake := err == nil && token == m.pending && n.Status.Type == backport.TypeHandshake
-	subID := m.s.ID
-	m.mu.Unlock()
-	if !handshake && (err != nil || !current || backport.SubscriptionID(n.Status.Subscription) != subID) {
+	var current, handshake bool
+	var subID string
+	ours := func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		current = token == m.s.Token
+		handshake = err == nil && token == m.s.Pending && n.Status.Type == backport.TypeHandshake
+		subID = m.s.ID
+		return handshake || (err == nil && current && backport.SubscriptionID(n.Status.Subscription) == subID)
+	}
+	ok := ours()
+	if !ok && err == nil && !m.leading.Load() {
+		// A follower may not have read the leader's latest state yet.
+		if ferr := m.Follow(r.Context()); ferr == nil {
+			ok = ours()
+		}
+	}
+	if !ok {
 		m.stats.malformed.Add(1)
 		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "not a notification of this endpoint's subscription")
 		return
@@ -845,6 +1091,9 @@ func cmpInt(a, b int64) int {
 
 // save writes the state when it changed.
 func (m *Manager) save(ctx context.Context) {
+	if !m.leading.Load() {
+		return // a follower never writes the leader's state
+	}
 	m.mu.Lock()
 	if !m.dirty {
 		m.mu.Unlock()

@@ -58,7 +58,7 @@ type simFlags struct {
 	cdsServices   string
 	cdsIssuer     string
 	cdsJWKS       string
-	subscriptions string // on, off or auto (on for the epic personality)
+	subscriptions string // on, criteria, off or auto (topic-based for epic, criteria for oracle)
 }
 
 func (f *simFlags) register(fs *pflag.FlagSet) {
@@ -79,7 +79,7 @@ func (f *simFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.accessTTL, "access-token-ttl", time.Hour, "lifetime of access tokens the simulated EHR issues")
 	fs.BoolVar(&f.rotateRefresh, "rotate-refresh-tokens", true, "issue a new refresh token at every refresh and revoke the old one")
 	fs.DurationVar(&f.clockSkew, "clock-skew", 0, "offset of the simulated authorization server's clock (e.g. -2m)")
-	fs.StringVar(&f.subscriptions, "subscriptions", "auto", "topic-based FHIR Subscriptions (R4 backport): on, off, or auto (on for --vendor epic)")
+	fs.StringVar(&f.subscriptions, "subscriptions", "auto", "FHIR Subscriptions: on (topic-based, R4 backport), criteria (classic R4), off, or auto (topic-based for --vendor epic, criteria for oracle)")
 }
 
 // simEndpoint is a running simulated EHR.
@@ -218,11 +218,16 @@ func (f *simFlags) newSim(log *slog.Logger) (*ehrsim.Server, error) {
 	switch f.subscriptions {
 	case "on":
 		opts.Subscriptions.Enabled = true
+	case "criteria":
+		opts.Subscriptions.Enabled, opts.Subscriptions.Criteria = true, true
 	case "auto", "":
-		opts.Subscriptions.Enabled = f.vendor == "epic"
+		// Epic: topic-based (R4 backport); Oracle Health: classic R4
+		// criteria Subscriptions.
+		opts.Subscriptions.Enabled = f.vendor == "epic" || f.vendor == "oracle"
+		opts.Subscriptions.Criteria = f.vendor == "oracle"
 	case "off":
 	default:
-		return nil, fmt.Errorf("--subscriptions %q: want on, off or auto", f.subscriptions)
+		return nil, fmt.Errorf("--subscriptions %q: want on, criteria, off or auto", f.subscriptions)
 	}
 	if !f.noAuth {
 		opts.OAuth = &ehrsim.OAuthURIs{Authorize: "/auth/authorize", Token: "/auth/token", Introspect: "/auth/introspect", Revoke: "/auth/revoke"}

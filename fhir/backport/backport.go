@@ -291,6 +291,8 @@ type SubscriptionRequest struct {
 	// Heartbeat is the heartbeat period; 0 asks for none.
 	Heartbeat time.Duration
 	Reason    string
+	// End is when the subscription ends (Subscription.end); zero for never.
+	End time.Time
 }
 
 type extension struct {
@@ -313,6 +315,7 @@ type Subscription struct {
 	Status          string     `json:"status"`
 	Reason          string     `json:"reason"`
 	Criteria        string     `json:"criteria"`
+	End             string     `json:"end,omitempty"`
 	CriteriaElement *element   `json:"_criteria,omitempty"`
 	Error           string     `json:"error,omitempty"`
 	Channel         channel    `json:"channel"`
@@ -335,6 +338,9 @@ func (r SubscriptionRequest) Resource() ([]byte, error) {
 			PayloadElement: &element{Extension: []extension{{URL: ExtPayloadContent, ValueCode: r.Payload}}}}}
 	if s.Reason == "" {
 		s.Reason = "ehrgate"
+	}
+	if !r.End.IsZero() {
+		s.End = r.End.UTC().Format(time.RFC3339)
 	}
 	if r.Filter != "" {
 		s.CriteriaElement = &element{Extension: []extension{{URL: ExtFilterCriteria, ValueString: r.Filter}}}
@@ -359,6 +365,13 @@ func ParseSubscription(raw []byte) (id, status string, r SubscriptionRequest, er
 		return "", "", r, fmt.Errorf("reading a Subscription: resourceType %q", s.ResourceType)
 	}
 	r = SubscriptionRequest{Topic: s.Criteria, Endpoint: s.Channel.Endpoint, Reason: s.Reason, Payload: PayloadEmpty}
+	if s.End != "" {
+		end, err := time.Parse(time.RFC3339Nano, s.End)
+		if err != nil {
+			return s.ID, s.Status, r, fmt.Errorf("Subscription.end %q is not an instant", s.End)
+		}
+		r.End = end
+	}
 	if s.CriteriaElement != nil {
 		for _, e := range s.CriteriaElement.Extension {
 			if e.URL == ExtFilterCriteria {

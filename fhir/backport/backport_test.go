@@ -81,3 +81,30 @@ func FuzzParseNotification(f *testing.F) {
 		}
 	})
 }
+
+func TestCriteriaRoundTrip(t *testing.T) {
+	in := CriteriaRequest{Criteria: "Observation?patient=p1", Endpoint: "https://gw.example/n/abc", Header: "Authorization: Bearer s", Payload: PayloadMIME}
+	raw, err := in.Resource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, status, got, err := ParseCriteriaSubscription(raw)
+	if err != nil || status != StatusRequested {
+		t.Fatalf("ParseCriteriaSubscription = %q, %v", status, err)
+	}
+	in.Reason = "ehrgate"
+	if got != in {
+		t.Errorf("ParseCriteriaSubscription = %+v, want %+v", got, in)
+	}
+	for _, bad := range []string{"", "?patient=1", "NotAType?x=1", "Observation?%zz"} {
+		if _, _, err := ParseCriteria(bad); err == nil {
+			t.Errorf("ParseCriteria(%q) = nil error, want one", bad)
+		}
+	}
+	if typ, q, err := ParseCriteria("Observation"); err != nil || typ != "Observation" || len(q) != 0 {
+		t.Errorf("ParseCriteria(Observation) = %q, %v, %v", typ, q, err)
+	}
+	if !OffersSubscription([]byte(`{"rest":[{"resource":[{"type":"Subscription"}]}]}`)) || OffersSubscription([]byte(`{"rest":[{"resource":[{"type":"Patient"}]}]}`)) {
+		t.Error("OffersSubscription is wrong")
+	}
+}

@@ -36,7 +36,12 @@ type RigOptions struct {
 	// HeartbeatUnit is the simulator's heartbeat second (default 100 ms).
 	HeartbeatUnit time.Duration
 	NoEvents      bool // the simulator offers $status but not $events
-	Logger        *slog.Logger
+	// Criteria: the simulator offers classic R4 criteria Subscriptions
+	// instead of topics (as its oracle personality does).
+	Criteria bool
+	// NoEncounterFilter: the simulator allows patient filters only.
+	NoEncounterFilter bool
+	Logger            *slog.Logger
 }
 
 // Rig is a simulated EHR with topic-based Subscriptions, a store holding
@@ -84,7 +89,8 @@ func NewRig(ctx context.Context, o RigOptions) (*Rig, error) {
 	r.closers = append(r.closers, func() { st.Close() })
 
 	r.Sim = ehrsim.New(ehrsim.Options{Subscriptions: ehrsim.SubscriptionOptions{Enabled: true,
-		HeartbeatUnit: o.HeartbeatUnit, NoEvents: o.NoEvents}})
+		HeartbeatUnit: o.HeartbeatUnit, NoEvents: o.NoEvents, Criteria: o.Criteria,
+		NoEncounterFilter: o.NoEncounterFilter}})
 	for i := 1; i <= o.Patients; i++ {
 		p := fmt.Sprintf(`{"resourceType":"Patient","id":"p%d","identifier":[{"system":"urn:oid:1.2.3.4","value":"MRN%d"}],"name":[{"family":"Feed","given":["Patient%d"]}],"gender":"unknown","birthDate":"1970-01-%02d"}`,
 			i, i, i, 1+i%28)
