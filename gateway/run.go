@@ -40,6 +40,7 @@ func (g *Gateway) Run(ctx context.Context, o RunOptions) error {
 	if err := q.Start(ctx); err != nil {
 		return err
 	}
+	g.startIdentityKicker(ctx, q)
 	defer func() {
 		// Running jobs get a moment to finish; the rest are cancelled and
 		// made available again for another process (or the next start).
