@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -268,6 +270,7 @@ func newMatchEvalCmd(a *app) *cobra.Command {
 		link   float64
 		review float64
 		memMB  int64
+		misses int
 	)
 	cmd := &cobra.Command{
 		Use:   "eval --patients N",
@@ -287,7 +290,7 @@ the whole process's peak resident memory.`,
 				debug.SetMemoryLimit(memMB << 20)
 			}
 			rep, err := identity.RunEval(cmd.Context(), identity.GenOptions{People: people, Seed: seed},
-				identity.Options{LinkWeight: link, ReviewWeight: review})
+				identity.Options{LinkWeight: link, ReviewWeight: review}, misses)
 			if err != nil {
 				return fmt.Errorf("matching: %w", err)
 			}
@@ -298,10 +301,21 @@ the whole process's peak resident memory.`,
 			fmt.Fprintf(a.stdout, "clusters: precision %.5f recall %.5f F1 %.5f (%d exact of %d people)\n", rep.Cluster.Precision, rep.Cluster.Recall, rep.Cluster.F1, rep.Cluster.Exact, rep.Cluster.True)
 			fmt.Fprintf(a.stdout, "hard negatives merged: %v of %v\n", rep.HardMerged, rep.HardNegatives)
 			fmt.Fprintf(a.stdout, "%d candidate pairs, %d links, %d for review; %.2f s, peak RSS %.0f MiB\n", rep.Candidates, rep.Links, rep.Review, rep.Seconds, rep.PeakRSSMB)
+			fmt.Fprintf(a.stdout, "missed true pairs by cause: %v\n", rep.Missed)
+			for _, cause := range slices.Sorted(maps.Keys(rep.MissSamples)) {
+				for _, s := range rep.MissSamples[cause] {
+					fmt.Fprintf(a.stdout, "  %s: %s %s weight %.1f:", cause, s.A, s.B, s.Weight)
+					for _, c := range s.Explanation {
+						fmt.Fprintf(a.stdout, " %s=%s(%.1f)", c.Field, c.Level, c.Weight)
+					}
+					fmt.Fprintln(a.stdout)
+				}
+			}
 			return nil
 		},
 	}
 	cmd.Flags().IntVar(&people, "patients", 10000, "number of synthetic people")
+	cmd.Flags().IntVar(&misses, "misses", 0, "show up to this many missed true pairs of each cause, with their explanations (synthetic data)")
 	cmd.Flags().Int64Var(&memMB, "memory-limit-mb", 1536, "soft memory limit for the Go runtime in MiB (0: none)")
 	cmd.Flags().Int64Var(&seed, "seed", 1, "random seed; the same seed gives the same population")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
