@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -54,6 +55,13 @@ func (g *Gateway) runIdentityJob(ctx context.Context, _ IdentityJob) error {
 	return nil
 }
 
+// identityKind is how the match job's kind is registered: on the long
+// queue (a full run of a million records takes a minute or more), with the
+// configured job timeout.
+func (g *Gateway) identityKind() jobs.KindOptions {
+	return jobs.KindOptions{Queue: queueLong, Timeout: g.jobTimeout()}
+}
+
 // startIdentityKicker starts the kicker of match jobs (kickIdentity).
 func (g *Gateway) startIdentityKicker(ctx context.Context, q *jobs.Queue) {
 	k := g.startKicker(ctx, q, kickerOptions{what: "identity matching", args: IdentityJob{Scope: "all"}, poll: identityPoll})
@@ -80,4 +88,35 @@ func (g *Gateway) kickIdentity() {
 func (g *Gateway) scheduleIdentity(q *jobs.Queue) error {
 	return q.AddPeriodic(jobs.Periodic{ID: "identity", Every: identityEvery, RunOnStart: true,
 		Args: func() jobs.Args { return IdentityJob{Scope: "all"} }})
+}
+
+// RequestMatch asks for a match of the stored Patients from a process
+// that may not be serving (`ehrgate bulk import`, `ehrgate sync`): in a
+// serving gateway it kicks its match job; otherwise it enqueues an
+// identity_match job on the store's queue, which the serving gateways
+// run. A store whose job queue was never created (never served) needs
+// nothing: the first gateway to serve it matches at start.
+func (g *Gateway) RequestMatch(ctx context.Context) error {
+	g.jobs.mu.Lock()
+	k := g.jobs.identity
+	g.jobs.mu.Unlock()
+	if k != nil {
+		k.kick()
+		return nil
+	}
+	q, closeQ, err := OpenQueue(ctx, g.store, jobs.Options{Logger: g.log})
+	if err != nil {
+		return err
+	}
+	defer closeQ()
+	if _, err := q.Counts(ctx); errors.Is(err, jobs.ErrNoSchema) {
+		return nil
+	}
+	if err := jobs.Register(q, g.runIdentityJob, g.identityKind()); err != nil {
+		return err
+	}
+	if _, err := q.Enqueue(ctx, IdentityJob{Scope: "all"}); err != nil {
+		return fmt.Errorf("asking for a match of the stored patients: %w", err)
+	}
+	return nil
 }

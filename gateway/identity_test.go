@@ -217,3 +217,32 @@ func TestStoredPatientsAreMatched(t *testing.T) {
 		t.Errorf("%d identity_match jobs; want one after each store of patients", len(list))
 	}
 }
+
+// TestRequestMatchEnqueuesOneJob: a command that stored Patients outside a
+// serving gateway asks for a match: nothing on a store never served (no
+// job queue yet), one waiting identity_match job however often it asks on
+// a store with a queue.
+func TestRequestMatchEnqueuesOneJob(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, _, _ := newClinicGateway(t, ctx, "http://127.0.0.1:1")
+	if err := g.RequestMatch(ctx); err != nil {
+		t.Fatalf("RequestMatch on a store without a job queue = %v, want nil", err)
+	}
+	q, err := g.Jobs(ctx) // creates the queue's tables, as serve does
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := g.RequestMatch(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := q.List(ctx, jobs.Filter{Kinds: []string{"identity_match"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].State != jobs.Available {
+		t.Fatalf("identity_match jobs after three requests: %d (%v); want one waiting", len(list), list)
+	}
+}

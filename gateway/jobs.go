@@ -104,10 +104,7 @@ func (g *Gateway) Jobs(ctx context.Context) (*jobs.Queue, error) {
 
 func (g *Gateway) openJobs(ctx context.Context) (*jobs.Queue, func() error, error) {
 	jc := g.cfg.Jobs
-	timeout := time.Duration(jc.Timeout)
-	if timeout == 0 {
-		timeout = time.Hour
-	}
+	timeout := g.jobTimeout()
 	host, _ := os.Hostname()
 	opts := jobs.Options{
 		ID:          fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%1e6),
@@ -141,13 +138,22 @@ func (g *Gateway) openJobs(ctx context.Context) (*jobs.Queue, func() error, erro
 		jobs.Register(q, g.runWriteJob, short),
 		jobs.Register(q, g.runWriteSweepJob, short),
 		jobs.Register(q, g.runPipelineJob, long),
-		jobs.Register(q, g.runIdentityJob, long),
+		jobs.Register(q, g.runIdentityJob, g.identityKind()),
 	)
 	if err != nil {
 		closeFn()
 		return nil, nil, err
 	}
 	return q, closeFn, nil
+}
+
+// jobTimeout bounds one attempt of a long job: jobs.timeout, else an
+// hour.
+func (g *Gateway) jobTimeout() time.Duration {
+	if t := time.Duration(g.cfg.Jobs.Timeout); t > 0 {
+		return t
+	}
+	return time.Hour
 }
 
 // OpenQueue builds a job queue (not started, not migrated) on a store:

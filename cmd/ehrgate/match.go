@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ehrgate/gateway"
 	"ehrgate/identity"
 	"ehrgate/store"
 )
@@ -322,4 +324,13 @@ the whole process's peak resident memory.`,
 	cmd.Flags().Float64Var(&link, "link-weight", 0, "match weight in bits at or above which pairs link (0: the default, 14)")
 	cmd.Flags().Float64Var(&review, "review-weight", 0, "match weight in bits at or above which unlinked pairs go to review")
 	return cmd
+}
+
+// requestMatch asks the serving gateways to match the Patients a command
+// stored (gateway.RequestMatch); a failure is only logged: the leader's
+// periodic match job gets to them.
+func requestMatch(ctx context.Context, a *app, g *gateway.Gateway) {
+	if err := g.RequestMatch(ctx); err != nil {
+		a.log.Warn("could not ask for a match of the stored patients; the serving gateway's periodic match will", "error", err)
+	}
 }
