@@ -75,10 +75,11 @@ applies the links and unlinks people made ('match link', 'match unlink'),
 carries person ids forward from the last run and stores the persons and a
 summary (see 'match status').
 
-With --new-only it matches only the Patients no person holds yet (stored
-since the last run) against the stored persons with the last run's model,
-without fitting or clustering again: existing persons keep their members.
-It needs an earlier full run.`,
+With --new-only it matches only the Patients no person holds yet and those
+stored again since the last run or add, against the stored persons with the
+last run's model, without fitting or clustering again: other persons keep
+their members. It needs an earlier full run. 'ehrgate serve' does this by
+itself when Patients are stored (the identity_match job).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.load(cmd); err != nil {
@@ -105,7 +106,8 @@ It needs an earlier full run.`,
 				if asJSON {
 					return json.NewEncoder(a.stdout).Encode(add)
 				}
-				fmt.Fprintf(a.stdout, "%d new records: %d joined a person, %d persons created\n", add.New, add.Joined, add.Created)
+				fmt.Fprintf(a.stdout, "%d new, %d changed (%d moved), %d removed records: %d joined a person, %d persons created, %d pairs for review\n",
+					add.New, add.Changed, add.Moved, add.Removed, add.Joined, add.Created, add.Review)
 				return nil
 			}
 			_, sum, err := svc.Run(cmd.Context(), recs, identity.Options{LinkWeight: link, ReviewWeight: review})
@@ -206,6 +208,10 @@ func printMatchSummary(a *app, sum identity.RunSummary, asJSON bool) error {
 	}
 	fmt.Fprintf(a.stdout, "%s: %d records, %d persons (%d carried over, %d new), %d links, %d overrides, %d pairs for review, %.2f s\n",
 		sum.At.Format(time.RFC3339), sum.Records, sum.Persons, sum.Carried, sum.New, sum.Links, sum.Overrides, len(sum.Review), sum.Seconds)
+	if ad := sum.LastAdd; ad != nil {
+		fmt.Fprintf(a.stdout, "last added %s: %d new, %d changed (%d moved), %d removed records; %d joined a person, %d persons created, %d pairs for review\n",
+			sum.LastAddAt.Format(time.RFC3339), ad.New, ad.Changed, ad.Moved, ad.Removed, ad.Joined, ad.Created, ad.Review)
+	}
 	for i, r := range sum.Review {
 		if i == 20 {
 			fmt.Fprintf(a.stdout, "  ... %d more\n", len(sum.Review)-i)
