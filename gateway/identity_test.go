@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,7 +23,9 @@ import (
 // record a person (a full run: there was none); then the third EHR's Patients are stored by a sync job, and the
 // match job kicked by it adds them incrementally (no full run): they join
 // the persons of their other records, never a wrong one, except a record a
-// person unlinked beforehand from its own person's record.
+// person unlinked beforehand from its own person's record. Last, one of
+// those records is changed at its EHR into a stranger and synced again:
+// the match job takes it out of its person.
 func TestStoredPatientsAreMatched(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -209,6 +212,58 @@ func TestStoredPatientsAreMatched(t *testing.T) {
 	if held[unC] == held[unA] {
 		t.Errorf("the unlinked records %s and %s share person %s", unC, unA, held[unC])
 	}
+
+	// a hospital-c record of a person with several records is stored again
+	// with a stranger's demographics: the next sync's match job takes it
+	// out of that person
+	size := map[string]int{}
+	for _, id := range held {
+		size[id]++
+	}
+	var moved identity.Record
+	for _, r := range pop.Records {
+		if r.Key.Source == "hospital-c" && r.Key != unC && size[held[r.Key]] >= 2 {
+			moved = r
+			break
+		}
+	}
+	movedFrom := held[moved.Key]
+	moved.Given, moved.Middle, moved.Family, moved.Previous, moved.BirthDate = "Zebulon", "", "Quibbleworth", nil, "1931-02-03"
+	moved.Address, moved.Phone, moved.Email, moved.Identifiers = "", "", "", moved.Identifiers[:1]
+	raw, err := identity.PatientJSON(moved, identity.MRNSystem("hospital-c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sims["hospital-c"].Load(raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Enqueue(ctx, gateway.SyncJob{Connection: "hospital-c"}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		st, err := svc.Status(ctx)
+		if err == nil && st.LastAdd != nil && st.LastAdd.Changed > 0 {
+			if st.LastAdd.Changed != 1 || st.LastAdd.Moved != 1 {
+				t.Errorf("after the changed record: last add %+v; want 1 changed, 1 moved", *st.LastAdd)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the changed record was not matched again: status %+v, %v", st.LastAdd, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	persons, err := svc.Persons(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range persons {
+		if p.ID == movedFrom && slices.Contains(p.Members, moved.Key) {
+			t.Errorf("record %s, stored again with another person's demographics, is still in %s", moved.Key, movedFrom)
+		}
+	}
+
 	list, err := q.List(ctx, jobs.Filter{Kinds: []string{"identity_match"}})
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +293,7 @@ func TestRequestMatchEnqueuesOneJob(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
 	list, err := q.List(ctx, jobs.Filter{Kinds: []string{"identity_match"}})
 	if err != nil {
 		t.Fatal(err)
