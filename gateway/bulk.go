@@ -119,6 +119,9 @@ func (g *Gateway) BulkExport(ctx context.Context, conn config.Connection, req bu
 	if rt.Tokens != nil && (err == nil || sum.NotGranted != nil) {
 		g.RecordGrants(ctx, conn.Name, sum.NotGranted)
 	}
+	if o.OutDir == "" && sum.New+sum.Updated+sum.Deleted > 0 {
+		g.kickIdentity() // new or changed Patients among them are matched
+	}
 	if o.OutDir == "" {
 		if serr := RecordBulkOutcome(ctx, g.store, conn.Name, sum, err); serr != nil {
 			g.log.Warn("could not save connection state", "connection", conn.Name, "error", serr)

@@ -450,6 +450,9 @@ func (g *Gateway) sync(ctx context.Context, conn config.Connection, since time.T
 	unmark := g.markRunning(ctx, conn.Name, "sync")
 	defer unmark()
 	sum, err := g.doSync(ctx, conn, since)
+	if sum.New+sum.Updated > 0 {
+		g.kickIdentity() // new or changed Patients among them are matched
+	}
 	g.mu.Lock()
 	st := g.status[conn.Name]
 	st.Name, st.BaseURL = conn.Name, conn.BaseURL

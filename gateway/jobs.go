@@ -81,8 +81,9 @@ type jobState struct {
 	close func() error // releases what the queue's backend opened
 	err   error
 
-	mu  sync.Mutex
-	hl7 map[string]*hl7store.Handler // conversion handlers by connection
+	mu       sync.Mutex
+	hl7      map[string]*hl7store.Handler // conversion handlers by connection
+	identity *kicker                      // asks for match jobs (kickIdentity); nil until Run
 }
 
 // pooled is a store on PostgreSQL (store/postgres).
@@ -103,10 +104,7 @@ func (g *Gateway) Jobs(ctx context.Context) (*jobs.Queue, error) {
 
 func (g *Gateway) openJobs(ctx context.Context) (*jobs.Queue, func() error, error) {
 	jc := g.cfg.Jobs
-	timeout := time.Duration(jc.Timeout)
-	if timeout == 0 {
-		timeout = time.Hour
-	}
+	timeout := g.jobTimeout()
 	host, _ := os.Hostname()
 	opts := jobs.Options{
 		ID:          fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%1e6),
@@ -140,12 +138,22 @@ func (g *Gateway) openJobs(ctx context.Context) (*jobs.Queue, func() error, erro
 		jobs.Register(q, g.runWriteJob, short),
 		jobs.Register(q, g.runWriteSweepJob, short),
 		jobs.Register(q, g.runPipelineJob, long),
+		jobs.Register(q, g.runIdentityJob, g.identityKind()),
 	)
 	if err != nil {
 		closeFn()
 		return nil, nil, err
 	}
 	return q, closeFn, nil
+}
+
+// jobTimeout bounds one attempt of a long job: jobs.timeout, else an
+// hour.
+func (g *Gateway) jobTimeout() time.Duration {
+	if t := time.Duration(g.cfg.Jobs.Timeout); t > 0 {
+		return t
+	}
+	return time.Hour
 }
 
 // OpenQueue builds a job queue (not started, not migrated) on a store:
@@ -197,11 +205,18 @@ func (g *Gateway) runBulkExportJob(ctx context.Context, j BulkExportJob) error {
 }
 
 func (g *Gateway) runRefreshJob(ctx context.Context, j RefreshJob) error {
-	return g.refreshByEvent(ctx, j.Connection, fhir.Identifier{System: j.System, Value: j.Value})
+	err := g.refreshByEvent(ctx, j.Connection, fhir.Identifier{System: j.System, Value: j.Value})
+	if err == nil {
+		g.kickIdentity()
+	}
+	return err
 }
 
 func (g *Gateway) runHL7ConvertJob(ctx context.Context, j HL7ConvertJob) error {
-	_, err := g.hl7Converter(j.Connection).ProcessPending(ctx)
+	n, err := g.hl7Converter(j.Connection).ProcessPending(ctx)
+	if n > 0 {
+		g.kickIdentity() // the messages' patients were stored
+	}
 	return err
 }
 
@@ -248,6 +263,9 @@ func (g *Gateway) schedule(ctx context.Context, q *jobs.Queue, syncOnStart bool)
 		return err
 	}
 	if err := g.schedulePipeline(q); err != nil {
+		return err
+	}
+	if err := g.scheduleIdentity(q); err != nil {
 		return err
 	}
 	every := time.Duration(g.cfg.SyncEvery)
@@ -311,31 +329,43 @@ func lastBulkExport(st ConnectionState) time.Time {
 	return time.Time{}
 }
 
-// hl7Kicker enqueues a conversion job for conn when kicked, at most once
-// per interval (a listener kicks after every message it logs).
-type hl7Kicker struct {
+// kicker enqueues a job when kicked (and every interval, when one is
+// set), making sure a job is waiting, not only running: a running job may
+// have looked at the data for the last time already. A burst of kicks
+// while a job waits is one job.
+type kicker struct {
 	ch chan struct{}
 }
 
-func (g *Gateway) startHL7Kicker(ctx context.Context, q *jobs.Queue, conn string) *hl7Kicker {
-	k := &hl7Kicker{ch: make(chan struct{}, 1)}
+// kickerOptions describe what a kicker enqueues.
+type kickerOptions struct {
+	what  string    // for the log: "HL7 conversion"
+	args  jobs.Args // the job, unique while it waits or runs
+	every time.Duration
+	poll  time.Duration // how often to ask again while a job runs
+}
+
+func (g *Gateway) startKicker(ctx context.Context, q *jobs.Queue, o kickerOptions) *kicker {
+	k := &kicker{ch: make(chan struct{}, 1)}
 	go func() {
-		t := time.NewTicker(hl7SafetyInterval)
-		defer t.Stop()
+		var tick <-chan time.Time
+		if o.every > 0 {
+			t := time.NewTicker(o.every)
+			defer t.Stop()
+			tick = t.C
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-k.ch:
-			case <-t.C:
+			case <-tick:
 			}
-			// A job that is running may have looked for messages for the
-			// last time already: ask again until a job is waiting.
 			for {
-				res, err := q.Enqueue(ctx, HL7ConvertJob{Connection: conn})
+				res, err := q.Enqueue(ctx, o.args)
 				if err != nil {
 					if ctx.Err() == nil {
-						g.log.Warn("scheduling HL7 conversion", "connection", conn, "error", err)
+						g.log.Warn("scheduling "+o.what, "error", err)
 					}
 					break
 				}
@@ -345,7 +375,7 @@ func (g *Gateway) startHL7Kicker(ctx context.Context, q *jobs.Queue, conn string
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(50 * time.Millisecond):
+				case <-time.After(o.poll):
 				}
 			}
 			select { // coalesce a burst of kicks
@@ -358,8 +388,16 @@ func (g *Gateway) startHL7Kicker(ctx context.Context, q *jobs.Queue, conn string
 	return k
 }
 
-// kick asks for a conversion job; it never blocks.
-func (k *hl7Kicker) kick() {
+// startHL7Kicker enqueues a conversion job for conn when kicked (a
+// listener kicks after every message it logs), and every
+// hl7SafetyInterval.
+func (g *Gateway) startHL7Kicker(ctx context.Context, q *jobs.Queue, conn string) *kicker {
+	return g.startKicker(ctx, q, kickerOptions{what: "HL7 conversion of " + conn, args: HL7ConvertJob{Connection: conn},
+		every: hl7SafetyInterval, poll: 50 * time.Millisecond})
+}
+
+// kick asks for a job; it never blocks.
+func (k *kicker) kick() {
 	select {
 	case k.ch <- struct{}{}:
 	default:

@@ -22,7 +22,7 @@ type RunOptions struct {
 
 // Run serves the whole gateway until ctx ends: SMART launches, the job
 // queue (scheduled syncs and bulk exports, event-driven refreshes, HL7
-// conversion; shared with every other process on the store, so each job
+// conversion, matching the Patients they store into persons; shared with every other process on the store, so each job
 // runs once, on one of them), events, the HL7 v2 listener and the HTTP
 // routes. It returns when ctx ends (nil) or a listener fails.
 func (g *Gateway) Run(ctx context.Context, o RunOptions) error {
@@ -40,6 +40,7 @@ func (g *Gateway) Run(ctx context.Context, o RunOptions) error {
 	if err := q.Start(ctx); err != nil {
 		return err
 	}
+	g.startIdentityKicker(ctx, q)
 	defer func() {
 		// Running jobs get a moment to finish; the rest are cancelled and
 		// made available again for another process (or the next start).

@@ -15,7 +15,8 @@ import (
 
 // TestRunWorksThroughJobs runs the whole gateway on the embedded store: the
 // sync at start and the HL7 conversion run as jobs on the store's queue,
-// and everything is done (no job left active) when Run returns.
+// the patients they store are then matched (identity_match), and
+// everything is done (no job left active) when Run returns.
 func TestRunWorksThroughJobs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -51,17 +52,31 @@ func TestRunWorksThroughJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	var quiet time.Time
 	for { // the sync job and the conversion job finish (the sync's last write is the job's completion: wait for it)
 		state, _, _ := gateway.LoadConnectionState(ctx, st, "clinic")
 		synced := !state.LastSync.IsZero()
 		counts, _ := st.HL7Counts(ctx, "feed")
 		q, _ := g.Jobs(ctx)
-		finished := 0
+		finished, active := 0, -1
 		if list, err := q.List(ctx, jobs.Filter{States: []jobs.State{jobs.Completed}}); err == nil {
 			finished = len(list)
 		}
-		if synced && counts.Processed == 1 && finished >= 2 {
-			break
+		// the patients they stored are then matched (identity_match)
+		if list, err := q.List(ctx, jobs.Filter{States: []jobs.State{jobs.Available, jobs.Running, jobs.Retryable}}); err == nil {
+			active = len(list)
+		}
+		// a kick is enqueued a moment after the job that stored: quiet
+		// for longer than that before stopping
+		if synced && counts.Processed == 1 && finished >= 3 && active == 0 {
+			if quiet.IsZero() {
+				quiet = time.Now()
+			}
+			if time.Since(quiet) > 1500*time.Millisecond {
+				break
+			}
+		} else {
+			quiet = time.Time{}
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("sync state saved %v, HL7 counts %+v: the jobs did not run", synced, counts)
@@ -94,7 +109,7 @@ func TestRunWorksThroughJobs(t *testing.T) {
 		}
 		kinds[j.Kind] = j.State
 	}
-	if kinds["sync"] != jobs.Completed || kinds["hl7_convert"] != jobs.Completed {
-		t.Errorf("jobs by kind %v; want a completed sync and hl7_convert", kinds)
+	if kinds["sync"] != jobs.Completed || kinds["hl7_convert"] != jobs.Completed || kinds["identity_match"] != jobs.Completed {
+		t.Errorf("jobs by kind %v; want a completed sync, hl7_convert and identity_match", kinds)
 	}
 }

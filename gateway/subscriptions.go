@@ -69,6 +69,9 @@ func (g *Gateway) StartSubscriptions(ctx context.Context, bus *events.Bus) error
 					ev.PatientRef = "Patient/" + a.PatientID
 				}
 				bus.Publish(ev)
+				if strings.HasPrefix(a.Ref, "Patient/") {
+					g.kickIdentity()
+				}
 			}}
 		go g.runSubscription(ctx, c, o)
 	}

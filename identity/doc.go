@@ -20,7 +20,9 @@
 //     of log2(m/u) over its fields, with a term-frequency adjustment for
 //     exact name agreement (a shared rare surname says more than "Smith").
 //     Every Score keeps its explanation (field, level, weight).
-//  4. Decides link, review or no link with thresholds and guards: a pair
+//  4. Decides link, review or no link with thresholds (the weight; a lower
+//     one for pairs sharing a contact channel; the evidence without the
+//     prior, Fellegi and Sunter's own threshold) and guards: a pair
 //     whose given names or birth dates plainly disagree, whose suffixes
 //     conflict (Jr./Sr.) or whose identifiers from one authority differ is
 //     never linked automatically, whatever its total.
@@ -29,6 +31,11 @@
 //     identifiers differ, a guard fails, the pair scores more than
 //     Options.CrossSlack below the no-link threshold, or a person unlinked
 //     them), so that a chain of weak links cannot join two people.
+//
+// Service.Update is what the serving gateway runs when Patients are
+// stored: Add matches new and changed records against the stored persons
+// with the last run's model; a full Run when there is none or the records
+// have doubled since.
 //
 // Person ids (AssignIDs) are carried forward by overlap from the previous run
 // and new ones are derived from a cluster's oldest member, so they are

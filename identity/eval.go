@@ -128,12 +128,15 @@ type EvalReport struct {
 	HardMerged    map[string]int `json:"hard_negatives_merged"`
 	// Missed counts the true pairs left in different clusters by cause
 	// (AnalyzeMisses).
-	Missed       map[string]int `json:"missed_pairs"`
-	Candidates   int            `json:"candidates"`
-	Links        int            `json:"links"`
-	Review       int            `json:"review"`
-	EMIterations int            `json:"em_iterations"`
-	EMConverged  bool           `json:"em_converged"`
+	Missed map[string]int `json:"missed_pairs"`
+	// MissSamples holds, when asked (RunEval's misses), up to that many
+	// missed true pairs of each cause with their explanations.
+	MissSamples  map[string][]MissSample `json:"miss_samples,omitempty"`
+	Candidates   int                     `json:"candidates"`
+	Links        int                     `json:"links"`
+	Review       int                     `json:"review"`
+	EMIterations int                     `json:"em_iterations"`
+	EMConverged  bool                    `json:"em_converged"`
 	// Seconds is the matcher's time (blocking, comparison, EM, scoring,
 	// clustering); GenerateSeconds the synthetic population's.
 	Seconds         float64 `json:"seconds"`
@@ -144,9 +147,18 @@ type EvalReport struct {
 	PeakRSSMB  float64 `json:"peak_rss_mb"`
 }
 
+// MissSample is a missed true pair: its records (synthetic) and their
+// score.
+type MissSample struct {
+	A Key `json:"a"`
+	B Key `json:"b"`
+	Score
+}
+
 // RunEval generates a population of people across sources, matches it as
-// the service does and measures the result against the truth.
-func RunEval(ctx context.Context, gen GenOptions, opts Options) (EvalReport, error) {
+// the service does and measures the result against the truth; with
+// misses > 0 the report keeps that many missed pairs of each cause.
+func RunEval(ctx context.Context, gen GenOptions, opts Options, misses int) (EvalReport, error) {
 	var rep EvalReport
 	t0 := time.Now()
 	pop := Generate(gen)
@@ -159,7 +171,16 @@ func RunEval(ctx context.Context, gen GenOptions, opts Options) (EvalReport, err
 	}
 	t2 := time.Now()
 	rep.CPUSeconds = cpuSeconds() - cpu0
-	rep.Missed = AnalyzeMisses(m, res, pop.Person, 0).ByCause
+	ms := AnalyzeMisses(m, res, pop.Person, misses)
+	rep.Missed = ms.ByCause
+	for cause, scores := range ms.Samples {
+		if rep.MissSamples == nil {
+			rep.MissSamples = map[string][]MissSample{}
+		}
+		for _, sc := range scores {
+			rep.MissSamples[cause] = append(rep.MissSamples[cause], MissSample{A: sc.A, B: sc.B, Score: sc})
+		}
+	}
 	e := Evaluate(res.Cluster, pop.Person, pop.Hard)
 	rep.Records, rep.People = len(pop.Records), pop.People
 	rep.Precision, rep.Recall, rep.F1 = e.Pairwise.Precision, e.Pairwise.Recall, e.Pairwise.F1

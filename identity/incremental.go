@@ -1,7 +1,9 @@
 package identity
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,9 +18,22 @@ var ErrNoRun = errors.New("identity: no match run yet to add records to")
 
 // AddSummary is what Add did.
 type AddSummary struct {
-	New     int `json:"new"`     // records no person held
-	Joined  int `json:"joined"`  // of them, joined to an existing person (or one created by an earlier record of this call)
+	New int `json:"new"` // records no person held
+	// Changed counts records a person held that were stored again with
+	// other content since the last run or add (Record.Order above the
+	// last one seen); Moved, those of them that no longer fitted their
+	// person (or were alone in it) and were matched again like new ones.
+	Changed int `json:"changed"`
+	Moved   int `json:"moved"`
+	// Removed counts records persons held that are no longer stored.
+	Removed int `json:"removed"`
+	Joined  int `json:"joined"`  // of the new and moved, joined to an existing person (or one created by an earlier record of this call)
 	Created int `json:"created"` // persons created
+	// Review counts the pairs added to the review queue: a new or moved
+	// record and a record of another person that score between the review
+	// and link weights, or would link but a guard or a member of that
+	// person stopped it.
+	Review int `json:"review"`
 }
 
 // restore rebuilds the weights of a model decoded from JSON (they are not
@@ -36,20 +51,29 @@ func (model *Model) restore() {
 	}
 }
 
-// Add matches the records no stored person holds yet (new Patients) against
-// the stored persons, with the last run's model, without fitting or
-// clustering again: the cheap step to take when Patients are stored
-// between full runs. recs are all current records (new and old), as
+// Add matches the records no stored person holds yet (new Patients), and
+// the held records stored again since the last run or add (changed
+// Patients), against the stored persons with the last run's model, without
+// fitting or clustering again: the cheap step to take when Patients are
+// stored between full runs. recs are all current records (new and old), as
 // LoadPatients returns them.
 //
-// New records are taken oldest first. Each joins the person of its best
-// candidate that scores a link (Query), provided that no member of that
-// person fails a guard against it, scores more than CrossSlack below the
-// review weight, or was unlinked from it by a person; a link override
-// joins it to the other record's person outright. A record that joins
-// nobody starts a person (PersonID of its key). Existing persons keep their
+// A changed record stays in its person when it still fits the other
+// members (no guard fails, none scores more than CrossSlack below the
+// review weight, no unlink); otherwise, or when it was the person's only
+// record, it leaves and is matched again like a new one. Records persons
+// held that are no longer stored are dropped from them.
+//
+// New and moved records are taken oldest first. Each joins the person of
+// its best candidate that scores a link (Query), provided that no member
+// of that person fails a guard against it, scores more than CrossSlack
+// below the review weight, or was unlinked from it by a person; a link
+// override joins it to the other record's person outright. A record that
+// joins nobody starts a person (PersonID of its key). Its candidates in
+// other persons that score at or above the review weight go to the review
+// queue (the last run's, shown by ReviewQueue). Other persons keep their
 // ids and members: a full Run may later regroup them (and carries ids
-// forward as always). It returns ErrNoRun when there was no run.
+// forward). Add returns ErrNoRun when there was no run.
 func (s *Service) Add(ctx context.Context, recs []Record, opts Options) (AddSummary, error) {
 	var sum AddSummary
 	last, err := s.Status(ctx)
@@ -68,35 +92,38 @@ func (s *Service) Add(ctx context.Context, recs []Record, opts Options) (AddSumm
 	if err != nil {
 		return sum, err
 	}
+	stored := make(map[Key]int, len(recs))
+	through := last.Through
+	for i := range recs {
+		stored[recs[i].Key] = i
+		through = max(through, recs[i].Order)
+	}
 	personOf := map[Key]string{}
 	members := map[string][]Key{}
 	used := map[string]bool{}
 	for _, p := range prevPersons {
-		members[p.ID] = slices.Clone(p.Members)
 		used[p.ID] = true
 		for _, k := range p.Members {
+			if _, ok := stored[k]; !ok {
+				sum.Removed++
+				continue
+			}
+			members[p.ID] = append(members[p.ID], k)
 			personOf[k] = p.ID
 		}
 	}
-	var fresh []int
+	var fresh, changed []int
 	for i := range recs {
 		if _, ok := personOf[recs[i].Key]; !ok {
 			fresh = append(fresh, i)
+		} else if last.Through > 0 && recs[i].Order > last.Through {
+			changed = append(changed, i)
 		}
 	}
-	sum.New = len(fresh)
-	if len(fresh) == 0 {
-		return sum, nil
+	sum.New, sum.Changed = len(fresh), len(changed)
+	if len(fresh) == 0 && len(changed) == 0 && sum.Removed == 0 {
+		return sum, s.noteAdd(ctx, sum, through, nil, nil)
 	}
-	slices.SortStableFunc(fresh, func(a, b int) int {
-		switch {
-		case recs[a].Order < recs[b].Order:
-			return -1
-		case recs[a].Order > recs[b].Order:
-			return 1
-		}
-		return 0
-	})
 	opts.Model = last.Model
 	m := New(recs, opts)
 	unlinked := map[string]bool{}
@@ -110,6 +137,34 @@ func (s *Service) Add(ctx context.Context, recs []Record, opts Options) (AddSumm
 			linkTo[o.B] = append(linkTo[o.B], o.A)
 		}
 	}
+	// a changed record that no longer fits its person leaves it
+	for _, i := range changed {
+		k := recs[i].Key
+		id := personOf[k]
+		others := slices.DeleteFunc(slices.Clone(members[id]), func(x Key) bool { return x == k })
+		if len(others) > 0 && m.mayJoin(i, others, unlinked) {
+			continue
+		}
+		sum.Moved++
+		delete(personOf, k)
+		if len(others) == 0 {
+			delete(members, id)
+			delete(used, id) // free: the record may start it again
+		} else {
+			members[id] = others
+		}
+		fresh = append(fresh, i)
+	}
+	slices.SortStableFunc(fresh, func(a, b int) int {
+		switch {
+		case recs[a].Order < recs[b].Order:
+			return -1
+		case recs[a].Order > recs[b].Order:
+			return 1
+		}
+		return 0
+	})
+	var review []ReviewPair
 	for _, i := range fresh {
 		if err := ctx.Err(); err != nil {
 			return sum, err
@@ -122,7 +177,8 @@ func (s *Service) Add(ctx context.Context, recs []Record, opts Options) (AddSumm
 				break
 			}
 		}
-		for _, c := range m.Query(recs[i], 0) {
+		cands := m.Query(recs[i], 0)
+		for _, c := range cands {
 			if pid != "" {
 				break
 			}
@@ -146,6 +202,21 @@ func (s *Service) Add(ctx context.Context, recs []Record, opts Options) (AddSumm
 		used[pid] = true
 		personOf[k] = pid
 		members[pid] = append(members[pid], k)
+		for _, c := range cands {
+			other, ok := personOf[c.B]
+			if !ok || other == pid || unlinked[OverrideName(k, c.B)] {
+				continue
+			}
+			reason := c.Guard
+			switch {
+			case reason != "":
+			case c.Decision == Link:
+				reason = "cluster guard"
+			default:
+				reason = "score"
+			}
+			review = append(review, ReviewPair{A: k, B: c.B, Weight: c.Weight, Reason: reason, Explanation: c.Explanation})
+		}
 	}
 	next := make([]Person, 0, len(members))
 	for id, ms := range members {
@@ -154,7 +225,50 @@ func (s *Service) Add(ctx context.Context, recs []Record, opts Options) (AddSumm
 	if err := s.savePersons(ctx, prevPersons, next); err != nil {
 		return sum, fmt.Errorf("adding records: %w", err)
 	}
-	return sum, nil
+	sum.Review = len(review)
+	return sum, s.noteAdd(ctx, sum, through, review, personOf)
+}
+
+// noteAdd records an Add in the run summary: the highest record order
+// seen (changed records are those stored after it), what the add did, and
+// its review pairs merged into the queue (strongest first, at most
+// maxReview; pairs whose records now share a person leave it).
+func (s *Service) noteAdd(ctx context.Context, add AddSummary, through int64, review []ReviewPair, personOf map[Key]string) error {
+	err := s.Docs.UpdateDocument(ctx, DocRun, "last", func(cur []byte) ([]byte, error) {
+		var sum RunSummary
+		if err := json.Unmarshal(cur, &sum); err != nil {
+			return nil, fmt.Errorf("decoding the run summary: %w", err)
+		}
+		if sum.Through == through && len(review) == 0 && personOf == nil {
+			return cur, nil // nothing new: no write
+		}
+		sum.Through = through
+		if personOf != nil {
+			sum.LastAdd, sum.LastAddAt = &add, s.now()
+			seen := map[string]bool{}
+			merged := make([]ReviewPair, 0, len(sum.Review)+len(review))
+			for _, p := range append(review, sum.Review...) {
+				n := OverrideName(p.A, p.B)
+				pa, okA := personOf[p.A]
+				pb, okB := personOf[p.B]
+				if seen[n] || (okA && okB && pa == pb) {
+					continue
+				}
+				seen[n] = true
+				merged = append(merged, p)
+			}
+			slices.SortStableFunc(merged, func(a, b ReviewPair) int { return cmp.Compare(b.Weight, a.Weight) })
+			if len(merged) > maxReview {
+				merged = merged[:maxReview]
+			}
+			sum.Review = merged
+		}
+		return json.Marshal(sum)
+	})
+	if err != nil {
+		return fmt.Errorf("saving the run summary: %w", err)
+	}
+	return nil
 }
 
 // mayJoin reports whether record i may join the person of members: no
@@ -176,4 +290,51 @@ func (m *Matcher) mayJoin(i int, members []Key, unlinked map[string]bool) bool {
 		}
 	}
 	return true
+}
+
+// UpdateSummary is what Update did: a full run or an add.
+type UpdateSummary struct {
+	// Full is set when Update made a full run; Reason says why.
+	Full   bool        `json:"full"`
+	Reason string      `json:"reason,omitempty"`
+	Run    *RunSummary `json:"run,omitempty"`
+	Add    *AddSummary `json:"add,omitempty"`
+}
+
+// Update brings the persons up to date with recs (every current record,
+// as LoadPatients returns them), as the running service does after
+// Patients are stored: Add, matching only the new and changed records with
+// the last run's model, when there is a run whose model was fitted on at
+// least half as many records as there are now; otherwise a full Run (the
+// first time, or when the population has more than doubled since the
+// model was fitted, so that its m, u and prior describe the records it
+// scores). Person ids carry over either way.
+func (s *Service) Update(ctx context.Context, recs []Record, opts Options) (UpdateSummary, error) {
+	var up UpdateSummary
+	last, err := s.Status(ctx)
+	switch {
+	case len(recs) == 0 && (err != nil || last.Model == nil):
+		return up, nil // nothing stored yet, nothing to fit on
+	case errors.Is(err, store.ErrNotFound) || (err == nil && last.Model == nil):
+		up.Reason = "no earlier run"
+	case err != nil:
+		return up, err
+	case len(recs) > 2*last.Records:
+		up.Reason = fmt.Sprintf("the records more than doubled since the model was fitted (%d, then %d)", len(recs), last.Records)
+	default:
+		add, err := s.Add(ctx, recs, opts)
+		if err != nil {
+			return up, err
+		}
+		up.Add = &add
+		return up, nil
+	}
+	up.Full = true
+	_, sum, err := s.Run(ctx, recs, opts)
+	if err != nil {
+		return up, err
+	}
+	sum.Review, sum.Model = nil, nil // in the store; not needed by callers
+	up.Run = &sum
+	return up, nil
 }

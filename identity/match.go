@@ -55,6 +55,17 @@ type Options struct {
 	// LinkWeight is the match weight (bits, prior included) at or above
 	// which a pair is linked; default 14 (posterior odds 16384:1).
 	LinkWeight float64
+	// ContactLinkWeight is the lower link weight of a pair that also
+	// shares a contact channel (same street address, phone, email or
+	// identifier) and passes every guard; default LinkWeight - 6.
+	ContactLinkWeight float64
+	// EvidenceLinkWeight and FloorLinkWeight: a pair whose evidence alone
+	// (the weight without the prior: Fellegi and Sunter's own threshold
+	// on the likelihood ratio) reaches EvidenceLinkWeight links when its
+	// weight with the prior reaches FloorLinkWeight and it passes every
+	// guard. Defaults 29 and 10 bits (odds 1024:1: each such link is
+	// still above the 0.999 precision goal by the model).
+	EvidenceLinkWeight, FloorLinkWeight float64
 	// ReviewWeight is the match weight at or above which a pair that is not
 	// linked goes to review; pairs below it are "no link", and clusters
 	// never join two records scoring below it. Default 0.
@@ -80,6 +91,15 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.LinkWeight == 0 {
 		o.LinkWeight = 14
+	}
+	if o.ContactLinkWeight == 0 {
+		o.ContactLinkWeight = o.LinkWeight - 6
+	}
+	if o.EvidenceLinkWeight == 0 {
+		o.EvidenceLinkWeight = 29
+	}
+	if o.FloorLinkWeight == 0 {
+		o.FloorLinkWeight = 10
 	}
 	if o.CrossSlack == 0 {
 		o.CrossSlack = 10
@@ -298,10 +318,19 @@ func (m *Matcher) decide(w float64, c comparison) (Decision, string) {
 		return NoLink, ""
 	}
 	g := guard(c)
-	if w >= m.opts.LinkWeight && g == "" {
+	if g == "" && (w >= m.opts.LinkWeight || (w >= m.opts.ContactLinkWeight && sharesContact(c)) ||
+		(w >= m.opts.FloorLinkWeight && w-m.model.PriorWeight() >= m.opts.EvidenceLinkWeight)) {
 		return Link, ""
 	}
 	return Review, g
+}
+
+// sharesContact reports whether a compared pair agrees on a channel of
+// its own beside the name and birth date: the same street address (number
+// and street), phone, email or identifier of one authority.
+func sharesContact(c comparison) bool {
+	p := c.pat
+	return p.level(FieldAddress) >= 3 || p.level(FieldPhone) == 2 || p.level(FieldEmail) == 2 || p.level(FieldIdentifier) == idAgree
 }
 
 // Compare scores records i and j (indices into the records given to New)

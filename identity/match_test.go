@@ -115,21 +115,23 @@ func TestEMConverges(t *testing.T) {
 
 func TestEvalFloorsAndDeterminism(t *testing.T) {
 	ctx := context.Background()
-	a, err := RunEval(ctx, GenOptions{People: 10000, Seed: 1}, Options{})
+	a, err := RunEval(ctx, GenOptions{People: 10000, Seed: 1}, Options{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := RunEval(ctx, GenOptions{People: 10000, Seed: 1}, Options{})
+	b, err := RunEval(ctx, GenOptions{People: 10000, Seed: 1}, Options{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a.Precision != b.Precision || a.Recall != b.Recall || a.Cluster != b.Cluster || a.Candidates != b.Candidates {
 		t.Errorf("two runs differ: %+v and %+v", a, b)
 	}
-	// floors a little under what the matcher reaches (see the package
-	// README for the figures); a regression trips them
-	if a.Precision < 0.999 || a.Recall < 0.94 || a.Cluster.F1 < 0.93 {
-		t.Errorf("precision %.4f recall %.4f cluster F1 %.4f; want at least 0.999, 0.94, 0.93", a.Precision, a.Recall, a.Cluster.F1)
+	// the goals (precision 0.999, recall 0.98) with a little room for
+	// recall (see the package README for the figures); a regression trips
+	// them
+	t.Logf("%d records: precision %.5f recall %.5f cluster F1 %.4f", a.Records, a.Precision, a.Recall, a.Cluster.F1)
+	if a.Precision < 0.999 || a.Recall < 0.975 || a.Cluster.F1 < 0.96 {
+		t.Errorf("precision %.4f recall %.4f cluster F1 %.4f; want at least 0.999, 0.975, 0.96", a.Precision, a.Recall, a.Cluster.F1)
 	}
 }
 
@@ -198,6 +200,41 @@ func TestQueryScoresCandidates(t *testing.T) {
 	for _, s := range m.Query(stranger, 0) {
 		if s.Decision == Link {
 			t.Errorf("a stranger linked to %v (%.1f)", s.B, s.Weight)
+		}
+	}
+}
+
+// TestLinkRules: the three ways a pair links (weight at LinkWeight; a
+// shared contact channel at ContactLinkWeight; evidence without the prior
+// at EvidenceLinkWeight with the weight at FloorLinkWeight), and a guard
+// stopping each.
+func TestLinkRules(t *testing.T) {
+	var phone, given comparison
+	phone.pat.set(FieldPhone, 2)
+	given.pat.set(FieldGiven, 1)
+	given.pat.set(FieldPhone, 2)
+	odds := func(bits float64) *Model { l := math.Exp2(bits); return &Model{Lambda: l / (1 + l)} }
+	cases := []struct {
+		name  string
+		prior float64 // bits
+		w     float64 // weight, prior included
+		c     comparison
+		want  Decision
+	}{
+		{"at the link weight", -12, 14, comparison{}, Link},
+		{"under it, little evidence", -12, 13, comparison{}, Review},
+		{"under it, evidence 29 bits", -16.5, 12.5, comparison{}, Link},
+		{"evidence 29 bits but odds under 1024:1", -20, 9.5, comparison{}, Review},
+		{"a shared phone at 8 bits", -12, 8, phone, Link},
+		{"a shared phone at 7 bits", -12, 7, phone, Review},
+		{"a shared phone, given names disagree", -12, 30, given, Review},
+		{"under review", -12, -1, phone, NoLink},
+	}
+	for _, c := range cases {
+		m := &Matcher{opts: Options{}, model: odds(c.prior)}
+		m.opts.defaults()
+		if got, _ := m.decide(c.w, c.c); got != c.want {
+			t.Errorf("%s: decide(%.1f) with prior %.1f = %v, want %v", c.name, c.w, c.prior, got, c.want)
 		}
 	}
 }

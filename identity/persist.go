@@ -153,6 +153,12 @@ type RunSummary struct {
 	Seconds    float64      `json:"seconds"`
 	Review     []ReviewPair `json:"review,omitempty"` // strongest first, at most 1000
 	Model      *Model       `json:"model,omitempty"`
+	// Through is the highest Record.Order the last run or Add saw: a held
+	// record with a higher one was stored again since (a changed Patient).
+	Through int64 `json:"through,omitempty"`
+	// LastAdd is what the last Add since the run did, at LastAddAt.
+	LastAdd   *AddSummary `json:"last_add,omitempty"`
+	LastAddAt time.Time   `json:"last_add_at,omitzero"`
 }
 
 // ReviewPair is a pair a person should look at.
@@ -235,6 +241,9 @@ func (s *Service) Run(ctx context.Context, recs []Record, opts Options) ([]Perso
 	}
 	sum.At, sum.Records, sum.Candidates, sum.Links = start, res.Records, res.Candidates, res.Links
 	sum.Persons, sum.Overrides, sum.Model = len(persons), len(ovs), res.Model
+	for i := range recs {
+		sum.Through = max(sum.Through, recs[i].Order)
+	}
 	for i, p := range res.Review {
 		if i == maxReview {
 			break

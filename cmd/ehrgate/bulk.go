@@ -261,6 +261,9 @@ re-running it after it finished adds nothing.`,
 			if err != nil {
 				return err
 			}
+			if sum.New+sum.Updated > 0 {
+				requestMatch(cmd.Context(), a, g.Gateway)
+			}
 			if err := printIngest(a.stdout, "imported into "+connName, sum, asJSON, sum); err != nil {
 				return err
 			}

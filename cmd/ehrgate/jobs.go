@@ -90,7 +90,7 @@ func newJobsListCmd(a *app) *cobra.Command {
 	}
 	addDataFlag(cmd.Flags())
 	cmd.Flags().StringSliceVar(&states, "state", nil, "only jobs in these states (running, retryable, available, scheduled, pending, discarded, cancelled, completed)")
-	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only jobs of these kinds (sync, bulk_export, refresh_patient, hl7_convert, writeback_send, writeback_sweep, pipeline_run, ...)")
+	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only jobs of these kinds (sync, bulk_export, refresh_patient, hl7_convert, writeback_send, writeback_sweep, pipeline_run, identity_match, ...)")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many jobs")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd

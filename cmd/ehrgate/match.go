@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"ehrgate/gateway"
 	"ehrgate/identity"
 	"ehrgate/store"
 )
@@ -71,10 +75,11 @@ applies the links and unlinks people made ('match link', 'match unlink'),
 carries person ids forward from the last run and stores the persons and a
 summary (see 'match status').
 
-With --new-only it matches only the Patients no person holds yet (stored
-since the last run) against the stored persons with the last run's model,
-without fitting or clustering again: existing persons keep their members.
-It needs an earlier full run.`,
+With --new-only it matches only the Patients no person holds yet and those
+stored again since the last run or add, against the stored persons with the
+last run's model, without fitting or clustering again: other persons keep
+their members. It needs an earlier full run. 'ehrgate serve' does this by
+itself when Patients are stored (the identity_match job).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.load(cmd); err != nil {
@@ -101,7 +106,8 @@ It needs an earlier full run.`,
 				if asJSON {
 					return json.NewEncoder(a.stdout).Encode(add)
 				}
-				fmt.Fprintf(a.stdout, "%d new records: %d joined a person, %d persons created\n", add.New, add.Joined, add.Created)
+				fmt.Fprintf(a.stdout, "%d new, %d changed (%d moved), %d removed records: %d joined a person, %d persons created, %d pairs for review\n",
+					add.New, add.Changed, add.Moved, add.Removed, add.Joined, add.Created, add.Review)
 				return nil
 			}
 			_, sum, err := svc.Run(cmd.Context(), recs, identity.Options{LinkWeight: link, ReviewWeight: review})
@@ -202,6 +208,10 @@ func printMatchSummary(a *app, sum identity.RunSummary, asJSON bool) error {
 	}
 	fmt.Fprintf(a.stdout, "%s: %d records, %d persons (%d carried over, %d new), %d links, %d overrides, %d pairs for review, %.2f s\n",
 		sum.At.Format(time.RFC3339), sum.Records, sum.Persons, sum.Carried, sum.New, sum.Links, sum.Overrides, len(sum.Review), sum.Seconds)
+	if ad := sum.LastAdd; ad != nil {
+		fmt.Fprintf(a.stdout, "last added %s: %d new, %d changed (%d moved), %d removed records; %d joined a person, %d persons created, %d pairs for review\n",
+			sum.LastAddAt.Format(time.RFC3339), ad.New, ad.Changed, ad.Moved, ad.Removed, ad.Joined, ad.Created, ad.Review)
+	}
 	for i, r := range sum.Review {
 		if i == 20 {
 			fmt.Fprintf(a.stdout, "  ... %d more\n", len(sum.Review)-i)
@@ -268,6 +278,7 @@ func newMatchEvalCmd(a *app) *cobra.Command {
 		link   float64
 		review float64
 		memMB  int64
+		misses int
 	)
 	cmd := &cobra.Command{
 		Use:   "eval --patients N",
@@ -287,7 +298,7 @@ the whole process's peak resident memory.`,
 				debug.SetMemoryLimit(memMB << 20)
 			}
 			rep, err := identity.RunEval(cmd.Context(), identity.GenOptions{People: people, Seed: seed},
-				identity.Options{LinkWeight: link, ReviewWeight: review})
+				identity.Options{LinkWeight: link, ReviewWeight: review}, misses)
 			if err != nil {
 				return fmt.Errorf("matching: %w", err)
 			}
@@ -298,14 +309,34 @@ the whole process's peak resident memory.`,
 			fmt.Fprintf(a.stdout, "clusters: precision %.5f recall %.5f F1 %.5f (%d exact of %d people)\n", rep.Cluster.Precision, rep.Cluster.Recall, rep.Cluster.F1, rep.Cluster.Exact, rep.Cluster.True)
 			fmt.Fprintf(a.stdout, "hard negatives merged: %v of %v\n", rep.HardMerged, rep.HardNegatives)
 			fmt.Fprintf(a.stdout, "%d candidate pairs, %d links, %d for review; %.2f s, peak RSS %.0f MiB\n", rep.Candidates, rep.Links, rep.Review, rep.Seconds, rep.PeakRSSMB)
+			fmt.Fprintf(a.stdout, "missed true pairs by cause: %v\n", rep.Missed)
+			for _, cause := range slices.Sorted(maps.Keys(rep.MissSamples)) {
+				for _, s := range rep.MissSamples[cause] {
+					fmt.Fprintf(a.stdout, "  %s: %s %s weight %.1f:", cause, s.A, s.B, s.Weight)
+					for _, c := range s.Explanation {
+						fmt.Fprintf(a.stdout, " %s=%s(%.1f)", c.Field, c.Level, c.Weight)
+					}
+					fmt.Fprintln(a.stdout)
+				}
+			}
 			return nil
 		},
 	}
 	cmd.Flags().IntVar(&people, "patients", 10000, "number of synthetic people")
+	cmd.Flags().IntVar(&misses, "misses", 0, "show up to this many missed true pairs of each cause, with their explanations (synthetic data)")
 	cmd.Flags().Int64Var(&memMB, "memory-limit-mb", 1536, "soft memory limit for the Go runtime in MiB (0: none)")
 	cmd.Flags().Int64Var(&seed, "seed", 1, "random seed; the same seed gives the same population")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	cmd.Flags().Float64Var(&link, "link-weight", 0, "match weight in bits at or above which pairs link (0: the default, 14)")
 	cmd.Flags().Float64Var(&review, "review-weight", 0, "match weight in bits at or above which unlinked pairs go to review")
 	return cmd
+}
+
+// requestMatch asks the serving gateways to match the Patients a command
+// stored (gateway.RequestMatch); a failure is only logged: the leader's
+// periodic match job gets to them.
+func requestMatch(ctx context.Context, a *app, g *gateway.Gateway) {
+	if err := g.RequestMatch(ctx); err != nil {
+		a.log.Warn("could not ask for a match of the stored patients; the serving gateway's periodic match will", "error", err)
+	}
 }

@@ -69,6 +69,9 @@ some fetches failed, 1 when it could not run.`,
 			if err != nil {
 				return err
 			}
+			if sum.New+sum.Updated > 0 {
+				requestMatch(cmd.Context(), a, g.Gateway)
+			}
 			if err := printSummary(a.stdout, conn.Name, sum, asJSON); err != nil {
 				return err
 			}
