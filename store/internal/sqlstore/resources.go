@@ -96,6 +96,9 @@ func (db *DB) PutResourcesTx(ctx context.Context, tx Querier, recs []store.Recor
 		delete(claimed, k)
 		changes[i] = c
 	}
+	if err := db.indexProvenance(ctx, tx, recs, changes); err != nil {
+		return nil, err
+	}
 	return changes, nil
 }
 
