@@ -352,6 +352,17 @@ func (g grants) patientOnly() bool {
 	return true
 }
 
+// unrestricted reports whether some grant covers every resource of the
+// type (no compartment, no restriction), so that allows need not look.
+func (g grants) unrestricted() bool {
+	for i, sc := range g.scopes {
+		if sc.Context != smart.ContextPatient && len(g.restr[i]) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // allows reports whether some grant covers the resource: its compartment
 // (patient/ scopes) and its restriction (v2 queries).
 func (g grants) allows(s subject, now time.Time) bool {

@@ -547,20 +547,31 @@ func (a *API) exportFilters(job exportJob, typ string) ([]filter, error) {
 // and are returned as they are.
 func (a *API) eachExported(ctx context.Context, job exportJob, typ string, g grants, filters []filter, fn func(*store.Record) error) error {
 	now := a.o.Now()
+	// What holds for the whole file is decided once: a grant without a
+	// compartment or restriction allows every resource, so then (and
+	// without _typeFilter) no resource is read for its elements.
+	checkEach := len(filters) > 0 || !g.unrestricted()
+	lastConn, served := "", false
 	emit := func(rec *store.Record) error {
 		if !job.Since.IsZero() && !rec.FetchedAt.After(job.Since) {
 			return nil
 		}
-		if _, ok := a.o.Connections[rec.Connection]; !ok {
+		if rec.Connection != lastConn {
+			_, served = a.o.Connections[rec.Connection]
+			lastConn = rec.Connection
+		}
+		if !served {
 			return nil
 		}
-		s, err := decode(rec)
-		if err != nil || !g.allows(s, now) {
-			return nil
-		}
-		for _, f := range filters {
-			if !f.matches(s, now) {
+		if checkEach {
+			s, err := decode(rec)
+			if err != nil || !g.allows(s, now) {
 				return nil
+			}
+			for _, f := range filters {
+				if !f.matches(s, now) {
+					return nil
+				}
 			}
 		}
 		return fn(rec)
@@ -601,17 +612,45 @@ func (a *API) eachExported(ctx context.Context, job exportJob, typ string, g gra
 		}
 		return nil
 	}
-	after := store.Key{}
-	for {
-		recs, err := a.o.Store.ScanCurrentPage(ctx, store.ScanQuery{Connection: job.Group, Type: typ, After: after, Limit: 1000, RawOnly: !job.Clean})
-		if err != nil {
-			return storeError{fmt.Errorf("scanning: %w", err)}
+	// The next page is read while this one is written (the store's read
+	// and unpacking, and the rewriting, take about as long each), so at
+	// most three pages are held at once.
+	type page struct {
+		recs []store.Record
+		err  error
+	}
+	pages := make(chan page, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		for range pages {
 		}
+	}()
+	go func() {
+		defer close(pages)
+		after := store.Key{}
+		for {
+			recs, err := a.o.Store.ScanCurrentPage(ctx, store.ScanQuery{Connection: job.Group, Type: typ, After: after, Limit: 1000, RawOnly: !job.Clean})
+			select {
+			case pages <- page{recs, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(recs) == 0 {
+				return
+			}
+			after = recs[len(recs)-1].Key
+		}
+	}()
+	for p := range pages {
+		if p.err != nil {
+			return storeError{fmt.Errorf("scanning: %w", p.err)}
+		}
+		recs := p.recs
 		if len(recs) == 0 {
 			return nil
 		}
 		for i := range recs {
-			after = recs[i].Key
 			if typ != "Patient" && recs[i].PatientID == "" && job.Level != "system" {
 				continue // Patient and Group exports hold the patients' compartments
 			}
@@ -620,6 +659,7 @@ func (a *API) eachExported(ctx context.Context, job exportJob, typ string, g gra
 			}
 		}
 	}
+	return ctx.Err() // the reader stopped: the request ended
 }
 
 // associatedBatch is how many exported resources one lookup of their
