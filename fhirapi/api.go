@@ -475,6 +475,11 @@ func (a *API) read(w http.ResponseWriter, r *http.Request) {
 // render serves a record, in the cleaned form when asked, subset to
 // elements when given.
 func (a *API) render(rec *store.Record, elements []string, clean bool) ([]byte, error) {
+	return a.appendRendered(nil, rec, elements, clean)
+}
+
+// appendRendered appends what render returns to dst.
+func (a *API) appendRendered(dst []byte, rec *store.Record, elements []string, clean bool) ([]byte, error) {
 	if clean {
 		raw, err := cleaned(rec)
 		if err != nil {
@@ -484,11 +489,17 @@ func (a *API) render(rec *store.Record, elements []string, clean bool) ([]byte, 
 		r.Raw = raw
 		rec = &r
 	}
-	body, err := served(rec, a.o.Connections[rec.Connection])
-	if err != nil || len(elements) == 0 {
-		return body, err
+	if len(elements) == 0 {
+		return appendServed(dst, rec, a.o.Connections[rec.Connection])
 	}
-	return subset(body, elements)
+	body, err := served(rec, a.o.Connections[rec.Connection])
+	if err == nil {
+		body, err = subset(body, elements)
+	}
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, body...), nil
 }
 
 // subset keeps the named top-level elements (and resourceType, id, meta)

@@ -473,7 +473,9 @@ func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	elements := elementsFor(job.Elements, typ)
 	write := func(rec *store.Record) error {
-		body, err := a.render(rec, elements, job.Clean)
+		// Rendered straight into the writer's free buffer: no copy
+		// unless the resource does not fit.
+		body, err := a.appendRendered(bw.AvailableBuffer(), rec, elements, job.Clean)
 		if err != nil {
 			// A stored resource that cannot be served: end the file
 			// unfinished rather than hand over a file that looks whole
@@ -481,8 +483,8 @@ func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
 			a.o.Logger.ErrorContext(ctx, "export: a stored resource could not be served; the file is cut off", "type", rec.Type, "error", err)
 			panic(http.ErrAbortHandler)
 		}
-		bw.Write(body)
-		return bw.WriteByte('\n')
+		_, err = bw.Write(append(body, '\n'))
+		return err
 	}
 	// The Provenance already written, when associated ones follow (a
 	// Provenance of several exported resources is written once).

@@ -31,6 +31,11 @@ const ConnectionTagSystem = "urn:ehrgate:connection"
 //     connection's base URL) and a tag naming the connection; the source's
 //     own profile, security and tags are kept.
 func served(rec *store.Record, baseURL string) ([]byte, error) {
+	return appendServed(nil, rec, baseURL)
+}
+
+// appendServed appends the served resource (see served) to dst.
+func appendServed(dst []byte, rec *store.Record, baseURL string) ([]byte, error) {
 	raw := rec.Raw
 	edits, metaRaw, insertAt, err := editsByScan(rec, baseURL)
 	if err != nil {
@@ -73,7 +78,7 @@ func served(rec *store.Record, baseURL string) ([]byte, error) {
 		edits = append(edits, edit{at, at, append(prefix, meta...)})
 	}
 	slices.SortFunc(edits, func(x, y edit) int { return x.start - y.start })
-	out := make([]byte, 0, len(raw)+len(meta)+64)
+	out := slices.Grow(dst, len(raw)+len(meta)+64)
 	last := 0
 	for _, e := range edits {
 		out = append(out, raw[last:e.start]...)
