@@ -358,6 +358,17 @@ func (g grants) patientOnly() bool {
 	return true
 }
 
+// unrestricted reports whether some grant covers every resource of the
+// type (no compartment, no restriction), so that allows need not look.
+func (g grants) unrestricted() bool {
+	for i, sc := range g.scopes {
+		if sc.Context != smart.ContextPatient && len(g.restr[i]) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // allows reports whether some grant covers the resource: its compartment
 // (patient/ scopes) and its restriction (v2 queries).
 func (g grants) allows(s subject, now time.Time) bool {
@@ -470,6 +481,11 @@ func (a *API) read(w http.ResponseWriter, r *http.Request) {
 // render serves a record, in the cleaned form when asked, subset to
 // elements when given.
 func (a *API) render(rec *store.Record, elements []string, clean bool) ([]byte, error) {
+	return a.appendRendered(nil, rec, elements, clean)
+}
+
+// appendRendered appends what render returns to dst.
+func (a *API) appendRendered(dst []byte, rec *store.Record, elements []string, clean bool) ([]byte, error) {
 	if clean {
 		raw, err := cleaned(rec)
 		if err != nil {
@@ -479,11 +495,17 @@ func (a *API) render(rec *store.Record, elements []string, clean bool) ([]byte, 
 		r.Raw = raw
 		rec = &r
 	}
-	body, err := served(rec, a.o.Connections[rec.Connection])
-	if err != nil || len(elements) == 0 {
-		return body, err
+	if len(elements) == 0 {
+		return appendServed(dst, rec, a.o.Connections[rec.Connection])
 	}
-	return subset(body, elements)
+	body, err := served(rec, a.o.Connections[rec.Connection])
+	if err == nil {
+		body, err = subset(body, elements)
+	}
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, body...), nil
 }
 
 // subset keeps the named top-level elements (and resourceType, id, meta)

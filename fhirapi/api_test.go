@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -823,23 +824,95 @@ func (e *env) errorFile(tok, status string) (string, string) {
 	return fmt.Sprint(f["type"]), string(b)
 }
 
-// TestBulkExportAssociatedProvenanceIsReported: includeAssociatedData is
-// accepted (as the test kit requires) but adds no Provenance yet, and the
-// manifest says so with a warning naming the value, also without
-// handling=lenient.
-func TestBulkExportAssociatedProvenanceIsReported(t *testing.T) {
+// TestBulkExportAssociatedProvenance: includeAssociatedData adds the
+// Provenance targeting the exported resources to the Provenance file
+// (each once; only the latest of each resource for
+// LatestProvenanceResources), within the token's scopes; a token that may
+// not read Provenance gets none, and the manifest's error file says so.
+func TestBulkExportAssociatedProvenance(t *testing.T) {
 	e := newEnv(t)
+	ctx := context.Background()
+	obs, err := e.st.ListByPatient(ctx, "epic_a", "p00000", "Observation")
+	if err != nil || len(obs) == 0 {
+		t.Fatalf("no Observation of p00000: %v", err)
+	}
+	conds, err := e.st.ListByPatient(ctx, "epic_a", "p00000", "Condition")
+	if err != nil || len(conds) == 0 {
+		t.Fatalf("no Condition of p00000: %v", err)
+	}
+	o, cond := "Observation/"+obs[0].ID, "Condition/"+conds[0].ID
+	var recs []store.Record
+	for _, p := range []struct{ conn, id, recorded, targets string }{
+		{"epic_a", "pvA", "2026-01-01T00:00:00Z", `{"reference":"Patient/p00000"},{"reference":"` + o + `"}`},
+		{"epic_a", "pvB", "2026-02-01T00:00:00Z", `{"reference":"` + o + `"}`},
+		{"epic_a", "pvE", "2025-06-01T00:00:00Z", `{"reference":"` + o + `"}`},
+		{"epic_a", "pvD", "2026-03-01T00:00:00Z", `{"reference":"` + cond + `"}`},
+		{"cerner", "pvC", "2026-01-01T00:00:00Z", `{"reference":"Patient/p00002"}`},
+	} {
+		raw := `{"resourceType":"Provenance","id":"` + p.id + `","target":[` + p.targets + `],"recorded":"` + p.recorded +
+			`","agent":[{"who":{"display":"feed"}}]}`
+		rec, err := refresh.NewRecord(p.conn, []byte(raw), e.gen.Now(), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	if _, err := e.st.PutResources(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
 	sys := e.token("system/*.rs", "")
-	code, status := e.export(sys, "GET", "$export?_type=Patient&includeAssociatedData=LatestProvenanceResources", "", nil)
+	for _, c := range []struct {
+		name, tok, path string
+		want            []string
+	}{
+		{"latest", sys, "$export?_type=Patient,Observation&includeAssociatedData=LatestProvenanceResources",
+			[]string{"cerner.pvC", "epic-a.pvA", "epic-a.pvB"}},
+		{"relevant", sys, "$export?_type=Patient,Observation&includeAssociatedData=RelevantProvenanceResources",
+			[]string{"cerner.pvC", "epic-a.pvA", "epic-a.pvB", "epic-a.pvE"}},
+		{"both values", sys, "$export?_type=Observation&includeAssociatedData=LatestProvenanceResources,RelevantProvenanceResources",
+			[]string{"epic-a.pvA", "epic-a.pvB", "epic-a.pvE"}},
+		{"a group", sys, "Group/cerner/$export?includeAssociatedData=RelevantProvenanceResources",
+			[]string{"cerner.pvC"}},
+		{"since", sys, "$export?_type=Observation&_since=2999-01-01T00:00:00Z&includeAssociatedData=RelevantProvenanceResources", nil},
+		// Patient-level with Provenance among the types: the compartment's
+		// own Provenance and the associated ones, each once.
+		{"own and associated", sys, "Patient/$export?_type=Patient,Provenance&includeAssociatedData=RelevantProvenanceResources",
+			[]string{"cerner.pvC", "epic-a.pvA"}},
+		// A patient token reads the Provenance in its compartment only:
+		// its Observation's latest (pvB) is not, so it gets none for it.
+		{"patient token", e.token("patient/*.rs", "epic-a.p00000"), "Patient/$export?includeAssociatedData=LatestProvenanceResources",
+			[]string{"epic-a.pvA"}},
+	} {
+		if c.name == "since" {
+			// _since after the kick-off is refused; the store's clock is gen.Now.
+			c.path = "$export?_type=Observation&_since=" + url.QueryEscape(e.gen.Now().Format(time.RFC3339)) + "&includeAssociatedData=RelevantProvenanceResources"
+		}
+		code, status := e.export(c.tok, "GET", c.path, "", nil)
+		if code != 202 {
+			t.Fatalf("%s: kick-off %s = %d", c.name, c.path, code)
+		}
+		files, _ := e.download(c.tok, status)
+		got := files["Provenance"]
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: Provenance file = %v, want %v", c.name, got, c.want)
+		}
+		if _, m := e.get(c.tok, status); len(m["error"].([]any)) != 0 {
+			t.Errorf("%s: manifest error = %v, want none", c.name, m["error"])
+		}
+	}
+	// Without Provenance in its scopes: none, and a warning.
+	tok := e.token("system/Patient.rs system/Observation.rs", "")
+	code, status := e.export(tok, "GET", "$export?includeAssociatedData=RelevantProvenanceResources", "", nil)
 	if code != 202 {
-		t.Fatalf("kick-off = %d, want 202", code)
+		t.Fatalf("kick-off without Provenance scope = %d", code)
 	}
-	typ, b := e.errorFile(sys, status)
-	if typ != "OperationOutcome" || !strings.Contains(b, `"warning"`) || !strings.Contains(b, "LatestProvenanceResources is not supported yet") {
+	if files, _ := e.download(tok, status); len(files["Provenance"]) != 0 || len(files["Observation"]) == 0 {
+		t.Errorf("without Provenance scope: %d Provenance, %d Observations; want none and some", len(files["Provenance"]), len(files["Observation"]))
+	}
+	typ, b := e.errorFile(tok, status)
+	if typ != "OperationOutcome" || !strings.Contains(b, `"warning"`) || !strings.Contains(b, "do not allow reading Provenance") {
 		t.Errorf("error file (%s) does not warn that no Provenance was added:\n%s", typ, b)
-	}
-	if files, _ := e.download(sys, status); len(files["Provenance"]) != 0 {
-		t.Errorf("Provenance file listed: %v", files["Provenance"])
 	}
 }
 

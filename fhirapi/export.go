@@ -38,9 +38,22 @@ import (
 // The whole export is one access in the audit trail, recorded at
 // kick-off; downloads need the same client and a token still holding the
 // scopes, which are applied again to every resource as it streams.
+//
+// includeAssociatedData (LatestProvenanceResources or
+// RelevantProvenanceResources) adds to the Provenance file the Provenance
+// whose target is an exported resource (the latest one of each, or all),
+// found through the store's index by target (store.ProvenanceFinder), each
+// once, and only for a token that may read Provenance (otherwise the
+// manifest's error file says none was added).
 
 // DocExport is the store.Documents kind of export records.
 const DocExport = "api-export"
+
+// The includeAssociatedData values served.
+const (
+	latestProvenance   = "LatestProvenanceResources"
+	relevantProvenance = "RelevantProvenanceResources"
+)
 
 // exportTTL is how long an export's files stay downloadable.
 const exportTTL = 24 * time.Hour
@@ -57,6 +70,9 @@ type exportJob struct {
 	Since        time.Time           `json:"since,omitzero"`
 	TypeFilters  map[string][]string `json:"typeFilters,omitempty"`
 	Elements     []string            `json:"elements,omitempty"`
+	// Associated is the includeAssociatedData value served (the
+	// Provenance file then holds the exported resources' Provenance).
+	Associated string `json:"associated,omitempty"`
 	// Warnings are what Prefer: handling=lenient let through (ignored),
 	// served as the manifest's error file, one OperationOutcome each.
 	Warnings        []string  `json:"warnings,omitempty"`
@@ -200,23 +216,22 @@ func (a *API) exportKickoff(w http.ResponseWriter, r *http.Request) {
 				job.Patients = append(job.Patients, id)
 			}
 		case "includeAssociatedData":
-			// The IG's two values ask for the Provenance of the exported
-			// resources. HL7 v2 feeds do store a Provenance per message,
-			// but finding the latest (or every) Provenance of each exported
-			// resource needs a lookup by target that the store does not
-			// have, so the export includes none. The values are accepted
-			// (the IG's test kit requires it) and the manifest's error file
-			// says, as a warning, that nothing was added.
+			// The IG's two values add the Provenance of the exported
+			// resources (Provenance.target) to the Provenance file:
 			// https://hl7.org/fhir/uv/bulkdata/STU2/export.html#query-parameters
 			for _, v := range vs {
 				for _, x := range strings.Split(v, ",") {
 					switch x = strings.TrimSpace(x); {
-					case x == "LatestProvenanceResources", x == "RelevantProvenanceResources":
-						job.Warnings = append(job.Warnings, fmt.Sprintf("includeAssociatedData: %s is not supported yet: no Provenance was added for the exported resources (_type=Provenance exports every Provenance)", x))
+					case x == latestProvenance:
+						if job.Associated == "" {
+							job.Associated = x
+						}
+					case x == relevantProvenance:
+						job.Associated = x // every Provenance: a superset of the latest
 					case lenient:
 						job.Warnings = append(job.Warnings, fmt.Sprintf("includeAssociatedData: %s is not supported; ignored (handling=lenient)", x))
 					default:
-						refuse(http.StatusBadRequest, "not-supported", fmt.Sprintf("includeAssociatedData: %s is not supported (LatestProvenanceResources, RelevantProvenanceResources)", x))
+						refuse(http.StatusBadRequest, "not-supported", fmt.Sprintf("includeAssociatedData: %s is not supported (%s, %s)", x, latestProvenance, relevantProvenance))
 						return
 					}
 				}
@@ -238,6 +253,17 @@ func (a *API) exportKickoff(w http.ResponseWriter, r *http.Request) {
 	if len(job.Types) == 0 {
 		refuse(http.StatusForbidden, "forbidden", "The token's scopes allow exporting none of the requested types.")
 		return
+	}
+	if job.Associated != "" {
+		// What the token may not read, it does not get: the manifest's
+		// error file says so.
+		if _, ok := a.o.Store.(store.ProvenanceFinder); !ok {
+			job.Warnings = append(job.Warnings, fmt.Sprintf("includeAssociatedData: %s is not supported by this store: no Provenance was added for the exported resources", job.Associated))
+			job.Associated = ""
+		} else if _, err := a.grantsFor(c, "Provenance", smart.PermRead|smart.PermSearch); err != nil {
+			job.Warnings = append(job.Warnings, fmt.Sprintf("includeAssociatedData: %s: the token's scopes do not allow reading Provenance, so no Provenance was added for the exported resources", job.Associated))
+			job.Associated = ""
+		}
 	}
 	if c.who.Patient != "" && allPatientScopes(c, job.Types) {
 		if level == "system" {
@@ -390,6 +416,9 @@ func (a *API) exportStatus(w http.ResponseWriter, r *http.Request) {
 	for _, t := range job.Types {
 		m.Output = append(m.Output, out{t, a.base(r) + "/$export-file/" + job.ID + "/" + t + ".ndjson"})
 	}
+	if job.Associated != "" && !slices.Contains(job.Types, "Provenance") {
+		m.Output = append(m.Output, out{"Provenance", a.base(r) + "/$export-file/" + job.ID + "/Provenance.ndjson"})
+	}
 	if len(job.Warnings) > 0 {
 		m.Error = append(m.Error, out{"OperationOutcome", a.base(r) + "/$export-file/" + job.ID + "/" + warningsFile})
 	}
@@ -402,7 +431,9 @@ func (a *API) exportStatus(w http.ResponseWriter, r *http.Request) {
 // types are capitalized).
 const warningsFile = "warnings.ndjson"
 
-// exportFile streams one type of an export as NDJSON from the store.
+// exportFile streams one file of an export as NDJSON from the store: a
+// type's resources, and in the Provenance file (with
+// includeAssociatedData) the Provenance of every exported resource.
 func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
 	c, ok := a.begin(w, r)
 	if !ok {
@@ -421,7 +452,9 @@ func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	typ := strings.TrimSuffix(r.PathValue("file"), ".ndjson")
-	if !slices.Contains(job.Types, typ) {
+	own := slices.Contains(job.Types, typ)
+	associated := typ == "Provenance" && job.Associated != ""
+	if !own && !associated {
 		fhir.WriteOutcome(w, http.StatusNotFound, "error", "not-found", "This export has no such file.")
 		return
 	}
@@ -430,46 +463,121 @@ func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
 		fhir.WriteOutcome(w, http.StatusForbidden, "error", "forbidden", err.Error()+".")
 		return
 	}
-	var filters []filter
-	for _, q := range job.TypeFilters[typ] {
-		fs, err := a.restriction(typ, q)
-		if err != nil {
-			fhir.WriteOutcome(w, http.StatusInternalServerError, "error", "exception", "The export's filter no longer parses.")
-			return
-		}
-		filters = append(filters, fs...)
+	filters, err := a.exportFilters(job, typ)
+	if err != nil {
+		fhir.WriteOutcome(w, http.StatusInternalServerError, "error", "exception", "The export's filter no longer parses.")
+		return
 	}
 	w.Header().Set("Content-Type", "application/fhir+ndjson")
 	bw := bufio.NewWriterSize(w, 256<<10)
-	now := a.o.Now()
-	emit := func(rec store.Record) error {
-		if !job.Since.IsZero() && !rec.FetchedAt.After(job.Since) {
-			return nil
-		}
-		if _, ok := a.o.Connections[rec.Connection]; !ok {
-			return nil
-		}
-		s, err := decode(&rec)
-		if err != nil || !g.allows(s, now) {
-			return nil
-		}
-		for _, f := range filters {
-			if !f.matches(s, now) {
-				return nil
-			}
-		}
-		body, err := a.render(&rec, elementsFor(job.Elements, typ), job.Clean)
+	ctx := r.Context()
+	elements := elementsFor(job.Elements, typ)
+	write := func(rec *store.Record) error {
+		// Rendered straight into the writer's free buffer: no copy
+		// unless the resource does not fit.
+		body, err := a.appendRendered(bw.AvailableBuffer(), rec, elements, job.Clean)
 		if err != nil {
 			// A stored resource that cannot be served: end the file
 			// unfinished rather than hand over a file that looks whole
 			// without it.
-			a.o.Logger.ErrorContext(r.Context(), "export: a stored resource could not be served; the file is cut off", "type", typ, "error", err)
+			a.o.Logger.ErrorContext(ctx, "export: a stored resource could not be served; the file is cut off", "type", rec.Type, "error", err)
 			panic(http.ErrAbortHandler)
 		}
-		bw.Write(body)
-		return bw.WriteByte('\n')
+		_, err = bw.Write(append(body, '\n'))
+		return err
 	}
-	ctx := r.Context()
+	// The Provenance already written, when associated ones follow (a
+	// Provenance of several exported resources is written once).
+	var seen map[ref]bool
+	if associated && !ownCoversAll(job) {
+		seen = map[ref]bool{}
+	}
+	if own {
+		err = a.eachExported(ctx, job, typ, g, filters, func(rec *store.Record) error {
+			if seen != nil {
+				seen[ref{rec.Connection, rec.Type, rec.ID}] = true
+			}
+			return write(rec)
+		})
+	}
+	if err == nil && seen != nil {
+		err = a.associatedProvenance(ctx, c, job, g, seen, write)
+	}
+	var se storeError
+	if errors.As(err, &se) {
+		a.o.Logger.ErrorContext(ctx, "export: reading the store", "type", typ, "error", err)
+		panic(http.ErrAbortHandler) // abort: the client must not take a partial file for a whole one
+	}
+	if err == nil {
+		bw.Flush()
+	}
+}
+
+// storeError is a failed read of the store while streaming a file (the
+// file is then cut off), as opposed to a failed write to the client.
+type storeError struct{ err error }
+
+func (e storeError) Error() string { return e.err.Error() }
+func (e storeError) Unwrap() error { return e.err }
+
+// ownCoversAll reports whether an export's own Provenance file holds every
+// Provenance the token may read (a system export of the type, unfiltered),
+// so that associated ones add nothing.
+func ownCoversAll(job exportJob) bool {
+	return slices.Contains(job.Types, "Provenance") && job.Level == "system" && job.Since.IsZero() &&
+		len(job.TypeFilters["Provenance"]) == 0 && len(job.Patients) == 0 && !job.PatientsOnly
+}
+
+// exportFilters parses the _typeFilter queries of typ.
+func (a *API) exportFilters(job exportJob, typ string) ([]filter, error) {
+	var filters []filter
+	for _, q := range job.TypeFilters[typ] {
+		fs, err := a.restriction(typ, q)
+		if err != nil {
+			return nil, err
+		}
+		filters = append(filters, fs...)
+	}
+	return filters, nil
+}
+
+// eachExported calls fn with each resource of typ the export holds for the
+// caller (g are its grants on typ): the patients' (Patient and Group
+// exports with patients, patient tokens) or a scan of the type, then
+// _since, the served connections, the grants and the type's filters.
+// A failed read of the store is a storeError; fn's errors end the walk
+// and are returned as they are.
+func (a *API) eachExported(ctx context.Context, job exportJob, typ string, g grants, filters []filter, fn func(*store.Record) error) error {
+	now := a.o.Now()
+	// What holds for the whole file is decided once: a grant without a
+	// compartment or restriction allows every resource, so then (and
+	// without _typeFilter) no resource is read for its elements.
+	checkEach := len(filters) > 0 || !g.unrestricted()
+	lastConn, served := "", false
+	emit := func(rec *store.Record) error {
+		if !job.Since.IsZero() && !rec.FetchedAt.After(job.Since) {
+			return nil
+		}
+		if rec.Connection != lastConn {
+			_, served = a.o.Connections[rec.Connection]
+			lastConn = rec.Connection
+		}
+		if !served {
+			return nil
+		}
+		if checkEach {
+			s, err := decode(rec)
+			if err != nil || !g.allows(s, now) {
+				return nil
+			}
+			for _, f := range filters {
+				if !f.matches(s, now) {
+					return nil
+				}
+			}
+		}
+		return fn(rec)
+	}
 	var patients []ref
 	for _, p := range job.Patients {
 		conn, id, _ := a.ns.Parse(p)
@@ -490,46 +598,124 @@ func (a *API) exportFile(w http.ResponseWriter, r *http.Request) {
 				case err == nil:
 					recs = []store.Record{rec}
 				case !errors.Is(err, store.ErrNotFound):
-					a.o.Logger.ErrorContext(ctx, "export: reading a patient", "error", err)
-					panic(http.ErrAbortHandler)
+					return storeError{fmt.Errorf("reading a patient: %w", err)}
 				}
 			} else {
-				recs, err = a.listByPatient(ctx, p.connection, p.id, typ, job.Clean)
-				if err != nil {
-					a.o.Logger.ErrorContext(ctx, "export: listing a patient's resources", "error", err)
-					panic(http.ErrAbortHandler) // abort: the client must not take a partial file for a whole one
+				var err error
+				if recs, err = a.listByPatient(ctx, p.connection, p.id, typ, job.Clean); err != nil {
+					return storeError{fmt.Errorf("listing a patient's resources: %w", err)}
 				}
 			}
-			for _, rec := range recs {
-				if emit(rec) != nil {
-					return
+			for i := range recs {
+				if err := emit(&recs[i]); err != nil {
+					return err
 				}
 			}
 		}
-		bw.Flush()
-		return
+		return nil
 	}
+	// Page by page in one goroutine: reading the next page while this one
+	// is written was measured slower on a shared machine (the two
+	// goroutines waited for each other), and held more memory.
 	after := store.Key{}
 	for {
 		recs, err := a.o.Store.ScanCurrentPage(ctx, store.ScanQuery{Connection: job.Group, Type: typ, After: after, Limit: 1000, RawOnly: !job.Clean})
 		if err != nil {
-			a.o.Logger.ErrorContext(ctx, "export: scanning", "type", typ, "error", err)
-			panic(http.ErrAbortHandler) // abort: the client must not take a partial file for a whole one
+			return storeError{fmt.Errorf("scanning: %w", err)}
 		}
 		if len(recs) == 0 {
-			break
+			return nil
 		}
-		for _, rec := range recs {
-			after = rec.Key
-			if typ != "Patient" && rec.PatientID == "" && job.Level != "system" {
+		for i := range recs {
+			after = recs[i].Key
+			if typ != "Patient" && recs[i].PatientID == "" && job.Level != "system" {
 				continue // Patient and Group exports hold the patients' compartments
 			}
-			if emit(rec) != nil {
-				return
+			if err := emit(&recs[i]); err != nil {
+				return err
 			}
 		}
 	}
-	bw.Flush()
+}
+
+// associatedBatch is how many exported resources one lookup of their
+// Provenance names.
+const associatedBatch = 1000
+
+// associatedProvenance writes the Provenance of every resource the export
+// holds for the caller (includeAssociatedData), each once (seen holds
+// those written, and grows): for each exported type, the resources are
+// walked as their file streams them and their Provenance looked up by
+// target, page by page. g are the caller's grants on Provenance, applied
+// to each; _since and _typeFilter select the exported resources, not
+// their Provenance. With LatestProvenanceResources a resource's latest
+// Provenance is chosen among all it has, so a latest one the caller may
+// not read leaves that resource without any (never an older one).
+func (a *API) associatedProvenance(ctx context.Context, c *call, job exportJob, g grants, seen map[ref]bool, write func(*store.Record) error) error {
+	finder, ok := a.o.Store.(store.ProvenanceFinder)
+	if !ok {
+		return nil // kick-off warned and dropped includeAssociatedData
+	}
+	now := a.o.Now()
+	for _, typ := range job.Types {
+		if typ == "Provenance" {
+			continue
+		}
+		tg, err := a.grantsFor(c, typ, smart.PermRead|smart.PermSearch)
+		if err != nil {
+			continue // not exported to this token
+		}
+		filters, err := a.exportFilters(job, typ)
+		if err != nil {
+			continue // its own file refuses to stream
+		}
+		var conn string
+		var ids []string
+		flush := func() error {
+			if len(ids) == 0 {
+				return nil
+			}
+			provs, err := finder.ProvenanceFor(ctx, store.ProvenanceQuery{Connection: conn, Type: typ, IDs: ids,
+				Latest: job.Associated == latestProvenance, RawOnly: !job.Clean})
+			ids = ids[:0]
+			if err != nil {
+				return storeError{err}
+			}
+			for i := range provs {
+				p := &provs[i]
+				k := ref{p.Connection, p.Type, p.ID}
+				if seen[k] {
+					continue
+				}
+				s, err := decode(p)
+				if err != nil || !g.allows(s, now) {
+					continue
+				}
+				seen[k] = true
+				if err := write(p); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		err = a.eachExported(ctx, job, typ, tg, filters, func(rec *store.Record) error {
+			if rec.Connection != conn || len(ids) >= associatedBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+				conn = rec.Connection
+			}
+			ids = append(ids, rec.ID)
+			return nil
+		})
+		if err == nil {
+			err = flush()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // elementsFor picks the _elements that apply to typ ("Type.element" or

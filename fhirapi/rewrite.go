@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +31,11 @@ const ConnectionTagSystem = "urn:ehrgate:connection"
 //     connection's base URL) and a tag naming the connection; the source's
 //     own profile, security and tags are kept.
 func served(rec *store.Record, baseURL string) ([]byte, error) {
+	return appendServed(nil, rec, baseURL)
+}
+
+// appendServed appends the served resource (see served) to dst.
+func appendServed(dst []byte, rec *store.Record, baseURL string) ([]byte, error) {
 	raw := rec.Raw
 	edits, metaRaw, insertAt, err := editsByScan(rec, baseURL)
 	if err != nil {
@@ -72,8 +77,8 @@ func served(rec *store.Record, baseURL string) ([]byte, error) {
 		}
 		edits = append(edits, edit{at, at, append(prefix, meta...)})
 	}
-	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
-	out := make([]byte, 0, len(raw)+len(meta)+64)
+	slices.SortFunc(edits, func(x, y edit) int { return x.start - y.start })
+	out := slices.Grow(dst, len(raw)+len(meta)+64)
 	last := 0
 	for _, e := range edits {
 		out = append(out, raw[last:e.start]...)
@@ -182,9 +187,21 @@ func skipSeparators(raw []byte, i int) int {
 	return i
 }
 
-func quote(s string) []byte {
-	b, _ := json.Marshal(s)
-	return b
+func quote(s string) []byte { return appendQuote(nil, s) }
+
+// appendQuote appends s as a JSON string exactly as encoding/json writes
+// it; strings with nothing to escape (ids, references: nearly all) are
+// copied without it.
+func appendQuote(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // servedReference rewrites a reference to a served one when it points at
@@ -194,12 +211,22 @@ func servedReference(conn, baseURL, r string) (string, bool) {
 	if baseURL != "" && strings.HasPrefix(r, strings.TrimSuffix(baseURL, "/")+"/") {
 		rel = r[len(strings.TrimSuffix(baseURL, "/"))+1:]
 	}
-	parts := strings.Split(rel, "/")
-	if (len(parts) != 2 && !(len(parts) == 4 && parts[2] == "_history")) || !validType(parts[0]) || parts[1] == "" {
+	// Type/id or Type/id/_history/version, read without splitting.
+	typ, id, ok := strings.Cut(rel, "/")
+	if !ok {
 		return "", false
 	}
-	parts[1] = ServedID(conn, parts[1])
-	return strings.Join(parts, "/"), true
+	hist := ""
+	if j := strings.IndexByte(id, '/'); j >= 0 {
+		id, hist = id[:j], id[j:]
+		if v, ok := strings.CutPrefix(hist, "/_history/"); !ok || strings.IndexByte(v, '/') >= 0 {
+			return "", false
+		}
+	}
+	if !validType(typ) || id == "" {
+		return "", false
+	}
+	return typ + "/" + Prefix(conn) + "." + id + hist, true
 }
 
 func validType(t string) bool {
@@ -221,15 +248,32 @@ func validType(t string) bool {
 // It writes the JSON directly: decoding the source's meta into maps and
 // encoding it again cost as much as the rest of serving.
 func servedMeta(rec *store.Record, baseURL string, src []byte) ([]byte, error) {
-	var m map[string][]byte
+	var fs []field
 	if len(src) > 0 && src[0] == '{' {
 		// A meta that is not an object (which FHIR forbids) is replaced.
-		m = topLevel(src)
+		var buf [8]field
+		fs = topFields(src, buf[:0])
+	}
+	// get returns the value of the last element named name (as a
+	// decoder keeps the last of duplicates).
+	last := func(name string) int {
+		for i := len(fs) - 1; i >= 0; i-- {
+			if string(fs[i].name) == name {
+				return i
+			}
+		}
+		return -1
+	}
+	get := func(name string) ([]byte, bool) {
+		if i := last(name); i >= 0 {
+			return fs[i].value, true
+		}
+		return nil, false
 	}
 	b := make([]byte, 0, 192+len(src))
 	b = append(b, `{"versionId":`...)
-	b = append(b, quote(rec.VersionID)...)
-	if lu, ok := m["lastUpdated"]; ok {
+	b = appendQuote(b, rec.VersionID)
+	if lu, ok := get("lastUpdated"); ok {
 		b = append(b, `,"lastUpdated":`...)
 		b = append(b, lu...)
 	} else {
@@ -239,40 +283,44 @@ func servedMeta(rec *store.Record, baseURL string, src []byte) ([]byte, error) {
 		}
 		if !t.IsZero() {
 			b = append(b, `,"lastUpdated":`...)
-			b = append(b, quote(t.UTC().Format(time.RFC3339Nano))...)
+			b = appendQuote(b, t.UTC().Format(time.RFC3339Nano))
 		}
-	}
-	source := "urn:ehrgate:connection:" + rec.Connection
-	if baseURL != "" {
-		source = baseURL
 	}
 	b = append(b, `,"source":`...)
-	b = append(b, quote(source)...)
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		switch k {
-		case "versionId", "lastUpdated", "source", "tag":
-		default:
-			keys = append(keys, k)
-		}
+	if baseURL != "" {
+		b = appendQuote(b, baseURL)
+	} else {
+		b = appendQuote(b, "urn:ehrgate:connection:"+rec.Connection)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	// The source's other elements in name order, the last of duplicates.
+	var others []field
+	for i, f := range fs {
+		switch string(f.name) {
+		case "versionId", "lastUpdated", "source", "tag":
+			continue
+		}
+		if last(string(f.name)) != i {
+			continue // a later duplicate wins
+		}
+		others = append(others, f)
+	}
+	slices.SortFunc(others, func(x, y field) int { return bytes.Compare(x.name, y.name) })
+	for _, f := range others {
 		b = append(b, ',')
-		b = append(b, quote(k)...)
+		b = appendQuote(b, string(f.name))
 		b = append(b, ':')
-		b = append(b, m[k]...)
+		b = append(b, f.value...)
 	}
 	b = append(b, `,"tag":[`...)
 	var tags []json.RawMessage
-	if raw, ok := m["tag"]; ok && jsonv1.Unmarshal(raw, &tags) == nil {
+	if raw, ok := get("tag"); ok && jsonv1.Unmarshal(raw, &tags) == nil {
 		for _, t := range tags {
 			b = append(b, t...)
 			b = append(b, ',')
 		}
 	}
 	b = append(b, `{"system":"`+ConnectionTagSystem+`","code":`...)
-	b = append(b, quote(rec.Connection)...)
+	b = appendQuote(b, rec.Connection)
 	b = append(b, "}]}"...)
 	return b, nil
 }

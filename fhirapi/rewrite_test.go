@@ -3,9 +3,12 @@ package fhirapi
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	jsonv1 "github.com/go-json-experiment/json/v1"
 
 	"ehrgate/store"
 )
@@ -50,9 +53,19 @@ func FuzzServed(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Observation","id":"o1","meta":{"versionId":"1"},"subject":{"reference":"Patient/p"}}`))
 	f.Add([]byte(`{"id":"x","meta":{}}`))
 	f.Add([]byte(`{"resourceType":"Patient","contained":[{"meta":{"tag":[]},"id":"y"}],"link":[{"other":{"reference":"Patient/q"}}]}`))
+	f.Add([]byte(`{"b":1,"tag":[{"code":"x"}],"a":"<&>","b":2,"lastUpdated":"2020","\u0061":3}`))
+	f.Add([]byte(`Patient/p1/_history/2`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var m map[string]any
 		if json.Unmarshal(raw, &m) != nil {
+			// Not a resource: only the reference rewrite reads it.
+			for _, base := range []string{"", "https://ehr.test/fhir"} {
+				g, gok := servedReference("c_1", base, string(raw))
+				w, wok := servedReferenceBySplit("c_1", base, string(raw))
+				if g != w || gok != wok {
+					t.Fatalf("servedReference(%q) = %q %v, want %q %v", raw, g, gok, w, wok)
+				}
+			}
 			return // the store holds JSON objects only
 		}
 		rec := &store.Record{Key: store.Key{Connection: "c_1", Type: "Observation", ID: "o", VersionID: "1"}, Raw: raw}
@@ -61,6 +74,22 @@ func FuzzServed(f *testing.F) {
 		e2, m2, i2, err2 := editsByTokens(rec, "https://ehr.test/fhir")
 		if (err1 == nil) != (err2 == nil) || fmt.Sprint(e1) != fmt.Sprint(e2) || string(m1) != string(m2) || i1 != i2 {
 			t.Fatalf("editsByScan(%q) = %v %q %d %v\neditsByTokens = %v %q %d %v", raw, e1, m1, i1, err1, e2, m2, i2, err2)
+		}
+		// The allocation-free helpers write what the code before them did.
+		if got, want := quote(string(raw)), quoteByMarshal(string(raw)); string(got) != string(want) {
+			t.Fatalf("quote(%q) = %s, encoding/json %s", raw, got, want)
+		}
+		for _, base := range []string{"", "https://ehr.test/fhir"} {
+			g, gok := servedReference("c_1", base, string(raw))
+			w, wok := servedReferenceBySplit("c_1", base, string(raw))
+			if g != w || gok != wok {
+				t.Fatalf("servedReference(%q) = %q %v, want %q %v", raw, g, gok, w, wok)
+			}
+			gm, err1 := servedMeta(rec, base, raw)
+			wm, err2 := servedMetaByMap(rec, base, raw)
+			if string(gm) != string(wm) || (err1 == nil) != (err2 == nil) {
+				t.Fatalf("servedMeta(%q) = %s, want %s", raw, gm, wm)
+			}
 		}
 		out, err := served(rec, "https://ehr.test/fhir")
 		if err != nil {
@@ -131,4 +160,82 @@ func FuzzTopLevel(f *testing.F) {
 			}
 		}
 	})
+}
+
+// quoteByMarshal, servedReferenceBySplit and servedMetaByMap are the code
+// before quote, servedReference and servedMeta stopped allocating: the
+// reference FuzzServed holds them to.
+func quoteByMarshal(s string) []byte {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+func servedReferenceBySplit(conn, baseURL, r string) (string, bool) {
+	rel := r
+	if baseURL != "" && strings.HasPrefix(r, strings.TrimSuffix(baseURL, "/")+"/") {
+		rel = r[len(strings.TrimSuffix(baseURL, "/"))+1:]
+	}
+	parts := strings.Split(rel, "/")
+	if (len(parts) != 2 && !(len(parts) == 4 && parts[2] == "_history")) || !validType(parts[0]) || parts[1] == "" {
+		return "", false
+	}
+	parts[1] = ServedID(conn, parts[1])
+	return strings.Join(parts, "/"), true
+}
+
+func servedMetaByMap(rec *store.Record, baseURL string, src []byte) ([]byte, error) {
+	var m map[string][]byte
+	if len(src) > 0 && src[0] == '{' {
+		// A meta that is not an object (which FHIR forbids) is replaced.
+		m = topLevel(src)
+	}
+	b := make([]byte, 0, 192+len(src))
+	b = append(b, `{"versionId":`...)
+	b = append(b, quoteByMarshal(rec.VersionID)...)
+	if lu, ok := m["lastUpdated"]; ok {
+		b = append(b, `,"lastUpdated":`...)
+		b = append(b, lu...)
+	} else {
+		t := rec.LastUpdated
+		if t.IsZero() {
+			t = rec.FetchedAt
+		}
+		if !t.IsZero() {
+			b = append(b, `,"lastUpdated":`...)
+			b = append(b, quoteByMarshal(t.UTC().Format(time.RFC3339Nano))...)
+		}
+	}
+	source := "urn:ehrgate:connection:" + rec.Connection
+	if baseURL != "" {
+		source = baseURL
+	}
+	b = append(b, `,"source":`...)
+	b = append(b, quoteByMarshal(source)...)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		switch k {
+		case "versionId", "lastUpdated", "source", "tag":
+		default:
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b = append(b, ',')
+		b = append(b, quoteByMarshal(k)...)
+		b = append(b, ':')
+		b = append(b, m[k]...)
+	}
+	b = append(b, `,"tag":[`...)
+	var tags []json.RawMessage
+	if raw, ok := m["tag"]; ok && jsonv1.Unmarshal(raw, &tags) == nil {
+		for _, t := range tags {
+			b = append(b, t...)
+			b = append(b, ',')
+		}
+	}
+	b = append(b, `{"system":"`+ConnectionTagSystem+`","code":`...)
+	b = append(b, quoteByMarshal(rec.Connection)...)
+	b = append(b, "}]}"...)
+	return b, nil
 }

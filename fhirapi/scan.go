@@ -103,12 +103,18 @@ func editsByScan(rec *store.Record, baseURL string) (edits []edit, metaRaw []byt
 		case '"':
 			j := i + 1
 			escaped := false
-			for j < n && raw[j] != '"' {
-				if raw[j] == '\\' {
-					escaped = true
+			// Most strings hold no escape: the closing quote is the next
+			// one (found by bytes.IndexByte, many bytes at a time).
+			if k := bytes.IndexByte(raw[j:], '"'); k >= 0 && bytes.IndexByte(raw[j:j+k], '\\') < 0 {
+				j += k
+			} else {
+				for j < n && raw[j] != '"' {
+					if raw[j] == '\\' {
+						escaped = true
+						j++
+					}
 					j++
 				}
-				j++
 			}
 			if j >= n {
 				return nil, nil, -1, errScan

@@ -41,7 +41,7 @@ var migrationFiles embed.FS
 
 // migrations are PostgreSQL's schema migrations; replicas that start at
 // once take turns (advisory lock).
-var migrations = sqlstore.Migrations{FS: migrationFiles, Dialect: goose.DialectPostgres, SessionLock: true}
+var migrations = sqlstore.Migrations{FS: migrationFiles, Dialect: goose.DialectPostgres, SessionLock: true, SQL: dialect}
 
 // Store is the PostgreSQL implementation of store.Store. It is safe for
 // concurrent use by many goroutines and many processes. The roles come

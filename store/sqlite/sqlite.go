@@ -95,7 +95,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 }
 
 // migrations are SQLite's schema migrations.
-var migrations = sqlstore.Migrations{FS: migrationFiles, Dialect: goose.DialectSQLite3}
+var migrations = sqlstore.Migrations{FS: migrationFiles, Dialect: goose.DialectSQLite3, SQL: dialect}
 
 func open(ctx context.Context, path string, o store.OpenOptions) (*Store, error) {
 	// A new database file (and the WAL and shared-memory files SQLite

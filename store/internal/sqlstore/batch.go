@@ -42,6 +42,9 @@ func (db *DB) WriteBatchTx(ctx context.Context, tx Querier, b store.Batch, put P
 		if res.Changes, err = put(ctx, tx, b.Records); err != nil {
 			return store.BatchResult{}, err
 		}
+		if err := db.indexProvenance(ctx, tx, b.Records, res.Changes); err != nil {
+			return store.BatchResult{}, err
+		}
 	}
 	for _, it := range b.Quarantine {
 		if err := db.quarantineTx(ctx, tx, it); err != nil {
@@ -79,6 +82,11 @@ func (db *DB) deleteTx(ctx context.Context, tx Querier, d store.Tombstone) (int,
 		removed = 0
 	} else if err != nil {
 		return 0, fmt.Errorf("deleting %s/%s: %w", d.Type, d.ID, err)
+	}
+	if d.Type == "Provenance" {
+		if err := db.unindexProvenance(ctx, tx, d.Connection, d.ID); err != nil {
+			return 0, err
+		}
 	}
 	if d.Type == "Patient" {
 		if _, err := db.exec(ctx, tx, `DELETE FROM patients WHERE connection=? AND id=?`, d.Connection, d.ID); err != nil {

@@ -22,6 +22,10 @@ type Migrations struct {
 	// wait for each other (PostgreSQL advisory lock). SQLite's migrations
 	// run on its single writer connection.
 	SessionLock bool
+	// SQL is the backend's dialect, for the steps that follow the schema
+	// migrations in Go (BackfillProvenanceTargets: bodies may be
+	// compressed); nil skips them.
+	SQL *Dialect
 }
 
 // Migrate applies the pending migrations to db. It refuses, changing
@@ -37,6 +41,11 @@ func (m Migrations) Migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrating schema: %w", err)
+	}
+	if m.SQL != nil {
+		if err := BackfillProvenanceTargets(ctx, db, m.SQL); err != nil {
+			return fmt.Errorf("migrating data: %w", err)
+		}
 	}
 	return nil
 }

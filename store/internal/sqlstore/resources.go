@@ -96,6 +96,9 @@ func (db *DB) PutResourcesTx(ctx context.Context, tx Querier, recs []store.Recor
 		delete(claimed, k)
 		changes[i] = c
 	}
+	if err := db.indexProvenance(ctx, tx, recs, changes); err != nil {
+		return nil, err
+	}
 	return changes, nil
 }
 
@@ -309,13 +312,49 @@ func (d *Dialect) scanRecord(row interface{ Scan(dest ...any) error }) (store.Re
 	return rec, nil
 }
 
+// scanRecordRows is scanRecord for a row of rows. Where stored bodies
+// are unpacked into new bytes anyway, they are read in place
+// (sql.RawBytes) rather than copied first.
+func (d *Dialect) scanRecordRows(rows *sql.Rows) (store.Record, error) {
+	if d.Unpack == nil {
+		return d.scanRecord(rows)
+	}
+	var rec store.Record
+	var raw, norm sql.RawBytes
+	if err := rows.Scan(&rec.Connection, &rec.Type, &rec.ID, &rec.VersionID, &rec.PatientID, &raw, &norm,
+		TimeDest(&rec.LastUpdated), TimeDest(&rec.FetchedAt), &rec.Source); err != nil {
+		return store.Record{}, err
+	}
+	var err error
+	if rec.Raw, err = d.unpackOwned(raw); err != nil {
+		return store.Record{}, fmt.Errorf("%s/%s version %s raw: %w", rec.Type, rec.ID, rec.VersionID, err)
+	}
+	if rec.Normalized, err = d.unpackOwned(norm); err != nil {
+		return store.Record{}, fmt.Errorf("%s/%s version %s normalized: %w", rec.Type, rec.ID, rec.VersionID, err)
+	}
+	return rec, nil
+}
+
+// unpackOwned unpacks b, which the caller does not own: the result is
+// copied when it is b itself (a body stored as it is).
+func (d *Dialect) unpackOwned(b []byte) ([]byte, error) {
+	if b == nil {
+		return nil, nil
+	}
+	out, err := d.unpack(b)
+	if err == nil && len(out) > 0 && len(b) > 0 && &out[0] == &b[0] {
+		out = bytes.Clone(out)
+	}
+	return out, err
+}
+
 // queryRecords runs a query of selectRecord's columns on Read.
 func (db *DB) queryRecords(ctx context.Context, query string, args ...any) ([]store.Record, error) {
 	rows, err := db.query(ctx, db.Read, query, args...)
 	if err != nil {
 		return nil, err
 	}
-	return scanAll(rows, func(r *sql.Rows) (store.Record, error) { return db.Dialect.scanRecord(r) })
+	return scanAll(rows, db.Dialect.scanRecordRows)
 }
 
 // Get implements store.Reader.
