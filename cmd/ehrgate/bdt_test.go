@@ -17,6 +17,9 @@ import (
 // on: every test must pass, but the kit's own defects (bdtkit.Defects),
 // and none may be skipped for lack of a feature.
 func TestBulkDataTestKitAgainstTheSimulator(t *testing.T) {
+	// Mostly waiting (on River's rescuer, on the Node test kit): runs beside
+	// the other long waiter once the sequential tests are done.
+	t.Parallel()
 	bdtkit.Require(t)
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)

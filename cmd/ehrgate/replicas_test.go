@@ -123,6 +123,9 @@ func pidOf(workerID string) int {
 // once in the cycle (but for the fetches in flight when the process died),
 // and no job is left running or lost.
 func TestReplicasShareTheWorkAndSurviveSIGKILL(t *testing.T) {
+	// Mostly waiting (on River's rescuer, on the Node test kit): runs beside
+	// the other long waiter once the sequential tests are done.
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts three processes and waits for River to rescue a killed one's jobs (about a minute)")
 	}
@@ -232,7 +235,9 @@ connections:
 		if j.State != jobs.Completed {
 			t.Errorf("job %d %s ended %s (errors %v)", j.ID, j.Summary(), j.State, j.Errors)
 		}
-		if j.Attempt < 2 {
+		// The sync and the export were killed mid-run; other jobs (the
+		// identity matches their stores kicked) ran where they landed.
+		if (j.Kind == "sync" || j.Kind == "bulk_export") && j.Attempt < 2 {
 			t.Errorf("job %d %s completed on attempt %d; its first attempt was killed", j.ID, j.Kind, j.Attempt)
 		}
 	}
