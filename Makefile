@@ -23,8 +23,9 @@ NORACE   ?= ^(TestPipelineEndToEnd|TestPipelineUnderFaults|TestPipelineNarrowPol
 # cmd/ehrgate holds flags, configuration and printing; its tests drive the
 # CLI end to end (demo syncs, processes killed with SIGKILL, replicas, the
 # README's commands, browsers), over service code whose own packages' tests
-# run with the race detector. They run once without it, beside the runs
-# above (about 8 minutes of the suite under -race, 3 without).
+# run with the race detector. They run once without it (about 8 minutes of
+# the suite under -race, 3 without). The runs without -race go beside the
+# race run, which leaves a core idle while its tests wait.
 NORACE_PKGS ?= ./cmd/ehrgate
 RACE_PKGS    = $(shell $(GO) list ./... | grep -v '/cmd/ehrgate$$')
 
@@ -42,10 +43,10 @@ vet:
 	$(GO) vet ./...
 
 test-go:
-	$(GO) test -race -count=1 -timeout 15m -skip '$(INTEROP)|$(BDT)|$(NORACE)' $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 15m $(NORACE_PKGS) & a=$$!; \
 	$(GO) test -count=1 -timeout 10m -run '$(INTEROP)|$(BDT)|$(NORACE)' ./gateway ./identity ./hl7/hl7store & b=$$!; \
-	wait $$a; ra=$$?; wait $$b; rb=$$?; [ $$ra -eq 0 ] && [ $$rb -eq 0 ]
+	$(GO) test -race -count=1 -timeout 15m -skip '$(INTEROP)|$(BDT)|$(NORACE)' $(RACE_PKGS); r=$$?; \
+	wait $$a; ra=$$?; wait $$b; rb=$$?; [ $$r -eq 0 ] && [ $$ra -eq 0 ] && [ $$rb -eq 0 ]
 	$(GO) test -count=1 -timeout 10m -tags duckdb -run '^TestDuckDBReadsExport$$' ./export/parquet
 
 # Short coverage-guided fuzz runs of every parser; each must neither panic nor hang.

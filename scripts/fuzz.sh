@@ -2,8 +2,9 @@
 # Runs every fuzz target in the module for a short budget each.
 #
 # Each package's fuzz-instrumented test binary is built once (go test -c
-# -fuzz) and run per target, instead of one `go test -fuzz` per target: the
-# go command's per-target link and start-up cost more than the 3 s budget.
+# -fuzz; two builds at a time) and run per target, instead of one `go test
+# -fuzz` per target: the go command's per-target link and start-up cost
+# more than the budget.
 #
 # Go 1.26's fuzz coordinator can fail a target with a bare "context deadline
 # exceeded" at the -fuzztime boundary without having found anything
@@ -17,12 +18,19 @@ found=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cache="$(go env GOCACHE)/fuzz"
+# The packages with fuzz targets, and their targets.
+list="$work/targets"
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   targets=$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' "$dir"/*_test.go 2>/dev/null | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/' || true)
   [ -n "$targets" ] || continue
+  echo "$pkg $dir $(echo $targets)" >> "$list"
+done
+# Build every package's fuzz binary first, two at a time (linking is
+# single-threaded).
+cut -d' ' -f1 "$list" | xargs -P 2 -I{} sh -c 'go test -c -fuzz=. -o "$1/$(echo "$2" | tr / _).test" "$2"' _ "$work" {}
+while read -r pkg dir targets; do
   bin="$work/$(echo "$pkg" | tr / _).test"
-  go test -c -fuzz=. -o "$bin" "$pkg"
   for target in $targets; do
     found=$((found+1))
     corpus="$dir/testdata/fuzz/$target"
@@ -34,7 +42,7 @@ for pkg in $(go list ./...); do
       # finds and writes testdata/fuzz/<target>; the cache directory is the
       # one go test uses, keyed by package path.
       if (cd "$dir" && "$bin" -test.run='^$' -test.fuzz="^${target}\$" -test.fuzztime="$budget" \
-            -test.fuzzcachedir="$cache/$pkg") 2>&1 | tee "$log"; then
+            -test.fuzzcachedir="$cache/$pkg" </dev/null) 2>&1 | tee "$log"; then
         rm -f "$log"
         break
       fi
@@ -48,5 +56,5 @@ for pkg in $(go list ./...); do
       echo "fuzz: $pkg $target stopped with the Go fuzz coordinator's deadline race and no reproducer (golang/go#75804); running it again" >&2
     done
   done
-done
+done < "$list"
 echo "fuzz: $found targets passed"
