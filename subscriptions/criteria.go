@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -88,27 +87,16 @@ func (m *Manager) criteria(typ string) string {
 
 // filterPatient is the patient id a topic filter ("Patient?_id=ID",
 // "Type?patient=[Patient/]ID") names, "" for none.
-func filterPatient(f string) string {
-	_, q, ok := strings.Cut(f, "?")
-	if !ok {
-		return ""
-	}
-	v, err := url.ParseQuery(q)
-	if err != nil {
-		return ""
-	}
-	if p := v.Get("patient"); p != "" {
-		return strings.TrimPrefix(p, "Patient/")
-	}
-	if strings.HasPrefix(f, "Patient?") {
-		return v.Get("_id")
-	}
-	return ""
-}
+func filterPatient(f string) string { return filterRef(f, "Patient", "patient") }
 
 // filterEncounter is the encounter id a topic filter
 // ("Encounter?_id=ID", "Type?encounter=[Encounter/]ID") names, "" for none.
-func filterEncounter(f string) string {
+func filterEncounter(f string) string { return filterRef(f, "Encounter", "encounter") }
+
+// filterRef is the id of a typ resource that filter f names, by its
+// reference parameter param ("X?param=[typ/]ID") or, for typ itself, by
+// _id ("typ?_id=ID"); "" for none.
+func filterRef(f, typ, param string) string {
 	_, q, ok := strings.Cut(f, "?")
 	if !ok {
 		return ""
@@ -117,10 +105,10 @@ func filterEncounter(f string) string {
 	if err != nil {
 		return ""
 	}
-	if e := v.Get("encounter"); e != "" {
-		return strings.TrimPrefix(e, "Encounter/")
+	if ref := v.Get(param); ref != "" {
+		return strings.TrimPrefix(ref, typ+"/")
 	}
-	if strings.HasPrefix(f, "Encounter?") {
+	if strings.HasPrefix(f, typ+"?") {
 		return v.Get("_id")
 	}
 	return ""
@@ -389,10 +377,8 @@ func (m *Manager) serveCriteria(w http.ResponseWriter, r *http.Request, token, r
 		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "not a notification of this endpoint's subscription")
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotification+1))
-	if err != nil || len(body) > maxNotification {
-		m.stats.malformed.Add(1)
-		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "cannot read the notification")
+	body, ok := m.readNotification(w, r)
+	if !ok {
 		return
 	}
 	resources, err := criteriaResources(body, sub.Type, rest)

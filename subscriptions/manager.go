@@ -852,10 +852,8 @@ func (m *Manager) serveNotification(w http.ResponseWriter, r *http.Request, toke
 		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "topic-based notifications are POSTed to the endpoint itself")
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotification+1))
-	if err != nil || len(body) > maxNotification {
-		m.stats.malformed.Add(1)
-		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "cannot read the notification")
+	body, read := m.readNotification(w, r)
+	if !read {
 		return
 	}
 	n, err := backport.ParseNotification(body)
@@ -1112,4 +1110,16 @@ func (m *Manager) save(ctx context.Context) {
 		m.dirty = true
 		m.mu.Unlock()
 	}
+}
+
+// readNotification reads a notification's body, at most maxNotification
+// bytes; a body it cannot read is refused (400) and counted as malformed.
+func (m *Manager) readNotification(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotification+1))
+	if err != nil || len(body) > maxNotification {
+		m.stats.malformed.Add(1)
+		fhir.WriteOutcome(w, http.StatusBadRequest, "error", "invalid", "cannot read the notification")
+		return nil, false
+	}
+	return body, true
 }
