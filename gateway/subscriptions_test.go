@@ -30,21 +30,7 @@ import (
 func TestSubscriptionsThroughTheGateway(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	sim := ehrsim.New(ehrsim.Options{Subscriptions: ehrsim.SubscriptionOptions{Enabled: true}})
-	for i := 1; i <= 5; i++ {
-		if err := sim.Load(json.RawMessage(fmt.Sprintf(`{"resourceType":"Patient","id":"p%d","name":[{"family":"Sub"}]}`, i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ehr := httptest.NewServer(sim.Handler())
-	defer ehr.Close()
-	defer sim.CloseSubscriptions()
-	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	kek, _ := secrets.GenerateKEK()
+	sim, ehr, st, kek := subscribingEHR(t, ctx)
 	var addr string
 
 	start := func(ctx context.Context, listen string) *gateway.Gateway {
@@ -147,21 +133,7 @@ func waitFor(t *testing.T, ctx context.Context, ok func() bool, state func() str
 func TestSubscriptionReplicas(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	sim := ehrsim.New(ehrsim.Options{Subscriptions: ehrsim.SubscriptionOptions{Enabled: true}})
-	for i := 1; i <= 5; i++ {
-		if err := sim.Load(json.RawMessage(fmt.Sprintf(`{"resourceType":"Patient","id":"p%d","name":[{"family":"Sub"}]}`, i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ehr := httptest.NewServer(sim.Handler())
-	defer ehr.Close()
-	defer sim.CloseSubscriptions()
-	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	kek, _ := secrets.GenerateKEK()
+	sim, ehr, st, kek := subscribingEHR(t, ctx)
 	var backends [2]atomic.Pointer[string]
 	var turn atomic.Int64
 	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -243,4 +215,30 @@ func TestSubscriptionReplicas(t *testing.T) {
 	waitFor(t, ctx, func() bool { return follower.Stats().Events+follower.Stats().Recovered >= before+10 }, func() string {
 		return fmt.Sprintf("%+v %+v", follower.Stats(), sim.NotifyStats())
 	})
+}
+
+// subscribingEHR is a simulated EHR offering topic-based Subscriptions
+// with five patients, served over HTTP, and a fresh store and KEK for the
+// gateways under test; all closed when the test ends.
+func subscribingEHR(t *testing.T, ctx context.Context) (*ehrsim.Server, *httptest.Server, store.Backend, secrets.KEK) {
+	t.Helper()
+	sim := ehrsim.New(ehrsim.Options{Subscriptions: ehrsim.SubscriptionOptions{Enabled: true}})
+	for i := 1; i <= 5; i++ {
+		if err := sim.Load(json.RawMessage(fmt.Sprintf(`{"resourceType":"Patient","id":"p%d","name":[{"family":"Sub"}]}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ehr := httptest.NewServer(sim.Handler())
+	t.Cleanup(ehr.Close)
+	t.Cleanup(sim.CloseSubscriptions)
+	st, err := store.Open(ctx, "sqlite:"+t.TempDir(), store.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kek, err := secrets.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, ehr, st, kek
 }
